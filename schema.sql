@@ -1,0 +1,38 @@
+-- The zulip-auth schema, as numbered migrations. A database at PRAGMA user_version N runs
+-- every section numbered above N, in order, each in its own transaction; a new database
+-- runs them all. A released section is never edited: changes go in a new section.
+
+-- migration 1
+CREATE TABLE realm (
+    id INTEGER PRIMARY KEY,
+    -- '' is the root realm.
+    subdomain TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    -- HTML, as Zulip's.
+    description TEXT NOT NULL DEFAULT '',
+    -- Absolute or '/'-relative URL; NULL means Zulip's default logo.
+    icon_url TEXT,
+    deactivated INTEGER NOT NULL DEFAULT 0 CHECK (deactivated IN (0, 1)),
+    password_auth_enabled INTEGER NOT NULL DEFAULT 1 CHECK (password_auth_enabled IN (0, 1)),
+    date_created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))
+);
+
+INSERT INTO realm (subdomain, name) VALUES ('', 'Zulip');
+
+CREATE TABLE user (
+    -- AUTOINCREMENT: ids are never reused, even after the newest user is deleted.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    realm_id INTEGER NOT NULL REFERENCES realm (id),
+    -- The stored spelling; unique per realm without regard to case.
+    delivery_email TEXT NOT NULL COLLATE NOCASE,
+    full_name TEXT NOT NULL DEFAULT '',
+    -- 100 owner, 200 admin, 300 moderator, 400 member, 600 guest.
+    role INTEGER NOT NULL DEFAULT 400 CHECK (role IN (100, 200, 300, 400, 600)),
+    is_active INTEGER NOT NULL DEFAULT 1 CHECK (is_active IN (0, 1)),
+    -- A PHC or Django hash string; NULL or '!…' is an unusable password.
+    password TEXT,
+    -- Minted on the first successful login; returned unchanged afterwards.
+    api_key TEXT UNIQUE,
+    date_joined TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')),
+    UNIQUE (realm_id, delivery_email)
+);

@@ -1,0 +1,379 @@
+//! The API: a router and one handler per endpoint, each a function from a [`Request`] to a
+//! [`Response`] over the worker's store. Wire behaviour follows SPEC.md section by section;
+//! the check order inside each handler is the spec's and matters.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::auth::password::{Hasher, Verdict};
+use crate::email;
+use crate::error::ApiError;
+use crate::http::{HTML, Handler, LogContext, Request, Response};
+use crate::params::Params;
+use crate::site::Site;
+use crate::store::{Realm, Store, User};
+
+/// Settings every worker shares.
+#[derive(Debug, Clone, Default)]
+pub struct ApiConfig {
+    pub site: Site,
+    /// Mounts the dev-only endpoints (SPEC §7).
+    pub dev: bool,
+}
+
+/// What `server_settings` claims (SPEC §6.3): the lowest values every client accepts
+/// without a warning, honest for the endpoints served here.
+pub const ZULIP_VERSION: &str = "10.0";
+pub const ZULIP_FEATURE_LEVEL: u32 = 371;
+
+/// One worker's handler state.
+pub struct Api {
+    pub store: Store,
+    pub hasher: Arc<Hasher>,
+    pub config: Arc<ApiConfig>,
+}
+
+impl Handler for Api {
+    fn handle(&mut self, request: &Request) -> Response {
+        let mut log = LogContext::default();
+        let mut response = self
+            .route(request, &mut log)
+            .unwrap_or_else(|err| Response::error(&err));
+        response.log = log;
+        response
+    }
+}
+
+/// A key and whom it belongs to: the body of `fetch_api_key` and `dev_fetch_api_key`.
+#[derive(Serialize)]
+struct ApiKeyBody<'a> {
+    result: &'static str,
+    msg: &'static str,
+    api_key: &'a str,
+    email: &'a str,
+    user_id: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ignored_parameters_unsupported: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Success {
+    result: &'static str,
+    msg: &'static str,
+}
+
+const SUCCESS: Success = Success {
+    result: "success",
+    msg: "",
+};
+
+impl Api {
+    fn route(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
+        let dev = self.config.dev;
+        match request.path.as_str() {
+            "/api/v1/fetch_api_key" => self.fetch_api_key(request, log),
+            "/api/v1/server_settings" => self.server_settings(request),
+            "/api/v1/dev_fetch_api_key" if dev => self.dev_fetch_api_key(request, log),
+            "/api/v1/dev_list_users" if dev => self.dev_list_users(request),
+            "/health" => {
+                log.quiet = true;
+                self.health(request)
+            }
+            _ => Err(ApiError::not_found()),
+        }
+    }
+
+    /// `POST /api/v1/fetch_api_key`, in the check order of SPEC §5.2.
+    fn fetch_api_key(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        if request.method != "POST" {
+            return Ok(method_not_allowed(&["POST"]));
+        }
+        let params = parse_params(request)?;
+        let username = params
+            .get("username")
+            .ok_or_else(|| ApiError::missing_argument("username"))?;
+        let password = params
+            .get("password")
+            .ok_or_else(|| ApiError::missing_argument("password"))?;
+        let realm = self.request_realm(request, log)?;
+        if !email::is_valid(username) {
+            return Err(ApiError::invalid_email());
+        }
+        if !realm.password_auth_enabled {
+            return Err(ApiError::password_auth_disabled());
+        }
+        if password.is_empty() {
+            log.failure = Some("EMPTY_PASSWORD");
+            return Err(ApiError::authentication_failed());
+        }
+        let Some(user) = self.store.user_by_email(realm.id, username)? else {
+            self.hasher.spend_dummy_verification();
+            log.failure = Some("UNKNOWN_USER");
+            return Err(ApiError::authentication_failed());
+        };
+        log.user_id = Some(user.id);
+        if let Err(err) = check_active(&realm, &user) {
+            self.hasher.spend_dummy_verification();
+            log.failure = err.code;
+            return Err(err);
+        }
+        match self.hasher.verify(user.password.as_deref(), password) {
+            Verdict::Mismatch => {
+                log.failure = Some("WRONG_PASSWORD");
+                Err(ApiError::authentication_failed())
+            }
+            Verdict::Match { .. } => {
+                let api_key = self.store.ensure_api_key(user.id)?;
+                Ok(api_key_response(
+                    &api_key,
+                    &user,
+                    params.ignored(&["username", "password"]),
+                ))
+            }
+        }
+    }
+
+    /// `GET`/`HEAD /api/v1/server_settings` (SPEC §6).
+    fn server_settings(&mut self, request: &Request) -> Result<Response, ApiError> {
+        if request.method != "GET" && request.method != "HEAD" {
+            return Ok(Response {
+                body: Vec::new(),
+                ..method_not_allowed(&["GET", "HEAD"])
+            });
+        }
+        let subdomain = self.config.site.subdomain_of(&request.host);
+        let realm = self.store.realm_by_subdomain(&subdomain)?;
+        if realm.is_none() && !subdomain.is_empty() {
+            return Err(ApiError::invalid_subdomain());
+        }
+        let realm_url = self.config.site.realm_url(&subdomain, &request.host);
+        let password = realm.as_ref().is_none_or(|r| r.password_auth_enabled);
+        let is_incompatible = request
+            .user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.split('/').next() == Some("ZulipInvalid"));
+        let settings = ServerSettings {
+            result: "success",
+            msg: "",
+            authentication_methods: AuthenticationMethods {
+                password,
+                dev: self.config.dev,
+                email: password,
+                ..AuthenticationMethods::default()
+            },
+            zulip_version: ZULIP_VERSION,
+            zulip_merge_base: ZULIP_VERSION,
+            zulip_feature_level: ZULIP_FEATURE_LEVEL,
+            push_notifications_enabled: false,
+            is_incompatible,
+            email_auth_enabled: password,
+            require_email_format_usernames: true,
+            realm_name: realm.as_ref().map(|r| r.name.clone()),
+            realm_icon: realm.as_ref().map(|r| match &r.icon_url {
+                Some(icon) => icon.clone(),
+                None => format!("{realm_url}/static/images/logo/zulip-icon-128x128.png"),
+            }),
+            realm_description: realm.as_ref().map(|r| r.description.clone()),
+            realm_web_public_access_enabled: false,
+            external_authentication_methods: [],
+            realm_uri: realm_url.clone(),
+            realm_url,
+        };
+        Ok(Response::json(200, &settings))
+    }
+
+    /// `POST /api/v1/dev_fetch_api_key` (SPEC §7.1): no password, no rate limit.
+    fn dev_fetch_api_key(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        if request.method != "POST" {
+            return Ok(method_not_allowed(&["POST"]));
+        }
+        let params = parse_params(request)?;
+        let username = params
+            .get("username")
+            .ok_or_else(|| ApiError::missing_argument("username"))?;
+        if !email::is_valid(username) {
+            return Err(ApiError::invalid_email());
+        }
+        let realm = self.request_realm(request, log)?;
+        let Some(user) = self.store.user_by_email(realm.id, username)? else {
+            return Err(if self.store.email_exists_anywhere(username)? {
+                ApiError::nonexistent_subdomain()
+            } else {
+                ApiError::authentication_failed()
+            });
+        };
+        log.user_id = Some(user.id);
+        check_active(&realm, &user)?;
+        let api_key = self.store.ensure_api_key(user.id)?;
+        Ok(api_key_response(
+            &api_key,
+            &user,
+            params.ignored(&["username"]),
+        ))
+    }
+
+    /// `/api/v1/dev_list_users`, any method (SPEC §7.2).
+    fn dev_list_users(&mut self, request: &Request) -> Result<Response, ApiError> {
+        #[derive(Serialize)]
+        struct Entry {
+            email: String,
+            realm_url: String,
+        }
+        #[derive(Serialize)]
+        struct Body {
+            result: &'static str,
+            msg: &'static str,
+            direct_admins: Vec<Entry>,
+            direct_users: Vec<Entry>,
+        }
+        let (mut direct_admins, mut direct_users) = (Vec::new(), Vec::new());
+        for (user, subdomain) in self.store.active_users()? {
+            let entry = Entry {
+                realm_url: self.config.site.realm_url(&subdomain, &request.host),
+                email: user.delivery_email,
+            };
+            match user.role {
+                100 | 200 => direct_admins.push(entry),
+                _ => direct_users.push(entry),
+            }
+        }
+        Ok(Response::json(
+            200,
+            &Body {
+                result: "success",
+                msg: "",
+                direct_admins,
+                direct_users,
+            },
+        ))
+    }
+
+    /// `GET`/`HEAD /health`: 200 while the database answers (SPEC §1).
+    fn health(&mut self, request: &Request) -> Result<Response, ApiError> {
+        if request.method != "GET" && request.method != "HEAD" {
+            return Ok(method_not_allowed(&["GET", "HEAD"]));
+        }
+        self.store.ping()?;
+        Ok(Response::json(200, &SUCCESS))
+    }
+
+    /// The realm of the request's Host, or E4.
+    fn request_realm(&self, request: &Request, log: &mut LogContext) -> Result<Realm, ApiError> {
+        let subdomain = self.config.site.subdomain_of(&request.host);
+        let realm = self
+            .store
+            .realm_by_subdomain(&subdomain)?
+            .ok_or_else(ApiError::nonexistent_subdomain)?;
+        log.realm = Some(realm.subdomain.clone());
+        Ok(realm)
+    }
+}
+
+fn parse_params(request: &Request) -> Result<Params, ApiError> {
+    Params::parse(
+        request.content_type.as_deref(),
+        &request.body,
+        &request.query,
+    )
+}
+
+/// E8 before E7, both before any password check (SPEC §5.2 step 9).
+fn check_active(realm: &Realm, user: &User) -> Result<(), ApiError> {
+    if realm.deactivated {
+        Err(ApiError::realm_deactivated())
+    } else if !user.is_active {
+        Err(ApiError::user_deactivated())
+    } else {
+        Ok(())
+    }
+}
+
+fn api_key_response(api_key: &str, user: &User, ignored: Vec<String>) -> Response {
+    Response::json(
+        200,
+        &ApiKeyBody {
+            result: "success",
+            msg: "",
+            api_key,
+            email: &user.delivery_email,
+            user_id: user.id,
+            ignored_parameters_unsupported: ignored,
+        },
+    )
+    // A key must not linger in a shared cache (a permitted deviation, SPEC §3.3).
+    .header("Cache-Control", "no-store")
+}
+
+/// Django's 405: JSON in a `text/html` response without a trailing newline (SPEC §3.2).
+fn method_not_allowed(allowed: &[&'static str]) -> Response {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        result: &'static str,
+        msg: &'static str,
+        allowed_methods: &'a [&'static str],
+    }
+    let body = serde_json::to_vec(&Body {
+        result: "error",
+        msg: "Method Not Allowed",
+        allowed_methods: allowed,
+    })
+    .expect("a 405 body always serializes");
+    Response {
+        status: 405,
+        content_type: Some(HTML),
+        headers: vec![("Allow", allowed.join(", "))],
+        body,
+        log: LogContext::default(),
+    }
+}
+
+/// `server_settings` in upstream key order (SPEC §6.2).
+#[derive(Serialize)]
+struct ServerSettings {
+    result: &'static str,
+    msg: &'static str,
+    authentication_methods: AuthenticationMethods,
+    zulip_version: &'static str,
+    zulip_merge_base: &'static str,
+    zulip_feature_level: u32,
+    push_notifications_enabled: bool,
+    is_incompatible: bool,
+    email_auth_enabled: bool,
+    require_email_format_usernames: bool,
+    realm_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realm_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realm_icon: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realm_description: Option<String>,
+    realm_web_public_access_enabled: bool,
+    external_authentication_methods: [(); 0],
+    realm_uri: String,
+}
+
+#[derive(Serialize, Default)]
+struct AuthenticationMethods {
+    password: bool,
+    dev: bool,
+    email: bool,
+    ldap: bool,
+    remoteuser: bool,
+    github: bool,
+    azuread: bool,
+    gitlab: bool,
+    apple: bool,
+    google: bool,
+    saml: bool,
+    #[serde(rename = "openid connect")]
+    openid_connect: bool,
+}

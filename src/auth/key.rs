@@ -1,0 +1,58 @@
+//! API keys: 32 characters of `[A-Za-z0-9]`, each drawn uniformly from the OS generator
+//! (SPEC §9.1).
+
+pub const KEY_LENGTH: usize = 32;
+const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// The largest multiple of 62 that fits in a byte: bytes at or above it are redrawn, so
+/// every character is equally likely.
+const ACCEPT_BELOW: u8 = 248;
+
+pub fn generate() -> String {
+    let mut key = String::with_capacity(KEY_LENGTH);
+    let mut buf = [0u8; 64];
+    while key.len() < KEY_LENGTH {
+        getrandom::fill(&mut buf).expect("the OS random generator is available");
+        for &b in buf.iter().filter(|&&b| b < ACCEPT_BELOW) {
+            if key.len() == KEY_LENGTH {
+                break;
+            }
+            key.push(char::from(ALPHABET[usize::from(b % 62)]));
+        }
+    }
+    key
+}
+
+pub fn is_well_formed(key: &str) -> bool {
+    key.len() == KEY_LENGTH && key.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_well_formed_and_distinct() {
+        let a = generate();
+        assert!(is_well_formed(&a), "{a}");
+        assert_ne!(a, generate());
+    }
+
+    #[test]
+    fn upstream_vectors() {
+        assert!(!is_well_formed("TooShort"));
+        assert!(!is_well_formed("32LONGXXXXXXXXXXXXXXXXXXXXXXXXX-"));
+        assert!(!is_well_formed(&"a".repeat(33)));
+        assert!(is_well_formed("VIzRVw2CspUOnEm9Yu5vQiQtJNkvETkp"));
+    }
+
+    #[test]
+    fn every_character_is_used() {
+        let mut seen = [false; 128];
+        for _ in 0..200 {
+            for b in generate().bytes() {
+                seen[usize::from(b)] = true;
+            }
+        }
+        assert!(ALPHABET.iter().all(|&b| seen[usize::from(b)]));
+    }
+}

@@ -1,0 +1,245 @@
+//! The two kinds of failure: `ApiError` is what an HTTP client sees, `Error` is what the
+//! command line reports before exiting non-zero.
+//!
+//! Every client-visible message lives here, once, so the exact strings of the wire spec
+//! cannot drift apart between handlers.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// A Zulip-shaped error response: it knows its status, `msg`, `code` and data keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub msg: &'static str,
+    pub code: Option<&'static str>,
+    pub var_name: Option<&'static str>,
+    /// Seconds until a rate-limited request may be retried (E6 only).
+    pub retry_after: Option<f64>,
+}
+
+/// Serialized in Zulip's key order: `result`, `msg`, data keys, `code`, trailing extras.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    result: &'static str,
+    msg: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    var_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(rename = "retry-after", skip_serializing_if = "Option::is_none")]
+    retry_after: Option<f64>,
+}
+
+const BAD_REQUEST: &str = "BAD_REQUEST";
+
+impl ApiError {
+    const fn new(status: u16, msg: &'static str, code: &'static str) -> ApiError {
+        ApiError {
+            status,
+            msg,
+            code: Some(code),
+            var_name: None,
+            retry_after: None,
+        }
+    }
+
+    /// E2/E3: a required parameter is absent.
+    pub fn missing_argument(name: &'static str) -> ApiError {
+        let msg = match name {
+            "username" => "Missing 'username' argument",
+            "password" => "Missing 'password' argument",
+            _ => "Missing argument",
+        };
+        ApiError {
+            var_name: Some(name),
+            ..ApiError::new(400, msg, "REQUEST_VARIABLE_MISSING")
+        }
+    }
+
+    /// E4: no realm for the request's Host.
+    pub const fn nonexistent_subdomain() -> ApiError {
+        ApiError::new(404, "Invalid subdomain", "NONEXISTENT_SUBDOMAIN")
+    }
+
+    /// `server_settings` on a Host without a realm.
+    pub const fn invalid_subdomain() -> ApiError {
+        ApiError::new(400, "Invalid subdomain", BAD_REQUEST)
+    }
+
+    /// E5.
+    pub const fn invalid_email() -> ApiError {
+        ApiError::new(400, "Enter a valid email address.", BAD_REQUEST)
+    }
+
+    /// E6: over the per-username or per-address limit.
+    pub fn rate_limited(retry_after: f64) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(
+                429,
+                "API usage exceeded rate limit; see https://zulip.com/api/http-headers#rate-limiting-response-headers",
+                "RATE_LIMIT_HIT",
+            )
+        }
+    }
+
+    /// E7.
+    pub const fn user_deactivated() -> ApiError {
+        ApiError::new(401, "Account is deactivated", "USER_DEACTIVATED")
+    }
+
+    /// E8.
+    pub const fn realm_deactivated() -> ApiError {
+        ApiError::new(
+            401,
+            "This organization has been deactivated",
+            "REALM_DEACTIVATED",
+        )
+    }
+
+    /// E9.
+    pub const fn password_auth_disabled() -> ApiError {
+        ApiError::new(
+            401,
+            "Password authentication is disabled in this organization",
+            "PASSWORD_AUTH_DISABLED",
+        )
+    }
+
+    /// E10.
+    pub const fn password_reset_required() -> ApiError {
+        ApiError::new(
+            401,
+            "Your password has been disabled and needs to be reset",
+            "PASSWORD_RESET_REQUIRED",
+        )
+    }
+
+    /// E11: the one answer for every credential failure, so none of them can be told apart.
+    pub const fn authentication_failed() -> ApiError {
+        ApiError::new(
+            401,
+            "Your username or password is incorrect",
+            "AUTHENTICATION_FAILED",
+        )
+    }
+
+    /// E12: carries no `code`, as upstream's.
+    pub const fn internal() -> ApiError {
+        ApiError {
+            status: 500,
+            msg: "Internal server error",
+            code: None,
+            var_name: None,
+            retry_after: None,
+        }
+    }
+
+    pub const fn not_found() -> ApiError {
+        ApiError::new(404, "Not Found", BAD_REQUEST)
+    }
+
+    pub const fn body_too_large() -> ApiError {
+        ApiError::new(413, "Request body too large", BAD_REQUEST)
+    }
+
+    /// The body could not be read (a broken chunked encoding, or the client went away).
+    pub const fn unreadable_body() -> ApiError {
+        ApiError::new(400, "Invalid request body", BAD_REQUEST)
+    }
+
+    pub const fn too_many_parameters() -> ApiError {
+        ApiError::new(400, "Too many parameters", BAD_REQUEST)
+    }
+
+    pub const fn invalid_characters() -> ApiError {
+        ApiError::new(400, "Invalid characters in request parameters", BAD_REQUEST)
+    }
+
+    pub const fn invalid_utf8() -> ApiError {
+        ApiError::new(400, "Invalid UTF-8 in request parameters", BAD_REQUEST)
+    }
+
+    /// The compact JSON body, ending in one newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut body = serde_json::to_vec(&ErrorBody {
+            result: "error",
+            msg: self.msg,
+            var_name: self.var_name,
+            code: self.code,
+            retry_after: self.retry_after,
+        })
+        .expect("an error body always serializes");
+        body.push(b'\n');
+        body
+    }
+}
+
+/// A database failure inside a request is an internal error: logged here, and answered
+/// with the bare 500 that leaks nothing.
+impl From<rusqlite::Error> for ApiError {
+    fn from(err: rusqlite::Error) -> ApiError {
+        log::error!("database error: {err}");
+        ApiError::internal()
+    }
+}
+
+/// What the command line reports: one line, then a non-zero exit.
+#[derive(Debug)]
+pub enum Error {
+    /// The operator asked for something that cannot be done (unknown realm, bad email, ...).
+    Invalid(String),
+    Database(rusqlite::Error),
+    Io(String, std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Invalid(msg) => f.write_str(msg),
+            Error::Database(err) => write!(f, "database error: {err}"),
+            Error::Io(context, err) => write!(f, "{context}: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Error {
+        Error::Database(err)
+    }
+}
+
+/// Shorthand for `Err(Error::Invalid(..))` with a formatted message.
+macro_rules! invalid {
+    ($($arg:tt)*) => {
+        Err($crate::error::Error::Invalid(format!($($arg)*)))
+    };
+}
+pub(crate) use invalid;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_order_matches_zulip() {
+        assert_eq!(
+            ApiError::missing_argument("username").to_json(),
+            b"{\"result\":\"error\",\"msg\":\"Missing 'username' argument\",\"var_name\":\"username\",\"code\":\"REQUEST_VARIABLE_MISSING\"}\n"
+        );
+        assert_eq!(
+            ApiError::internal().to_json(),
+            b"{\"result\":\"error\",\"msg\":\"Internal server error\"}\n"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_a_python_repr_float() {
+        let body = String::from_utf8(ApiError::rate_limited(1800.0).to_json()).unwrap();
+        assert!(body.ends_with(",\"code\":\"RATE_LIMIT_HIT\",\"retry-after\":1800.0}\n"));
+    }
+}

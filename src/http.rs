@@ -1,0 +1,246 @@
+//! The HTTP adapter: tiny_http in, tiny_http out, and the limits tiny_http lacks.
+//!
+//! A fixed pool of worker threads pulls requests from one tiny_http server. Each worker owns
+//! its handler state (a SQLite connection), turns a tiny_http request into a plain
+//! [`Request`] with a body of at most [`MAX_BODY_BYTES`], runs the handler inside
+//! `catch_unwind`, and writes the [`Response`] back.
+//!
+//! What cannot be guarded here (tiny_http 0.12 has no socket timeouts, no header-size limit,
+//! and drains an unread body with one allocation of its declared length) is left to the
+//! nginx front; see the README.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use log::{error, info};
+use serde::Serialize;
+use tiny_http::{Header, Server};
+
+use crate::error::ApiError;
+
+/// Bodies above this get 413 (SPEC §3.4).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request as the handlers see it: everything they may read, nothing of tiny_http.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// Without the query string.
+    pub path: String,
+    pub query: String,
+    /// The `Host` header, or `""`.
+    pub host: String,
+    pub content_type: Option<String>,
+    pub authorization: Option<String>,
+    pub user_agent: Option<String>,
+    /// The socket's peer, before any proxy header is considered.
+    pub peer: Option<IpAddr>,
+    pub forwarded_for: Option<String>,
+    pub real_ip: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// What a handler learned that belongs in the access log, never in the response.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogContext {
+    pub realm: Option<String>,
+    pub user_id: Option<i64>,
+    /// A stable reason code for a failed authentication, for fail2ban-style tools.
+    pub failure: Option<&'static str>,
+    /// Requests too frequent to log one line each (health checks).
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    pub log: LogContext,
+}
+
+pub const JSON: &str = "application/json";
+/// Django's default type for its 405 responses (SPEC §3.2).
+pub const HTML: &str = "text/html; charset=utf-8";
+
+impl Response {
+    /// Compact JSON ending in one newline (SPEC §3.1).
+    pub fn json(status: u16, body: &impl Serialize) -> Response {
+        let mut bytes = serde_json::to_vec(body).expect("response bodies always serialize");
+        bytes.push(b'\n');
+        Response {
+            status,
+            content_type: Some(JSON),
+            headers: Vec::new(),
+            body: bytes,
+            log: LogContext::default(),
+        }
+    }
+
+    pub fn error(err: &ApiError) -> Response {
+        Response {
+            status: err.status,
+            content_type: Some(JSON),
+            headers: Vec::new(),
+            body: err.to_json(),
+            log: LogContext::default(),
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Whatever a worker needs besides the request: built once per thread.
+pub trait Handler {
+    fn handle(&mut self, request: &Request) -> Response;
+}
+
+/// Why the server stopped on its own.
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+/// Starts `workers` threads, each with a handler from `make_handler`, serving `server`.
+/// A worker whose `recv()` fails while `stopping` is unset reports it on `fatal`: tiny_http's
+/// accept loop has ended for good, so the process must exit and be restarted.
+pub fn spawn_workers<H, F>(
+    server: &Arc<Server>,
+    workers: usize,
+    make_handler: F,
+    stopping: &Arc<AtomicBool>,
+    fatal: &Sender<Fatal>,
+) -> Vec<JoinHandle<()>>
+where
+    H: Handler,
+    F: Fn() -> Result<H, String> + Send + Sync + 'static,
+{
+    let make_handler = Arc::new(make_handler);
+    (0..workers)
+        .map(|i| {
+            let server = Arc::clone(server);
+            let make_handler = Arc::clone(&make_handler);
+            let stopping = Arc::clone(stopping);
+            let fatal = fatal.clone();
+            thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || {
+                    let mut handler = match make_handler() {
+                        Ok(handler) => handler,
+                        Err(e) => {
+                            let _ = fatal.send(Fatal(e));
+                            return;
+                        }
+                    };
+                    loop {
+                        match server.recv() {
+                            Ok(request) => serve_one(&mut handler, request),
+                            Err(_) if stopping.load(Ordering::SeqCst) => return,
+                            Err(e) => {
+                                let _ =
+                                    fatal.send(Fatal(format!("accepting connections failed: {e}")));
+                                return;
+                            }
+                        }
+                    }
+                })
+                .expect("a worker thread can be spawned")
+        })
+        .collect()
+}
+
+fn serve_one(handler: &mut impl Handler, mut raw: tiny_http::Request) {
+    let started = Instant::now();
+    let method = raw.method().to_string();
+    let path = raw.url().split('?').next().unwrap_or("").to_owned();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let request = read_request(&mut raw)?;
+        Ok::<_, ApiError>(handler.handle(&request))
+    }));
+    let response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => Response::error(&err),
+        Err(_) => {
+            error!("handler panicked on {method} {path}");
+            Response::error(&ApiError::internal())
+        }
+    };
+    let (status, log) = (response.status, response.log.clone());
+    if let Err(e) = raw.respond(to_tiny_http(response)) {
+        info!("{method} {path}: could not send the response: {e}");
+    }
+    if !log.quiet {
+        info!(
+            "{method} {path} {status} {:.1}ms realm={} user={}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            log.realm
+                .as_deref()
+                .map_or("-", |r| if r.is_empty() { "(root)" } else { r }),
+            log.user_id.map_or("-".to_owned(), |id| id.to_string()),
+        );
+    }
+}
+
+/// Copies what handlers need out of tiny_http's request, reading at most
+/// [`MAX_BODY_BYTES`] of body. A larger declared body is refused without being read.
+fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
+    if raw.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(ApiError::body_too_large());
+    }
+    let headers = raw.headers();
+    let header = |name: &'static str| {
+        headers
+            .iter()
+            .rev()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_owned())
+    };
+    let (path, query) = match raw.url().split_once('?') {
+        Some((path, query)) => (path.to_owned(), query.to_owned()),
+        None => (raw.url().to_owned(), String::new()),
+    };
+    let mut request = Request {
+        method: raw.method().as_str().to_owned(),
+        path,
+        query,
+        host: header("Host").unwrap_or_default(),
+        content_type: header("Content-Type"),
+        authorization: header("Authorization"),
+        user_agent: header("User-Agent"),
+        peer: raw.remote_addr().map(SocketAddr::ip),
+        forwarded_for: header("X-Forwarded-For"),
+        real_ip: header("X-Real-IP"),
+        body: Vec::new(),
+    };
+    let limit = u64::try_from(MAX_BODY_BYTES + 1).unwrap_or(u64::MAX);
+    raw.as_reader()
+        .take(limit)
+        .read_to_end(&mut request.body)
+        .map_err(|_| ApiError::unreadable_body())?;
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::body_too_large());
+    }
+    Ok(request)
+}
+
+fn to_tiny_http(response: Response) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
+    let content_type = response
+        .content_type
+        .map(|t| ("Content-Type", t.to_owned()));
+    for (name, value) in content_type.into_iter().chain(response.headers) {
+        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            out.add_header(header);
+        }
+    }
+    out.add_header(Header::from_bytes(&b"Server"[..], &b"zulip-auth"[..]).expect("static header"));
+    out
+}

@@ -1,0 +1,18 @@
+//! zulip-auth: a small synchronous server that speaks Zulip's password-login API, so that
+//! unmodified Zulip clients can log in against it.
+//!
+//! The request path is plain threads: tiny_http hands requests to a fixed pool of workers,
+//! each owning a SQLite connection, and the handlers in [`api`] answer them byte for byte as
+//! `SPEC.md` describes. The library exists so the binary stays thin and fuzz targets can
+//! reach the parsers.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod email;
+pub mod error;
+pub mod http;
+pub mod params;
+pub mod server;
+pub mod site;
+pub mod store;

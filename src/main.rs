@@ -1,0 +1,18 @@
+//! The binary: parse the command line, run it, and turn an error into one line on stderr and
+//! a non-zero exit. This is the only place errors become exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = zulip_auth::cli::Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match zulip_auth::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("zulip-auth: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Where realms live: the external URL, the Host → subdomain rule of Zulip's
+//! `zerver/lib/subdomains.py` (SPEC §4.1), and realm URLs (§4.2).
+
+use std::fmt;
+
+/// `--external-url scheme://host[:port]`: the root realm's URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalUrl {
+    scheme: String,
+    /// Lowercased host, without the port.
+    host: String,
+    /// `:port`, or empty.
+    port: String,
+}
+
+impl ExternalUrl {
+    pub fn parse(url: &str) -> Result<ExternalUrl, String> {
+        let complaint = || format!("invalid external URL {url:?}: expected scheme://host[:port]");
+        let (scheme, rest) = url.split_once("://").ok_or_else(complaint)?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(complaint());
+        }
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || !port.is_empty() => {
+                if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(complaint());
+                }
+                (host, format!(":{port}"))
+            }
+            _ => (authority, String::new()),
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+        if !host_ok {
+            return Err(complaint());
+        }
+        Ok(ExternalUrl {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// The subdomain a request's `Host` header names (SPEC §4.1).
+    pub fn subdomain_of(&self, request_host: &str) -> String {
+        let host = request_host.to_ascii_lowercase();
+        let host = strip_port(&host);
+        match host.strip_suffix(&self.host) {
+            Some(prefix) => match prefix.strip_suffix('.') {
+                Some(sub) if !sub.is_empty() => sub.to_owned(),
+                _ => String::new(),
+            },
+            None => String::new(),
+        }
+    }
+
+    /// The realm's URL, without a trailing slash.
+    pub fn realm_url(&self, subdomain: &str) -> String {
+        if subdomain.is_empty() {
+            format!("{}://{}{}", self.scheme, self.host, self.port)
+        } else {
+            format!("{}://{subdomain}.{}{}", self.scheme, self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for ExternalUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.realm_url(""))
+    }
+}
+
+/// Drops an optional `:digits` suffix.
+fn strip_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// How a request's Host maps to a realm and its URL, with or without an external URL.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    pub external_url: Option<ExternalUrl>,
+}
+
+impl Site {
+    /// Without an external URL every Host belongs to the root realm (SPEC §2).
+    pub fn subdomain_of(&self, request_host: &str) -> String {
+        match &self.external_url {
+            Some(url) => url.subdomain_of(request_host),
+            None => String::new(),
+        }
+    }
+
+    /// Without an external URL the realm URL is `http://` plus the request's Host, so that
+    /// servers on port 0 give reachable URLs.
+    pub fn realm_url(&self, subdomain: &str, request_host: &str) -> String {
+        match &self.external_url {
+            Some(url) => url.realm_url(subdomain),
+            None => format!("http://{request_host}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_host_examples() {
+        let url = ExternalUrl::parse("http://chat.example.com:9991").unwrap();
+        assert_eq!(url.subdomain_of("chat.example.com:9991"), "");
+        assert_eq!(url.subdomain_of("example.org"), "");
+        assert_eq!(url.subdomain_of("zulip.chat.example.com:9991"), "zulip");
+        assert_eq!(url.subdomain_of("a.b.chat.example.com"), "a.b");
+        assert_eq!(url.subdomain_of("ZULIP.Chat.Example.com"), "zulip");
+        assert_eq!(url.subdomain_of("xchat.example.com"), "");
+        assert_eq!(url.subdomain_of(""), "");
+        assert_eq!(url.realm_url(""), "http://chat.example.com:9991");
+        assert_eq!(url.realm_url("lear"), "http://lear.chat.example.com:9991");
+    }
+
+    #[test]
+    fn external_url_validation() {
+        assert!(ExternalUrl::parse("https://chat.example.com/").is_ok());
+        assert!(ExternalUrl::parse("chat.example.com").is_err());
+        assert!(ExternalUrl::parse("ftp://chat.example.com").is_err());
+        assert!(ExternalUrl::parse("http://chat.example.com:x").is_err());
+        assert!(ExternalUrl::parse("http://chat.example.com/path").is_err());
+    }
+
+    #[test]
+    fn without_external_url_everything_is_root() {
+        let site = Site::default();
+        assert_eq!(site.subdomain_of("lear.localhost:9991"), "");
+        assert_eq!(
+            site.realm_url("", "127.0.0.1:4242"),
+            "http://127.0.0.1:4242"
+        );
+    }
+}

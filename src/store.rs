@@ -1,0 +1,364 @@
+//! The SQLite store: one connection per thread, the schema's migrations, and every query.
+//!
+//! Nothing is cached across requests, so admin changes made by the CLI while the server runs
+//! take effect on the very next request (SPEC §2).
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::auth::key;
+use crate::error::{Error, invalid};
+
+const SCHEMA: &str = include_str!("../schema.sql");
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The roles Zulip knows, by their numeric codes.
+pub const ROLES: [(&str, i64); 5] = [
+    ("owner", 100),
+    ("admin", 200),
+    ("moderator", 300),
+    ("member", 400),
+    ("guest", 600),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Realm {
+    pub id: i64,
+    pub subdomain: String,
+    pub name: String,
+    pub description: String,
+    pub icon_url: Option<String>,
+    pub deactivated: bool,
+    pub password_auth_enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: i64,
+    pub realm_id: i64,
+    pub delivery_email: String,
+    pub full_name: String,
+    pub role: i64,
+    pub is_active: bool,
+    pub password: Option<String>,
+    pub api_key: Option<String>,
+    pub date_joined: String,
+}
+
+/// Changes to a realm's settings; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct RealmChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub icon_url: Option<String>,
+    pub password_auth_enabled: Option<bool>,
+    pub deactivated: Option<bool>,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+const REALM_COLUMNS: &str =
+    "id, subdomain, name, description, icon_url, deactivated, password_auth_enabled";
+const USER_COLUMNS: &str =
+    "id, realm_id, delivery_email, full_name, role, is_active, password, api_key, date_joined";
+
+fn realm_from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
+    Ok(Realm {
+        id: row.get(0)?,
+        subdomain: row.get(1)?,
+        name: row.get(2)?,
+        description: row.get(3)?,
+        icon_url: row.get(4)?,
+        deactivated: row.get(5)?,
+        password_auth_enabled: row.get(6)?,
+    })
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        realm_id: row.get(1)?,
+        delivery_email: row.get(2)?,
+        full_name: row.get(3)?,
+        role: row.get(4)?,
+        is_active: row.get(5)?,
+        password: row.get(6)?,
+        api_key: row.get(7)?,
+        date_joined: row.get(8)?,
+    })
+}
+
+/// The `(number, sql)` migration sections of `schema.sql`.
+fn migrations() -> impl Iterator<Item = (i64, &'static str)> {
+    SCHEMA.split("-- migration ").skip(1).map(|section| {
+        let (number, sql) = section.split_once('\n').unwrap_or((section, ""));
+        let number = number
+            .trim()
+            .parse()
+            .expect("schema.sql numbers its migrations");
+        (number, sql)
+    })
+}
+
+impl Store {
+    /// Opens (creating with mode 0600 if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::Io(format!("cannot open database {}", path.display()), e))?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Runs every migration above the database's `user_version`. Two processes may start at
+    /// once; the immediate transaction makes the second wait and then find nothing to do.
+    fn migrate(&mut self) -> Result<(), Error> {
+        for (number, sql) in migrations() {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if current < number {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", number)?;
+            }
+            tx.commit()?;
+        }
+        let current = self.schema_version()?;
+        let newest = migrations().map(|(n, _)| n).max().unwrap_or(0);
+        if current > newest {
+            return invalid!(
+                "the database is at schema version {current}, newer than this zulip-auth knows ({newest}); upgrade zulip-auth"
+            );
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+    }
+
+    /// Answers when the database does (for `/health`).
+    pub fn ping(&self) -> rusqlite::Result<()> {
+        self.conn.query_row("SELECT 1", [], |_| Ok(()))
+    }
+
+    pub fn realm_by_subdomain(&self, subdomain: &str) -> rusqlite::Result<Option<Realm>> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {REALM_COLUMNS} FROM realm WHERE subdomain = ?1"
+            ))?
+            .query_row([subdomain], realm_from_row)
+            .optional()
+    }
+
+    pub fn realm_by_id(&self, id: i64) -> rusqlite::Result<Realm> {
+        self.conn
+            .prepare_cached(&format!("SELECT {REALM_COLUMNS} FROM realm WHERE id = ?1"))?
+            .query_row([id], realm_from_row)
+    }
+
+    /// The realm named by an operator, or a one-line error.
+    pub fn require_realm(&self, subdomain: &str) -> Result<Realm, Error> {
+        match self.realm_by_subdomain(subdomain)? {
+            Some(realm) => Ok(realm),
+            None => invalid!("no realm with subdomain {subdomain:?}"),
+        }
+    }
+
+    /// The user with this email in this realm, compared without regard to ASCII case.
+    pub fn user_by_email(&self, realm_id: i64, email: &str) -> rusqlite::Result<Option<User>> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM user WHERE realm_id = ?1 AND delivery_email = ?2"
+            ))?
+            .query_row(params![realm_id, email.trim()], user_from_row)
+            .optional()
+    }
+
+    /// Whether any realm has a user with this email.
+    pub fn email_exists_anywhere(&self, email: &str) -> rusqlite::Result<bool> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM user WHERE delivery_email = ?1)")?
+            .query_row([email.trim()], |r| r.get(0))
+    }
+
+    /// The operator's user, or a one-line error.
+    pub fn require_user(&self, realm: &Realm, email: &str) -> Result<User, Error> {
+        match self.user_by_email(realm.id, email)? {
+            Some(user) => Ok(user),
+            None => invalid!("no user {email:?} in realm {:?}", realm.subdomain),
+        }
+    }
+
+    /// The user's key, minting one if there is none yet. Simultaneous first logins race on
+    /// the conditional UPDATE; the losers read the winner's key, so all get the same one.
+    pub fn ensure_api_key(&self, user_id: i64) -> rusqlite::Result<String> {
+        loop {
+            let minted = self
+                .conn
+                .prepare_cached("UPDATE user SET api_key = ?1 WHERE id = ?2 AND api_key IS NULL")?
+                .execute(params![key::generate(), user_id]);
+            match minted {
+                Ok(_) => {}
+                // A key collision (astronomically unlikely): draw again.
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            return self
+                .conn
+                .prepare_cached("SELECT api_key FROM user WHERE id = ?1")?
+                .query_row([user_id], |r| r.get(0));
+        }
+    }
+
+    /// Replaces a hash after a login upgraded it.
+    pub fn set_password_hash(&self, user_id: i64, hash: &str) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("UPDATE user SET password = ?1 WHERE id = ?2")?
+            .execute(params![hash, user_id])?;
+        Ok(())
+    }
+
+    /// Every active user of every realm with the realm's subdomain, by email in byte order.
+    pub fn active_users(&self) -> rusqlite::Result<Vec<(User, String)>> {
+        let columns = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {columns}, r.subdomain FROM user u JOIN realm r ON r.id = u.realm_id
+             WHERE u.is_active ORDER BY u.delivery_email COLLATE BINARY, u.id"
+        ))?;
+        stmt.query_map([], |row| Ok((user_from_row(row)?, row.get(9)?)))?
+            .collect()
+    }
+
+    pub fn create_realm(&self, subdomain: &str, name: &str) -> Result<Realm, Error> {
+        if self.realm_by_subdomain(subdomain)?.is_some() {
+            return invalid!("a realm with subdomain {subdomain:?} already exists");
+        }
+        self.conn.execute(
+            "INSERT INTO realm (subdomain, name) VALUES (?1, ?2)",
+            params![subdomain, name],
+        )?;
+        self.require_realm(subdomain)
+    }
+
+    pub fn update_realm(&self, realm: &Realm, changes: &RealmChanges) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE realm SET name = coalesce(?2, name), description = coalesce(?3, description),
+                icon_url = coalesce(?4, icon_url),
+                password_auth_enabled = coalesce(?5, password_auth_enabled),
+                deactivated = coalesce(?6, deactivated)
+             WHERE id = ?1",
+            params![
+                realm.id,
+                changes.name,
+                changes.description,
+                changes.icon_url,
+                changes.password_auth_enabled,
+                changes.deactivated
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a user and returns its id. The caller has validated the email.
+    pub fn create_user(
+        &self,
+        realm: &Realm,
+        email: &str,
+        full_name: &str,
+        role: i64,
+        password_hash: &str,
+    ) -> Result<i64, Error> {
+        if self.user_by_email(realm.id, email)?.is_some() {
+            return invalid!(
+                "a user {email:?} already exists in realm {:?}",
+                realm.subdomain
+            );
+        }
+        self.conn.execute(
+            "INSERT INTO user (realm_id, delivery_email, full_name, role, password)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![realm.id, email, full_name, role, password_hash],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn set_user_active(&self, user_id: i64, active: bool) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE user SET is_active = ?2 WHERE id = ?1",
+            params![user_id, active],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        let numbers: Vec<i64> = migrations().map(|(n, _)| n).collect();
+        let expected: Vec<i64> = (1..=numbers.len() as i64).collect();
+        assert_eq!(numbers, expected);
+    }
+
+    #[test]
+    fn new_database_has_the_root_realm_and_reopens_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let store = Store::open(&path).unwrap();
+        let root = store.realm_by_subdomain("").unwrap().unwrap();
+        assert!(!root.deactivated && root.password_auth_enabled);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), migrations().count() as i64);
+    }
+
+    #[test]
+    fn lookup_ignores_case_and_first_mint_sticks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let root = store.require_realm("").unwrap();
+        let id = store
+            .create_user(&root, "Iago@Example.com", "Iago", 200, "!")
+            .unwrap();
+        let user = store
+            .user_by_email(root.id, "iago@EXAMPLE.COM")
+            .unwrap()
+            .unwrap();
+        assert_eq!(user.delivery_email, "Iago@Example.com");
+        assert!(
+            store
+                .create_user(&root, "iago@example.com", "", 400, "!")
+                .is_err()
+        );
+        let first = store.ensure_api_key(id).unwrap();
+        assert_eq!(store.ensure_api_key(id).unwrap(), first);
+    }
+}
