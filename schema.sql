@@ -36,3 +36,14 @@ CREATE TABLE user (
     date_joined TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')),
     UNIQUE (realm_id, delivery_email)
 );
+
+-- migration 2
+-- Rate-limit history, so a restart or a crash does not reset it. A bucket is
+-- 'user:' || the raw username, or 'addr:' || a client address; `at` is epoch seconds.
+CREATE TABLE rate_limit_event (
+    id INTEGER PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX rate_limit_event_bucket ON rate_limit_event (bucket, at);
+CREATE INDEX rate_limit_event_at ON rate_limit_event (at);

@@ -2,11 +2,13 @@
 //! [`Response`] over the worker's store. Wire behaviour follows SPEC.md section by section;
 //! the check order inside each handler is the spec's and matters.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::auth::password::{Hasher, Verdict};
+use crate::auth::ratelimit::{self, Quota, RateLimits};
 use crate::email;
 use crate::error::ApiError;
 use crate::http::{HTML, Handler, LogContext, Request, Response};
@@ -20,6 +22,9 @@ pub struct ApiConfig {
     pub site: Site,
     /// Mounts the dev-only endpoints (SPEC §7).
     pub dev: bool,
+    pub limits: RateLimits,
+    /// Peers whose forwarding headers name the client (SPEC §8.1).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// What `server_settings` claims (SPEC §6.3): the lowest values every client accepts
@@ -36,7 +41,10 @@ pub struct Api {
 
 impl Handler for Api {
     fn handle(&mut self, request: &Request) -> Response {
-        let mut log = LogContext::default();
+        let mut log = LogContext {
+            client: request.client_addr(&self.config.trusted_proxies),
+            ..LogContext::default()
+        };
         let mut response = self
             .route(request, &mut log)
             .unwrap_or_else(|err| Response::error(&err));
@@ -104,37 +112,88 @@ impl Api {
         if !email::is_valid(username) {
             return Err(ApiError::invalid_email());
         }
+        // Step 5: from here on every answer describes the username's bucket.
+        let now = ratelimit::now();
+        let limits = self.config.limits;
+        let quota = limits.attempt(&self.store, username, now)?;
+        let outcome = match quota.and_then(|q| q.retry_after) {
+            Some(retry_after) => Err(ApiError::rate_limited(retry_after)),
+            None => self.check_password(&realm, username, password, log, now),
+        };
+        let mut response = match outcome {
+            Ok(user) => {
+                limits.clear(&self.store, username)?;
+                let api_key = self.store.ensure_api_key(user.id)?;
+                api_key_response(&api_key, &user, params.ignored(&["username", "password"]))
+            }
+            Err(err) => {
+                log.failure = log.failure.or(err.code);
+                Response::error(&err)
+            }
+        };
+        response
+            .headers
+            .extend(quota.iter().flat_map(Quota::headers));
+        Ok(response)
+    }
+
+    /// Steps 5 (per address) to 11 of SPEC §5.2: the user whose password this is.
+    fn check_password(
+        &mut self,
+        realm: &Realm,
+        username: &str,
+        password: &str,
+        log: &mut LogContext,
+        now: f64,
+    ) -> Result<User, ApiError> {
+        let limits = self.config.limits;
+        if let Some(retry_after) = limits.address_blocked(&self.store, log.client, now)? {
+            return Err(ApiError::rate_limited(retry_after));
+        }
         if !realm.password_auth_enabled {
             return Err(ApiError::password_auth_disabled());
         }
-        if password.is_empty() {
-            log.failure = Some("EMPTY_PASSWORD");
-            return Err(ApiError::authentication_failed());
+        let user = if password.is_empty() {
+            // Wrong for every account; no lookup is made.
+            log.failure = Some("WRONG_PASSWORD");
+            None
+        } else {
+            self.verified_user(realm, username, password, log)?
+        };
+        match user {
+            Some(user) => Ok(user),
+            None => {
+                limits.address_failure(&self.store, log.client, now)?;
+                Err(ApiError::authentication_failed())
+            }
         }
+    }
+
+    /// Steps 8 to 10: the user, if the password is theirs. Costs exactly one argon2
+    /// verification, whatever the outcome (SPEC §10.4).
+    fn verified_user(
+        &mut self,
+        realm: &Realm,
+        username: &str,
+        password: &str,
+        log: &mut LogContext,
+    ) -> Result<Option<User>, ApiError> {
         let Some(user) = self.store.user_by_email(realm.id, username)? else {
             self.hasher.spend_dummy_verification();
             log.failure = Some("UNKNOWN_USER");
-            return Err(ApiError::authentication_failed());
+            return Ok(None);
         };
         log.user_id = Some(user.id);
-        if let Err(err) = check_active(&realm, &user) {
+        if let Err(err) = check_active(realm, &user) {
             self.hasher.spend_dummy_verification();
-            log.failure = err.code;
             return Err(err);
         }
         match self.hasher.verify(user.password.as_deref(), password) {
             Verdict::Mismatch => {
                 log.failure = Some("WRONG_PASSWORD");
-                Err(ApiError::authentication_failed())
+                Ok(None)
             }
-            Verdict::Match { .. } => {
-                let api_key = self.store.ensure_api_key(user.id)?;
-                Ok(api_key_response(
-                    &api_key,
-                    &user,
-                    params.ignored(&["username", "password"]),
-                ))
-            }
+            Verdict::Match { .. } => Ok(Some(user)),
         }
     }
 

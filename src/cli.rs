@@ -4,13 +4,14 @@
 //! `EnvironmentFile` can configure anything a flag can.
 
 use std::io::BufRead;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::ApiConfig;
 use crate::auth::password::{Argon2Config, Hasher};
+use crate::auth::ratelimit::{RateLimits, RuleSetting};
 use crate::email;
 use crate::error::{Error, invalid};
 use crate::server::{self, ServeConfig};
@@ -98,6 +99,34 @@ pub struct ServeArgs {
     /// Serve a throw-away database seeded with demo users (iago@zulip.com / abcd1234)
     #[arg(long, env = "ZULIP_AUTH_DEMO")]
     pub demo: bool,
+
+    /// Password attempts per username, as LIMIT/WINDOW (s, m or h), or off
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_AUTH_RATE",
+        default_value = "5/1800s",
+        value_name = "RATE"
+    )]
+    pub auth_rate: RuleSetting,
+
+    /// Failed logins per client address, as LIMIT/WINDOW (s, m or h), or off
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_ADDRESS_RATE",
+        default_value = "30/600s",
+        value_name = "RATE"
+    )]
+    pub address_rate: RuleSetting,
+
+    /// A proxy whose X-Forwarded-For / X-Real-IP names the client; repeatable
+    /// (behind nginx: 127.0.0.1)
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_TRUSTED_PROXY",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<IpAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +294,11 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
         api: ApiConfig {
             site: Site { external_url },
             dev: args.dev,
+            limits: RateLimits {
+                per_username: args.auth_rate.0,
+                per_address: args.address_rate.0,
+            },
+            trusted_proxies: args.trusted_proxy,
         },
         demo: args.demo,
     })

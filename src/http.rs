@@ -18,7 +18,7 @@ use std::sync::mpsc::Sender;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use log::{error, info};
+use log::{error, info, warn};
 use serde::Serialize;
 use tiny_http::{Header, Server};
 
@@ -46,11 +46,40 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+impl Request {
+    /// The client's address (SPEC §8.1): the peer, unless the peer is a trusted proxy; then
+    /// the right-most `X-Forwarded-For` entry that is not itself trusted, else `X-Real-IP`
+    /// when `X-Forwarded-For` is absent, else the peer.
+    pub fn client_addr(&self, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
+        let peer = self.peer?;
+        if !trusted_proxies.contains(&peer) {
+            return Some(peer);
+        }
+        let forwarded = match &self.forwarded_for {
+            Some(list) => list
+                .rsplit(',')
+                .map(str::trim)
+                .find(|entry| {
+                    entry
+                        .parse()
+                        .map_or(true, |ip| !trusted_proxies.contains(&ip))
+                })
+                .and_then(|entry| entry.parse().ok()),
+            None => self
+                .real_ip
+                .as_deref()
+                .and_then(|ip| ip.trim().parse().ok()),
+        };
+        Some(forwarded.unwrap_or(peer))
+    }
+}
+
 /// What a handler learned that belongs in the access log, never in the response.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogContext {
     pub realm: Option<String>,
     pub user_id: Option<i64>,
+    pub client: Option<IpAddr>,
     /// A stable reason code for a failed authentication, for fail2ban-style tools.
     pub failure: Option<&'static str>,
     /// Requests too frequent to log one line each (health checks).
@@ -84,11 +113,17 @@ impl Response {
         }
     }
 
+    /// The error's JSON; a rate-limit error also gets its `Retry-After` header.
     pub fn error(err: &ApiError) -> Response {
         Response {
             status: err.status,
             content_type: Some(JSON),
-            headers: Vec::new(),
+            // Python's repr of the float, as the JSON key holds it (SPEC §8).
+            headers: err
+                .retry_after
+                .map(|seconds| ("Retry-After", format!("{seconds:?}")))
+                .into_iter()
+                .collect(),
             body: err.to_json(),
             log: LogContext::default(),
         }
@@ -178,14 +213,21 @@ fn serve_one(handler: &mut impl Handler, mut raw: tiny_http::Request) {
         info!("{method} {path}: could not send the response: {e}");
     }
     if !log.quiet {
+        let client = log
+            .client
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         info!(
-            "{method} {path} {status} {:.1}ms realm={} user={}",
+            "{method} {path} {status} {:.1}ms realm={} user={} client={client}",
             started.elapsed().as_secs_f64() * 1000.0,
             log.realm
                 .as_deref()
                 .map_or("-", |r| if r.is_empty() { "(root)" } else { r }),
             log.user_id.map_or("-".to_owned(), |id| id.to_string()),
         );
+        if let Some(reason) = log.failure {
+            // One stable line per failed authentication, for fail2ban-style tools.
+            warn!("authentication failure reason={reason} client={client} path={path}");
+        }
     }
 }
 
@@ -243,4 +285,50 @@ fn to_tiny_http(response: Response) -> tiny_http::Response<std::io::Cursor<Vec<u
     }
     out.add_header(Header::from_bytes(&b"Server"[..], &b"zulip-auth"[..]).expect("static header"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(peer: &str, forwarded_for: Option<&str>, real_ip: Option<&str>) -> Request {
+        Request {
+            peer: Some(peer.parse().unwrap()),
+            forwarded_for: forwarded_for.map(str::to_owned),
+            real_ip: real_ip.map(str::to_owned),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn client_address_behind_trusted_proxies() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let trusted = [proxy, "10.0.0.1".parse().unwrap()];
+        // Untrusted peers' headers are ignored.
+        assert_eq!(
+            request("192.0.2.9", Some("1.1.1.1"), None).client_addr(&trusted),
+            ip("192.0.2.9")
+        );
+        assert_eq!(
+            request("127.0.0.1", Some("1.1.1.1, 2.2.2.2, 10.0.0.1"), None).client_addr(&trusted),
+            ip("2.2.2.2")
+        );
+        assert_eq!(
+            request("127.0.0.1", None, Some("3.3.3.3")).client_addr(&trusted),
+            ip("3.3.3.3")
+        );
+        assert_eq!(
+            request("127.0.0.1", Some("10.0.0.1"), Some("3.3.3.3")).client_addr(&trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            request("127.0.0.1", Some("garbage"), None).client_addr(&trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            request("127.0.0.1", Some("1.1.1.1"), None).client_addr(&[]),
+            ip("127.0.0.1")
+        );
+    }
 }

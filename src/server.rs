@@ -6,12 +6,15 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::Duration;
 
-use log::info;
+use log::{info, warn};
 use tiny_http::Server;
 
 use crate::api::{Api, ApiConfig};
 use crate::auth::password::{Argon2Config, Hasher};
+use crate::auth::ratelimit;
 use crate::error::Error;
 use crate::http;
 use crate::store::Store;
@@ -57,7 +60,8 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     if config.demo {
         seed_demo(&store, &hasher)?;
     }
-    drop(store);
+    // The pruner keeps the main thread's connection.
+    let store_for_pruner = store;
 
     let listener = TcpListener::bind(config.listen)
         .map_err(|e| Error::Io(format!("cannot listen on {}", config.listen), e))?;
@@ -94,6 +98,9 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         &stopping,
         &fatal_tx,
     );
+    if let Some(window) = config.api.limits.longest_window() {
+        spawn_pruner(store_for_pruner, window);
+    }
     info!(
         "serving with {} workers, argon2 m={} t={} p={}",
         config.workers, config.argon2.m_kib, config.argon2.t, config.argon2.p
@@ -103,6 +110,24 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         .expect("the workers hold a sender while they run");
     Err(Error::Invalid(fatal.0))
 }
+
+/// Deletes rate-limit events no window can see any more, once a minute and off the request
+/// path, so buckets never touched again do not accumulate.
+fn spawn_pruner(store: Store, window: f64) {
+    thread::Builder::new()
+        .name("pruner".into())
+        .spawn(move || {
+            loop {
+                if let Err(e) = store.prune_events(ratelimit::now() - window) {
+                    warn!("pruning rate-limit history failed: {e}");
+                }
+                thread::sleep(PRUNE_INTERVAL);
+            }
+        })
+        .expect("the pruner thread can be spawned");
+}
+
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 fn seed_demo(store: &Store, hasher: &Hasher) -> Result<(), Error> {
     let root = store.require_realm("")?;

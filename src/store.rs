@@ -255,6 +255,72 @@ impl Store {
             .collect()
     }
 
+    /// Runs `f` in an immediate (write-locking) transaction, so a read-then-write such as
+    /// the rate limiter's is atomic across workers and processes.
+    pub fn immediate<T>(
+        &self,
+        f: impl FnOnce(&Store) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        if !self.conn.is_autocommit() {
+            // A panic unwound through an earlier transaction: drop what it left.
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = f(self).and_then(|value| self.conn.execute_batch("COMMIT").map(|()| value));
+        if result.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
+    /// The newest `limit` event times of `bucket` at or after `since`, newest first.
+    pub fn recent_events(
+        &self,
+        bucket: &str,
+        limit: u32,
+        since: f64,
+    ) -> rusqlite::Result<Vec<f64>> {
+        self.conn
+            .prepare_cached(
+                "SELECT at FROM rate_limit_event WHERE bucket = ?1 AND at >= ?2 ORDER BY at DESC LIMIT ?3",
+            )?
+            .query_map(params![bucket, since, limit], |r| r.get(0))?
+            .collect()
+    }
+
+    /// Adds an event, keeping only the newest `keep` of the bucket and none before `since`.
+    pub fn record_event(
+        &self,
+        bucket: &str,
+        at: f64,
+        keep: u32,
+        since: f64,
+    ) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO rate_limit_event (bucket, at) VALUES (?1, ?2)")?
+            .execute(params![bucket, at])?;
+        self.conn
+            .prepare_cached(
+                "DELETE FROM rate_limit_event WHERE bucket = ?1 AND (at < ?2 OR id NOT IN
+                   (SELECT id FROM rate_limit_event WHERE bucket = ?1 ORDER BY at DESC LIMIT ?3))",
+            )?
+            .execute(params![bucket, since, keep])?;
+        Ok(())
+    }
+
+    pub fn clear_bucket(&self, bucket: &str) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM rate_limit_event WHERE bucket = ?1")?
+            .execute([bucket])?;
+        Ok(())
+    }
+
+    /// Drops events older than `before`, which no window can see any more.
+    pub fn prune_events(&self, before: f64) -> rusqlite::Result<usize> {
+        self.conn
+            .execute("DELETE FROM rate_limit_event WHERE at < ?1", [before])
+    }
+
     pub fn create_realm(&self, subdomain: &str, name: &str) -> Result<Realm, Error> {
         if self.realm_by_subdomain(subdomain)?.is_some() {
             return invalid!("a realm with subdomain {subdomain:?} already exists");

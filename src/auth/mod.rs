@@ -1,4 +1,5 @@
-//! Authentication: password hashes, API keys and (with the abuse work) rate limits.
+//! Authentication: password hashes, API keys and rate limits.
 
 pub mod key;
 pub mod password;
+pub mod ratelimit;

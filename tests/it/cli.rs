@@ -1,0 +1,121 @@
+//! The admin CLI: exact contract, one-line errors and non-zero exits on bad input.
+
+use crate::support::*;
+
+fn failure(server: &TestServer, args: &[&str], stdin: &str) -> String {
+    let out = server.cli(args, stdin);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_input_is_one_line_and_non_zero() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let create = |email: &'static str, realm: &'static str| {
+        vec![
+            "user",
+            "create",
+            email,
+            "--realm",
+            realm,
+            "--password-stdin",
+        ]
+    };
+    assert!(failure(&server, &create("a@b.cd", "nosuch"), "Pass-Word-1\n").contains("no realm"));
+    assert!(
+        failure(&server, &create("IAGO@example.com", ""), "Pass-Word-1\n")
+            .contains("already exists")
+    );
+    assert!(
+        failure(&server, &create("not-an-email", ""), "Pass-Word-1\n").contains("invalid email")
+    );
+    assert!(failure(&server, &create("a@b.cd", ""), "\n").contains("empty password"));
+    assert!(failure(&server, &create("a@b.cd", ""), "").contains("empty password"));
+    assert!(
+        failure(&server, &["user", "deactivate", "nobody@example.com"], "").contains("no user")
+    );
+    assert!(
+        failure(&server, &["realm", "create", "Bad_Sub", "--name", "x"], "")
+            .contains("invalid subdomain")
+    );
+    assert!(
+        failure(&server, &["realm", "create", "", "--name", "x"], "").contains("invalid subdomain")
+    );
+    assert!(failure(&server, &["realm", "set", "nosuch", "--name", "x"], "").contains("no realm"));
+    assert!(
+        failure(
+            &server,
+            &["--argon2-m", "1", "user", "deactivate", IAGO],
+            ""
+        )
+        .contains("argon2")
+    );
+}
+
+#[test]
+fn user_create_prints_ids_and_takes_role_and_realm() {
+    let server = TestServer::start(&["--dev"]);
+    let first = server.create_user("a@example.com", "Pass-Word-1", &[]);
+    let second = server.create_user(
+        "b@example.com",
+        "Pass-Word-2",
+        &["--role", "owner", "--full-name", "B"],
+    );
+    assert_eq!(second, first + 1);
+    server.ok(&["realm", "create", "lear", "--name", "Lear"]);
+    // The same address in another realm is another user with its own password.
+    let third = server.create_user("a@example.com", "Other-Pass-3", &["--realm", "lear"]);
+    assert_eq!(third, second + 1);
+    let admins = server.get("/api/v1/dev_list_users").json()["direct_admins"].clone();
+    assert_eq!(admins[0]["email"], "b@example.com");
+    // CRLF line endings are stripped.
+    server.create_user("c@example.com", "Pass-Word-3\r", &[]);
+    assert_eq!(server.login("c@example.com", "Pass-Word-3").status, 200);
+}
+
+#[test]
+fn environment_variables_configure_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("env.sqlite3");
+    let out = std::process::Command::new(BIN)
+        .args(["realm", "create", "envrealm"])
+        .env("ZULIP_AUTH_DB", &db)
+        .env("ZULIP_AUTH_NAME", "From Env")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = run_cli(&db, &["realm", "create", "envrealm", "--name", "x"], "");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for args in [
+        vec!["serve"],
+        vec!["realm", "create"],
+        vec!["realm", "set"],
+        vec!["realm", "deactivate"],
+        vec!["realm", "reactivate"],
+        vec!["user", "create"],
+        vec!["user", "deactivate"],
+        vec!["user", "reactivate"],
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success() && help.contains("Example"),
+            "{args:?}: {help}"
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! Test support: the real binary on 127.0.0.1:0 with a throw-away database, the admin CLI
+//! against that database, and a raw TcpStream HTTP client so tests see the exact bytes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_zulip-auth");
+
+/// The example user of SPEC.md.
+pub const IAGO: &str = "iago@example.com";
+pub const IAGO_PASSWORD: &str = "Correct-Horse-9";
+
+/// A running server with its own database.
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    pub stderr: PathBuf,
+    _dir: TempDir,
+}
+
+/// Small argon2 parameters: tests exercise behaviour, not hashing cost.
+fn command(db: &PathBuf) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--db")
+        .arg(db)
+        .env("ZULIP_AUTH_ARGON2_M", "256")
+        .env("ZULIP_AUTH_ARGON2_T", "1")
+        .env("ZULIP_AUTH_ARGON2_P", "1")
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+impl TestServer {
+    /// Starts `zulip-auth serve` with `args` on a free loopback port.
+    pub fn start(args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("test.sqlite3");
+        let stderr = dir.path().join("stderr.log");
+        let mut child = command(&db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "4"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .trim()
+            .parse()
+            .unwrap();
+        TestServer {
+            child,
+            addr,
+            db,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    /// Starts a server whose root realm has iago as an admin.
+    pub fn with_iago(args: &[&str]) -> (TestServer, i64) {
+        let server = TestServer::start(args);
+        let id = server.create_user(
+            IAGO,
+            IAGO_PASSWORD,
+            &["--full-name", "Iago", "--role", "admin"],
+        );
+        (server, id)
+    }
+
+    /// Runs an admin command against this server's database.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        run_cli(&self.db, args, stdin)
+    }
+
+    /// `user create`, returning the new id.
+    pub fn create_user(&self, email: &str, password: &str, extra: &[&str]) -> i64 {
+        let mut args = vec!["user", "create", email, "--password-stdin"];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args, &format!("{password}\n"));
+        assert!(
+            out.status.success(),
+            "user create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) {
+        let out = self.cli(args, "");
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Sends raw bytes and reads the whole response (the request should close the connection).
+    pub fn raw(&self, request: &[u8]) -> HttpResponse {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).unwrap();
+        HttpResponse::parse(&bytes)
+    }
+
+    /// A request with the given method, target, extra header lines and body.
+    pub fn send(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let mut request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        request.push_str("\r\n");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+        self.raw(&bytes)
+    }
+
+    pub fn get(&self, target: &str) -> HttpResponse {
+        self.send("GET", target, &[], b"")
+    }
+
+    /// A urlencoded POST, as python-zulip sends it.
+    pub fn post_form(&self, target: &str, pairs: &[(&str, &str)]) -> HttpResponse {
+        self.post_form_with(target, pairs, &[])
+    }
+
+    pub fn post_form_with(
+        &self,
+        target: &str,
+        pairs: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> HttpResponse {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let mut all = vec![(
+            "Content-Type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )];
+        all.extend_from_slice(headers);
+        self.send("POST", target, &all, body.as_bytes())
+    }
+
+    pub fn login(&self, username: &str, password: &str) -> HttpResponse {
+        self.post_form(
+            "/api/v1/fetch_api_key",
+            &[("username", username), ("password", password)],
+        )
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap()
+    }
+
+    /// Stops the server (SIGKILL) and returns its exit status.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn run_cli(db: &PathBuf, args: &[&str], stdin: &str) -> Output {
+    let mut child = command(db)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    fn parse(bytes: &[u8]) -> HttpResponse {
+        let split = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(bytes)));
+        let head = std::str::from_utf8(&bytes[..split]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .map(|l| {
+                let (n, v) = l.split_once(':').unwrap();
+                (n.to_ascii_lowercase(), v.trim().to_owned())
+            })
+            .collect();
+        HttpResponse {
+            status,
+            headers,
+            body: bytes[split + 4..].to_vec(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.text()))
+    }
+
+    /// Asserts status, `application/json` and the exact body (a newline is appended).
+    #[track_caller]
+    pub fn assert_json(&self, status: u16, body: &str) {
+        assert_eq!(
+            (self.status, self.text()),
+            (status, format!("{body}\n").as_str())
+        );
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+
+    pub fn api_key(&self) -> String {
+        self.json()["api_key"].as_str().unwrap().to_owned()
+    }
+}
+
+// The exact error bodies of SPEC §5.3.
+pub const E2: &str = r#"{"result":"error","msg":"Missing 'username' argument","var_name":"username","code":"REQUEST_VARIABLE_MISSING"}"#;
+pub const E3: &str = r#"{"result":"error","msg":"Missing 'password' argument","var_name":"password","code":"REQUEST_VARIABLE_MISSING"}"#;
+pub const E4: &str =
+    r#"{"result":"error","msg":"Invalid subdomain","code":"NONEXISTENT_SUBDOMAIN"}"#;
+pub const E5: &str =
+    r#"{"result":"error","msg":"Enter a valid email address.","code":"BAD_REQUEST"}"#;
+pub const E7: &str =
+    r#"{"result":"error","msg":"Account is deactivated","code":"USER_DEACTIVATED"}"#;
+pub const E8: &str = r#"{"result":"error","msg":"This organization has been deactivated","code":"REALM_DEACTIVATED"}"#;
+pub const E9: &str = r#"{"result":"error","msg":"Password authentication is disabled in this organization","code":"PASSWORD_AUTH_DISABLED"}"#;
+pub const E11: &str = r#"{"result":"error","msg":"Your username or password is incorrect","code":"AUTHENTICATION_FAILED"}"#;
+pub const NOT_FOUND: &str = r#"{"result":"error","msg":"Not Found","code":"BAD_REQUEST"}"#;
+pub const POST_ONLY_405: &str =
+    r#"{"result":"error","msg":"Method Not Allowed","allowed_methods":["POST"]}"#;
