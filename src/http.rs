@@ -290,6 +290,65 @@ fn to_tiny_http(response: Response) -> tiny_http::Response<std::io::Cursor<Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    struct Panicky;
+
+    impl Handler for Panicky {
+        fn handle(&mut self, request: &Request) -> Response {
+            assert!(request.path != "/panic", "handler bug");
+            Response::json(200, &[request.path.as_str()])
+        }
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    fn start(workers: usize, stopping: bool) -> (Arc<Server>, SocketAddr, mpsc::Receiver<Fatal>) {
+        let server = Arc::new(Server::http("127.0.0.1:0").unwrap());
+        let addr = server.server_addr().to_ip().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stopping = Arc::new(AtomicBool::new(stopping));
+        spawn_workers(&server, workers, || Ok(Panicky), &stopping, &tx);
+        (server, addr, rx)
+    }
+
+    #[test]
+    fn a_panicking_handler_answers_500_and_its_worker_lives_on() {
+        let (_server, addr, _fatal) = start(1, false);
+        let response = get(addr, "/panic");
+        assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+        assert!(
+            response
+                .ends_with("\r\n\r\n{\"result\":\"error\",\"msg\":\"Internal server error\"}\n")
+        );
+        assert!(get(addr, "/after").ends_with("[\"/after\"]\n"));
+    }
+
+    #[test]
+    fn a_failed_recv_is_fatal_unless_stopping() {
+        let (server, _, fatal) = start(1, false);
+        server.unblock();
+        assert!(fatal.recv_timeout(Duration::from_secs(5)).is_ok());
+        let (server, _, fatal) = start(1, true);
+        server.unblock();
+        assert!(matches!(
+            fatal.recv_timeout(Duration::from_secs(1)),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        ));
+    }
 
     fn request(peer: &str, forwarded_for: Option<&str>, real_ip: Option<&str>) -> Request {
         Request {

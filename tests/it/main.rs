@@ -5,5 +5,6 @@ mod cli;
 mod dev;
 mod fetch_api_key;
 mod hygiene;
+mod ratelimit;
 mod server_settings;
 mod support;

@@ -21,6 +21,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub db: PathBuf,
     pub stderr: PathBuf,
+    args: Vec<String>,
     _dir: TempDir,
 }
 
@@ -43,33 +44,55 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("test.sqlite3");
         let stderr = dir.path().join("stderr.log");
-        let mut child = command(&db)
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "4"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .trim()
-            .parse()
-            .unwrap();
+        let (child, addr) = spawn_server(&db, &stderr, args);
         TestServer {
             child,
             addr,
             db,
             stderr,
+            args: args.iter().map(|a| a.to_string()).collect(),
             _dir: dir,
         }
     }
 
+    /// Kills the server and starts it again on the same database (on a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let (child, addr) = spawn_server(&self.db, &self.stderr, &args);
+        self.child = child;
+        self.addr = addr;
+    }
+}
+
+fn spawn_server(db: &PathBuf, stderr: &PathBuf, args: &[&str]) -> (Child, SocketAddr) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stderr)
+        .unwrap();
+    let mut child = command(db)
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "4"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .trim()
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+impl TestServer {
     /// Starts a server whose root realm has iago as an admin.
     pub fn with_iago(args: &[&str]) -> (TestServer, i64) {
         let server = TestServer::start(args);
@@ -206,12 +229,8 @@ pub fn run_cli(db: &PathBuf, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // A command that fails early may exit before reading its stdin.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
 }
 

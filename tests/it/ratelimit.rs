@@ -1,0 +1,158 @@
+//! Rate limits (SPEC §8, §8.1) through the real binary: upstream's test sequence, headers,
+//! persistence across a restart, and the per-address limit behind a trusted proxy.
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use crate::support::*;
+
+const E6_PREFIX: &str = r#"{"result":"error","msg":"API usage exceeded rate limit; see https://zulip.com/api/http-headers#rate-limiting-response-headers","code":"RATE_LIMIT_HIT","retry-after":"#;
+
+#[track_caller]
+fn assert_limited(r: &HttpResponse) -> f64 {
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(
+        r.text().starts_with(E6_PREFIX) && r.text().ends_with("}\n"),
+        "{}",
+        r.text()
+    );
+    // The header and the JSON key hold the same float, written the same way.
+    let header = r.header("retry-after").unwrap();
+    assert!(
+        r.text()
+            .ends_with(&format!(",\"retry-after\":{header}}}\n")),
+        "{header} vs {}",
+        r.text()
+    );
+    assert!(header.contains('.'), "{header}");
+    let retry_after: f64 = header.parse().unwrap();
+    retry_after
+}
+
+/// A 429 from the username bucket, whose headers say it is empty.
+#[track_caller]
+fn assert_username_limited(r: &HttpResponse) -> f64 {
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+    assert_limited(r)
+}
+
+fn remaining(r: &HttpResponse) -> Option<&str> {
+    r.header("x-ratelimit-remaining")
+}
+
+/// zulip/zulip's RateLimitAuthenticationTests, with its rule of 2 attempts per 3 s.
+#[test]
+fn upstream_sequence() {
+    let (server, _) = TestServer::with_iago(&["--auth-rate", "2/3s", "--address-rate", "off"]);
+    assert_eq!(remaining(&server.login(IAGO, "wrong")), Some("1"));
+    assert_eq!(remaining(&server.login(IAGO, "wrong")), Some("0"));
+    let retry_after = assert_username_limited(&server.login(IAGO, IAGO_PASSWORD));
+    assert!(retry_after > 0.0 && retry_after <= 3.0, "{retry_after}");
+    assert_username_limited(&server.login(IAGO, "wrong"));
+    sleep(Duration::from_secs_f64(retry_after + 0.2));
+    server.login(IAGO, "wrong").assert_json(401, E11);
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 200);
+    // The success cleared the bucket.
+    server.login(IAGO, "wrong").assert_json(401, E11);
+    server.login(IAGO, "wrong").assert_json(401, E11);
+    assert_username_limited(&server.login(IAGO, "wrong"));
+}
+
+#[test]
+fn six_attempts_with_the_default_rule_and_headers_on_every_counted_answer() {
+    let (server, id) = TestServer::with_iago(&["--address-rate", "off"]);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let first = server.login(IAGO, "wrong");
+    assert_eq!(first.header("x-ratelimit-limit"), Some("5"));
+    let reset: u64 = first.header("x-ratelimit-reset").unwrap().parse().unwrap();
+    assert!((before + 1799..=before + 1801).contains(&reset), "{reset}");
+    for expected in ["3", "2", "1", "0"] {
+        assert_eq!(remaining(&server.login(IAGO, "wrong")), Some(expected));
+    }
+    let retry_after = assert_username_limited(&server.login(IAGO, IAGO_PASSWORD));
+    assert!(retry_after > 1790.0 && retry_after < 1800.0);
+    // Another spelling is another bucket; the right password works there and says so.
+    let other = server.login("Iago@example.com", IAGO_PASSWORD);
+    assert_eq!(
+        (other.json()["user_id"].as_i64(), remaining(&other)),
+        (Some(id), Some("4"))
+    );
+    // Checks before step 5 neither count nor carry headers.
+    for r in [
+        server.login("hamlet", "x"),
+        server.post_form("/api/v1/fetch_api_key", &[("username", IAGO)]),
+    ] {
+        assert_eq!(r.status, 400);
+        assert_eq!(r.header("x-ratelimit-limit"), None);
+    }
+    // Deactivation, E9 and empty passwords are counted attempts with headers.
+    server.create_user("d@example.com", "Deact-Pass-1", &[]);
+    server.ok(&["user", "deactivate", "d@example.com"]);
+    assert_eq!(remaining(&server.login("d@example.com", "x")), Some("4"));
+    assert_eq!(remaining(&server.login("d@example.com", "")), Some("3"));
+    server.ok(&["realm", "set", "", "--password-auth", "off"]);
+    let disabled = server.login("d@example.com", "x");
+    assert_eq!((disabled.status, remaining(&disabled)), (401, Some("2")));
+}
+
+#[test]
+fn limits_survive_a_restart() {
+    let (mut server, _) =
+        TestServer::with_iago(&["--auth-rate", "2/1800s", "--address-rate", "off"]);
+    server.login(IAGO, "wrong");
+    server.login(IAGO, "wrong");
+    server.restart();
+    assert_username_limited(&server.login(IAGO, IAGO_PASSWORD));
+}
+
+#[test]
+fn off_means_no_limit_and_no_headers() {
+    let (server, _) = TestServer::with_iago(&["--auth-rate", "off", "--address-rate", "off"]);
+    for _ in 0..8 {
+        let r = server.login(IAGO, "wrong");
+        assert_eq!((r.status, r.header("x-ratelimit-limit")), (401, None));
+    }
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 200);
+}
+
+#[test]
+fn address_limit_stops_password_spraying() {
+    let (server, _) = TestServer::with_iago(&["--address-rate", "3/600s"]);
+    for n in 0..3 {
+        server
+            .login(&format!("victim{n}@example.com"), "Spring2026!")
+            .assert_json(401, E11);
+    }
+    // The fourth account, even with the right password, is refused for this address…
+    let r = server.login(IAGO, IAGO_PASSWORD);
+    let retry_after = assert_limited(&r);
+    assert!(retry_after > 590.0 && retry_after <= 600.0);
+    // …while the headers describe the username bucket, which counted the attempt.
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("4"));
+    assert!(
+        server
+            .stderr()
+            .contains("reason=UNKNOWN_USER client=127.0.0.1")
+    );
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_client_has_its_own_bucket() {
+    let (server, _) =
+        TestServer::with_iago(&["--address-rate", "2/600s", "--trusted-proxy", "127.0.0.1"]);
+    let from = |client: &str, username: &str, password: &str| {
+        server.post_form_with(
+            "/api/v1/fetch_api_key",
+            &[("username", username), ("password", password)],
+            &[("X-Forwarded-For", &format!("203.0.113.66, {client}"))],
+        )
+    };
+    from("198.51.100.1", "a@example.com", "x").assert_json(401, E11);
+    from("198.51.100.1", "b@example.com", "x").assert_json(401, E11);
+    assert_limited(&from("198.51.100.1", IAGO, IAGO_PASSWORD));
+    assert_eq!(from("198.51.100.2", IAGO, IAGO_PASSWORD).status, 200);
+    assert!(server.stderr().contains("client=198.51.100.1"));
+}
