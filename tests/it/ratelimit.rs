@@ -156,3 +156,17 @@ fn behind_a_trusted_proxy_each_client_has_its_own_bucket() {
     assert_eq!(from("198.51.100.2", IAGO, IAGO_PASSWORD).status, 200);
     assert!(server.stderr().contains("client=198.51.100.1"));
 }
+
+/// The abuse issue's bar: 1000 guesses against one account verify at most 5 of them.
+#[test]
+fn a_thousand_guesses_verify_five() {
+    let (server, _) = TestServer::with_iago(&["--address-rate", "off"]);
+    let mut statuses = std::collections::BTreeMap::new();
+    for n in 0..1000 {
+        let r = server.login(IAGO, &format!("guess-{n}"));
+        *statuses.entry(r.status).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, [(401, 5), (429, 995)].into_iter().collect());
+    // The owner still cannot get in until the window passes, as upstream.
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
+}
