@@ -6,6 +6,7 @@
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -14,6 +15,7 @@ use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
 use crate::email;
 use crate::error::{Error, invalid};
+use crate::logging::LogFormat;
 use crate::server::{self, ServeConfig};
 use crate::site::{ExternalUrl, Site};
 use crate::store::{ROLES, RealmChanges, Store};
@@ -58,6 +60,10 @@ pub struct Cli {
     )]
     pub argon2_p: u32,
 
+    /// Log lines as text or as one JSON object per line
+    #[arg(long, global = true, env = "ZULIP_AUTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -79,7 +85,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on; port 0 picks a free port
+    /// Address to listen on; port 0 picks a free port. A socket passed by systemd
+    /// (LISTEN_FDS) is used instead
     #[arg(long, env = "ZULIP_AUTH_LISTEN", default_value = "127.0.0.1:9991")]
     pub listen: SocketAddr,
 
@@ -99,6 +106,15 @@ pub struct ServeArgs {
     /// Serve a throw-away database seeded with demo users (iago@zulip.com / abcd1234)
     #[arg(long, env = "ZULIP_AUTH_DEMO")]
     pub demo: bool,
+
+    /// Seconds to let requests in flight finish after SIGTERM or SIGINT
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_SHUTDOWN_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub shutdown_timeout: u64,
 
     /// Password attempts per username, as LIMIT/WINDOW (s, m or h), or off
     #[arg(
@@ -301,6 +317,7 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
             trusted_proxies: args.trusted_proxy,
         },
         demo: args.demo,
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
     })
 }
 

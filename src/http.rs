@@ -140,9 +140,14 @@ pub trait Handler {
     fn handle(&mut self, request: &Request) -> Response;
 }
 
-/// Why the server stopped on its own.
+/// Why the server should stop.
 #[derive(Debug)]
-pub struct Fatal(pub String);
+pub enum StopReason {
+    /// tiny_http failed: exit non-zero.
+    Fatal(String),
+    /// SIGTERM or SIGINT: finish what is in flight, then exit 0.
+    Signal(i32),
+}
 
 /// Starts `workers` threads, each with a handler from `make_handler`, serving `server`.
 /// A worker whose `recv()` fails while `stopping` is unset reports it on `fatal`: tiny_http's
@@ -152,7 +157,7 @@ pub fn spawn_workers<H, F>(
     workers: usize,
     make_handler: F,
     stopping: &Arc<AtomicBool>,
-    fatal: &Sender<Fatal>,
+    fatal: &Sender<StopReason>,
 ) -> Vec<JoinHandle<()>>
 where
     H: Handler,
@@ -171,7 +176,7 @@ where
                     let mut handler = match make_handler() {
                         Ok(handler) => handler,
                         Err(e) => {
-                            let _ = fatal.send(Fatal(e));
+                            let _ = fatal.send(StopReason::Fatal(e));
                             return;
                         }
                     };
@@ -180,8 +185,9 @@ where
                             Ok(request) => serve_one(&mut handler, request),
                             Err(_) if stopping.load(Ordering::SeqCst) => return,
                             Err(e) => {
-                                let _ =
-                                    fatal.send(Fatal(format!("accepting connections failed: {e}")));
+                                let _ = fatal.send(StopReason::Fatal(format!(
+                                    "accepting connections failed: {e}"
+                                )));
                                 return;
                             }
                         }
@@ -316,7 +322,10 @@ mod tests {
         response
     }
 
-    fn start(workers: usize, stopping: bool) -> (Arc<Server>, SocketAddr, mpsc::Receiver<Fatal>) {
+    fn start(
+        workers: usize,
+        stopping: bool,
+    ) -> (Arc<Server>, SocketAddr, mpsc::Receiver<StopReason>) {
         let server = Arc::new(Server::http("127.0.0.1:0").unwrap());
         let addr = server.server_addr().to_ip().unwrap();
         let (tx, rx) = mpsc::channel();

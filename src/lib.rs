@@ -12,6 +12,7 @@ pub mod cli;
 pub mod email;
 pub mod error;
 pub mod http;
+pub mod logging;
 pub mod params;
 pub mod server;
 pub mod site;

@@ -7,7 +7,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = zulip_auth::cli::Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    zulip_auth::logging::init(cli.log_format);
     match zulip_auth::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,22 +1,28 @@
-//! `zulip-auth serve`: a validated [`ServeConfig`], then [`run`], which binds, prints the
-//! `listening on` line and keeps the worker pool going until something fatal happens.
+//! `zulip-auth serve`: a validated [`ServeConfig`], then [`run`], which binds (or takes the
+//! socket systemd passed), prints the `listening on` line, tells systemd it is ready, and
+//! keeps the worker pool going until a signal asks for a graceful stop (exit 0) or tiny_http
+//! fails (exit 1, for systemd to restart it).
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
+use listenfd::ListenFd;
 use log::{info, warn};
+use sd_notify::NotifyState;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use tiny_http::Server;
 
 use crate::api::{Api, ApiConfig};
 use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::ratelimit;
 use crate::error::Error;
-use crate::http;
+use crate::http::{self, StopReason};
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -28,6 +34,8 @@ pub struct ServeConfig {
     pub api: ApiConfig,
     /// Serve a throw-away database seeded with demo users instead of `db`.
     pub demo: bool,
+    /// How long requests in flight may take to finish after SIGTERM or SIGINT.
+    pub shutdown_timeout: Duration,
 }
 
 /// The demo's users: Zulip's documentation logs in as iago with this password, so the seed
@@ -63,8 +71,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     // The pruner keeps the main thread's connection.
     let store_for_pruner = store;
 
-    let listener = TcpListener::bind(config.listen)
-        .map_err(|e| Error::Io(format!("cannot listen on {}", config.listen), e))?;
+    let listener = listener(config.listen)?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::Io("cannot read the bound address".into(), e))?;
@@ -82,10 +89,11 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         );
     }
 
+    let (events, stop_reason) = mpsc::channel();
+    forward_signals(events.clone())?;
     let api_config = Arc::new(config.api.clone());
     let stopping = Arc::new(AtomicBool::new(false));
-    let (fatal_tx, fatal_rx) = mpsc::channel();
-    let _workers = http::spawn_workers(
+    let workers = http::spawn_workers(
         &server,
         config.workers,
         move || {
@@ -96,7 +104,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             })
         },
         &stopping,
-        &fatal_tx,
+        &events,
     );
     if let Some(window) = config.api.limits.longest_window() {
         spawn_pruner(store_for_pruner, window);
@@ -105,10 +113,66 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         "serving with {} workers, argon2 m={} t={} p={}",
         config.workers, config.argon2.m_kib, config.argon2.t, config.argon2.p
     );
-    let fatal = fatal_rx
-        .recv()
-        .expect("the workers hold a sender while they run");
-    Err(Error::Invalid(fatal.0))
+    // Readiness for systemd's Type=notify; a no-op without NOTIFY_SOCKET.
+    if let Err(e) = sd_notify::notify(&[NotifyState::Ready]) {
+        warn!("cannot notify systemd of readiness: {e}");
+    }
+
+    match stop_reason.recv().expect("this function holds a sender") {
+        StopReason::Fatal(reason) => Err(Error::Invalid(reason)),
+        StopReason::Signal(signal) => {
+            info!(
+                "signal {signal}: finishing requests in flight (at most {} s)",
+                config.shutdown_timeout.as_secs()
+            );
+            let _ = sd_notify::notify(&[NotifyState::Stopping]);
+            stopping.store(true, Ordering::SeqCst);
+            // Queued after every request already received: each worker serves those, then
+            // takes one of these and stops.
+            for _ in 0..config.workers {
+                server.unblock();
+            }
+            let (finished, all_finished) = mpsc::channel();
+            thread::spawn(move || {
+                for worker in workers {
+                    let _ = worker.join();
+                }
+                let _ = finished.send(());
+            });
+            if all_finished.recv_timeout(config.shutdown_timeout).is_err() {
+                warn!("shutdown timeout reached with requests still in flight");
+            }
+            info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+/// The socket systemd passed (socket activation), else a new one bound to `address`.
+fn listener(address: SocketAddr) -> Result<TcpListener, Error> {
+    let passed = ListenFd::from_env()
+        .take_tcp_listener(0)
+        .map_err(|e| Error::Io("cannot use the socket passed in LISTEN_FDS".into(), e))?;
+    match passed {
+        Some(listener) => Ok(listener),
+        None => TcpListener::bind(address)
+            .map_err(|e| Error::Io(format!("cannot listen on {address}"), e)),
+    }
+}
+
+/// Turns SIGTERM and SIGINT into a graceful stop.
+fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| Error::Io("cannot install signal handlers".into(), e))?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _ = events.send(StopReason::Signal(signal));
+            }
+        })
+        .map_err(|e| Error::Io("cannot start the signal thread".into(), e))?;
+    Ok(())
 }
 
 /// Deletes rate-limit events no window can see any more, once a minute and off the request

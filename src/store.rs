@@ -386,6 +386,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn migrations_are_numbered_from_one_without_gaps() {
@@ -399,6 +400,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
         let store = Store::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         let root = store.realm_by_subdomain("").unwrap().unwrap();
         assert!(!root.deactivated && root.password_auth_enabled);
         drop(store);

@@ -26,7 +26,9 @@ pub enum BasicAuthError {
 }
 
 pub fn parse(header: Option<&str>) -> Result<Credentials, BasicAuthError> {
-    let header = header.filter(|h| !h.is_empty()).ok_or(BasicAuthError::Missing)?;
+    let header = header
+        .filter(|h| !h.is_empty())
+        .ok_or(BasicAuthError::Missing)?;
     let tokens: Vec<&str> = header.split_whitespace().collect();
     let [scheme, payload] = tokens[..] else {
         return Err(BasicAuthError::Invalid);
@@ -66,10 +68,20 @@ mod tests {
         assert_eq!(parse(Some("Digest abc")), Err(BasicAuthError::NotBasic));
         assert_eq!(parse(Some("Digest a b")), Err(BasicAuthError::Invalid));
         assert_eq!(parse(Some("Basic !!!")), Err(BasicAuthError::Invalid));
-        assert_eq!(parse(Some("Basic aWFnbw")), Err(BasicAuthError::Invalid), "padding is required");
-        assert_eq!(parse(Some(&basic("no-colon"))), Err(BasicAuthError::Invalid));
+        assert_eq!(
+            parse(Some("Basic aWFnbw")),
+            Err(BasicAuthError::Invalid),
+            "padding is required"
+        );
+        assert_eq!(
+            parse(Some(&basic("no-colon"))),
+            Err(BasicAuthError::Invalid)
+        );
         assert_eq!(parse(Some(&basic("a:b:c"))), Err(BasicAuthError::Invalid));
-        assert_eq!(parse(Some(&basic("a@b.c:short"))), Err(BasicAuthError::MalformedKey));
+        assert_eq!(
+            parse(Some(&basic("a@b.c:short"))),
+            Err(BasicAuthError::MalformedKey)
+        );
     }
 
     #[test]

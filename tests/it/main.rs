@@ -5,6 +5,7 @@ mod cli;
 mod dev;
 mod fetch_api_key;
 mod hygiene;
+mod ops;
 mod ratelimit;
 mod server_settings;
 mod support;

@@ -41,10 +41,15 @@ fn command(db: &PathBuf) -> Command {
 impl TestServer {
     /// Starts `zulip-auth serve` with `args` on a free loopback port.
     pub fn start(args: &[&str]) -> TestServer {
+        TestServer::start_with_env(args, &[])
+    }
+
+    /// Starts a server with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("test.sqlite3");
         let stderr = dir.path().join("stderr.log");
-        let (child, addr) = spawn_server(&db, &stderr, args);
+        let (child, addr) = spawn_server(&db, &stderr, args, env);
         TestServer {
             child,
             addr,
@@ -59,13 +64,18 @@ impl TestServer {
     pub fn restart(&mut self) {
         self.kill();
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let (child, addr) = spawn_server(&self.db, &self.stderr, &args);
+        let (child, addr) = spawn_server(&self.db, &self.stderr, &args, &[]);
         self.child = child;
         self.addr = addr;
     }
 }
 
-fn spawn_server(db: &PathBuf, stderr: &PathBuf, args: &[&str]) -> (Child, SocketAddr) {
+fn spawn_server(
+    db: &PathBuf,
+    stderr: &PathBuf,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, SocketAddr) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -74,6 +84,7 @@ fn spawn_server(db: &PathBuf, stderr: &PathBuf, args: &[&str]) -> (Child, Socket
     let mut child = command(db)
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "4"])
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -208,7 +219,29 @@ impl TestServer {
         std::fs::read_to_string(&self.stderr).unwrap()
     }
 
-    /// Stops the server (SIGKILL) and returns its exit status.
+    /// Sends a signal (`TERM`, `INT`, …) to the server.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit, at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "server still running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (SIGKILL).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
