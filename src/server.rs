@@ -71,6 +71,9 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     // The pruner keeps the main thread's connection.
     let store_for_pruner = store;
 
+    // Before anything announces the server: a signal must find the handler in place.
+    let (events, stop_reason) = mpsc::channel();
+    forward_signals(events.clone())?;
     let listener = listener(config.listen)?;
     let local = listener
         .local_addr()
@@ -89,8 +92,6 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         );
     }
 
-    let (events, stop_reason) = mpsc::channel();
-    forward_signals(events.clone())?;
     let api_config = Arc::new(config.api.clone());
     let stopping = Arc::new(AtomicBool::new(false));
     let workers = http::spawn_workers(

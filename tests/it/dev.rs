@@ -98,11 +98,7 @@ fn demo_serves_the_documented_login() {
         200,
         &format!(r#"{{"result":"success","msg":"","api_key":"{key}","email":"iago@zulip.com","user_id":{id}}}"#),
     );
-    assert!(
-        server
-            .stderr()
-            .contains("--data-urlencode username=iago@zulip.com")
-    );
+    server.log_containing("--data-urlencode username=iago@zulip.com");
     // The demo database is not the one named by --db.
     assert!(!server.db.exists());
 }

@@ -219,6 +219,23 @@ impl TestServer {
         std::fs::read_to_string(&self.stderr).unwrap()
     }
 
+    /// The log once it contains `needle`: a request's log line is written after its response.
+    #[track_caller]
+    pub fn log_containing(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{needle:?} not in log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends a signal (`TERM`, `INT`, …) to the server.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
