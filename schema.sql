@@ -47,3 +47,25 @@ CREATE TABLE rate_limit_event (
 );
 CREATE INDEX rate_limit_event_bucket ON rate_limit_event (bucket, at);
 CREATE INDEX rate_limit_event_at ON rate_limit_event (at);
+
+-- migration 3
+-- Who did what, for operators: logins, keys, passwords, user and realm changes. Never a
+-- password or a key. Rows older than --audit-retention-days are pruned off the request path.
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    -- Epoch seconds.
+    at REAL NOT NULL,
+    -- login_success, login_failure, key_minted, key_rotated, password_changed, user_created,
+    -- user_deactivated, user_reactivated, realm_created, realm_changed.
+    event TEXT NOT NULL,
+    realm_id INTEGER,
+    user_id INTEGER,
+    -- For failures: SPEC's code, AUTHENTICATION_FAILED split into UNKNOWN_USER and WRONG_PASSWORD.
+    reason TEXT,
+    remote_addr TEXT,
+    user_agent TEXT,
+    -- What changed, in words (a realm's settings, "imported", "via dev login").
+    detail TEXT
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+CREATE INDEX audit_log_user ON audit_log (user_id, at);

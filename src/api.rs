@@ -4,17 +4,21 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::auth::basic::{self, BasicAuthError};
 use crate::auth::password::{Hasher, Verdict};
-use crate::auth::ratelimit::{self, Quota, RateLimits};
+use crate::auth::policy;
+use crate::auth::ratelimit::{Quota, RateLimits};
+use crate::clock;
 use crate::email;
 use crate::error::ApiError;
 use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::params::Params;
 use crate::site::Site;
-use crate::store::{Realm, Store, User};
+use crate::store::{AuditEntry, AuditEvent, Realm, Store, User};
 
 /// Settings every worker shares.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +35,9 @@ pub struct ApiConfig {
 /// without a warning, honest for the endpoints served here.
 pub const ZULIP_VERSION: &str = "10.0";
 pub const ZULIP_FEATURE_LEVEL: u32 = 371;
+
+/// Longer User-Agent strings are cut before they are audited.
+const MAX_AUDITED_USER_AGENT: usize = 256;
 
 /// One worker's handler state.
 pub struct Api {
@@ -84,6 +91,8 @@ impl Api {
             "/api/v1/server_settings" => self.server_settings(request),
             "/api/v1/dev_fetch_api_key" if dev => self.dev_fetch_api_key(request, log),
             "/api/v1/dev_list_users" if dev => self.dev_list_users(request),
+            "/api/v1/users/me" => Ok(never_cache(self.users_me(request, log))),
+            "/api/v1/users/me/api_key/regenerate" => Ok(never_cache(self.regenerate(request, log))),
             "/health" => {
                 log.quiet = true;
                 self.health(request)
@@ -113,7 +122,7 @@ impl Api {
             return Err(ApiError::invalid_email());
         }
         // Step 5: from here on every answer describes the username's bucket.
-        let now = ratelimit::now();
+        let now = clock::now();
         let limits = self.config.limits;
         let quota = limits.attempt(&self.store, username, now)?;
         let outcome = match quota.and_then(|q| q.retry_after) {
@@ -123,11 +132,19 @@ impl Api {
         let mut response = match outcome {
             Ok(user) => {
                 limits.clear(&self.store, username)?;
-                let api_key = self.store.ensure_api_key(user.id)?;
+                let api_key = self.key_for_login(&user, request, log, None)?;
                 api_key_response(&api_key, &user, params.ignored(&["username", "password"]))
             }
             Err(err) => {
                 log.failure = log.failure.or(err.code);
+                // Refusals by a limiter cost an attacker nothing, so they are logged but kept
+                // out of the audit table, which they could otherwise flood.
+                if err.status == 401 {
+                    let mut entry =
+                        self.audit_entry(AuditEvent::LoginFailure, &realm, request, log);
+                    entry.reason = log.failure.map(str::to_owned);
+                    self.store.audit(&entry)?;
+                }
                 Response::error(&err)
             }
         };
@@ -193,7 +210,17 @@ impl Api {
                 log.failure = Some("WRONG_PASSWORD");
                 Ok(None)
             }
-            Verdict::Match { .. } => Ok(Some(user)),
+            Verdict::Match { needs_rehash } => {
+                if needs_rehash {
+                    // Step 11: upgrade the hash, but only to a password the policy accepts.
+                    if policy::check(password).is_err() {
+                        return Err(ApiError::password_reset_required());
+                    }
+                    self.store
+                        .set_password_hash(user.id, &self.hasher.hash(password))?;
+                }
+                Ok(Some(user))
+            }
         }
     }
 
@@ -272,12 +299,49 @@ impl Api {
         };
         log.user_id = Some(user.id);
         check_active(&realm, &user)?;
-        let api_key = self.store.ensure_api_key(user.id)?;
+        let api_key = self.key_for_login(&user, request, log, Some("dev login"))?;
         Ok(api_key_response(
             &api_key,
             &user,
             params.ignored(&["username"]),
         ))
+    }
+
+    /// The user's key after a successful login, minted if it is the first; both audited.
+    fn key_for_login(
+        &self,
+        user: &User,
+        request: &Request,
+        log: &LogContext,
+        detail: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let realm = self.store.realm_by_id(user.realm_id)?;
+        let (api_key, minted) = self.store.ensure_api_key(user.id)?;
+        let mut entry = self.audit_entry(AuditEvent::LoginSuccess, &realm, request, log);
+        entry.detail = detail.map(str::to_owned);
+        self.store.audit(&entry)?;
+        if minted {
+            let entry = self.audit_entry(AuditEvent::KeyMinted, &realm, request, log);
+            self.store.audit(&entry)?;
+        }
+        Ok(api_key)
+    }
+
+    fn audit_entry(
+        &self,
+        event: AuditEvent,
+        realm: &Realm,
+        request: &Request,
+        log: &LogContext,
+    ) -> AuditEntry {
+        AuditEntry {
+            remote_addr: log.client.map(|ip| ip.to_string()),
+            user_agent: request
+                .user_agent
+                .as_ref()
+                .map(|ua| ua.chars().take(MAX_AUDITED_USER_AGENT).collect()),
+            ..AuditEntry::new(event, Some(realm.id), log.user_id)
+        }
     }
 
     /// `/api/v1/dev_list_users`, any method (SPEC §7.2).
@@ -325,6 +389,119 @@ impl Api {
         Ok(Response::json(200, &SUCCESS))
     }
 
+    /// `GET`/`HEAD /api/v1/users/me` with Basic auth (SPEC §9.3): proves a key works.
+    fn users_me(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
+        if let Some(refusal) = rest_method_check(request, &["GET", "HEAD"]) {
+            return Ok(refusal);
+        }
+        let user = self.basic_auth_user(request, log)?;
+        #[derive(Serialize)]
+        struct Me<'a> {
+            result: &'static str,
+            msg: &'static str,
+            email: &'a str,
+            user_id: i64,
+            is_admin: bool,
+            is_owner: bool,
+            is_guest: bool,
+            role: i64,
+            is_bot: bool,
+            full_name: &'a str,
+            is_active: bool,
+            date_joined: &'a str,
+            delivery_email: &'a str,
+            max_message_id: i64,
+        }
+        Ok(Response::json(
+            200,
+            &Me {
+                result: "success",
+                msg: "",
+                email: &user.delivery_email,
+                user_id: user.id,
+                is_admin: matches!(user.role, 100 | 200),
+                is_owner: user.role == 100,
+                is_guest: user.role == 600,
+                role: user.role,
+                is_bot: false,
+                full_name: &user.full_name,
+                is_active: user.is_active,
+                date_joined: &user.date_joined,
+                delivery_email: &user.delivery_email,
+                max_message_id: -1,
+            },
+        ))
+    }
+
+    /// `POST /api/v1/users/me/api_key/regenerate` (SPEC §9.4): the old key fails at once.
+    fn regenerate(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        if let Some(refusal) = rest_method_check(request, &["POST"]) {
+            return Ok(refusal);
+        }
+        let user = self.basic_auth_user(request, log)?;
+        let params = parse_params(request)?;
+        let api_key = self.store.rotate_api_key(user.id)?;
+        let realm = self.store.realm_by_id(user.realm_id)?;
+        let entry = self.audit_entry(AuditEvent::KeyRotated, &realm, request, log);
+        self.store.audit(&entry)?;
+        #[derive(Serialize)]
+        struct Regenerated<'a> {
+            result: &'static str,
+            msg: &'static str,
+            api_key: &'a str,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            ignored_parameters_unsupported: Vec<String>,
+        }
+        Ok(Response::json(
+            200,
+            &Regenerated {
+                result: "success",
+                msg: "",
+                api_key: &api_key,
+                ignored_parameters_unsupported: params.ignored(&[]),
+            },
+        ))
+    }
+
+    /// The checks of SPEC §9.2, steps 1 to 9, in order.
+    fn basic_auth_user(&self, request: &Request, log: &mut LogContext) -> Result<User, ApiError> {
+        let credentials = basic::parse(request.authorization.as_deref()).map_err(|e| match e {
+            BasicAuthError::Missing => {
+                ApiError::unauthorized("Not logged in: API authentication or user session required")
+            }
+            BasicAuthError::Invalid => {
+                ApiError::unauthorized("Invalid authorization header for basic auth")
+            }
+            BasicAuthError::NotBasic => ApiError::basic_auth_required(),
+            BasicAuthError::MalformedKey => ApiError::unauthorized("Malformed API key"),
+        })?;
+        let user = self
+            .store
+            .user_by_api_key(&credentials.api_key)?
+            .filter(|u| u.delivery_email.to_lowercase() == credentials.email.to_lowercase())
+            .ok_or(ApiError::unauthorized("Invalid API key"))?;
+        let realm = self.store.realm_by_id(user.realm_id)?;
+        log.user_id = Some(user.id);
+        log.realm = Some(realm.subdomain.clone());
+        if realm.deactivated {
+            Err(ApiError::unauthorized(
+                "This organization has been deactivated",
+            ))
+        } else if !user.is_active {
+            Err(ApiError::unauthorized("Account is deactivated"))
+        } else if realm.subdomain != self.config.site.subdomain_of(&request.host) {
+            Err(ApiError::unauthorized(
+                "Account is not associated with this subdomain",
+            ))
+        } else {
+            Ok(user)
+        }
+    }
+
     /// The realm of the request's Host, or E4.
     fn request_realm(&self, request: &Request, log: &mut LogContext) -> Result<Realm, ApiError> {
         let subdomain = self.config.site.subdomain_of(&request.host);
@@ -370,6 +547,37 @@ fn api_key_response(api_key: &str, user: &User, ignored: Vec<String>) -> Respons
     )
     // A key must not linger in a shared cache (a permitted deviation, SPEC §3.3).
     .header("Cache-Control", "no-store")
+}
+
+/// Method handling of the authenticated REST routes (SPEC §3.2), checked before
+/// authentication: OPTIONS lists the methods, others not allowed get the JSON 405.
+fn rest_method_check(request: &Request, allowed: &[&'static str]) -> Option<Response> {
+    if allowed.contains(&request.method.as_str()) {
+        return None;
+    }
+    if request.method == "OPTIONS" {
+        let mut sorted = allowed.to_vec();
+        sorted.sort_unstable();
+        return Some(Response {
+            status: 204,
+            content_type: None,
+            headers: vec![("Allow", sorted.join(", "))],
+            body: Vec::new(),
+            log: LogContext::default(),
+        });
+    }
+    Some(method_not_allowed(allowed))
+}
+
+/// Django's `never_cache`, which upstream puts on its REST routes (SPEC §3.3).
+fn never_cache(response: Result<Response, ApiError>) -> Response {
+    response
+        .unwrap_or_else(|err| Response::error(&err))
+        .header(
+            "Cache-Control",
+            "max-age=0, no-cache, no-store, must-revalidate, private",
+        )
+        .header("Expires", clock::http_date(SystemTime::now()))
 }
 
 /// Django's 405: JSON in a `text/html` response without a trailing newline (SPEC §3.2).

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub var_name: Option<&'static str>,
     /// Seconds until a rate-limited request may be retried (E6 only).
     pub retry_after: Option<f64>,
+    /// The Basic-auth 401s carry `WWW-Authenticate: Basic realm="zulip"` (SPEC §9.2).
+    pub www_authenticate: bool,
 }
 
 /// Serialized in Zulip's key order: `result`, `msg`, data keys, `code`, trailing extras.
@@ -42,7 +44,25 @@ impl ApiError {
             code: Some(code),
             var_name: None,
             retry_after: None,
+            www_authenticate: false,
         }
+    }
+
+    /// A failed Basic-auth check of `users/me` or `regenerate` (SPEC §9.2).
+    pub const fn unauthorized(msg: &'static str) -> ApiError {
+        ApiError {
+            www_authenticate: true,
+            ..ApiError::new(401, msg, "UNAUTHORIZED")
+        }
+    }
+
+    /// §9.2 step 3: another scheme than Basic.
+    pub const fn basic_auth_required() -> ApiError {
+        ApiError::new(
+            400,
+            "This endpoint requires HTTP basic authentication.",
+            BAD_REQUEST,
+        )
     }
 
     /// E2/E3: a required parameter is absent.
@@ -134,6 +154,7 @@ impl ApiError {
             code: None,
             var_name: None,
             retry_after: None,
+            www_authenticate: false,
         }
     }
 

@@ -113,7 +113,7 @@ impl Response {
         }
     }
 
-    /// The error's JSON; a rate-limit error also gets its `Retry-After` header.
+    /// The error's JSON, with its `Retry-After` or `WWW-Authenticate` header.
     pub fn error(err: &ApiError) -> Response {
         Response {
             status: err.status,
@@ -123,6 +123,10 @@ impl Response {
                 .retry_after
                 .map(|seconds| ("Retry-After", format!("{seconds:?}")))
                 .into_iter()
+                .chain(
+                    err.www_authenticate
+                        .then(|| ("WWW-Authenticate", "Basic realm=\"zulip\"".to_owned())),
+                )
                 .collect(),
             body: err.to_json(),
             log: LogContext::default(),

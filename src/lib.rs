@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod email;
 pub mod error;
 pub mod http;

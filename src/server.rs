@@ -20,10 +20,10 @@ use tiny_http::Server;
 
 use crate::api::{Api, ApiConfig};
 use crate::auth::password::{Argon2Config, Hasher};
-use crate::auth::ratelimit;
+use crate::clock;
 use crate::error::Error;
 use crate::http::{self, StopReason};
-use crate::store::Store;
+use crate::store::{NewUser, Store};
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -36,6 +36,8 @@ pub struct ServeConfig {
     pub demo: bool,
     /// How long requests in flight may take to finish after SIGTERM or SIGINT.
     pub shutdown_timeout: Duration,
+    /// How long audit rows are kept.
+    pub audit_retention: Duration,
 }
 
 /// The demo's users: Zulip's documentation logs in as iago with this password, so the seed
@@ -107,9 +109,11 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         &stopping,
         &events,
     );
-    if let Some(window) = config.api.limits.longest_window() {
-        spawn_pruner(store_for_pruner, window);
-    }
+    spawn_pruner(
+        store_for_pruner,
+        config.api.limits.longest_window(),
+        config.audit_retention,
+    );
     info!(
         "serving with {} workers, argon2 m={} t={} p={}",
         config.workers, config.argon2.m_kib, config.argon2.t, config.argon2.p
@@ -176,15 +180,19 @@ fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deletes rate-limit events no window can see any more, once a minute and off the request
-/// path, so buckets never touched again do not accumulate.
-fn spawn_pruner(store: Store, window: f64) {
+/// Deletes rate-limit events no window can see any more and audit rows past their
+/// retention, once a minute and off the request path, so the tables stay small.
+fn spawn_pruner(store: Store, longest_window: Option<f64>, audit_retention: Duration) {
     thread::Builder::new()
         .name("pruner".into())
         .spawn(move || {
             loop {
-                if let Err(e) = store.prune_events(ratelimit::now() - window) {
-                    warn!("pruning rate-limit history failed: {e}");
+                let now = clock::now();
+                let pruned = store
+                    .prune_events(now - longest_window.unwrap_or(0.0))
+                    .and_then(|_| store.prune_audit(now - audit_retention.as_secs_f64()));
+                if let Err(e) = pruned {
+                    warn!("pruning old rate-limit and audit rows failed: {e}");
                 }
                 thread::sleep(PRUNE_INTERVAL);
             }
@@ -205,7 +213,15 @@ fn seed_demo(store: &Store, hasher: &Hasher) -> Result<(), Error> {
     )?;
     let hash = hasher.hash(DEMO_PASSWORD);
     for (email, name, role) in DEMO_USERS {
-        store.create_user(&root, email, name, role, &hash)?;
+        let user = NewUser {
+            email: email.to_owned(),
+            full_name: name.to_owned(),
+            role,
+            password: Some(hash.clone()),
+            is_active: true,
+            api_key: None,
+        };
+        store.create_user(&root, &user)?;
     }
     Ok(())
 }

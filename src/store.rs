@@ -49,6 +49,19 @@ pub struct User {
     pub date_joined: String,
 }
 
+/// A user to add: created by an operator, or imported from Zulip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    pub email: String,
+    pub full_name: String,
+    pub role: i64,
+    /// A hash string; `None` for no usable password.
+    pub password: Option<String>,
+    pub is_active: bool,
+    /// Kept from an import, so clients need not log in again; else minted at first login.
+    pub api_key: Option<String>,
+}
+
 /// Changes to a realm's settings; `None` leaves a field as it is.
 #[derive(Debug, Default)]
 pub struct RealmChanges {
@@ -57,6 +70,105 @@ pub struct RealmChanges {
     pub icon_url: Option<String>,
     pub password_auth_enabled: Option<bool>,
     pub deactivated: Option<bool>,
+}
+
+/// What the audit trail records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    LoginSuccess,
+    LoginFailure,
+    KeyMinted,
+    KeyRotated,
+    PasswordChanged,
+    UserCreated,
+    UserDeactivated,
+    UserReactivated,
+    RealmCreated,
+    RealmChanged,
+}
+
+impl AuditEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::LoginSuccess => "login_success",
+            AuditEvent::LoginFailure => "login_failure",
+            AuditEvent::KeyMinted => "key_minted",
+            AuditEvent::KeyRotated => "key_rotated",
+            AuditEvent::PasswordChanged => "password_changed",
+            AuditEvent::UserCreated => "user_created",
+            AuditEvent::UserDeactivated => "user_deactivated",
+            AuditEvent::UserReactivated => "user_reactivated",
+            AuditEvent::RealmCreated => "realm_created",
+            AuditEvent::RealmChanged => "realm_changed",
+        }
+    }
+}
+
+/// One audit record to write; never a password or a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: f64,
+    pub event: AuditEvent,
+    pub realm_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub reason: Option<String>,
+    pub remote_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl AuditEntry {
+    pub fn new(event: AuditEvent, realm_id: Option<i64>, user_id: Option<i64>) -> AuditEntry {
+        AuditEntry {
+            at: crate::clock::now(),
+            event,
+            realm_id,
+            user_id,
+            reason: None,
+            remote_addr: None,
+            user_agent: None,
+            detail: None,
+        }
+    }
+}
+
+/// One audit record as read back, with names instead of ids.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRow {
+    pub at: f64,
+    pub event: String,
+    pub realm: Option<String>,
+    pub email: Option<String>,
+    pub reason: Option<String>,
+    pub remote_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl RealmChanges {
+    /// The changes in words, for the audit trail.
+    pub fn describe(&self) -> String {
+        let on_off = |v: bool| if v { "on" } else { "off" };
+        let parts: Vec<String> = [
+            self.name.as_ref().map(|v| format!("name {v:?}")),
+            self.description
+                .as_ref()
+                .map(|v| format!("description {v:?}")),
+            self.icon_url.as_ref().map(|v| format!("icon {v:?}")),
+            self.password_auth_enabled
+                .map(|v| format!("password auth {}", on_off(v))),
+            self.deactivated
+                .map(|v| if v { "deactivated" } else { "reactivated" }.to_owned()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            "nothing changed".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 pub struct Store {
@@ -207,29 +319,143 @@ impl Store {
         }
     }
 
-    /// The user's key, minting one if there is none yet. Simultaneous first logins race on
-    /// the conditional UPDATE; the losers read the winner's key, so all get the same one.
-    pub fn ensure_api_key(&self, user_id: i64) -> rusqlite::Result<String> {
+    /// The user's key and whether this call minted it. Simultaneous first logins race on the
+    /// conditional UPDATE; the losers read the winner's key, so all get the same one.
+    pub fn ensure_api_key(&self, user_id: i64) -> rusqlite::Result<(String, bool)> {
+        let minted = self.store_new_key(
+            "UPDATE user SET api_key = ?1 WHERE id = ?2 AND api_key IS NULL",
+            user_id,
+        )?;
+        let key = self
+            .conn
+            .prepare_cached("SELECT api_key FROM user WHERE id = ?1")?
+            .query_row([user_id], |r| r.get(0))?;
+        Ok((key, minted))
+    }
+
+    /// Replaces the user's key; the old one stops working at once.
+    pub fn rotate_api_key(&self, user_id: i64) -> rusqlite::Result<String> {
+        self.store_new_key("UPDATE user SET api_key = ?1 WHERE id = ?2", user_id)?;
+        self.conn
+            .prepare_cached("SELECT api_key FROM user WHERE id = ?1")?
+            .query_row([user_id], |r| r.get(0))
+    }
+
+    /// Runs `update` with a fresh key, drawing again on the (astronomically unlikely)
+    /// collision with another user's key. True when a row changed.
+    fn store_new_key(&self, update: &str, user_id: i64) -> rusqlite::Result<bool> {
         loop {
-            let minted = self
+            match self
                 .conn
-                .prepare_cached("UPDATE user SET api_key = ?1 WHERE id = ?2 AND api_key IS NULL")?
-                .execute(params![key::generate(), user_id]);
-            match minted {
-                Ok(_) => {}
-                // A key collision (astronomically unlikely): draw again.
+                .prepare_cached(update)?
+                .execute(params![key::generate(), user_id])
+            {
+                Ok(changed) => return Ok(changed > 0),
                 Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    continue;
-                }
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation => {}
                 Err(e) => return Err(e),
             }
-            return self
-                .conn
-                .prepare_cached("SELECT api_key FROM user WHERE id = ?1")?
-                .query_row([user_id], |r| r.get(0));
         }
+    }
+
+    pub fn user_by_api_key(&self, api_key: &str) -> rusqlite::Result<Option<User>> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM user WHERE api_key = ?1"
+            ))?
+            .query_row([api_key], user_from_row)
+            .optional()
+    }
+
+    pub fn users_of_realm(&self, realm_id: i64) -> rusqlite::Result<Vec<User>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM user WHERE realm_id = ?1 ORDER BY id"
+        ))?;
+        stmt.query_map([realm_id], user_from_row)?.collect()
+    }
+
+    pub fn realms(&self) -> rusqlite::Result<Vec<Realm>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {REALM_COLUMNS} FROM realm ORDER BY id"))?;
+        stmt.query_map([], realm_from_row)?.collect()
+    }
+
+    pub fn user_count(&self, realm_id: i64) -> rusqlite::Result<i64> {
+        self.conn
+            .prepare_cached("SELECT count(*) FROM user WHERE realm_id = ?1")?
+            .query_row([realm_id], |r| r.get(0))
+    }
+
+    /// Forgets the username buckets of every spelling of `email`, as a password change does.
+    pub fn clear_username_buckets(&self, email: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "DELETE FROM rate_limit_event WHERE bucket = 'user:' || ?1 COLLATE NOCASE",
+            [email],
+        )?;
+        Ok(())
+    }
+
+    /// A consistent copy through SQLite's online backup API, safe while the server writes.
+    pub fn backup_to(&self, dest: &Path) -> rusqlite::Result<()> {
+        self.conn.backup(
+            rusqlite::MAIN_DB,
+            dest,
+            None::<fn(rusqlite::backup::Progress)>,
+        )
+    }
+
+    /// `PRAGMA integrity_check`: `["ok"]` for a sound database.
+    pub fn integrity_check(&self) -> rusqlite::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        stmt.query_map([], |r| r.get(0))?.collect()
+    }
+
+    pub fn audit(&self, entry: &AuditEntry) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_log (at, event, realm_id, user_id, reason, remote_addr, user_agent, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                entry.at,
+                entry.event.as_str(),
+                entry.realm_id,
+                entry.user_id,
+                entry.reason,
+                entry.remote_addr,
+                entry.user_agent,
+                entry.detail
+            ])?;
+        Ok(())
+    }
+
+    /// Audit rows since `since` (epoch seconds), optionally of one user, oldest first.
+    pub fn audit_rows(&self, since: f64, user_id: Option<i64>) -> rusqlite::Result<Vec<AuditRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.at, a.event, r.subdomain, u.delivery_email, a.reason, a.remote_addr, a.user_agent, a.detail
+             FROM audit_log a LEFT JOIN realm r ON r.id = a.realm_id LEFT JOIN user u ON u.id = a.user_id
+             WHERE a.at >= ?1 AND (?2 IS NULL OR a.user_id = ?2) ORDER BY a.at, a.id",
+        )?;
+        stmt.query_map(params![since, user_id], |r| {
+            Ok(AuditRow {
+                at: r.get(0)?,
+                event: r.get(1)?,
+                realm: r.get(2)?,
+                email: r.get(3)?,
+                reason: r.get(4)?,
+                remote_addr: r.get(5)?,
+                user_agent: r.get(6)?,
+                detail: r.get(7)?,
+            })
+        })?
+        .collect()
+    }
+
+    /// Drops audit rows older than `before`.
+    pub fn prune_audit(&self, before: f64) -> rusqlite::Result<usize> {
+        self.conn
+            .execute("DELETE FROM audit_log WHERE at < ?1", [before])
     }
 
     /// Replaces a hash after a login upgraded it.
@@ -257,16 +483,19 @@ impl Store {
 
     /// Runs `f` in an immediate (write-locking) transaction, so a read-then-write such as
     /// the rate limiter's is atomic across workers and processes.
-    pub fn immediate<T>(
+    pub fn immediate<T, E: From<rusqlite::Error>>(
         &self,
-        f: impl FnOnce(&Store) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
+        f: impl FnOnce(&Store) -> Result<T, E>,
+    ) -> Result<T, E> {
         if !self.conn.is_autocommit() {
             // A panic unwound through an earlier transaction: drop what it left.
             self.conn.execute_batch("ROLLBACK")?;
         }
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = f(self).and_then(|value| self.conn.execute_batch("COMMIT").map(|()| value));
+        let result = f(self).and_then(|value| {
+            self.conn.execute_batch("COMMIT")?;
+            Ok(value)
+        });
         if result.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -352,25 +581,28 @@ impl Store {
     }
 
     /// Adds a user and returns its id. The caller has validated the email.
-    pub fn create_user(
-        &self,
-        realm: &Realm,
-        email: &str,
-        full_name: &str,
-        role: i64,
-        password_hash: &str,
-    ) -> Result<i64, Error> {
-        if self.user_by_email(realm.id, email)?.is_some() {
+    pub fn create_user(&self, realm: &Realm, user: &NewUser) -> Result<i64, Error> {
+        if self.user_by_email(realm.id, &user.email)?.is_some() {
             return invalid!(
-                "a user {email:?} already exists in realm {:?}",
+                "a user {:?} already exists in realm {:?}",
+                user.email,
                 realm.subdomain
             );
         }
-        self.conn.execute(
-            "INSERT INTO user (realm_id, delivery_email, full_name, role, password)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![realm.id, email, full_name, role, password_hash],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO user (realm_id, delivery_email, full_name, role, password, is_active, api_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                realm.id,
+                user.email,
+                user.full_name,
+                user.role,
+                user.password,
+                user.is_active,
+                user.api_key
+            ])?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -414,20 +646,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let root = store.require_realm("").unwrap();
-        let id = store
-            .create_user(&root, "Iago@Example.com", "Iago", 200, "!")
-            .unwrap();
+        let iago = NewUser {
+            email: "Iago@Example.com".into(),
+            full_name: "Iago".into(),
+            role: 200,
+            password: None,
+            is_active: true,
+            api_key: None,
+        };
+        let id = store.create_user(&root, &iago).unwrap();
         let user = store
             .user_by_email(root.id, "iago@EXAMPLE.COM")
             .unwrap()
             .unwrap();
         assert_eq!(user.delivery_email, "Iago@Example.com");
-        assert!(
-            store
-                .create_user(&root, "iago@example.com", "", 400, "!")
-                .is_err()
-        );
-        let first = store.ensure_api_key(id).unwrap();
-        assert_eq!(store.ensure_api_key(id).unwrap(), first);
+        let again = NewUser {
+            email: "iago@example.com".into(),
+            ..iago
+        };
+        assert!(store.create_user(&root, &again).is_err());
+        let (first, minted) = store.ensure_api_key(id).unwrap();
+        assert!(minted);
+        assert_eq!(store.ensure_api_key(id).unwrap(), (first.clone(), false));
+        let rotated = store.rotate_api_key(id).unwrap();
+        assert_ne!(rotated, first);
+        assert_eq!(store.user_by_api_key(&first).unwrap(), None);
+        assert_eq!(store.user_by_api_key(&rotated).unwrap().unwrap().id, id);
     }
 }

@@ -3,4 +3,5 @@
 pub mod basic;
 pub mod key;
 pub mod password;
+pub mod policy;
 pub mod ratelimit;

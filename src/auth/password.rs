@@ -1,6 +1,6 @@
 //! Password hashes: new ones are argon2id PHC strings with the configured parameters;
-//! stored ones verify with their own parameters, including Django's `argon2$…` form
-//! (SPEC §10.1).
+//! stored ones verify with their own parameters, including Django's `argon2$…` form and
+//! Zulip's original `pbkdf2_sha256$…` (SPEC §10.1).
 //!
 //! Every verification costs one argon2 computation, also when there is nothing to verify
 //! against (unknown user, unusable hash): then a dummy hash made at start-up with the
@@ -10,7 +10,8 @@
 use std::cell::RefCell;
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use base64ct::{Base64Unpadded, Encoding};
+use base64ct::{Base64, Base64Unpadded, Encoding};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// Passwords longer than this are never hashed: they count as a mismatch (SPEC §3.4).
@@ -21,6 +22,7 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 const MAX_STORED_M_KIB: u32 = 1024 * 1024;
 const MAX_STORED_T: u32 = 64;
 const MAX_STORED_P: u32 = 16;
+const MAX_STORED_PBKDF2_ITERATIONS: u32 = 10_000_000;
 const SALT_BYTES: usize = 16;
 const OUTPUT_BYTES: usize = 32;
 
@@ -69,6 +71,12 @@ enum StoredHash {
         t: u32,
         p: u32,
         salt: Vec<u8>,
+        hash: Vec<u8>,
+    },
+    /// Django's `pbkdf2_sha256$ITERATIONS$SALT$HASH`: Zulip's original hasher.
+    Pbkdf2 {
+        iterations: u32,
+        salt: String,
         hash: Vec<u8>,
     },
     /// Empty, `!…` (Django's unusable password), or a format we do not support.
@@ -170,34 +178,44 @@ impl Hasher {
                     || (*m_kib, *t, *p) != (self.config.m_kib, self.config.t, self.config.p)
                     || hash.len() != OUTPUT_BYTES
             }
-            StoredHash::Unusable => true,
+            StoredHash::Pbkdf2 { .. } | StoredHash::Unusable => true,
         }
     }
 
     fn verify_parsed(&self, parsed: &StoredHash, password: &[u8]) -> bool {
-        let StoredHash::Argon2 {
-            algorithm,
-            version,
-            m_kib,
-            t,
-            p,
-            salt,
-            hash,
-        } = parsed
-        else {
-            return false;
-        };
-        let mut out = vec![0u8; hash.len()];
-        self.compute(
-            *algorithm,
-            *version,
-            (*m_kib, *t, *p),
-            password,
-            salt,
-            &mut out,
-        )
-        .is_ok()
-            && bool::from(out.ct_eq(hash))
+        match parsed {
+            StoredHash::Argon2 {
+                algorithm,
+                version,
+                m_kib,
+                t,
+                p,
+                salt,
+                hash,
+            } => {
+                let mut out = vec![0u8; hash.len()];
+                self.compute(
+                    *algorithm,
+                    *version,
+                    (*m_kib, *t, *p),
+                    password,
+                    salt,
+                    &mut out,
+                )
+                .is_ok()
+                    && bool::from(out.ct_eq(hash))
+            }
+            StoredHash::Pbkdf2 {
+                iterations,
+                salt,
+                hash,
+            } => {
+                let mut out = vec![0u8; hash.len()];
+                pbkdf2::pbkdf2_hmac::<Sha256>(password, salt.as_bytes(), *iterations, &mut out);
+                bool::from(out.ct_eq(hash))
+            }
+            StoredHash::Unusable => false,
+        }
     }
 
     /// One argon2 computation. Each thread keeps the memory of the configured size and
@@ -232,10 +250,60 @@ impl Hasher {
     }
 }
 
-/// Parses a stored hash: a PHC argon2 string, optionally behind Django's `argon2` prefix.
+/// Whether a stored hash can ever match a password (imports count those that cannot).
+pub fn is_usable(stored: &str) -> bool {
+    parse(stored) != StoredHash::Unusable
+}
+
+/// What kind of hash is stored, for operators; never the hash itself.
+pub fn describe(stored: Option<&str>) -> String {
+    match stored.map(parse) {
+        Some(StoredHash::Argon2 {
+            algorithm,
+            version,
+            m_kib,
+            t,
+            p,
+            hash,
+            ..
+        }) => format!(
+            "{} v={} m={m_kib},t={t},p={p} ({}-byte output)",
+            algorithm.as_str(),
+            u32::from(version),
+            hash.len()
+        ),
+        Some(StoredHash::Pbkdf2 { iterations, .. }) => {
+            format!("pbkdf2_sha256 {iterations} iterations (legacy, re-hashed at next login)")
+        }
+        Some(StoredHash::Unusable) | None => "none usable".to_owned(),
+    }
+}
+
+/// Parses a stored hash: a PHC argon2 string, optionally behind Django's `argon2` prefix, or
+/// Django's PBKDF2 form.
 fn parse(stored: &str) -> StoredHash {
-    let phc = stored.strip_prefix("argon2").unwrap_or(stored);
-    parse_argon2_phc(phc).unwrap_or(StoredHash::Unusable)
+    let parsed = match stored.strip_prefix("pbkdf2_sha256$") {
+        Some(rest) => parse_pbkdf2(rest),
+        None => parse_argon2_phc(stored.strip_prefix("argon2").unwrap_or(stored)),
+    };
+    parsed.unwrap_or(StoredHash::Unusable)
+}
+
+/// `ITERATIONS$SALT$HASH`: the salt is used as its UTF-8 bytes, the hash is padded base64.
+fn parse_pbkdf2(rest: &str) -> Option<StoredHash> {
+    let mut fields = rest.split('$');
+    let iterations: u32 = fields.next()?.parse().ok()?;
+    let salt = fields.next()?.to_owned();
+    let hash = Base64::decode_vec(fields.next()?).ok()?;
+    let sane = fields.next().is_none()
+        && (1..=MAX_STORED_PBKDF2_ITERATIONS).contains(&iterations)
+        && !salt.is_empty()
+        && (16..=64).contains(&hash.len());
+    sane.then_some(StoredHash::Pbkdf2 {
+        iterations,
+        salt,
+        hash,
+    })
 }
 
 /// `$argon2id$v=19$m=…,t=…,p=…$salt$hash`; a missing `v=` means version 0x10.

@@ -12,7 +12,6 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::store::Store;
 
@@ -64,13 +63,6 @@ impl fmt::Display for RuleSetting {
             None => f.write_str("off"),
         }
     }
-}
-
-/// Seconds since the epoch, as the limiter's clock.
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The username bucket after an attempt: what the `X-RateLimit-*` headers report.

@@ -106,6 +106,15 @@ fn every_command_has_help_with_an_example() {
         vec!["user", "create"],
         vec!["user", "deactivate"],
         vec!["user", "reactivate"],
+        vec!["user", "list"],
+        vec!["user", "show"],
+        vec!["user", "set-password"],
+        vec!["user", "rotate-key"],
+        vec!["user", "import"],
+        vec!["realm", "list"],
+        vec!["db", "backup"],
+        vec!["db", "check"],
+        vec!["audit"],
     ] {
         let out = std::process::Command::new(BIN)
             .args(&args)

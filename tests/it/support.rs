@@ -62,7 +62,13 @@ impl TestServer {
 
     /// Kills the server and starts it again on the same database (on a new port).
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// Restarts with `extra` arguments after the original ones.
+    pub fn restart_with(&mut self, extra: &[&str]) {
         self.kill();
+        self.args.extend(extra.iter().map(|a| a.to_string()));
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let (child, addr) = spawn_server(&self.db, &self.stderr, &args, &[]);
         self.child = child;
@@ -135,6 +141,30 @@ impl TestServer {
             .trim()
             .parse()
             .unwrap()
+    }
+
+    /// `user import` of `jsonl` into the root realm; returns stdout.
+    pub fn import(&self, jsonl: &str) -> String {
+        let file = self.db.with_extension("import.jsonl");
+        std::fs::write(&file, jsonl).unwrap();
+        let out = self.cli(&["user", "import", file.to_str().unwrap()], "");
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Stdout of an admin command that must succeed.
+    pub fn stdout(&self, args: &[&str]) -> String {
+        let out = self.cli(args, "");
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     pub fn ok(&self, args: &[&str]) {

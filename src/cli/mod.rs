@@ -1,9 +1,12 @@
-//! The command line: clap's definitions, then one function per admin command.
+//! The command line: clap's definitions and [`run`], which validates a command's arguments
+//! into a configuration and hands it to the module that carries it out.
 //!
 //! Every flag also reads `ZULIP_AUTH_` plus its name in upper snake case, so a systemd
 //! `EnvironmentFile` can configure anything a flag can.
 
-use std::io::BufRead;
+mod admin;
+mod import;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,12 +16,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::api::ApiConfig;
 use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
-use crate::email;
 use crate::error::{Error, invalid};
 use crate::logging::LogFormat;
 use crate::server::{self, ServeConfig};
 use crate::site::{ExternalUrl, Site};
-use crate::store::{ROLES, RealmChanges, Store};
+use crate::store::{ROLES, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,6 +83,26 @@ pub enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// Back up or check the database
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Show the audit trail: logins, keys, passwords, user and realm changes
+    #[command(
+        after_help = "Examples:\n  zulip-auth audit --since 1d\n  zulip-auth audit --user iago@example.com --since 30d --json"
+    )]
+    Audit {
+        /// Only this user's entries
+        #[arg(long, env = "ZULIP_AUTH_USER", value_name = "EMAIL")]
+        user: Option<String>,
+        #[command(flatten)]
+        realm: RealmArg,
+        /// How far back, as a number and s, m, h or d [default: everything kept]
+        #[arg(long, env = "ZULIP_AUTH_SINCE", value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<Duration>,
+        /// One JSON object per line instead of a table
+        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +165,15 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxy: Vec<IpAddr>,
+
+    /// Days of audit trail to keep
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_AUDIT_RETENTION_DAYS",
+        default_value_t = 90,
+        value_name = "DAYS"
+    )]
+    pub audit_retention_days: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +185,13 @@ pub enum RealmCommand {
         /// Display name
         #[arg(long, env = "ZULIP_AUTH_NAME")]
         name: String,
+    },
+    /// List realms with their settings and user counts
+    #[command(after_help = "Example:\n  zulip-auth realm list --json")]
+    List {
+        /// JSON instead of a table
+        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        json: bool,
     },
     /// Deactivate a realm: its users can no longer log in
     #[command(after_help = "Example:\n  zulip-auth realm deactivate lear")]
@@ -199,6 +237,48 @@ pub enum UserCommand {
         #[arg(long, env = "ZULIP_AUTH_PASSWORD_STDIN", required = true)]
         password_stdin: bool,
     },
+    /// List a realm's users (never their keys)
+    #[command(after_help = "Example:\n  zulip-auth user list --realm lear --json")]
+    List {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// JSON instead of a table
+        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        json: bool,
+    },
+    /// Show one user: role, state, password hash kind, whether a key exists
+    #[command(after_help = "Example:\n  zulip-auth user show iago@example.com")]
+    Show {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Set a user's password (prompted twice on a terminal); clears their rate-limit history
+    #[command(
+        after_help = "Examples:\n  zulip-auth user set-password iago@example.com\n  printf '%s\\n' \"$NEW_PASSWORD\" | zulip-auth user set-password iago@example.com --password-stdin"
+    )]
+    SetPassword {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+        /// Read the password from the first line of stdin instead of prompting
+        #[arg(long, env = "ZULIP_AUTH_PASSWORD_STDIN")]
+        password_stdin: bool,
+    },
+    /// Replace a user's API key and print the new one; the old key stops working at once
+    #[command(after_help = "Example:\n  zulip-auth user rotate-key iago@example.com")]
+    RotateKey {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Import users exported from a Zulip server (JSON Lines; see the README), all or none
+    #[command(after_help = "Example:\n  zulip-auth user import zulip-users.jsonl --realm lear")]
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
     /// Deactivate a user: logins fail with "Account is deactivated"
     #[command(after_help = "Example:\n  zulip-auth user deactivate hamlet@example.com")]
     Deactivate {
@@ -215,9 +295,24 @@ pub enum UserCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy the database consistently (SQLite's online backup), also while the server runs
+    #[command(
+        after_help = "Example:\n  zulip-auth db backup /var/backups/zulip-auth-$(date +%F).sqlite3"
+    )]
+    Backup {
+        /// Where to write the copy; must not exist yet
+        dest: PathBuf,
+    },
+    /// Check the database's integrity and print its schema version
+    #[command(after_help = "Example:\n  zulip-auth db check")]
+    Check,
+}
+
 #[derive(Debug, Args)]
 pub struct RealmArg {
-    /// The user's realm, by subdomain [default: the root realm]
+    /// The realm, by subdomain [default: the root realm]
     #[arg(
         long = "realm",
         env = "ZULIP_AUTH_REALM",
@@ -244,13 +339,33 @@ pub enum Role {
 
 impl Role {
     fn code(self) -> i64 {
-        let name = self.to_possible_value().expect("every role has a name");
-        ROLES
-            .iter()
-            .find(|(n, _)| *n == name.get_name())
-            .map(|&(_, code)| code)
-            .expect("every role has a code")
+        let value = self.to_possible_value().expect("every role has a name");
+        role_code(value.get_name()).expect("every role has a code")
     }
+}
+
+/// The numeric code of a role name.
+fn role_code(name: &str) -> Option<i64> {
+    ROLES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, code)| code)
+}
+
+/// `90s`, `15m`, `12h`, `7d`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let complaint =
+        || format!("invalid duration {text:?}: expected a number and s, m, h or d (7d)");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let number: u64 = number.parse().map_err(|_| complaint())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(complaint()),
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
 }
 
 impl Cli {
@@ -285,8 +400,15 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let argon2 = cli.argon2()?;
     match cli.command {
         Command::Serve(args) => server::run(serve_config(args, db, argon2)?),
-        Command::Realm(command) => realm_command(&Store::open(&db)?, command),
-        Command::User(command) => user_command(&Store::open(&db)?, &Hasher::new(argon2), command),
+        Command::Realm(command) => admin::realm(&Store::open(&db)?, command),
+        Command::User(command) => admin::user(&Store::open(&db)?, &Hasher::new(argon2), command),
+        Command::Db(command) => admin::db(&Store::open(&db)?, command),
+        Command::Audit {
+            user,
+            realm,
+            since,
+            json,
+        } => admin::show_audit(&Store::open(&db)?, user.as_deref(), &realm, since, json),
     }
 }
 
@@ -318,116 +440,6 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
         },
         demo: args.demo,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
     })
-}
-
-fn realm_command(store: &Store, command: RealmCommand) -> Result<(), Error> {
-    let (subdomain, changes) = match command {
-        RealmCommand::Create { subdomain, name } => {
-            validate_subdomain(&subdomain)?;
-            store.create_realm(&subdomain, &name)?;
-            return Ok(());
-        }
-        RealmCommand::Deactivate { subdomain } => (
-            subdomain,
-            RealmChanges {
-                deactivated: Some(true),
-                ..RealmChanges::default()
-            },
-        ),
-        RealmCommand::Reactivate { subdomain } => (
-            subdomain,
-            RealmChanges {
-                deactivated: Some(false),
-                ..RealmChanges::default()
-            },
-        ),
-        RealmCommand::Set {
-            subdomain,
-            name,
-            description,
-            icon,
-            password_auth,
-        } => (
-            subdomain,
-            RealmChanges {
-                name,
-                description,
-                icon_url: icon,
-                password_auth_enabled: password_auth.map(|v| v == OnOff::On),
-                deactivated: None,
-            },
-        ),
-    };
-    let realm = store.require_realm(&subdomain)?;
-    store.update_realm(&realm, &changes)?;
-    Ok(())
-}
-
-/// A DNS label, or several joined by dots: it becomes part of a host name.
-fn validate_subdomain(subdomain: &str) -> Result<(), Error> {
-    let label_ok = |label: &str| {
-        (1..=63).contains(&label.len())
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
-    if subdomain.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        invalid!("invalid subdomain {subdomain:?}: use lowercase letters, digits and inner hyphens")
-    }
-}
-
-fn user_command(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), Error> {
-    match command {
-        UserCommand::Create {
-            email,
-            realm,
-            full_name,
-            role,
-            password_stdin: _,
-        } => {
-            if !email::is_valid(&email) {
-                return invalid!("invalid email address {email:?}");
-            }
-            let realm = store.require_realm(&realm.subdomain)?;
-            let password = read_password_line()?;
-            let id = store.create_user(
-                &realm,
-                &email,
-                &full_name,
-                role.code(),
-                &hasher.hash(&password),
-            )?;
-            println!("{id}");
-            Ok(())
-        }
-        UserCommand::Deactivate { email, realm } => set_active(store, &realm, &email, false),
-        UserCommand::Reactivate { email, realm } => set_active(store, &realm, &email, true),
-    }
-}
-
-fn set_active(store: &Store, realm: &RealmArg, email: &str, active: bool) -> Result<(), Error> {
-    let realm = store.require_realm(&realm.subdomain)?;
-    let user = store.require_user(&realm, email)?;
-    store.set_user_active(user.id, active)?;
-    Ok(())
-}
-
-/// The first line of stdin, without its line ending.
-fn read_password_line() -> Result<String, Error> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::Io("cannot read the password from stdin".into(), e))?;
-    let password = line.strip_suffix('\n').unwrap_or(&line);
-    let password = password.strip_suffix('\r').unwrap_or(password);
-    if password.is_empty() {
-        return invalid!("empty password: give it on the first line of stdin");
-    }
-    Ok(password.to_owned())
 }
