@@ -3,6 +3,7 @@
 
 mod accounts;
 mod cli;
+mod clients;
 mod dev;
 mod fetch_api_key;
 mod hygiene;
