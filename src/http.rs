@@ -118,10 +118,17 @@ impl Response {
         Response {
             status: err.status,
             content_type: Some(JSON),
-            // Python's repr of the float, as the JSON key holds it (SPEC §8).
+            // The float exactly as the JSON key holds it, which is Python's repr (SPEC §8).
+            // Not `{:?}`: on a tie such as 2.98633575439453125 it rounds the last digit up
+            // where Python and serde_json round to even.
             headers: err
                 .retry_after
-                .map(|seconds| ("Retry-After", format!("{seconds:?}")))
+                .map(|seconds| {
+                    (
+                        "Retry-After",
+                        serde_json::to_string(&seconds).expect("a finite float"),
+                    )
+                })
                 .into_iter()
                 .chain(
                     err.www_authenticate
@@ -370,6 +377,20 @@ mod tests {
             real_ip: real_ip.map(str::to_owned),
             ..Request::default()
         }
+    }
+
+    #[test]
+    fn retry_after_header_and_body_agree_on_ties() {
+        let response = Response::error(&ApiError::rate_limited(2.986_335_754_394_531_25));
+        assert_eq!(
+            response.headers,
+            [("Retry-After", "2.9863357543945312".to_owned())]
+        );
+        assert!(
+            String::from_utf8(response.body)
+                .unwrap()
+                .ends_with("\"retry-after\":2.9863357543945312}\n")
+        );
     }
 
     #[test]

@@ -102,21 +102,38 @@ pub struct Hasher {
 }
 
 impl Hasher {
-    /// Makes the dummy hash, which costs one hash computation.
+    /// The dummy hash has the configured parameters and a random salt and output: verifying
+    /// against it costs what a real verification costs, and no password can match it. So
+    /// start-up spends no hash computation on it.
     pub fn new(config: Argon2Config) -> Hasher {
-        let mut hasher = Hasher {
+        let mut salt = vec![0u8; SALT_BYTES];
+        let mut hash = vec![0u8; OUTPUT_BYTES];
+        getrandom::fill(&mut salt).expect("the OS random generator is available");
+        getrandom::fill(&mut hash).expect("the OS random generator is available");
+        Hasher {
             config,
-            dummy: StoredHash::Unusable,
-        };
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).expect("the OS random generator is available");
-        let dummy = hasher.hash(&Base64Unpadded::encode_string(&secret));
-        hasher.dummy = parse(&dummy);
-        hasher
+            dummy: StoredHash::Argon2 {
+                algorithm: Algorithm::Argon2id,
+                version: Version::V0x13,
+                m_kib: config.m_kib,
+                t: config.t,
+                p: config.p,
+                salt,
+                hash,
+            },
+        }
     }
 
-    pub fn config(&self) -> Argon2Config {
-        self.config
+    /// Times `samples` verifications of a hash made with this configuration.
+    pub fn time_verifications(&self, samples: usize) -> Vec<std::time::Duration> {
+        let stored = parse(&self.hash("bench-hash password"));
+        (0..samples)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                assert!(self.verify_parsed(&stored, b"bench-hash password"));
+                started.elapsed()
+            })
+            .collect()
     }
 
     /// A fresh argon2id PHC string for `password`.

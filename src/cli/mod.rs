@@ -5,6 +5,7 @@
 //! `EnvironmentFile` can configure anything a flag can.
 
 mod admin;
+mod bench;
 mod import;
 
 use std::net::{IpAddr, SocketAddr};
@@ -83,6 +84,22 @@ pub enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// Time argon2 verification at --argon2-m/-t/-p, or suggest parameters for a time budget
+    #[command(
+        after_help = "Examples:\n  zulip-auth bench-hash\n  zulip-auth --argon2-m 102400 --argon2-t 2 --argon2-p 8 bench-hash\n  zulip-auth bench-hash --target-ms 50"
+    )]
+    BenchHash {
+        /// Verifications to time
+        #[arg(long, env = "ZULIP_AUTH_SAMPLES", default_value_t = 30)]
+        samples: usize,
+        /// Suggest the largest memory cost (at the given -t and -p) whose median verification
+        /// stays within this many milliseconds
+        #[arg(long, env = "ZULIP_AUTH_TARGET_MS", value_name = "MS")]
+        target_ms: Option<f64>,
+        /// One JSON object instead of a sentence
+        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        json: bool,
+    },
     /// Back up or check the database
     #[command(subcommand)]
     Db(DbCommand),
@@ -403,6 +420,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Realm(command) => admin::realm(&Store::open(&db)?, command),
         Command::User(command) => admin::user(&Store::open(&db)?, &Hasher::new(argon2), command),
         Command::Db(command) => admin::db(&Store::open(&db)?, command),
+        Command::BenchHash {
+            samples,
+            target_ms,
+            json,
+        } => bench::run(argon2, samples, target_ms, json),
         Command::Audit {
             user,
             realm,

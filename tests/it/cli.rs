@@ -115,6 +115,7 @@ fn every_command_has_help_with_an_example() {
         vec!["db", "backup"],
         vec!["db", "check"],
         vec!["audit"],
+        vec!["bench-hash"],
     ] {
         let out = std::process::Command::new(BIN)
             .args(&args)
@@ -127,4 +128,35 @@ fn every_command_has_help_with_an_example() {
             "{args:?}: {help}"
         );
     }
+}
+
+#[test]
+fn bench_hash_times_and_suggests() {
+    let server = TestServer::start(&[]);
+    let out = server.stdout(&["--argon2-t", "1", "bench-hash", "--samples", "3", "--json"]);
+    let timing: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            timing["m"].as_u64(),
+            timing["t"].as_u64(),
+            timing["samples"].as_u64()
+        ),
+        (Some(256), Some(1), Some(3))
+    );
+    assert!(timing["median_ms"].as_f64().unwrap() > 0.0);
+    let out = server.stdout(&[
+        "--argon2-t",
+        "1",
+        "bench-hash",
+        "--samples",
+        "3",
+        "--target-ms",
+        "3",
+    ]);
+    assert!(
+        out.starts_with("suggested: --argon2-m ") && out.contains("within 3 ms"),
+        "{out}"
+    );
+    let m: u32 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(m >= 1024 && m % 1024 == 0, "{m}");
 }
