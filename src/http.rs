@@ -381,7 +381,9 @@ mod tests {
 
     #[test]
     fn retry_after_header_and_body_agree_on_ties() {
-        let response = Response::error(&ApiError::rate_limited(2.986_335_754_394_531_25));
+        // Exactly 2.98633575439453125, halfway between two 17-digit decimals.
+        let tie = f64::from_bits(0x4007_e404_0000_0000);
+        let response = Response::error(&ApiError::rate_limited(tie));
         assert_eq!(
             response.headers,
             [("Retry-After", "2.9863357543945312".to_owned())]
