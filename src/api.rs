@@ -58,6 +58,11 @@ impl Handler for Api {
         response.log = log;
         response
     }
+
+    /// Only a password login may verify a hash (dummy or real).
+    fn is_costly(&self, request: &Request) -> bool {
+        request.method == "POST" && request.path == "/api/v1/fetch_api_key"
+    }
 }
 
 /// A key and whom it belongs to: the body of `fetch_api_key` and `dev_fetch_api_key`.

@@ -1,9 +1,11 @@
 //! The HTTP adapter: tiny_http in, tiny_http out, and the limits tiny_http lacks.
 //!
-//! A fixed pool of worker threads pulls requests from one tiny_http server. Each worker owns
-//! its handler state (a SQLite connection), turns a tiny_http request into a plain
-//! [`Request`] with a body of at most [`MAX_BODY_BYTES`], runs the handler inside
-//! `catch_unwind`, and writes the [`Response`] back.
+//! Two fixed pools of threads serve one tiny_http server, each thread with its own handler
+//! state (a SQLite connection). Front threads pull every request, turn it into a plain
+//! [`Request`] with a body of at most [`MAX_BODY_BYTES`], and answer the cheap ones; requests
+//! that may cost an argon2 computation go through a bounded queue to the hashing threads, so
+//! `server_settings` stays fast while logins saturate the cores, and peak memory stays
+//! `hashing threads × m`. Every handler runs inside `catch_unwind`.
 //!
 //! What cannot be guarded here (tiny_http 0.12 has no socket timeouts, no header-size limit,
 //! and drains an unread body with one allocation of its declared length) is left to the
@@ -12,9 +14,9 @@
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{self, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -149,6 +151,9 @@ impl Response {
 /// Whatever a worker needs besides the request: built once per thread.
 pub trait Handler {
     fn handle(&mut self, request: &Request) -> Response;
+    /// Whether answering may cost an argon2 computation; such requests go to the hashing
+    /// threads, so that cheap ones never queue behind them.
+    fn is_costly(&self, request: &Request) -> bool;
 }
 
 /// Why the server should stop.
@@ -160,12 +165,33 @@ pub enum StopReason {
     Signal(i32),
 }
 
-/// Starts `workers` threads, each with a handler from `make_handler`, serving `server`.
-/// A worker whose `recv()` fails while `stopping` is unset reports it on `fatal`: tiny_http's
-/// accept loop has ended for good, so the process must exit and be restarted.
+/// How many threads of each kind: `front` threads take every request from tiny_http, read
+/// it and answer the cheap ones; `hashing` threads answer the costly ones, so peak memory
+/// is `hashing × m` whatever the load.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    pub front: usize,
+    pub hashing: usize,
+}
+
+/// Costly requests waiting for a hashing thread, per hashing thread. When the queue is full,
+/// front threads wait: the backlog of logins stays bounded.
+const QUEUED_PER_HASHING_THREAD: usize = 16;
+
+/// A costly request, read in full, waiting for a hashing thread.
+struct Job {
+    raw: tiny_http::Request,
+    request: Request,
+    started: Instant,
+}
+
+/// Starts the pool, each thread with its own handler from `make_handler`, serving `server`.
+/// A front thread whose `recv()` fails while `stopping` is unset reports it on `fatal`:
+/// tiny_http's accept loop has ended for good, so the process must exit and be restarted.
+/// When the front threads stop, the hashing threads finish the queued requests and stop too.
 pub fn spawn_workers<H, F>(
     server: &Arc<Server>,
-    workers: usize,
+    size: PoolSize,
     make_handler: F,
     stopping: &Arc<AtomicBool>,
     fatal: &Sender<StopReason>,
@@ -175,55 +201,104 @@ where
     F: Fn() -> Result<H, String> + Send + Sync + 'static,
 {
     let make_handler = Arc::new(make_handler);
-    (0..workers)
-        .map(|i| {
-            let server = Arc::clone(server);
-            let make_handler = Arc::clone(&make_handler);
-            let stopping = Arc::clone(stopping);
-            let fatal = fatal.clone();
-            thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || {
-                    let mut handler = match make_handler() {
-                        Ok(handler) => handler,
-                        Err(e) => {
-                            let _ = fatal.send(StopReason::Fatal(e));
-                            return;
-                        }
-                    };
-                    loop {
-                        match server.recv() {
-                            Ok(request) => serve_one(&mut handler, request),
-                            Err(_) if stopping.load(Ordering::SeqCst) => return,
-                            Err(e) => {
-                                let _ = fatal.send(StopReason::Fatal(format!(
-                                    "accepting connections failed: {e}"
-                                )));
-                                return;
-                            }
-                        }
+    let start_handler = move |fatal: &Sender<StopReason>| match make_handler() {
+        Ok(handler) => Some(handler),
+        Err(e) => {
+            let _ = fatal.send(StopReason::Fatal(e));
+            None
+        }
+    };
+    let start_handler = Arc::new(start_handler);
+    let (queue, queued) = mpsc::sync_channel::<Job>(size.hashing * QUEUED_PER_HASHING_THREAD);
+    let queued = Arc::new(Mutex::new(queued));
+    let mut threads = Vec::new();
+    for i in 0..size.hashing {
+        let (queued, fatal, start_handler) = (
+            Arc::clone(&queued),
+            fatal.clone(),
+            Arc::clone(&start_handler),
+        );
+        threads.push(spawn(format!("hashing-{i}"), move || {
+            let Some(mut handler) = start_handler(&fatal) else {
+                return;
+            };
+            loop {
+                let job = queued.lock().map_or(Err(mpsc::RecvError), |q| q.recv());
+                let Ok(job) = job else {
+                    return;
+                };
+                serve(&mut handler, job.raw, Ok(job.request), job.started);
+            }
+        }));
+    }
+    for i in 0..size.front {
+        let (server, stopping, fatal) = (Arc::clone(server), Arc::clone(stopping), fatal.clone());
+        let (queue, start_handler) = (queue.clone(), Arc::clone(&start_handler));
+        threads.push(spawn(format!("front-{i}"), move || {
+            let Some(mut handler) = start_handler(&fatal) else {
+                return;
+            };
+            loop {
+                match server.recv() {
+                    Ok(raw) => front(&mut handler, raw, &queue),
+                    Err(_) if stopping.load(Ordering::SeqCst) => return,
+                    Err(e) => {
+                        let _ = fatal.send(StopReason::Fatal(format!(
+                            "accepting connections failed: {e}"
+                        )));
+                        return;
                     }
-                })
-                .expect("a worker thread can be spawned")
-        })
-        .collect()
+                }
+            }
+        }));
+    }
+    threads
 }
 
-fn serve_one(handler: &mut impl Handler, mut raw: tiny_http::Request) {
+fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    thread::Builder::new()
+        .name(name)
+        .spawn(body)
+        .expect("a worker thread can be spawned")
+}
+
+/// Reads a request; answers it here if it is cheap (or unreadable), else queues it for a
+/// hashing thread.
+fn front(handler: &mut impl Handler, mut raw: tiny_http::Request, queue: &SyncSender<Job>) {
     let started = Instant::now();
+    match read_request(&mut raw) {
+        Ok(request) if handler.is_costly(&request) => {
+            let job = Job {
+                raw,
+                request,
+                started,
+            };
+            // Only if every hashing thread is gone does a front thread hash.
+            if let Err(mpsc::SendError(job)) = queue.send(job) {
+                serve(handler, job.raw, Ok(job.request), job.started);
+            }
+        }
+        outcome => serve(handler, raw, outcome, started),
+    }
+}
+
+/// Answers one request (or the error reading it), inside `catch_unwind`, then logs it.
+fn serve(
+    handler: &mut impl Handler,
+    raw: tiny_http::Request,
+    request: Result<Request, ApiError>,
+    started: Instant,
+) {
     let method = raw.method().to_string();
     let path = raw.url().split('?').next().unwrap_or("").to_owned();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let request = read_request(&mut raw)?;
-        Ok::<_, ApiError>(handler.handle(&request))
-    }));
-    let response = match outcome {
-        Ok(Ok(response)) => response,
-        Ok(Err(err)) => Response::error(&err),
-        Err(_) => {
-            error!("handler panicked on {method} {path}");
-            Response::error(&ApiError::internal())
+    let response = match request {
+        Ok(request) => {
+            catch_unwind(AssertUnwindSafe(|| handler.handle(&request))).unwrap_or_else(|_| {
+                error!("handler panicked on {method} {path}");
+                Response::error(&ApiError::internal())
+            })
         }
+        Err(err) => Response::error(&err),
     };
     let (status, log) = (response.status, response.log.clone());
     if let Err(e) = raw.respond(to_tiny_http(response)) {
@@ -316,8 +391,12 @@ mod tests {
 
     impl Handler for Panicky {
         fn handle(&mut self, request: &Request) -> Response {
-            assert!(request.path != "/panic", "handler bug");
+            assert!(!request.path.ends_with("/panic"), "handler bug");
             Response::json(200, &[request.path.as_str()])
+        }
+
+        fn is_costly(&self, request: &Request) -> bool {
+            request.path.starts_with("/costly")
         }
     }
 
@@ -341,20 +420,26 @@ mod tests {
         let addr = server.server_addr().to_ip().unwrap();
         let (tx, rx) = mpsc::channel();
         let stopping = Arc::new(AtomicBool::new(stopping));
-        spawn_workers(&server, workers, || Ok(Panicky), &stopping, &tx);
+        let size = PoolSize {
+            front: workers,
+            hashing: workers,
+        };
+        spawn_workers(&server, size, || Ok(Panicky), &stopping, &tx);
         (server, addr, rx)
     }
 
     #[test]
     fn a_panicking_handler_answers_500_and_its_worker_lives_on() {
         let (_server, addr, _fatal) = start(1, false);
-        let response = get(addr, "/panic");
-        assert!(response.starts_with("HTTP/1.1 500"), "{response}");
-        assert!(
-            response
-                .ends_with("\r\n\r\n{\"result\":\"error\",\"msg\":\"Internal server error\"}\n")
-        );
-        assert!(get(addr, "/after").ends_with("[\"/after\"]\n"));
+        // In a front thread and in a hashing thread alike.
+        for prefix in ["", "/costly"] {
+            let response = get(addr, &format!("{prefix}/panic"));
+            assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+            let body = "\r\n\r\n{\"result\":\"error\",\"msg\":\"Internal server error\"}\n";
+            assert!(response.ends_with(body), "{response}");
+            let after = format!("{prefix}/after");
+            assert!(get(addr, &after).ends_with(&format!("[\"{after}\"]\n")));
+        }
     }
 
     #[test]

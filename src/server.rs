@@ -22,7 +22,7 @@ use crate::api::{Api, ApiConfig};
 use crate::auth::password::{Argon2Config, Hasher};
 use crate::clock;
 use crate::error::Error;
-use crate::http::{self, StopReason};
+use crate::http::{self, PoolSize, StopReason};
 use crate::store::{NewUser, Store};
 
 #[derive(Debug, Clone)]
@@ -96,9 +96,13 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
 
     let api_config = Arc::new(config.api.clone());
     let stopping = Arc::new(AtomicBool::new(false));
+    let size = PoolSize {
+        front: config.workers,
+        hashing: config.workers,
+    };
     let workers = http::spawn_workers(
         &server,
-        config.workers,
+        size,
         move || {
             Ok(Api {
                 store: Store::open(&db).map_err(|e| e.to_string())?,
@@ -115,7 +119,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         config.audit_retention,
     );
     info!(
-        "serving with {} workers, argon2 m={} t={} p={}",
+        "serving with {} hashing and as many front threads, argon2 m={} t={} p={}",
         config.workers, config.argon2.m_kib, config.argon2.t, config.argon2.p
     );
     // Readiness for systemd's Type=notify; a no-op without NOTIFY_SOCKET.
@@ -132,9 +136,9 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             );
             let _ = sd_notify::notify(&[NotifyState::Stopping]);
             stopping.store(true, Ordering::SeqCst);
-            // Queued after every request already received: each worker serves those, then
-            // takes one of these and stops.
-            for _ in 0..config.workers {
+            // Queued after every request already received: each front thread serves those,
+            // then takes one of these and stops; the hashing threads finish their queue.
+            for _ in 0..size.front {
                 server.unblock();
             }
             let (finished, all_finished) = mpsc::channel();

@@ -120,17 +120,26 @@ impl RateLimits {
             return Ok(None);
         };
         let bucket = user_bucket(username);
+        let since = now - rule.window;
+        let refusal = |retry_after: f64| Quota {
+            limit: rule.limit,
+            remaining: 0,
+            reset: (now + retry_after).floor() as u64,
+            retry_after: Some(retry_after),
+        };
+        // A full bucket is refused on a plain read, without the write lock: an attacker
+        // hammering a locked username costs no more than a query.
+        let events = store.recent_events(&bucket, rule.limit, since)?;
+        if let Some(retry_after) = full_for(rule, &events, now) {
+            return Ok(Some(refusal(retry_after)));
+        }
         store.immediate(|store| {
-            let events = store.recent_events(&bucket, rule.limit, now - rule.window)?;
+            // Again under the lock: another worker may have filled it meanwhile.
+            let events = store.recent_events(&bucket, rule.limit, since)?;
             if let Some(retry_after) = full_for(rule, &events, now) {
-                return Ok(Some(Quota {
-                    limit: rule.limit,
-                    remaining: 0,
-                    reset: (now + retry_after).floor() as u64,
-                    retry_after: Some(retry_after),
-                }));
+                return Ok(Some(refusal(retry_after)));
             }
-            store.record_event(&bucket, now, rule.limit, now - rule.window)?;
+            store.record_event(&bucket, now, rule.limit, since)?;
             let in_window = (events.len() as u32 + 1).min(rule.limit);
             Ok(Some(Quota {
                 limit: rule.limit,
