@@ -136,8 +136,7 @@ impl Api {
         };
         let mut response = match outcome {
             Ok(user) => {
-                limits.clear(&self.store, username)?;
-                let api_key = self.key_for_login(&user, request, log, None)?;
+                let api_key = self.key_for_login(&user, request, log, Some(username), None)?;
                 api_key_response(&api_key, &user, params.ignored(&["username", "password"]))
             }
             Err(err) => {
@@ -304,7 +303,7 @@ impl Api {
         };
         log.user_id = Some(user.id);
         check_active(&realm, &user)?;
-        let api_key = self.key_for_login(&user, request, log, Some("dev login"))?;
+        let api_key = self.key_for_login(&user, request, log, None, Some("dev login"))?;
         Ok(api_key_response(
             &api_key,
             &user,
@@ -312,23 +311,33 @@ impl Api {
         ))
     }
 
-    /// The user's key after a successful login, minted if it is the first; both audited.
+    /// The user's key after a successful login, minted if it is the first; both audited, and
+    /// the username's rate-limit bucket cleared, in one durable transaction: the only
+    /// synced commit of a successful login.
     fn key_for_login(
         &self,
         user: &User,
         request: &Request,
         log: &LogContext,
+        clear_bucket_of: Option<&str>,
         detail: Option<&str>,
     ) -> Result<String, ApiError> {
         let realm = self.store.realm_by_id(user.realm_id)?;
-        let (api_key, minted) = self.store.ensure_api_key(user.id)?;
-        let mut entry = self.audit_entry(AuditEvent::LoginSuccess, &realm, request, log);
-        entry.detail = detail.map(str::to_owned);
-        self.store.audit(&entry)?;
-        if minted {
-            let entry = self.audit_entry(AuditEvent::KeyMinted, &realm, request, log);
-            self.store.audit(&entry)?;
-        }
+        let mut success = self.audit_entry(AuditEvent::LoginSuccess, &realm, request, log);
+        success.detail = detail.map(str::to_owned);
+        let minted_entry = self.audit_entry(AuditEvent::KeyMinted, &realm, request, log);
+        let limits = self.config.limits;
+        let api_key = self.store.durably(|store| {
+            if let Some(username) = clear_bucket_of {
+                limits.clear(store, username)?;
+            }
+            let (api_key, minted) = store.ensure_api_key(user.id)?;
+            store.audit(&success)?;
+            if minted {
+                store.audit(&minted_entry)?;
+            }
+            Ok::<_, rusqlite::Error>(api_key)
+        })?;
         Ok(api_key)
     }
 
@@ -449,10 +458,12 @@ impl Api {
         }
         let user = self.basic_auth_user(request, log)?;
         let params = parse_params(request)?;
-        let api_key = self.store.rotate_api_key(user.id)?;
         let realm = self.store.realm_by_id(user.realm_id)?;
         let entry = self.audit_entry(AuditEvent::KeyRotated, &realm, request, log);
-        self.store.audit(&entry)?;
+        let api_key = self.store.durably(|store| {
+            store.audit(&entry)?;
+            store.rotate_api_key(user.id)
+        })?;
         #[derive(Serialize)]
         struct Regenerated<'a> {
             result: &'static str,

@@ -105,7 +105,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         size,
         move || {
             Ok(Api {
-                store: Store::open(&db).map_err(|e| e.to_string())?,
+                store: Store::open_for_requests(&db).map_err(|e| e.to_string())?,
                 hasher: Arc::clone(&hasher),
                 config: Arc::clone(&api_config),
             })

@@ -481,6 +481,31 @@ impl Store {
             .collect()
     }
 
+    /// Opens the database for a request thread: commits are not synced to disk one by one
+    /// (WAL with `synchronous=NORMAL`), so rate-limit events and audit rows cost no fsync.
+    /// They survive a crash or a restart of the process; a power loss may drop the last
+    /// moments of them. Keys are never written so: see [`Store::durably`].
+    pub fn open_for_requests(path: &Path) -> Result<Store, Error> {
+        let store = Store::open(path)?;
+        store.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(store)
+    }
+
+    /// [`Store::immediate`], synced to disk before it returns (`synchronous=FULL`), which
+    /// also syncs every commit before it: for keys, which a client holds once it has them.
+    pub fn durably<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let previous: i64 = self
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = self.immediate(f);
+        self.conn.pragma_update(None, "synchronous", previous)?;
+        result
+    }
+
     /// Runs `f` in an immediate (write-locking) transaction, so a read-then-write such as
     /// the rate limiter's is atomic across workers and processes.
     pub fn immediate<T, E: From<rusqlite::Error>>(
@@ -639,6 +664,21 @@ mod tests {
         drop(store);
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), migrations().count() as i64);
+    }
+
+    #[test]
+    fn request_stores_sync_only_durable_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_for_requests(&dir.path().join("db")).unwrap();
+        let synchronous = |s: &Store| -> i64 {
+            s.conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(synchronous(&store), 1, "NORMAL");
+        let inside = store.durably(|s| Ok::<_, rusqlite::Error>(synchronous(s)));
+        assert_eq!(inside.unwrap(), 2, "FULL");
+        assert_eq!(synchronous(&store), 1, "restored");
     }
 
     #[test]
