@@ -116,12 +116,8 @@ impl Api {
             return Ok(method_not_allowed(&["POST"]));
         }
         let params = parse_params(request)?;
-        let username = params
-            .get("username")
-            .ok_or_else(|| ApiError::missing_argument("username"))?;
-        let password = params
-            .get("password")
-            .ok_or_else(|| ApiError::missing_argument("password"))?;
+        let username = params.required("username")?;
+        let password = params.required("password")?;
         let realm = self.request_realm(request, log)?;
         if !email::is_valid(username) {
             return Err(ApiError::invalid_email());
@@ -287,9 +283,7 @@ impl Api {
             return Ok(method_not_allowed(&["POST"]));
         }
         let params = parse_params(request)?;
-        let username = params
-            .get("username")
-            .ok_or_else(|| ApiError::missing_argument("username"))?;
+        let username = params.required("username")?;
         if !email::is_valid(username) {
             return Err(ApiError::invalid_email());
         }

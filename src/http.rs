@@ -104,7 +104,9 @@ pub const HTML: &str = "text/html; charset=utf-8";
 impl Response {
     /// Compact JSON ending in one newline (SPEC §3.1).
     pub fn json(status: u16, body: &impl Serialize) -> Response {
-        let mut bytes = serde_json::to_vec(body).expect("response bodies always serialize");
+        // Room for the largest body (server_settings) without growing.
+        let mut bytes = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut bytes, body).expect("response bodies always serialize");
         bytes.push(b'\n');
         Response {
             status,
@@ -304,7 +306,7 @@ fn serve(
     if let Err(e) = raw.respond(to_tiny_http(response)) {
         info!("{method} {path}: could not send the response: {e}");
     }
-    if !log.quiet {
+    if !log.quiet && log::log_enabled!(log::Level::Warn) {
         let client = log
             .client
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string());

@@ -41,6 +41,12 @@ impl Params {
         last_value(&self.body, name).or_else(|| last_value(&self.query, name))
     }
 
+    /// The value of a parameter the endpoint cannot do without: E2/E3 when absent.
+    pub fn required(&self, name: &'static str) -> Result<&str, ApiError> {
+        self.get(name)
+            .ok_or_else(|| ApiError::missing_argument(name))
+    }
+
     /// Every distinct parameter name not in `used`, sorted by code point (SPEC §5.5).
     pub fn ignored(&self, used: &[&str]) -> Vec<String> {
         let mut names: Vec<String> = self

@@ -134,7 +134,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ZULIP_AUTH_EXTERNAL_URL", value_name = "URL")]
     pub external_url: Option<String>,
 
-    /// Handler threads [default: the number of cores]
+    /// Threads that verify passwords (peak memory about N × argon2 m), and as many front
+    /// threads for everything else [default: the number of cores]
     #[arg(long, env = "ZULIP_AUTH_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
 

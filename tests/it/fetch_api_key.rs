@@ -95,30 +95,10 @@ fn unknown_subdomain_is_e4_and_beats_a_bad_email() {
         let body = format!("username={username}&password=x");
         let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
         all.extend_from_slice(&headers);
-        raw_post(&server, "/api/v1/fetch_api_key", &all, body.as_bytes())
+        server.send("POST", "/api/v1/fetch_api_key", &all, body.as_bytes())
     };
     login("hamlet").assert_json(404, E4);
     login("hamlet@example.com").assert_json(404, E4);
-}
-
-/// `send` adds its own Host; this one lets the test choose it.
-fn raw_post(
-    server: &TestServer,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> HttpResponse {
-    let mut request = format!(
-        "POST {target} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body);
-    server.raw(&bytes)
 }
 
 #[test]
@@ -128,8 +108,8 @@ fn realms_are_chosen_by_host_with_an_external_url() {
     let cordelia = server.create_user("cordelia@lear.org", "Lear-Pass-77", &["--realm", "lear"]);
     let login = |host: &str, password: &str| {
         let body = format!("username=cordelia%40lear.org&password={password}");
-        raw_post(
-            &server,
+        server.send(
+            "POST",
             "/api/v1/fetch_api_key",
             &[
                 ("Host", host),

@@ -188,7 +188,8 @@ impl TestServer {
         HttpResponse::parse(&bytes)
     }
 
-    /// A request with the given method, target, extra header lines and body.
+    /// A request with the given method, target, extra header lines (a Host of the test's
+    /// own, else the server's address) and body.
     pub fn send(
         &self,
         method: &str,
@@ -196,10 +197,13 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> HttpResponse {
-        let mut request = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
+        let mut request = format!("{method} {target} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            request.push_str(&format!("Host: {}\r\n", self.addr));
+        }
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
