@@ -69,3 +69,23 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_at ON audit_log (at);
 CREATE INDEX audit_log_user ON audit_log (user_id, at);
+
+-- migration 4
+-- Password backends per realm, as Zulip's: the email backend (local password hashes) and
+-- LDAP. password_auth_enabled still switches both off at once.
+ALTER TABLE realm ADD COLUMN email_auth_enabled INTEGER NOT NULL DEFAULT 1 CHECK (email_auth_enabled IN (0, 1));
+ALTER TABLE realm ADD COLUMN ldap_enabled INTEGER NOT NULL DEFAULT 0 CHECK (ldap_enabled IN (0, 1));
+-- ldap:// (StartTLS when offered) or ldaps://; NULL: LDAP not configured.
+ALTER TABLE realm ADD COLUMN ldap_url TEXT;
+ALTER TABLE realm ADD COLUMN ldap_ca_file TEXT;
+ALTER TABLE realm ADD COLUMN ldap_starttls_required INTEGER NOT NULL DEFAULT 0 CHECK (ldap_starttls_required IN (0, 1));
+ALTER TABLE realm ADD COLUMN ldap_bind_dn TEXT;
+-- The service account's secret, read from a file or the environment, never from argv.
+ALTER TABLE realm ADD COLUMN ldap_bind_password TEXT;
+ALTER TABLE realm ADD COLUMN ldap_user_search TEXT NOT NULL DEFAULT '';
+-- %(user)s stands for the LDAP username, escaped.
+ALTER TABLE realm ADD COLUMN ldap_user_filter TEXT NOT NULL DEFAULT '(uid=%(user)s)';
+ALTER TABLE realm ADD COLUMN ldap_append_domain TEXT;
+ALTER TABLE realm ADD COLUMN ldap_email_attr TEXT;
+ALTER TABLE realm ADD COLUMN ldap_full_name_attr TEXT;
+ALTER TABLE realm ADD COLUMN ldap_create_users INTEGER NOT NULL DEFAULT 0 CHECK (ldap_create_users IN (0, 1));

@@ -6,10 +6,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use log::{error, warn};
 use serde::Serialize;
 
 use crate::auth::basic::{self, BasicAuthError};
-use crate::auth::password::{Hasher, Verdict};
+use crate::auth::ldap::{self, Outcome};
+use crate::auth::password::{self, Hasher, Verdict};
 use crate::auth::policy;
 use crate::auth::ratelimit::{Quota, RateLimits};
 use crate::clock;
@@ -18,7 +20,7 @@ use crate::error::ApiError;
 use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::params::Params;
 use crate::site::Site;
-use crate::store::{AuditEntry, AuditEvent, Realm, Store, User};
+use crate::store::{AuditEntry, AuditEvent, LdapSettings, NewUser, Realm, Store, User};
 
 /// Settings every worker shares.
 #[derive(Debug, Clone, Default)]
@@ -119,7 +121,8 @@ impl Api {
         let username = params.required("username")?;
         let password = params.required("password")?;
         let realm = self.request_realm(request, log)?;
-        if !email::is_valid(username) {
+        // With LDAP on, the username may be an LDAP username rather than an email.
+        if realm.ldap_backend().is_none() && !email::is_valid(username) {
             return Err(ApiError::invalid_email());
         }
         // Step 5: from here on every answer describes the username's bucket.
@@ -167,13 +170,15 @@ impl Api {
         if let Some(retry_after) = limits.address_blocked(&self.store, log.client, now)? {
             return Err(ApiError::rate_limited(retry_after));
         }
-        if !realm.password_auth_enabled {
+        if !realm.email_backend() && realm.ldap_backend().is_none() {
             return Err(ApiError::password_auth_disabled());
         }
         let user = if password.is_empty() {
             // Wrong for every account; no lookup is made.
             log.failure = Some("WRONG_PASSWORD");
             None
+        } else if let Some(ldap) = realm.ldap_backend() {
+            self.ldap_user(realm, ldap, username, password, log)?
         } else {
             self.verified_user(realm, username, password, log)?
         };
@@ -205,23 +210,112 @@ impl Api {
             self.hasher.spend_dummy_verification();
             return Err(err);
         }
-        match self.hasher.verify(user.password.as_deref(), password) {
-            Verdict::Mismatch => {
-                log.failure = Some("WRONG_PASSWORD");
-                Ok(None)
+        if self.local_password_matches(&user, password)? {
+            Ok(Some(user))
+        } else {
+            log.failure = Some("WRONG_PASSWORD");
+            Ok(None)
+        }
+    }
+
+    /// Steps 10 and 11 for a local hash: verify, then upgrade the hash if it needs it, but
+    /// only to a password the policy accepts (else E10).
+    fn local_password_matches(&self, user: &User, password: &str) -> Result<bool, ApiError> {
+        let Verdict::Match { needs_rehash } =
+            self.hasher.verify(user.password.as_deref(), password)
+        else {
+            return Ok(false);
+        };
+        if needs_rehash {
+            if policy::check(password).is_err() {
+                return Err(ApiError::password_reset_required());
             }
-            Verdict::Match { needs_rehash } => {
-                if needs_rehash {
-                    // Step 11: upgrade the hash, but only to a password the policy accepts.
-                    if policy::check(password).is_err() {
-                        return Err(ApiError::password_reset_required());
-                    }
-                    self.store
-                        .set_password_hash(user.id, &self.hasher.hash(password))?;
-                }
-                Ok(Some(user))
+            self.store
+                .set_password_hash(user.id, &self.hasher.hash(password))?;
+        }
+        Ok(true)
+    }
+
+    /// A realm with LDAP on, as Zulip's backends in their order: a local password that
+    /// matches wins (email backend), else the directory decides. The directory's own cost
+    /// stands in for the dummy verification.
+    fn ldap_user(
+        &self,
+        realm: &Realm,
+        ldap: &LdapSettings,
+        username: &str,
+        password: &str,
+        log: &mut LogContext,
+    ) -> Result<Option<User>, ApiError> {
+        if realm.email_backend()
+            && email::is_valid(username)
+            && let Some(user) = self.store.user_by_email(realm.id, username)?
+            && user.password.as_deref().is_some_and(password::is_usable)
+        {
+            log.user_id = Some(user.id);
+            check_active(realm, &user)?;
+            if self.local_password_matches(&user, password)? {
+                return Ok(Some(user));
             }
         }
+        let (email, full_name) = match ldap::authenticate(ldap, username, password) {
+            Outcome::Authenticated { email, full_name } => (email, full_name),
+            Outcome::UnknownUser => {
+                log.failure = Some("UNKNOWN_USER");
+                return Ok(None);
+            }
+            Outcome::WrongPassword => {
+                log.failure = Some("WRONG_PASSWORD");
+                return Ok(None);
+            }
+            Outcome::Unavailable(reason) => {
+                warn!("LDAP directory {} unreachable: {reason}", ldap.url);
+                log.failure = Some("LDAP_UNAVAILABLE");
+                return Ok(None);
+            }
+        };
+        let user = match self.store.user_by_email(realm.id, &email)? {
+            Some(user) => user,
+            None if ldap.create_users && email::is_valid(&email) => {
+                self.create_ldap_user(realm, &email, full_name)?
+            }
+            None => {
+                log.failure = Some("UNKNOWN_USER");
+                return Ok(None);
+            }
+        };
+        log.user_id = Some(user.id);
+        check_active(realm, &user)?;
+        Ok(Some(user))
+    }
+
+    /// A directory user's account here, made at their first login (`--ldap-create-users on`).
+    fn create_ldap_user(
+        &self,
+        realm: &Realm,
+        email: &str,
+        full_name: Option<String>,
+    ) -> Result<User, ApiError> {
+        let new = NewUser {
+            email: email.to_owned(),
+            full_name: full_name.unwrap_or_default(),
+            role: 400,
+            password: None,
+            is_active: true,
+            api_key: None,
+        };
+        let id = self.store.create_user(realm, &new).map_err(|e| {
+            error!("creating LDAP user failed: {e}");
+            ApiError::internal()
+        })?;
+        let entry = AuditEntry {
+            detail: Some("created at first LDAP login".to_owned()),
+            ..AuditEntry::new(AuditEvent::UserCreated, Some(realm.id), Some(id))
+        };
+        self.store.audit(&entry)?;
+        self.store
+            .user_by_email(realm.id, email)?
+            .ok_or_else(ApiError::internal)
     }
 
     /// `GET`/`HEAD /api/v1/server_settings` (SPEC §6).
@@ -238,7 +332,8 @@ impl Api {
             return Err(ApiError::invalid_subdomain());
         }
         let realm_url = self.config.site.realm_url(&subdomain, &request.host);
-        let password = realm.as_ref().is_none_or(|r| r.password_auth_enabled);
+        let email_backend = realm.as_ref().is_none_or(Realm::email_backend);
+        let ldap = realm.as_ref().is_some_and(|r| r.ldap_backend().is_some());
         let is_incompatible = request
             .user_agent
             .as_deref()
@@ -247,9 +342,10 @@ impl Api {
             result: "success",
             msg: "",
             authentication_methods: AuthenticationMethods {
-                password,
+                password: email_backend || ldap,
                 dev: self.config.dev,
-                email: password,
+                email: email_backend,
+                ldap,
                 ..AuthenticationMethods::default()
             },
             zulip_version: ZULIP_VERSION,
@@ -257,8 +353,10 @@ impl Api {
             zulip_feature_level: ZULIP_FEATURE_LEVEL,
             push_notifications_enabled: false,
             is_incompatible,
-            email_auth_enabled: password,
-            require_email_format_usernames: true,
+            email_auth_enabled: email_backend,
+            require_email_format_usernames: realm
+                .as_ref()
+                .is_none_or(Realm::require_email_format_usernames),
             realm_name: realm.as_ref().map(|r| r.name.clone()),
             realm_icon: realm.as_ref().map(|r| match &r.icon_url {
                 Some(icon) => icon.clone(),

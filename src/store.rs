@@ -33,7 +33,50 @@ pub struct Realm {
     pub description: String,
     pub icon_url: Option<String>,
     pub deactivated: bool,
+    /// Password login at all (both backends); off gives PASSWORD_AUTH_DISABLED.
     pub password_auth_enabled: bool,
+    /// The email backend: local password hashes.
+    pub email_auth_enabled: bool,
+    pub ldap_enabled: bool,
+    /// Present once an LDAP URL is configured.
+    pub ldap: Option<LdapSettings>,
+}
+
+impl Realm {
+    /// Whether local password hashes are checked.
+    pub fn email_backend(&self) -> bool {
+        self.password_auth_enabled && self.email_auth_enabled
+    }
+
+    /// The directory to check passwords against, when LDAP is on.
+    pub fn ldap_backend(&self) -> Option<&LdapSettings> {
+        self.ldap
+            .as_ref()
+            .filter(|_| self.password_auth_enabled && self.ldap_enabled)
+    }
+
+    /// As Zulip's: false only when LDAP derives emails from usernames.
+    pub fn require_email_format_usernames(&self) -> bool {
+        !self
+            .ldap_backend()
+            .is_some_and(|l| l.append_domain.is_some() || l.email_attr.is_some())
+    }
+}
+
+/// A realm's LDAP directory (Zulip's `AUTH_LDAP_*` settings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LdapSettings {
+    pub url: String,
+    pub ca_file: Option<String>,
+    pub starttls_required: bool,
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<String>,
+    pub user_search: String,
+    pub user_filter: String,
+    pub append_domain: Option<String>,
+    pub email_attr: Option<String>,
+    pub full_name_attr: Option<String>,
+    pub create_users: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +113,25 @@ pub struct RealmChanges {
     pub icon_url: Option<String>,
     pub password_auth_enabled: Option<bool>,
     pub deactivated: Option<bool>,
+    pub email_auth_enabled: Option<bool>,
+    pub ldap: LdapChanges,
+}
+
+/// Changes to a realm's LDAP settings; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct LdapChanges {
+    pub enabled: Option<bool>,
+    pub url: Option<String>,
+    pub ca_file: Option<String>,
+    pub starttls_required: Option<bool>,
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<String>,
+    pub user_search: Option<String>,
+    pub user_filter: Option<String>,
+    pub append_domain: Option<String>,
+    pub email_attr: Option<String>,
+    pub full_name_attr: Option<String>,
+    pub create_users: Option<bool>,
 }
 
 /// What the audit trail records.
@@ -159,6 +221,49 @@ impl RealmChanges {
                 .map(|v| format!("password auth {}", on_off(v))),
             self.deactivated
                 .map(|v| if v { "deactivated" } else { "reactivated" }.to_owned()),
+            self.email_auth_enabled
+                .map(|v| format!("email auth {}", on_off(v))),
+            self.ldap.enabled.map(|v| format!("ldap {}", on_off(v))),
+            self.ldap.url.as_ref().map(|v| format!("ldap url {v:?}")),
+            self.ldap
+                .ca_file
+                .as_ref()
+                .map(|v| format!("ldap ca file {v:?}")),
+            self.ldap
+                .starttls_required
+                .map(|v| format!("ldap starttls {}", if v { "require" } else { "auto" })),
+            self.ldap
+                .bind_dn
+                .as_ref()
+                .map(|v| format!("ldap bind dn {v:?}")),
+            // Never the secret itself.
+            self.ldap
+                .bind_password
+                .as_ref()
+                .map(|_| "ldap bind password changed".to_owned()),
+            self.ldap
+                .user_search
+                .as_ref()
+                .map(|v| format!("ldap user search {v:?}")),
+            self.ldap
+                .user_filter
+                .as_ref()
+                .map(|v| format!("ldap user filter {v:?}")),
+            self.ldap
+                .append_domain
+                .as_ref()
+                .map(|v| format!("ldap append domain {v:?}")),
+            self.ldap
+                .email_attr
+                .as_ref()
+                .map(|v| format!("ldap email attr {v:?}")),
+            self.ldap
+                .full_name_attr
+                .as_ref()
+                .map(|v| format!("ldap full name attr {v:?}")),
+            self.ldap
+                .create_users
+                .map(|v| format!("ldap create users {}", on_off(v))),
         ]
         .into_iter()
         .flatten()
@@ -176,7 +281,10 @@ pub struct Store {
 }
 
 const REALM_COLUMNS: &str =
-    "id, subdomain, name, description, icon_url, deactivated, password_auth_enabled";
+    "id, subdomain, name, description, icon_url, deactivated, password_auth_enabled,
+    email_auth_enabled, ldap_enabled, ldap_url, ldap_ca_file, ldap_starttls_required, ldap_bind_dn,
+    ldap_bind_password, ldap_user_search, ldap_user_filter, ldap_append_domain, ldap_email_attr,
+    ldap_full_name_attr, ldap_create_users";
 const USER_COLUMNS: &str =
     "id, realm_id, delivery_email, full_name, role, is_active, password, api_key, date_joined";
 
@@ -189,6 +297,24 @@ fn realm_from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
         icon_url: row.get(4)?,
         deactivated: row.get(5)?,
         password_auth_enabled: row.get(6)?,
+        email_auth_enabled: row.get(7)?,
+        ldap_enabled: row.get(8)?,
+        ldap: match row.get::<_, Option<String>>(9)? {
+            None => None,
+            Some(url) => Some(LdapSettings {
+                url,
+                ca_file: row.get(10)?,
+                starttls_required: row.get(11)?,
+                bind_dn: row.get(12)?,
+                bind_password: row.get(13)?,
+                user_search: row.get(14)?,
+                user_filter: row.get(15)?,
+                append_domain: row.get(16)?,
+                email_attr: row.get(17)?,
+                full_name_attr: row.get(18)?,
+                create_users: row.get(19)?,
+            }),
+        },
     })
 }
 
@@ -587,11 +713,24 @@ impl Store {
     }
 
     pub fn update_realm(&self, realm: &Realm, changes: &RealmChanges) -> rusqlite::Result<()> {
+        let ldap = &changes.ldap;
         self.conn.execute(
             "UPDATE realm SET name = coalesce(?2, name), description = coalesce(?3, description),
                 icon_url = coalesce(?4, icon_url),
                 password_auth_enabled = coalesce(?5, password_auth_enabled),
-                deactivated = coalesce(?6, deactivated)
+                deactivated = coalesce(?6, deactivated),
+                email_auth_enabled = coalesce(?7, email_auth_enabled),
+                ldap_enabled = coalesce(?8, ldap_enabled), ldap_url = coalesce(?9, ldap_url),
+                ldap_ca_file = coalesce(?10, ldap_ca_file),
+                ldap_starttls_required = coalesce(?11, ldap_starttls_required),
+                ldap_bind_dn = coalesce(?12, ldap_bind_dn),
+                ldap_bind_password = coalesce(?13, ldap_bind_password),
+                ldap_user_search = coalesce(?14, ldap_user_search),
+                ldap_user_filter = coalesce(?15, ldap_user_filter),
+                ldap_append_domain = coalesce(?16, ldap_append_domain),
+                ldap_email_attr = coalesce(?17, ldap_email_attr),
+                ldap_full_name_attr = coalesce(?18, ldap_full_name_attr),
+                ldap_create_users = coalesce(?19, ldap_create_users)
              WHERE id = ?1",
             params![
                 realm.id,
@@ -599,7 +738,20 @@ impl Store {
                 changes.description,
                 changes.icon_url,
                 changes.password_auth_enabled,
-                changes.deactivated
+                changes.deactivated,
+                changes.email_auth_enabled,
+                ldap.enabled,
+                ldap.url,
+                ldap.ca_file,
+                ldap.starttls_required,
+                ldap.bind_dn,
+                ldap.bind_password,
+                ldap.user_search,
+                ldap.user_filter,
+                ldap.append_domain,
+                ldap.email_attr,
+                ldap.full_name_attr,
+                ldap.create_users
             ],
         )?;
         Ok(())

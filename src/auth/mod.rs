@@ -1,7 +1,8 @@
-//! Authentication: password hashes, API keys and rate limits.
+//! Authentication: password hashes, LDAP, API keys and rate limits.
 
 pub mod basic;
 pub mod key;
+pub mod ldap;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{DbCommand, OnOff, RealmArg, RealmCommand, UserCommand, import};
+use super::{DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, StartTls, UserCommand, import};
 use crate::auth::password::{self, Hasher};
 use crate::auth::policy;
 use crate::clock;
 use crate::email;
 use crate::error::{Error, invalid};
-use crate::store::{AuditEntry, AuditEvent, NewUser, Realm, RealmChanges, Store, User};
+use crate::store::{
+    AuditEntry, AuditEvent, LdapChanges, NewUser, Realm, RealmChanges, Store, User,
+};
 
 /// Audit details say who acted: the CLI has no client address.
 const BY_OPERATOR: &str = "by operator";
@@ -66,6 +68,8 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             description,
             icon,
             password_auth,
+            email_auth,
+            ldap,
         } => (
             subdomain,
             RealmChanges {
@@ -74,6 +78,8 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 icon_url: icon,
                 password_auth_enabled: password_auth.map(|v| v == OnOff::On),
                 deactivated: None,
+                email_auth_enabled: email_auth.map(|v| v == OnOff::On),
+                ldap: ldap_changes(ldap)?,
             },
         ),
     };
@@ -86,6 +92,49 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
         None,
         format!("{BY_OPERATOR}: {}", changes.describe()),
     )
+}
+
+fn ldap_changes(args: LdapArgs) -> Result<LdapChanges, Error> {
+    if let Some(url) = &args.ldap_url
+        && !(url.starts_with("ldap://") || url.starts_with("ldaps://"))
+    {
+        return invalid!(
+            "invalid LDAP URL {url:?}: expected ldap://host[:port] or ldaps://host[:port]"
+        );
+    }
+    if let Some(filter) = &args.ldap_user_filter
+        && !filter.contains("%(user)s")
+    {
+        return invalid!("the LDAP user filter {filter:?} must contain %(user)s");
+    }
+    // The secret never travels in argv: a file, else the environment.
+    let bind_password = match &args.ldap_bind_password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        None => std::env::var("ZULIP_AUTH_LDAP_BIND_PASSWORD").ok(),
+    };
+    Ok(LdapChanges {
+        // Setting a URL turns LDAP on, unless --ldap off says otherwise.
+        enabled: args
+            .ldap
+            .map(|v| v == OnOff::On)
+            .or(args.ldap_url.as_ref().map(|_| true)),
+        url: args.ldap_url,
+        ca_file: args.ldap_ca_file,
+        starttls_required: args.ldap_starttls.map(|v| v == StartTls::Require),
+        bind_dn: args.ldap_bind_dn,
+        bind_password,
+        user_search: args.ldap_user_search,
+        user_filter: args.ldap_user_filter,
+        append_domain: args.ldap_append_domain,
+        email_attr: args.ldap_email_attr,
+        full_name_attr: args.ldap_full_name_attr,
+        create_users: args.ldap_create_users.map(|v| v == OnOff::On),
+    })
 }
 
 /// A DNS label, or several joined by dots: it becomes part of a host name.
@@ -112,6 +161,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         name: String,
         deactivated: bool,
         password_auth_enabled: bool,
+        email_auth_enabled: bool,
+        ldap_enabled: bool,
         users: i64,
     }
     let rows = store
@@ -120,10 +171,12 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         .map(|r| {
             Ok(Row {
                 users: store.user_count(r.id)?,
+                ldap_enabled: r.ldap_backend().is_some(),
                 subdomain: r.subdomain,
                 name: r.name,
                 deactivated: r.deactivated,
                 password_auth_enabled: r.password_auth_enabled,
+                email_auth_enabled: r.email_auth_enabled,
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
@@ -132,7 +185,15 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         return Ok(());
     }
     print_table(
-        &["SUBDOMAIN", "NAME", "STATE", "PASSWORD AUTH", "USERS"],
+        &[
+            "SUBDOMAIN",
+            "NAME",
+            "STATE",
+            "PASSWORD AUTH",
+            "EMAIL",
+            "LDAP",
+            "USERS",
+        ],
         rows.iter().map(|r| {
             vec![
                 if r.subdomain.is_empty() {
@@ -148,6 +209,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
                 }
                 .into(),
                 if r.password_auth_enabled { "on" } else { "off" }.into(),
+                if r.email_auth_enabled { "on" } else { "off" }.into(),
+                if r.ldap_enabled { "on" } else { "off" }.into(),
                 r.users.to_string(),
             ]
         }),

@@ -194,6 +194,8 @@ pub struct ServeArgs {
     pub audit_retention_days: u32,
 }
 
+// `Set` carries every realm setting; the value is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum RealmCommand {
     /// Create a realm
@@ -219,7 +221,7 @@ pub enum RealmCommand {
     Reactivate { subdomain: String },
     /// Change a realm's settings
     #[command(
-        after_help = "Example:\n  zulip-auth realm set '' --name 'Example Org' --password-auth on"
+        after_help = "Examples:\n  zulip-auth realm set '' --name 'Example Org' --password-auth on\n  ZULIP_AUTH_LDAP_BIND_PASSWORD=secret zulip-auth realm set '' --ldap-url ldap://ldap.example.com \\\n    --ldap-bind-dn cn=zulip,dc=example,dc=com --ldap-user-search ou=people,dc=example,dc=com \\\n    --ldap-user-filter '(uid=%(user)s)' --ldap-append-domain example.com --ldap-full-name-attr cn"
     )]
     Set {
         subdomain: String,
@@ -231,10 +233,62 @@ pub enum RealmCommand {
         /// Absolute or /-relative icon URL
         #[arg(long, env = "ZULIP_AUTH_ICON", value_name = "URL")]
         icon: Option<String>,
-        /// Whether users may log in with a password
+        /// Whether users may log in with a password at all (email and LDAP backends)
         #[arg(long, env = "ZULIP_AUTH_PASSWORD_AUTH")]
         password_auth: Option<OnOff>,
+        /// Whether local passwords (the email backend) are checked
+        #[arg(long, env = "ZULIP_AUTH_EMAIL_AUTH")]
+        email_auth: Option<OnOff>,
+        #[command(flatten)]
+        ldap: LdapArgs,
     },
+}
+
+/// A realm's LDAP directory, as Zulip's `AUTH_LDAP_*` settings.
+#[derive(Debug, Args)]
+pub struct LdapArgs {
+    /// Turn LDAP on or off; setting --ldap-url turns it on
+    #[arg(long, env = "ZULIP_AUTH_LDAP")]
+    pub ldap: Option<OnOff>,
+    /// ldap://host[:port] (StartTLS when offered) or ldaps://host[:port]
+    #[arg(long, env = "ZULIP_AUTH_LDAP_URL", value_name = "URL")]
+    pub ldap_url: Option<String>,
+    /// PEM file of the CA to trust for the directory's TLS certificate
+    #[arg(long, env = "ZULIP_AUTH_LDAP_CA_FILE", value_name = "PATH")]
+    pub ldap_ca_file: Option<String>,
+    /// `require` refuses ldap:// without StartTLS
+    #[arg(long, env = "ZULIP_AUTH_LDAP_STARTTLS")]
+    pub ldap_starttls: Option<StartTls>,
+    /// The service account that searches for users
+    #[arg(long, env = "ZULIP_AUTH_LDAP_BIND_DN", value_name = "DN")]
+    pub ldap_bind_dn: Option<String>,
+    /// File holding the service account's password (or set ZULIP_AUTH_LDAP_BIND_PASSWORD)
+    #[arg(long, env = "ZULIP_AUTH_LDAP_BIND_PASSWORD_FILE", value_name = "PATH")]
+    pub ldap_bind_password_file: Option<PathBuf>,
+    /// Where users are searched (a base DN)
+    #[arg(long, env = "ZULIP_AUTH_LDAP_USER_SEARCH", value_name = "BASE")]
+    pub ldap_user_search: Option<String>,
+    /// The search filter; %(user)s stands for the LDAP username [default: (uid=%(user)s)]
+    #[arg(long, env = "ZULIP_AUTH_LDAP_USER_FILTER", value_name = "FILTER")]
+    pub ldap_user_filter: Option<String>,
+    /// The Zulip email is USERNAME@DOMAIN
+    #[arg(long, env = "ZULIP_AUTH_LDAP_APPEND_DOMAIN", value_name = "DOMAIN")]
+    pub ldap_append_domain: Option<String>,
+    /// The Zulip email is this attribute of the user's entry
+    #[arg(long, env = "ZULIP_AUTH_LDAP_EMAIL_ATTR", value_name = "ATTR")]
+    pub ldap_email_attr: Option<String>,
+    /// The attribute that holds the user's full name
+    #[arg(long, env = "ZULIP_AUTH_LDAP_FULL_NAME_ATTR", value_name = "ATTR")]
+    pub ldap_full_name_attr: Option<String>,
+    /// Give a directory user without an account here one at their first login
+    #[arg(long, env = "ZULIP_AUTH_LDAP_CREATE_USERS")]
+    pub ldap_create_users: Option<OnOff>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartTls {
+    Auto,
+    Require,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,0 +1,202 @@
+//! Password checks against an LDAP directory, as Zulip's `ZulipLDAPAuthBackend` does them:
+//! bind as the service account, find the user's entry by a filter, then bind as that entry
+//! with the submitted password. The Zulip email comes from an attribute or from the username
+//! plus a domain.
+//!
+//! ldap3's synchronous connection runs its own single-threaded tokio runtime inside this
+//! module; the request path stays plain threads. Every connection and operation is bounded
+//! by a timeout, so a directory that is down costs a login seconds, not a thread.
+
+#[cfg(feature = "ldap")]
+use std::sync::Arc;
+#[cfg(feature = "ldap")]
+use std::time::Duration;
+
+#[cfg(feature = "ldap")]
+use ldap3::{LdapConn, LdapConnSettings, LdapError, Scope, SearchEntry, ldap_escape};
+
+use crate::store::LdapSettings;
+
+#[cfg(feature = "ldap")]
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+#[cfg(feature = "ldap")]
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// What LDAP answers a bind with a wrong password (RFC 4511 invalidCredentials).
+#[cfg(feature = "ldap")]
+const INVALID_CREDENTIALS: u32 = 49;
+
+/// What the directory said about a username and password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The password is right; this is the user's Zulip email and, if configured, full name.
+    Authenticated {
+        email: String,
+        full_name: Option<String>,
+    },
+    /// No entry, or several, matches the username.
+    UnknownUser,
+    /// The entry exists; the password is not its password.
+    WrongPassword,
+    /// The directory could not be asked (down, timed out, TLS failed, bad service bind).
+    Unavailable(String),
+}
+
+/// The LDAP username for what was typed: with `append_domain`, an email in that domain
+/// stands for its local part, as Zulip's `django_to_ldap_username` does.
+pub fn ldap_username<'a>(settings: &LdapSettings, typed: &'a str) -> &'a str {
+    settings
+        .append_domain
+        .as_deref()
+        .and_then(|domain| typed.strip_suffix(domain)?.strip_suffix('@'))
+        .unwrap_or(typed)
+}
+
+pub fn authenticate(settings: &LdapSettings, typed: &str, password: &str) -> Outcome {
+    // An empty password would be an anonymous bind, which succeeds.
+    if password.is_empty() {
+        return Outcome::WrongPassword;
+    }
+    #[cfg(feature = "ldap")]
+    return try_authenticate(settings, typed, password)
+        .unwrap_or_else(|e| Outcome::Unavailable(e.to_string()));
+    #[cfg(not(feature = "ldap"))]
+    return Outcome::Unavailable(format!(
+        "this zulip-auth was built without the ldap feature, so {} cannot be asked",
+        settings.url
+    ));
+}
+
+#[cfg(feature = "ldap")]
+fn try_authenticate(
+    settings: &LdapSettings,
+    typed: &str,
+    password: &str,
+) -> Result<Outcome, LdapError> {
+    let mut conn = connect(settings)?;
+    conn.with_timeout(OPERATION_TIMEOUT);
+    if let Some(bind_dn) = &settings.bind_dn {
+        conn.with_timeout(OPERATION_TIMEOUT)
+            .simple_bind(bind_dn, settings.bind_password.as_deref().unwrap_or(""))?
+            .success()?;
+    }
+    let username = ldap_username(settings, typed);
+    let filter = settings
+        .user_filter
+        .replace("%(user)s", &ldap_escape(username));
+    let attrs: Vec<&str> = [
+        settings.email_attr.as_deref(),
+        settings.full_name_attr.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let (entries, _) = conn
+        .with_timeout(OPERATION_TIMEOUT)
+        .search(&settings.user_search, Scope::Subtree, &filter, attrs)?
+        .success()?;
+    let [entry] = &entries[..] else {
+        let _ = conn.unbind();
+        return Ok(Outcome::UnknownUser);
+    };
+    let entry = SearchEntry::construct(entry.clone());
+    let bound = conn
+        .with_timeout(OPERATION_TIMEOUT)
+        .simple_bind(&entry.dn, password)?;
+    let _ = conn.unbind();
+    if bound.rc == INVALID_CREDENTIALS {
+        return Ok(Outcome::WrongPassword);
+    }
+    bound.success()?;
+    let first = |attr: &Option<String>| {
+        attr.as_ref()
+            .and_then(|a| entry.attrs.get(a))
+            .and_then(|values| values.first().cloned())
+    };
+    let email = match (&settings.email_attr, &settings.append_domain) {
+        (Some(_), _) => match first(&settings.email_attr) {
+            Some(email) => email,
+            None => return Ok(Outcome::UnknownUser),
+        },
+        (None, Some(domain)) => format!("{username}@{domain}"),
+        (None, None) => username.to_owned(),
+    };
+    Ok(Outcome::Authenticated {
+        email,
+        full_name: first(&settings.full_name_attr),
+    })
+}
+
+#[cfg(feature = "ldap")]
+/// `ldaps://` as it is; `ldap://` with StartTLS when the directory offers it, or only with
+/// it when `starttls_required`.
+fn connect(settings: &LdapSettings) -> Result<LdapConn, LdapError> {
+    let base = LdapConnSettings::new().set_conn_timeout(CONNECT_TIMEOUT);
+    let base = match &settings.ca_file {
+        Some(path) => base.set_config(Arc::new(tls_config(path)?)),
+        None => base,
+    };
+    if !settings.url.starts_with("ldap://") {
+        return LdapConn::with_settings(base, &settings.url);
+    }
+    match LdapConn::with_settings(base.clone().set_starttls(true), &settings.url) {
+        Ok(conn) => Ok(conn),
+        Err(e) if settings.starttls_required => Err(e),
+        Err(_) => LdapConn::with_settings(base, &settings.url),
+    }
+}
+
+#[cfg(feature = "ldap")]
+/// Trusts only the certificates of `path` (PEM).
+fn tls_config(path: &str) -> Result<rustls::ClientConfig, LdapError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let io = |e: String| LdapError::Io {
+        source: std::io::Error::other(e),
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| io(format!("{path}: {e}")))? {
+        let cert = cert.map_err(|e| io(format!("{path}: {e}")))?;
+        roots.add(cert).map_err(|e| io(format!("{path}: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(append_domain: Option<&str>) -> LdapSettings {
+        LdapSettings {
+            url: "ldap://127.0.0.1:1".into(),
+            append_domain: append_domain.map(str::to_owned),
+            ..LdapSettings::default()
+        }
+    }
+
+    #[test]
+    fn usernames_from_emails_in_the_appended_domain() {
+        let s = settings(Some("zulip.com"));
+        assert_eq!(ldap_username(&s, "hamlet@zulip.com"), "hamlet");
+        assert_eq!(ldap_username(&s, "hamlet"), "hamlet");
+        assert_eq!(ldap_username(&s, "hamlet@other.org"), "hamlet@other.org");
+        assert_eq!(
+            ldap_username(&settings(None), "hamlet@zulip.com"),
+            "hamlet@zulip.com"
+        );
+    }
+
+    #[test]
+    fn a_directory_that_is_down_is_unavailable_not_rejected() {
+        let outcome = authenticate(&settings(None), "hamlet", "secret");
+        assert!(matches!(outcome, Outcome::Unavailable(_)), "{outcome:?}");
+        assert_eq!(
+            authenticate(&settings(None), "hamlet", ""),
+            Outcome::WrongPassword
+        );
+    }
+}
