@@ -478,3 +478,40 @@ fn audit_trail_records_without_secrets() {
         assert!(!everything.contains(secret), "{secret} in the audit trail");
     }
 }
+
+/// On a terminal, set-password prompts twice (through a pseudo-terminal made by `script`).
+#[test]
+fn set_password_prompts_twice_on_a_terminal() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let on_a_terminal = |answers: &str| {
+        let command = format!(
+            "{BIN} --db {} user set-password {IAGO}",
+            server.db.display()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("ZULIP_AUTH_ARGON2_M", "256")
+            .env("ZULIP_AUTH_ARGON2_T", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), answers.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, screen) = on_a_terminal("Different-Pass-99\nOther-Pass-Word-88\n");
+    assert!(
+        !ok && screen.contains("the two passwords differ"),
+        "{screen}"
+    );
+    let (ok, screen) = on_a_terminal("Other-Pass-Word-88\nOther-Pass-Word-88\n");
+    assert!(
+        ok && screen.contains("New password: ") && screen.contains("Repeat it: "),
+        "{screen}"
+    );
+    assert_eq!(server.login(IAGO, "Other-Pass-Word-88").status, 200);
+}
