@@ -221,6 +221,7 @@ where
             Arc::clone(&start_handler),
         );
         threads.push(spawn(format!("hashing-{i}"), move || {
+            lower_priority();
             let Some(mut handler) = start_handler(&fatal) else {
                 return;
             };
@@ -255,6 +256,26 @@ where
         }));
     }
     threads
+}
+
+/// Nice value of the hashing threads: when cores are scarce, the scheduler serves cheap
+/// requests first and logins take the rest, instead of sharing the cores evenly.
+const HASHING_NICENESS: libc::c_int = 10;
+
+/// Lowers this thread's scheduling priority (Linux applies nice values per thread). Where it
+/// is not allowed (a seccomp filter, say) the thread keeps the default priority.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take no pointers; they only read their integer arguments.
+    let changed = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, HASHING_NICENESS)
+    };
+    if changed != 0 {
+        log::debug!(
+            "hashing thread keeps its priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
