@@ -819,6 +819,28 @@ mod tests {
     }
 
     #[test]
+    fn pruning_drops_only_what_is_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store.record_event("user:a", 100.0, 5, 0.0).unwrap();
+        store.record_event("user:b", 200.0, 5, 0.0).unwrap();
+        assert_eq!(store.prune_events(150.0).unwrap(), 1);
+        assert_eq!(
+            store.recent_events("user:a", 5, 0.0).unwrap(),
+            Vec::<f64>::new()
+        );
+        assert_eq!(store.recent_events("user:b", 5, 0.0).unwrap(), [200.0]);
+        let at = |at| AuditEntry {
+            at,
+            ..AuditEntry::new(AuditEvent::RealmChanged, Some(1), None)
+        };
+        store.audit(&at(100.0)).unwrap();
+        store.audit(&at(200.0)).unwrap();
+        assert_eq!(store.prune_audit(150.0).unwrap(), 1);
+        assert_eq!(store.audit_rows(0.0, None).unwrap().len(), 1);
+    }
+
+    #[test]
     fn request_stores_sync_only_durable_transactions() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_for_requests(&dir.path().join("db")).unwrap();
