@@ -288,30 +288,37 @@ const REALM_COLUMNS: &str =
 const USER_COLUMNS: &str =
     "id, realm_id, delivery_email, full_name, role, is_active, password, api_key, date_joined";
 
+/// An optional text setting: an empty value is how an operator unsets it.
+fn optional(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
+    Ok(row
+        .get::<_, Option<String>>(index)?
+        .filter(|value| !value.is_empty()))
+}
+
 fn realm_from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
     Ok(Realm {
         id: row.get(0)?,
         subdomain: row.get(1)?,
         name: row.get(2)?,
         description: row.get(3)?,
-        icon_url: row.get(4)?,
+        icon_url: optional(row, 4)?,
         deactivated: row.get(5)?,
         password_auth_enabled: row.get(6)?,
         email_auth_enabled: row.get(7)?,
         ldap_enabled: row.get(8)?,
-        ldap: match row.get::<_, Option<String>>(9)? {
+        ldap: match optional(row, 9)? {
             None => None,
             Some(url) => Some(LdapSettings {
                 url,
-                ca_file: row.get(10)?,
+                ca_file: optional(row, 10)?,
                 starttls_required: row.get(11)?,
-                bind_dn: row.get(12)?,
-                bind_password: row.get(13)?,
+                bind_dn: optional(row, 12)?,
+                bind_password: optional(row, 13)?,
                 user_search: row.get(14)?,
                 user_filter: row.get(15)?,
-                append_domain: row.get(16)?,
-                email_attr: row.get(17)?,
-                full_name_attr: row.get(18)?,
+                append_domain: optional(row, 16)?,
+                email_attr: optional(row, 17)?,
+                full_name_attr: optional(row, 18)?,
                 create_users: row.get(19)?,
             }),
         },

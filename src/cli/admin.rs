@@ -95,7 +95,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
 }
 
 fn ldap_changes(args: LdapArgs) -> Result<LdapChanges, Error> {
-    if let Some(url) = &args.ldap_url
+    if let Some(url) = args.ldap_url.as_ref().filter(|url| !url.is_empty())
         && !(url.starts_with("ldap://") || url.starts_with("ldaps://"))
     {
         return invalid!(
@@ -122,7 +122,7 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapChanges, Error> {
         enabled: args
             .ldap
             .map(|v| v == OnOff::On)
-            .or(args.ldap_url.as_ref().map(|_| true)),
+            .or(args.ldap_url.as_ref().map(|url| !url.is_empty())),
         url: args.ldap_url,
         ca_file: args.ldap_ca_file,
         starttls_required: args.ldap_starttls.map(|v| v == StartTls::Require),

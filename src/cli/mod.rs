@@ -244,7 +244,8 @@ pub enum RealmCommand {
     },
 }
 
-/// A realm's LDAP directory, as Zulip's `AUTH_LDAP_*` settings.
+/// A realm's LDAP directory, as Zulip's `AUTH_LDAP_*` settings. An empty value unsets an
+/// optional one (`--ldap-ca-file ''`).
 #[derive(Debug, Args)]
 pub struct LdapArgs {
     /// Turn LDAP on or off; setting --ldap-url turns it on

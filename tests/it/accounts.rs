@@ -515,3 +515,16 @@ fn set_password_prompts_twice_on_a_terminal() {
     );
     assert_eq!(server.login(IAGO, "Other-Pass-Word-88").status, 200);
 }
+
+#[test]
+fn audit_rows_past_their_retention_are_pruned() {
+    let (mut server, _) = TestServer::with_iago(&[]);
+    assert!(server.stdout(&["audit"]).contains("user_created"));
+    // The pruner runs at start, then once a minute, off the request path.
+    server.restart_with(&["--audit-retention-days", "0"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !server.stdout(&["audit", "--json"]).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "not pruned");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
