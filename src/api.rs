@@ -135,7 +135,8 @@ impl Api {
         };
         let mut response = match outcome {
             Ok(user) => {
-                let api_key = self.key_for_login(&user, request, log, Some(username), None)?;
+                let api_key =
+                    self.key_for_login(&realm, &user, request, log, Some(username), None)?;
                 api_key_response(&api_key, &user, params.ignored(&["username", "password"]))
             }
             Err(err) => {
@@ -395,7 +396,7 @@ impl Api {
         };
         log.user_id = Some(user.id);
         check_active(&realm, &user)?;
-        let api_key = self.key_for_login(&user, request, log, None, Some("dev login"))?;
+        let api_key = self.key_for_login(&realm, &user, request, log, None, Some("dev login"))?;
         Ok(api_key_response(
             &api_key,
             &user,
@@ -408,16 +409,16 @@ impl Api {
     /// synced commit of a successful login.
     fn key_for_login(
         &self,
+        realm: &Realm,
         user: &User,
         request: &Request,
         log: &LogContext,
         clear_bucket_of: Option<&str>,
         detail: Option<&str>,
     ) -> Result<String, ApiError> {
-        let realm = self.store.realm_by_id(user.realm_id)?;
-        let mut success = self.audit_entry(AuditEvent::LoginSuccess, &realm, request, log);
+        let mut success = self.audit_entry(AuditEvent::LoginSuccess, realm, request, log);
         success.detail = detail.map(str::to_owned);
-        let minted_entry = self.audit_entry(AuditEvent::KeyMinted, &realm, request, log);
+        let minted_entry = self.audit_entry(AuditEvent::KeyMinted, realm, request, log);
         let limits = self.config.limits;
         let api_key = self.store.durably(|store| {
             if let Some(username) = clear_bucket_of {
@@ -500,7 +501,7 @@ impl Api {
         if let Some(refusal) = rest_method_check(request, &["GET", "HEAD"]) {
             return Ok(refusal);
         }
-        let user = self.basic_auth_user(request, log)?;
+        let (user, _) = self.basic_auth_user(request, log)?;
         #[derive(Serialize)]
         struct Me<'a> {
             result: &'static str,
@@ -548,9 +549,8 @@ impl Api {
         if let Some(refusal) = rest_method_check(request, &["POST"]) {
             return Ok(refusal);
         }
-        let user = self.basic_auth_user(request, log)?;
+        let (user, realm) = self.basic_auth_user(request, log)?;
         let params = parse_params(request)?;
-        let realm = self.store.realm_by_id(user.realm_id)?;
         let entry = self.audit_entry(AuditEvent::KeyRotated, &realm, request, log);
         let api_key = self.store.durably(|store| {
             store.audit(&entry)?;
@@ -576,7 +576,11 @@ impl Api {
     }
 
     /// The checks of SPEC §9.2, steps 1 to 9, in order.
-    fn basic_auth_user(&self, request: &Request, log: &mut LogContext) -> Result<User, ApiError> {
+    fn basic_auth_user(
+        &self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<(User, Realm), ApiError> {
         let credentials = basic::parse(request.authorization.as_deref()).map_err(|e| match e {
             BasicAuthError::Missing => {
                 ApiError::unauthorized("Not logged in: API authentication or user session required")
@@ -606,7 +610,7 @@ impl Api {
                 "Account is not associated with this subdomain",
             ))
         } else {
-            Ok(user)
+            Ok((user, realm))
         }
     }
 

@@ -136,6 +136,17 @@ fn address_limit_stops_password_spraying() {
 }
 
 #[test]
+fn a_success_does_not_clear_the_address_bucket() {
+    let (server, _) = TestServer::with_iago(&["--address-rate", "3/600s"]);
+    server.login("a@example.com", "x").assert_json(401, E11);
+    server.login("b@example.com", "x").assert_json(401, E11);
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 200);
+    server.login("c@example.com", "x").assert_json(401, E11);
+    // Three failures in the window, the success between them notwithstanding.
+    assert_limited(&server.login(IAGO, IAGO_PASSWORD));
+}
+
+#[test]
 fn behind_a_trusted_proxy_each_client_has_its_own_bucket() {
     let (server, _) =
         TestServer::with_iago(&["--address-rate", "2/600s", "--trusted-proxy", "127.0.0.1"]);
