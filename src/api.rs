@@ -424,7 +424,11 @@ impl Api {
             if let Some(username) = clear_bucket_of {
                 limits.clear(store, username)?;
             }
-            let (api_key, minted) = store.ensure_api_key(user.id)?;
+            // The row read for this login holds the key already, except at the first login.
+            let (api_key, minted) = match &user.api_key {
+                Some(key) => (key.clone(), false),
+                None => store.ensure_api_key(user.id)?,
+            };
             store.audit(&success)?;
             if minted {
                 store.audit(&minted_entry)?;

@@ -1,8 +1,6 @@
 //! Where realms live: the external URL, the Host → subdomain rule of Zulip's
 //! `zerver/lib/subdomains.py` (SPEC §4.1), and realm URLs (§4.2).
 
-use std::fmt;
-
 /// `--external-url scheme://host[:port]`: the root realm's URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalUrl {
@@ -65,12 +63,6 @@ impl ExternalUrl {
         } else {
             format!("{}://{subdomain}.{}{}", self.scheme, self.host, self.port)
         }
-    }
-}
-
-impl fmt::Display for ExternalUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.realm_url(""))
     }
 }
 

@@ -9,7 +9,6 @@
 //! A live bucket is never evicted to save space, since flooding new usernames must not
 //! flush a victim's count; only events older than the window are pruned.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -53,15 +52,6 @@ impl FromStr for RuleSetting {
             limit,
             window: f64::from(window) * seconds,
         })))
-    }
-}
-
-impl fmt::Display for RuleSetting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(rule) => write!(f, "{}/{}s", rule.limit, rule.window),
-            None => f.write_str("off"),
-        }
     }
 }
 

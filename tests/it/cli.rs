@@ -160,3 +160,33 @@ fn bench_hash_times_and_suggests() {
     let m: u32 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(m >= 1024 && m.is_multiple_of(1024), "{m}");
 }
+
+#[test]
+fn ldap_bind_password_comes_from_the_environment_never_argv() {
+    let server = TestServer::start(&[]);
+    let mut cmd = std::process::Command::new(BIN);
+    let out = cmd
+        .args(["--db", server.db.to_str().unwrap(), "realm", "set", ""])
+        .args([
+            "--ldap-url",
+            "ldap://127.0.0.1:1",
+            "--ldap-bind-dn",
+            "cn=zulip",
+        ])
+        .env("ZULIP_AUTH_LDAP_BIND_PASSWORD", "Env-Bind-Secret-1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = server.stdout(&["audit"]);
+    assert!(audit.contains("ldap bind password changed"), "{audit}");
+    assert!(!audit.contains("Env-Bind-Secret-1"));
+    let settings = server.get("/api/v1/server_settings").json();
+    assert_eq!(settings["authentication_methods"]["ldap"], true);
+    // There is no flag that takes the secret itself.
+    let help = server.stdout(&["realm", "set", "--help"]);
+    assert!(help.contains("--ldap-bind-password-file") && !help.contains("--ldap-bind-password "));
+}
