@@ -6,6 +6,14 @@
 //! `SPEC.md` describes. The library exists so the binary stays thin and fuzz targets can
 //! reach the parsers.
 
+/// The version and the git commit it was built from (`zulip-auth --version`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ZULIP_AUTH_COMMIT"),
+    ")"
+);
+
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -18,3 +26,4 @@ pub mod params;
 pub mod server;
 pub mod site;
 pub mod store;
+pub mod text;

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, StartTls, UserCommand, import};
-use crate::auth::password::{self, Hasher};
+use super::{
+    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, StartTls, UserCommand, import, outln,
+    validated,
+};
+use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::policy;
 use crate::clock;
 use crate::email;
@@ -16,6 +19,7 @@ use crate::error::{Error, invalid};
 use crate::store::{
     AuditEntry, AuditEvent, LdapChanges, NewUser, Realm, RealmChanges, Store, User,
 };
+use crate::text::{escape_controls, first_control};
 
 /// Audit details say who acted: the CLI has no client address.
 const BY_OPERATOR: &str = "by operator";
@@ -38,6 +42,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
     let (subdomain, changes) = match command {
         RealmCommand::Create { subdomain, name } => {
             validate_subdomain(&subdomain)?;
+            no_controls("realm name", &name)?;
             let realm = store.create_realm(&subdomain, &name)?;
             return record(
                 store,
@@ -70,9 +75,11 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             password_auth,
             email_auth,
             ldap,
-        } => (
-            subdomain,
-            RealmChanges {
+        } => {
+            if let Some(name) = &name {
+                no_controls("realm name", name)?;
+            }
+            let changes = RealmChanges {
                 name,
                 description,
                 icon_url: icon,
@@ -80,8 +87,9 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 deactivated: None,
                 email_auth_enabled: email_auth.map(|v| v == OnOff::On),
                 ldap: ldap_changes(ldap)?,
-            },
-        ),
+            };
+            (subdomain, changes)
+        }
     };
     let realm = store.require_realm(&subdomain)?;
     store.update_realm(&realm, &changes)?;
@@ -137,6 +145,14 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapChanges, Error> {
     })
 }
 
+/// Refuses a name that would reach a terminal with control characters in it.
+pub(super) fn no_controls(what: &str, name: &str) -> Result<(), Error> {
+    match first_control(name) {
+        Some(c) => invalid!("the {what} {name:?} contains the control character {c:?}"),
+        None => Ok(()),
+    }
+}
+
 /// A DNS label, or several joined by dots: it becomes part of a host name.
 fn validate_subdomain(subdomain: &str) -> Result<(), Error> {
     let label_ok = |label: &str| {
@@ -181,8 +197,7 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         })
         .collect::<Result<Vec<_>, Error>>()?;
     if json {
-        println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
-        return Ok(());
+        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
     }
     print_table(
         &[
@@ -214,26 +229,48 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
                 r.users.to_string(),
             ]
         }),
-    );
-    Ok(())
+    )
 }
 
-pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), Error> {
+/// How `user create` gets its password.
+enum NewPassword {
+    Prompt,
+    Stdin,
+    None,
+}
+
+pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result<(), Error> {
+    // Only the commands that hash need usable argon2 settings.
+    let hasher = || validated(argon2).map(Hasher::new);
     match command {
         UserCommand::Create {
             email,
             realm,
             full_name,
             role,
-            password_stdin: _,
+            password_stdin,
+            no_password,
         } => {
             if !email::is_valid(&email) {
                 return invalid!("invalid email address {email:?}");
             }
+            no_controls("full name", &full_name)?;
             let realm = store.require_realm(&realm.subdomain)?;
-            let password = acceptable(read_password_line()?)?;
+            let source = match (password_stdin, no_password) {
+                (_, true) => NewPassword::None,
+                (true, false) => NewPassword::Stdin,
+                (false, false) => NewPassword::Prompt,
+            };
+            let password = match source {
+                NewPassword::None => None,
+                NewPassword::Stdin => Some(hasher()?.hash(&acceptable(read_password_line()?)?)),
+                NewPassword::Prompt => {
+                    let hasher = hasher()?;
+                    Some(hasher.hash(&acceptable(prompt_password_twice()?)?))
+                }
+            };
             let user = NewUser {
-                password: Some(hasher.hash(&password)),
+                password,
                 email,
                 full_name,
                 role: role.code(),
@@ -248,16 +285,14 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
                 Some(id),
                 BY_OPERATOR.to_owned(),
             )?;
-            println!("{id}");
-            Ok(())
+            outln!("{id}")
         }
         UserCommand::List { realm, json } => {
             list_users(store, &store.require_realm(&realm.subdomain)?, json)
         }
         UserCommand::Show { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            show_user(&realm, &user);
-            Ok(())
+            show_user(&realm, &user)
         }
         UserCommand::SetPassword {
             email,
@@ -265,6 +300,7 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
             password_stdin,
         } => {
             let (realm, user) = find_user(store, &realm, &email)?;
+            let hasher = hasher()?;
             let password = acceptable(if password_stdin {
                 read_password_line()?
             } else {
@@ -291,8 +327,7 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
                 Some(user.id),
                 BY_OPERATOR.to_owned(),
             )?;
-            println!("{key}");
-            Ok(())
+            outln!("{key}")
         }
         UserCommand::Import { file, realm } => {
             let realm = store.require_realm(&realm.subdomain)?;
@@ -320,8 +355,12 @@ fn set_active(store: &Store, realm: &RealmArg, email: &str, active: bool) -> Res
     record(store, event, &realm, Some(user.id), BY_OPERATOR.to_owned())
 }
 
-/// The password, if Zulip's policy accepts it.
+/// The password, if a login could ever send it and Zulip's policy accepts it.
 fn acceptable(password: String) -> Result<String, Error> {
+    // The API refuses a NUL in any parameter (wire.md §3.4), so such a password could never log in.
+    if password.contains('\0') {
+        return invalid!("password rejected: it contains a NUL character, which no login can send");
+    }
     match policy::check(&password) {
         Ok(()) => Ok(password),
         Err(weakness) => invalid!("password rejected: {weakness}"),
@@ -392,8 +431,7 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
     let users = store.users_of_realm(realm.id)?;
     let rows: Vec<UserRow<'_>> = users.iter().map(UserRow::new).collect();
     if json {
-        println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
-        return Ok(());
+        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
     }
     print_table(
         &["ID", "EMAIL", "FULL NAME", "ROLE", "STATE", "KEY"],
@@ -407,11 +445,10 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
                 if r.has_api_key { "yes" } else { "no" }.into(),
             ]
         }),
-    );
-    Ok(())
+    )
 }
 
-fn show_user(realm: &Realm, user: &User) {
+fn show_user(realm: &Realm, user: &User) -> Result<(), Error> {
     let row = UserRow::new(user);
     let realm_name = if realm.subdomain.is_empty() {
         "(root)"
@@ -445,8 +482,9 @@ fn show_user(realm: &Realm, user: &User) {
         ("password", row.password),
         ("joined", row.date_joined.to_owned()),
     ] {
-        println!("{label:<10} {value}");
+        outln!("{label:<10} {}", escape_controls(&value))?;
     }
+    Ok(())
 }
 
 pub fn db(store: &Store, command: DbCommand) -> Result<(), Error> {
@@ -461,9 +499,8 @@ pub fn db(store: &Store, command: DbCommand) -> Result<(), Error> {
                     problems.join("; ")
                 );
             }
-            println!("integrity: ok");
-            println!("schema version: {version}");
-            Ok(())
+            outln!("integrity: ok")?;
+            outln!("schema version: {version}")
         }
     }
 }
@@ -479,12 +516,11 @@ fn backup(store: &Store, dest: &Path) -> Result<(), Error> {
         .open(dest)
         .map_err(|e| Error::Io(format!("cannot create {}", dest.display()), e))?;
     store.backup_to(dest)?;
-    println!(
+    outln!(
         "backed up to {} (schema version {})",
         dest.display(),
         store.schema_version()?
-    );
-    Ok(())
+    )
 }
 
 pub fn show_audit(
@@ -502,7 +538,7 @@ pub fn show_audit(
     let rows = store.audit_rows(since, user_id)?;
     if json {
         for row in &rows {
-            println!("{}", serde_json::to_string(row).expect("rows serialize"));
+            outln!("{}", serde_json::to_string(row).expect("rows serialize"))?;
         }
         return Ok(());
     }
@@ -531,14 +567,17 @@ pub fn show_audit(
                 dash(&r.detail),
             ]
         }),
-    );
-    Ok(())
+    )
 }
 
-/// Left-aligned columns, two spaces apart.
-fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+/// Left-aligned columns, two spaces apart, control characters escaped.
+fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<(), Error> {
     let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect())
-        .chain(rows)
+        .chain(rows.map(|row| {
+            row.iter()
+                .map(|cell| escape_controls(cell).into_owned())
+                .collect()
+        }))
         .collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
@@ -549,6 +588,7 @@ fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        outln!("{}", line.join("  ").trim_end())?;
     }
+    Ok(())
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::role_code;
+use super::admin::no_controls;
+use super::{outln, role_code};
 use crate::auth::{key, password};
 use crate::email;
 use crate::error::{Error, invalid};
@@ -69,13 +70,13 @@ pub fn run(store: &Store, realm: &Realm, file: &Path) -> Result<(), Error> {
         }
         Ok::<(), Error>(())
     })?;
-    println!(
+    outln!(
         "imported {} users, {} without a usable password",
         users.len(),
         unusable.len()
-    );
+    )?;
     for email in unusable {
-        println!("no usable password: {email}");
+        outln!("no usable password: {email}")?;
     }
     Ok(())
 }
@@ -99,6 +100,8 @@ fn parse(text: &str) -> Result<Vec<(usize, NewUser)>, Error> {
                 exported.email
             );
         }
+        no_controls("full name", &exported.full_name)
+            .map_err(|e| Error::Invalid(format!("line {line}: {e}; nothing imported")))?;
         if !emails.insert(exported.email.to_lowercase()) {
             return invalid!(
                 "line {line}: {:?} appears twice in the file; nothing imported",

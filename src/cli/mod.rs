@@ -1,8 +1,10 @@
 //! The command line: clap's definitions and [`run`], which validates a command's arguments
 //! into a configuration and hands it to the module that carries it out.
 //!
-//! Every flag also reads `ZULIP_AUTH_` plus its name in upper snake case, so a systemd
-//! `EnvironmentFile` can configure anything a flag can.
+//! The global flags and the flags of `serve` also read `ZULIP_AUTH_` plus their name in upper
+//! snake case, so a systemd `EnvironmentFile` can configure the server. The flags of the admin
+//! commands read no environment: a realm's name or a user's full name is meant for one call,
+//! and a variable left in the shell would silently apply it to the next command.
 
 mod admin;
 mod bench;
@@ -15,7 +17,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::ApiConfig;
-use crate::auth::password::{Argon2Config, Hasher};
+use crate::auth::password::Argon2Config;
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
 use crate::error::{Error, invalid};
 use crate::logging::LogFormat;
@@ -26,7 +28,7 @@ use crate::store::{ROLES, Store};
 #[derive(Debug, Parser)]
 #[command(
     name = "zulip-auth",
-    version,
+    version = crate::VERSION,
     about = "A small server that speaks Zulip's password-login API",
     after_help = "Example:\n  zulip-auth serve --demo"
 )]
@@ -89,15 +91,18 @@ pub enum Command {
         after_help = "Examples:\n  zulip-auth bench-hash\n  zulip-auth --argon2-m 102400 --argon2-t 2 --argon2-p 8 bench-hash\n  zulip-auth bench-hash --target-ms 50"
     )]
     BenchHash {
-        /// Verifications to time
-        #[arg(long, env = "ZULIP_AUTH_SAMPLES", default_value_t = 30)]
+        /// Verifications to time (per thread)
+        #[arg(long, default_value_t = 30, value_name = "N", value_parser = at_least_one)]
         samples: usize,
+        /// Also time N threads verifying at once, and report the logins per second they bound
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = at_least_one)]
+        threads: usize,
         /// Suggest the largest memory cost (at the given -t and -p) whose median verification
         /// stays within this many milliseconds
-        #[arg(long, env = "ZULIP_AUTH_TARGET_MS", value_name = "MS")]
+        #[arg(long, value_name = "MS", value_parser = positive_ms, allow_negative_numbers = true)]
         target_ms: Option<f64>,
         /// One JSON object instead of a sentence
-        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        #[arg(long)]
         json: bool,
     },
     /// Back up or check the database
@@ -109,15 +114,15 @@ pub enum Command {
     )]
     Audit {
         /// Only this user's entries
-        #[arg(long, env = "ZULIP_AUTH_USER", value_name = "EMAIL")]
+        #[arg(long, value_name = "EMAIL")]
         user: Option<String>,
         #[command(flatten)]
         realm: RealmArg,
         /// How far back, as a number and s, m, h or d [default: everything kept]
-        #[arg(long, env = "ZULIP_AUTH_SINCE", value_name = "DURATION", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         since: Option<Duration>,
         /// One JSON object per line instead of a table
-        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        #[arg(long)]
         json: bool,
     },
 }
@@ -203,14 +208,14 @@ pub enum RealmCommand {
     Create {
         subdomain: String,
         /// Display name
-        #[arg(long, env = "ZULIP_AUTH_NAME")]
+        #[arg(long)]
         name: String,
     },
     /// List realms with their settings and user counts
     #[command(after_help = "Example:\n  zulip-auth realm list --json")]
     List {
         /// JSON instead of a table
-        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        #[arg(long)]
         json: bool,
     },
     /// Deactivate a realm: its users can no longer log in
@@ -225,19 +230,19 @@ pub enum RealmCommand {
     )]
     Set {
         subdomain: String,
-        #[arg(long, env = "ZULIP_AUTH_NAME")]
+        #[arg(long)]
         name: Option<String>,
         /// HTML shown on the login page
-        #[arg(long, env = "ZULIP_AUTH_DESCRIPTION")]
+        #[arg(long)]
         description: Option<String>,
         /// Absolute or /-relative icon URL
-        #[arg(long, env = "ZULIP_AUTH_ICON", value_name = "URL")]
+        #[arg(long, value_name = "URL")]
         icon: Option<String>,
         /// Whether users may log in with a password at all (email and LDAP backends)
-        #[arg(long, env = "ZULIP_AUTH_PASSWORD_AUTH")]
+        #[arg(long)]
         password_auth: Option<OnOff>,
         /// Whether local passwords (the email backend) are checked
-        #[arg(long, env = "ZULIP_AUTH_EMAIL_AUTH")]
+        #[arg(long)]
         email_auth: Option<OnOff>,
         #[command(flatten)]
         ldap: LdapArgs,
@@ -249,40 +254,40 @@ pub enum RealmCommand {
 #[derive(Debug, Args)]
 pub struct LdapArgs {
     /// Turn LDAP on or off; setting --ldap-url turns it on
-    #[arg(long, env = "ZULIP_AUTH_LDAP")]
+    #[arg(long)]
     pub ldap: Option<OnOff>,
     /// ldap://host[:port] (StartTLS when offered) or ldaps://host[:port]
-    #[arg(long, env = "ZULIP_AUTH_LDAP_URL", value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub ldap_url: Option<String>,
     /// PEM file of the CA to trust for the directory's TLS certificate
-    #[arg(long, env = "ZULIP_AUTH_LDAP_CA_FILE", value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub ldap_ca_file: Option<String>,
     /// `require` refuses ldap:// without StartTLS
-    #[arg(long, env = "ZULIP_AUTH_LDAP_STARTTLS")]
+    #[arg(long)]
     pub ldap_starttls: Option<StartTls>,
     /// The service account that searches for users
-    #[arg(long, env = "ZULIP_AUTH_LDAP_BIND_DN", value_name = "DN")]
+    #[arg(long, value_name = "DN")]
     pub ldap_bind_dn: Option<String>,
     /// File holding the service account's password (or set ZULIP_AUTH_LDAP_BIND_PASSWORD)
-    #[arg(long, env = "ZULIP_AUTH_LDAP_BIND_PASSWORD_FILE", value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub ldap_bind_password_file: Option<PathBuf>,
     /// Where users are searched (a base DN)
-    #[arg(long, env = "ZULIP_AUTH_LDAP_USER_SEARCH", value_name = "BASE")]
+    #[arg(long, value_name = "BASE")]
     pub ldap_user_search: Option<String>,
     /// The search filter; %(user)s stands for the LDAP username [default: (uid=%(user)s)]
-    #[arg(long, env = "ZULIP_AUTH_LDAP_USER_FILTER", value_name = "FILTER")]
+    #[arg(long, value_name = "FILTER")]
     pub ldap_user_filter: Option<String>,
     /// The Zulip email is USERNAME@DOMAIN
-    #[arg(long, env = "ZULIP_AUTH_LDAP_APPEND_DOMAIN", value_name = "DOMAIN")]
+    #[arg(long, value_name = "DOMAIN")]
     pub ldap_append_domain: Option<String>,
     /// The Zulip email is this attribute of the user's entry
-    #[arg(long, env = "ZULIP_AUTH_LDAP_EMAIL_ATTR", value_name = "ATTR")]
+    #[arg(long, value_name = "ATTR")]
     pub ldap_email_attr: Option<String>,
     /// The attribute that holds the user's full name
-    #[arg(long, env = "ZULIP_AUTH_LDAP_FULL_NAME_ATTR", value_name = "ATTR")]
+    #[arg(long, value_name = "ATTR")]
     pub ldap_full_name_attr: Option<String>,
     /// Give a directory user without an account here one at their first login
-    #[arg(long, env = "ZULIP_AUTH_LDAP_CREATE_USERS")]
+    #[arg(long)]
     pub ldap_create_users: Option<OnOff>,
 }
 
@@ -294,21 +299,24 @@ pub enum StartTls {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a user; reads the password from the first line of stdin and prints the new id
+    /// Create a user and print the new id; the password is prompted twice on a terminal
     #[command(
-        after_help = "Example:\n  printf '%s\\n' 'Correct-Horse-9' | zulip-auth user create iago@example.com --full-name Iago --role admin --password-stdin"
+        after_help = "Examples:\n  zulip-auth user create iago@example.com --full-name Iago --role admin\n  printf '%s\\n' 'Correct-Horse-9' | zulip-auth user create iago@example.com --password-stdin\n  zulip-auth user create hamlet@example.com --no-password"
     )]
     Create {
         email: String,
         #[command(flatten)]
         realm: RealmArg,
-        #[arg(long, env = "ZULIP_AUTH_FULL_NAME", default_value = "")]
+        #[arg(long, default_value = "")]
         full_name: String,
-        #[arg(long, env = "ZULIP_AUTH_ROLE", value_enum, default_value_t = Role::Member)]
+        #[arg(long, value_enum, default_value_t = Role::Member)]
         role: Role,
-        /// Read the password from the first line of stdin
-        #[arg(long, env = "ZULIP_AUTH_PASSWORD_STDIN", required = true)]
+        /// Read the password from the first line of stdin instead of prompting
+        #[arg(long)]
         password_stdin: bool,
+        /// No password: the user cannot log in with one until `user set-password`
+        #[arg(long, conflicts_with = "password_stdin")]
+        no_password: bool,
     },
     /// List a realm's users (never their keys)
     #[command(after_help = "Example:\n  zulip-auth user list --realm lear --json")]
@@ -316,7 +324,7 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
         /// JSON instead of a table
-        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        #[arg(long)]
         json: bool,
     },
     /// Show one user: role, state, password hash kind, whether a key exists
@@ -335,7 +343,7 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
         /// Read the password from the first line of stdin instead of prompting
-        #[arg(long, env = "ZULIP_AUTH_PASSWORD_STDIN")]
+        #[arg(long)]
         password_stdin: bool,
     },
     /// Replace a user's API key and print the new one; the old key stops working at once
@@ -388,7 +396,6 @@ pub struct RealmArg {
     /// The realm, by subdomain [default: the root realm]
     #[arg(
         long = "realm",
-        env = "ZULIP_AUTH_REALM",
         value_name = "SUB",
         default_value = ""
     )]
@@ -425,6 +432,24 @@ fn role_code(name: &str) -> Option<i64> {
         .map(|&(_, code)| code)
 }
 
+/// A count of 1 or more.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
+/// A finite, positive number of milliseconds.
+fn positive_ms(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ms) if ms.is_finite() && ms > 0.0 => Ok(ms),
+        Ok(_) => Err("must be a positive, finite number of milliseconds".into()),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
 /// `90s`, `15m`, `12h`, `7d`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let complaint =
@@ -456,31 +481,53 @@ impl Cli {
         })
     }
 
-    fn argon2(&self) -> Result<Argon2Config, Error> {
+    /// The argon2 flags as given; only the commands that hash validate them, so a bad value
+    /// in the environment does not stop `db check` or `user list`.
+    fn argon2(&self) -> Argon2Config {
         Argon2Config {
             m_kib: self.argon2_m,
             t: self.argon2_t,
             p: self.argon2_p,
         }
-        .validate()
-        .map_err(Error::Invalid)
     }
 }
+
+/// The argon2 parameters, if they are usable.
+fn validated(config: Argon2Config) -> Result<Argon2Config, Error> {
+    config.validate().map_err(Error::Invalid)
+}
+
+/// Writes one line on stdout. A reader that went away (`| head -1`) comes back as a broken
+/// pipe, which main.rs ends quietly.
+pub(crate) fn out_line(line: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")
+        .map_err(|e| Error::Io("cannot write to stdout".into(), e))
+}
+
+/// `println!` for the commands: a failed write is an [`Error`], never a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<(), Error> {
     let db = cli.db_path();
-    let argon2 = cli.argon2()?;
+    let argon2 = cli.argon2();
     match cli.command {
-        Command::Serve(args) => server::run(serve_config(args, db, argon2)?),
+        Command::Serve(args) => server::run(serve_config(args, db, validated(argon2)?)?),
         Command::Realm(command) => admin::realm(&Store::open(&db)?, command),
-        Command::User(command) => admin::user(&Store::open(&db)?, &Hasher::new(argon2), command),
+        Command::User(command) => admin::user(&Store::open(&db)?, argon2, command),
         Command::Db(command) => admin::db(&Store::open(&db)?, command),
         Command::BenchHash {
             samples,
+            threads,
             target_ms,
             json,
-        } => bench::run(argon2, samples, target_ms, json),
+        } => bench::run(validated(argon2)?, samples, threads, target_ms, json),
         Command::Audit {
             user,
             realm,

@@ -7,6 +7,7 @@ mod clients;
 mod dev;
 mod fetch_api_key;
 mod hygiene;
+mod ldap;
 mod ops;
 mod ratelimit;
 mod server_settings;
