@@ -232,13 +232,6 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
     )
 }
 
-/// How `user create` gets its password.
-enum NewPassword {
-    Prompt,
-    Stdin,
-    None,
-}
-
 pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result<(), Error> {
     // Only the commands that hash need usable argon2 settings.
     let hasher = || validated(argon2).map(Hasher::new);
@@ -256,18 +249,11 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             }
             no_controls("full name", &full_name)?;
             let realm = store.require_realm(&realm.subdomain)?;
-            let source = match (password_stdin, no_password) {
-                (_, true) => NewPassword::None,
-                (true, false) => NewPassword::Stdin,
-                (false, false) => NewPassword::Prompt,
-            };
-            let password = match source {
-                NewPassword::None => None,
-                NewPassword::Stdin => Some(hasher()?.hash(&acceptable(read_password_line()?)?)),
-                NewPassword::Prompt => {
-                    let hasher = hasher()?;
-                    Some(hasher.hash(&acceptable(prompt_password_twice()?)?))
-                }
+            let password = if no_password {
+                None
+            } else {
+                let hasher = hasher()?;
+                Some(hasher.hash(&new_password(password_stdin)?))
             };
             let user = NewUser {
                 password,
@@ -301,11 +287,7 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
         } => {
             let (realm, user) = find_user(store, &realm, &email)?;
             let hasher = hasher()?;
-            let password = acceptable(if password_stdin {
-                read_password_line()?
-            } else {
-                prompt_password_twice()?
-            })?;
+            let password = new_password(password_stdin)?;
             store.set_password_hash(user.id, &hasher.hash(&password))?;
             // As upstream: a new password forgets the failed attempts against the old one.
             store.clear_username_buckets(&user.delivery_email)?;
@@ -353,6 +335,15 @@ fn set_active(store: &Store, realm: &RealmArg, email: &str, active: bool) -> Res
         AuditEvent::UserDeactivated
     };
     record(store, event, &realm, Some(user.id), BY_OPERATOR.to_owned())
+}
+
+/// A new password from the first line of stdin, or prompted twice on the terminal.
+fn new_password(from_stdin: bool) -> Result<String, Error> {
+    acceptable(if from_stdin {
+        read_password_line()?
+    } else {
+        prompt_password_twice()?
+    })
 }
 
 /// The password, if a login could ever send it and Zulip's policy accepts it.

@@ -394,11 +394,7 @@ pub enum DbCommand {
 #[derive(Debug, Args)]
 pub struct RealmArg {
     /// The realm, by subdomain [default: the root realm]
-    #[arg(
-        long = "realm",
-        value_name = "SUB",
-        default_value = ""
-    )]
+    #[arg(long = "realm", value_name = "SUB", default_value = "")]
     pub subdomain: String,
 }
 

@@ -531,7 +531,10 @@ fn user_create_prompts_twice_on_a_terminal() {
     let server = TestServer::start(&[]);
     let create = format!("user create {IAGO} --full-name Iago");
     let (ok, screen) = on_a_terminal(&server, &create, "Different-Pass-99\nOther-Pass-Word-88\n");
-    assert!(!ok && screen.contains("the two passwords differ"), "{screen}");
+    assert!(
+        !ok && screen.contains("the two passwords differ"),
+        "{screen}"
+    );
     let (ok, screen) = on_a_terminal(&server, &create, "Other-Pass-Word-88\nOther-Pass-Word-88\n");
     assert!(ok && screen.contains("Repeat it: "), "{screen}");
     assert_eq!(server.login(IAGO, "Other-Pass-Word-88").status, 200);
@@ -547,7 +550,11 @@ fn user_create_without_a_password() {
     for password in ["", "Correct-Horse-9", "!"] {
         server.login(IAGO, password).assert_json(401, E11);
     }
-    assert!(show(&server, IAGO).contains("password   none"), "{}", show(&server, IAGO));
+    assert!(
+        show(&server, IAGO).contains("password   none"),
+        "{}",
+        show(&server, IAGO)
+    );
     let out = server.cli(
         &["user", "set-password", IAGO, "--password-stdin"],
         &format!("{IAGO_PASSWORD}\n"),
@@ -565,10 +572,15 @@ fn control_characters_are_escaped_on_output() {
     let forged = "Iago\n99  evil@example.com\u{1b}[2J\r";
     {
         let db = rusqlite::Connection::open(&server.db).unwrap();
-        db.execute("UPDATE user SET full_name = ?1", [forged]).unwrap();
-        db.execute("UPDATE realm SET name = ?1 WHERE subdomain = 'lear'", [forged])
+        db.execute("UPDATE user SET full_name = ?1", [forged])
             .unwrap();
-        db.execute("UPDATE audit_log SET detail = ?1", [forged]).unwrap();
+        db.execute(
+            "UPDATE realm SET name = ?1 WHERE subdomain = 'lear'",
+            [forged],
+        )
+        .unwrap();
+        db.execute("UPDATE audit_log SET detail = ?1", [forged])
+            .unwrap();
     }
     let escaped = "Iago\\n99  evil@example.com\\u{1b}[2J\\r";
     for args in [
@@ -602,7 +614,9 @@ fn import_refuses_control_characters_in_names() {
     let out = server.cli(&["user", "import", file.to_str().unwrap()], "");
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        !out.status.success() && stderr.contains("line 2: the full name") && stderr.contains("control character"),
+        !out.status.success()
+            && stderr.contains("line 2: the full name")
+            && stderr.contains("control character"),
         "{stderr}"
     );
     assert!(!server.stdout(&["user", "list"]).contains("a@example.com"));

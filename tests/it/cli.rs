@@ -49,7 +49,14 @@ fn bad_input_is_one_line_and_non_zero() {
     assert!(
         failure(
             &server,
-            &["--argon2-m", "1", "user", "set-password", IAGO, "--password-stdin"],
+            &[
+                "--argon2-m",
+                "1",
+                "user",
+                "set-password",
+                IAGO,
+                "--password-stdin"
+            ],
             "Pass-Word-1\n"
         )
         .contains("argon2")
@@ -59,7 +66,10 @@ fn bad_input_is_one_line_and_non_zero() {
         create("a@b.cd", ""),
         vec!["user", "set-password", IAGO, "--password-stdin"],
     ] {
-        assert!(failure(&server, &args, "Pass\0Word-1\n").contains("NUL"), "{args:?}");
+        assert!(
+            failure(&server, &args, "Pass\0Word-1\n").contains("NUL"),
+            "{args:?}"
+        );
     }
     for name in ["Ia\ngo", "\u{1b}[2JIago", "Iago\u{7f}"] {
         let mut args = create("a@b.cd", "");
@@ -103,7 +113,19 @@ fn argument_errors_exit_2() {
         assert_eq!(server.cli(args, "").status.code(), Some(2), "{args:?}");
     }
     assert_eq!(
-        server.cli(&["user", "create", "a@b.cd", "--password-stdin", "--no-password"], "").status.code(),
+        server
+            .cli(
+                &[
+                    "user",
+                    "create",
+                    "a@b.cd",
+                    "--password-stdin",
+                    "--no-password"
+                ],
+                ""
+            )
+            .status
+            .code(),
         Some(2)
     );
 }
@@ -135,7 +157,10 @@ fn a_closed_stdout_ends_any_command_quietly() {
             .output()
             .unwrap();
         assert_eq!(
-            (out.status.code(), String::from_utf8_lossy(&out.stderr).as_ref()),
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
             (Some(0), ""),
             "{args:?}"
         );
@@ -185,7 +210,10 @@ fn argon2_settings_are_checked_only_where_used() {
 
 #[test]
 fn version_names_the_commit() {
-    let out = std::process::Command::new(BIN).arg("--version").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
     let version = String::from_utf8(out.stdout).unwrap();
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -252,28 +280,44 @@ fn environment_variables_configure_global_flags_only() {
         &["realm", "set", "", "--description", "x"],
         &[("ZULIP_AUTH_NAME", "Oops")],
     );
-    let realms = cli(&["realm", "list", "--json"], &[("ZULIP_AUTH_JSON", "false")]);
+    let realms = cli(
+        &["realm", "list", "--json"],
+        &[("ZULIP_AUTH_JSON", "false")],
+    );
     let realms: serde_json::Value = serde_json::from_str(&realms).unwrap();
     assert_ne!(realms[0]["name"], "Oops");
     // No ZULIP_AUTH_JSON, ZULIP_AUTH_REALM or ZULIP_AUTH_FULL_NAME either.
     let table = cli(
         &["realm", "list"],
-        &[("ZULIP_AUTH_JSON", "true"), ("ZULIP_AUTH_REALM", "envrealm")],
+        &[
+            ("ZULIP_AUTH_JSON", "true"),
+            ("ZULIP_AUTH_REALM", "envrealm"),
+        ],
     );
     assert!(table.starts_with("SUBDOMAIN"), "{table}");
     cli(
         &["user", "create", "a@example.com", "--no-password"],
-        &[("ZULIP_AUTH_REALM", "envrealm"), ("ZULIP_AUTH_FULL_NAME", "Oops")],
+        &[
+            ("ZULIP_AUTH_REALM", "envrealm"),
+            ("ZULIP_AUTH_FULL_NAME", "Oops"),
+        ],
     );
     let users = cli(&["user", "list", "--json"], &[]);
-    assert!(users.contains("a@example.com") && !users.contains("Oops"), "{users}");
+    assert!(
+        users.contains("a@example.com") && !users.contains("Oops"),
+        "{users}"
+    );
     let out = std::process::Command::new(BIN)
         .args(["realm", "create", "other"])
         .env("ZULIP_AUTH_DB", &db)
         .env("ZULIP_AUTH_NAME", "From Env")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "--name is required, not read from the environment");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--name is required, not read from the environment"
+    );
 }
 
 #[test]
@@ -341,25 +385,61 @@ fn bench_hash_times_and_suggests() {
     let m: u32 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(m >= 1024 && m.is_multiple_of(1024), "{m}");
     // The median printed beside "within" is within.
-    let median: f64 = out.split("median ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let median: f64 = out
+        .split("median ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(median <= 3.0, "{out}");
     // --json is honoured with --target-ms too.
     let out = server.stdout(&[
-        "--argon2-t", "1", "bench-hash", "--samples", "3", "--target-ms", "3", "--json",
+        "--argon2-t",
+        "1",
+        "bench-hash",
+        "--samples",
+        "3",
+        "--target-ms",
+        "3",
+        "--json",
     ]);
     let suggestion: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(suggestion["m"].as_u64().unwrap() >= 1024, "{out}");
     assert!(suggestion["median_ms"].as_f64().unwrap() <= 3.0, "{out}");
-    assert_eq!((suggestion["target_ms"].as_f64(), suggestion["t"].as_u64()), (Some(3.0), Some(1)));
+    assert_eq!(
+        (suggestion["target_ms"].as_f64(), suggestion["t"].as_u64()),
+        (Some(3.0), Some(1))
+    );
     // N threads at once, beside the single-thread figure.
     let out = server.stdout(&[
-        "--argon2-t", "1", "bench-hash", "--samples", "3", "--threads", "2", "--json",
+        "--argon2-t",
+        "1",
+        "bench-hash",
+        "--samples",
+        "3",
+        "--threads",
+        "2",
+        "--json",
     ]);
     let timing: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(timing["threads"], 2);
     assert!(timing["per_second"].as_f64().unwrap() > 0.0, "{out}");
-    assert!(timing["per_second_one_thread"].as_f64().unwrap() > 0.0, "{out}");
-    let out = server.stdout(&["--argon2-t", "1", "bench-hash", "--samples", "3", "--threads", "2"]);
+    assert!(
+        timing["per_second_one_thread"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    let out = server.stdout(&[
+        "--argon2-t",
+        "1",
+        "bench-hash",
+        "--samples",
+        "3",
+        "--threads",
+        "2",
+    ]);
     assert!(out.contains("/s)\n2 threads verifying at once: "), "{out}");
 }
 
