@@ -95,7 +95,7 @@ pub enum Command {
         #[arg(long, default_value_t = 30, value_name = "N", value_parser = at_least_one)]
         samples: usize,
         /// Also time N threads verifying at once, and report the logins per second they bound
-        #[arg(long, default_value_t = 1, value_name = "N", value_parser = at_least_one)]
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = at_least_one, conflicts_with = "target_ms")]
         threads: usize,
         /// Suggest the largest memory cost (at the given -t and -p) whose median verification
         /// stays within this many milliseconds

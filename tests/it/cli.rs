@@ -108,8 +108,13 @@ fn argument_errors_exit_2() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
         assert!(stderr.starts_with("error: invalid value"), "{stderr}");
     }
-    // Unknown flags and missing arguments keep clap's usage text, and exit 2.
-    for args in [&["user", "list", "--nosuch"][..], &["realm", "create"], &[]] {
+    // Unknown flags, missing arguments and conflicts keep clap's usage text, and exit 2.
+    for args in [
+        &["user", "list", "--nosuch"][..],
+        &["realm", "create"],
+        &[],
+        &["bench-hash", "--threads", "2", "--target-ms", "3"],
+    ] {
         assert_eq!(server.cli(args, "").status.code(), Some(2), "{args:?}");
     }
     assert_eq!(
