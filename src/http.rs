@@ -3,13 +3,15 @@
 //! Two fixed pools of threads serve one tiny_http server, each thread with its own handler
 //! state (a SQLite connection). Front threads pull every request, turn it into a plain
 //! [`Request`] with a body of at most [`MAX_BODY_BYTES`], and answer the cheap ones; requests
-//! that may cost an argon2 computation go through a bounded queue to the hashing threads, so
-//! `server_settings` stays fast while logins saturate the cores, and peak memory stays
-//! `hashing threads × m`. Every handler runs inside `catch_unwind`.
+//! that may cost an argon2 computation go through a bounded queue to the hashing threads, or
+//! get the overload 429 at once when it is full, so `server_settings` stays fast while logins
+//! saturate the cores and no front thread ever waits; peak memory stays `hashing threads × m`.
+//! The whole life of each request runs inside `catch_unwind`, and a lost thread, of the pool
+//! or of tiny_http, ends the process so that systemd restarts it.
 //!
 //! What cannot be guarded here (tiny_http 0.12 has no socket timeouts, no header-size limit,
-//! and drains an unread body with one allocation of its declared length) is left to the
-//! nginx front; see the README.
+//! no bound on connections, and drains an unread body with one allocation of its declared
+//! length) is left to the nginx front; see the README.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
