@@ -200,7 +200,7 @@ pub struct ServeArgs {
         env = "ZULIP_AUTH_AUDIT_RETENTION_DAYS",
         default_value_t = 90,
         value_name = "DAYS",
-        value_parser = clap::value_parser!(u32).range(1..=36_500)
+        value_parser = clap::value_parser!(u32).range(0..=36_500)
     )]
     pub audit_retention_days: u32,
 }
