@@ -9,9 +9,9 @@
 //! The whole life of each request runs inside `catch_unwind`, and a lost thread, of the pool
 //! or of tiny_http, ends the process so that systemd restarts it.
 //!
-//! What cannot be guarded here (tiny_http 0.12 has no socket timeouts, no header-size limit,
-//! no bound on connections, and drains an unread body with one allocation of its declared
-//! length) is left to the nginx front; see the README.
+//! Open connections are bounded by [`crate::gate`]. What cannot be guarded here (tiny_http
+//! 0.12 has no socket timeouts, no header-size limit, and drains an unread body with one
+//! allocation of its declared length) is left to the nginx front; see the README.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};

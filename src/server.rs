@@ -30,6 +30,7 @@ use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::ratelimit::Rule;
 use crate::clock;
 use crate::error::{Error, invalid};
+use crate::gate;
 use crate::http::{self, PoolSize, StopReason};
 use crate::store::{NewUser, Store};
 
@@ -127,6 +128,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
             "--dev hands out keys without passwords: refused on {local}, which is not loopback (add --dev-allow-remote to insist)"
         );
     }
+    let connection_budget = gate::start(&listener, descriptors)?;
     let server = Arc::new(
         Server::from_listener(listener, None)
             .map_err(|e| Error::Invalid(format!("cannot start the HTTP server: {e}")))?,
@@ -138,7 +140,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     writeln!(stdout, "listening on {local}")
         .and_then(|()| stdout.flush())
         .map_err(|e| Error::Io("cannot write to stdout".into(), e))?;
-    log_settings(&config, &db, descriptors);
+    log_settings(&config, &db, descriptors, connection_budget);
     if config.api.dev {
         warn!(
             "DEVELOPMENT MODE (--dev): dev_fetch_api_key hands out any user's key, an owner's too, without a password; never use it in production"
@@ -257,7 +259,7 @@ fn remove_stale_socket(path: &Path) {
 }
 
 /// What the operator needs to know the server is the one they meant to start.
-fn log_settings(config: &ServeConfig, db: &Path, descriptors: u64) {
+fn log_settings(config: &ServeConfig, db: &Path, descriptors: u64, connection_budget: usize) {
     let database = if config.demo {
         format!("temporary ({})", db.display())
     } else {
@@ -282,7 +284,7 @@ fn log_settings(config: &ServeConfig, db: &Path, descriptors: u64) {
     };
     let size = config.pool_size();
     info!(
-        "zulip-auth {}: database {database}; limits per username {}, per address {}; trusted proxies {proxies} (and any peer on a Unix socket); {} front and {} hashing threads, at most {} logins queued; argon2 m={} t={} p={}; {descriptors} descriptors",
+        "zulip-auth {}: database {database}; limits per username {}, per address {}; trusted proxies {proxies} (and any peer on a Unix socket); {} front and {} hashing threads, at most {} logins queued; argon2 m={} t={} p={}; {descriptors} descriptors, of which {connection_budget} for connections",
         env!("CARGO_PKG_VERSION"),
         rule(config.api.limits.per_username),
         rule(config.api.limits.per_address),

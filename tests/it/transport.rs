@@ -302,52 +302,72 @@ fn listening_addr(line: &str) -> std::net::SocketAddr {
         .unwrap()
 }
 
-/// Idle connections until the descriptors run out: tiny_http's accept loop dies (a panic in
-/// `try_clone` when accept took the last descriptor, or an accept error when none was left:
-/// which one depends on the limit's parity), and the process must exit non-zero, not live
-/// on deaf.
-#[test]
-fn running_out_of_descriptors_exits_non_zero() {
-    for descriptors in [48, 49] {
-        let mut server = Started::new(&["--listen", "127.0.0.1:0", "--workers", "1"], |c| {
-            // SAFETY: setrlimit is async-signal-safe and touches only the child being spawned.
-            unsafe {
-                c.pre_exec(move || {
-                    let limit = libc::rlimit {
-                        rlim_cur: descriptors,
-                        rlim_max: descriptors,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
-            }
-        });
-        let addr = listening_addr(&server.first_line);
-        let mut idle = Vec::new();
-        for _ in 0..200 {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-                Ok(stream) => idle.push(stream),
-                Err(_) => break,
-            }
-            if server.child.try_wait().unwrap().is_some() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(5));
+fn with_descriptor_limit(descriptors: u64) -> impl FnOnce(&mut Command) {
+    move |c| {
+        // SAFETY: setrlimit is async-signal-safe and touches only the child being spawned.
+        unsafe {
+            c.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: descriptors,
+                    rlim_max: descriptors,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
         }
-        let status = server.wait(LIVENESS);
-        let status = status.unwrap_or_else(|| panic!("{descriptors}: alive but deaf"));
-        assert!(!status.success(), "{descriptors}: {status:?}");
-        drop(idle);
     }
+}
+
+/// Idle connections beyond the descriptors: without a bound, accept takes the last
+/// descriptor and tiny_http's accept thread dies (or, by the limit's parity, accept fails).
+/// With it, new connections wait in the backlog, or their SYN waits, and are served once
+/// others close; none is refused or reset.
+#[test]
+fn connections_beyond_the_bound_wait_in_the_backlog() {
+    let args = ["--listen", "127.0.0.1:0", "--workers", "1"];
+    // 500 descriptors leave 116 for connections: about 50 are accepted and 128 wait in the
+    // backlog; 250 connections would need more than 500 descriptors.
+    let server = Started::new(&args, with_descriptor_limit(500));
+    let addr = listening_addr(&server.first_line);
+    let mut idle = Vec::new();
+    for _ in 0..250 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            Ok(mut stream) => {
+                // Headers never finished: each holds a connection, a thread, two descriptors.
+                let _ = stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n");
+                idle.push(stream);
+            }
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}"),
+        }
+    }
+    server.log_containing("new connections wait in the backlog");
+    drop(idle);
+    let mut waiting = tcp(addr);
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let reply = String::from_utf8(read_all(&mut waiting)).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply:?}");
+    server.log_containing("accepting again");
+
+    // A limit that leaves no room for connections is refused at start.
+    let mut tiny = Started::new(&args, with_descriptor_limit(48));
+    let status = tiny.wait(LIVENESS).expect("started with 48 descriptors");
+    assert!(!status.success());
+    assert!(
+        tiny.stderr().contains("descriptor limit 48"),
+        "{}",
+        tiny.stderr()
+    );
 }
 
 #[test]
 fn the_descriptor_limit_is_raised_at_start() {
     let server = Started::new(&["--listen", "127.0.0.1:0"], |c| {
-        // SAFETY: as above.
+        // SAFETY: setrlimit is async-signal-safe and touches only the child being spawned.
         unsafe {
             c.pre_exec(|| {
                 let limit = libc::rlimit {
