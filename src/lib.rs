@@ -20,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod email;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod logging;
 pub mod params;
