@@ -220,6 +220,22 @@ impl ApiError {
         ApiError::new(400, "Invalid UTF-8 in request parameters", BAD_REQUEST)
     }
 
+    /// Django's 405 body (SPEC §3.2): `allowed_methods` instead of a code, and no newline.
+    pub fn method_not_allowed_body(allowed: &[&str]) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            result: &'static str,
+            msg: &'static str,
+            allowed_methods: &'a [&'a str],
+        }
+        serde_json::to_vec(&Body {
+            result: "error",
+            msg: "Method Not Allowed",
+            allowed_methods: allowed,
+        })
+        .expect("a 405 body always serializes")
+    }
+
     /// The compact JSON body, ending in one newline.
     pub fn to_json(&self) -> Vec<u8> {
         let mut body = serde_json::to_vec(&ErrorBody {

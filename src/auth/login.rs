@@ -346,7 +346,10 @@ impl Login<'_> {
         }
         Ok(())
     }
+}
 
+/// The backends' checks: local hashes and LDAP, as Zulip's backends in their order.
+impl Login<'_> {
     /// Steps 6 to 11: the user whose password this is.
     fn check(
         &self,
