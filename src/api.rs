@@ -175,7 +175,8 @@ fn login_error(refusal: Refusal) -> ApiError {
         Refusal::UnknownUser
         | Refusal::WrongPassword
         | Refusal::DirectoryUnavailable
-        | Refusal::PasswordChanged => ApiError::authentication_failed(),
+        | Refusal::PasswordChanged
+        | Refusal::WrongCode => ApiError::authentication_failed(),
     }
 }
 
