@@ -68,7 +68,7 @@ pub fn authenticate(settings: &LdapSettings, typed: &str, password: &str) -> Out
     #[cfg(not(feature = "ldap"))]
     return Outcome::Unavailable(format!(
         "this zulip-auth was built without the ldap feature, so {} cannot be asked",
-        settings.url
+        settings.url()
     ));
 }
 
@@ -87,7 +87,7 @@ fn try_authenticate(
     }
     let username = ldap_username(settings, typed);
     let filter = settings
-        .user_filter
+        .user_filter()
         .replace("%(user)s", &ldap_escape(username));
     let attrs: Vec<&str> = [
         settings.email_attr.as_deref(),
@@ -98,7 +98,7 @@ fn try_authenticate(
     .collect();
     let (entries, _) = conn
         .with_timeout(deadline.left())
-        .search(&settings.user_search, Scope::Subtree, &filter, attrs)?
+        .search(settings.user_search(), Scope::Subtree, &filter, attrs)?
         .success()?;
     let [entry] = &entries[..] else {
         let _ = conn.unbind();
@@ -155,14 +155,14 @@ fn connect(settings: &LdapSettings, deadline: &Deadline) -> Result<LdapConn, Lda
         None => base,
     };
     let within_deadline = |base: LdapConnSettings| {
-        LdapConn::with_settings(base.set_conn_timeout(deadline.left()), &settings.url)
+        LdapConn::with_settings(base.set_conn_timeout(deadline.left()), settings.url())
     };
-    if !settings.url.starts_with("ldap://") {
+    if !settings.url().starts_with("ldap://") {
         return within_deadline(base);
     }
     match within_deadline(base.clone().set_starttls(true)) {
         Ok(conn) => Ok(conn),
-        Err(e) if settings.starttls_required => Err(e),
+        Err(e) if settings.starttls_required() => Err(e),
         // A directory that did not answer StartTLS in time will not answer in plain text.
         Err(e @ LdapError::Timeout { .. }) => Err(e),
         Err(_) => within_deadline(base),
@@ -196,7 +196,7 @@ mod tests {
 
     fn settings(append_domain: Option<&str>) -> LdapSettings {
         LdapSettings {
-            url: "ldap://127.0.0.1:1".into(),
+            url: Some("ldap://127.0.0.1:1".into()),
             append_domain: append_domain.map(str::to_owned),
             ..LdapSettings::default()
         }
