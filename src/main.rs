@@ -3,12 +3,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = zulip_auth::cli::Cli::parse();
-    zulip_auth::logging::init(cli.log_format);
-    match zulip_auth::cli::run(cli) {
+    let result = zulip_auth::cli::config::parse().and_then(|cli| {
+        zulip_auth::logging::init(cli.log_format);
+        zulip_auth::cli::run(cli)
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("zulip-auth: {err}");

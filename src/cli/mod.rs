@@ -6,6 +6,7 @@
 
 mod admin;
 mod bench;
+pub mod config;
 mod import;
 
 use std::net::{IpAddr, SocketAddr};
@@ -66,6 +67,9 @@ pub struct Cli {
     /// Log lines as text or as one JSON object per line
     #[arg(long, global = true, env = "ZULIP_AUTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub config: config::ConfigArg,
 
     #[command(subcommand)]
     pub command: Command,

@@ -490,6 +490,7 @@ fn set_password_prompts_twice_on_a_terminal() {
         );
         let mut child = std::process::Command::new("script")
             .args(["-qec", &command, "/dev/null"])
+            .env("ZULIP_AUTH_CONFIG", "none")
             .env("ZULIP_AUTH_ARGON2_M", "256")
             .env("ZULIP_AUTH_ARGON2_T", "1")
             .stdin(std::process::Stdio::piped())

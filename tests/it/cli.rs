@@ -80,7 +80,7 @@ fn user_create_prints_ids_and_takes_role_and_realm() {
 fn environment_variables_configure_flags() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("env.sqlite3");
-    let out = std::process::Command::new(BIN)
+    let out = bin()
         .args(["realm", "create", "envrealm"])
         .env("ZULIP_AUTH_DB", &db)
         .env("ZULIP_AUTH_NAME", "From Env")
@@ -117,11 +117,7 @@ fn every_command_has_help_with_an_example() {
         vec!["audit"],
         vec!["bench-hash"],
     ] {
-        let out = std::process::Command::new(BIN)
-            .args(&args)
-            .arg("--help")
-            .output()
-            .unwrap();
+        let out = bin().args(&args).arg("--help").output().unwrap();
         let help = String::from_utf8(out.stdout).unwrap();
         assert!(
             out.status.success() && help.contains("Example"),
@@ -164,7 +160,7 @@ fn bench_hash_times_and_suggests() {
 #[test]
 fn ldap_bind_password_comes_from_the_environment_never_argv() {
     let server = TestServer::start(&[]);
-    let mut cmd = std::process::Command::new(BIN);
+    let mut cmd = bin();
     let out = cmd
         .args(["--db", server.db.to_str().unwrap(), "realm", "set", ""])
         .args([

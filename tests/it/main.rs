@@ -4,6 +4,7 @@
 mod accounts;
 mod cli;
 mod clients;
+mod config;
 mod dev;
 mod fetch_api_key;
 mod hygiene;
