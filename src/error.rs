@@ -105,6 +105,11 @@ impl ApiError {
         }
     }
 
+    /// wire.md §8: the queue of costly requests is full; answered at once, nothing recorded.
+    pub fn overloaded() -> ApiError {
+        ApiError::rate_limited(1.0)
+    }
+
     /// E7.
     pub const fn user_deactivated() -> ApiError {
         ApiError::new(401, "Account is deactivated", "USER_DEACTIVATED")
@@ -160,6 +165,11 @@ impl ApiError {
 
     pub const fn not_found() -> ApiError {
         ApiError::new(404, "Not Found", BAD_REQUEST)
+    }
+
+    /// wire.md §4.1 step 0: a Host that is not a name, an address, and an optional port.
+    pub const fn invalid_host() -> ApiError {
+        ApiError::new(400, "Invalid host", BAD_REQUEST)
     }
 
     pub const fn body_too_large() -> ApiError {

@@ -9,7 +9,7 @@ mod bench;
 pub mod config;
 mod import;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,9 +18,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::api::ApiConfig;
 use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
-use crate::error::{Error, invalid};
+use crate::error::Error;
 use crate::logging::LogFormat;
-use crate::server::{self, ServeConfig};
+use crate::server::{self, Listen, ServeConfig};
 use crate::site::{ExternalUrl, Site};
 use crate::store::{ROLES, Store};
 
@@ -126,12 +126,16 @@ pub enum Command {
     },
 }
 
+/// Each worker is two threads (a front and a hashing one); beyond this, a typo.
+const MAX_WORKERS: i64 = 1024;
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on; port 0 picks a free port. A socket passed by systemd
+    /// Address to listen on, HOST:PORT (port 0 picks a free port) or unix:/PATH (for nginx on
+    /// this machine; its forwarding headers are trusted). A socket passed by systemd
     /// (LISTEN_FDS) is used instead
     #[arg(long, env = "ZULIP_AUTH_LISTEN", default_value = "127.0.0.1:9991")]
-    pub listen: SocketAddr,
+    pub listen: Listen,
 
     /// The root realm's URL, scheme://host[:port]; realm SUB lives at scheme://SUB.host[:port].
     /// Without it every Host is the root realm and URLs are built from the Host header
@@ -140,12 +144,17 @@ pub struct ServeArgs {
 
     /// Threads that verify passwords (peak memory about N × argon2 m), and as many front
     /// threads for everything else [default: the number of cores]
-    #[arg(long, env = "ZULIP_AUTH_WORKERS", value_name = "N")]
-    pub workers: Option<usize>,
+    #[arg(long, env = "ZULIP_AUTH_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
+    pub workers: Option<u16>,
 
-    /// Mount the development endpoints dev_fetch_api_key and dev_list_users
+    /// Mount the development endpoints dev_fetch_api_key and dev_list_users, which hand out
+    /// any user's key without a password; refused on a listener that is not loopback
     #[arg(long, env = "ZULIP_AUTH_DEV")]
     pub dev: bool,
+
+    /// Allow --dev on a listener that is not loopback
+    #[arg(long, env = "ZULIP_AUTH_DEV_ALLOW_REMOTE", requires = "dev")]
+    pub dev_allow_remote: bool,
 
     /// Serve a throw-away database seeded with demo users (iago@zulip.com / abcd1234)
     #[arg(long, env = "ZULIP_AUTH_DEMO")]
@@ -156,7 +165,8 @@ pub struct ServeArgs {
         long,
         env = "ZULIP_AUTH_SHUTDOWN_TIMEOUT",
         default_value_t = 10,
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(0..=3600)
     )]
     pub shutdown_timeout: u64,
 
@@ -193,7 +203,8 @@ pub struct ServeArgs {
         long,
         env = "ZULIP_AUTH_AUDIT_RETENTION_DAYS",
         default_value_t = 90,
-        value_name = "DAYS"
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u32).range(1..=36_500)
     )]
     pub audit_retention_days: u32,
 }
@@ -502,8 +513,7 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
         .transpose()
         .map_err(Error::Invalid)?;
     let workers = match args.workers {
-        Some(0) => return invalid!("--workers must be at least 1"),
-        Some(n) => n,
+        Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(2, usize::from),
     };
     Ok(ServeConfig {
@@ -521,6 +531,7 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
             trusted_proxies: args.trusted_proxy,
         },
         demo: args.demo,
+        dev_allow_remote: args.dev_allow_remote,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
     })

@@ -12,3 +12,4 @@ mod ops;
 mod ratelimit;
 mod server_settings;
 mod support;
+mod transport;

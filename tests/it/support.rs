@@ -95,7 +95,12 @@ fn spawn_server(
         .open(stderr)
         .unwrap();
     let mut child = command(db)
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "4"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(
+            ["--workers", "4"]
+                .iter()
+                .filter(|_| !args.contains(&"--workers")),
+        )
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -307,7 +312,16 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// SIGTERM first, so that a `--demo` server removes its temporary database.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal("TERM");
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         self.kill();
     }
 }
