@@ -7,6 +7,7 @@ mod clients;
 mod config;
 mod dev;
 mod fetch_api_key;
+mod hardening;
 mod hygiene;
 mod ops;
 mod ratelimit;

@@ -94,13 +94,15 @@ fn spawn_server(
         .append(true)
         .open(stderr)
         .unwrap();
+    // Four workers unless the test asks for its own number.
+    let workers: &[&str] = if args.contains(&"--workers") {
+        &[]
+    } else {
+        &["--workers", "4"]
+    };
     let mut child = command(db)
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(
-            ["--workers", "4"]
-                .iter()
-                .filter(|_| !args.contains(&"--workers")),
-        )
+        .args(workers)
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())

@@ -1,0 +1,86 @@
+//! Health, integrity, backups and pruning.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::Sqlite;
+use crate::store::{Maintenance, StoreError, StoreResult};
+
+/// Below this much free space for the database's directory, a login's writes may fail.
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
+impl Maintenance for Sqlite {
+    /// Whether a login could succeed now: the file is the one opened, the indexes a login
+    /// reads answer, the write lock can be taken (and is given back at once: no row is
+    /// written), and the disk has room. Each step is bounded by the busy timeout.
+    fn health(&self) -> StoreResult<()> {
+        let unavailable = |why: &str| Err(StoreError::Unavailable(why.to_owned()));
+        let file = &self.file;
+        match std::fs::metadata(&file.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == (file.device, file.inode) => {}
+            Ok(_) => return unavailable("the database file was replaced since it was opened"),
+            Err(_) => return unavailable("the database file is gone"),
+        }
+        self.conn
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM realm WHERE subdomain = '')
+                      + (SELECT count(*) FROM user WHERE realm_id = 0 AND delivery_email = '')
+                      + (SELECT count(*) FROM rate_limit_event WHERE bucket = '' AND at >= 0)",
+            )?
+            .query_row([], |_| Ok(()))?;
+        self.conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")?;
+        if free_bytes(&file.path).is_some_and(|free| free < MIN_FREE_BYTES) {
+            return unavailable("the disk holding the database is full");
+        }
+        Ok(())
+    }
+
+    fn schema_version(&self) -> StoreResult<i64> {
+        Ok(super::migrations::schema_version(&self.conn)?)
+    }
+
+    fn integrity_problems(&self) -> StoreResult<Vec<String>> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let lines = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(lines.into_iter().filter(|line| line != "ok").collect())
+    }
+
+    fn backup_to(&self, dest: &Path) -> StoreResult<()> {
+        self.conn.backup(
+            rusqlite::MAIN_DB,
+            dest,
+            None::<fn(rusqlite::backup::Progress)>,
+        )?;
+        Ok(())
+    }
+
+    fn prune(&self, events_before: f64, audit_before: f64) -> StoreResult<(usize, usize)> {
+        let events = self.conn.execute(
+            "DELETE FROM rate_limit_event WHERE at < ?1",
+            [events_before],
+        )?;
+        let audit = self
+            .conn
+            .execute("DELETE FROM audit_log WHERE at < ?1", [audit_before])?;
+        Ok((events, audit))
+    }
+}
+
+/// Free space for unprivileged writers on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stats` points to writable memory of
+    // the size statvfs(3) fills in; it is read only after statvfs reported success.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
