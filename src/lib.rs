@@ -15,6 +15,7 @@ pub mod email;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod params;
 pub mod server;
 pub mod site;

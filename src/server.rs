@@ -31,6 +31,7 @@ use crate::auth::ratelimit::Rule;
 use crate::clock;
 use crate::error::{Error, invalid};
 use crate::http::{self, PoolSize, StopReason};
+use crate::metrics;
 use crate::store::{AuditEntry, AuditEvent, NewUser, Role, Store};
 
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     /// How long audit rows are kept.
     pub audit_retention: Duration,
+    /// Where to serve `/metrics`, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where to listen: a TCP address, or `unix:PATH`, a Unix socket for a front proxy on the
@@ -143,6 +146,9 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         .and_then(|()| stdout.flush())
         .map_err(|e| Error::Io("cannot write to stdout".into(), e))?;
     log_settings(&config, &db, descriptors);
+    if let Some(address) = config.metrics_listen {
+        metrics::serve(address)?;
+    }
     if config.api.dev {
         warn!(
             "DEVELOPMENT MODE (--dev): dev_fetch_api_key hands out any user's key, an owner's too, without a password; never use it in production"

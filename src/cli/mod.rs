@@ -210,6 +210,9 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..=36_500)
     )]
     pub audit_retention_days: u32,
+
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArg,
 }
 
 // `Set` carries every realm setting; the value is parsed once per process.
@@ -492,5 +495,6 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
         dev_allow_remote: args.dev_allow_remote,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
+        metrics_listen: args.metrics.metrics_listen,
     })
 }

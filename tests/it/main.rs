@@ -9,6 +9,7 @@ mod dev;
 mod fetch_api_key;
 mod hardening;
 mod hygiene;
+mod metrics;
 mod ops;
 mod ratelimit;
 mod server_settings;
