@@ -120,6 +120,7 @@ impl Handler for Api {
             None => error_response(&ApiError::not_found()),
             Some(route) => {
                 log.quiet = route.quiet;
+                log.route = Some(route.path);
                 let response = (route.endpoint)(self, request, &mut log)
                     .unwrap_or_else(|err| error_response(&err));
                 if route.never_cache {
@@ -205,6 +206,7 @@ impl Api {
             password: params.required("password")?,
         };
         let realm = self.request_realm(request, log)?;
+        log.login = Some(Method::Api);
         let checked = self
             .login()
             .login(&realm, credentials, client(request, log), Method::Api)?;
@@ -249,6 +251,7 @@ impl Api {
             });
         };
         log.user_id = Some(user.id);
+        log.login = Some(Method::Dev);
         let success = self
             .login()
             .without_password(&realm, user, client(request, log))?

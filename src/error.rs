@@ -275,6 +275,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         log::error!("store error: {err}");
+        crate::metrics::db_error(&err);
         match err {
             StoreError::Unavailable(_) => ApiError::unavailable(),
             StoreError::Refused(_) | StoreError::KeyInUse => ApiError::internal(),

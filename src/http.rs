@@ -26,7 +26,9 @@ use log::{error, info, warn};
 use serde::Serialize;
 use tiny_http::{Header, Server};
 
+use crate::auth::login::Method;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::site;
 
 /// Bodies above this get 413 (SPEC §3.4).
@@ -96,6 +98,10 @@ pub struct LogContext {
     pub failure: Option<&'static str>,
     /// Requests too frequent to log one line each (health checks).
     pub quiet: bool,
+    /// The route table's path, for the metrics (`None`: not a route).
+    pub route: Option<&'static str>,
+    /// The way in, when the request was a login (its time is the login latency metric).
+    pub login: Option<Method>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -248,7 +254,9 @@ where
         }
     };
     let start_handler = Arc::new(start_handler);
-    let (queue, queued) = mpsc::sync_channel::<Job>(queue_capacity(size.hashing));
+    let capacity = queue_capacity(size.hashing);
+    metrics::queue_capacity(capacity);
+    let (queue, queued) = mpsc::sync_channel::<Job>(capacity);
     let queued = Arc::new(Mutex::new(queued));
     let alarm = |thread: &str| LossAlarm {
         thread: thread.to_owned(),
@@ -275,6 +283,7 @@ where
                 let Ok(job) = job else {
                     return;
                 };
+                metrics::dequeued();
                 guarded(|| serve(&mut handler, job.raw, Ok(job.request), job.started));
             }
         }));
@@ -394,7 +403,7 @@ fn front(handler: &mut impl Handler, mut raw: tiny_http::Request, queue: &SyncSe
                 started,
             };
             match queue.try_send(job) {
-                Ok(()) => {}
+                Ok(()) => metrics::queued(),
                 Err(TrySendError::Full(job)) => {
                     serve(handler, job.raw, Err(ApiError::overloaded()), job.started);
                 }
@@ -427,6 +436,8 @@ fn serve(
         Err(err) => Response::error(&err),
     };
     let (status, log) = (response.status, response.log.clone());
+    // Counted before the client can read the answer and ask for the metrics.
+    metrics::answered(log.route, status, log.login, started.elapsed());
     if let Err(e) = raw.respond(to_tiny_http(response)) {
         info!("{method} {path}: could not send the response: {e}");
     }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod params;
 pub mod server;
 pub mod site;

@@ -32,6 +32,7 @@ use crate::clock;
 use crate::error::{Error, invalid};
 use crate::gate;
 use crate::http::{self, PoolSize, StopReason};
+use crate::metrics;
 use crate::store::{AuditEntry, AuditEvent, NewUser, Role, Store};
 
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     /// How long audit rows are kept.
     pub audit_retention: Duration,
+    /// Where to serve `/metrics`, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where to listen: a TCP address, or `unix:PATH`, a Unix socket for a front proxy on the
@@ -145,6 +148,9 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         .and_then(|()| stdout.flush())
         .map_err(|e| Error::Io("cannot write to stdout".into(), e))?;
     log_settings(&config, &db, descriptors, connection_budget);
+    if let Some(address) = config.metrics_listen {
+        metrics::serve(address)?;
+    }
     if config.api.dev {
         warn!(
             "DEVELOPMENT MODE (--dev): dev_fetch_api_key hands out any user's key, an owner's too, without a password; never use it in production"

@@ -31,6 +31,7 @@ use crate::auth::policy;
 use crate::auth::ratelimit::{Gate, Quota, RateLimits};
 use crate::clock;
 use crate::email;
+use crate::metrics;
 use crate::store::limits::username_key;
 use crate::store::{
     AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewUser, Realm, Reservation, Role,
@@ -214,6 +215,7 @@ impl Login<'_> {
         let Credentials { username, password } = credentials;
         // With LDAP on, the username may be an LDAP username rather than an email.
         if realm.ldap_backend().is_none() && !email::is_valid(username) {
+            metrics::login(method, Err(Refusal::InvalidEmail));
             return Ok(Checked {
                 outcome: Err(Refusal::InvalidEmail),
                 quota: None,
@@ -226,6 +228,7 @@ impl Login<'_> {
                 .admit(&**self.store, username, client.address, clock::now())?
             {
                 Gate::Refused { retry_after, quota } => {
+                    metrics::login(method, Err(Refusal::RateLimited { retry_after }));
                     return Ok(Checked {
                         outcome: Err(Refusal::RateLimited { retry_after }),
                         quota,
@@ -245,6 +248,7 @@ impl Login<'_> {
             }
             Ok(Err(refusal)) => {
                 self.refused(realm, refusal, user_id, reservation, client)?;
+                metrics::login(method, Err(refusal));
                 Err(refusal)
             }
             Err(fault) => {
@@ -294,7 +298,10 @@ impl Login<'_> {
             })
         })?;
         let refusal = match end {
-            LoginEnd::Done { user, api_key, .. } => return Ok(Ok(Success { user, api_key })),
+            LoginEnd::Done { user, api_key, .. } => {
+                metrics::login(verified.method, Ok(()));
+                return Ok(Ok(Success { user, api_key }));
+            }
             LoginEnd::PasswordChanged => Refusal::PasswordChanged,
             LoginEnd::UserDeactivated => Refusal::UserDeactivated,
             LoginEnd::RealmDeactivated => Refusal::RealmDeactivated,
@@ -307,6 +314,7 @@ impl Login<'_> {
             verified.reservation,
             client,
         )?;
+        metrics::login(verified.method, Err(refusal));
         Ok(Err(refusal))
     }
 
@@ -360,6 +368,7 @@ impl Login<'_> {
         client: Client<'_>,
     ) -> StoreResult<Result<Success, Refusal>> {
         if let Err(refusal) = check_active(realm, &user) {
+            metrics::login(Method::Dev, Err(refusal));
             return Ok(Err(refusal));
         }
         let verified = Verified {

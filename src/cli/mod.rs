@@ -8,6 +8,7 @@
 
 mod admin;
 mod bench;
+pub mod config;
 mod import;
 
 use std::net::IpAddr;
@@ -70,6 +71,9 @@ pub struct Cli {
     /// Log lines as text or as one JSON object per line
     #[arg(long, global = true, env = "ZULIP_AUTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub config: config::ConfigArg,
 
     #[command(subcommand)]
     pub command: Command,
@@ -211,6 +215,9 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(0..=36_500)
     )]
     pub audit_retention_days: u32,
+
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArg,
 }
 
 // `Set` carries every realm setting; the value is parsed once per process.
@@ -531,5 +538,6 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
         dev_allow_remote: args.dev_allow_remote,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
+        metrics_listen: args.metrics.metrics_listen,
     })
 }

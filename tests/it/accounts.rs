@@ -485,6 +485,7 @@ fn on_a_terminal(server: &TestServer, args: &str, answers: &str) -> (bool, Strin
     let command = format!("{BIN} --db {} {args}", server.db.display());
     let mut child = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
+        .env("ZULIP_AUTH_CONFIG", "none")
         .env("ZULIP_AUTH_ARGON2_M", "256")
         .env("ZULIP_AUTH_ARGON2_T", "1")
         .stdin(std::process::Stdio::piped())

@@ -152,7 +152,7 @@ fn a_closed_stdout_ends_any_command_quietly() {
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = std::process::Command::new(BIN)
+        let out = bin()
             .arg("--db")
             .arg(&server.db)
             .args(args)
@@ -215,10 +215,7 @@ fn argon2_settings_are_checked_only_where_used() {
 
 #[test]
 fn version_names_the_commit() {
-    let out = std::process::Command::new(BIN)
-        .arg("--version")
-        .output()
-        .unwrap();
+    let out = bin().arg("--version").output().unwrap();
     let version = String::from_utf8(out.stdout).unwrap();
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -266,7 +263,7 @@ fn environment_variables_configure_global_flags_only() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("env.sqlite3");
     let cli = |args: &[&str], env: &[(&str, &str)]| {
-        let out = std::process::Command::new(BIN)
+        let out = bin()
             .args(args)
             .env("ZULIP_AUTH_DB", &db)
             .envs(env.iter().copied())
@@ -312,7 +309,7 @@ fn environment_variables_configure_global_flags_only() {
         users.contains("a@example.com") && !users.contains("Oops"),
         "{users}"
     );
-    let out = std::process::Command::new(BIN)
+    let out = bin()
         .args(["realm", "create", "other"])
         .env("ZULIP_AUTH_DB", &db)
         .env("ZULIP_AUTH_NAME", "From Env")
@@ -347,11 +344,7 @@ fn every_command_has_help_with_an_example() {
         vec!["audit"],
         vec!["bench-hash"],
     ] {
-        let out = std::process::Command::new(BIN)
-            .args(&args)
-            .arg("--help")
-            .output()
-            .unwrap();
+        let out = bin().args(&args).arg("--help").output().unwrap();
         let help = String::from_utf8(out.stdout).unwrap();
         assert!(
             out.status.success() && help.contains("Example"),
@@ -451,7 +444,7 @@ fn bench_hash_times_and_suggests() {
 #[test]
 fn ldap_bind_password_comes_from_the_environment_never_argv() {
     let server = TestServer::start(&[]);
-    let mut cmd = std::process::Command::new(BIN);
+    let mut cmd = bin();
     let out = cmd
         .args(["--db", server.db.to_str().unwrap(), "realm", "set", ""])
         .args([

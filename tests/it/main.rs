@@ -4,11 +4,13 @@
 mod accounts;
 mod cli;
 mod clients;
+mod config;
 mod dev;
 mod fetch_api_key;
 mod hardening;
 mod hygiene;
 mod ldap;
+mod metrics;
 mod ops;
 mod ratelimit;
 mod server_settings;

@@ -25,9 +25,16 @@ pub struct TestServer {
     _dir: TempDir,
 }
 
+/// The binary, blind to a packaged host's settings file (/etc/zulip-auth/zulip-auth.conf).
+pub fn bin() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("ZULIP_AUTH_CONFIG", "none");
+    cmd
+}
+
 /// Small argon2 parameters: tests exercise behaviour, not hashing cost.
 fn command(db: &PathBuf) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = bin();
     cmd.arg("--db")
         .arg(db)
         .env("ZULIP_AUTH_ARGON2_M", "256")

@@ -219,7 +219,7 @@ impl Started {
     fn new(args: &[&str], setup: impl FnOnce(&mut Command)) -> Started {
         let dir = tempfile::tempdir().unwrap();
         let stderr = dir.path().join("stderr.log");
-        let mut command = Command::new(BIN);
+        let mut command = bin();
         command
             .arg("--db")
             .arg(dir.path().join("db.sqlite3"))
