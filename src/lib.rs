@@ -14,6 +14,7 @@ pub mod email;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod mail;
 pub mod params;
 pub mod server;
 pub mod site;
