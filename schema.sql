@@ -89,3 +89,24 @@ ALTER TABLE realm ADD COLUMN ldap_append_domain TEXT;
 ALTER TABLE realm ADD COLUMN ldap_email_attr TEXT;
 ALTER TABLE realm ADD COLUMN ldap_full_name_attr TEXT;
 ALTER TABLE realm ADD COLUMN ldap_create_users INTEGER NOT NULL DEFAULT 0 CHECK (ldap_create_users IN (0, 1));
+
+-- migration 5
+-- Self-service (web.md §6, §7). Secrets handed to a person are stored only as the lowercase
+-- hex SHA-256 of the secret; times are epoch seconds.
+-- A password-reset link. A user has at most one: a newer request replaces it, and using it or
+-- any password change deletes it.
+CREATE TABLE password_reset (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL UNIQUE REFERENCES user (id),
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+-- A signed-in browser session. It ends when it is idle or old (checked on every use), when the
+-- person signs out, and when the password changes or the user is deactivated (rows deleted).
+CREATE TABLE web_session (
+    id_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES user (id),
+    created_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL
+);
+CREATE INDEX web_session_user ON web_session (user_id);

@@ -2,6 +2,8 @@
 //! [`Response`] over the worker's store. Wire behaviour follows SPEC.md section by section;
 //! the check order inside each handler is the spec's and matters.
 
+mod settings;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -61,9 +63,12 @@ impl Handler for Api {
         response
     }
 
-    /// Only a password login may verify a hash (dummy or real).
+    /// Only a password login or change may verify a hash (dummy or real).
     fn is_costly(&self, request: &Request) -> bool {
-        request.method == "POST" && request.path == "/api/v1/fetch_api_key"
+        matches!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/api/v1/fetch_api_key") | ("PATCH", "/api/v1/settings")
+        )
     }
 }
 
@@ -100,6 +105,7 @@ impl Api {
             "/api/v1/dev_list_users" if dev => self.dev_list_users(request),
             "/api/v1/users/me" => Ok(never_cache(self.users_me(request, log))),
             "/api/v1/users/me/api_key/regenerate" => Ok(never_cache(self.regenerate(request, log))),
+            "/api/v1/settings" => Ok(never_cache(self.settings(request, log))),
             "/health" => {
                 log.quiet = true;
                 self.health(request)

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+mod selfservice;
+
+pub use selfservice::SessionLimits;
+
 use crate::auth::key;
 use crate::error::{Error, invalid};
 
@@ -795,6 +799,9 @@ impl Store {
             "UPDATE user SET is_active = ?2 WHERE id = ?1",
             params![user_id, active],
         )?;
+        if !active {
+            self.end_user_sessions(user_id)?;
+        }
         Ok(())
     }
 }

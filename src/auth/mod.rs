@@ -1,8 +1,10 @@
 //! Authentication: password hashes, LDAP, API keys and rate limits.
 
+pub mod account;
 pub mod basic;
 pub mod key;
 pub mod ldap;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
+pub mod token;

@@ -10,4 +10,5 @@ mod hygiene;
 mod ops;
 mod ratelimit;
 mod server_settings;
+mod settings_api;
 mod support;
