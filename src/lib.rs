@@ -16,6 +16,7 @@ pub mod http;
 pub mod logging;
 pub mod mail;
 pub mod params;
+pub mod reset_desk;
 pub mod server;
 pub mod site;
 pub mod store;

@@ -7,4 +7,6 @@ pub mod ldap;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
+pub mod reset;
+pub mod session;
 pub mod token;

@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use super::{DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, StartTls, UserCommand, import};
 use crate::auth::password::{self, Hasher};
-use crate::auth::policy;
+use crate::auth::account::{self, Refusal};
+use crate::auth::{policy, reset};
+use crate::site::ExternalUrl;
 use crate::clock;
 use crate::email;
 use crate::error::{Error, invalid};
@@ -270,16 +272,37 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
             } else {
                 prompt_password_twice()?
             })?;
-            store.set_password_hash(user.id, &hasher.hash(&password))?;
-            // As upstream: a new password forgets the failed attempts against the old one.
-            store.clear_username_buckets(&user.delivery_email)?;
-            record(
-                store,
-                AuditEvent::PasswordChanged,
-                &realm,
-                Some(user.id),
-                BY_OPERATOR.to_owned(),
-            )
+            // As upstream: a new password forgets the failed attempts against the old one,
+            // and here also ends the user's sessions and reset link.
+            let entry = AuditEntry {
+                detail: Some(BY_OPERATOR.to_owned()),
+                ..AuditEntry::new(AuditEvent::PasswordChanged, Some(realm.id), Some(user.id))
+            };
+            account::set_password(store, hasher, &user, &password, None, &entry)
+                .map_err(|e| match e {
+                    Refusal::Store(e) => Error::from(e),
+                    _ => Error::Invalid("password rejected by the policy".into()),
+                })
+        }
+        UserCommand::ResetLink {
+            email,
+            realm,
+            external_url,
+            lifetime,
+        } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            if let Err(why) = reset::eligibility(&realm, &user) {
+                return invalid!("no reset link for {email:?}: {why}");
+            }
+            let prefix = match external_url {
+                Some(url) => ExternalUrl::parse(&url)
+                    .map_err(Error::Invalid)?
+                    .realm_url(&realm.subdomain),
+                None => String::new(),
+            };
+            let token = reset::issue(store, &user, clock::now(), lifetime.lifetime)?;
+            println!("{prefix}{}", reset::path(&token));
+            Ok(())
         }
         UserCommand::RotateKey { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;

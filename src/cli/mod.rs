@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::ApiConfig;
 use crate::auth::password::{Argon2Config, Hasher};
+use crate::auth::reset;
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
 use crate::error::{Error, invalid};
 use crate::logging::LogFormat;
@@ -338,6 +339,21 @@ pub enum UserCommand {
         #[arg(long, env = "ZULIP_AUTH_PASSWORD_STDIN")]
         password_stdin: bool,
     },
+    /// Print a fresh password-reset link to pass on by hand (no mail needed); it replaces the
+    /// user's older link
+    #[command(
+        after_help = "Example:\n  zulip-auth user reset-link iago@example.com --external-url https://chat.example.com"
+    )]
+    ResetLink {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+        /// Print the whole link: the realm's URL (from the root realm's, as serve's) and the path
+        #[arg(long, env = "ZULIP_AUTH_EXTERNAL_URL", value_name = "URL")]
+        external_url: Option<String>,
+        #[command(flatten)]
+        lifetime: LinkLifetime,
+    },
     /// Replace a user's API key and print the new one; the old key stops working at once
     #[command(after_help = "Example:\n  zulip-auth user rotate-key iago@example.com")]
     RotateKey {
@@ -381,6 +397,28 @@ pub enum DbCommand {
     /// Check the database's integrity and print its schema version
     #[command(after_help = "Example:\n  zulip-auth db check")]
     Check,
+}
+
+/// How long a reset link stays valid.
+#[derive(Debug, Args)]
+pub struct LinkLifetime {
+    /// How long a password-reset link stays valid, as a number and s, m or h; at most 24h
+    #[arg(
+        long = "reset-link-lifetime",
+        env = "ZULIP_AUTH_RESET_LINK_LIFETIME",
+        value_name = "DURATION",
+        default_value = "1h",
+        value_parser = parse_link_lifetime
+    )]
+    pub lifetime: Duration,
+}
+
+fn parse_link_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = parse_duration(text)?;
+    if lifetime.is_zero() || lifetime > reset::MAX_LIFETIME {
+        return Err(format!("invalid link lifetime {text:?}: from 1s to 24h"));
+    }
+    Ok(lifetime)
 }
 
 #[derive(Debug, Args)]
