@@ -18,3 +18,4 @@ pub mod params;
 pub mod server;
 pub mod site;
 pub mod store;
+pub mod web;

@@ -1,4 +1,4 @@
-//! Authentication: password hashes, LDAP, API keys and rate limits.
+//! Authentication: password hashes, LDAP, API keys, rate limits and the second factor.
 
 pub mod basic;
 pub mod key;
@@ -6,3 +6,4 @@ pub mod ldap;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
+pub mod totp;
