@@ -41,6 +41,8 @@ pub struct Request {
     pub content_type: Option<String>,
     pub authorization: Option<String>,
     pub user_agent: Option<String>,
+    /// The `Cookie` header, for the web pages.
+    pub cookie: Option<String>,
     /// The socket's peer, before any proxy header is considered.
     pub peer: Option<IpAddr>,
     pub forwarded_for: Option<String>,
@@ -372,6 +374,7 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
         content_type: header("Content-Type"),
         authorization: header("Authorization"),
         user_agent: header("User-Agent"),
+        cookie: header("Cookie"),
         peer: raw.remote_addr().map(SocketAddr::ip),
         forwarded_for: header("X-Forwarded-For"),
         real_ip: header("X-Real-IP"),

@@ -20,3 +20,4 @@ pub mod reset_desk;
 pub mod server;
 pub mod site;
 pub mod store;
+pub mod web;

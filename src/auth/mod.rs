@@ -1,4 +1,4 @@
-//! Authentication: password hashes, LDAP, API keys and rate limits.
+//! Authentication: password hashes, LDAP, API keys, rate limits and the second factor.
 
 pub mod account;
 pub mod basic;
@@ -10,3 +10,4 @@ pub mod ratelimit;
 pub mod reset;
 pub mod session;
 pub mod token;
+pub mod totp;
