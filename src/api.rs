@@ -21,8 +21,10 @@ use crate::email;
 use crate::error::ApiError;
 use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::params::Params;
+use crate::reset_desk::ResetDesk;
 use crate::site::Site;
-use crate::store::{AuditEntry, AuditEvent, LdapSettings, NewUser, Realm, Store, User};
+use crate::web;
+use crate::store::{AuditEntry, AuditEvent, LdapSettings, NewUser, Realm, SessionLimits, Store, User};
 
 /// Settings every worker shares.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +35,9 @@ pub struct ApiConfig {
     pub limits: RateLimits,
     /// Peers whose forwarding headers name the client (SPEC §8.1).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Where reset requests go; `None` without `--smtp-url`.
+    pub reset_desk: Option<ResetDesk>,
+    pub sessions: SessionLimits,
 }
 
 /// What `server_settings` claims (SPEC §6.3): the lowest values every client accepts
@@ -68,7 +73,8 @@ impl Handler for Api {
         matches!(
             (request.method.as_str(), request.path.as_str()),
             ("POST", "/api/v1/fetch_api_key") | ("PATCH", "/api/v1/settings")
-        )
+        ) || web::reset::is_costly(request)
+            || web::account::is_costly(request)
     }
 }
 
@@ -106,6 +112,8 @@ impl Api {
             "/api/v1/users/me" => Ok(never_cache(self.users_me(request, log))),
             "/api/v1/users/me/api_key/regenerate" => Ok(never_cache(self.regenerate(request, log))),
             "/api/v1/settings" => Ok(never_cache(self.settings(request, log))),
+            path if web::reset::serves(path) => Ok(web::reset::handle(self, request, log)),
+            path if web::account::serves(path) => Ok(web::account::handle(self, request, log)),
             "/health" => {
                 log.quiet = true;
                 self.health(request)

@@ -20,6 +20,9 @@ use tiny_http::Server;
 
 use crate::api::{Api, ApiConfig};
 use crate::auth::password::{Argon2Config, Hasher};
+use crate::auth::reset;
+use crate::mail::{MailSettings, Postman};
+use crate::reset_desk::ResetDesk;
 use crate::clock;
 use crate::error::Error;
 use crate::http::{self, PoolSize, StopReason};
@@ -38,6 +41,9 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     /// How long audit rows are kept.
     pub audit_retention: Duration,
+    /// Reset mail; `None` without `--smtp-url`.
+    pub mail: Option<MailSettings>,
+    pub reset_link_lifetime: Duration,
 }
 
 /// The demo's users: Zulip's documentation logs in as iago with this password, so the seed
@@ -94,7 +100,18 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         );
     }
 
-    let api_config = Arc::new(config.api.clone());
+    let mut api_config = config.api.clone();
+    if let Some(mail) = &config.mail {
+        let postman = Postman::new(mail).map_err(Error::Invalid)?;
+        api_config.reset_desk = Some(ResetDesk::start(&db, postman, config.reset_link_lifetime)?);
+        info!(
+            "reset mail through {}:{}, links valid {} s",
+            mail.url.host,
+            mail.url.port,
+            config.reset_link_lifetime.as_secs()
+        );
+    }
+    let api_config = Arc::new(api_config);
     let stopping = Arc::new(AtomicBool::new(false));
     let size = PoolSize {
         front: config.workers,
@@ -113,11 +130,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         &stopping,
         &events,
     );
-    spawn_pruner(
-        store_for_pruner,
-        config.api.limits.longest_window(),
-        config.audit_retention,
-    );
+    spawn_pruner(store_for_pruner, &config);
     info!(
         "serving with {} hashing and as many front threads, argon2 m={} t={} p={}",
         config.workers, config.argon2.m_kib, config.argon2.t, config.argon2.p
@@ -184,19 +197,28 @@ fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deletes rate-limit events no window can see any more and audit rows past their
-/// retention, once a minute and off the request path, so the tables stay small.
-fn spawn_pruner(store: Store, longest_window: Option<f64>, audit_retention: Duration) {
+/// Deletes rate-limit events no window can see any more, audit rows past their retention,
+/// and sessions and reset links that can no longer be used, once a minute and off the
+/// request path, so the tables stay small.
+fn spawn_pruner(store: Store, config: &ServeConfig) {
+    let longest_window = config
+        .api
+        .limits
+        .longest_window()
+        .unwrap_or(0.0)
+        .max(reset::LONGEST_LIMIT_WINDOW);
+    let (audit_retention, sessions) = (config.audit_retention, config.api.sessions);
     thread::Builder::new()
         .name("pruner".into())
         .spawn(move || {
             loop {
                 let now = clock::now();
                 let pruned = store
-                    .prune_events(now - longest_window.unwrap_or(0.0))
-                    .and_then(|_| store.prune_audit(now - audit_retention.as_secs_f64()));
+                    .prune_events(now - longest_window)
+                    .and_then(|_| store.prune_audit(now - audit_retention.as_secs_f64()))
+                    .and_then(|_| store.prune_self_service(now, sessions));
                 if let Err(e) = pruned {
-                    warn!("pruning old rate-limit and audit rows failed: {e}");
+                    warn!("pruning old rate-limit, audit and session rows failed: {e}");
                 }
                 thread::sleep(PRUNE_INTERVAL);
             }

@@ -110,15 +110,10 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapChanges, Error> {
         return invalid!("the LDAP user filter {filter:?} must contain %(user)s");
     }
     // The secret never travels in argv: a file, else the environment.
-    let bind_password = match &args.ldap_bind_password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
-        None => std::env::var("ZULIP_AUTH_LDAP_BIND_PASSWORD").ok(),
-    };
+    let bind_password = super::read_secret(
+        args.ldap_bind_password_file.as_deref(),
+        "ZULIP_AUTH_LDAP_BIND_PASSWORD",
+    )?;
     Ok(LdapChanges {
         // Setting a URL turns LDAP on, unless --ldap off says otherwise.
         enabled: args

@@ -20,9 +20,10 @@ use crate::auth::reset;
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
 use crate::error::{Error, invalid};
 use crate::logging::LogFormat;
+use crate::mail::{MailSettings, SmtpUrl};
 use crate::server::{self, ServeConfig};
 use crate::site::{ExternalUrl, Site};
-use crate::store::{ROLES, Store};
+use crate::store::{ROLES, SessionLimits, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -193,6 +194,51 @@ pub struct ServeArgs {
         value_name = "DAYS"
     )]
     pub audit_retention_days: u32,
+
+    #[command(flatten)]
+    pub mail: MailArgs,
+
+    #[command(flatten)]
+    pub reset_link: LinkLifetime,
+
+    /// A browser session ends after this long unused (a number and s, m, h or d)
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_SESSION_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30m",
+        value_parser = parse_duration
+    )]
+    pub session_idle_timeout: Duration,
+
+    /// A browser session ends this long after signing in, however it is used
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_SESSION_LIFETIME",
+        value_name = "DURATION",
+        default_value = "12h",
+        value_parser = parse_duration
+    )]
+    pub session_lifetime: Duration,
+}
+
+/// Outgoing mail, for password resets. The SMTP password comes from ZULIP_AUTH_SMTP_PASSWORD
+/// or a file, never from the command line.
+#[derive(Debug, Args)]
+pub struct MailArgs {
+    /// The relay: smtp://[USER@]HOST[:PORT] (STARTTLS required, port 587), smtps://… (TLS,
+    /// port 465), or smtp://HOST:PORT?tls=none (plain text, loopback only). Needs
+    /// --mail-from and --external-url; without it, the reset page sends people to you
+    #[arg(long, env = "ZULIP_AUTH_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<SmtpUrl>,
+
+    /// The sender of reset mail: an address, or "Name <address>"
+    #[arg(long, env = "ZULIP_AUTH_MAIL_FROM", value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+
+    /// File holding the SMTP password (or set ZULIP_AUTH_SMTP_PASSWORD)
+    #[arg(long, env = "ZULIP_AUTH_SMTP_PASSWORD_FILE", value_name = "PATH")]
+    pub smtp_password_file: Option<PathBuf>,
 }
 
 // `Set` carries every realm setting; the value is parsed once per process.
@@ -535,6 +581,10 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
         .map(ExternalUrl::parse)
         .transpose()
         .map_err(Error::Invalid)?;
+    if args.session_idle_timeout.is_zero() || args.session_lifetime.is_zero() {
+        return invalid!("--session-idle-timeout and --session-lifetime must be at least 1s");
+    }
+    let mail = mail_settings(args.mail, external_url.is_some())?;
     let workers = match args.workers {
         Some(0) => return invalid!("--workers must be at least 1"),
         Some(n) => n,
@@ -553,9 +603,51 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
                 per_address: args.address_rate.0,
             },
             trusted_proxies: args.trusted_proxy,
+            reset_desk: None,
+            sessions: SessionLimits {
+                idle: args.session_idle_timeout.as_secs_f64(),
+                lifetime: args.session_lifetime.as_secs_f64(),
+            },
         },
+        mail,
+        reset_link_lifetime: args.reset_link.lifetime,
         demo: args.demo,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
     })
+}
+
+fn mail_settings(args: MailArgs, has_external_url: bool) -> Result<Option<MailSettings>, Error> {
+    let Some(url) = args.smtp_url else {
+        if args.mail_from.is_some() || args.smtp_password_file.is_some() {
+            return invalid!("--mail-from and --smtp-password-file need --smtp-url");
+        }
+        return Ok(None);
+    };
+    // Without it, a reset link would take its host from the request's Host header, which
+    // whoever asks for the reset chooses.
+    if !has_external_url {
+        return invalid!("--smtp-url needs --external-url: reset links are built from it");
+    }
+    let Some(from) = args.mail_from else {
+        return invalid!("--smtp-url needs --mail-from");
+    };
+    let password = read_secret(args.smtp_password_file.as_deref(), "ZULIP_AUTH_SMTP_PASSWORD")?;
+    MailSettings::new(url, &from, password)
+        .map(Some)
+        .map_err(Error::Invalid)
+}
+
+/// A secret that never travels in argv: the file's first line if a file is named, else the
+/// environment variable.
+fn read_secret(file: Option<&std::path::Path>, env_var: &str) -> Result<Option<String>, Error> {
+    match file {
+        Some(path) => Ok(Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        )),
+        None => Ok(std::env::var(env_var).ok()),
+    }
 }

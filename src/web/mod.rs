@@ -6,7 +6,9 @@
 //! [`form`] (fields of a POST or a query string). Each page has its own module, reached from
 //! the route table in `api.rs`.
 
+pub mod account;
 pub mod cookie;
 pub mod csrf;
 pub mod form;
 pub mod page;
+pub mod reset;
