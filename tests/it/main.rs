@@ -9,6 +9,7 @@ mod fetch_api_key;
 mod hygiene;
 mod ops;
 mod ratelimit;
+mod reset;
 mod server_settings;
 mod settings_api;
 mod support;
