@@ -7,6 +7,8 @@ mod clients;
 mod dev;
 mod fetch_api_key;
 mod hygiene;
+mod mail;
+mod mailbox;
 mod ops;
 mod ratelimit;
 mod reset;
