@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use log::{info, warn};
+use maud::{DOCTYPE, html};
 
 use crate::auth::reset;
 use crate::clock;
@@ -118,20 +119,27 @@ pub fn reset_mail(
         email = user.delivery_email,
         url = request.realm_url,
     );
-    let html = format!(
-        "<!DOCTYPE html>\n<html><body>\
-         <p>Somebody (possibly you) requested a new password for the Zulip account \
-         <b>{email}</b> on <a href=\"{url}\">{url}</a>.</p>\
-         <p>The request came from {whence} at {when}.</p>\
-         <p>To set a new password, open this link within {valid}. It works once:<br>\
-         <a href=\"{link}\">{link}</a></p>\
-         <p>If you do not recognize this activity, you can safely ignore this email.</p>\
-         </body></html>\n",
-        email = escape(&user.delivery_email),
-        url = escape(&request.realm_url),
-        whence = escape(&whence),
-        link = escape(link),
-    );
+    let email = &user.delivery_email;
+    let url = &request.realm_url;
+    let html = html! {
+        (DOCTYPE)
+        html {
+            body {
+                p {
+                    "Somebody (possibly you) requested a new password for the Zulip account "
+                    b { (email) } " on " a href=(url) { (url) } "."
+                }
+                p { "The request came from " (whence) " at " (when) "." }
+                p {
+                    "To set a new password, open this link within " (valid) ". It works once:"
+                    br;
+                    a href=(link) { (link) }
+                }
+                p { "If you do not recognize this activity, you can safely ignore this email." }
+            }
+        }
+    }
+    .into_string();
     Mail {
         to: user.delivery_email.clone(),
         subject: format!("Password reset request for {}", realm.name),
@@ -151,14 +159,6 @@ fn in_words(lifetime: Duration) -> String {
         (seconds, "second")
     };
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#x27;")
 }
 
 #[cfg(test)]
