@@ -133,3 +133,75 @@ impl Store {
         Ok(sessions + links)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewUser;
+
+    fn store_with_user() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let root = store.require_realm("").unwrap();
+        let user = NewUser {
+            email: "iago@example.com".into(),
+            full_name: "Iago".into(),
+            role: 200,
+            password: None,
+            is_active: true,
+            api_key: None,
+        };
+        let id = store.create_user(&root, &user).unwrap();
+        (dir, store, id)
+    }
+
+    const LIMITS: SessionLimits = SessionLimits {
+        idle: 100.0,
+        lifetime: 1000.0,
+    };
+
+    #[test]
+    fn sessions_end_when_idle_or_old() {
+        let (_dir, store, id) = store_with_user();
+        store.create_session("s", id, 0.0).unwrap();
+        // Each use restarts the idle clock, up to the absolute lifetime.
+        for at in [90.0, 180.0, 270.0, 360.0, 450.0, 540.0, 630.0, 720.0, 810.0, 900.0, 990.0] {
+            assert_eq!(store.touch_session("s", at, LIMITS).unwrap(), Some(id), "{at}");
+        }
+        assert_eq!(store.touch_session("s", 1000.0, LIMITS).unwrap(), None);
+        store.create_session("t", id, 0.0).unwrap();
+        assert_eq!(store.touch_session("t", 100.0, LIMITS).unwrap(), None, "idle");
+        assert_eq!(store.touch_session("unknown", 1.0, LIMITS).unwrap(), None);
+        assert_eq!(store.prune_self_service(1000.0, LIMITS).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_password_change_keeps_only_the_session_that_made_it() {
+        let (_dir, store, id) = store_with_user();
+        for s in ["a", "b", "c"] {
+            store.create_session(s, id, 0.0).unwrap();
+        }
+        store.replace_reset_token(id, "r", 0.0, 10.0).unwrap();
+        store.change_password(id, "hash", Some("b")).unwrap();
+        let live = |s| store.touch_session(s, 1.0, LIMITS).unwrap().is_some();
+        assert_eq!((live("a"), live("b"), live("c")), (false, true, false));
+        assert_eq!(store.reset_token_user("r", 1.0).unwrap(), None);
+        store.change_password(id, "hash", None).unwrap();
+        assert!(!live("b"));
+    }
+
+    #[test]
+    fn one_reset_link_per_user_until_it_expires() {
+        let (_dir, store, id) = store_with_user();
+        store.replace_reset_token(id, "old", 0.0, 10.0).unwrap();
+        assert_eq!(store.reset_token_user("old", 5.0).unwrap(), Some(id));
+        store.replace_reset_token(id, "new", 5.0, 15.0).unwrap();
+        assert_eq!(store.reset_token_user("old", 6.0).unwrap(), None);
+        assert_eq!(store.reset_token_user("new", 14.9).unwrap(), Some(id));
+        assert_eq!(store.reset_token_user("new", 15.0).unwrap(), None);
+        store.create_session("s", id, 0.0).unwrap();
+        store.set_user_active(id, false).unwrap();
+        assert_eq!(store.touch_session("s", 1.0, LIMITS).unwrap(), None);
+        assert_eq!(store.reset_token_user("new", 6.0).unwrap(), None);
+    }
+}
