@@ -23,8 +23,10 @@ use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::params::Params;
 use crate::reset_desk::ResetDesk;
 use crate::site::Site;
+use crate::store::{
+    AuditEntry, AuditEvent, LdapSettings, NewUser, Realm, SessionLimits, Store, User,
+};
 use crate::web;
-use crate::store::{AuditEntry, AuditEvent, LdapSettings, NewUser, Realm, SessionLimits, Store, User};
 
 /// Settings every worker shares.
 #[derive(Debug, Clone, Default)]

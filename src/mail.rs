@@ -81,7 +81,8 @@ impl FromStr for SmtpUrl {
             ),
             None => None,
         };
-        let (host, port) = split_host_port(hostport).ok_or_else(|| complaint("bad host or port"))?;
+        let (host, port) =
+            split_host_port(hostport).ok_or_else(|| complaint("bad host or port"))?;
         let port = port.unwrap_or(match security {
             Security::Tls => 465,
             Security::StartTls | Security::Plain => 587,
@@ -105,7 +106,12 @@ fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
         let (host, after) = bracketed.split_once(']')?;
         host.parse::<std::net::Ipv6Addr>().ok()?;
-        (host, after.strip_prefix(':').or(Some(after).filter(|a| a.is_empty()))?)
+        (
+            host,
+            after
+                .strip_prefix(':')
+                .or(Some(after).filter(|a| a.is_empty()))?,
+        )
     } else {
         match text.split_once(':') {
             Some((host, port)) => (host, port),
@@ -283,7 +289,9 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(
-            parse("smtp://u:p@h").unwrap_err().contains("ZULIP_AUTH_SMTP_PASSWORD"),
+            parse("smtp://u:p@h")
+                .unwrap_err()
+                .contains("ZULIP_AUTH_SMTP_PASSWORD"),
             "says where the password goes"
         );
     }

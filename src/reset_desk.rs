@@ -81,7 +81,10 @@ fn handle(
         return Ok(());
     };
     if let Err(why) = reset::eligibility(&realm, &user) {
-        info!("password reset requested for user {}, but {why}; nothing sent", user.id);
+        info!(
+            "password reset requested for user {}, but {why}; nothing sent",
+            user.id
+        );
         return Ok(());
     }
     let token = reset::issue(store, &user, clock::now(), lifetime)?;
@@ -151,9 +154,9 @@ pub fn reset_mail(
 /// `1 hour`, `30 minutes`, `90 seconds`.
 fn in_words(lifetime: Duration) -> String {
     let seconds = lifetime.as_secs();
-    let (n, unit) = if seconds % 3600 == 0 {
+    let (n, unit) = if seconds.is_multiple_of(3600) {
         (seconds / 3600, "hour")
-    } else if seconds % 60 == 0 {
+    } else if seconds.is_multiple_of(60) {
         (seconds / 60, "minute")
     } else {
         (seconds, "second")

@@ -21,11 +21,11 @@ use tiny_http::Server;
 use crate::api::{Api, ApiConfig};
 use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::reset;
-use crate::mail::{MailSettings, Postman};
-use crate::reset_desk::ResetDesk;
 use crate::clock;
 use crate::error::Error;
 use crate::http::{self, PoolSize, StopReason};
+use crate::mail::{MailSettings, Postman};
+use crate::reset_desk::ResetDesk;
 use crate::store::{NewUser, Store};
 
 #[derive(Debug, Clone)]

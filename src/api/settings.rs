@@ -32,7 +32,14 @@ impl Api {
         if let Some(new_password) = params.get("new_password").filter(|p| !p.is_empty()) {
             let old_password = params.get("old_password").unwrap_or("");
             let (store, hasher) = (&self.store, &self.hasher);
-            account::confirm_password(store, hasher, &self.config.limits, &realm, &user, old_password)?;
+            account::confirm_password(
+                store,
+                hasher,
+                &self.config.limits,
+                &realm,
+                &user,
+                old_password,
+            )?;
             let mut entry = self.audit_entry(AuditEvent::PasswordChanged, &realm, request, log);
             entry.detail = Some("by the user, over the API".to_owned());
             account::set_password(store, hasher, &user, new_password, None, &entry)?;

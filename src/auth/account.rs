@@ -99,4 +99,3 @@ pub fn set_password(
     })?;
     Ok(())
 }
-

@@ -109,7 +109,10 @@ pub fn request_allowed(
 ) -> rusqlite::Result<bool> {
     let email_bucket = format!("reset-email:{}", email.trim().to_lowercase());
     let address_bucket = client.map(|ip| format!("reset-addr:{ip}"));
-    let buckets = [(Some(email_bucket), &PER_EMAIL[..]), (address_bucket, &PER_ADDRESS[..])];
+    let buckets = [
+        (Some(email_bucket), &PER_EMAIL[..]),
+        (address_bucket, &PER_ADDRESS[..]),
+    ];
     store.immediate(|store| {
         for (bucket, rules) in &buckets {
             let Some(bucket) = bucket else { continue };

@@ -8,13 +8,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, StartTls, UserCommand, import};
-use crate::auth::password::{self, Hasher};
 use crate::auth::account::{self, Refusal};
+use crate::auth::password::{self, Hasher};
 use crate::auth::{policy, reset};
-use crate::site::ExternalUrl;
 use crate::clock;
 use crate::email;
 use crate::error::{Error, invalid};
+use crate::site::ExternalUrl;
 use crate::store::{
     AuditEntry, AuditEvent, LdapChanges, NewUser, Realm, RealmChanges, Store, User,
 };
@@ -273,11 +273,12 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
                 detail: Some(BY_OPERATOR.to_owned()),
                 ..AuditEntry::new(AuditEvent::PasswordChanged, Some(realm.id), Some(user.id))
             };
-            account::set_password(store, hasher, &user, &password, None, &entry)
-                .map_err(|e| match e {
+            account::set_password(store, hasher, &user, &password, None, &entry).map_err(
+                |e| match e {
                     Refusal::Store(e) => Error::from(e),
                     _ => Error::Invalid("password rejected by the policy".into()),
-                })
+                },
+            )
         }
         UserCommand::ResetLink {
             email,

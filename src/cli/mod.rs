@@ -16,8 +16,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::ApiConfig;
 use crate::auth::password::{Argon2Config, Hasher};
-use crate::auth::reset;
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
+use crate::auth::reset;
 use crate::error::{Error, invalid};
 use crate::logging::LogFormat;
 use crate::mail::{MailSettings, SmtpUrl};
@@ -632,7 +632,10 @@ fn mail_settings(args: MailArgs, has_external_url: bool) -> Result<Option<MailSe
     let Some(from) = args.mail_from else {
         return invalid!("--smtp-url needs --mail-from");
     };
-    let password = read_secret(args.smtp_password_file.as_deref(), "ZULIP_AUTH_SMTP_PASSWORD")?;
+    let password = read_secret(
+        args.smtp_password_file.as_deref(),
+        "ZULIP_AUTH_SMTP_PASSWORD",
+    )?;
     MailSettings::new(url, &from, password)
         .map(Some)
         .map_err(Error::Invalid)

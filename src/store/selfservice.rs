@@ -65,9 +65,7 @@ impl Store {
             .prepare_cached("DELETE FROM password_reset WHERE user_id = ?1")?
             .execute([user_id])?;
         self.conn
-            .prepare_cached(
-                "DELETE FROM web_session WHERE user_id = ?1 AND id_hash IS NOT ?2",
-            )?
+            .prepare_cached("DELETE FROM web_session WHERE user_id = ?1 AND id_hash IS NOT ?2")?
             .execute(params![user_id, keep_session])?;
         Ok(())
     }
@@ -165,12 +163,22 @@ mod tests {
         let (_dir, store, id) = store_with_user();
         store.create_session("s", id, 0.0).unwrap();
         // Each use restarts the idle clock, up to the absolute lifetime.
-        for at in [90.0, 180.0, 270.0, 360.0, 450.0, 540.0, 630.0, 720.0, 810.0, 900.0, 990.0] {
-            assert_eq!(store.touch_session("s", at, LIMITS).unwrap(), Some(id), "{at}");
+        for at in [
+            90.0, 180.0, 270.0, 360.0, 450.0, 540.0, 630.0, 720.0, 810.0, 900.0, 990.0,
+        ] {
+            assert_eq!(
+                store.touch_session("s", at, LIMITS).unwrap(),
+                Some(id),
+                "{at}"
+            );
         }
         assert_eq!(store.touch_session("s", 1000.0, LIMITS).unwrap(), None);
         store.create_session("t", id, 0.0).unwrap();
-        assert_eq!(store.touch_session("t", 100.0, LIMITS).unwrap(), None, "idle");
+        assert_eq!(
+            store.touch_session("t", 100.0, LIMITS).unwrap(),
+            None,
+            "idle"
+        );
         assert_eq!(store.touch_session("unknown", 1.0, LIMITS).unwrap(), None);
         assert_eq!(store.prune_self_service(1000.0, LIMITS).unwrap(), 2);
     }

@@ -6,7 +6,8 @@
 use maud::{Markup, html};
 
 use crate::api::Api;
-use crate::auth::account::{self, Refusal};
+use crate::auth::account;
+use crate::auth::account::Refusal as PasswordRefusal;
 use crate::auth::session;
 use crate::clock;
 use crate::error::ApiError;
@@ -15,7 +16,7 @@ use crate::store::{AuditEntry, AuditEvent, Realm, User};
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
-use crate::web::page::{self, hidden, layout};
+use crate::web::page::{self, Refusal, hidden, layout};
 
 pub const SETTINGS_PATH: &str = "/accounts/settings/";
 const API_KEY_PATH: &str = "/accounts/settings/api-key";
@@ -37,18 +38,29 @@ pub fn is_costly(request: &Request) -> bool {
     request.method == "POST" && serves(&request.path) && request.path != LOGOUT_PATH
 }
 
-/// The realm of the request's Host, or the page to answer instead.
-pub fn realm_of(api: &Api, request: &Request, log: &mut LogContext) -> Result<Realm, Response> {
+/// The realm of the request's Host, or why there is none to serve.
+pub fn realm_of(api: &Api, request: &Request, log: &mut LogContext) -> Result<Realm, Refusal> {
     let subdomain = api.config.site.subdomain_of(&request.host);
     match api.store.realm_by_subdomain(&subdomain) {
         Ok(Some(realm)) => {
             log.realm = Some(realm.subdomain.clone());
             Ok(realm)
         }
-        Ok(None) => Err(page::plain(404, "There is no organization at this address.")),
-        Err(e) => Err(internal(&e)),
+        Ok(None) => Err(Refusal {
+            status: 404,
+            message: "There is no organization at this address.",
+        }),
+        Err(e) => {
+            log::error!("database error on a web page: {e}");
+            Err(SOMETHING_WENT_WRONG)
+        }
     }
 }
+
+const SOMETHING_WENT_WRONG: Refusal = Refusal {
+    status: 500,
+    message: "Something went wrong. Please try again in a moment.",
+};
 
 /// Whether cookies for this request's realm must be Secure.
 pub fn is_secure(api: &Api, request: &Request) -> bool {
@@ -98,8 +110,8 @@ fn signed_in(api: &Api, request: &Request) -> Result<Option<SignedIn>, rusqlite:
 }
 
 pub fn handle(api: &Api, request: &Request, log: &mut LogContext) -> Response {
-    if let Err(response) = realm_of(api, request, log) {
-        return response;
+    if let Err(refusal) = realm_of(api, request, log) {
+        return refusal.page();
     }
     // The page is read; its forms post to the other paths.
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
@@ -136,9 +148,12 @@ pub fn handle(api: &Api, request: &Request, log: &mut LogContext) -> Response {
     };
     match result {
         Ok(response) => response,
-        Err(Failure::Refused(refusal)) => {
-            account_page(api, request, &who, Notice::Error(ApiError::from(refusal).msg.into_owned()))
-        }
+        Err(Failure::Refused(refusal)) => account_page(
+            api,
+            request,
+            &who,
+            Notice::Error(ApiError::from(refusal).msg.into_owned()),
+        ),
         Err(Failure::Mismatch) => account_page(
             api,
             request,
@@ -156,19 +171,19 @@ enum Notice {
 }
 
 enum Failure {
-    Refused(Refusal),
+    Refused(PasswordRefusal),
     Mismatch,
 }
 
-impl From<Refusal> for Failure {
-    fn from(refusal: Refusal) -> Failure {
+impl From<PasswordRefusal> for Failure {
+    fn from(refusal: PasswordRefusal) -> Failure {
         Failure::Refused(refusal)
     }
 }
 
 impl From<rusqlite::Error> for Failure {
     fn from(e: rusqlite::Error) -> Failure {
-        Failure::Refused(Refusal::Store(e))
+        Failure::Refused(PasswordRefusal::Store(e))
     }
 }
 
@@ -183,7 +198,14 @@ fn with_password(
 ) -> Result<Response, Failure> {
     let limits = &api.config.limits;
     let (store, user, realm) = (&api.store, &who.user, &who.realm);
-    account::confirm_password(store, &api.hasher, limits, realm, user, form.text("password"))?;
+    account::confirm_password(
+        store,
+        &api.hasher,
+        limits,
+        realm,
+        user,
+        form.text("password"),
+    )?;
     store.clear_username_buckets(&user.delivery_email)?;
     let audit = |event| AuditEntry {
         detail: Some("by the user, on the account page".to_owned()),
@@ -247,7 +269,12 @@ fn change_password(
     };
     let keep = session::digest(&who.session_id);
     account::set_password(store, hasher, user, new_password, Some(&keep), &audit)?;
-    Ok(account_page(api, request, who, Notice::Done("Your password has been changed.")))
+    Ok(account_page(
+        api,
+        request,
+        who,
+        Notice::Done("Your password has been changed."),
+    ))
 }
 
 fn sign_out(api: &Api, request: &Request, who: &SignedIn) -> Response {
@@ -313,5 +340,5 @@ fn account_page(api: &Api, request: &Request, who: &SignedIn, notice: Notice) ->
 
 pub fn internal(e: &rusqlite::Error) -> Response {
     log::error!("database error on a web page: {e}");
-    page::plain(500, "Something went wrong. Please try again in a moment.")
+    SOMETHING_WENT_WRONG.page()
 }

@@ -44,7 +44,7 @@ fn token_of(path: &str) -> Option<&str> {
 pub fn handle(api: &Api, request: &Request, log: &mut LogContext) -> Response {
     let realm = match realm_of(api, request, log) {
         Ok(realm) => realm,
-        Err(response) => return response,
+        Err(refusal) => return refusal.page(),
     };
     let path = request.path.as_str();
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
@@ -98,15 +98,13 @@ fn request_form(api: &Api, request: &Request, error: Option<&str>) -> Response {
             p { "This server does not send email. Your administrator resets passwords: ask them for a password reset link." }
         }
     };
-    csrf.set_cookie(page::html(200, layout("Reset your password", content)), is_secure(api, request))
+    csrf.set_cookie(
+        page::html(200, layout("Reset your password", content)),
+        is_secure(api, request),
+    )
 }
 
-fn request_reset(
-    api: &Api,
-    request: &Request,
-    realm: &Realm,
-    log: &mut LogContext,
-) -> Response {
+fn request_reset(api: &Api, request: &Request, realm: &Realm, log: &mut LogContext) -> Response {
     let form = match Form::from_body(request) {
         Ok(form) => form,
         Err(refusal) => return refusal.page(),
@@ -196,7 +194,12 @@ fn set_password(api: &Api, request: &Request, token: &str, log: &mut LogContext)
     log.user_id = Some(user.id);
     let new_password = form.text("new_password1");
     if new_password != form.text("new_password2") {
-        return link_form(api, request, token, Some("The two password fields didn't match."));
+        return link_form(
+            api,
+            request,
+            token,
+            Some("The two password fields didn't match."),
+        );
     }
     let audit = AuditEntry {
         detail: Some("by the user, with a reset link".to_owned()),

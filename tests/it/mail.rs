@@ -48,8 +48,14 @@ fn the_message_names_the_request_and_its_link_works() {
     ] {
         assert!(message.contains(needle), "{needle:?} not in\n{message}");
     }
-    let link = format!("/accounts/password/reset/{}/", mailbox::reset_token(&message));
-    assert_eq!(set_new_password(&server, &link, NEW_PASSWORD, NEW_PASSWORD).status, 302);
+    let link = format!(
+        "/accounts/password/reset/{}/",
+        mailbox::reset_token(&message)
+    );
+    assert_eq!(
+        set_new_password(&server, &link, NEW_PASSWORD, NEW_PASSWORD).status,
+        302
+    );
     server.login(IAGO, IAGO_PASSWORD).assert_json(401, E11);
     assert_eq!(server.login(IAGO, NEW_PASSWORD).api_key(), key);
 }
@@ -83,6 +89,14 @@ fn a_newer_message_kills_the_older_link() {
     let link = |m: &str| format!("/accounts/password/reset/{}/", mailbox::reset_token(m));
     let (older, newer) = (link(&messages[0]), link(&messages[1]));
     assert_ne!(older, newer);
-    assert!(server.get(&older).text().contains("invalid or has already been used"));
-    assert_eq!(set_new_password(&server, &newer, NEW_PASSWORD, NEW_PASSWORD).status, 302);
+    assert!(
+        server
+            .get(&older)
+            .text()
+            .contains("invalid or has already been used")
+    );
+    assert_eq!(
+        set_new_password(&server, &newer, NEW_PASSWORD, NEW_PASSWORD).status,
+        302
+    );
 }

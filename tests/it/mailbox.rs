@@ -17,8 +17,9 @@ pub struct Mailbox {
 
 impl Mailbox {
     pub fn start() -> Mailbox {
-        let python = std::env::var("ZULIP_AUTH_TEST_SMTPD_PYTHON")
-            .expect("ZULIP_AUTH_TEST_SMTPD_PYTHON names a Python with aiosmtpd: run tests/mail/run");
+        let python = std::env::var("ZULIP_AUTH_TEST_SMTPD_PYTHON").expect(
+            "ZULIP_AUTH_TEST_SMTPD_PYTHON names a Python with aiosmtpd: run tests/mail/run",
+        );
         let dir = tempfile::tempdir().unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mail/smtpd.py");
         let mut child = Command::new(python)

@@ -49,24 +49,45 @@ fn a_link_sets_the_password_once_and_keeps_the_key() {
     let (server, _) = TestServer::with_iago(&[]);
     let key = server.login(IAGO, IAGO_PASSWORD).api_key();
     let link = reset_link(&server, IAGO, &[]);
-    assert!(link.starts_with("/accounts/password/reset/") && link.ends_with('/'), "{link}");
+    assert!(
+        link.starts_with("/accounts/password/reset/") && link.ends_with('/'),
+        "{link}"
+    );
     let form = server.get(&link);
     assert_eq!(form.status, 200);
-    for field in ["name=\"new_password1\"", "name=\"new_password2\"", "name=\"csrfmiddlewaretoken\""] {
+    for field in [
+        "name=\"new_password1\"",
+        "name=\"new_password2\"",
+        "name=\"csrfmiddlewaretoken\"",
+    ] {
         assert!(form.text().contains(field), "{field}: {}", form.text());
     }
     assert!(form.text().contains(&format!("action=\"{link}\"")));
     assert_eq!(form.header("cache-control"), Some("no-store"));
     let r = set_new_password(&server, &link, NEW_PASSWORD, NEW_PASSWORD);
-    assert_eq!((r.status, r.header("location")), (302, Some("/accounts/password/done/")));
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("/accounts/password/done/"))
+    );
     let done = server.get("/accounts/password/done/");
-    assert!(done.text().contains("You&#39;ve set a new password!") || done.text().contains("You've set a new password!"));
-    assert!(done.text().contains("Please log in with your new password."));
+    assert!(
+        done.text().contains("You&#39;ve set a new password!")
+            || done.text().contains("You've set a new password!")
+    );
+    assert!(
+        done.text()
+            .contains("Please log in with your new password.")
+    );
     server.login(IAGO, IAGO_PASSWORD).assert_json(401, E11);
     assert_eq!(server.login(IAGO, NEW_PASSWORD).api_key(), key);
     // Used once, it is dead.
     assert_invalid(&server.get(&link));
-    assert_invalid(&set_new_password(&server, &link, "Another-Pass-93", "Another-Pass-93"));
+    assert_invalid(&set_new_password(
+        &server,
+        &link,
+        "Another-Pass-93",
+        "Another-Pass-93",
+    ));
     let audit = server.stdout(&["audit", "--user", IAGO]);
     assert!(audit.contains("reset link"), "{audit}");
 }
@@ -79,14 +100,25 @@ fn the_operator_link_has_the_realm_url_when_asked() {
     let link = reset_link(
         &server,
         "cordelia@example.com",
-        &["--realm", "lear", "--external-url", "https://chat.example.com"],
+        &[
+            "--realm",
+            "lear",
+            "--external-url",
+            "https://chat.example.com",
+        ],
     );
-    assert!(link.starts_with("https://lear.chat.example.com/accounts/password/reset/"), "{link}");
+    assert!(
+        link.starts_with("https://lear.chat.example.com/accounts/password/reset/"),
+        "{link}"
+    );
     let token = link.rsplit('/').nth(1).unwrap();
     assert_eq!(token.len(), 43, "256 bits in base64url");
     for (args, why) in [
         (vec!["user", "reset-link", "nobody@example.com"], "no user"),
-        (vec!["user", "reset-link", IAGO, "--reset-link-lifetime", "25h"], "24h"),
+        (
+            vec!["user", "reset-link", IAGO, "--reset-link-lifetime", "25h"],
+            "24h",
+        ),
     ] {
         let out = server.cli(&args, "");
         assert!(!out.status.success());
@@ -116,7 +148,12 @@ fn links_expire() {
     assert!(!server.get(&link).text().contains(INVALID));
     std::thread::sleep(Duration::from_millis(1500));
     assert_invalid(&server.get(&link));
-    assert_invalid(&set_new_password(&server, &link, NEW_PASSWORD, NEW_PASSWORD));
+    assert_invalid(&set_new_password(
+        &server,
+        &link,
+        NEW_PASSWORD,
+        NEW_PASSWORD,
+    ));
     server.login(IAGO, IAGO_PASSWORD).api_key();
 }
 
@@ -126,13 +163,24 @@ fn the_policy_and_matching_fields_and_csrf() {
     let link = reset_link(&server, IAGO, &[]);
     let r = set_new_password(&server, &link, "abcd1234", "abcd1234");
     assert_eq!(r.status, 200);
-    assert!(r.text().contains("The password is too weak."), "{}", r.text());
+    assert!(
+        r.text().contains("The password is too weak."),
+        "{}",
+        r.text()
+    );
     let r = set_new_password(&server, &link, NEW_PASSWORD, "Tulip-Quarry-48");
-    assert!(r.text().contains("The two password fields didn"), "{}", r.text());
+    assert!(
+        r.text().contains("The two password fields didn"),
+        "{}",
+        r.text()
+    );
     // Without the CSRF pair: 403, and nothing changed.
     let r = server.post_form(
         &link,
-        &[("new_password1", NEW_PASSWORD), ("new_password2", NEW_PASSWORD)],
+        &[
+            ("new_password1", NEW_PASSWORD),
+            ("new_password2", NEW_PASSWORD),
+        ],
     );
     assert_eq!(r.status, 403);
     server.login(IAGO, IAGO_PASSWORD).api_key();
@@ -148,7 +196,10 @@ fn a_reset_clears_the_username_limit() {
     server.login(IAGO, "wrong-2").assert_json(401, E11);
     assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
     let link = reset_link(&server, IAGO, &[]);
-    assert_eq!(set_new_password(&server, &link, NEW_PASSWORD, NEW_PASSWORD).status, 302);
+    assert_eq!(
+        set_new_password(&server, &link, NEW_PASSWORD, NEW_PASSWORD).status,
+        302
+    );
     assert_eq!(server.login(IAGO, NEW_PASSWORD).status, 200);
 }
 
@@ -156,7 +207,10 @@ fn a_reset_clears_the_username_limit() {
 fn password_changes_and_deactivation_kill_the_link() {
     let (server, _) = TestServer::with_iago(&[]);
     let link = reset_link(&server, IAGO, &[]);
-    let out = server.cli(&["user", "set-password", IAGO, "--password-stdin"], "Other-Pass-88\n");
+    let out = server.cli(
+        &["user", "set-password", IAGO, "--password-stdin"],
+        "Other-Pass-88\n",
+    );
     assert!(out.status.success());
     assert_invalid(&server.get(&link));
 
@@ -171,7 +225,12 @@ fn password_changes_and_deactivation_kill_the_link() {
     assert_invalid(&server.get(&link));
     server.ok(&["realm", "set", "", "--password-auth", "on"]);
     server.ok(&["realm", "deactivate", ""]);
-    assert_invalid(&set_new_password(&server, &link, NEW_PASSWORD, NEW_PASSWORD));
+    assert_invalid(&set_new_password(
+        &server,
+        &link,
+        NEW_PASSWORD,
+        NEW_PASSWORD,
+    ));
 }
 
 #[test]
@@ -179,7 +238,11 @@ fn without_mail_the_page_sends_people_to_the_administrator() {
     let (server, _) = TestServer::with_iago(&[]);
     let page = server.get("/accounts/password/reset/");
     assert_eq!(page.status, 200);
-    assert!(page.text().contains("Your administrator resets passwords"), "{}", page.text());
+    assert!(
+        page.text().contains("Your administrator resets passwords"),
+        "{}",
+        page.text()
+    );
     assert!(!page.text().contains("name=\"email\""));
     let r = submit(&server, "/accounts/password/reset/", &[("email", IAGO)], "");
     assert_eq!(r.status, 200);
@@ -211,24 +274,41 @@ fn the_same_answer_for_every_address() {
     let answers: Vec<_> = [IAGO, "nobody@example.com", "gone@example.com"]
         .iter()
         .map(|email| {
-            let r = submit(&server, "/accounts/password/reset/", &[("email", email)], "");
+            let r = submit(
+                &server,
+                "/accounts/password/reset/",
+                &[("email", email)],
+                "",
+            );
             (r.status, r.header("location").map(str::to_owned), r.body)
         })
         .collect();
     assert_eq!(
         answers[0],
-        (302, Some("/accounts/password/reset/done/".to_owned()), Vec::new())
+        (
+            302,
+            Some("/accounts/password/reset/done/".to_owned()),
+            Vec::new()
+        )
     );
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
     let sent = server.get("/accounts/password/reset/done/");
     assert!(sent.text().contains("Password reset sent!"));
-    assert!(sent.text().contains("Check your email in a few minutes to finish the process."));
+    assert!(
+        sent.text()
+            .contains("Check your email in a few minutes to finish the process.")
+    );
     // The relay's failure is logged, never shown.
     server.log_containing("password reset mail to user 1 not sent");
     server.log_containing("address without an account");
     server.log_containing("the user is deactivated; nothing sent");
     // A bad address is the form again, with Django's words.
-    let r = submit(&server, "/accounts/password/reset/", &[("email", "not-an-email")], "");
+    let r = submit(
+        &server,
+        "/accounts/password/reset/",
+        &[("email", "not-an-email")],
+        "",
+    );
     assert_eq!(r.status, 200);
     assert!(r.text().contains("Enter a valid email address."));
     let r = server.post_form("/accounts/password/reset/", &[("email", IAGO)]);
@@ -238,7 +318,14 @@ fn the_same_answer_for_every_address() {
 #[test]
 fn two_requests_an_hour_per_email_address() {
     let server = with_dead_relay(&[]);
-    let post = |email: &str| submit(&server, "/accounts/password/reset/", &[("email", email)], "");
+    let post = |email: &str| {
+        submit(
+            &server,
+            "/accounts/password/reset/",
+            &[("email", email)],
+            "",
+        )
+    };
     assert_eq!(post(IAGO).status, 302);
     assert_eq!(post("IAGO@example.com").status, 302);
     let refused = post(IAGO);
@@ -255,7 +342,12 @@ fn five_requests_a_day_per_client_address() {
     let server = with_dead_relay(&[]);
     for i in 0..5 {
         let email = format!("person{i}@example.com");
-        let r = submit(&server, "/accounts/password/reset/", &[("email", &email)], "");
+        let r = submit(
+            &server,
+            "/accounts/password/reset/",
+            &[("email", &email)],
+            "",
+        );
         assert_eq!(r.status, 302, "request {i}");
     }
     let r = submit(&server, "/accounts/password/reset/", &[("email", IAGO)], "");
@@ -266,16 +358,38 @@ fn five_requests_a_day_per_client_address() {
 fn mail_settings_are_checked_at_start() {
     let server = TestServer::start(&[]);
     for (args, code, why) in [
-        (vec!["--smtp-url", "smtp://127.0.0.1:25?tls=maybe"], 2, "tls="),
-        (vec!["--smtp-url", "smtp://mail.example.com?tls=none"], 2, "loopback"),
-        (vec!["--smtp-url", "smtp://u:p@mail.example.com"], 2, "ZULIP_AUTH_SMTP_PASSWORD"),
         (
-            vec!["--smtp-url", "smtp://mail.example.com", "--mail-from", "a@example.com"],
+            vec!["--smtp-url", "smtp://127.0.0.1:25?tls=maybe"],
+            2,
+            "tls=",
+        ),
+        (
+            vec!["--smtp-url", "smtp://mail.example.com?tls=none"],
+            2,
+            "loopback",
+        ),
+        (
+            vec!["--smtp-url", "smtp://u:p@mail.example.com"],
+            2,
+            "ZULIP_AUTH_SMTP_PASSWORD",
+        ),
+        (
+            vec![
+                "--smtp-url",
+                "smtp://mail.example.com",
+                "--mail-from",
+                "a@example.com",
+            ],
             1,
             "--external-url",
         ),
         (
-            vec!["--smtp-url", "smtp://mail.example.com", "--external-url", "https://x.example.com"],
+            vec![
+                "--smtp-url",
+                "smtp://mail.example.com",
+                "--external-url",
+                "https://x.example.com",
+            ],
             1,
             "--mail-from",
         ),

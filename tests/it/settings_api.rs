@@ -65,8 +65,12 @@ fn without_a_new_password_nothing_changes() {
     let (server, _) = TestServer::with_iago(&[]);
     let key = server.login(IAGO, IAGO_PASSWORD).api_key();
     patch(&server, &key, &[]).assert_json(200, SUCCESS);
-    patch(&server, &key, &[("old_password", "x"), ("new_password", "")])
-        .assert_json(200, SUCCESS);
+    patch(
+        &server,
+        &key,
+        &[("old_password", "x"), ("new_password", "")],
+    )
+    .assert_json(200, SUCCESS);
     patch(&server, &key, &[("full_name", "Iago the Great")]).assert_json(
         200,
         r#"{"result":"success","msg":"","ignored_parameters_unsupported":["full_name"]}"#,
@@ -102,7 +106,12 @@ fn wrong_old_passwords_count_against_the_username_limit() {
         .strip_prefix("You're making too many attempts! Try again in ")
         .and_then(|rest| rest.strip_suffix(" seconds."))
         .unwrap_or_else(|| panic!("{msg}"));
-    assert!(seconds.parse::<u32>().is_ok_and(|s| (590..=600).contains(&s)), "{msg}");
+    assert!(
+        seconds
+            .parse::<u32>()
+            .is_ok_and(|s| (590..=600).contains(&s)),
+        "{msg}"
+    );
     assert_eq!(r.json()["code"], "BAD_REQUEST");
     // And so are logins: it is the same bucket.
     assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
