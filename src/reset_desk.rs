@@ -16,7 +16,7 @@ use crate::auth::reset;
 use crate::clock;
 use crate::error::Error;
 use crate::mail::{Mail, Postman};
-use crate::store::{Realm, Store, User};
+use crate::store::{Realm, Store, StoreResult, User};
 
 /// Requests waiting for the desk. Beyond this the request is dropped and logged: the limits
 /// per address and per email already bound what one client can queue.
@@ -74,8 +74,10 @@ fn handle(
     postman: &Postman,
     lifetime: Duration,
     request: &ResetRequest,
-) -> rusqlite::Result<()> {
-    let realm = store.realm_by_id(request.realm_id)?;
+) -> StoreResult<()> {
+    let Some(realm) = store.realm_by_id(request.realm_id)? else {
+        return Ok(());
+    };
     let Some(user) = store.user_by_email(realm.id, &request.email)? else {
         info!("password reset requested for an address without an account; nothing sent");
         return Ok(());

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::{Api, parse_params, rest_method_check};
-use crate::auth::account;
+use super::{Api, client, parse_params, rest_method_check};
+use crate::auth::account::{self, Refusal};
 use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
 use crate::store::AuditEvent;
@@ -30,19 +30,18 @@ impl Api {
         let (user, realm) = self.basic_auth_user(request, log)?;
         let params = parse_params(request)?;
         if let Some(new_password) = params.get("new_password").filter(|p| !p.is_empty()) {
+            if account::managed_by_ldap(&realm, &user) {
+                return Err(Refusal::ManagedByLdap.into());
+            }
             let old_password = params.get("old_password").unwrap_or("");
-            let (store, hasher) = (&self.store, &self.hasher);
-            account::confirm_password(
-                store,
-                hasher,
-                &self.config.limits,
-                &realm,
-                &user,
-                old_password,
-            )?;
-            let mut entry = self.audit_entry(AuditEvent::PasswordChanged, &realm, request, log);
-            entry.detail = Some("by the user, over the API".to_owned());
-            account::set_password(store, hasher, &user, new_password, None, &entry)?;
+            let login = self.login();
+            let client = client(request, log);
+            account::confirm_password(&login, &realm, &user, old_password, client)?;
+            let audit = crate::store::AuditEntry {
+                detail: Some("by the user, over the API".to_owned()),
+                ..client.audit(AuditEvent::PasswordChanged, &realm, Some(user.id))
+            };
+            account::set_password(&login, &user, new_password, &audit)?;
         }
         Ok(Response::json(
             200,

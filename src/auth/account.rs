@@ -1,27 +1,27 @@
 //! What a person does to their own account, whichever page or route asks: prove they know
-//! their password, and set a new one. Both count and clear the per-username limit as a login
-//! does, and a new password ends what the old one opened (web.md §5, §6).
+//! their password (the one login, as their own email, so the limits count and clear as for
+//! any login) and set a new one (web.md §5, §6, §7).
 
-use crate::auth::password::{Hasher, Verdict};
-use crate::auth::ratelimit::RateLimits;
-use crate::auth::{ldap, policy};
-use crate::clock;
+use crate::auth::ldap;
+use crate::auth::login::{self, Client, Credentials, Login, Method};
+use crate::auth::policy;
 use crate::error::ApiError;
-use crate::store::{AuditEntry, Realm, Store, User};
+use crate::store::limits::username_key;
+use crate::store::{AuditEntry, Realm, StoreError, User};
 
 /// Why a password was not accepted, in the order web.md §5 checks, or the store failed.
 #[derive(Debug)]
 pub enum Refusal {
     ManagedByLdap,
-    /// Seconds until the per-username limit has room again.
+    /// Seconds until the limits have room again.
     TooManyAttempts(f64),
     WrongPassword,
     TooWeak,
-    Store(rusqlite::Error),
+    Store(StoreError),
 }
 
-impl From<rusqlite::Error> for Refusal {
-    fn from(e: rusqlite::Error) -> Refusal {
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Refusal {
         Refusal::Store(e)
     }
 }
@@ -46,56 +46,49 @@ pub fn managed_by_ldap(realm: &Realm, user: &User) -> bool {
         .is_some_and(|settings| ldap::manages_email(settings, &user.delivery_email))
 }
 
-/// Checks that `password` is the user's, counting the attempt against the per-username limit
-/// and refusing a full bucket before the password is looked at. A wrong password leaves the
-/// attempt counted; a right one leaves clearing to the caller (it clears on success).
-/// Always costs one argon2 verification unless refused before it.
+/// Checks that `password` is the user's, as a login with their email: the limits refuse
+/// first and count the attempt, a wrong password stays counted, and a right one clears the
+/// username's bucket. Returns the user's key (minted if it is their first).
 pub fn confirm_password(
-    store: &Store,
-    hasher: &Hasher,
-    limits: &RateLimits,
+    login: &Login<'_>,
     realm: &Realm,
     user: &User,
     password: &str,
-) -> Result<(), Refusal> {
-    if managed_by_ldap(realm, user) {
-        return Err(Refusal::ManagedByLdap);
-    }
-    let quota = limits.attempt(store, &user.delivery_email, clock::now())?;
-    if let Some(retry_after) = quota.and_then(|q| q.retry_after) {
-        return Err(Refusal::TooManyAttempts(retry_after));
-    }
-    // With password auth off, no password is right (web.md §5, check 3).
-    let stored = if realm.email_backend() {
-        user.password.as_deref()
-    } else {
-        None
+    client: Client<'_>,
+) -> Result<String, Refusal> {
+    let credentials = Credentials {
+        username: &user.delivery_email,
+        password,
     };
-    match hasher.verify(stored, password) {
-        Verdict::Match { .. } => Ok(()),
-        Verdict::Mismatch => Err(Refusal::WrongPassword),
+    let checked = login.login(realm, credentials, client, Method::Reconfirm)?;
+    match checked.outcome {
+        Ok(success) if success.user.id == user.id => Ok(success.api_key),
+        Ok(_) => Err(Refusal::WrongPassword),
+        Err(login::Refusal::RateLimited { retry_after }) => {
+            Err(Refusal::TooManyAttempts(retry_after))
+        }
+        // Password auth off, a hash that must be reset, a directory that is down: no
+        // password is right then (web.md §5, check 3).
+        Err(_) => Err(Refusal::WrongPassword),
     }
 }
 
-/// Sets a new password the policy accepts, in one durable transaction: the hash replaced,
-/// the reset link and every other session ended, the limit of every spelling of the username cleared, `audit`
-/// written. `keep_session` is the digest of the session that made the change, if any.
+/// Sets a new password the policy accepts, in one durable transaction of the store's: the
+/// hash replaced, the username's limit cleared, the user's sessions and reset link ended,
+/// `audit` written.
 pub fn set_password(
-    store: &Store,
-    hasher: &Hasher,
+    login: &Login<'_>,
     user: &User,
     new_password: &str,
-    keep_session: Option<&str>,
     audit: &AuditEntry,
 ) -> Result<(), Refusal> {
     if policy::check(new_password).is_err() {
         return Err(Refusal::TooWeak);
     }
-    let hash = hasher.hash(new_password);
-    store.durably(|store| {
-        store.change_password(user.id, &hash, keep_session)?;
-        store.clear_username_buckets(&user.delivery_email)?;
-        store.audit(audit)
-    })?;
-    Ok(())
+    let hash = login.hasher.hash(new_password);
+    let bucket = username_key(&user.delivery_email);
+    login
+        .store
+        .set_password(user.id, &hash, &bucket, audit)
+        .map_err(Refusal::from)
 }

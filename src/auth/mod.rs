@@ -1,13 +1,13 @@
-//! Authentication: password hashes, LDAP, API keys, rate limits and the second factor.
+//! Authentication: the login, password hashes, LDAP, API keys and rate limits.
 
 pub mod account;
 pub mod basic;
 pub mod key;
 pub mod ldap;
+pub mod login;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
 pub mod reset;
 pub mod session;
 pub mod token;
-pub mod totp;

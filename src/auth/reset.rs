@@ -6,9 +6,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::auth::ratelimit::Rule;
 use crate::auth::{account, token};
-use crate::store::{Realm, Store, User};
+use crate::store::{Bucket, Realm, Rule, Store, StoreResult, User};
 
 /// An hour: long enough for mail that takes a while, short enough that an old message in a
 /// mailbox opens nothing. Django's three days is far longer than a person needs.
@@ -57,77 +56,56 @@ pub fn eligibility(realm: &Realm, user: &User) -> Result<(), Ineligible> {
 }
 
 /// A fresh link's token for `user`, replacing any older one.
-pub fn issue(store: &Store, user: &User, now: f64, lifetime: Duration) -> rusqlite::Result<String> {
+pub fn issue(store: &Store, user: &User, now: f64, lifetime: Duration) -> StoreResult<String> {
     let (secret, digest) = token::fresh();
-    store.replace_reset_token(user.id, &digest, now, now + lifetime.as_secs_f64())?;
+    store.replace_reset_link(user.id, &digest, now, now + lifetime.as_secs_f64())?;
     Ok(secret)
 }
 
 /// The user and realm a live link belongs to, if they may still use it.
-pub fn holder(store: &Store, token: &str, now: f64) -> rusqlite::Result<Option<(User, Realm)>> {
+pub fn holder(store: &Store, token: &str, now: f64) -> StoreResult<Option<(User, Realm)>> {
     if !token::is_well_formed(token) {
         return Ok(None);
     }
-    let Some(user_id) = store.reset_token_user(&token::digest(token), now)? else {
+    let Some(user) = store.reset_link_user(&token::digest(token), now)? else {
         return Ok(None);
     };
-    let Some(user) = store.user_by_id(user_id)? else {
+    let Some(realm) = store.realm_by_id(user.realm_id)? else {
         return Ok(None);
     };
-    let realm = store.realm_by_id(user.realm_id)?;
     Ok(eligibility(&realm, &user).is_ok().then_some((user, realm)))
 }
 
 /// Zulip's limits on reset requests (web.md §6): per email address 2 an hour and 5 a day,
-/// per client address 5 a day. Every request that is not refused counts toward both, whatever
-/// the address, so the limits reveal nothing about accounts.
-const PER_EMAIL: [Rule; 2] = [
-    Rule {
-        limit: 2,
-        window: 3600.0,
-    },
-    Rule {
-        limit: 5,
-        window: 86_400.0,
-    },
-];
-const PER_ADDRESS: [Rule; 1] = [Rule {
+/// per client address 5 a day. Every request that is not refused counts toward all three,
+/// whatever the address, so the limits reveal nothing about accounts.
+const EMAIL_HOURLY: Rule = Rule {
+    limit: 2,
+    window: 3600.0,
+};
+const EMAIL_DAILY: Rule = Rule {
     limit: 5,
     window: 86_400.0,
-}];
+};
+const ADDRESS_DAILY: Rule = EMAIL_DAILY;
 
 /// The longest window above: the pruner keeps events this long.
 pub const LONGEST_LIMIT_WINDOW: f64 = 86_400.0;
 
 /// Whether a reset request for `email` from `client` is within the limits; if so it is
-/// counted. Atomic across workers.
+/// counted, atomically.
 pub fn request_allowed(
     store: &Store,
     email: &str,
     client: Option<IpAddr>,
     now: f64,
-) -> rusqlite::Result<bool> {
-    let email_bucket = format!("reset-email:{}", email.trim().to_lowercase());
-    let address_bucket = client.map(|ip| format!("reset-addr:{ip}"));
-    let buckets = [
-        (Some(email_bucket), &PER_EMAIL[..]),
-        (address_bucket, &PER_ADDRESS[..]),
+) -> StoreResult<bool> {
+    let email = email.trim().to_lowercase();
+    let bucket = |key: String, rule| Bucket { key, rule };
+    let mut buckets = vec![
+        bucket(format!("reset-hour:{email}"), EMAIL_HOURLY),
+        bucket(format!("reset-day:{email}"), EMAIL_DAILY),
     ];
-    store.immediate(|store| {
-        for (bucket, rules) in &buckets {
-            let Some(bucket) = bucket else { continue };
-            for rule in *rules {
-                let recent = store.recent_events(bucket, rule.limit, now - rule.window)?;
-                if recent.len() >= rule.limit as usize {
-                    return Ok(false);
-                }
-            }
-        }
-        for (bucket, rules) in &buckets {
-            let Some(bucket) = bucket else { continue };
-            let keep = rules.iter().map(|r| r.limit).max().unwrap_or(1);
-            store.record_event(bucket, now, keep, now - LONGEST_LIMIT_WINDOW)?;
-        }
-        Ok(true)
-    })
+    buckets.extend(client.map(|ip| bucket(format!("reset-addr:{ip}"), ADDRESS_DAILY)));
+    store.count_if_room(&buckets, now)
 }

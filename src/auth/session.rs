@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::auth::token;
-use crate::store::{Realm, SessionLimits, Store, User};
+use crate::store::{Realm, SessionLimits, Store, StoreResult, User};
 
 /// Django's cookie name.
 pub const COOKIE: &str = "sessionid";
@@ -26,7 +26,7 @@ impl Default for SessionLimits {
 }
 
 /// A new session for `user`; the value is for the cookie only.
-pub fn start(store: &Store, user: &User, now: f64) -> rusqlite::Result<String> {
+pub fn start(store: &Store, user: &User, now: f64) -> StoreResult<String> {
     let (id, digest) = token::fresh();
     store.create_session(&digest, user.id, now)?;
     Ok(id)
@@ -38,26 +38,20 @@ pub fn current(
     id: &str,
     now: f64,
     limits: SessionLimits,
-) -> rusqlite::Result<Option<(User, Realm)>> {
+) -> StoreResult<Option<(User, Realm)>> {
     if !token::is_well_formed(id) {
         return Ok(None);
     }
-    let Some(user_id) = store.touch_session(&token::digest(id), now, limits)? else {
+    let Some(user) = store.touch_session(&token::digest(id), now, limits)? else {
         return Ok(None);
     };
-    let Some(user) = store.user_by_id(user_id)? else {
+    let Some(realm) = store.realm_by_id(user.realm_id)? else {
         return Ok(None);
     };
-    let realm = store.realm_by_id(user.realm_id)?;
     Ok((user.is_active && !realm.deactivated).then_some((user, realm)))
 }
 
 /// Signing out.
-pub fn end(store: &Store, id: &str) -> rusqlite::Result<()> {
+pub fn end(store: &Store, id: &str) -> StoreResult<()> {
     store.end_session(&token::digest(id))
-}
-
-/// What [`crate::auth::account::set_password`] keeps when a session changes the password.
-pub fn digest(id: &str) -> String {
-    token::digest(id)
 }

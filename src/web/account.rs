@@ -5,38 +5,26 @@
 
 use maud::{Markup, html};
 
-use crate::api::Api;
+use crate::api::{Api, client};
 use crate::auth::account;
 use crate::auth::account::Refusal as PasswordRefusal;
-use crate::auth::session;
+use crate::auth::{key, session};
 use crate::clock;
 use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
-use crate::store::{AuditEntry, AuditEvent, Realm, User};
+use crate::store::{AuditEntry, AuditEvent, Realm, StoreError, StoreResult, User};
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
 use crate::web::page::{self, Refusal, hidden, layout};
 
 pub const SETTINGS_PATH: &str = "/accounts/settings/";
-const API_KEY_PATH: &str = "/accounts/settings/api-key";
-const REGENERATE_PATH: &str = "/accounts/settings/api-key/regenerate";
-const ZULIPRC_PATH: &str = "/accounts/settings/zuliprc";
-const PASSWORD_PATH: &str = "/accounts/settings/password";
-const LOGOUT_PATH: &str = "/accounts/logout/";
+pub const API_KEY_PATH: &str = "/accounts/settings/api-key";
+pub const REGENERATE_PATH: &str = "/accounts/settings/api-key/regenerate";
+pub const ZULIPRC_PATH: &str = "/accounts/settings/zuliprc";
+pub const PASSWORD_PATH: &str = "/accounts/settings/password";
+pub const LOGOUT_PATH: &str = "/accounts/logout/";
 const LOGIN_PATH: &str = "/accounts/login/";
-
-pub fn serves(path: &str) -> bool {
-    matches!(
-        path,
-        SETTINGS_PATH | API_KEY_PATH | REGENERATE_PATH | ZULIPRC_PATH | PASSWORD_PATH | LOGOUT_PATH
-    )
-}
-
-/// Every POST here but signing out checks a password.
-pub fn is_costly(request: &Request) -> bool {
-    request.method == "POST" && serves(&request.path) && request.path != LOGOUT_PATH
-}
 
 /// The realm of the request's Host, or why there is none to serve.
 pub fn realm_of(api: &Api, request: &Request, log: &mut LogContext) -> Result<Realm, Refusal> {
@@ -70,21 +58,22 @@ pub fn is_secure(api: &Api, request: &Request) -> bool {
 
 /// What signing in on the login page ends with: a new session and the account page.
 pub fn sign_in(api: &Api, request: &Request, user: &User) -> Response {
-    let id = match session::start(&api.store, user, clock::now()) {
-        Ok(id) => id,
-        Err(e) => return internal(&e),
-    };
-    let max_age = api.config.sessions.lifetime as u64;
-    page::redirect(SETTINGS_PATH.to_owned()).header(
-        "Set-Cookie",
-        cookie::set(
-            session::COOKIE,
-            &id,
-            Some(max_age),
-            SameSite::Strict,
-            is_secure(api, request),
-        ),
-    )
+    match session_cookie(api, request, user) {
+        Ok(cookie) => page::redirect(SETTINGS_PATH.to_owned()).header("Set-Cookie", cookie),
+        Err(e) => internal(&e),
+    }
+}
+
+/// A new session for `user`, as the `Set-Cookie` value that hands it to the browser.
+fn session_cookie(api: &Api, request: &Request, user: &User) -> StoreResult<String> {
+    let id = session::start(&api.store, user, clock::now())?;
+    Ok(cookie::set(
+        session::COOKIE,
+        &id,
+        Some(api.config.sessions.lifetime as u64),
+        SameSite::Strict,
+        is_secure(api, request),
+    ))
 }
 
 /// The person signed in on this browser, with their session id.
@@ -94,7 +83,7 @@ struct SignedIn {
     session_id: String,
 }
 
-fn signed_in(api: &Api, request: &Request) -> Result<Option<SignedIn>, rusqlite::Error> {
+fn signed_in(api: &Api, request: &Request) -> StoreResult<Option<SignedIn>> {
     let Some(id) = cookie::get(request, session::COOKIE) else {
         return Ok(None);
     };
@@ -109,7 +98,16 @@ fn signed_in(api: &Api, request: &Request) -> Result<Option<SignedIn>, rusqlite:
         }))
 }
 
-pub fn handle(api: &Api, request: &Request, log: &mut LogContext) -> Response {
+/// Every page of this module, as a route of the API's table.
+pub fn handle(
+    api: &mut Api,
+    request: &Request,
+    log: &mut LogContext,
+) -> Result<Response, ApiError> {
+    Ok(page_for(api, request, log))
+}
+
+fn page_for(api: &Api, request: &Request, log: &mut LogContext) -> Response {
     if let Err(refusal) = realm_of(api, request, log) {
         return refusal.page();
     }
@@ -181,8 +179,8 @@ impl From<PasswordRefusal> for Failure {
     }
 }
 
-impl From<rusqlite::Error> for Failure {
-    fn from(e: rusqlite::Error) -> Failure {
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
         Failure::Refused(PasswordRefusal::Store(e))
     }
 }
@@ -196,41 +194,29 @@ fn with_password(
     log: &LogContext,
     path: &str,
 ) -> Result<Response, Failure> {
-    let limits = &api.config.limits;
-    let (store, user, realm) = (&api.store, &who.user, &who.realm);
-    account::confirm_password(
-        store,
-        &api.hasher,
-        limits,
-        realm,
-        user,
-        form.text("password"),
-    )?;
-    store.clear_username_buckets(&user.delivery_email)?;
-    let audit = |event| AuditEntry {
-        detail: Some("by the user, on the account page".to_owned()),
-        remote_addr: log.client.map(|ip| ip.to_string()),
-        ..AuditEntry::new(event, Some(realm.id), Some(user.id))
-    };
+    let (user, realm) = (&who.user, &who.realm);
+    let client = client(request, log);
+    let key = account::confirm_password(&api.login(), realm, user, form.text("password"), client)?;
     let key = if path == REGENERATE_PATH {
-        store.durably(|store| {
-            store.audit(&audit(AuditEvent::KeyRotated))?;
-            store.rotate_api_key(user.id)
+        let audit = AuditEntry {
+            detail: Some(ON_THE_PAGE.to_owned()),
+            ..client.audit(AuditEvent::KeyRotated, realm, Some(user.id))
+        };
+        key::with_fresh_key(|new_key| {
+            api.store.replace_api_key(user.id, new_key, &audit)?;
+            Ok(new_key.to_owned())
         })?
     } else {
-        let (key, minted) = store.durably(|store| store.ensure_api_key(user.id))?;
-        if minted {
-            store.audit(&audit(AuditEvent::KeyMinted))?;
-        }
         key
     };
     if path == ZULIPRC_PATH {
-        let subdomain = &realm.subdomain;
-        let site = api.config.site.realm_url(subdomain, &request.host);
+        let site = api.config.site.realm_url(&realm.subdomain, &request.host);
         return Ok(zuliprc(&user.delivery_email, &key, &site));
     }
     Ok(account_page(api, request, who, Notice::ApiKey(key)))
 }
+
+const ON_THE_PAGE: &str = "by the user, on the account page";
 
 /// Zulip's `zuliprc` (web.md §7), as an attachment that no cache keeps.
 fn zuliprc(email: &str, key: &str, site: &str) -> Response {
@@ -247,7 +233,8 @@ fn zuliprc(email: &str, key: &str, site: &str) -> Response {
     .header("X-Content-Type-Options", "nosniff")
 }
 
-/// A new password keeps this session and ends every other one (web.md §5).
+/// A new password ends every session of the user (web.md §5), and this browser gets a new
+/// one, so the person stays signed in here.
 fn change_password(
     api: &Api,
     request: &Request,
@@ -255,26 +242,30 @@ fn change_password(
     form: &Form,
     log: &LogContext,
 ) -> Result<Response, Failure> {
-    let (store, hasher, user, realm) = (&api.store, &api.hasher, &who.user, &who.realm);
-    let old = form.text("old_password");
-    account::confirm_password(store, hasher, &api.config.limits, realm, user, old)?;
+    let (user, realm) = (&who.user, &who.realm);
+    if account::managed_by_ldap(realm, user) {
+        return Err(PasswordRefusal::ManagedByLdap.into());
+    }
+    let login = api.login();
+    let client = client(request, log);
+    account::confirm_password(&login, realm, user, form.text("old_password"), client)?;
     let new_password = form.text("new_password1");
     if new_password != form.text("new_password2") {
         return Err(Failure::Mismatch);
     }
     let audit = AuditEntry {
-        detail: Some("by the user, on the account page".to_owned()),
-        remote_addr: log.client.map(|ip| ip.to_string()),
-        ..AuditEntry::new(AuditEvent::PasswordChanged, Some(realm.id), Some(user.id))
+        detail: Some(ON_THE_PAGE.to_owned()),
+        ..client.audit(AuditEvent::PasswordChanged, realm, Some(user.id))
     };
-    let keep = session::digest(&who.session_id);
-    account::set_password(store, hasher, user, new_password, Some(&keep), &audit)?;
-    Ok(account_page(
+    account::set_password(&login, user, new_password, &audit)?;
+    let cookie = session_cookie(api, request, user)?;
+    let page = account_page(
         api,
         request,
         who,
         Notice::Done("Your password has been changed."),
-    ))
+    );
+    Ok(page.header("Set-Cookie", cookie))
 }
 
 fn sign_out(api: &Api, request: &Request, who: &SignedIn) -> Response {
@@ -338,7 +329,7 @@ fn account_page(api: &Api, request: &Request, who: &SignedIn, notice: Notice) ->
     )
 }
 
-pub fn internal(e: &rusqlite::Error) -> Response {
+pub fn internal(e: &StoreError) -> Response {
     log::error!("database error on a web page: {e}");
     SOMETHING_WENT_WRONG.page()
 }

@@ -8,11 +8,12 @@
 
 use maud::{Markup, html};
 
-use crate::api::Api;
+use crate::api::{Api, client};
 use crate::auth::account::{self, Refusal};
 use crate::auth::reset;
 use crate::clock;
 use crate::email;
+use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
 use crate::reset_desk::ResetRequest;
 use crate::store::{AuditEntry, AuditEvent, Realm};
@@ -21,19 +22,9 @@ use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
 use crate::web::page::{self, hidden, layout};
 
-pub const REQUEST_PATH: &str = "/accounts/password/reset/";
-const SENT_PATH: &str = "/accounts/password/reset/done/";
-const DONE_PATH: &str = "/accounts/password/done/";
-
-/// Whether this module serves `path`.
-pub fn serves(path: &str) -> bool {
-    path.starts_with(reset::PATH_PREFIX) || path == DONE_PATH
-}
-
-/// Setting a password hashes it: those POSTs go to the hashing threads.
-pub fn is_costly(request: &Request) -> bool {
-    request.method == "POST" && token_of(&request.path).is_some()
-}
+pub const REQUEST_PATH: &str = reset::PATH_PREFIX;
+pub const SENT_PATH: &str = "/accounts/password/reset/done/";
+pub const DONE_PATH: &str = "/accounts/password/done/";
 
 /// The token of a link's path, `/accounts/password/reset/<token>/`.
 fn token_of(path: &str) -> Option<&str> {
@@ -41,7 +32,16 @@ fn token_of(path: &str) -> Option<&str> {
     (!token.is_empty() && !token.contains('/') && token != "done").then_some(token)
 }
 
-pub fn handle(api: &Api, request: &Request, log: &mut LogContext) -> Response {
+/// Every page of this module, as a route of the API's table.
+pub fn handle(
+    api: &mut Api,
+    request: &Request,
+    log: &mut LogContext,
+) -> Result<Response, ApiError> {
+    Ok(page_for(api, request, log))
+}
+
+fn page_for(api: &Api, request: &Request, log: &mut LogContext) -> Response {
     let realm = match realm_of(api, request, log) {
         Ok(realm) => realm,
         Err(refusal) => return refusal.page(),
@@ -203,10 +203,9 @@ fn set_password(api: &Api, request: &Request, token: &str, log: &mut LogContext)
     }
     let audit = AuditEntry {
         detail: Some("by the user, with a reset link".to_owned()),
-        remote_addr: log.client.map(|ip| ip.to_string()),
-        ..AuditEntry::new(AuditEvent::PasswordChanged, Some(realm.id), Some(user.id))
+        ..client(request, log).audit(AuditEvent::PasswordChanged, &realm, Some(user.id))
     };
-    match account::set_password(&api.store, &api.hasher, &user, new_password, None, &audit) {
+    match account::set_password(&api.login(), &user, new_password, &audit) {
         Ok(()) => page::redirect(DONE_PATH.to_owned()),
         Err(Refusal::Store(e)) => internal(&e),
         Err(_) => link_form(api, request, token, Some("The password is too weak.")),
