@@ -2,6 +2,8 @@
 //! [`Response`] over the worker's store. Wire behaviour follows SPEC.md section by section;
 //! the check order inside each handler is the spec's and matters.
 
+mod web_login;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,6 +23,7 @@ use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::params::Params;
 use crate::site::Site;
 use crate::store::{AuditEntry, AuditEvent, LdapSettings, NewUser, Realm, Store, User};
+use crate::web;
 
 /// Settings every worker shares.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +66,11 @@ impl Handler for Api {
 
     /// Only a password login may verify a hash (dummy or real).
     fn is_costly(&self, request: &Request) -> bool {
-        request.method == "POST" && request.path == "/api/v1/fetch_api_key"
+        request.method == "POST"
+            && matches!(
+                request.path.as_str(),
+                "/api/v1/fetch_api_key" | web::login::PATH
+            )
     }
 }
 
@@ -100,6 +107,7 @@ impl Api {
             "/api/v1/dev_list_users" if dev => self.dev_list_users(request),
             "/api/v1/users/me" => Ok(never_cache(self.users_me(request, log))),
             "/api/v1/users/me/api_key/regenerate" => Ok(never_cache(self.regenerate(request, log))),
+            web::login::PATH => Ok(web::login::serve(self, request, log)),
             "/health" => {
                 log.quiet = true;
                 self.health(request)
@@ -131,6 +139,8 @@ impl Api {
         let quota = limits.attempt(&self.store, username, now)?;
         let outcome = match quota.and_then(|q| q.retry_after) {
             Some(retry_after) => Err(ApiError::rate_limited(retry_after)),
+            // Phone logins go through the browser, where the second factor is asked for.
+            None if realm.require_2fa => Err(ApiError::password_auth_disabled()),
             None => self.check_password(&realm, username, password, log, now),
         };
         let mut response = match outcome {
@@ -333,8 +343,10 @@ impl Api {
             return Err(ApiError::invalid_subdomain());
         }
         let realm_url = self.config.site.realm_url(&subdomain, &request.host);
-        let email_backend = realm.as_ref().is_none_or(Realm::email_backend);
-        let ldap = realm.as_ref().is_some_and(|r| r.ldap_backend().is_some());
+        // With the second factor required, the apps see only the browser sign-in (web.md §2).
+        let password_offered = realm.as_ref().is_none_or(|r| !r.require_2fa);
+        let email_backend = password_offered && realm.as_ref().is_none_or(Realm::email_backend);
+        let ldap = password_offered && realm.as_ref().is_some_and(|r| r.ldap_backend().is_some());
         let is_incompatible = request
             .user_agent
             .as_deref()
@@ -365,7 +377,18 @@ impl Api {
             }),
             realm_description: realm.as_ref().map(|r| r.description.clone()),
             realm_web_public_access_enabled: false,
-            external_authentication_methods: [],
+            external_authentication_methods: realm
+                .as_ref()
+                .filter(|r| r.advertises_web_login())
+                .map(|r| ExternalMethod {
+                    name: "zulip-auth",
+                    display_name: r.web_login_name().to_owned(),
+                    display_icon: None,
+                    login_url: web::login::PATH,
+                    signup_url: web::login::PATH,
+                })
+                .into_iter()
+                .collect(),
             realm_uri: realm_url.clone(),
             realm_url,
         };
@@ -740,8 +763,18 @@ struct ServerSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     realm_description: Option<String>,
     realm_web_public_access_enabled: bool,
-    external_authentication_methods: [(); 0],
+    external_authentication_methods: Vec<ExternalMethod>,
     realm_uri: String,
+}
+
+/// An entry of `external_authentication_methods`, in upstream key order (web.md §2).
+#[derive(Serialize)]
+struct ExternalMethod {
+    name: &'static str,
+    display_name: String,
+    display_icon: Option<String>,
+    login_url: &'static str,
+    signup_url: &'static str,
 }
 
 #[derive(Serialize, Default)]

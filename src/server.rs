@@ -184,8 +184,8 @@ fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deletes rate-limit events no window can see any more and audit rows past their
-/// retention, once a minute and off the request path, so the tables stay small.
+/// Deletes rate-limit events no window can see any more, audit rows past their retention
+/// and sign-in steps past their time, once a minute and off the request path, so the tables stay small.
 fn spawn_pruner(store: Store, longest_window: Option<f64>, audit_retention: Duration) {
     thread::Builder::new()
         .name("pruner".into())
@@ -194,7 +194,8 @@ fn spawn_pruner(store: Store, longest_window: Option<f64>, audit_retention: Dura
                 let now = clock::now();
                 let pruned = store
                     .prune_events(now - longest_window.unwrap_or(0.0))
-                    .and_then(|_| store.prune_audit(now - audit_retention.as_secs_f64()));
+                    .and_then(|_| store.prune_audit(now - audit_retention.as_secs_f64()))
+                    .and_then(|_| store.prune_login_steps(now));
                 if let Err(e) = pruned {
                     warn!("pruning old rate-limit and audit rows failed: {e}");
                 }

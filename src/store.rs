@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+mod web;
+
+pub use web::{LoginStep, TotpDevice};
+
 use crate::auth::key;
 use crate::error::{Error, invalid};
 
@@ -40,9 +44,26 @@ pub struct Realm {
     pub ldap_enabled: bool,
     /// Present once an LDAP URL is configured.
     pub ldap: Option<LdapSettings>,
+    /// Whether `server_settings` lists the browser sign-in (web.md §2).
+    pub web_login_enabled: bool,
+    /// The "Sign in with …" button's name, if not the realm's name.
+    pub web_login_display_name: Option<String>,
+    /// Phone logins only through the browser, with a second factor (web.md §2).
+    pub require_2fa: bool,
 }
 
 impl Realm {
+    /// The name on the app's "Sign in with …" button.
+    pub fn web_login_name(&self) -> &str {
+        self.web_login_display_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Whether `server_settings` offers the browser sign-in: on request, and always when it
+    /// is the only way in for the apps.
+    pub fn advertises_web_login(&self) -> bool {
+        self.web_login_enabled || self.require_2fa
+    }
+
     /// Whether local password hashes are checked.
     pub fn email_backend(&self) -> bool {
         self.password_auth_enabled && self.email_auth_enabled
@@ -115,6 +136,10 @@ pub struct RealmChanges {
     pub deactivated: Option<bool>,
     pub email_auth_enabled: Option<bool>,
     pub ldap: LdapChanges,
+    pub web_login_enabled: Option<bool>,
+    /// `""` goes back to the realm's name.
+    pub web_login_display_name: Option<String>,
+    pub require_2fa: Option<bool>,
 }
 
 /// Changes to a realm's LDAP settings; `None` leaves a field as it is.
@@ -147,6 +172,10 @@ pub enum AuditEvent {
     UserReactivated,
     RealmCreated,
     RealmChanged,
+    TotpEnrolled,
+    /// An accepted code; a wrong one is a `LoginFailure` with reason `WRONG_CODE`.
+    TotpUsed,
+    TotpRemoved,
 }
 
 impl AuditEvent {
@@ -162,6 +191,9 @@ impl AuditEvent {
             AuditEvent::UserReactivated => "user_reactivated",
             AuditEvent::RealmCreated => "realm_created",
             AuditEvent::RealmChanged => "realm_changed",
+            AuditEvent::TotpEnrolled => "totp_enrolled",
+            AuditEvent::TotpUsed => "totp_used",
+            AuditEvent::TotpRemoved => "totp_removed",
         }
     }
 }
@@ -264,6 +296,13 @@ impl RealmChanges {
             self.ldap
                 .create_users
                 .map(|v| format!("ldap create users {}", on_off(v))),
+            self.web_login_enabled
+                .map(|v| format!("web login {}", on_off(v))),
+            self.web_login_display_name
+                .as_ref()
+                .map(|v| format!("web login name {v:?}")),
+            self.require_2fa
+                .map(|v| format!("require 2fa {}", on_off(v))),
         ]
         .into_iter()
         .flatten()
@@ -284,7 +323,7 @@ const REALM_COLUMNS: &str =
     "id, subdomain, name, description, icon_url, deactivated, password_auth_enabled,
     email_auth_enabled, ldap_enabled, ldap_url, ldap_ca_file, ldap_starttls_required, ldap_bind_dn,
     ldap_bind_password, ldap_user_search, ldap_user_filter, ldap_append_domain, ldap_email_attr,
-    ldap_full_name_attr, ldap_create_users";
+    ldap_full_name_attr, ldap_create_users, web_login_enabled, web_login_display_name, require_2fa";
 const USER_COLUMNS: &str =
     "id, realm_id, delivery_email, full_name, role, is_active, password, api_key, date_joined";
 
@@ -322,6 +361,9 @@ fn realm_from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
                 create_users: row.get(19)?,
             }),
         },
+        web_login_enabled: row.get(20)?,
+        web_login_display_name: optional(row, 21)?,
+        require_2fa: row.get(22)?,
     })
 }
 
@@ -737,7 +779,10 @@ impl Store {
                 ldap_append_domain = coalesce(?16, ldap_append_domain),
                 ldap_email_attr = coalesce(?17, ldap_email_attr),
                 ldap_full_name_attr = coalesce(?18, ldap_full_name_attr),
-                ldap_create_users = coalesce(?19, ldap_create_users)
+                ldap_create_users = coalesce(?19, ldap_create_users),
+                web_login_enabled = coalesce(?20, web_login_enabled),
+                web_login_display_name = coalesce(?21, web_login_display_name),
+                require_2fa = coalesce(?22, require_2fa)
              WHERE id = ?1",
             params![
                 realm.id,
@@ -758,7 +803,10 @@ impl Store {
                 ldap.append_domain,
                 ldap.email_attr,
                 ldap.full_name_attr,
-                ldap.create_users
+                ldap.create_users,
+                changes.web_login_enabled,
+                changes.web_login_display_name,
+                changes.require_2fa
             ],
         )?;
         Ok(())

@@ -6,4 +6,6 @@ pub mod ldap;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
+pub mod second_factor;
+pub mod token;
 pub mod totp;

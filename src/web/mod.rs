@@ -9,4 +9,6 @@
 pub mod cookie;
 pub mod csrf;
 pub mod form;
+pub mod login;
+pub mod mobile_flow;
 pub mod page;

@@ -11,3 +11,4 @@ mod ops;
 mod ratelimit;
 mod server_settings;
 mod support;
+mod web;
