@@ -115,6 +115,10 @@ CREATE TABLE web_login_step (
     user_id INTEGER NOT NULL REFERENCES user (id),
     -- The username as typed: its rate-limit bucket counts the codes too.
     username TEXT NOT NULL,
+    -- The password hash the sign-in verified, and its upgrade if one is due: the finish
+    -- writes nothing if the password changed meanwhile (NULL for LDAP).
+    verified_hash TEXT,
+    rehash TEXT,
     -- NULL: a code of the user's key is asked for. Otherwise a first code of this new key
     -- (base32), which then becomes the user's.
     enrol_secret TEXT,

@@ -1,8 +1,10 @@
-//! Authentication: password hashes, LDAP, API keys, rate limits and the second factor.
+//! Authentication: the login, password hashes, LDAP, API keys, rate limits and the second
+//! factor.
 
 pub mod basic;
 pub mod key;
 pub mod ldap;
+pub mod login;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;

@@ -1,10 +1,10 @@
 //! A user's second factor as the rest of the program sees it: enrolling, checking a code
-//! (once: the replay guard lives in the store, so two instances agree) and removing it,
-//! each audited with where it came from (web.md §4).
+//! (once: the replay guard lives in the store, so instances agree) and removing it, each
+//! audited with where it came from (web.md §4).
 
 use crate::auth::totp::Secret;
 use crate::clock;
-use crate::store::{AuditEntry, AuditEvent, Realm, Store, User};
+use crate::store::{AuditEntry, AuditEvent, Realm, Store, StoreResult, User};
 
 /// Who changed or used a second factor, for the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,10 +14,10 @@ pub enum Origin {
 }
 
 impl Origin {
-    fn detail(self) -> &'static str {
+    pub fn detail(self) -> &'static str {
         match self {
             Origin::Operator => "by operator",
-            Origin::Web => "via web",
+            Origin::Web => "web sign-in",
         }
     }
 }
@@ -27,8 +27,24 @@ pub fn issuer(realm: &Realm) -> &str {
     &realm.name
 }
 
-pub fn is_enrolled(store: &Store, user: &User) -> rusqlite::Result<bool> {
+pub fn is_enrolled(store: &Store, user: &User) -> StoreResult<bool> {
     Ok(store.totp_device(user.id)?.is_some())
+}
+
+/// An audit row about `user`'s second factor: `context` gives the client, if any.
+fn entry(
+    context: &AuditEntry,
+    event: AuditEvent,
+    realm: &Realm,
+    user: &User,
+    origin: Origin,
+) -> AuditEntry {
+    AuditEntry {
+        realm_id: Some(realm.id),
+        user_id: Some(user.id),
+        detail: Some(origin.detail().to_owned()),
+        ..context.with_event(event)
+    }
 }
 
 /// Makes `secret` the user's key, active at once. `first_step` is the step of the code that
@@ -40,15 +56,15 @@ pub fn enrol(
     secret: &Secret,
     first_step: Option<u64>,
     origin: Origin,
-    mut entry: AuditEntry,
-) -> rusqlite::Result<()> {
-    let last_step = first_step.map(step_to_i64);
-    store.set_totp_device(user.id, &secret.to_base32(), last_step, clock::now())?;
-    entry.event = AuditEvent::TotpEnrolled;
-    entry.realm_id = Some(realm.id);
-    entry.user_id = Some(user.id);
-    entry.detail = Some(origin.detail().to_owned());
-    store.audit(&entry)
+    context: &AuditEntry,
+) -> StoreResult<()> {
+    let audit = entry(context, AuditEvent::TotpEnrolled, realm, user, origin);
+    store.set_totp_device(
+        user.id,
+        &secret.to_base32(),
+        first_step.map(step_to_i64),
+        &audit,
+    )
 }
 
 /// Removes the user's key; false if they had none.
@@ -57,22 +73,22 @@ pub fn remove(
     realm: &Realm,
     user: &User,
     origin: Origin,
-    mut entry: AuditEntry,
-) -> rusqlite::Result<bool> {
-    if !store.delete_totp_device(user.id)? {
-        return Ok(false);
-    }
-    entry.event = AuditEvent::TotpRemoved;
-    entry.realm_id = Some(realm.id);
-    entry.user_id = Some(user.id);
-    entry.detail = Some(origin.detail().to_owned());
-    store.audit(&entry)?;
-    Ok(true)
+    context: &AuditEntry,
+) -> StoreResult<bool> {
+    let audit = entry(context, AuditEvent::TotpRemoved, realm, user, origin);
+    store.delete_totp_device(user.id, &audit)
 }
 
-/// Whether `code` is right for the user's key now and not used before; an accepted code
-/// is used up at once.
-pub fn check_code(store: &Store, user: &User, code: &str) -> rusqlite::Result<bool> {
+/// Whether `code` is right for the user's key now and not used before; an accepted code is
+/// used up at once, and audited.
+pub fn check_code(
+    store: &Store,
+    realm: &Realm,
+    user: &User,
+    code: &str,
+    origin: Origin,
+    context: &AuditEntry,
+) -> StoreResult<bool> {
     let Some(device) = store.totp_device(user.id)? else {
         return Ok(false);
     };
@@ -81,10 +97,15 @@ pub fn check_code(store: &Store, user: &User, code: &str) -> rusqlite::Result<bo
         return Ok(false);
     };
     let last = device.last_step.and_then(|s| u64::try_from(s).ok());
-    match secret.accepts(code, now_seconds(), last) {
-        Some(step) => store.accept_totp_step(user.id, step_to_i64(step)),
-        None => Ok(false),
+    let Some(step) = secret.accepts(code, now_seconds(), last) else {
+        return Ok(false);
+    };
+    if !store.accept_totp_step(user.id, step_to_i64(step))? {
+        // Another request accepted this step first.
+        return Ok(false);
     }
+    store.audit(&entry(context, AuditEvent::TotpUsed, realm, user, origin))?;
+    Ok(true)
 }
 
 /// The step a first code of a new key matched, if it is right now.
@@ -93,7 +114,7 @@ pub fn check_first_code(secret: &Secret, code: &str) -> Option<u64> {
 }
 
 fn now_seconds() -> u64 {
-    // Epoch seconds fit in u64 and the fraction does not matter for 30 s steps.
+    // Epoch seconds fit in u64, and the fraction does not matter for 30 s steps.
     clock::now().max(0.0) as u64
 }
 

@@ -13,12 +13,15 @@
 
 use maud::{Markup, PreEscaped, html};
 
+use crate::auth::login::{Credentials, Deferred, Method, Refusal as LoginRefusal, Verified};
+use crate::auth::ratelimit::Gate;
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::token;
 use crate::auth::totp::{self, Secret};
 use crate::clock;
 use crate::http::{LogContext, Request, Response};
-use crate::store::{AuditEvent, LoginStep, Realm, User};
+use crate::store::{AuditEntry, AuditEvent, LoginStep, Realm, User};
+use crate::web::Context;
 use crate::web::cookie;
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
@@ -32,88 +35,33 @@ const CODE_FIELD: &str = "otp_token";
 const STEP_LIFETIME_SECONDS: f64 = 600.0;
 
 /// The one message of every failed password step: it never tells whether an account exists.
-pub const WRONG_CREDENTIALS: &str = "Your username or password is incorrect.";
+const WRONG_CREDENTIALS: &str = "Your username or password is incorrect.";
 const WRONG_CODE: &str = "That code is not right. Enter the code your authenticator app shows now.";
+const TOO_MANY: &str = "Too many attempts. Please wait a while, then try again.";
 const EXPIRED: &str = "This sign-in took too long. Please start again.";
 
-/// What the password step's login function concluded, as the page needs it.
-pub enum PasswordOutcome {
-    /// The password is the user's; nothing is finished yet.
-    Verified(User),
-    /// Refused, with the sentence to show (generic for every credential failure).
-    Refused(&'static str),
-}
-
-/// What the pages need from the rest of the program: the login function and the store.
-pub trait Backend {
-    fn store(&self) -> &crate::store::Store;
-    /// The realm of the request's Host and its URL (the same as `server_settings`' `realm_uri`).
-    fn realm(&self, request: &Request, log: &mut LogContext) -> Option<(Realm, String)>;
-    /// The login function's password step, for the web, without finishing.
-    fn verify_password(
-        &mut self,
-        realm: &Realm,
-        username: &str,
-        password: &str,
-        request: &Request,
-        log: &mut LogContext,
-    ) -> Result<PasswordOutcome, Refusal>;
-    /// A code step's attempt against the username's bucket and the client's address: the
-    /// message to show if the limits refuse it.
-    fn code_attempt(
-        &mut self,
-        username: &str,
-        log: &mut LogContext,
-    ) -> Result<Option<&'static str>, Refusal>;
-    /// A wrong code: counted against the client's address, and audited.
-    fn code_failure(
-        &mut self,
-        realm: &Realm,
-        user: &User,
-        request: &Request,
-        log: &mut LogContext,
-    ) -> Result<(), Refusal>;
-    /// The login function's finish: bucket cleared, key handed out (minted if first), audited
-    /// as a web login.
-    fn finish(
-        &mut self,
-        realm: &Realm,
-        user: &User,
-        username: &str,
-        request: &Request,
-        log: &mut LogContext,
-    ) -> Result<String, Refusal>;
-    /// An audit entry with the request's client address and user agent.
-    fn audit_entry(
-        &self,
-        event: AuditEvent,
-        realm: &Realm,
-        request: &Request,
-        log: &LogContext,
-    ) -> crate::store::AuditEntry;
-}
+const NO_REALM: Refusal = Refusal {
+    status: 404,
+    message: "There is no organization at this address.",
+};
 
 /// Answers `/accounts/login/`.
-pub fn serve(backend: &mut impl Backend, request: &Request, log: &mut LogContext) -> Response {
+pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Response {
     let outcome = match request.method.as_str() {
-        "GET" | "HEAD" => show(backend, request, log),
-        "POST" => submit(backend, request, log),
+        "GET" | "HEAD" => show(ctx, request, log),
+        "POST" => submit(ctx, request, log),
         _ => return page::method_not_allowed(),
     };
     outcome.unwrap_or_else(Refusal::page)
 }
 
-fn show(
-    backend: &mut impl Backend,
-    request: &Request,
-    log: &mut LogContext,
-) -> Result<Response, Refusal> {
+fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Response, Refusal> {
     let query = Form::from_query(request)?;
     let pad = Pad::from_fields(
         query.get(mobile_flow::FIELD),
         query.get(mobile_flow::DESKTOP_FIELD),
     )?;
-    let (realm, realm_url) = backend.realm(request, log).ok_or(NO_REALM)?;
+    let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
     let csrf = Csrf::for_page(request);
     let view = View {
         realm: &realm,
@@ -123,45 +71,27 @@ fn show(
     Ok(view.respond(password_form(&view, "", None), &realm_url))
 }
 
-const NO_REALM: Refusal = Refusal {
-    status: 404,
-    message: "There is no organization at this address.",
-};
-
-fn submit(
-    backend: &mut impl Backend,
-    request: &Request,
-    log: &mut LogContext,
-) -> Result<Response, Refusal> {
+fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Response, Refusal> {
     let form = Form::from_body(request)?;
     let csrf = Csrf::check(request, &form)?;
     let pad = Pad::from_fields(
         form.get(mobile_flow::FIELD),
         form.get(mobile_flow::DESKTOP_FIELD),
     )?;
-    let (realm, realm_url) = backend.realm(request, log).ok_or(NO_REALM)?;
+    let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
     let view = View {
         realm: &realm,
         csrf: &csrf,
         pad: pad.as_ref(),
     };
-    let markup = match form.get(STEP_FIELD) {
-        None => password_step(backend, &view, &form, request, log)?,
-        Some(step_token) => code_step(
-            backend,
-            &view,
-            step_token,
-            form.text(CODE_FIELD),
-            request,
-            log,
-        )?,
+    let next = match form.get(STEP_FIELD) {
+        None => password_step(ctx, &view, &form, log)?,
+        Some(step_token) => code_step(ctx, &view, step_token, form.text(CODE_FIELD), log)?,
     };
-    Ok(match markup {
-        Next::Page(markup) => view.respond(markup, &realm_url),
-        Next::Finished { user, api_key } => {
-            finish_page(&view, &user, &api_key, &realm_url, backend, log)?
-        }
-    })
+    match next {
+        Next::Page(markup) => Ok(view.respond(markup, &realm_url)),
+        Next::Finished { user, api_key } => finish_page(ctx, &view, &user, &api_key, &realm_url),
+    }
 }
 
 /// Where a step leads: another page, or the finish.
@@ -170,66 +100,105 @@ enum Next {
     Finished { user: User, api_key: String },
 }
 
+/// The words for a refused password, never telling whether the account exists: a
+/// deactivated account reads as a wrong password.
+fn refusal_message(refusal: LoginRefusal) -> &'static str {
+    match refusal {
+        LoginRefusal::RateLimited { .. } => TOO_MANY,
+        LoginRefusal::PasswordAuthDisabled => {
+            "Password authentication is disabled in this organization."
+        }
+        LoginRefusal::ResetRequired => "Your password has been disabled and needs to be reset.",
+        LoginRefusal::InvalidEmail
+        | LoginRefusal::UnknownUser
+        | LoginRefusal::WrongPassword
+        | LoginRefusal::DirectoryUnavailable
+        | LoginRefusal::PasswordChanged
+        | LoginRefusal::RealmDeactivated
+        | LoginRefusal::UserDeactivated => WRONG_CREDENTIALS,
+    }
+}
+
 fn password_step(
-    backend: &mut impl Backend,
+    ctx: &Context<'_>,
     view: &View<'_>,
     form: &Form,
-    request: &Request,
     log: &mut LogContext,
 ) -> Result<Next, Refusal> {
     let username = form.text("username");
-    let password = form.text("password");
-    let user = match backend.verify_password(view.realm, username, password, request, log)? {
-        PasswordOutcome::Verified(user) => user,
-        PasswordOutcome::Refused(message) => {
-            return Ok(Next::Page(password_form(view, username, Some(message))));
+    let credentials = Credentials {
+        username,
+        password: form.text("password"),
+    };
+    let checked = ctx
+        .login
+        .verify(view.realm, credentials, ctx.client, Method::Web)?;
+    log.user_id = checked.user_id;
+    let verified = match checked.outcome {
+        Ok(verified) => verified,
+        Err(refusal) => {
+            log.failure = refusal.reason();
+            return Ok(Next::Page(password_form(
+                view,
+                username,
+                Some(refusal_message(refusal)),
+            )));
         }
     };
-    let store = backend.store();
-    if second_factor::is_enrolled(store, &user)? {
-        let token = start_step(store, &user, username, None, true)?;
-        return Ok(Next::Page(code_form(view, &token, None)));
+    let enrolled = second_factor::is_enrolled(ctx.store, &verified.user)?;
+    if !enrolled && !view.realm.require_2fa {
+        return finish(ctx, view, verified);
     }
-    if view.realm.require_2fa {
+    // A second factor comes first: nothing is handed out and the bucket stays as it is.
+    let verified = ctx.login.defer(verified)?;
+    let deferred = verified.deferred(username);
+    if enrolled {
+        let token = start_step(ctx, &deferred, None, true)?;
+        Ok(Next::Page(code_form(view, &token, None)))
+    } else {
         let secret = Secret::generate();
-        let token = start_step(store, &user, username, Some(&secret), true)?;
-        return Ok(Next::Page(enrol_form(view, &user, &token, &secret, None)));
+        let token = start_step(ctx, &deferred, Some(&secret), true)?;
+        Ok(Next::Page(enrol_form(
+            view,
+            &verified.user,
+            &token,
+            &secret,
+            None,
+        )))
     }
-    let api_key = backend.finish(view.realm, &user, username, request, log)?;
-    Ok(Next::Finished { user, api_key })
 }
 
 /// Stores a step and returns the token the browser carries to the next one.
 fn start_step(
-    store: &crate::store::Store,
-    user: &User,
-    username: &str,
+    ctx: &Context<'_>,
+    deferred: &Deferred,
     enrol: Option<&Secret>,
     finishes_login: bool,
 ) -> Result<String, Refusal> {
     let (token, digest) = token::fresh();
     let step = LoginStep {
-        user_id: user.id,
-        username: username.to_owned(),
+        user_id: deferred.user_id,
+        username: deferred.username.clone(),
+        verified_hash: deferred.verified_hash.clone(),
+        rehash: deferred.rehash.clone(),
         enrol_secret: enrol.map(Secret::to_base32),
         finishes_login,
         expires_at: clock::now() + STEP_LIFETIME_SECONDS,
     };
-    store.create_login_step(&digest, &step)?;
+    ctx.store.create_login_step(&digest, &step)?;
     Ok(token)
 }
 
 fn code_step(
-    backend: &mut impl Backend,
+    ctx: &Context<'_>,
     view: &View<'_>,
     step_token: &str,
     code: &str,
-    request: &Request,
     log: &mut LogContext,
 ) -> Result<Next, Refusal> {
     let digest = token::digest(step_token);
     let found = if token::is_well_formed(step_token) {
-        backend.store().login_step(&digest, clock::now())?
+        ctx.store.login_step(&digest, clock::now())?
     } else {
         None
     };
@@ -243,60 +212,97 @@ fn code_step(
         Some(secret) => enrol_form(view, &user, step_token, secret, Some(message)),
         None => code_form(view, step_token, Some(message)),
     };
-    if let Some(message) = backend.code_attempt(&step.username, log)? {
-        return Ok(Next::Page(again(message)));
-    }
-    let store = backend.store();
+    // A code is an attempt like a password: the same buckets, decided the same way.
+    let reservation = match ctx.login.limits.admit(
+        &**ctx.store,
+        &step.username,
+        ctx.client.address,
+        clock::now(),
+    )? {
+        Gate::Refused { .. } => {
+            log.failure = Some("RATE_LIMIT_HIT");
+            return Ok(Next::Page(again(TOO_MANY)));
+        }
+        Gate::Admitted { reservation, .. } => reservation,
+    };
+    let context = ctx
+        .client
+        .audit(AuditEvent::TotpUsed, view.realm, Some(user.id));
     let accepted = match &enrol_secret {
         Some(secret) => match second_factor::check_first_code(secret, code) {
             Some(first_step) => {
-                let entry = backend.audit_entry(AuditEvent::TotpEnrolled, view.realm, request, log);
                 second_factor::enrol(
-                    store,
+                    ctx.store,
                     view.realm,
                     &user,
                     secret,
                     Some(first_step),
                     Origin::Web,
-                    entry,
+                    &context,
                 )?;
                 true
             }
             None => false,
         },
-        None => second_factor::check_code(store, &user, code)?,
+        None => {
+            second_factor::check_code(ctx.store, view.realm, &user, code, Origin::Web, &context)?
+        }
     };
     if !accepted {
+        // The reservation stays: it is this failure's event in the address bucket.
         log.failure = Some("WRONG_CODE");
-        backend.code_failure(view.realm, &user, request, log)?;
+        let audit = AuditEntry {
+            reason: Some("WRONG_CODE".to_owned()),
+            detail: Some(Origin::Web.detail().to_owned()),
+            ..context.with_event(AuditEvent::LoginFailure)
+        };
+        ctx.store.audit(&audit)?;
         return Ok(Next::Page(again(WRONG_CODE)));
     }
-    let store = backend.store();
-    store.delete_login_step(&digest)?;
-    if enrol_secret.is_none() {
-        let mut entry = backend.audit_entry(AuditEvent::TotpUsed, view.realm, request, log);
-        entry.detail = Some("via web".to_owned());
-        store.audit(&entry)?;
+    if let Some(held) = reservation {
+        ctx.store.release(held)?;
+    }
+    if !ctx.store.take_login_step(&digest)? {
+        return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
     }
     if !step.finishes_login {
         return Ok(Next::Page(enrolled_page(view, &user)));
     }
-    let api_key = backend.finish(view.realm, &user, &step.username, request, log)?;
-    Ok(Next::Finished { user, api_key })
+    let deferred = Deferred {
+        user_id: step.user_id,
+        username: step.username,
+        verified_hash: step.verified_hash,
+        rehash: step.rehash,
+    };
+    finish(ctx, view, ctx.login.resume(deferred, user, Method::Web))
+}
+
+/// The login function's finish: the bucket cleared and the key handed out, or a refusal if
+/// the account changed since its password was verified.
+fn finish(ctx: &Context<'_>, view: &View<'_>, verified: Verified) -> Result<Next, Refusal> {
+    match ctx.login.finish(view.realm, verified, ctx.client)? {
+        Ok(success) => Ok(Next::Finished {
+            user: success.user,
+            api_key: success.api_key,
+        }),
+        Err(refusal) => Ok(Next::Page(password_form(
+            view,
+            "",
+            Some(refusal_message(refusal)),
+        ))),
+    }
 }
 
 /// The end of a sign-in: the app's redirect, or a page for a person at a browser.
 fn finish_page(
+    ctx: &Context<'_>,
     view: &View<'_>,
     user: &User,
     api_key: &str,
     realm_url: &str,
-    backend: &mut impl Backend,
-    log: &mut LogContext,
 ) -> Result<Response, Refusal> {
-    log.user_id = Some(user.id);
     if let Some(pad) = view.pad {
-        // The Location is not logged: it carries the key, if encrypted.
+        // Not logged: the Location carries the key, encrypted.
         return Ok(page::redirect(pad.finish_url(
             api_key,
             &user.delivery_email,
@@ -304,12 +310,17 @@ fn finish_page(
             realm_url,
         )));
     }
-    let store = backend.store();
-    let offer = if second_factor::is_enrolled(store, user)? {
+    let offer = if second_factor::is_enrolled(ctx.store, user)? {
         None
     } else {
         let secret = Secret::generate();
-        let token = start_step(store, user, &user.delivery_email, Some(&secret), false)?;
+        let deferred = Deferred {
+            user_id: user.id,
+            username: user.delivery_email.clone(),
+            verified_hash: None,
+            rehash: None,
+        };
+        let token = start_step(ctx, &deferred, Some(&secret), false)?;
         Some((token, secret))
     };
     Ok(view.respond(signed_in_page(view, user, offer.as_ref()), realm_url))

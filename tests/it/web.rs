@@ -248,7 +248,7 @@ fn the_finish_is_zulips_exact_redirect() {
     assert!(
         audit
             .lines()
-            .any(|l| l.contains("login_success") && l.contains("via web")),
+            .any(|l| l.contains("login_success") && l.contains("web sign-in")),
         "{audit}"
     );
     let log = server.log_containing("POST /accounts/login/ 302");
@@ -464,7 +464,7 @@ fn under_require_2fa_a_user_without_a_factor_enrols_before_any_key() {
     assert!(
         audit
             .lines()
-            .any(|l| l.contains("totp_enrolled") && l.contains("via web")),
+            .any(|l| l.contains("totp_enrolled") && l.contains("web sign-in")),
         "{audit}"
     );
     let location = finished.header("location").unwrap().to_owned();
