@@ -111,37 +111,41 @@ const ROUTES: &[Route] = &[
         ..route("/health", Api::health)
     },
     Route {
+        costly: &["POST"],
+        ..route(web::login::PATH, Api::web_login)
+    },
+    Route {
         costly: &["PATCH"],
         never_cache: true,
         ..route("/api/v1/settings", Api::settings)
     },
-    route(web::reset::REQUEST_PATH, web::reset::handle),
-    route(web::reset::SENT_PATH, web::reset::handle),
-    route(web::reset::DONE_PATH, web::reset::handle),
+    route(web::reset::REQUEST_PATH, Api::web_reset),
+    route(web::reset::SENT_PATH, Api::web_reset),
+    route(web::reset::DONE_PATH, Api::web_reset),
     // The links, after the exact paths above: setting a password hashes it.
     Route {
         prefix: true,
         costly: &["POST"],
-        ..route(web::reset::REQUEST_PATH, web::reset::handle)
+        ..route(web::reset::REQUEST_PATH, Api::web_reset)
     },
-    route(web::account::SETTINGS_PATH, web::account::handle),
-    route(web::account::LOGOUT_PATH, web::account::handle),
+    route(web::account::SETTINGS_PATH, Api::web_account),
+    route(web::account::LOGOUT_PATH, Api::web_account),
     // The account page's forms check the password.
     Route {
         costly: &["POST"],
-        ..route(web::account::API_KEY_PATH, web::account::handle)
+        ..route(web::account::API_KEY_PATH, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..route(web::account::REGENERATE_PATH, web::account::handle)
+        ..route(web::account::REGENERATE_PATH, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..route(web::account::ZULIPRC_PATH, web::account::handle)
+        ..route(web::account::ZULIPRC_PATH, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..route(web::account::PASSWORD_PATH, web::account::handle)
+        ..route(web::account::PASSWORD_PATH, Api::web_account)
     },
 ];
 
@@ -225,11 +229,53 @@ fn login_error(refusal: Refusal) -> ApiError {
 
 /// The logins, with and without a password.
 impl Api {
-    pub(crate) fn login(&self) -> Login<'_> {
+    fn login(&self) -> Login<'_> {
         Login {
             store: &self.store,
             hasher: &self.hasher,
             limits: self.config.limits,
+        }
+    }
+
+    /// `/accounts/login/`: the browser sign-in, a page of its own (web.md §3).
+    fn web_login(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
+        Ok(web::login::serve(
+            &self.web_context(request, log),
+            request,
+            log,
+        ))
+    }
+
+    /// The forgotten-password pages (web.md §6).
+    fn web_reset(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
+        Ok(web::reset::serve(
+            &self.web_context(request, log),
+            request,
+            log,
+        ))
+    }
+
+    /// The account page and its forms (web.md §7).
+    fn web_account(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        Ok(web::account::serve(
+            &self.web_context(request, log),
+            request,
+            log,
+        ))
+    }
+
+    fn web_context<'a>(&'a self, request: &'a Request, log: &LogContext) -> web::Context<'a> {
+        web::Context {
+            store: &self.store,
+            login: self.login(),
+            site: &self.config.site,
+            client: client(request, log),
+            reset_desk: self.config.reset_desk.as_ref(),
+            sessions: self.config.sessions,
         }
     }
 
@@ -334,8 +380,10 @@ impl Api {
             return Err(ApiError::invalid_subdomain());
         }
         let realm_url = self.config.site.realm_url(&subdomain, &request.host);
-        let email_backend = realm.as_ref().is_none_or(Realm::email_backend);
-        let ldap = realm.as_ref().is_some_and(|r| r.ldap_backend().is_some());
+        // With the second factor required, the apps see only the browser sign-in (web.md §2).
+        let password_offered = realm.as_ref().is_none_or(|r| !r.require_2fa);
+        let email_backend = password_offered && realm.as_ref().is_none_or(Realm::email_backend);
+        let ldap = password_offered && realm.as_ref().is_some_and(|r| r.ldap_backend().is_some());
         let is_incompatible = request
             .user_agent
             .as_deref()
@@ -366,7 +414,18 @@ impl Api {
             }),
             realm_description: realm.as_ref().map(|r| r.description.clone()),
             realm_web_public_access_enabled: false,
-            external_authentication_methods: [],
+            external_authentication_methods: realm
+                .as_ref()
+                .filter(|r| r.advertises_web_login())
+                .map(|r| ExternalMethod {
+                    name: "zulip-auth",
+                    display_name: r.web_login_name().to_owned(),
+                    display_icon: None,
+                    login_url: web::login::PATH,
+                    signup_url: web::login::PATH,
+                })
+                .into_iter()
+                .collect(),
             realm_uri: realm_url.clone(),
             realm_url,
         };
@@ -549,7 +608,7 @@ fn parse_params(request: &Request) -> Result<Params, ApiError> {
 }
 
 /// The client as the login sees it.
-pub(crate) fn client<'a>(request: &'a Request, log: &LogContext) -> Client<'a> {
+fn client<'a>(request: &'a Request, log: &LogContext) -> Client<'a> {
     Client {
         address: log.client,
         user_agent: request.user_agent.as_deref(),
@@ -634,8 +693,18 @@ struct ServerSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     realm_description: Option<String>,
     realm_web_public_access_enabled: bool,
-    external_authentication_methods: [(); 0],
+    external_authentication_methods: Vec<ExternalMethod>,
     realm_uri: String,
+}
+
+/// An entry of `external_authentication_methods`, in upstream key order (web.md §2).
+#[derive(Serialize)]
+struct ExternalMethod {
+    name: &'static str,
+    display_name: String,
+    display_icon: Option<String>,
+    login_url: &'static str,
+    signup_url: &'static str,
 }
 
 #[derive(Serialize, Default)]

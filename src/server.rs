@@ -202,8 +202,8 @@ fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
 }
 
 /// Deletes rate-limit events no window can see any more, audit rows past their retention,
-/// and sessions and reset links that can no longer be used, once a minute and off the
-/// request path, so the tables stay small.
+/// sign-in steps past their time, and sessions and reset links that can no longer be used,
+/// once a minute and off the request path, so the tables stay small.
 fn spawn_pruner(store: Store, config: &ServeConfig) {
     let longest_window = config
         .api
@@ -219,6 +219,7 @@ fn spawn_pruner(store: Store, config: &ServeConfig) {
                 let now = clock::now();
                 let pruned = store
                     .prune(now - longest_window, now - audit_retention.as_secs_f64())
+                    .and_then(|_| store.prune_login_steps(now))
                     .and_then(|_| store.prune_sessions(now, sessions));
                 if let Err(e) = pruned {
                     warn!("pruning old rate-limit, audit and session rows failed: {e}");

@@ -1,4 +1,5 @@
-//! Authentication: the login, password hashes, LDAP, API keys and rate limits.
+//! Authentication: the login, password hashes, LDAP, API keys, rate limits and the second
+//! factor.
 
 pub mod account;
 pub mod basic;
@@ -9,5 +10,7 @@ pub mod password;
 pub mod policy;
 pub mod ratelimit;
 pub mod reset;
+pub mod second_factor;
 pub mod session;
 pub mod token;
+pub mod totp;

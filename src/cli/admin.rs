@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, UserCommand, import};
+use super::{DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import};
 use crate::auth::password::{self, Hasher};
+use crate::auth::second_factor::{self, Origin};
+use crate::auth::totp::{self, Secret};
 use crate::auth::{key, policy, reset};
 use crate::clock;
 use crate::dns;
@@ -72,6 +74,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             password_auth,
             email_auth,
             ldap,
+            web,
         } => (
             subdomain,
             RealmChanges {
@@ -82,6 +85,9 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 deactivated: None,
                 email_auth_enabled: email_auth.map(|v| v == OnOff::On),
                 ldap: ldap_changes(ldap)?,
+                web_login_enabled: web.web_login.map(|v| v == OnOff::On),
+                web_login_display_name: web.web_login_name,
+                require_2fa: web.require_2fa.map(|v| v == OnOff::On),
             },
         ),
     };
@@ -226,9 +232,10 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
         }
         UserCommand::Show { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            show_user(&realm, &user);
+            show_user(&realm, &user, second_factor::is_enrolled(store, &user)?);
             Ok(())
         }
+        UserCommand::Totp(command) => totp(store, command),
         UserCommand::SetPassword {
             email,
             realm,
@@ -400,7 +407,40 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
     Ok(())
 }
 
-fn show_user(realm: &Realm, user: &User) {
+/// `user totp`: the secret is printed once, here, and never again.
+fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
+    // The operator has no client address; the audit detail says who acted.
+    let context = AuditEntry::new(AuditEvent::TotpEnrolled, None, None);
+    match command {
+        TotpCommand::Enroll { email, realm } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            let secret = Secret::generate();
+            second_factor::enrol(
+                store,
+                &realm,
+                &user,
+                &secret,
+                None,
+                Origin::Operator,
+                &context,
+            )?;
+            let uri = secret.otpauth_uri(second_factor::issuer(&realm), &user.delivery_email);
+            println!("{uri}");
+            println!("{}", totp::qr_terminal(&uri));
+            Ok(())
+        }
+        TotpCommand::Disable { email, realm } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            if second_factor::remove(store, &realm, &user, Origin::Operator, &context)? {
+                Ok(())
+            } else {
+                invalid!("user {email:?} has no second factor")
+            }
+        }
+    }
+}
+
+fn show_user(realm: &Realm, user: &User, has_totp: bool) {
     let row = UserRow::new(user);
     let realm_name = if realm.subdomain.is_empty() {
         "(root)"
@@ -432,6 +472,7 @@ fn show_user(realm: &Realm, user: &User) {
             .into(),
         ),
         ("password", row.password),
+        ("2fa", if has_totp { "TOTP" } else { "none" }.into()),
         ("joined", row.date_joined.to_owned()),
     ] {
         println!("{label:<10} {value}");

@@ -75,6 +75,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `realm set` carries every realm setting; the value is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API
@@ -291,7 +293,25 @@ pub enum RealmCommand {
         email_auth: Option<OnOff>,
         #[command(flatten)]
         ldap: LdapArgs,
+        #[command(flatten)]
+        web: WebLoginArgs,
     },
+}
+
+/// The browser sign-in at /accounts/login/, which the pages always serve; these decide what
+/// the apps are offered.
+#[derive(Debug, Args)]
+pub struct WebLoginArgs {
+    /// List the browser sign-in in server_settings, as a "Sign in with …" button in the apps
+    #[arg(long, env = "ZULIP_AUTH_WEB_LOGIN")]
+    pub web_login: Option<OnOff>,
+    /// The button's name [default: the realm's name]; '' goes back to the default
+    #[arg(long, env = "ZULIP_AUTH_WEB_LOGIN_NAME", value_name = "NAME")]
+    pub web_login_name: Option<String>,
+    /// Phone logins only through the browser, with a second factor: fetch_api_key refuses
+    /// passwords, and users without a factor enrol at their first browser sign-in
+    #[arg(long = "require-2fa", env = "ZULIP_AUTH_REQUIRE_2FA")]
+    pub require_2fa: Option<OnOff>,
 }
 
 /// A realm's LDAP directory, as Zulip's `AUTH_LDAP_*` settings. An empty value unsets an
@@ -390,6 +410,28 @@ pub enum UserCommand {
     /// Reactivate a deactivated user
     #[command(after_help = "Example:\n  zulip-auth user reactivate hamlet@example.com")]
     Reactivate {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Manage a user's second factor (TOTP, as authenticator apps generate)
+    #[command(subcommand)]
+    Totp(TotpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCommand {
+    /// Give a user a new TOTP key, active at once, replacing any other: prints the otpauth://
+    /// URI on the first line, then a QR code of it for an authenticator app
+    #[command(after_help = "Example:\n  zulip-auth user totp enroll iago@example.com --realm lear")]
+    Enroll {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Remove a user's TOTP key
+    #[command(after_help = "Example:\n  zulip-auth user totp disable iago@example.com")]
+    Disable {
         email: String,
         #[command(flatten)]
         realm: RealmArg,

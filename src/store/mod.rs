@@ -16,6 +16,7 @@
 //! | [`Logins`] | the transaction that ends a successful login |
 //! | [`Audit`] | the audit trail |
 //! | [`Maintenance`] | health, schema version, integrity, backups, pruning |
+//! | [`SecondFactors`] | TOTP keys, their replay guard, and web sign-in steps |
 //! | [`ResetLinks`] | password-reset links (web.md §6) |
 //! | [`Sessions`] | signed-in browser sessions (web.md §7) |
 //!
@@ -54,6 +55,7 @@ pub mod limits;
 pub mod login;
 pub mod model;
 pub mod sqlite;
+pub mod web;
 
 use std::fmt;
 use std::ops::Deref;
@@ -65,6 +67,7 @@ pub use login::{FinishLogin, LoginEnd};
 pub use model::{
     AuditEntry, AuditEvent, AuditFilter, AuditRow, NewUser, Realm, RealmChanges, Role, User,
 };
+pub use web::{LoginStep, TotpDevice};
 
 /// Why the store could not do what it was asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,14 +213,58 @@ pub struct SessionLimits {
     pub lifetime: f64,
 }
 
+pub trait SecondFactors {
+    fn totp_device(&self, user_id: i64) -> StoreResult<Option<TotpDevice>>;
+    /// Gives the user this key, replacing any other, with `last_step` already used, and
+    /// writes `audit`.
+    fn set_totp_device(
+        &self,
+        user_id: i64,
+        secret: &str,
+        last_step: Option<i64>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Removes the user's key and writes `audit`; false, writing nothing, if there was none.
+    fn delete_totp_device(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Records `step` as used if it is later than the last used one, atomically: the
+    /// replay guard, so two instances never both accept one code. False if it is not.
+    fn accept_totp_step(&self, user_id: i64, step: i64) -> StoreResult<bool>;
+    fn create_login_step(&self, token_hash: &str, step: &LoginStep) -> StoreResult<()>;
+    /// The step behind a token digest if it is still live at `now`, with its user as stored.
+    fn login_step(&self, token_hash: &str, now: f64) -> StoreResult<Option<(LoginStep, User)>>;
+    /// Deletes a step; false if it was gone (taken by another request), so a step is
+    /// finished once.
+    fn take_login_step(&self, token_hash: &str) -> StoreResult<bool>;
+    /// Drops steps whose time ran out before `now`; how many.
+    fn prune_login_steps(&self, now: f64) -> StoreResult<usize>;
+}
+
 /// Every concern of the store: what an engine implements.
 pub trait Engine:
-    Realms + Users + Limits + Logins + Audit + Maintenance + ResetLinks + Sessions + Send
+    Realms
+    + Users
+    + Limits
+    + Logins
+    + Audit
+    + Maintenance
+    + SecondFactors
+    + ResetLinks
+    + Sessions
+    + Send
 {
 }
 
 impl<T> Engine for T where
-    T: Realms + Users + Limits + Logins + Audit + Maintenance + ResetLinks + Sessions + Send
+    T: Realms
+        + Users
+        + Limits
+        + Logins
+        + Audit
+        + Maintenance
+        + SecondFactors
+        + ResetLinks
+        + Sessions
+        + Send
 {
 }
 

@@ -1,21 +1,23 @@
 //! The account page (web.md §7) and the browser session behind it: who is signed in, their
 //! API key and `zuliprc` after the password is entered again, a new key, a new password,
-//! and signing out. Every form posts the CSRF token; every action but signing out asks for
-//! the password, which counts against the per-username limit as a login does.
+//! the second factor, and signing out. Every form posts the CSRF token; every action but
+//! signing out and turning the second factor on asks for the password, which counts against
+//! the per-username limit as a login does.
 
 use maud::{Markup, html};
 
-use crate::api::{Api, client};
-use crate::auth::account;
-use crate::auth::account::Refusal as PasswordRefusal;
+use crate::auth::account::{self, Refusal as PasswordRefusal};
+use crate::auth::second_factor::{self, Origin};
 use crate::auth::{key, session};
 use crate::clock;
 use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
 use crate::store::{AuditEntry, AuditEvent, Realm, StoreError, StoreResult, User};
+use crate::web::Context;
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
+use crate::web::login;
 use crate::web::page::{self, Refusal, hidden, layout};
 
 pub const SETTINGS_PATH: &str = "/accounts/settings/";
@@ -23,94 +25,44 @@ pub const API_KEY_PATH: &str = "/accounts/settings/api-key";
 pub const REGENERATE_PATH: &str = "/accounts/settings/api-key/regenerate";
 pub const ZULIPRC_PATH: &str = "/accounts/settings/zuliprc";
 pub const PASSWORD_PATH: &str = "/accounts/settings/password";
+pub const TWO_FACTOR_OFF_PATH: &str = "/accounts/settings/two-factor/remove";
 pub const LOGOUT_PATH: &str = "/accounts/logout/";
-const LOGIN_PATH: &str = "/accounts/login/";
 
-/// The realm of the request's Host, or why there is none to serve.
-pub fn realm_of(api: &Api, request: &Request, log: &mut LogContext) -> Result<Realm, Refusal> {
-    let subdomain = api.config.site.subdomain_of(&request.host);
-    match api.store.realm_by_subdomain(&subdomain) {
-        Ok(Some(realm)) => {
-            log.realm = Some(realm.subdomain.clone());
-            Ok(realm)
-        }
-        Ok(None) => Err(Refusal {
-            status: 404,
-            message: "There is no organization at this address.",
-        }),
-        Err(e) => {
-            log::error!("database error on a web page: {e}");
-            Err(SOMETHING_WENT_WRONG)
-        }
-    }
-}
-
-const SOMETHING_WENT_WRONG: Refusal = Refusal {
-    status: 500,
-    message: "Something went wrong. Please try again in a moment.",
+const NO_REALM: Refusal = Refusal {
+    status: 404,
+    message: "There is no organization at this address.",
 };
+const ON_THE_PAGE: &str = "by the user, on the account page";
 
-/// Whether cookies for this request's realm must be Secure.
-pub fn is_secure(api: &Api, request: &Request) -> bool {
-    let subdomain = api.config.site.subdomain_of(&request.host);
-    cookie::is_secure(&api.config.site.realm_url(&subdomain, &request.host))
-}
-
-/// What signing in on the login page ends with: a new session and the account page.
-pub fn sign_in(api: &Api, request: &Request, user: &User) -> Response {
-    match session_cookie(api, request, user) {
-        Ok(cookie) => page::redirect(SETTINGS_PATH.to_owned()).header("Set-Cookie", cookie),
-        Err(e) => internal(&e),
-    }
+/// What signing in on the login page ends with, without the app's pad: a new session and
+/// the account page.
+pub fn sign_in(ctx: &Context<'_>, user: &User, realm_url: &str) -> Result<Response, Refusal> {
+    let cookie = session_cookie(ctx, user, realm_url)?;
+    Ok(page::redirect(SETTINGS_PATH.to_owned()).header("Set-Cookie", cookie))
 }
 
 /// A new session for `user`, as the `Set-Cookie` value that hands it to the browser.
-fn session_cookie(api: &Api, request: &Request, user: &User) -> StoreResult<String> {
-    let id = session::start(&api.store, user, clock::now())?;
+fn session_cookie(ctx: &Context<'_>, user: &User, realm_url: &str) -> StoreResult<String> {
+    let id = session::start(ctx.store, user, clock::now())?;
     Ok(cookie::set(
         session::COOKIE,
         &id,
-        Some(api.config.sessions.lifetime as u64),
+        Some(ctx.sessions.lifetime as u64),
         SameSite::Strict,
-        is_secure(api, request),
+        cookie::is_secure(realm_url),
     ))
 }
 
-/// The person signed in on this browser, with their session id.
+/// The person signed in on this browser.
 struct SignedIn {
     user: User,
     realm: Realm,
+    realm_url: String,
     session_id: String,
 }
 
-fn signed_in(api: &Api, request: &Request) -> StoreResult<Option<SignedIn>> {
-    let Some(id) = cookie::get(request, session::COOKIE) else {
-        return Ok(None);
-    };
-    let subdomain = api.config.site.subdomain_of(&request.host);
-    let found = session::current(&api.store, id, clock::now(), api.config.sessions)?;
-    Ok(found
-        .filter(|(_, realm)| realm.subdomain == subdomain)
-        .map(|(user, realm)| SignedIn {
-            user,
-            realm,
-            session_id: id.to_owned(),
-        }))
-}
-
-/// Every page of this module, as a route of the API's table.
-pub fn handle(
-    api: &mut Api,
-    request: &Request,
-    log: &mut LogContext,
-) -> Result<Response, ApiError> {
-    Ok(page_for(api, request, log))
-}
-
-fn page_for(api: &Api, request: &Request, log: &mut LogContext) -> Response {
-    if let Err(refusal) = realm_of(api, request, log) {
-        return refusal.page();
-    }
+/// Answers the account page and its forms.
+pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Response {
     // The page is read; its forms post to the other paths.
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
     match (request.path == SETTINGS_PATH, get, request.method == "POST") {
@@ -122,42 +74,89 @@ fn page_for(api: &Api, request: &Request, log: &mut LogContext) -> Response {
         }
         _ => {}
     }
-    let form = if get {
-        None
-    } else {
-        match Form::from_body(request).and_then(|form| Csrf::check(request, &form).map(|_| form)) {
-            Ok(form) => Some(form),
-            Err(refusal) => return refusal.page(),
+    respond(ctx, request, log).unwrap_or_else(Refusal::page)
+}
+
+fn respond(
+    ctx: &Context<'_>,
+    request: &Request,
+    log: &mut LogContext,
+) -> Result<Response, Refusal> {
+    let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
+    let form = match request.method.as_str() {
+        "POST" => {
+            let form = Form::from_body(request)?;
+            Csrf::check(request, &form)?;
+            Some(form)
         }
+        _ => None,
     };
-    let who = match signed_in(api, request) {
-        Ok(Some(who)) => who,
-        Ok(None) => return page::redirect(LOGIN_PATH.to_owned()),
-        Err(e) => return internal(&e),
+    let live = match cookie::get(request, session::COOKIE) {
+        Some(id) => session::current(ctx.store, id, clock::now(), ctx.sessions)?
+            .filter(|(_, session_realm)| session_realm.id == realm.id)
+            .map(|(user, _)| (user, id.to_owned())),
+        None => None,
     };
-    log.user_id = Some(who.user.id);
+    let Some((user, session_id)) = live else {
+        return Ok(page::redirect(login::PATH.to_owned()));
+    };
+    log.user_id = Some(user.id);
+    let who = SignedIn {
+        user,
+        realm,
+        realm_url,
+        session_id,
+    };
+    let view = View {
+        ctx,
+        request,
+        who: &who,
+    };
     let Some(form) = form else {
-        return account_page(api, request, &who, Notice::None);
+        return view.page(Notice::None);
     };
-    let result = match request.path.as_str() {
-        LOGOUT_PATH => return sign_out(api, request, &who),
-        PASSWORD_PATH => change_password(api, request, &who, &form, log),
-        path => with_password(api, request, &who, &form, log, path),
+    let outcome = match request.path.as_str() {
+        LOGOUT_PATH => return view.sign_out(),
+        PASSWORD_PATH => view.change_password(&form),
+        TWO_FACTOR_OFF_PATH => view.remove_second_factor(&form),
+        path => view.with_password(&form, path),
     };
-    match result {
-        Ok(response) => response,
-        Err(Failure::Refused(refusal)) => account_page(
-            api,
-            request,
-            &who,
-            Notice::Error(ApiError::from(refusal).msg.into_owned()),
-        ),
-        Err(Failure::Mismatch) => account_page(
-            api,
-            request,
-            &who,
-            Notice::Error("The two password fields didn't match.".into()),
-        ),
+    match outcome {
+        Ok(response) => Ok(response),
+        Err(Failure::Page(refusal)) => Err(refusal),
+        Err(Failure::Password(PasswordRefusal::TooWeak)) => {
+            view.page(Notice::Error("The password is too weak.".into()))
+        }
+        Err(Failure::Password(refusal)) => {
+            view.page(Notice::Error(ApiError::from(refusal).msg.into_owned()))
+        }
+    }
+}
+
+/// Why a form was not done: a password refused, shown on the page, or a page-level refusal.
+enum Failure {
+    Password(PasswordRefusal),
+    Page(Refusal),
+}
+
+impl From<PasswordRefusal> for Failure {
+    fn from(refusal: PasswordRefusal) -> Failure {
+        match refusal {
+            PasswordRefusal::Store(e) => Failure::Page(e.into()),
+            other => Failure::Password(other),
+        }
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        Failure::Page(refusal)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::Page(e.into())
     }
 }
 
@@ -168,55 +167,105 @@ enum Notice {
     ApiKey(String),
 }
 
-enum Failure {
-    Refused(PasswordRefusal),
-    Mismatch,
+/// One request of a signed-in person.
+struct View<'a> {
+    ctx: &'a Context<'a>,
+    request: &'a Request,
+    who: &'a SignedIn,
 }
 
-impl From<PasswordRefusal> for Failure {
-    fn from(refusal: PasswordRefusal) -> Failure {
-        Failure::Refused(refusal)
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Failure {
-        Failure::Refused(PasswordRefusal::Store(e))
-    }
-}
-
-/// Showing the key, downloading `zuliprc`, regenerating the key: each after the password.
-fn with_password(
-    api: &Api,
-    request: &Request,
-    who: &SignedIn,
-    form: &Form,
-    log: &LogContext,
-    path: &str,
-) -> Result<Response, Failure> {
-    let (user, realm) = (&who.user, &who.realm);
-    let client = client(request, log);
-    let key = account::confirm_password(&api.login(), realm, user, form.text("password"), client)?;
-    let key = if path == REGENERATE_PATH {
-        let audit = AuditEntry {
+impl View<'_> {
+    fn audit(&self, event: AuditEvent) -> AuditEntry {
+        AuditEntry {
             detail: Some(ON_THE_PAGE.to_owned()),
-            ..client.audit(AuditEvent::KeyRotated, realm, Some(user.id))
-        };
-        key::with_fresh_key(|new_key| {
-            api.store.replace_api_key(user.id, new_key, &audit)?;
-            Ok(new_key.to_owned())
-        })?
-    } else {
-        key
-    };
-    if path == ZULIPRC_PATH {
-        let site = api.config.site.realm_url(&realm.subdomain, &request.host);
-        return Ok(zuliprc(&user.delivery_email, &key, &site));
+            ..self
+                .ctx
+                .client
+                .audit(event, &self.who.realm, Some(self.who.user.id))
+        }
     }
-    Ok(account_page(api, request, who, Notice::ApiKey(key)))
-}
 
-const ON_THE_PAGE: &str = "by the user, on the account page";
+    /// The password, checked as a login with the user's email; their key if it is right.
+    fn confirm(&self, password: &str) -> Result<String, PasswordRefusal> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        account::confirm_password(&self.ctx.login, realm, user, password, self.ctx.client)
+    }
+
+    /// Showing the key, downloading `zuliprc`, regenerating the key: each after the password.
+    fn with_password(&self, form: &Form, path: &str) -> Result<Response, Failure> {
+        let user = &self.who.user;
+        let key = self.confirm(form.text("password"))?;
+        let key = if path == REGENERATE_PATH {
+            let audit = self.audit(AuditEvent::KeyRotated);
+            key::with_fresh_key(|new_key| {
+                self.ctx.store.replace_api_key(user.id, new_key, &audit)?;
+                Ok(new_key.to_owned())
+            })?
+        } else {
+            key
+        };
+        if path == ZULIPRC_PATH {
+            return Ok(zuliprc(&user.delivery_email, &key, &self.who.realm_url));
+        }
+        Ok(self.page(Notice::ApiKey(key))?)
+    }
+
+    /// A new password ends every session of the user (web.md §5), and this browser gets a
+    /// new one, so the person stays signed in here.
+    fn change_password(&self, form: &Form) -> Result<Response, Failure> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        if account::managed_by_ldap(realm, user) {
+            return Err(PasswordRefusal::ManagedByLdap.into());
+        }
+        self.confirm(form.text("old_password"))?;
+        let new_password = form.text("new_password1");
+        if new_password != form.text("new_password2") {
+            let mismatch = Notice::Error("The two password fields didn't match.".into());
+            return Ok(self.page(mismatch)?);
+        }
+        let audit = self.audit(AuditEvent::PasswordChanged);
+        account::set_password(&self.ctx.login, user, new_password, &audit)?;
+        let cookie = session_cookie(self.ctx, user, &self.who.realm_url)?;
+        let page = self.page(Notice::Done("Your password has been changed."))?;
+        Ok(page.header("Set-Cookie", cookie))
+    }
+
+    fn remove_second_factor(&self, form: &Form) -> Result<Response, Failure> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        self.confirm(form.text("password"))?;
+        let context = self
+            .ctx
+            .client
+            .audit(AuditEvent::TotpRemoved, realm, Some(user.id));
+        second_factor::remove(self.ctx.store, realm, user, Origin::Web, &context)?;
+        Ok(self.page(Notice::Done("Two-factor authentication is off."))?)
+    }
+
+    fn sign_out(&self) -> Result<Response, Refusal> {
+        session::end(self.ctx.store, &self.who.session_id)?;
+        let secure = cookie::is_secure(&self.who.realm_url);
+        Ok(page::redirect(login::PATH.to_owned()).header(
+            "Set-Cookie",
+            cookie::delete(session::COOKIE, SameSite::Strict, secure),
+        ))
+    }
+
+    fn page(&self, notice: Notice) -> Result<Response, Refusal> {
+        let csrf = Csrf::for_page(self.request);
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        let two_factor = if second_factor::is_enrolled(self.ctx.store, user)? {
+            html! {
+                p { "Two-factor authentication is on. Enter your password to turn it off." }
+                (password_form(&csrf, TWO_FACTOR_OFF_PATH, "password_2fa", "Turn off two-factor authentication"))
+            }
+        } else {
+            login::enrolment_offer(self.ctx, realm, &csrf, user)?
+        };
+        let content = account_page(&csrf, user, &notice, two_factor);
+        let secure = cookie::is_secure(&self.who.realm_url);
+        Ok(csrf.set_cookie(page::html(200, layout("Your account", content)), secure))
+    }
+}
 
 /// Zulip's `zuliprc` (web.md §7), as an attachment that no cache keeps.
 fn zuliprc(email: &str, key: &str, site: &str) -> Response {
@@ -233,51 +282,6 @@ fn zuliprc(email: &str, key: &str, site: &str) -> Response {
     .header("X-Content-Type-Options", "nosniff")
 }
 
-/// A new password ends every session of the user (web.md §5), and this browser gets a new
-/// one, so the person stays signed in here.
-fn change_password(
-    api: &Api,
-    request: &Request,
-    who: &SignedIn,
-    form: &Form,
-    log: &LogContext,
-) -> Result<Response, Failure> {
-    let (user, realm) = (&who.user, &who.realm);
-    if account::managed_by_ldap(realm, user) {
-        return Err(PasswordRefusal::ManagedByLdap.into());
-    }
-    let login = api.login();
-    let client = client(request, log);
-    account::confirm_password(&login, realm, user, form.text("old_password"), client)?;
-    let new_password = form.text("new_password1");
-    if new_password != form.text("new_password2") {
-        return Err(Failure::Mismatch);
-    }
-    let audit = AuditEntry {
-        detail: Some(ON_THE_PAGE.to_owned()),
-        ..client.audit(AuditEvent::PasswordChanged, realm, Some(user.id))
-    };
-    account::set_password(&login, user, new_password, &audit)?;
-    let cookie = session_cookie(api, request, user)?;
-    let page = account_page(
-        api,
-        request,
-        who,
-        Notice::Done("Your password has been changed."),
-    );
-    Ok(page.header("Set-Cookie", cookie))
-}
-
-fn sign_out(api: &Api, request: &Request, who: &SignedIn) -> Response {
-    if let Err(e) = session::end(&api.store, &who.session_id) {
-        return internal(&e);
-    }
-    page::redirect(LOGIN_PATH.to_owned()).header(
-        "Set-Cookie",
-        cookie::delete(session::COOKIE, SameSite::Strict, is_secure(api, request)),
-    )
-}
-
 fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
     html! {
         label for=(id) { (label) }
@@ -285,51 +289,44 @@ fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Mark
     }
 }
 
-fn account_page(api: &Api, request: &Request, who: &SignedIn, notice: Notice) -> Response {
-    let csrf = Csrf::for_page(request);
-    let token = csrf.token();
-    let user = &who.user;
-    let content = html! {
+/// A form of the CSRF token and the password, posted to `action`.
+fn password_form(csrf: &Csrf, action: &str, id: &str, button: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (hidden(csrf::FIELD, csrf.token()))
+            (password_field(id, "password", "Password", "current-password"))
+            button type="submit" { (button) }
+        }
+    }
+}
+
+fn account_page(csrf: &Csrf, user: &User, notice: &Notice, two_factor: Markup) -> Markup {
+    html! {
         p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
-        @match &notice {
+        @match notice {
             Notice::None => {},
             Notice::Error(message) => (page::error_message(Some(message))),
             Notice::Done(message) => p role="status" { (message) },
             Notice::ApiKey(key) => p role="status" { "Your API key: " code { (key) } },
         }
         h2 { "API key" }
-        p { "Enter your password to see your API key, download a zuliprc file for Zulip's tools, or replace the key (the old one stops working at once)." }
-        @for (action, id, button) in [
-            (API_KEY_PATH, "password_show", "Show API key"),
-            (ZULIPRC_PATH, "password_zuliprc", "Download zuliprc"),
-            (REGENERATE_PATH, "password_regenerate", "Generate a new API key"),
-        ] {
-            form method="post" action=(action) {
-                (hidden(csrf::FIELD, token))
-                (password_field(id, "password", "Password", "current-password"))
-                button type="submit" { (button) }
-            }
-        }
+        p { "Enter your password to see your API key, to download a zuliprc file for Zulip's tools, or to replace the key (the old one stops working at once)." }
+        (password_form(csrf, API_KEY_PATH, "password_show", "Show API key"))
+        (password_form(csrf, ZULIPRC_PATH, "password_zuliprc", "Download zuliprc"))
+        (password_form(csrf, REGENERATE_PATH, "password_regenerate", "Generate a new API key"))
         h2 { "Password" }
         form method="post" action=(PASSWORD_PATH) {
-            (hidden(csrf::FIELD, token))
+            (hidden(csrf::FIELD, csrf.token()))
             (password_field("old_password", "old_password", "Current password", "current-password"))
             (password_field("new_password1", "new_password1", "New password", "new-password"))
             (password_field("new_password2", "new_password2", "Confirm new password", "new-password"))
             button type="submit" { "Change password" }
         }
+        h2 { "Two-factor authentication" }
+        (two_factor)
         form method="post" action=(LOGOUT_PATH) {
-            (hidden(csrf::FIELD, token))
+            (hidden(csrf::FIELD, csrf.token()))
             button type="submit" { "Sign out" }
         }
-    };
-    csrf.set_cookie(
-        page::html(200, layout("Your account", content)),
-        is_secure(api, request),
-    )
-}
-
-pub fn internal(e: &StoreError) -> Response {
-    log::error!("database error on a web page: {e}");
-    SOMETHING_WENT_WRONG.page()
+    }
 }

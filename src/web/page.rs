@@ -8,6 +8,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
 use crate::http::{HTML, LogContext, Response};
+use crate::store::StoreError;
 
 /// The one stylesheet, inline so a page is a single request; the policy admits it by hash,
 /// and no script at all.
@@ -76,6 +77,7 @@ pub fn plain(status: u16, message: &str) -> Response {
         403 => "Forbidden",
         404 => "Not found",
         405 => "Method not allowed",
+        503 => "Unavailable",
         _ => "Error",
     };
     html(status, layout(title, html! { p { (message) } }))
@@ -91,6 +93,17 @@ pub struct Refusal {
 impl Refusal {
     pub fn page(self) -> Response {
         plain(self.status, self.message)
+    }
+}
+
+/// The store failed: logged here; the person is asked to come back (wire.md §3.6).
+impl From<StoreError> for Refusal {
+    fn from(err: StoreError) -> Refusal {
+        log::error!("store error: {err}");
+        Refusal {
+            status: 503,
+            message: "The service is unavailable right now. Please try again in a moment.",
+        }
     }
 }
 

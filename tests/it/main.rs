@@ -15,3 +15,4 @@ mod reset;
 mod server_settings;
 mod settings_api;
 mod support;
+mod web;

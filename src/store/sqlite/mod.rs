@@ -11,6 +11,7 @@ mod migrations;
 mod realms;
 mod sessions;
 mod users;
+mod web;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
