@@ -147,6 +147,10 @@ const ROUTES: &[Route] = &[
         costly: &["POST"],
         ..route(web::account::PASSWORD_PATH, Api::web_account)
     },
+    Route {
+        costly: &["POST"],
+        ..route(web::account::TWO_FACTOR_OFF_PATH, Api::web_account)
+    },
 ];
 
 impl ApiConfig {

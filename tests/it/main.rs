@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test starts the real `zulip-auth` on 127.0.0.1:0
 //! with a throw-away database and talks HTTP to it.
 
+mod account;
 mod accounts;
 mod cli;
 mod clients;

@@ -80,7 +80,7 @@ impl<'a> Browser<'a> {
 }
 
 /// The value of the hidden field `name` in a page.
-fn field(html: &str, name: &str) -> String {
+pub fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -90,7 +90,7 @@ fn field(html: &str, name: &str) -> String {
 }
 
 /// The key shown on an enrolment page, as a person would type it into an app.
-fn shown_secret(html: &str) -> Secret {
+pub fn shown_secret(html: &str) -> Secret {
     let start = html
         .find("<code class=\"secret\">")
         .expect("a key on the page")
@@ -104,7 +104,7 @@ fn shown_secret(html: &str) -> Secret {
     Secret::from_base32(&text).unwrap()
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
