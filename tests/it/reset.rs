@@ -415,3 +415,25 @@ fn mail_settings_are_checked_at_start() {
         assert!(stderr.contains(why), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn ldap_managed_addresses_get_no_link() {
+    let server = with_dead_relay(&[]);
+    server.ok(&[
+        "realm",
+        "set",
+        "",
+        "--ldap-url",
+        "ldap://127.0.0.1:9",
+        "--ldap-append-domain",
+        "example.com",
+    ]);
+    let r = submit(&server, "/accounts/password/reset/", &[("email", IAGO)], "");
+    assert_eq!((r.status, r.header("location")), (302, Some("/accounts/password/reset/done/")));
+    server.log_containing("the password is managed in LDAP; nothing sent");
+    let out = server.cli(&["user", "reset-link", IAGO], "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("managed in LDAP"));
+    // Addresses outside the directory's domain are this server's.
+    server.create_user("guest@other.org", IAGO_PASSWORD, &[]);
+    assert!(reset_link(&server, "guest@other.org", &[]).starts_with("/accounts/password/reset/"));
+}
