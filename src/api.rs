@@ -16,7 +16,7 @@ use crate::auth::password::Hasher;
 use crate::auth::ratelimit::RateLimits;
 use crate::clock;
 use crate::email;
-use crate::error::ApiError;
+use crate::error::{ApiError, UNAVAILABLE_RETRY_AFTER};
 use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::params::Params;
 use crate::site::Site;
@@ -122,11 +122,11 @@ impl Handler for Api {
             ..LogContext::default()
         };
         let mut response = match self.config.route(&request.path) {
-            None => Response::error(&ApiError::not_found()),
+            None => error_response(&ApiError::not_found()),
             Some(route) => {
                 log.quiet = route.quiet;
                 let response = (route.endpoint)(self, request, &mut log)
-                    .unwrap_or_else(|err| Response::error(&err));
+                    .unwrap_or_else(|err| error_response(&err));
                 if route.never_cache {
                     never_cache(response)
                 } else {
@@ -180,10 +180,12 @@ fn login_error(refusal: Refusal) -> ApiError {
         Refusal::UnknownUser
         | Refusal::WrongPassword
         | Refusal::DirectoryUnavailable
-        | Refusal::PasswordChanged => ApiError::authentication_failed(),
+        | Refusal::PasswordChanged
+        | Refusal::WrongCode => ApiError::authentication_failed(),
     }
 }
 
+/// The logins, with and without a password.
 impl Api {
     fn login(&self) -> Login<'_> {
         Login {
@@ -231,7 +233,7 @@ impl Api {
             ),
             Err(refusal) => {
                 log.failure = refusal.reason();
-                Response::error(&login_error(refusal))
+                error_response(&login_error(refusal))
             }
         };
         response
@@ -239,6 +241,54 @@ impl Api {
             .extend(checked.quota.iter().flat_map(|q| q.headers()));
         Ok(response)
     }
+    /// `POST /api/v1/dev_fetch_api_key` (SPEC §7.1): no password, no rate limit.
+    fn dev_fetch_api_key(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        if request.method != "POST" {
+            return Ok(method_not_allowed(&["POST"]));
+        }
+        let params = parse_params(request)?;
+        let username = params.required("username")?;
+        if !email::is_valid(username) {
+            return Err(ApiError::invalid_email());
+        }
+        let realm = self.request_realm(request, log)?;
+        let Some(user) = self.store.user_by_email(realm.id, username)? else {
+            return Err(if self.store.email_exists_anywhere(username)? {
+                ApiError::nonexistent_subdomain()
+            } else {
+                ApiError::authentication_failed()
+            });
+        };
+        log.user_id = Some(user.id);
+        let success = self
+            .login()
+            .without_password(&realm, user, client(request, log))?
+            .map_err(login_error)?;
+        Ok(api_key_response(
+            &success.api_key,
+            &success.user,
+            params.ignored(&["username"]),
+        ))
+    }
+
+    /// The realm of the request's Host, or E4.
+    fn request_realm(&self, request: &Request, log: &mut LogContext) -> Result<Realm, ApiError> {
+        let subdomain = self.config.site.subdomain_of(&request.host);
+        let realm = self
+            .store
+            .realm_by_subdomain(&subdomain)?
+            .ok_or_else(ApiError::nonexistent_subdomain)?;
+        log.realm = Some(realm.subdomain.clone());
+        Ok(realm)
+    }
+}
+
+/// What needs no credentials: server settings, the dev list and health.
+impl Api {
     /// `GET`/`HEAD /api/v1/server_settings` (SPEC §6).
     fn server_settings(
         &mut self,
@@ -309,40 +359,6 @@ impl Api {
         Ok(Response::json(200, &settings))
     }
 
-    /// `POST /api/v1/dev_fetch_api_key` (SPEC §7.1): no password, no rate limit.
-    fn dev_fetch_api_key(
-        &mut self,
-        request: &Request,
-        log: &mut LogContext,
-    ) -> Result<Response, ApiError> {
-        if request.method != "POST" {
-            return Ok(method_not_allowed(&["POST"]));
-        }
-        let params = parse_params(request)?;
-        let username = params.required("username")?;
-        if !email::is_valid(username) {
-            return Err(ApiError::invalid_email());
-        }
-        let realm = self.request_realm(request, log)?;
-        let Some(user) = self.store.user_by_email(realm.id, username)? else {
-            return Err(if self.store.email_exists_anywhere(username)? {
-                ApiError::nonexistent_subdomain()
-            } else {
-                ApiError::authentication_failed()
-            });
-        };
-        log.user_id = Some(user.id);
-        let success = self
-            .login()
-            .without_password(&realm, user, client(request, log))?
-            .map_err(login_error)?;
-        Ok(api_key_response(
-            &success.api_key,
-            &success.user,
-            params.ignored(&["username"]),
-        ))
-    }
-
     /// `/api/v1/dev_list_users`, any method (SPEC §7.2).
     fn dev_list_users(
         &mut self,
@@ -392,7 +408,10 @@ impl Api {
         self.store.health()?;
         Ok(Response::json(200, &SUCCESS))
     }
+}
 
+/// The routes authenticated by an API key (SPEC §9).
+impl Api {
     /// `GET`/`HEAD /api/v1/users/me` with Basic auth (SPEC §9.3): proves a key works.
     fn users_me(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
         if let Some(refusal) = rest_method_check(request, &["GET", "HEAD"]) {
@@ -505,17 +524,6 @@ impl Api {
             Ok((user, realm))
         }
     }
-
-    /// The realm of the request's Host, or E4.
-    fn request_realm(&self, request: &Request, log: &mut LogContext) -> Result<Realm, ApiError> {
-        let subdomain = self.config.site.subdomain_of(&request.host);
-        let realm = self
-            .store
-            .realm_by_subdomain(&subdomain)?
-            .ok_or_else(ApiError::nonexistent_subdomain)?;
-        log.realm = Some(realm.subdomain.clone());
-        Ok(realm)
-    }
 }
 
 fn parse_params(request: &Request) -> Result<Params, ApiError> {
@@ -524,6 +532,16 @@ fn parse_params(request: &Request) -> Result<Params, ApiError> {
         &request.body,
         &request.query,
     )
+}
+
+/// An error's response, with the `Retry-After` of a 503 (wire.md §3.6).
+fn error_response(err: &ApiError) -> Response {
+    let response = Response::error(err);
+    if *err == ApiError::unavailable() {
+        response.header("Retry-After", UNAVAILABLE_RETRY_AFTER)
+    } else {
+        response
+    }
 }
 
 /// The client as the login sees it.
@@ -582,23 +600,11 @@ fn never_cache(response: Response) -> Response {
 
 /// Django's 405: JSON in a `text/html` response without a trailing newline (SPEC §3.2).
 fn method_not_allowed(allowed: &[&'static str]) -> Response {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        result: &'static str,
-        msg: &'static str,
-        allowed_methods: &'a [&'static str],
-    }
-    let body = serde_json::to_vec(&Body {
-        result: "error",
-        msg: "Method Not Allowed",
-        allowed_methods: allowed,
-    })
-    .expect("a 405 body always serializes");
     Response {
         status: 405,
         content_type: Some(HTML),
         headers: vec![("Allow", allowed.join(", "))],
-        body,
+        body: ApiError::method_not_allowed_body(allowed),
         log: LogContext::default(),
     }
 }
@@ -654,3 +660,6 @@ struct AuthenticationMethods {
     #[serde(rename = "openid connect")]
     openid_connect: bool,
 }
+
+#[cfg(test)]
+mod tests;
