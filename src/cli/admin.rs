@@ -1,7 +1,7 @@
 //! The admin commands: realms, users, the database and the audit trail. Each prints its
 //! result on stdout and reports bad input as one [`Error`] line; every change is audited.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -425,9 +425,14 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
                 &context,
             )?;
             let uri = secret.otpauth_uri(second_factor::issuer(&realm), &user.delivery_email);
-            println!("{uri}");
-            println!("{}", totp::qr_terminal(&uri));
-            Ok(())
+            let text = format!("{uri}\n{}\n", totp::qr_terminal(&uri));
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                // `| head -n 1` for the URI alone: the key is enrolled either way.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::Io("cannot write to stdout".into(), e))
+                }
+                _ => Ok(()),
+            }
         }
         TotpCommand::Disable { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;

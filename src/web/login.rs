@@ -110,6 +110,7 @@ fn refusal_message(refusal: LoginRefusal) -> &'static str {
             "Password authentication is disabled in this organization."
         }
         LoginRefusal::ResetRequired => "Your password has been disabled and needs to be reset.",
+        LoginRefusal::WrongCode => WRONG_CODE,
         LoginRefusal::InvalidEmail
         | LoginRefusal::UnknownUser
         | LoginRefusal::WrongPassword

@@ -26,7 +26,7 @@ button{display:block;width:100%;margin-top:1.25rem;font:inherit;font-weight:600;
 .error{padding:.6rem .8rem;border:1px solid #cf222e;border-radius:6px;background:#ffebe9;color:#82071e}
 .qr{display:block;margin:1rem auto;width:220px;max-width:100%;background:#fff}
 .qr svg{display:block;width:100%;height:auto}
-code{word-break:break-all;font-size:.9rem}
+code{overflow-wrap:anywhere;font-size:.9rem}
 ";
 
 /// No script may run, styles only from the stylesheet above, forms post only here (and
