@@ -4,12 +4,13 @@
 //! its timing tells nothing about accounts (web.md §6). A failure is logged, never shown.
 
 use std::net::IpAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
 use std::time::Duration;
 
-use log::{info, warn};
+use log::{error, info, warn};
 use maud::{DOCTYPE, html};
 
 use crate::auth::reset;
@@ -63,8 +64,11 @@ impl ResetDesk {
 
 fn serve(store: &Store, postman: &Postman, lifetime: Duration, requests: &Receiver<ResetRequest>) {
     for request in requests {
-        if let Err(e) = handle(store, postman, lifetime, &request) {
-            warn!("password reset request not handled: {e}");
+        // A bug in one request must not stop the desk for every later one.
+        match catch_unwind(AssertUnwindSafe(|| handle(store, postman, lifetime, &request))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("password reset request not handled: {e}"),
+            Err(_) => error!("password reset request panicked"),
         }
     }
 }
