@@ -117,19 +117,21 @@ async function scenario(page) {
 
 mkdirSync(SHOTS, { recursive: true });
 const profile = mkdtempSync(join(tmpdir(), 'zulip-auth-chromium-'));
-const browser = await chromium.launch({
+const context = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
     args: [
         '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        `--user-data-dir=${profile}`,
     ],
     timeout: 60_000,
+    viewport: PHONE,
+    isMobile: true,
+    hasTouch: true,
+    acceptDownloads: true,
 });
 let failed = false;
 try {
-    const context = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true, acceptDownloads: true });
-    const page = await context.newPage();
+    const page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(20_000);
     await scenario(page);
     console.log('ok   forgotten password: mail, link, new password, sign-in, zuliprc');
@@ -137,7 +139,7 @@ try {
     console.log(`FAIL forgotten password: ${error.stack ?? error}`);
     failed = true;
 } finally {
-    await browser.close();
+    await context.close();
     rmSync(profile, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);
