@@ -429,7 +429,10 @@ fn ldap_managed_addresses_get_no_link() {
         "example.com",
     ]);
     let r = submit(&server, "/accounts/password/reset/", &[("email", IAGO)], "");
-    assert_eq!((r.status, r.header("location")), (302, Some("/accounts/password/reset/done/")));
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("/accounts/password/reset/done/"))
+    );
     server.log_containing("the password is managed in LDAP; nothing sent");
     let out = server.cli(&["user", "reset-link", IAGO], "");
     assert!(String::from_utf8_lossy(&out.stderr).contains("managed in LDAP"));
