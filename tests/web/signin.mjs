@@ -104,10 +104,15 @@ async function expectVisible(page, selector) {
 // Resolves with the zulip:// URL the browser is sent to, once it sets out to open it (as the
 // app's in-app browser hands it to the app): so the page's policy let the form's redirect
 // through. No app is installed here, so Chromium then aborts it.
+// (A policy without `zulip:` in form-action blocks it, and this times out.)
 function appRedirect(page) {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no navigation to zulip://')), 20_000);
         page.on('request', (request) => {
-            if (request.url().startsWith('zulip://')) resolve(request.url());
+            if (request.url().startsWith('zulip://')) {
+                clearTimeout(timer);
+                resolve(request.url());
+            }
         });
     });
 }
