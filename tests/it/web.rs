@@ -554,3 +554,23 @@ fn the_cli_enrols_shows_and_disables() {
             .contains("signed in")
     );
 }
+
+#[test]
+fn another_instance_takes_the_second_step() {
+    let (mut server, _) = TestServer::with_iago(&[]);
+    let (_, secret) = enroll(&server, IAGO);
+    let (browser, _) = Browser::open(&server, &format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
+    let csrf = browser.csrf.clone();
+    let code_page = browser.password(IAGO, IAGO_PASSWORD, Some(ZERO_PAD));
+    assert_code_page(&code_page);
+    // A new process on the same database: the step, the CSRF pair and the replay guard are
+    // all in the store.
+    server.restart();
+    let browser = Browser {
+        server: &server,
+        csrf,
+    };
+    let finished = browser.code(&code_page, &secret.code_at(now()), Some(ZERO_PAD));
+    assert_eq!(finished.status, 302, "{}", finished.text());
+    assert!(finished.header("location").unwrap().starts_with("zulip://login?"));
+}
