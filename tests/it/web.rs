@@ -572,5 +572,10 @@ fn another_instance_takes_the_second_step() {
     };
     let finished = browser.code(&code_page, &secret.code_at(now()), Some(ZERO_PAD));
     assert_eq!(finished.status, 302, "{}", finished.text());
-    assert!(finished.header("location").unwrap().starts_with("zulip://login?"));
+    assert!(
+        finished
+            .header("location")
+            .unwrap()
+            .starts_with("zulip://login?")
+    );
 }
