@@ -579,3 +579,44 @@ fn another_instance_takes_the_second_step() {
             .starts_with("zulip://login?")
     );
 }
+
+#[test]
+fn realms_keep_their_own_pages_and_steps() {
+    let (server, _) = TestServer::with_iago(&["--external-url", "http://chat.example.test"]);
+    let root = [("Host", "chat.example.test")];
+    let lear = [("Host", "lear.chat.example.test")];
+    let missing = server.send("GET", LOGIN, &[("Host", "nope.chat.example.test")], b"");
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing
+            .text()
+            .contains("There is no organization at this address.")
+    );
+    server.ok(&["realm", "create", "lear", "--name", "Lear & Co."]);
+    let page = server.send("GET", LOGIN, &lear, b"");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text()
+            .contains("<title>Sign in to Lear &amp; Co.</title>"),
+        "{}",
+        page.text()
+    );
+    // A step begun on the root realm is no step on lear's.
+    enroll(&server, IAGO);
+    let csrf = "cd".repeat(32);
+    let cookie = format!("csrftoken={csrf}");
+    let post = |host: &[(&str, &str); 1], fields: &[(&str, &str)]| {
+        let mut all = vec![("csrfmiddlewaretoken", csrf.as_str())];
+        all.extend_from_slice(fields);
+        server.post_form_with(LOGIN, &all, &[host[0], ("Cookie", cookie.as_str())])
+    };
+    let code_page = post(&root, &[("username", IAGO), ("password", IAGO_PASSWORD)]);
+    assert_code_page(&code_page);
+    let token = field(code_page.text(), "step_token");
+    let elsewhere = post(&lear, &[("step_token", &token), ("otp_token", "000000")]);
+    assert!(
+        elsewhere.text().contains("took too long"),
+        "{}",
+        elsewhere.text()
+    );
+}
