@@ -241,6 +241,7 @@ impl Api {
             .extend(checked.quota.iter().flat_map(|q| q.headers()));
         Ok(response)
     }
+
     /// `POST /api/v1/dev_fetch_api_key` (SPEC §7.1): no password, no rate limit.
     fn dev_fetch_api_key(
         &mut self,
