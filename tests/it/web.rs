@@ -620,3 +620,30 @@ fn realms_keep_their_own_pages_and_steps() {
         elsewhere.text()
     );
 }
+
+#[test]
+fn a_password_changed_between_the_steps_finishes_nothing() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let (_, secret) = enroll(&server, IAGO);
+    let (browser, _) = Browser::open(&server, &format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
+    let code_page = browser.password(IAGO, IAGO_PASSWORD, Some(ZERO_PAD));
+    assert_code_page(&code_page);
+    let changed = server.cli(
+        &["user", "set-password", IAGO, "--password-stdin"],
+        "Another-Horse-10\n",
+    );
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    let refused = browser.code(&code_page, &secret.code_at(now()), Some(ZERO_PAD));
+    assert_eq!(refused.status, 200);
+    assert!(refused.header("location").is_none());
+    assert!(
+        refused
+            .text()
+            .contains("Your username or password is incorrect.")
+    );
+    assert!(refused.text().contains("name=\"password\""));
+}
