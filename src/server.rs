@@ -189,7 +189,8 @@ fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
 }
 
 /// Deletes rate-limit events no window can see any more, audit rows past their retention
-/// and sign-in steps past their time, once a minute and off the request path, so the tables stay small.
+/// and sign-in steps past their time, once a minute and off the request path, so the
+/// tables stay small.
 fn spawn_pruner(store: Store, longest_window: Option<f64>, audit_retention: Duration) {
     thread::Builder::new()
         .name("pruner".into())
@@ -203,7 +204,7 @@ fn spawn_pruner(store: Store, longest_window: Option<f64>, audit_retention: Dura
                     )
                     .and_then(|_| store.prune_login_steps(now));
                 if let Err(e) = pruned {
-                    warn!("pruning old rate-limit and audit rows failed: {e}");
+                    warn!("pruning old rate-limit, audit and sign-in step rows failed: {e}");
                 }
                 thread::sleep(PRUNE_INTERVAL);
             }

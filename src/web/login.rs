@@ -377,7 +377,8 @@ fn password_form(view: &View<'_>, username: &str, error: Option<&str>) -> Markup
                 input #username type="text" name="username" value=(username) autocomplete="username"
                     inputmode="email" autocapitalize="none" spellcheck="false" required autofocus;
                 label for="password" { "Password" }
-                input #password type="password" name="password" autocomplete="current-password" required;
+                input #password type="password" name="password" autocomplete="current-password"
+                    required;
                 button type="submit" { "Sign in" }
             }
         },
@@ -425,9 +426,14 @@ fn enrolment(
         .map(|c| std::str::from_utf8(c).expect("base32 is ASCII"))
         .collect();
     html! {
-        p { "Scan this QR code with an authenticator app, or enter the key below by hand, then type the code it shows." }
+        p {
+            "Scan this QR code with an authenticator app, or enter the key below by hand, "
+            "then type the code it shows."
+        }
         // The SVG is drawn by the qrcode crate from the URI alone: no text of a person's in it.
-        div class="qr" role="img" aria-label="QR code of the key" { (PreEscaped(totp::qr_svg(&uri))) }
+        div class="qr" role="img" aria-label="QR code of the key" {
+            (PreEscaped(totp::qr_svg(&uri)))
+        }
         p { "Key: " code class="secret" { (grouped.join(" ")) } }
         form method="post" action=(PATH) {
             (view.carried())
@@ -460,7 +466,10 @@ fn signed_in_page(view: &View<'_>, user: &User, offer: Option<&(String, Secret)>
     page::layout(
         "Signed in",
         html! {
-            p { "You are signed in to " (view.realm.name) " as " strong { (user.delivery_email) } "." }
+            p {
+                "You are signed in to " (view.realm.name) " as "
+                strong { (user.delivery_email) } "."
+            }
             @match offer {
                 None => p { "Two-factor authentication is on." },
                 Some((token, secret)) => {
@@ -477,8 +486,11 @@ fn enrolled_page(view: &View<'_>, user: &User) -> Markup {
     page::layout(
         "Two-factor authentication is on",
         html! {
-            p { "From now on, signing in to " (view.realm.name) " as " strong { (user.delivery_email) }
-                " asks for a code from your authenticator app." }
+            p {
+                "From now on, signing in to " (view.realm.name) " as "
+                strong { (user.delivery_email) }
+                " asks for a code from your authenticator app."
+            }
         },
     )
 }
