@@ -19,7 +19,7 @@ use crate::auth::token;
 use crate::auth::totp::{self, Secret};
 use crate::clock;
 use crate::http::{LogContext, Request, Response};
-use crate::store::{AuditEvent, LoginStep, Realm, User};
+use crate::store::{AuditEntry, AuditEvent, LoginStep, Realm, StoreResult, User};
 use crate::web::Context;
 use crate::web::cookie;
 use crate::web::csrf::{self, Csrf};
@@ -219,28 +219,12 @@ fn code_step(
     // store fault inside it is kept and reported after.
     let mut fault = None;
     let mut accept = |user: &User| {
-        let checked = match &enrol_secret {
-            Some(secret) => match second_factor::check_first_code(secret, code) {
-                Some(first) => second_factor::enrol(
-                    ctx.store,
-                    view.realm,
-                    user,
-                    secret,
-                    Some(first),
-                    Origin::Web,
-                    &context,
-                )
-                .map(|()| true),
-                None => Ok(false),
+        accepts(ctx, view.realm, user, enrol_secret.as_ref(), code, &context).unwrap_or_else(
+            |err| {
+                fault = Some(err);
+                false
             },
-            None => {
-                second_factor::check_code(ctx.store, view.realm, user, code, Origin::Web, &context)
-            }
-        };
-        checked.unwrap_or_else(|err| {
-            fault = Some(err);
-            false
-        })
+        )
     };
     if !step.finishes_login {
         // A signed-in user turning it on: nothing to finish, and nothing to guess.
@@ -289,6 +273,36 @@ fn code_step(
                 Some(refusal_message(refusal)),
             )))
         }
+    }
+}
+
+/// Whether `code` is right: a code of the user's key (used up once accepted), or the first
+/// code of the key being enrolled, which then becomes theirs.
+fn accepts(
+    ctx: &Context<'_>,
+    realm: &Realm,
+    user: &User,
+    enrol_secret: Option<&Secret>,
+    code: &str,
+    context: &AuditEntry,
+) -> StoreResult<bool> {
+    let Some(secret) = enrol_secret else {
+        return second_factor::check_code(ctx.store, realm, user, code, Origin::Web, context);
+    };
+    match second_factor::check_first_code(secret, code) {
+        Some(first) => {
+            second_factor::enrol(
+                ctx.store,
+                realm,
+                user,
+                secret,
+                Some(first),
+                Origin::Web,
+                context,
+            )?;
+            Ok(true)
+        }
+        None => Ok(false),
     }
 }
 
