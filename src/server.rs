@@ -222,7 +222,9 @@ fn spawn_pruner(store: Store, config: &ServeConfig) {
                     .and_then(|_| store.prune_login_steps(now))
                     .and_then(|_| store.prune_sessions(now, sessions));
                 if let Err(e) = pruned {
-                    warn!("pruning old rate-limit, audit and session rows failed: {e}");
+                    warn!(
+                        "pruning old rate-limit, audit, sign-in step and session rows failed: {e}"
+                    );
                 }
                 thread::sleep(PRUNE_INTERVAL);
             }

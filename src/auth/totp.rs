@@ -78,7 +78,9 @@ impl Secret {
         epoch_seconds: u64,
         last_accepted: Option<u64>,
     ) -> Option<u64> {
-        let step = self.totp(None, "-").check(code.trim(), epoch_seconds)?;
+        // Apps show "123 456"; people type it so.
+        let code: String = code.split_whitespace().collect();
+        let step = self.totp(None, "-").check(&code, epoch_seconds)?;
         last_accepted.is_none_or(|last| step > last).then_some(step)
     }
 }
@@ -159,6 +161,8 @@ mod tests {
         assert_eq!(secret.accepts(&current, now, Some(step)), None);
         assert_eq!(secret.accepts(&previous, now, Some(step)), None);
         assert_eq!(secret.accepts("12345", now, None), None);
+        let spaced = format!(" {} {} ", &current[..3], &current[3..]);
+        assert_eq!(secret.accepts(&spaced, now + 30, None), Some(step));
         assert_eq!(secret.accepts("+12345", now, None), None);
     }
 

@@ -147,6 +147,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         password_auth_enabled: bool,
         email_auth_enabled: bool,
         ldap_enabled: bool,
+        web_login_enabled: bool,
+        require_2fa: bool,
         users: i64,
     }
     let rows: Vec<Row> = store
@@ -155,6 +157,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         .map(|(r, users)| Row {
             users,
             ldap_enabled: r.ldap_backend().is_some(),
+            web_login_enabled: r.web_login_enabled,
+            require_2fa: r.require_2fa,
             subdomain: r.subdomain,
             name: r.name,
             deactivated: r.deactivated,
@@ -174,6 +178,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
             "PASSWORD AUTH",
             "EMAIL",
             "LDAP",
+            "WEB LOGIN",
+            "2FA",
             "USERS",
         ],
         rows.iter().map(|r| {
@@ -193,6 +199,13 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
                 if r.password_auth_enabled { "on" } else { "off" }.into(),
                 if r.email_auth_enabled { "on" } else { "off" }.into(),
                 if r.ldap_enabled { "on" } else { "off" }.into(),
+                if r.web_login_enabled { "on" } else { "off" }.into(),
+                if r.require_2fa {
+                    "required"
+                } else {
+                    "optional"
+                }
+                .into(),
                 r.users.to_string(),
             ]
         }),

@@ -14,13 +14,12 @@
 use maud::{Markup, PreEscaped, html};
 
 use crate::auth::login::{Credentials, Deferred, Method, Refusal as LoginRefusal, Verified};
-use crate::auth::ratelimit::Gate;
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::token;
 use crate::auth::totp::{self, Secret};
 use crate::clock;
 use crate::http::{LogContext, Request, Response};
-use crate::store::{AuditEntry, AuditEvent, LoginStep, Realm, User};
+use crate::store::{AuditEntry, AuditEvent, LoginStep, Realm, StoreResult, User};
 use crate::web::Context;
 use crate::web::account;
 use crate::web::cookie;
@@ -214,69 +213,98 @@ fn code_step(
         Some(secret) => enrol_form(view, &user, step_token, secret, Some(message)),
         None => code_form(view, step_token, Some(message)),
     };
-    // A code is an attempt like a password: the same buckets, decided the same way.
-    let reservation = match ctx.login.limits.admit(
-        &**ctx.store,
-        &step.username,
-        ctx.client.address,
-        clock::now(),
-    )? {
-        Gate::Refused { .. } => {
-            log.failure = Some("RATE_LIMIT_HIT");
-            return Ok(Next::Page(again(TOO_MANY)));
-        }
-        Gate::Admitted { reservation, .. } => reservation,
-    };
     let context = ctx
         .client
         .audit(AuditEvent::TotpUsed, view.realm, Some(user.id));
-    let accepted = match &enrol_secret {
-        Some(secret) => match second_factor::check_first_code(secret, code) {
-            Some(first_step) => {
-                second_factor::enrol(
-                    ctx.store,
-                    view.realm,
-                    &user,
-                    secret,
-                    Some(first_step),
-                    Origin::Web,
-                    &context,
-                )?;
-                true
-            }
-            None => false,
-        },
-        None => {
-            second_factor::check_code(ctx.store, view.realm, &user, code, Origin::Web, &context)?
-        }
+    // The code's check, for the login to call once the limits have admitted the attempt. A
+    // store fault inside it is kept and reported after.
+    let mut fault = None;
+    let mut accept = |user: &User| {
+        accepts(ctx, view.realm, user, enrol_secret.as_ref(), code, &context).unwrap_or_else(
+            |err| {
+                fault = Some(err);
+                false
+            },
+        )
     };
-    if !accepted {
-        // The reservation stays: it is this failure's event in the address bucket.
-        log.failure = Some("WRONG_CODE");
-        let audit = AuditEntry {
-            reason: Some("WRONG_CODE".to_owned()),
-            detail: Some(Origin::Web.detail().to_owned()),
-            ..context.with_event(AuditEvent::LoginFailure)
-        };
-        ctx.store.audit(&audit)?;
-        return Ok(Next::Page(again(WRONG_CODE)));
-    }
-    if let Some(held) = reservation {
-        ctx.store.release(held)?;
-    }
-    if !ctx.store.take_login_step(&digest)? {
-        return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
-    }
     if !step.finishes_login {
+        // A signed-in user turning it on: nothing to finish, and nothing to guess.
+        if !accept(&user) {
+            return match fault {
+                Some(err) => Err(err.into()),
+                None => Ok(Next::Page(again(WRONG_CODE))),
+            };
+        }
+        ctx.store.take_login_step(&digest)?;
         return Ok(Next::Page(enrolled_page(view, &user)));
     }
+    let username = step.username.clone();
     let deferred = Deferred {
         user_id: step.user_id,
         username: step.username,
         verified_hash: step.verified_hash,
         rehash: step.rehash,
     };
-    finish(ctx, view, ctx.login.resume(deferred, user, Method::Web))
+    let verified = ctx.login.resume(deferred, user.clone(), Method::Web);
+    let checked = ctx
+        .login
+        .second_factor(view.realm, &username, verified, ctx.client, accept)?;
+    if let Some(err) = fault {
+        return Err(err.into());
+    }
+    match checked.outcome {
+        Ok(success) => {
+            // Spent: the same token cannot finish a second time.
+            ctx.store.take_login_step(&digest)?;
+            Ok(Next::Finished {
+                user: success.user,
+                api_key: success.api_key,
+            })
+        }
+        Err(refusal @ (LoginRefusal::WrongCode | LoginRefusal::RateLimited { .. })) => {
+            log.failure = refusal.reason();
+            Ok(Next::Page(again(refusal_message(refusal))))
+        }
+        Err(refusal) => {
+            log.failure = refusal.reason();
+            ctx.store.take_login_step(&digest)?;
+            Ok(Next::Page(password_form(
+                view,
+                "",
+                Some(refusal_message(refusal)),
+            )))
+        }
+    }
+}
+
+/// Whether `code` is right: a code of the user's key (used up once accepted), or the first
+/// code of the key being enrolled, which then becomes theirs.
+fn accepts(
+    ctx: &Context<'_>,
+    realm: &Realm,
+    user: &User,
+    enrol_secret: Option<&Secret>,
+    code: &str,
+    context: &AuditEntry,
+) -> StoreResult<bool> {
+    let Some(secret) = enrol_secret else {
+        return second_factor::check_code(ctx.store, realm, user, code, Origin::Web, context);
+    };
+    match second_factor::check_first_code(secret, code) {
+        Some(first) => {
+            second_factor::enrol(
+                ctx.store,
+                realm,
+                user,
+                secret,
+                Some(first),
+                Origin::Web,
+                context,
+            )?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// The login function's finish: the bucket cleared and the key handed out, or a refusal if
@@ -378,7 +406,8 @@ fn password_form(view: &View<'_>, username: &str, error: Option<&str>) -> Markup
                 input #username type="text" name="username" value=(username) autocomplete="username"
                     inputmode="email" autocapitalize="none" spellcheck="false" required autofocus;
                 label for="password" { "Password" }
-                input #password type="password" name="password" autocomplete="current-password" required;
+                input #password type="password" name="password" autocomplete="current-password"
+                    required;
                 button type="submit" { "Sign in" }
             }
         },
@@ -426,9 +455,14 @@ fn enrolment(
         .map(|c| std::str::from_utf8(c).expect("base32 is ASCII"))
         .collect();
     html! {
-        p { "Scan this QR code with an authenticator app, or enter the key below by hand, then type the code it shows." }
+        p {
+            "Scan this QR code with an authenticator app, or enter the key below by hand, "
+            "then type the code it shows."
+        }
         // The SVG is drawn by the qrcode crate from the URI alone: no text of a person's in it.
-        div class="qr" role="img" aria-label="QR code of the key" { (PreEscaped(totp::qr_svg(&uri))) }
+        div class="qr" role="img" aria-label="QR code of the key" {
+            (PreEscaped(totp::qr_svg(&uri)))
+        }
         p { "Key: " code class="secret" { (grouped.join(" ")) } }
         form method="post" action=(PATH) {
             (view.carried())
@@ -460,8 +494,11 @@ fn enrolled_page(view: &View<'_>, user: &User) -> Markup {
     page::layout(
         "Two-factor authentication is on",
         html! {
-            p { "From now on, signing in to " (view.realm.name) " as " strong { (user.delivery_email) }
-                " asks for a code from your authenticator app." }
+            p {
+                "From now on, signing in to " (view.realm.name) " as "
+                strong { (user.delivery_email) }
+                " asks for a code from your authenticator app."
+            }
             p { a href=(account::SETTINGS_PATH) { "Back to your account" } }
         },
     )

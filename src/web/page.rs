@@ -169,6 +169,8 @@ mod tests {
                 "{csp}"
             );
             assert!(!csp.contains("unsafe-inline"));
+            // Chromium holds a form's redirect to the policy: the app's scheme must pass.
+            assert!(csp.contains("form-action 'self' zulip:;"), "{csp}");
         }
     }
 

@@ -581,3 +581,96 @@ fn the_cli_enrols_shows_and_disables() {
             .contains("Signed in as")
     );
 }
+
+#[test]
+fn another_instance_takes_the_second_step() {
+    let (mut server, _) = TestServer::with_iago(&[]);
+    let (_, secret) = enroll(&server, IAGO);
+    let (browser, _) = Browser::open(&server, &format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
+    let csrf = browser.csrf.clone();
+    let code_page = browser.password(IAGO, IAGO_PASSWORD, Some(ZERO_PAD));
+    assert_code_page(&code_page);
+    // A new process on the same database: the step, the CSRF pair and the replay guard are
+    // all in the store.
+    server.restart();
+    let browser = Browser {
+        server: &server,
+        csrf,
+    };
+    let finished = browser.code(&code_page, &secret.code_at(now()), Some(ZERO_PAD));
+    assert_eq!(finished.status, 302, "{}", finished.text());
+    assert!(
+        finished
+            .header("location")
+            .unwrap()
+            .starts_with("zulip://login?")
+    );
+}
+
+#[test]
+fn realms_keep_their_own_pages_and_steps() {
+    let (server, _) = TestServer::with_iago(&["--external-url", "http://chat.example.test"]);
+    let root = [("Host", "chat.example.test")];
+    let lear = [("Host", "lear.chat.example.test")];
+    let missing = server.send("GET", LOGIN, &[("Host", "nope.chat.example.test")], b"");
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing
+            .text()
+            .contains("There is no organization at this address.")
+    );
+    server.ok(&["realm", "create", "lear", "--name", "Lear & Co."]);
+    let page = server.send("GET", LOGIN, &lear, b"");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text()
+            .contains("<title>Sign in to Lear &amp; Co.</title>"),
+        "{}",
+        page.text()
+    );
+    // A step begun on the root realm is no step on lear's.
+    enroll(&server, IAGO);
+    let csrf = "cd".repeat(32);
+    let cookie = format!("csrftoken={csrf}");
+    let post = |host: &[(&str, &str); 1], fields: &[(&str, &str)]| {
+        let mut all = vec![("csrfmiddlewaretoken", csrf.as_str())];
+        all.extend_from_slice(fields);
+        server.post_form_with(LOGIN, &all, &[host[0], ("Cookie", cookie.as_str())])
+    };
+    let code_page = post(&root, &[("username", IAGO), ("password", IAGO_PASSWORD)]);
+    assert_code_page(&code_page);
+    let token = field(code_page.text(), "step_token");
+    let elsewhere = post(&lear, &[("step_token", &token), ("otp_token", "000000")]);
+    assert!(
+        elsewhere.text().contains("took too long"),
+        "{}",
+        elsewhere.text()
+    );
+}
+
+#[test]
+fn a_password_changed_between_the_steps_finishes_nothing() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let (_, secret) = enroll(&server, IAGO);
+    let (browser, _) = Browser::open(&server, &format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
+    let code_page = browser.password(IAGO, IAGO_PASSWORD, Some(ZERO_PAD));
+    assert_code_page(&code_page);
+    let changed = server.cli(
+        &["user", "set-password", IAGO, "--password-stdin"],
+        "Another-Horse-10\n",
+    );
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    let refused = browser.code(&code_page, &secret.code_at(now()), Some(ZERO_PAD));
+    assert_eq!(refused.status, 200);
+    assert!(refused.header("location").is_none());
+    assert!(
+        refused
+            .text()
+            .contains("Your username or password is incorrect.")
+    );
+    assert!(refused.text().contains("name=\"password\""));
+}

@@ -5,7 +5,8 @@
 //
 // Environment (set by tests/web/run): REALM_URL, PASSWORD, TOTP_EMAIL and TOTP_SECRET (a user
 // enrolled by `user totp enroll`), ENROL_EMAIL (a user without a second factor in a realm that
-// requires one), SHOTS (where screenshots go), SECRETS_OUT (where the pads and encrypted keys
+// requires one), BROWSER_EMAIL (another such user, signing in without the app), SHOTS (where
+// screenshots go), SECRETS_OUT (where the pads and encrypted keys
 // are written). Prints "N passed, N failed".
 import { createHmac, randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -104,10 +105,15 @@ async function expectVisible(page, selector) {
 // Resolves with the zulip:// URL the browser is sent to, once it sets out to open it (as the
 // app's in-app browser hands it to the app): so the page's policy let the form's redirect
 // through. No app is installed here, so Chromium then aborts it.
+// (A policy without `zulip:` in form-action blocks it, and this times out.)
 function appRedirect(page) {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no navigation to zulip://')), 20_000);
         page.on('request', (request) => {
-            if (request.url().startsWith('zulip://')) resolve(request.url());
+            if (request.url().startsWith('zulip://')) {
+                clearTimeout(timer);
+                resolve(request.url());
+            }
         });
     });
 }
@@ -118,7 +124,7 @@ async function typeInto(page, selector, text) {
 }
 
 async function passwordStep(page, email, pad) {
-    await page.goto(`${REALM_URL}/accounts/login/?mobile_flow_otp=${pad}`);
+    await page.goto(`${REALM_URL}/accounts/login/${pad ? `?mobile_flow_otp=${pad}` : ''}`);
     await expectVisible(page, 'input[name=username]');
     await expectVisible(page, 'input[name=password]');
     await screenshot(page, `login-${email.split('@')[0]}`);
@@ -189,6 +195,19 @@ const scenarios = {
         const url = await codeStep(page, totp(secret), 'enrolment');
         remember(pad, url);
         await checkKey(await decodeAsTheApp(url, pad));
+    },
+    // A person at a browser, without the app: enrolment, then the page says who is signed in.
+    async 'enrolment in a plain browser, then the signed-in page'(page) {
+        const email = env('BROWSER_EMAIL');
+        await passwordStep(page, email, null);
+        await expectVisible(page, '.qr svg');
+        await screenshot(page, 'enrolment-without-the-app');
+        const secret = (await page.locator('code.secret').innerText()).replace(/\s+/g, '');
+        await typeInto(page, 'input[name=otp_token]', totp(secret));
+        await Promise.all([page.waitForLoadState('load'), page.locator('button[type=submit]').click()]);
+        const text = await page.locator('main').innerText();
+        if (!text.includes(`signed in to Example Org as ${email}`)) throw new Error(`not signed in: ${text}`);
+        await screenshot(page, 'signed-in');
     },
 };
 
