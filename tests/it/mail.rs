@@ -100,3 +100,23 @@ fn a_newer_message_kills_the_older_link() {
         302
     );
 }
+
+#[test]
+#[ignore = "needs aiosmtpd: run tests/mail/run"]
+fn smtp_without_tls_none_requires_starttls() {
+    // This relay offers no STARTTLS: smtp:// must refuse to send in clear text.
+    let mailbox = Mailbox::start();
+    let url = format!("smtp://127.0.0.1:{}", mailbox.port);
+    let (server, _) = TestServer::with_iago(&[
+        "--smtp-url",
+        &url,
+        "--mail-from",
+        "noreply@example.com",
+        "--external-url",
+        "http://zulip.example.com",
+    ]);
+    request_reset(&server, IAGO);
+    let log = server.log_containing("password reset mail to user 1 not sent");
+    assert!(log.to_lowercase().contains("tls"), "{log}");
+    assert!(mailbox.messages().is_empty());
+}

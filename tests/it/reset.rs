@@ -71,8 +71,9 @@ fn a_link_sets_the_password_once_and_keeps_the_key() {
     );
     let done = server.get("/accounts/password/done/");
     assert!(
-        done.text().contains("You&#39;ve set a new password!")
-            || done.text().contains("You've set a new password!")
+        done.text().contains("You've set a new password!"),
+        "{}",
+        done.text()
     );
     assert!(
         done.text()
