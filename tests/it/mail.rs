@@ -3,7 +3,7 @@
 //! Ignored by a plain `cargo test`, which has no SMTP server; tests/mail/run runs them.
 
 use crate::mailbox::{self, Mailbox};
-use crate::reset::{NEW_PASSWORD, set_new_password, submit};
+use crate::reset::{CSRF, NEW_PASSWORD, set_new_password, submit};
 use crate::support::{E11, IAGO, IAGO_PASSWORD, TestServer};
 
 fn server_mailing_to(mailbox: &Mailbox) -> TestServer {
@@ -17,6 +17,16 @@ fn server_mailing_to(mailbox: &Mailbox) -> TestServer {
         "http://zulip.example.com",
     ]);
     server
+}
+
+/// A reset request on the realm of `host`.
+fn submit_to(server: &TestServer, host: &str, email: &str) -> crate::support::HttpResponse {
+    let cookie = format!("csrftoken={CSRF}");
+    server.post_form_with(
+        "/accounts/password/reset/",
+        &[("csrfmiddlewaretoken", CSRF), ("email", email)],
+        &[("Cookie", &cookie), ("Host", host)],
+    )
 }
 
 fn request_reset(server: &TestServer, email: &str) {
@@ -119,4 +129,35 @@ fn smtp_without_tls_none_requires_starttls() {
     let log = server.log_containing("password reset mail to user 1 not sent");
     assert!(log.contains("STARTTLS is not supported"), "{log}");
     assert!(mailbox.messages().is_empty());
+}
+
+#[test]
+#[ignore = "needs aiosmtpd: run tests/mail/run"]
+fn realms_without_local_passwords_or_deactivated_send_nothing() {
+    let mailbox = Mailbox::start();
+    let server = server_mailing_to(&mailbox);
+    for (realm, setting) in [
+        ("lear", Some("--password-auth")),
+        ("elsinore", Some("--email-auth")),
+        ("verona", None),
+    ] {
+        let email = format!("{realm}@example.com");
+        server.ok(&["realm", "create", realm, "--name", realm]);
+        server.create_user(&email, IAGO_PASSWORD, &["--realm", realm]);
+        match setting {
+            Some(setting) => server.ok(&["realm", "set", realm, setting, "off"]),
+            None => server.ok(&["realm", "deactivate", realm]),
+        }
+        let r = submit_to(&server, &format!("{realm}.zulip.example.com"), &email);
+        assert_eq!(
+            (r.status, r.header("location")),
+            (302, Some("/accounts/password/reset/done/"))
+        );
+    }
+    request_reset(&server, IAGO);
+    mailbox.wait_for(1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let messages = mailbox.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].starts_with("X-Envelope-To: iago@example.com\r\n"));
 }
