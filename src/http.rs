@@ -46,6 +46,8 @@ pub struct Request {
     pub content_type: Option<String>,
     pub authorization: Option<String>,
     pub user_agent: Option<String>,
+    /// The `Cookie` header, for the web pages.
+    pub cookie: Option<String>,
     /// The socket's peer, before any proxy header is considered; `None` over a Unix socket.
     pub peer: Option<IpAddr>,
     /// Came over the Unix socket, which only the front proxy may open (wire.md §8.1): its
@@ -495,6 +497,7 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
         content_type: header("Content-Type"),
         authorization: header("Authorization"),
         user_agent: header("User-Agent"),
+        cookie: header("Cookie"),
         peer: raw.remote_addr().map(SocketAddr::ip),
         // tiny_http names no peer only for a connection to a Unix socket.
         over_unix_socket: raw.remote_addr().is_none(),

@@ -157,6 +157,9 @@ fn method_label(method: Method) -> &'static str {
         Method::Api => "api",
         Method::Web => "web",
         Method::Dev => "dev",
+        // A password entered again on the account page or for a password change: not a
+        // sign-in, so it has a label of its own.
+        Method::Reconfirm => "reconfirm",
     }
 }
 

@@ -28,11 +28,14 @@ use tiny_http::{Listener, Server};
 use crate::api::{Api, ApiConfig};
 use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::ratelimit::Rule;
+use crate::auth::reset;
 use crate::clock;
 use crate::error::{Error, invalid};
 use crate::gate;
 use crate::http::{self, PoolSize, StopReason};
+use crate::mail::{MailSettings, Postman};
 use crate::metrics;
+use crate::reset_desk::ResetDesk;
 use crate::store::{AuditEntry, AuditEvent, NewUser, Role, Store};
 
 #[derive(Debug, Clone)]
@@ -52,6 +55,9 @@ pub struct ServeConfig {
     pub audit_retention: Duration,
     /// Where to serve `/metrics`, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Reset mail; `None` without `--smtp-url`.
+    pub mail: Option<MailSettings>,
+    pub reset_link_lifetime: Duration,
 }
 
 /// Where to listen: a TCP address, or `unix:PATH`, a Unix socket for a front proxy on the
@@ -162,7 +168,18 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         );
     }
 
-    let api_config = Arc::new(config.api.clone());
+    let mut api_config = config.api.clone();
+    if let Some(mail) = &config.mail {
+        let postman = Postman::new(mail).map_err(Error::Invalid)?;
+        api_config.reset_desk = Some(ResetDesk::start(&db, postman, config.reset_link_lifetime)?);
+        info!(
+            "reset mail through {}:{}, links valid {} s",
+            mail.url.host,
+            mail.url.port,
+            config.reset_link_lifetime.as_secs()
+        );
+    }
+    let api_config = Arc::new(api_config);
     let stopping = Arc::new(AtomicBool::new(false));
     let size = config.pool_size();
     let workers = http::spawn_workers(
@@ -178,11 +195,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         &stopping,
         &events,
     );
-    spawn_pruner(
-        store_for_pruner,
-        config.api.limits.longest_window(),
-        config.audit_retention,
-    );
+    spawn_pruner(store_for_pruner, &config);
     // Readiness for systemd's Type=notify; a no-op without NOTIFY_SOCKET.
     if let Err(e) = sd_notify::notify(&[NotifyState::Ready]) {
         warn!("cannot notify systemd of readiness: {e}");
@@ -387,20 +400,30 @@ fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deletes rate-limit events no window can see any more and audit rows past their
-/// retention, once a minute and off the request path, so the tables stay small.
-fn spawn_pruner(store: Store, longest_window: Option<f64>, audit_retention: Duration) {
+/// Deletes rate-limit events no window can see any more, audit rows past their retention,
+/// sign-in steps past their time, and sessions and reset links that can no longer be used,
+/// once a minute and off the request path, so the tables stay small.
+fn spawn_pruner(store: Store, config: &ServeConfig) {
+    let longest_window = config
+        .api
+        .limits
+        .longest_window()
+        .unwrap_or(0.0)
+        .max(reset::LONGEST_LIMIT_WINDOW);
+    let (audit_retention, sessions) = (config.audit_retention, config.api.sessions);
     thread::Builder::new()
         .name("pruner".into())
         .spawn(move || {
             loop {
                 let now = clock::now();
-                let pruned = store.prune(
-                    now - longest_window.unwrap_or(0.0),
-                    now - audit_retention.as_secs_f64(),
-                );
+                let pruned = store
+                    .prune(now - longest_window, now - audit_retention.as_secs_f64())
+                    .and_then(|_| store.prune_login_steps(now))
+                    .and_then(|_| store.prune_sessions(now, sessions));
                 if let Err(e) = pruned {
-                    warn!("pruning old rate-limit and audit rows failed: {e}");
+                    warn!(
+                        "pruning old rate-limit, audit, sign-in step and session rows failed: {e}"
+                    );
                 }
                 thread::sleep(PRUNE_INTERVAL);
             }

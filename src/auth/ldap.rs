@@ -51,6 +51,19 @@ pub fn ldap_username<'a>(settings: &LdapSettings, typed: &'a str) -> &'a str {
         .unwrap_or(typed)
 }
 
+/// Whether the directory holds the password of `email`, as Zulip's `email_belongs_to_ldap`:
+/// with an appended domain, the addresses in that domain; without one, Zulip searches the
+/// directory by email, and here every address counts as the directory's, so that no reset
+/// link or local password is ever made for an account the directory may own.
+pub fn manages_email(settings: &LdapSettings, email: &str) -> bool {
+    match &settings.append_domain {
+        Some(domain) => email
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)),
+        None => true,
+    }
+}
+
 pub fn authenticate(settings: &LdapSettings, typed: &str, password: &str) -> Outcome {
     // An empty password would be an anonymous bind, which succeeds.
     if password.is_empty() {

@@ -1,21 +1,25 @@
 //! The admin commands: realms, users, the database and the audit trail. Each prints its
 //! result on stdout and reports bad input as one [`Error`] line; every change is audited.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::{
-    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, UserCommand, import, outln, validated,
+    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import, outln,
+    validated,
 };
 use crate::auth::password::{self, Argon2Config, Hasher};
-use crate::auth::{key, policy};
+use crate::auth::second_factor::{self, Origin};
+use crate::auth::totp::{self, Secret};
+use crate::auth::{key, policy, reset};
 use crate::clock;
 use crate::dns;
 use crate::email;
 use crate::error::{Error, invalid};
+use crate::site::ExternalUrl;
 use crate::store::limits::username_key;
 use crate::store::{
     AuditEntry, AuditEvent, AuditFilter, LdapSettings, NewUser, Realm, RealmChanges, Store, User,
@@ -75,6 +79,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             password_auth,
             email_auth,
             ldap,
+            web,
         } => {
             if let Some(name) = &name {
                 no_controls("realm name", name)?;
@@ -87,6 +92,9 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 deactivated: None,
                 email_auth_enabled: email_auth.map(|v| v == OnOff::On),
                 ldap: ldap_changes(ldap)?,
+                web_login_enabled: web.web_login.map(|v| v == OnOff::On),
+                web_login_display_name: web.web_login_name,
+                require_2fa: web.require_2fa.map(|v| v == OnOff::On),
             };
             (subdomain, changes)
         }
@@ -117,15 +125,10 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapSettings, Error> {
         return invalid!("the LDAP user filter {filter:?} must contain %(user)s");
     }
     // The secret never travels in argv: a file, else the environment.
-    settings.bind_password = match &args.ldap_bind_password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
-        None => std::env::var("ZULIP_AUTH_LDAP_BIND_PASSWORD").ok(),
-    };
+    settings.bind_password = super::read_secret(
+        args.ldap_bind_password_file.as_deref(),
+        "ZULIP_AUTH_LDAP_BIND_PASSWORD",
+    )?;
     // Setting a URL turns LDAP on, unless --ldap off says otherwise.
     settings.enabled = settings
         .enabled
@@ -160,6 +163,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         password_auth_enabled: bool,
         email_auth_enabled: bool,
         ldap_enabled: bool,
+        web_login_enabled: bool,
+        require_2fa: bool,
         users: i64,
     }
     let rows: Vec<Row> = store
@@ -168,6 +173,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         .map(|(r, users)| Row {
             users,
             ldap_enabled: r.ldap_backend().is_some(),
+            web_login_enabled: r.web_login_enabled,
+            require_2fa: r.require_2fa,
             subdomain: r.subdomain,
             name: r.name,
             deactivated: r.deactivated,
@@ -186,6 +193,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
             "PASSWORD AUTH",
             "EMAIL",
             "LDAP",
+            "WEB LOGIN",
+            "2FA",
             "USERS",
         ],
         rows.iter().map(|r| {
@@ -205,6 +214,13 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
                 if r.password_auth_enabled { "on" } else { "off" }.into(),
                 if r.email_auth_enabled { "on" } else { "off" }.into(),
                 if r.ldap_enabled { "on" } else { "off" }.into(),
+                if r.web_login_enabled { "on" } else { "off" }.into(),
+                if r.require_2fa {
+                    "required"
+                } else {
+                    "optional"
+                }
+                .into(),
                 r.users.to_string(),
             ]
         }),
@@ -252,8 +268,9 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
         }
         UserCommand::Show { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            show_user(&realm, &user)
+            show_user(&realm, &user, second_factor::is_enrolled(store, &user)?)
         }
+        UserCommand::Totp(command) => totp(store, command),
         UserCommand::SetPassword {
             email,
             realm,
@@ -272,6 +289,25 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             let bucket = username_key(&user.delivery_email);
             store.set_password(user.id, &hasher.hash(&password), &bucket, &audit)?;
             Ok(())
+        }
+        UserCommand::ResetLink {
+            email,
+            realm,
+            external_url,
+            lifetime,
+        } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            if let Err(why) = reset::eligibility(&realm, &user) {
+                return invalid!("no reset link for {email:?}: {why}");
+            }
+            let prefix = match external_url {
+                Some(url) => ExternalUrl::parse(&url)
+                    .map_err(Error::Invalid)?
+                    .realm_url(&realm.subdomain),
+                None => String::new(),
+            };
+            let token = reset::issue(store, &user, clock::now(), lifetime.lifetime)?;
+            outln!("{prefix}{}", reset::path(&token))
         }
         UserCommand::RotateKey { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
@@ -412,7 +448,45 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
     )
 }
 
-fn show_user(realm: &Realm, user: &User) -> Result<(), Error> {
+/// `user totp`: the secret is printed once, here, and never again.
+fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
+    // The operator has no client address; the audit detail says who acted.
+    let context = AuditEntry::new(AuditEvent::TotpEnrolled, None, None);
+    match command {
+        TotpCommand::Enroll { email, realm } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            let secret = Secret::generate();
+            second_factor::enrol(
+                store,
+                &realm,
+                &user,
+                &secret,
+                None,
+                Origin::Operator,
+                &context,
+            )?;
+            let uri = secret.otpauth_uri(second_factor::issuer(&realm), &user.delivery_email);
+            let text = format!("{uri}\n{}\n", totp::qr_terminal(&uri));
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                // `| head -n 1` for the URI alone: the key is enrolled either way.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::Io("cannot write to stdout".into(), e))
+                }
+                _ => Ok(()),
+            }
+        }
+        TotpCommand::Disable { email, realm } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            if second_factor::remove(store, &realm, &user, Origin::Operator, &context)? {
+                Ok(())
+            } else {
+                invalid!("user {email:?} has no second factor")
+            }
+        }
+    }
+}
+
+fn show_user(realm: &Realm, user: &User, has_totp: bool) -> Result<(), Error> {
     let row = UserRow::new(user);
     let realm_name = if realm.subdomain.is_empty() {
         "(root)"
@@ -444,6 +518,7 @@ fn show_user(realm: &Realm, user: &User) -> Result<(), Error> {
             .into(),
         ),
         ("password", row.password),
+        ("2fa", if has_totp { "TOTP" } else { "none" }.into()),
         ("joined", row.date_joined.to_owned()),
     ] {
         outln!("{label:<10} {}", escape_controls(&value))?;

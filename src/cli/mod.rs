@@ -21,12 +21,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::api::ApiConfig;
 use crate::auth::password::Argon2Config;
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
+use crate::auth::reset;
 use crate::clock::parse_duration;
-use crate::error::Error;
+use crate::error::{Error, invalid};
 use crate::logging::LogFormat;
+use crate::mail::{MailSettings, SmtpUrl};
 use crate::server::{self, Listen, ServeConfig};
 use crate::site::{ExternalUrl, Site};
-use crate::store::{LdapSettings, Role, Store};
+use crate::store::{LdapSettings, Role, SessionLimits, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -79,6 +81,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `realm set` carries every realm setting; the value is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API
@@ -218,6 +222,51 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArg,
+
+    #[command(flatten)]
+    pub mail: MailArgs,
+
+    #[command(flatten)]
+    pub reset_link: LinkLifetime,
+
+    /// A browser session ends after this long unused (a number and s, m, h or d)
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_SESSION_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30m",
+        value_parser = parse_duration
+    )]
+    pub session_idle_timeout: Duration,
+
+    /// A browser session ends this long after signing in, however it is used
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_SESSION_LIFETIME",
+        value_name = "DURATION",
+        default_value = "12h",
+        value_parser = parse_duration
+    )]
+    pub session_lifetime: Duration,
+}
+
+/// Outgoing mail, for password resets. The SMTP password comes from ZULIP_AUTH_SMTP_PASSWORD
+/// or a file, never from the command line.
+#[derive(Debug, Args)]
+pub struct MailArgs {
+    /// The relay: smtp://[USER@]HOST[:PORT] (STARTTLS required, port 587), smtps://… (TLS,
+    /// port 465), or smtp://HOST:PORT?tls=none (plain text, loopback only). Needs
+    /// --mail-from and --external-url; without it, the reset page sends people to you
+    #[arg(long, env = "ZULIP_AUTH_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<SmtpUrl>,
+
+    /// The sender of reset mail: an address, or "Name <address>"
+    #[arg(long, env = "ZULIP_AUTH_MAIL_FROM", value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+
+    /// File holding the SMTP password (or set ZULIP_AUTH_SMTP_PASSWORD)
+    #[arg(long, env = "ZULIP_AUTH_SMTP_PASSWORD_FILE", value_name = "PATH")]
+    pub smtp_password_file: Option<PathBuf>,
 }
 
 // `Set` carries every realm setting; the value is parsed once per process.
@@ -267,7 +316,25 @@ pub enum RealmCommand {
         email_auth: Option<OnOff>,
         #[command(flatten)]
         ldap: LdapArgs,
+        #[command(flatten)]
+        web: WebLoginArgs,
     },
+}
+
+/// The browser sign-in at /accounts/login/, which the pages always serve; these decide what
+/// the apps are offered.
+#[derive(Debug, Args)]
+pub struct WebLoginArgs {
+    /// List the browser sign-in in server_settings, as a "Sign in with …" button in the apps
+    #[arg(long, env = "ZULIP_AUTH_WEB_LOGIN")]
+    pub web_login: Option<OnOff>,
+    /// The button's name [default: the realm's name]; '' goes back to the default
+    #[arg(long, env = "ZULIP_AUTH_WEB_LOGIN_NAME", value_name = "NAME")]
+    pub web_login_name: Option<String>,
+    /// Phone logins only through the browser, with a second factor: fetch_api_key refuses
+    /// passwords, and users without a factor enrol at their first browser sign-in
+    #[arg(long = "require-2fa", env = "ZULIP_AUTH_REQUIRE_2FA")]
+    pub require_2fa: Option<OnOff>,
 }
 
 /// A realm's LDAP directory, as Zulip's `AUTH_LDAP_*` settings. An empty value unsets an
@@ -330,6 +397,21 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Print a fresh password-reset link to pass on by hand (no mail needed); it replaces the
+    /// user's older link
+    #[command(
+        after_help = "Example:\n  zulip-auth user reset-link iago@example.com --external-url https://chat.example.com"
+    )]
+    ResetLink {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+        /// Print the whole link: the realm's URL (from the root realm's, as serve's) and the path
+        #[arg(long, env = "ZULIP_AUTH_EXTERNAL_URL", value_name = "URL")]
+        external_url: Option<String>,
+        #[command(flatten)]
+        lifetime: LinkLifetime,
+    },
     /// Replace a user's API key and print the new one; the old key stops working at once
     #[command(after_help = "Example:\n  zulip-auth user rotate-key iago@example.com")]
     RotateKey {
@@ -358,6 +440,28 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
     },
+    /// Manage a user's second factor (TOTP, as authenticator apps generate)
+    #[command(subcommand)]
+    Totp(TotpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCommand {
+    /// Give a user a new TOTP key, active at once, replacing any other: prints the otpauth://
+    /// URI on the first line, then a QR code of it for an authenticator app
+    #[command(after_help = "Example:\n  zulip-auth user totp enroll iago@example.com --realm lear")]
+    Enroll {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Remove a user's TOTP key
+    #[command(after_help = "Example:\n  zulip-auth user totp disable iago@example.com")]
+    Disable {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -373,6 +477,28 @@ pub enum DbCommand {
     /// Check the database's integrity and print its schema version
     #[command(after_help = "Example:\n  zulip-auth db check")]
     Check,
+}
+
+/// How long a reset link stays valid.
+#[derive(Debug, Args)]
+pub struct LinkLifetime {
+    /// How long a password-reset link stays valid, as a number and s, m or h; at most 24h
+    #[arg(
+        long = "reset-link-lifetime",
+        env = "ZULIP_AUTH_RESET_LINK_LIFETIME",
+        value_name = "DURATION",
+        default_value = "1h",
+        value_parser = parse_link_lifetime
+    )]
+    pub lifetime: Duration,
+}
+
+fn parse_link_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = parse_duration(text)?;
+    if lifetime.is_zero() || lifetime > reset::MAX_LIFETIME {
+        return Err(format!("invalid link lifetime {text:?}: from 1s to 24h"));
+    }
+    Ok(lifetime)
 }
 
 #[derive(Debug, Args)]
@@ -516,6 +642,10 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
         .map(ExternalUrl::parse)
         .transpose()
         .map_err(Error::Invalid)?;
+    if args.session_idle_timeout.is_zero() || args.session_lifetime.is_zero() {
+        return invalid!("--session-idle-timeout and --session-lifetime must be at least 1s");
+    }
+    let mail = mail_settings(args.mail, external_url.is_some())?;
     let workers = match args.workers {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(2, usize::from),
@@ -533,11 +663,56 @@ fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<Se
                 per_address: args.address_rate.0,
             },
             trusted_proxies: args.trusted_proxy,
+            reset_desk: None,
+            sessions: SessionLimits {
+                idle: args.session_idle_timeout.as_secs_f64(),
+                lifetime: args.session_lifetime.as_secs_f64(),
+            },
         },
+        mail,
+        reset_link_lifetime: args.reset_link.lifetime,
         demo: args.demo,
         dev_allow_remote: args.dev_allow_remote,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
         metrics_listen: args.metrics.metrics_listen,
     })
+}
+
+fn mail_settings(args: MailArgs, has_external_url: bool) -> Result<Option<MailSettings>, Error> {
+    let Some(url) = args.smtp_url else {
+        if args.mail_from.is_some() || args.smtp_password_file.is_some() {
+            return invalid!("--mail-from and --smtp-password-file need --smtp-url");
+        }
+        return Ok(None);
+    };
+    // Without it, a reset link would take its host from the request's Host header, which
+    // whoever asks for the reset chooses.
+    if !has_external_url {
+        return invalid!("--smtp-url needs --external-url: reset links are built from it");
+    }
+    let Some(from) = args.mail_from else {
+        return invalid!("--smtp-url needs --mail-from");
+    };
+    let password = read_secret(
+        args.smtp_password_file.as_deref(),
+        "ZULIP_AUTH_SMTP_PASSWORD",
+    )?;
+    MailSettings::new(url, &from, password)
+        .map(Some)
+        .map_err(Error::Invalid)
+}
+
+/// A secret that never travels in argv: the file's first line if a file is named, else the
+/// environment variable.
+fn read_secret(file: Option<&std::path::Path>, env_var: &str) -> Result<Option<String>, Error> {
+    match file {
+        Some(path) => Ok(Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        )),
+        None => Ok(std::env::var(env_var).ok()),
+    }
 }

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test starts the real `zulip-auth` on 127.0.0.1:0
 //! with a throw-away database and talks HTTP to it.
 
+mod account;
 mod accounts;
 mod cli;
 mod clients;
@@ -10,9 +11,14 @@ mod fetch_api_key;
 mod hardening;
 mod hygiene;
 mod ldap;
+mod mail;
+mod mailbox;
 mod metrics;
 mod ops;
 mod ratelimit;
+mod reset;
 mod server_settings;
+mod settings_api;
 mod support;
 mod transport;
+mod web;

@@ -9,7 +9,9 @@ mod login;
 mod maintenance;
 mod migrations;
 mod realms;
+mod sessions;
 mod users;
+mod web;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::MetadataExt;
