@@ -53,6 +53,15 @@ fn session_cookie(ctx: &Context<'_>, user: &User, realm_url: &str) -> StoreResul
     ))
 }
 
+/// Whether this browser's session is live and `user`'s.
+pub fn is_signed_in_as(ctx: &Context<'_>, request: &Request, user: &User) -> StoreResult<bool> {
+    let Some(id) = cookie::get(request, session::COOKIE) else {
+        return Ok(false);
+    };
+    let live = session::current(ctx.store, id, clock::now(), ctx.sessions)?;
+    Ok(live.is_some_and(|(signed_in, _)| signed_in.id == user.id))
+}
+
 /// The person signed in on this browser.
 struct SignedIn {
     user: User,

@@ -86,7 +86,7 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     };
     let next = match form.get(STEP_FIELD) {
         None => password_step(ctx, &view, &form, log)?,
-        Some(step_token) => code_step(ctx, &view, step_token, form.text(CODE_FIELD), log)?,
+        Some(step_token) => code_step(ctx, request, &view, step_token, form.text(CODE_FIELD), log)?,
     };
     match next {
         Next::Page(markup) => Ok(view.respond(markup, &realm_url)),
@@ -192,6 +192,7 @@ fn start_step(
 
 fn code_step(
     ctx: &Context<'_>,
+    request: &Request,
     view: &View<'_>,
     step_token: &str,
     code: &str,
@@ -228,7 +229,11 @@ fn code_step(
         )
     };
     if !step.finishes_login {
-        // A signed-in user turning it on: nothing to finish, and nothing to guess.
+        // A signed-in user turning it on: nothing to finish, and nothing to guess. Only
+        // while signed in: the page's form must not outlive the session that showed it.
+        if !account::is_signed_in_as(ctx, request, &user)? {
+            return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
+        }
         if !accept(&user) {
             return match fault {
                 Some(err) => Err(err.into()),
