@@ -209,6 +209,12 @@ fn code_step(
         return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
     };
     log.user_id = Some(user.id);
+    // An offer of a new key stands only while the user has none: a factor turned on since
+    // (by another offer, or the operator) is never replaced by an older offer's key.
+    if step.enrol_secret.is_some() && second_factor::is_enrolled(ctx.store, &user)? {
+        ctx.store.take_login_step(&digest)?;
+        return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
+    }
     let enrol_secret = step.enrol_secret.as_deref().and_then(Secret::from_base32);
     let again = |message| match &enrol_secret {
         Some(secret) => enrol_form(view, &user, step_token, secret, Some(message)),

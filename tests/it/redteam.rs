@@ -104,3 +104,47 @@ fn the_enrolment_form_dies_with_its_session() {
     );
     assert!(has_second_factor(&server));
 }
+
+/// Under `--require-2fa`, each password step of a user without a factor offers a new key.
+/// Once one of them is turned on, an older offer still open (an attacker's, who had the
+/// password before the user enrolled) must not replace the user's factor with its own key.
+#[test]
+fn an_older_enrolment_offer_cannot_replace_a_factor_enrolled_since() {
+    let (server, _) = TestServer::with_iago(&["--auth-rate", "20/60s"]);
+    server.ok(&["realm", "set", "", "--require-2fa", "on"]);
+    let password_step = || {
+        submit(
+            &server,
+            "/accounts/login/",
+            &[("username", IAGO), ("password", IAGO_PASSWORD)],
+            "",
+        )
+    };
+    let code_step = |page: &HttpResponse, code: &str| {
+        let step = field(page.text(), "step_token");
+        submit(
+            &server,
+            "/accounts/login/",
+            &[("step_token", &step), ("otp_token", code)],
+            "",
+        )
+    };
+    let attacker = password_step();
+    let attacker_key = shown_secret(attacker.text());
+    let user = password_step();
+    let user_key = shown_secret(user.text());
+    assert_ne!(attacker_key, user_key);
+    let signed_in = code_step(&user, &user_key.code_at(now()));
+    assert_eq!(signed_in.status, 302, "{}", signed_in.text());
+    let late = code_step(&attacker, &attacker_key.code_at(now()));
+    assert_eq!(late.status, 200, "{:?}", late.header("location"));
+    assert!(
+        late.header("set-cookie")
+            .is_none_or(|c| !c.starts_with("sessionid"))
+    );
+    // The user's own key still signs in (the next step's code: the current one is spent).
+    let again = password_step();
+    assert!(!again.text().contains("<svg "), "no new key offered");
+    let finished = code_step(&again, &user_key.code_at(now() + 30));
+    assert_eq!(finished.status, 302, "{}", finished.text());
+}
