@@ -279,16 +279,14 @@ impl View<'_> {
 /// Zulip's `zuliprc` (web.md §7), as an attachment that no cache keeps.
 fn zuliprc(email: &str, key: &str, site: &str) -> Response {
     let body = format!("[api]\nemail={email}\nkey={key}\nsite={site}\n");
-    Response {
+    page::secured(Response {
         status: 200,
         content_type: Some("text/plain; charset=utf-8"),
         headers: Vec::new(),
         body: body.into_bytes(),
         log: LogContext::default(),
-    }
+    })
     .header("Content-Disposition", "attachment; filename=\"zuliprc\"")
-    .header("Cache-Control", "no-store")
-    .header("X-Content-Type-Options", "nosniff")
 }
 
 fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {

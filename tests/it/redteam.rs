@@ -148,3 +148,26 @@ fn an_older_enrolment_offer_cannot_replace_a_factor_enrolled_since() {
     let finished = code_step(&again, &user_key.code_at(now() + 30));
     assert_eq!(finished.status, 302, "{}", finished.text());
 }
+
+/// The zuliprc download holds the key: it carries every page's headers, not only no-store.
+#[test]
+fn the_zuliprc_download_carries_every_pages_headers() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let session = sign_in(&server);
+    let r = submit(
+        &server,
+        "/accounts/settings/zuliprc",
+        &[("password", IAGO_PASSWORD)],
+        &format!("; sessionid={session}"),
+    );
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"zuliprc\"")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    let csp = r.header("content-security-policy").unwrap_or("");
+    assert!(csp.starts_with("default-src 'none';"), "{csp:?}");
+}
