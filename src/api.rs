@@ -191,6 +191,16 @@ impl Handler for Api {
             .route(&request.path)
             .is_some_and(|r| r.costly.contains(&request.method.as_str()))
     }
+
+    /// Below a prefix route is a reset link's token, which opens the account: never logged.
+    fn logged_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.config.route(path) {
+            Some(route) if route.prefix && path != route.path => {
+                format!("{}<token>/", route.path).into()
+            }
+            _ => path.into(),
+        }
+    }
 }
 
 /// A key and whom it belongs to: the body of `fetch_api_key` and `dev_fetch_api_key`.

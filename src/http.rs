@@ -174,6 +174,10 @@ pub trait Handler {
     /// Whether answering may cost an argon2 computation; such requests go to the hashing
     /// threads, so that cheap ones never queue behind them.
     fn is_costly(&self, request: &Request) -> bool;
+    /// The path as the log shows it: a handler blanks what is a secret (a reset link's token).
+    fn logged_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        std::borrow::Cow::Borrowed(path)
+    }
 }
 
 /// Why the server should stop.
@@ -427,7 +431,9 @@ fn serve(
     started: Instant,
 ) {
     let method = raw.method().to_string();
-    let path = raw.url().split('?').next().unwrap_or("").to_owned();
+    let path = handler
+        .logged_path(raw.url().split('?').next().unwrap_or(""))
+        .into_owned();
     let response = match request {
         Ok(request) => {
             catch_unwind(AssertUnwindSafe(|| handler.handle(&request))).unwrap_or_else(|_| {

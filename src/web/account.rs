@@ -53,6 +53,15 @@ fn session_cookie(ctx: &Context<'_>, user: &User, realm_url: &str) -> StoreResul
     ))
 }
 
+/// Whether this browser's session is live and `user`'s.
+pub fn is_signed_in_as(ctx: &Context<'_>, request: &Request, user: &User) -> StoreResult<bool> {
+    let Some(id) = cookie::get(request, session::COOKIE) else {
+        return Ok(false);
+    };
+    let live = session::current(ctx.store, id, clock::now(), ctx.sessions)?;
+    Ok(live.is_some_and(|(signed_in, _)| signed_in.id == user.id))
+}
+
 /// The person signed in on this browser.
 struct SignedIn {
     user: User,
@@ -270,16 +279,14 @@ impl View<'_> {
 /// Zulip's `zuliprc` (web.md §7), as an attachment that no cache keeps.
 fn zuliprc(email: &str, key: &str, site: &str) -> Response {
     let body = format!("[api]\nemail={email}\nkey={key}\nsite={site}\n");
-    Response {
+    page::secured(Response {
         status: 200,
         content_type: Some("text/plain; charset=utf-8"),
         headers: Vec::new(),
         body: body.into_bytes(),
         log: LogContext::default(),
-    }
+    })
     .header("Content-Disposition", "attachment; filename=\"zuliprc\"")
-    .header("Cache-Control", "no-store")
-    .header("X-Content-Type-Options", "nosniff")
 }
 
 fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {

@@ -86,7 +86,7 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     };
     let next = match form.get(STEP_FIELD) {
         None => password_step(ctx, &view, &form, log)?,
-        Some(step_token) => code_step(ctx, &view, step_token, form.text(CODE_FIELD), log)?,
+        Some(step_token) => code_step(ctx, request, &view, step_token, form.text(CODE_FIELD), log)?,
     };
     match next {
         Next::Page(markup) => Ok(view.respond(markup, &realm_url)),
@@ -192,6 +192,7 @@ fn start_step(
 
 fn code_step(
     ctx: &Context<'_>,
+    request: &Request,
     view: &View<'_>,
     step_token: &str,
     code: &str,
@@ -208,6 +209,12 @@ fn code_step(
         return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
     };
     log.user_id = Some(user.id);
+    // An offer of a new key stands only while the user has none: a factor turned on since
+    // (by another offer, or the operator) is never replaced by an older offer's key.
+    if step.enrol_secret.is_some() && second_factor::is_enrolled(ctx.store, &user)? {
+        ctx.store.take_login_step(&digest)?;
+        return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
+    }
     let enrol_secret = step.enrol_secret.as_deref().and_then(Secret::from_base32);
     let again = |message| match &enrol_secret {
         Some(secret) => enrol_form(view, &user, step_token, secret, Some(message)),
@@ -228,7 +235,11 @@ fn code_step(
         )
     };
     if !step.finishes_login {
-        // A signed-in user turning it on: nothing to finish, and nothing to guess.
+        // A signed-in user turning it on: nothing to finish, and nothing to guess. Only
+        // while signed in: the page's form must not outlive the session that showed it.
+        if !account::is_signed_in_as(ctx, request, &user)? {
+            return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
+        }
         if !accept(&user) {
             return match fault {
                 Some(err) => Err(err.into()),

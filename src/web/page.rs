@@ -123,7 +123,8 @@ pub fn method_not_allowed() -> Response {
     plain(405, "This page answers GET and POST only.").header("Allow", "GET, HEAD, POST")
 }
 
-fn secured(response: Response) -> Response {
+/// `response` with the headers every page carries (the file downloads too).
+pub fn secured(response: Response) -> Response {
     response
         .header("Cache-Control", "no-store")
         .header("X-Frame-Options", "DENY")

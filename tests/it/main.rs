@@ -16,6 +16,7 @@ mod mailbox;
 mod metrics;
 mod ops;
 mod ratelimit;
+mod redteam;
 mod reset;
 mod server_settings;
 mod settings_api;

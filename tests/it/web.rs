@@ -54,11 +54,7 @@ impl<'a> Browser<'a> {
             "{}",
             finished.text()
         );
-        let session = finished
-            .header("set-cookie")
-            .and_then(|c| c.strip_prefix("sessionid="))
-            .and_then(|rest| rest.split(';').next())
-            .expect("a session cookie");
+        let session = session_of(finished);
         let cookie = format!("csrftoken={}; sessionid={session}", self.csrf);
         let page = self.server.send(
             "GET",
@@ -70,6 +66,25 @@ impl<'a> Browser<'a> {
         page
     }
 
+    /// The account page's enrolment form, posted with the session `finished` opened.
+    fn enrol_signed_in(
+        &self,
+        finished: &HttpResponse,
+        page: &HttpResponse,
+        code: &str,
+    ) -> HttpResponse {
+        let session = session_of(finished);
+        let token = field(page.text(), "step_token");
+        let fields = [
+            ("csrfmiddlewaretoken", self.csrf.as_str()),
+            ("step_token", token.as_str()),
+            ("otp_token", code),
+        ];
+        let cookie = format!("csrftoken={}; sessionid={session}", self.csrf);
+        self.server
+            .post_form_with(LOGIN, &fields, &[("Cookie", cookie.as_str())])
+    }
+
     /// The second step, with the step token of `page`.
     fn code(&self, page: &HttpResponse, code: &str, pad: Option<&str>) -> HttpResponse {
         let token = field(page.text(), "step_token");
@@ -77,6 +92,15 @@ impl<'a> Browser<'a> {
         fields.extend(pad.map(|p| ("mobile_flow_otp", p)));
         self.post(&fields)
     }
+}
+
+/// The `sessionid` a finished sign-in set.
+fn session_of(finished: &HttpResponse) -> &str {
+    finished
+        .header("set-cookie")
+        .and_then(|c| c.strip_prefix("sessionid="))
+        .and_then(|rest| rest.split(';').next())
+        .expect("a session cookie")
 }
 
 /// The value of the hidden field `name` in a page.
@@ -523,10 +547,11 @@ fn under_require_2fa_a_user_without_a_factor_enrols_before_any_key() {
 fn a_signed_in_user_turns_the_second_factor_on() {
     let (server, _) = TestServer::with_iago(&[]);
     let (browser, _) = Browser::open(&server, LOGIN);
-    let page = browser.account_page(&browser.password(IAGO, IAGO_PASSWORD, None));
+    let finished = browser.password(IAGO, IAGO_PASSWORD, None);
+    let page = browser.account_page(&finished);
     assert!(page.text().contains("<svg "), "{}", page.text());
     let secret = shown_secret(page.text());
-    let done = browser.code(&page, &secret.code_at(now()), None);
+    let done = browser.enrol_signed_in(&finished, &page, &secret.code_at(now()));
     assert!(
         done.text().contains("Two-factor authentication is on"),
         "{}",
