@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 use crate::auth::key;
 use crate::error::{Error, invalid};
 
