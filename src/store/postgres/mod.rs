@@ -1,6 +1,7 @@
 //! The PostgreSQL engine: several instances share one database.
 
 pub mod migrate;
+pub mod pool;
 pub mod target;
 
 use crate::error::Error;
