@@ -1,26 +1,26 @@
-//! The API: a router and one handler per endpoint, each a function from a [`Request`] to a
-//! [`Response`] over the worker's store. Wire behaviour follows SPEC.md section by section;
-//! the check order inside each handler is the spec's and matters.
+//! The API: a route table and one handler per endpoint, each a function from a [`Request`]
+//! to a [`Response`] over the worker's store. Wire behaviour follows SPEC.md section by
+//! section; the check order inside each handler is the spec's and matters. The login itself
+//! is `auth::login`'s: this module maps its outcome to the wire, in [`login_error`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use log::{error, warn};
 use serde::Serialize;
 
 use crate::auth::basic::{self, BasicAuthError};
-use crate::auth::ldap::{self, Outcome};
-use crate::auth::password::{self, Hasher, Verdict};
-use crate::auth::policy;
-use crate::auth::ratelimit::{Quota, RateLimits};
+use crate::auth::key;
+use crate::auth::login::{Client, Credentials, Login, Method, Refusal};
+use crate::auth::password::Hasher;
+use crate::auth::ratelimit::RateLimits;
 use crate::clock;
 use crate::email;
 use crate::error::ApiError;
 use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::params::Params;
 use crate::site::Site;
-use crate::store::{AuditEntry, AuditEvent, LdapSettings, NewUser, Realm, Store, User};
+use crate::store::{AuditEvent, Realm, Role, Store, User};
 
 /// Settings every worker shares.
 #[derive(Debug, Clone, Default)]
@@ -38,14 +38,76 @@ pub struct ApiConfig {
 pub const ZULIP_VERSION: &str = "10.0";
 pub const ZULIP_FEATURE_LEVEL: u32 = 371;
 
-/// Longer User-Agent strings are cut before they are audited.
-const MAX_AUDITED_USER_AGENT: usize = 256;
-
 /// One worker's handler state.
 pub struct Api {
     pub store: Store,
     pub hasher: Arc<Hasher>,
     pub config: Arc<ApiConfig>,
+}
+
+type Endpoint = fn(&mut Api, &Request, &mut LogContext) -> Result<Response, ApiError>;
+
+/// One path of the API.
+struct Route {
+    path: &'static str,
+    /// Mounted only with `--dev` (SPEC §7).
+    dev_only: bool,
+    /// The methods whose answer may cost an argon2 computation: they go to the hashing
+    /// threads, so that cheap requests never queue behind them.
+    costly: &'static [&'static str],
+    /// Django's `never_cache`, which upstream puts on its REST routes (SPEC §3.3).
+    never_cache: bool,
+    /// Too frequent to log one line each (health checks).
+    quiet: bool,
+    endpoint: Endpoint,
+}
+
+const fn route(path: &'static str, endpoint: Endpoint) -> Route {
+    Route {
+        path,
+        dev_only: false,
+        costly: &[],
+        never_cache: false,
+        quiet: false,
+        endpoint,
+    }
+}
+
+/// Every route; a path not here is SPEC §3.5's 404.
+const ROUTES: &[Route] = &[
+    Route {
+        costly: &["POST"],
+        ..route("/api/v1/fetch_api_key", Api::fetch_api_key)
+    },
+    route("/api/v1/server_settings", Api::server_settings),
+    Route {
+        dev_only: true,
+        ..route("/api/v1/dev_fetch_api_key", Api::dev_fetch_api_key)
+    },
+    Route {
+        dev_only: true,
+        ..route("/api/v1/dev_list_users", Api::dev_list_users)
+    },
+    Route {
+        never_cache: true,
+        ..route("/api/v1/users/me", Api::users_me)
+    },
+    Route {
+        never_cache: true,
+        ..route("/api/v1/users/me/api_key/regenerate", Api::regenerate)
+    },
+    Route {
+        quiet: true,
+        ..route("/health", Api::health)
+    },
+];
+
+impl ApiConfig {
+    fn route(&self, path: &str) -> Option<&'static Route> {
+        ROUTES
+            .iter()
+            .find(|r| r.path == path && (self.dev || !r.dev_only))
+    }
 }
 
 impl Handler for Api {
@@ -54,16 +116,27 @@ impl Handler for Api {
             client: request.client_addr(&self.config.trusted_proxies),
             ..LogContext::default()
         };
-        let mut response = self
-            .route(request, &mut log)
-            .unwrap_or_else(|err| Response::error(&err));
+        let mut response = match self.config.route(&request.path) {
+            None => Response::error(&ApiError::not_found()),
+            Some(route) => {
+                log.quiet = route.quiet;
+                let response = (route.endpoint)(self, request, &mut log)
+                    .unwrap_or_else(|err| Response::error(&err));
+                if route.never_cache {
+                    never_cache(response)
+                } else {
+                    response
+                }
+            }
+        };
         response.log = log;
         response
     }
 
-    /// Only a password login may verify a hash (dummy or real).
     fn is_costly(&self, request: &Request) -> bool {
-        request.method == "POST" && request.path == "/api/v1/fetch_api_key"
+        self.config
+            .route(&request.path)
+            .is_some_and(|r| r.costly.contains(&request.method.as_str()))
     }
 }
 
@@ -90,21 +163,29 @@ const SUCCESS: Success = Success {
     msg: "",
 };
 
+/// The wire error of a refused login (SPEC §5.3), and the one place that decides it.
+fn login_error(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::InvalidEmail => ApiError::invalid_email(),
+        Refusal::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
+        Refusal::PasswordAuthDisabled => ApiError::password_auth_disabled(),
+        Refusal::RealmDeactivated => ApiError::realm_deactivated(),
+        Refusal::UserDeactivated => ApiError::user_deactivated(),
+        Refusal::ResetRequired => ApiError::password_reset_required(),
+        Refusal::UnknownUser
+        | Refusal::WrongPassword
+        | Refusal::DirectoryUnavailable
+        | Refusal::PasswordChanged => ApiError::authentication_failed(),
+    }
+}
+
+/// The logins, with and without a password.
 impl Api {
-    fn route(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
-        let dev = self.config.dev;
-        match request.path.as_str() {
-            "/api/v1/fetch_api_key" => self.fetch_api_key(request, log),
-            "/api/v1/server_settings" => self.server_settings(request),
-            "/api/v1/dev_fetch_api_key" if dev => self.dev_fetch_api_key(request, log),
-            "/api/v1/dev_list_users" if dev => self.dev_list_users(request),
-            "/api/v1/users/me" => Ok(never_cache(self.users_me(request, log))),
-            "/api/v1/users/me/api_key/regenerate" => Ok(never_cache(self.regenerate(request, log))),
-            "/health" => {
-                log.quiet = true;
-                self.health(request)
-            }
-            _ => Err(ApiError::not_found()),
+    fn login(&self) -> Login<'_> {
+        Login {
+            store: &self.store,
+            hasher: &self.hasher,
+            limits: self.config.limits,
         }
     }
 
@@ -118,209 +199,85 @@ impl Api {
             return Ok(method_not_allowed(&["POST"]));
         }
         let params = parse_params(request)?;
-        let username = params.required("username")?;
-        let password = params.required("password")?;
-        let realm = self.request_realm(request, log)?;
-        // With LDAP on, the username may be an LDAP username rather than an email.
-        if realm.ldap_backend().is_none() && !email::is_valid(username) {
-            return Err(ApiError::invalid_email());
-        }
-        // Step 5: from here on every answer describes the username's bucket.
-        let now = clock::now();
-        let limits = self.config.limits;
-        let quota = limits.attempt(&self.store, username, now)?;
-        let outcome = match quota.and_then(|q| q.retry_after) {
-            Some(retry_after) => Err(ApiError::rate_limited(retry_after)),
-            None => self.check_password(&realm, username, password, log, now),
+        let credentials = Credentials {
+            username: params.required("username")?,
+            password: params.required("password")?,
         };
-        let mut response = match outcome {
-            Ok(user) => {
-                let api_key =
-                    self.key_for_login(&realm, &user, request, log, Some(username), None)?;
-                api_key_response(&api_key, &user, params.ignored(&["username", "password"]))
-            }
-            Err(err) => {
-                log.failure = log.failure.or(err.code);
-                // Refusals by a limiter cost an attacker nothing, so they are logged but kept
-                // out of the audit table, which they could otherwise flood.
-                if err.status == 401 {
-                    let mut entry =
-                        self.audit_entry(AuditEvent::LoginFailure, &realm, request, log);
-                    entry.reason = log.failure.map(str::to_owned);
-                    self.store.audit(&entry)?;
-                }
-                Response::error(&err)
+        let realm = self.request_realm(request, log)?;
+        let checked = self
+            .login()
+            .login(&realm, credentials, client(request, log), Method::Api)?;
+        log.user_id = checked.user_id;
+        let mut response = match checked.outcome {
+            Ok(success) => api_key_response(
+                &success.api_key,
+                &success.user,
+                params.ignored(&["username", "password"]),
+            ),
+            Err(refusal) => {
+                log.failure = refusal.reason();
+                Response::error(&login_error(refusal))
             }
         };
         response
             .headers
-            .extend(quota.iter().flat_map(Quota::headers));
+            .extend(checked.quota.iter().flat_map(|q| q.headers()));
         Ok(response)
     }
-
-    /// Steps 5 (per address) to 11 of SPEC §5.2: the user whose password this is.
-    fn check_password(
+    /// `POST /api/v1/dev_fetch_api_key` (SPEC §7.1): no password, no rate limit.
+    fn dev_fetch_api_key(
         &mut self,
-        realm: &Realm,
-        username: &str,
-        password: &str,
+        request: &Request,
         log: &mut LogContext,
-        now: f64,
-    ) -> Result<User, ApiError> {
-        let limits = self.config.limits;
-        if let Some(retry_after) = limits.address_blocked(&self.store, log.client, now)? {
-            return Err(ApiError::rate_limited(retry_after));
+    ) -> Result<Response, ApiError> {
+        if request.method != "POST" {
+            return Ok(method_not_allowed(&["POST"]));
         }
-        if !realm.email_backend() && realm.ldap_backend().is_none() {
-            return Err(ApiError::password_auth_disabled());
+        let params = parse_params(request)?;
+        let username = params.required("username")?;
+        if !email::is_valid(username) {
+            return Err(ApiError::invalid_email());
         }
-        let user = if password.is_empty() {
-            // Wrong for every account; no lookup is made.
-            log.failure = Some("WRONG_PASSWORD");
-            None
-        } else if let Some(ldap) = realm.ldap_backend() {
-            self.ldap_user(realm, ldap, username, password, log)?
-        } else {
-            self.verified_user(realm, username, password, log)?
-        };
-        match user {
-            Some(user) => Ok(user),
-            None => {
-                limits.address_failure(&self.store, log.client, now)?;
-                Err(ApiError::authentication_failed())
-            }
-        }
-    }
-
-    /// Steps 8 to 10: the user, if the password is theirs. Costs exactly one argon2
-    /// verification, whatever the outcome (SPEC §10.4).
-    fn verified_user(
-        &mut self,
-        realm: &Realm,
-        username: &str,
-        password: &str,
-        log: &mut LogContext,
-    ) -> Result<Option<User>, ApiError> {
+        let realm = self.request_realm(request, log)?;
         let Some(user) = self.store.user_by_email(realm.id, username)? else {
-            self.hasher.spend_dummy_verification();
-            log.failure = Some("UNKNOWN_USER");
-            return Ok(None);
+            return Err(if self.store.email_exists_anywhere(username)? {
+                ApiError::nonexistent_subdomain()
+            } else {
+                ApiError::authentication_failed()
+            });
         };
         log.user_id = Some(user.id);
-        if let Err(err) = check_active(realm, &user) {
-            self.hasher.spend_dummy_verification();
-            return Err(err);
-        }
-        if self.local_password_matches(&user, password)? {
-            Ok(Some(user))
-        } else {
-            log.failure = Some("WRONG_PASSWORD");
-            Ok(None)
-        }
+        let success = self
+            .login()
+            .without_password(&realm, user, client(request, log))?
+            .map_err(login_error)?;
+        Ok(api_key_response(
+            &success.api_key,
+            &success.user,
+            params.ignored(&["username"]),
+        ))
     }
 
-    /// Steps 10 and 11 for a local hash: verify, then upgrade the hash if it needs it, but
-    /// only to a password the policy accepts (else E10).
-    fn local_password_matches(&self, user: &User, password: &str) -> Result<bool, ApiError> {
-        let Verdict::Match { needs_rehash } =
-            self.hasher.verify(user.password.as_deref(), password)
-        else {
-            return Ok(false);
-        };
-        if needs_rehash {
-            if policy::check(password).is_err() {
-                return Err(ApiError::password_reset_required());
-            }
-            self.store
-                .set_password_hash(user.id, &self.hasher.hash(password))?;
-        }
-        Ok(true)
+    /// The realm of the request's Host, or E4.
+    fn request_realm(&self, request: &Request, log: &mut LogContext) -> Result<Realm, ApiError> {
+        let subdomain = self.config.site.subdomain_of(&request.host);
+        let realm = self
+            .store
+            .realm_by_subdomain(&subdomain)?
+            .ok_or_else(ApiError::nonexistent_subdomain)?;
+        log.realm = Some(realm.subdomain.clone());
+        Ok(realm)
     }
+}
 
-    /// A realm with LDAP on, as Zulip's backends in their order: a local password that
-    /// matches wins (email backend), else the directory decides. The directory's own cost
-    /// stands in for the dummy verification.
-    fn ldap_user(
-        &self,
-        realm: &Realm,
-        ldap: &LdapSettings,
-        username: &str,
-        password: &str,
-        log: &mut LogContext,
-    ) -> Result<Option<User>, ApiError> {
-        if realm.email_backend()
-            && email::is_valid(username)
-            && let Some(user) = self.store.user_by_email(realm.id, username)?
-            && user.password.as_deref().is_some_and(password::is_usable)
-        {
-            log.user_id = Some(user.id);
-            check_active(realm, &user)?;
-            if self.local_password_matches(&user, password)? {
-                return Ok(Some(user));
-            }
-        }
-        let (email, full_name) = match ldap::authenticate(ldap, username, password) {
-            Outcome::Authenticated { email, full_name } => (email, full_name),
-            Outcome::UnknownUser => {
-                log.failure = Some("UNKNOWN_USER");
-                return Ok(None);
-            }
-            Outcome::WrongPassword => {
-                log.failure = Some("WRONG_PASSWORD");
-                return Ok(None);
-            }
-            Outcome::Unavailable(reason) => {
-                warn!("LDAP directory {} unreachable: {reason}", ldap.url);
-                log.failure = Some("LDAP_UNAVAILABLE");
-                return Ok(None);
-            }
-        };
-        let user = match self.store.user_by_email(realm.id, &email)? {
-            Some(user) => user,
-            None if ldap.create_users && email::is_valid(&email) => {
-                self.create_ldap_user(realm, &email, full_name)?
-            }
-            None => {
-                log.failure = Some("UNKNOWN_USER");
-                return Ok(None);
-            }
-        };
-        log.user_id = Some(user.id);
-        check_active(realm, &user)?;
-        Ok(Some(user))
-    }
-
-    /// A directory user's account here, made at their first login (`--ldap-create-users on`).
-    fn create_ldap_user(
-        &self,
-        realm: &Realm,
-        email: &str,
-        full_name: Option<String>,
-    ) -> Result<User, ApiError> {
-        let new = NewUser {
-            email: email.to_owned(),
-            full_name: full_name.unwrap_or_default(),
-            role: 400,
-            password: None,
-            is_active: true,
-            api_key: None,
-        };
-        let id = self.store.create_user(realm, &new).map_err(|e| {
-            error!("creating LDAP user failed: {e}");
-            ApiError::internal()
-        })?;
-        let entry = AuditEntry {
-            detail: Some("created at first LDAP login".to_owned()),
-            ..AuditEntry::new(AuditEvent::UserCreated, Some(realm.id), Some(id))
-        };
-        self.store.audit(&entry)?;
-        self.store
-            .user_by_email(realm.id, email)?
-            .ok_or_else(ApiError::internal)
-    }
-
+/// What needs no credentials: server settings, the dev list and health.
+impl Api {
     /// `GET`/`HEAD /api/v1/server_settings` (SPEC §6).
-    fn server_settings(&mut self, request: &Request) -> Result<Response, ApiError> {
+    fn server_settings(
+        &mut self,
+        request: &Request,
+        _: &mut LogContext,
+    ) -> Result<Response, ApiError> {
         if request.method != "GET" && request.method != "HEAD" {
             return Ok(Response {
                 body: Vec::new(),
@@ -372,91 +329,12 @@ impl Api {
         Ok(Response::json(200, &settings))
     }
 
-    /// `POST /api/v1/dev_fetch_api_key` (SPEC §7.1): no password, no rate limit.
-    fn dev_fetch_api_key(
+    /// `/api/v1/dev_list_users`, any method (SPEC §7.2).
+    fn dev_list_users(
         &mut self,
         request: &Request,
-        log: &mut LogContext,
+        _: &mut LogContext,
     ) -> Result<Response, ApiError> {
-        if request.method != "POST" {
-            return Ok(method_not_allowed(&["POST"]));
-        }
-        let params = parse_params(request)?;
-        let username = params.required("username")?;
-        if !email::is_valid(username) {
-            return Err(ApiError::invalid_email());
-        }
-        let realm = self.request_realm(request, log)?;
-        let Some(user) = self.store.user_by_email(realm.id, username)? else {
-            return Err(if self.store.email_exists_anywhere(username)? {
-                ApiError::nonexistent_subdomain()
-            } else {
-                ApiError::authentication_failed()
-            });
-        };
-        log.user_id = Some(user.id);
-        check_active(&realm, &user)?;
-        let api_key = self.key_for_login(&realm, &user, request, log, None, Some("dev login"))?;
-        Ok(api_key_response(
-            &api_key,
-            &user,
-            params.ignored(&["username"]),
-        ))
-    }
-
-    /// The user's key after a successful login, minted if it is the first; both audited, and
-    /// the username's rate-limit bucket cleared, in one durable transaction: the only
-    /// synced commit of a successful login.
-    fn key_for_login(
-        &self,
-        realm: &Realm,
-        user: &User,
-        request: &Request,
-        log: &LogContext,
-        clear_bucket_of: Option<&str>,
-        detail: Option<&str>,
-    ) -> Result<String, ApiError> {
-        let mut success = self.audit_entry(AuditEvent::LoginSuccess, realm, request, log);
-        success.detail = detail.map(str::to_owned);
-        let minted_entry = self.audit_entry(AuditEvent::KeyMinted, realm, request, log);
-        let limits = self.config.limits;
-        let api_key = self.store.durably(|store| {
-            if let Some(username) = clear_bucket_of {
-                limits.clear(store, username)?;
-            }
-            // The row read for this login holds the key already, except at the first login.
-            let (api_key, minted) = match &user.api_key {
-                Some(key) => (key.clone(), false),
-                None => store.ensure_api_key(user.id)?,
-            };
-            store.audit(&success)?;
-            if minted {
-                store.audit(&minted_entry)?;
-            }
-            Ok::<_, rusqlite::Error>(api_key)
-        })?;
-        Ok(api_key)
-    }
-
-    fn audit_entry(
-        &self,
-        event: AuditEvent,
-        realm: &Realm,
-        request: &Request,
-        log: &LogContext,
-    ) -> AuditEntry {
-        AuditEntry {
-            remote_addr: log.client.map(|ip| ip.to_string()),
-            user_agent: request
-                .user_agent
-                .as_ref()
-                .map(|ua| ua.chars().take(MAX_AUDITED_USER_AGENT).collect()),
-            ..AuditEntry::new(event, Some(realm.id), log.user_id)
-        }
-    }
-
-    /// `/api/v1/dev_list_users`, any method (SPEC §7.2).
-    fn dev_list_users(&mut self, request: &Request) -> Result<Response, ApiError> {
         #[derive(Serialize)]
         struct Entry {
             email: String,
@@ -475,9 +353,10 @@ impl Api {
                 realm_url: self.config.site.realm_url(&subdomain, &request.host),
                 email: user.delivery_email,
             };
-            match user.role {
-                100 | 200 => direct_admins.push(entry),
-                _ => direct_users.push(entry),
+            if user.role.is_admin() {
+                direct_admins.push(entry);
+            } else {
+                direct_users.push(entry);
             }
         }
         Ok(Response::json(
@@ -492,14 +371,17 @@ impl Api {
     }
 
     /// `GET`/`HEAD /health`: 200 while the database answers (SPEC §1).
-    fn health(&mut self, request: &Request) -> Result<Response, ApiError> {
+    fn health(&mut self, request: &Request, _: &mut LogContext) -> Result<Response, ApiError> {
         if request.method != "GET" && request.method != "HEAD" {
             return Ok(method_not_allowed(&["GET", "HEAD"]));
         }
-        self.store.ping()?;
+        self.store.health()?;
         Ok(Response::json(200, &SUCCESS))
     }
+}
 
+/// The routes authenticated by an API key (SPEC §9).
+impl Api {
     /// `GET`/`HEAD /api/v1/users/me` with Basic auth (SPEC §9.3): proves a key works.
     fn users_me(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
         if let Some(refusal) = rest_method_check(request, &["GET", "HEAD"]) {
@@ -530,10 +412,10 @@ impl Api {
                 msg: "",
                 email: &user.delivery_email,
                 user_id: user.id,
-                is_admin: matches!(user.role, 100 | 200),
-                is_owner: user.role == 100,
-                is_guest: user.role == 600,
-                role: user.role,
+                is_admin: user.role.is_admin(),
+                is_owner: user.role == Role::Owner,
+                is_guest: user.role == Role::Guest,
+                role: user.role.code(),
                 is_bot: false,
                 full_name: &user.full_name,
                 is_active: user.is_active,
@@ -555,10 +437,10 @@ impl Api {
         }
         let (user, realm) = self.basic_auth_user(request, log)?;
         let params = parse_params(request)?;
-        let entry = self.audit_entry(AuditEvent::KeyRotated, &realm, request, log);
-        let api_key = self.store.durably(|store| {
-            store.audit(&entry)?;
-            store.rotate_api_key(user.id)
+        let entry = client(request, log).audit(AuditEvent::KeyRotated, &realm, Some(user.id));
+        let api_key = key::with_fresh_key(|new_key| {
+            self.store.replace_api_key(user.id, new_key, &entry)?;
+            Ok(new_key.to_owned())
         })?;
         #[derive(Serialize)]
         struct Regenerated<'a> {
@@ -586,47 +468,31 @@ impl Api {
         log: &mut LogContext,
     ) -> Result<(User, Realm), ApiError> {
         let credentials = basic::parse(request.authorization.as_deref()).map_err(|e| match e {
-            BasicAuthError::Missing => {
-                ApiError::unauthorized("Not logged in: API authentication or user session required")
-            }
-            BasicAuthError::Invalid => {
-                ApiError::unauthorized("Invalid authorization header for basic auth")
-            }
+            BasicAuthError::Missing => ApiError::not_logged_in(),
+            BasicAuthError::Invalid => ApiError::invalid_basic_header(),
             BasicAuthError::NotBasic => ApiError::basic_auth_required(),
-            BasicAuthError::MalformedKey => ApiError::unauthorized("Malformed API key"),
+            BasicAuthError::MalformedKey => ApiError::malformed_api_key(),
         })?;
         let user = self
             .store
             .user_by_api_key(&credentials.api_key)?
             .filter(|u| u.delivery_email.to_lowercase() == credentials.email.to_lowercase())
-            .ok_or(ApiError::unauthorized("Invalid API key"))?;
-        let realm = self.store.realm_by_id(user.realm_id)?;
+            .ok_or(ApiError::invalid_api_key())?;
+        let realm = self
+            .store
+            .realm_by_id(user.realm_id)?
+            .ok_or(ApiError::invalid_api_key())?;
         log.user_id = Some(user.id);
         log.realm = Some(realm.subdomain.clone());
         if realm.deactivated {
-            Err(ApiError::unauthorized(
-                "This organization has been deactivated",
-            ))
+            Err(ApiError::key_realm_deactivated())
         } else if !user.is_active {
-            Err(ApiError::unauthorized("Account is deactivated"))
+            Err(ApiError::key_user_deactivated())
         } else if realm.subdomain != self.config.site.subdomain_of(&request.host) {
-            Err(ApiError::unauthorized(
-                "Account is not associated with this subdomain",
-            ))
+            Err(ApiError::key_of_another_realm())
         } else {
             Ok((user, realm))
         }
-    }
-
-    /// The realm of the request's Host, or E4.
-    fn request_realm(&self, request: &Request, log: &mut LogContext) -> Result<Realm, ApiError> {
-        let subdomain = self.config.site.subdomain_of(&request.host);
-        let realm = self
-            .store
-            .realm_by_subdomain(&subdomain)?
-            .ok_or_else(ApiError::nonexistent_subdomain)?;
-        log.realm = Some(realm.subdomain.clone());
-        Ok(realm)
     }
 }
 
@@ -638,14 +504,11 @@ fn parse_params(request: &Request) -> Result<Params, ApiError> {
     )
 }
 
-/// E8 before E7, both before any password check (SPEC §5.2 step 9).
-fn check_active(realm: &Realm, user: &User) -> Result<(), ApiError> {
-    if realm.deactivated {
-        Err(ApiError::realm_deactivated())
-    } else if !user.is_active {
-        Err(ApiError::user_deactivated())
-    } else {
-        Ok(())
+/// The client as the login sees it.
+fn client<'a>(request: &'a Request, log: &LogContext) -> Client<'a> {
+    Client {
+        address: log.client,
+        user_agent: request.user_agent.as_deref(),
     }
 }
 
@@ -686,9 +549,8 @@ fn rest_method_check(request: &Request, allowed: &[&'static str]) -> Option<Resp
 }
 
 /// Django's `never_cache`, which upstream puts on its REST routes (SPEC §3.3).
-fn never_cache(response: Result<Response, ApiError>) -> Response {
+fn never_cache(response: Response) -> Response {
     response
-        .unwrap_or_else(|err| Response::error(&err))
         .header(
             "Cache-Control",
             "max-age=0, no-cache, no-store, must-revalidate, private",
@@ -698,23 +560,11 @@ fn never_cache(response: Result<Response, ApiError>) -> Response {
 
 /// Django's 405: JSON in a `text/html` response without a trailing newline (SPEC §3.2).
 fn method_not_allowed(allowed: &[&'static str]) -> Response {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        result: &'static str,
-        msg: &'static str,
-        allowed_methods: &'a [&'static str],
-    }
-    let body = serde_json::to_vec(&Body {
-        result: "error",
-        msg: "Method Not Allowed",
-        allowed_methods: allowed,
-    })
-    .expect("a 405 body always serializes");
     Response {
         status: 405,
         content_type: Some(HTML),
         headers: vec![("Allow", allowed.join(", "))],
-        body,
+        body: ApiError::method_not_allowed_body(allowed),
         log: LogContext::default(),
     }
 }
@@ -760,3 +610,6 @@ struct AuthenticationMethods {
     #[serde(rename = "openid connect")]
     openid_connect: bool,
 }
+
+#[cfg(test)]
+mod tests;

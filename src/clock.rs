@@ -1,7 +1,8 @@
 //! Wall-clock time as the server needs it: epoch seconds for rate limits and the audit
-//! trail, and the two text forms it writes (HTTP dates, ISO 8601), without a date crate.
+//! trail, the two text forms it writes (HTTP dates, ISO 8601), and the one form of
+//! duration it reads (`90s`, `30m`, `12h`, `7d`), without a date crate.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch.
 pub fn now() -> f64 {
@@ -75,10 +76,39 @@ pub fn iso8601(epoch_seconds: f64) -> String {
     )
 }
 
+/// A whole number and a unit: `s`, `m`, `h` or `d` (`90s`, `30m`, `12h`, `7d`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let complaint =
+        || format!("invalid duration {text:?}: expected a number and s, m, h or d (7d)");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(complaint());
+    }
+    let number: u64 = number.parse().map_err(|_| complaint())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(complaint()),
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        for bad in ["", "d", "7", "7w", "-1s", "+1s", "1.5h", " 1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn http_dates() {

@@ -57,18 +57,10 @@ fn is_domain_name(domain: &str) -> bool {
     let Some((labels, tld)) = domain.rsplit_once('.') else {
         return false;
     };
-    let label_ok = |label: &str| {
-        (1..=63).contains(&label.len())
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
     let tld_ok = (2..=63).contains(&tld.len())
         && tld.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !tld.ends_with('-');
-    tld_ok && labels.split('.').all(label_ok)
+    tld_ok && labels.split('.').all(crate::dns::is_label)
 }
 
 fn is_address_literal(domain: &str) -> bool {

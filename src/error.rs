@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::store::StoreError;
+
 /// A Zulip-shaped error response: it knows its status, `msg`, `code` and data keys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -49,11 +51,46 @@ impl ApiError {
     }
 
     /// A failed Basic-auth check of `users/me` or `regenerate` (SPEC §9.2).
-    pub const fn unauthorized(msg: &'static str) -> ApiError {
+    const fn unauthorized(msg: &'static str) -> ApiError {
         ApiError {
             www_authenticate: true,
             ..ApiError::new(401, msg, "UNAUTHORIZED")
         }
+    }
+
+    /// §9.2: no `Authorization` header.
+    pub const fn not_logged_in() -> ApiError {
+        ApiError::unauthorized("Not logged in: API authentication or user session required")
+    }
+
+    /// §9.2: a Basic header that does not decode to `email:key`.
+    pub const fn invalid_basic_header() -> ApiError {
+        ApiError::unauthorized("Invalid authorization header for basic auth")
+    }
+
+    /// §9.2: a key that cannot be one.
+    pub const fn malformed_api_key() -> ApiError {
+        ApiError::unauthorized("Malformed API key")
+    }
+
+    /// §9.2: no user has this key (with this email).
+    pub const fn invalid_api_key() -> ApiError {
+        ApiError::unauthorized("Invalid API key")
+    }
+
+    /// §9.2: the key's realm is deactivated.
+    pub const fn key_realm_deactivated() -> ApiError {
+        ApiError::unauthorized("This organization has been deactivated")
+    }
+
+    /// §9.2: the key's user is deactivated.
+    pub const fn key_user_deactivated() -> ApiError {
+        ApiError::unauthorized("Account is deactivated")
+    }
+
+    /// §9.2: the key's realm is not the Host's.
+    pub const fn key_of_another_realm() -> ApiError {
+        ApiError::unauthorized("Account is not associated with this subdomain")
     }
 
     /// §9.2 step 3: another scheme than Basic.
@@ -183,6 +220,22 @@ impl ApiError {
         ApiError::new(400, "Invalid UTF-8 in request parameters", BAD_REQUEST)
     }
 
+    /// Django's 405 body (SPEC §3.2): `allowed_methods` instead of a code, and no newline.
+    pub fn method_not_allowed_body(allowed: &[&str]) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            result: &'static str,
+            msg: &'static str,
+            allowed_methods: &'a [&'a str],
+        }
+        serde_json::to_vec(&Body {
+            result: "error",
+            msg: "Method Not Allowed",
+            allowed_methods: allowed,
+        })
+        .expect("a 405 body always serializes")
+    }
+
     /// The compact JSON body, ending in one newline.
     pub fn to_json(&self) -> Vec<u8> {
         let mut body = serde_json::to_vec(&ErrorBody {
@@ -198,11 +251,11 @@ impl ApiError {
     }
 }
 
-/// A database failure inside a request is an internal error: logged here, and answered
-/// with the bare 500 that leaks nothing.
-impl From<rusqlite::Error> for ApiError {
-    fn from(err: rusqlite::Error) -> ApiError {
-        log::error!("database error: {err}");
+/// A store failure inside a request: logged here, and answered with the bare 500 that
+/// leaks nothing.
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        log::error!("store error: {err}");
         ApiError::internal()
     }
 }
@@ -212,7 +265,7 @@ impl From<rusqlite::Error> for ApiError {
 pub enum Error {
     /// The operator asked for something that cannot be done (unknown realm, bad email, ...).
     Invalid(String),
-    Database(rusqlite::Error),
+    Store(StoreError),
     Io(String, std::io::Error),
 }
 
@@ -220,7 +273,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Invalid(msg) => f.write_str(msg),
-            Error::Database(err) => write!(f, "database error: {err}"),
+            Error::Store(err) => write!(f, "{err}"),
             Error::Io(context, err) => write!(f, "{context}: {err}"),
         }
     }
@@ -228,9 +281,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<rusqlite::Error> for Error {
-    fn from(err: rusqlite::Error) -> Error {
-        Error::Database(err)
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Error {
+        Error::Store(err)
     }
 }
 

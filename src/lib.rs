@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod dns;
 pub mod email;
 pub mod error;
 pub mod http;

@@ -23,7 +23,7 @@ use crate::auth::password::{Argon2Config, Hasher};
 use crate::clock;
 use crate::error::Error;
 use crate::http::{self, PoolSize, StopReason};
-use crate::store::{NewUser, Store};
+use crate::store::{AuditEntry, AuditEvent, NewUser, Role, Store};
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -43,12 +43,16 @@ pub struct ServeConfig {
 /// The demo's users: Zulip's documentation logs in as iago with this password, so the seed
 /// keeps it although it would fail the password policy (SPEC §10.3).
 pub const DEMO_PASSWORD: &str = "abcd1234";
-const DEMO_USERS: [(&str, &str, i64); 5] = [
-    ("iago@zulip.com", "Iago", 200),
-    ("desdemona@zulip.com", "Desdemona", 100),
-    ("hamlet@zulip.com", "King Hamlet", 400),
-    ("othello@zulip.com", "Othello, the Moor of Venice", 400),
-    ("polonius@zulip.com", "Polonius", 600),
+const DEMO_USERS: [(&str, &str, Role); 5] = [
+    ("iago@zulip.com", "Iago", Role::Admin),
+    ("desdemona@zulip.com", "Desdemona", Role::Owner),
+    ("hamlet@zulip.com", "King Hamlet", Role::Member),
+    (
+        "othello@zulip.com",
+        "Othello, the Moor of Venice",
+        Role::Member,
+    ),
+    ("polonius@zulip.com", "Polonius", Role::Guest),
 ];
 
 pub fn run(config: ServeConfig) -> Result<(), Error> {
@@ -192,9 +196,10 @@ fn spawn_pruner(store: Store, longest_window: Option<f64>, audit_retention: Dura
         .spawn(move || {
             loop {
                 let now = clock::now();
-                let pruned = store
-                    .prune_events(now - longest_window.unwrap_or(0.0))
-                    .and_then(|_| store.prune_audit(now - audit_retention.as_secs_f64()));
+                let pruned = store.prune(
+                    now - longest_window.unwrap_or(0.0),
+                    now - audit_retention.as_secs_f64(),
+                );
                 if let Err(e) = pruned {
                     warn!("pruning old rate-limit and audit rows failed: {e}");
                 }
@@ -208,24 +213,27 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 fn seed_demo(store: &Store, hasher: &Hasher) -> Result<(), Error> {
     let root = store.require_realm("")?;
-    store.update_realm(
-        &root,
-        &crate::store::RealmChanges {
-            name: Some("Zulip Dev".into()),
-            ..Default::default()
-        },
-    )?;
+    let changes = crate::store::RealmChanges {
+        name: Some("Zulip Dev".into()),
+        ..Default::default()
+    };
+    let audit = AuditEntry {
+        detail: Some("demo".into()),
+        ..AuditEntry::new(AuditEvent::RealmChanged, Some(root.id), None)
+    };
+    store.update_realm(root.id, &changes, &audit)?;
     let hash = hasher.hash(DEMO_PASSWORD);
-    for (email, name, role) in DEMO_USERS {
-        let user = NewUser {
+    let users: Vec<NewUser> = DEMO_USERS
+        .into_iter()
+        .map(|(email, name, role)| NewUser {
             email: email.to_owned(),
             full_name: name.to_owned(),
             role,
             password: Some(hash.clone()),
             is_active: true,
             api_key: None,
-        };
-        store.create_user(&root, &user)?;
-    }
+        })
+        .collect();
+    store.create_users(root.id, &users, "demo")?;
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! API keys: 32 characters of `[A-Za-z0-9]`, each drawn uniformly from the OS generator
-//! (SPEC §9.1).
+//! (SPEC §9.1). Keys are minted here; the store only stores the keys it is given.
+
+use crate::store::{StoreError, StoreResult};
 
 pub const KEY_LENGTH: usize = 32;
 const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -20,6 +22,17 @@ pub fn generate() -> String {
         }
     }
     key
+}
+
+/// Runs `store` with a fresh key, drawing again while the store finds it already in use
+/// (astronomically unlikely).
+pub fn with_fresh_key<T>(mut store: impl FnMut(&str) -> StoreResult<T>) -> StoreResult<T> {
+    loop {
+        match store(&generate()) {
+            Err(StoreError::KeyInUse) => {}
+            other => return other,
+        }
+    }
 }
 
 pub fn is_well_formed(key: &str) -> bool {

@@ -62,7 +62,7 @@ pub fn authenticate(settings: &LdapSettings, typed: &str, password: &str) -> Out
     #[cfg(not(feature = "ldap"))]
     return Outcome::Unavailable(format!(
         "this zulip-auth was built without the ldap feature, so {} cannot be asked",
-        settings.url
+        settings.url()
     ));
 }
 
@@ -81,7 +81,7 @@ fn try_authenticate(
     }
     let username = ldap_username(settings, typed);
     let filter = settings
-        .user_filter
+        .user_filter()
         .replace("%(user)s", &ldap_escape(username));
     let attrs: Vec<&str> = [
         settings.email_attr.as_deref(),
@@ -92,7 +92,7 @@ fn try_authenticate(
     .collect();
     let (entries, _) = conn
         .with_timeout(OPERATION_TIMEOUT)
-        .search(&settings.user_search, Scope::Subtree, &filter, attrs)?
+        .search(settings.user_search(), Scope::Subtree, &filter, attrs)?
         .success()?;
     let [entry] = &entries[..] else {
         let _ = conn.unbind();
@@ -135,13 +135,14 @@ fn connect(settings: &LdapSettings) -> Result<LdapConn, LdapError> {
         Some(path) => base.set_config(Arc::new(tls_config(path)?)),
         None => base,
     };
-    if !settings.url.starts_with("ldap://") {
-        return LdapConn::with_settings(base, &settings.url);
+    let url = settings.url();
+    if !url.starts_with("ldap://") {
+        return LdapConn::with_settings(base, url);
     }
-    match LdapConn::with_settings(base.clone().set_starttls(true), &settings.url) {
+    match LdapConn::with_settings(base.clone().set_starttls(true), url) {
         Ok(conn) => Ok(conn),
-        Err(e) if settings.starttls_required => Err(e),
-        Err(_) => LdapConn::with_settings(base, &settings.url),
+        Err(e) if settings.starttls_required() => Err(e),
+        Err(_) => LdapConn::with_settings(base, url),
     }
 }
 
@@ -172,7 +173,7 @@ mod tests {
 
     fn settings(append_domain: Option<&str>) -> LdapSettings {
         LdapSettings {
-            url: "ldap://127.0.0.1:1".into(),
+            url: Some("ldap://127.0.0.1:1".into()),
             append_domain: append_domain.map(str::to_owned),
             ..LdapSettings::default()
         }

@@ -1,10 +1,14 @@
-//! Rate limits on password attempts (SPEC §8), kept in SQLite so that a restart does not
+//! Rate limits on password attempts (SPEC §8), kept in the store so that a restart does not
 //! reset them and every worker sees the same counts.
 //!
-//! - Per username, Zulip's rule: every attempt that reaches step 5 counts, a success clears
-//!   the bucket, and the attempt after the limit is refused even with the right password.
 //! - Per client address (ours): failures only, against one password tried across many
-//!   accounts. A success does not clear it.
+//!   accounts; an IPv6 client is one /64. Checked first: a blocked address is refused before
+//!   any username bucket is touched, and nothing is recorded for it. A place is held in the
+//!   bucket while the password is verified, so concurrent failures never exceed the limit.
+//!   A success does not clear it.
+//! - Per username, Zulip's rule, keyed by the username ASCII case-folded: every attempt that
+//!   reaches step 5 counts, a success clears the bucket, and the attempt after the limit is
+//!   refused even with the right password.
 //!
 //! A live bucket is never evicted to save space, since flooding new usernames must not
 //! flush a victim's count; only events older than the window are pruned.
@@ -12,14 +16,11 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::store::Store;
+use crate::clock;
+use crate::store::limits::username_key;
+use crate::store::{Admission, Attempt, Bucket, Limits, Reservation, StoreResult};
 
-/// `N/Ws`: at most `limit` events per `window` seconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rule {
-    pub limit: u32,
-    pub window: f64,
-}
+pub use crate::store::Rule;
 
 /// A rule, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,29 +29,25 @@ pub struct RuleSetting(pub Option<Rule>);
 impl FromStr for RuleSetting {
     type Err = String;
 
-    /// `off`, or `LIMIT/WINDOW` with the window in `s`, `m` or `h` (`5/1800s`, `30/10m`).
+    /// `off`, or `LIMIT/WINDOW` with the window a duration (`5/1800s`, `30/10m`).
     fn from_str(text: &str) -> Result<RuleSetting, String> {
         if text == "off" {
             return Ok(RuleSetting(None));
         }
-        let complaint =
-            || format!("invalid rate {text:?}: expected LIMIT/WINDOW such as 5/1800s, or off");
+        let complaint = || {
+            format!(
+                "invalid rate {text:?}: expected LIMIT/WINDOW such as 5/1800s or 30/10m, or off"
+            )
+        };
         let (limit, window) = text.split_once('/').ok_or_else(complaint)?;
         let limit: u32 = limit.parse().map_err(|_| complaint())?;
-        let (number, unit) = window.split_at(window.len().saturating_sub(1));
-        let seconds = match unit {
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(complaint()),
-        };
-        let window = number.parse::<u32>().map_err(|_| complaint())?;
-        if limit == 0 || window == 0 {
+        let window = clock::parse_duration(window).map_err(|_| complaint())?;
+        if limit == 0 || window.is_zero() {
             return Err(complaint());
         }
         Ok(RuleSetting(Some(Rule {
             limit,
-            window: f64::from(window) * seconds,
+            window: window.as_secs_f64(),
         })))
     }
 }
@@ -62,8 +59,6 @@ pub struct Quota {
     pub remaining: u32,
     /// Epoch seconds when the bucket is certain to have room again.
     pub reset: u64,
-    /// Set when the attempt was refused: seconds until it may be retried.
-    pub retry_after: Option<f64>,
 }
 
 impl Quota {
@@ -76,102 +71,84 @@ impl Quota {
     }
 }
 
+/// What the limiters say about one attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate {
+    /// Refused: retry after this many seconds. `quota` is the username bucket's, or `None`
+    /// when the address was refused before any username bucket was consulted.
+    Refused {
+        retry_after: f64,
+        quota: Option<Quota>,
+    },
+    /// Go on and verify; `quota` is `None` when the username limit is off.
+    Admitted {
+        quota: Option<Quota>,
+        reservation: Option<Reservation>,
+    },
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RateLimits {
     pub per_username: Option<Rule>,
     pub per_address: Option<Rule>,
 }
 
-fn user_bucket(username: &str) -> String {
-    format!("user:{username}")
-}
-
-fn address_bucket(address: IpAddr) -> String {
-    format!("addr:{address}")
-}
-
-/// Seconds until the oldest of the newest `limit` events leaves the window, if the bucket
-/// is full (`events` newest first).
-fn full_for(rule: Rule, events: &[f64], now: f64) -> Option<f64> {
-    let oldest = *events.get(rule.limit as usize - 1)?;
-    (oldest + rule.window >= now).then_some(oldest + rule.window - now)
+/// The address bucket's key: the address, or for IPv6 its /64, which one client usually
+/// holds whole.
+fn address_key(address: IpAddr) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => format!("addr:{v4}"),
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("addr:{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+    }
 }
 
 impl RateLimits {
-    /// Step 5 for the username: refuses a full bucket, else records the attempt. `None`
-    /// when the limit is off, and then no headers are sent.
-    pub fn attempt(
+    /// Step 5 (SPEC §8, §8.1): the address's limit, then the username's, decided atomically.
+    pub fn admit(
         &self,
-        store: &Store,
+        store: &dyn Limits,
         username: &str,
+        client: Option<IpAddr>,
         now: f64,
-    ) -> rusqlite::Result<Option<Quota>> {
-        let Some(rule) = self.per_username else {
-            return Ok(None);
+    ) -> StoreResult<Gate> {
+        let attempt = Attempt {
+            address: self.per_address.zip(client).map(|(rule, address)| Bucket {
+                key: address_key(address),
+                rule,
+            }),
+            username: self.per_username.map(|rule| Bucket {
+                key: username_key(username),
+                rule,
+            }),
+            now,
         };
-        let bucket = user_bucket(username);
-        let since = now - rule.window;
-        let refusal = |retry_after: f64| Quota {
-            limit: rule.limit,
-            remaining: 0,
-            reset: (now + retry_after).floor() as u64,
-            retry_after: Some(retry_after),
-        };
-        // A full bucket is refused on a plain read, without the write lock: an attacker
-        // hammering a locked username costs no more than a query.
-        let events = store.recent_events(&bucket, rule.limit, since)?;
-        if let Some(retry_after) = full_for(rule, &events, now) {
-            return Ok(Some(refusal(retry_after)));
-        }
-        store.immediate(|store| {
-            // Again under the lock: another worker may have filled it meanwhile.
-            let events = store.recent_events(&bucket, rule.limit, since)?;
-            if let Some(retry_after) = full_for(rule, &events, now) {
-                return Ok(Some(refusal(retry_after)));
-            }
-            store.record_event(&bucket, now, rule.limit, since)?;
-            let in_window = (events.len() as u32 + 1).min(rule.limit);
-            Ok(Some(Quota {
-                limit: rule.limit,
-                remaining: rule.limit - in_window,
-                reset: (now + rule.window).floor() as u64,
-                retry_after: None,
-            }))
-        })
-    }
-
-    /// A success clears the username's bucket.
-    pub fn clear(&self, store: &Store, username: &str) -> rusqlite::Result<()> {
-        store.clear_bucket(&user_bucket(username))
-    }
-
-    /// Seconds until this address may try again, when it is over its failure limit.
-    pub fn address_blocked(
-        &self,
-        store: &Store,
-        address: Option<IpAddr>,
-        now: f64,
-    ) -> rusqlite::Result<Option<f64>> {
-        let (Some(rule), Some(address)) = (self.per_address, address) else {
-            return Ok(None);
-        };
-        let events =
-            store.recent_events(&address_bucket(address), rule.limit, now - rule.window)?;
-        Ok(full_for(rule, &events, now))
-    }
-
-    /// Counts an E11 against the client's address.
-    pub fn address_failure(
-        &self,
-        store: &Store,
-        address: Option<IpAddr>,
-        now: f64,
-    ) -> rusqlite::Result<()> {
-        let (Some(rule), Some(address)) = (self.per_address, address) else {
-            return Ok(());
-        };
-        store.immediate(|store| {
-            store.record_event(&address_bucket(address), now, rule.limit, now - rule.window)
+        Ok(match store.admit(&attempt)? {
+            Admission::AddressFull { retry_after } => Gate::Refused {
+                retry_after,
+                quota: None,
+            },
+            Admission::UsernameFull { retry_after } => Gate::Refused {
+                retry_after,
+                quota: self.per_username.map(|rule| Quota {
+                    limit: rule.limit,
+                    remaining: 0,
+                    reset: (now + retry_after).floor() as u64,
+                }),
+            },
+            Admission::Admitted {
+                in_window,
+                reservation,
+            } => Gate::Admitted {
+                quota: self.per_username.zip(in_window).map(|(rule, n)| Quota {
+                    limit: rule.limit,
+                    remaining: rule.limit - n,
+                    reset: (now + rule.window).floor() as u64,
+                }),
+                reservation,
+            },
         })
     }
 
@@ -188,6 +165,7 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     fn limits(rule: &str) -> RateLimits {
         RateLimits {
@@ -209,11 +187,22 @@ mod tests {
             "30/10m".parse::<RuleSetting>().unwrap().0.unwrap().window,
             600.0
         );
+        assert_eq!(
+            "5/1d".parse::<RuleSetting>().unwrap().0.unwrap().window,
+            86_400.0
+        );
         assert_eq!("off".parse::<RuleSetting>().unwrap().0, None);
         for bad in [
-            "", "5", "5/", "0/10s", "5/0s", "x/10s", "5/10", "5/10d", "-1/10s",
+            "", "5", "5/", "0/10s", "5/0s", "x/10s", "5/10", "5/10w", "-1/10s",
         ] {
             assert!(bad.parse::<RuleSetting>().is_err(), "{bad}");
+        }
+    }
+
+    fn remaining(gate: Gate) -> (Option<u32>, Option<f64>) {
+        match gate {
+            Gate::Admitted { quota, .. } => (quota.map(|q| q.remaining), None),
+            Gate::Refused { retry_after, quota } => (quota.map(|q| q.remaining), Some(retry_after)),
         }
     }
 
@@ -224,40 +213,25 @@ mod tests {
         let store = Store::open(&dir.path().join("db")).unwrap();
         let limits = limits("5/1800s");
         let t0 = 1_767_225_600.0;
-        for (n, remaining) in (1..=5).zip([4, 3, 2, 1, 0]) {
-            let quota = limits
-                .attempt(&store, "iago", t0 + f64::from(n))
-                .unwrap()
-                .unwrap();
-            assert_eq!((quota.remaining, quota.retry_after), (remaining, None));
-            assert_eq!(quota.reset, (t0 + f64::from(n) + 1800.0) as u64);
+        let at = |username: &str, t: f64| limits.admit(&*store, username, None, t).unwrap();
+        for (n, left) in (1..=5).zip([4, 3, 2, 1, 0]) {
+            let gate = at("iago", t0 + f64::from(n));
+            assert_eq!(remaining(gate), (Some(left), None));
+            let Gate::Admitted { quota: Some(q), .. } = gate else {
+                panic!()
+            };
+            assert_eq!(q.reset, (t0 + f64::from(n) + 1800.0) as u64);
         }
-        let refused = limits.attempt(&store, "iago", t0 + 6.0).unwrap().unwrap();
-        assert_eq!((refused.remaining, refused.retry_after), (0, Some(1795.0)));
-        assert_eq!(refused.reset, (t0 + 1801.0) as u64);
-        // Other usernames, including other spellings, are other buckets.
-        assert_eq!(
-            limits
-                .attempt(&store, "IAGO", t0 + 6.0)
-                .unwrap()
-                .unwrap()
-                .remaining,
-            4
-        );
-        let seventh = limits
-            .attempt(&store, "iago", t0 + 1802.0)
-            .unwrap()
-            .unwrap();
-        assert_eq!((seventh.remaining, seventh.retry_after), (0, None));
-        limits.clear(&store, "iago").unwrap();
-        assert_eq!(
-            limits
-                .attempt(&store, "iago", t0 + 1803.0)
-                .unwrap()
-                .unwrap()
-                .remaining,
-            4
-        );
+        let refused = at("iago", t0 + 6.0);
+        assert_eq!(remaining(refused), (Some(0), Some(1795.0)));
+        let Gate::Refused { quota: Some(q), .. } = refused else {
+            panic!()
+        };
+        assert_eq!(q.reset, (t0 + 1801.0) as u64);
+        // Every ASCII spelling of the username is the same bucket; others are others.
+        assert_eq!(remaining(at("IAGO", t0 + 6.0)).1, Some(1795.0));
+        assert_eq!(remaining(at("othello", t0 + 6.0)).0, Some(4));
+        assert_eq!(remaining(at("iago", t0 + 1802.0)), (Some(0), None));
     }
 
     #[test]
@@ -265,8 +239,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         assert_eq!(
-            RateLimits::default().attempt(&store, "x", 1.0).unwrap(),
-            None
+            RateLimits::default()
+                .admit(&*store, "x", None, 1.0)
+                .unwrap(),
+            Gate::Admitted {
+                quota: None,
+                reservation: None
+            }
         );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64() {
+        let key = |a: &str| address_key(a.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "addr:2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::1"), key("2001:db8:1:2::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("192.0.2.7"), "addr:192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "addr:192.0.2.7");
     }
 }

@@ -7,45 +7,46 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, StartTls, UserCommand, import};
+use super::{DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, UserCommand, import};
 use crate::auth::password::{self, Hasher};
-use crate::auth::policy;
+use crate::auth::{key, policy};
 use crate::clock;
+use crate::dns;
 use crate::email;
 use crate::error::{Error, invalid};
+use crate::store::limits::username_key;
 use crate::store::{
-    AuditEntry, AuditEvent, LdapChanges, NewUser, Realm, RealmChanges, Store, User,
+    AuditEntry, AuditEvent, AuditFilter, LdapSettings, NewUser, Realm, RealmChanges, Store, User,
 };
 
 /// Audit details say who acted: the CLI has no client address.
 const BY_OPERATOR: &str = "by operator";
 
-fn record(
-    store: &Store,
+/// An operator's audit row.
+fn entry(
     event: AuditEvent,
-    realm: &Realm,
+    realm: Option<&Realm>,
     user_id: Option<i64>,
     detail: String,
-) -> Result<(), Error> {
-    let entry = AuditEntry {
+) -> AuditEntry {
+    AuditEntry {
         detail: Some(detail),
-        ..AuditEntry::new(event, Some(realm.id), user_id)
-    };
-    Ok(store.audit(&entry)?)
+        ..AuditEntry::new(event, realm.map(|r| r.id), user_id)
+    }
 }
 
 pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
     let (subdomain, changes) = match command {
         RealmCommand::Create { subdomain, name } => {
             validate_subdomain(&subdomain)?;
-            let realm = store.create_realm(&subdomain, &name)?;
-            return record(
-                store,
+            let audit = entry(
                 AuditEvent::RealmCreated,
-                &realm,
+                None,
                 None,
                 format!("{BY_OPERATOR}: name {name:?}"),
             );
+            store.create_realm(&subdomain, &name, &audit)?;
+            return Ok(());
         }
         RealmCommand::List { json } => return list_realms(store, json),
         RealmCommand::Deactivate { subdomain } => (
@@ -84,31 +85,32 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
         ),
     };
     let realm = store.require_realm(&subdomain)?;
-    store.update_realm(&realm, &changes)?;
-    record(
-        store,
+    let audit = entry(
         AuditEvent::RealmChanged,
-        &realm,
+        Some(&realm),
         None,
         format!("{BY_OPERATOR}: {}", changes.describe()),
-    )
+    );
+    store.update_realm(realm.id, &changes, &audit)?;
+    Ok(())
 }
 
-fn ldap_changes(args: LdapArgs) -> Result<LdapChanges, Error> {
-    if let Some(url) = args.ldap_url.as_ref().filter(|url| !url.is_empty())
+fn ldap_changes(args: LdapArgs) -> Result<LdapSettings, Error> {
+    let mut settings = args.settings;
+    if let Some(url) = settings.url.as_ref().filter(|url| !url.is_empty())
         && !(url.starts_with("ldap://") || url.starts_with("ldaps://"))
     {
         return invalid!(
             "invalid LDAP URL {url:?}: expected ldap://host[:port] or ldaps://host[:port]"
         );
     }
-    if let Some(filter) = &args.ldap_user_filter
+    if let Some(filter) = &settings.user_filter
         && !filter.contains("%(user)s")
     {
         return invalid!("the LDAP user filter {filter:?} must contain %(user)s");
     }
     // The secret never travels in argv: a file, else the environment.
-    let bind_password = match &args.ldap_bind_password_file {
+    settings.bind_password = match &args.ldap_bind_password_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?
@@ -117,37 +119,17 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapChanges, Error> {
         ),
         None => std::env::var("ZULIP_AUTH_LDAP_BIND_PASSWORD").ok(),
     };
-    Ok(LdapChanges {
-        // Setting a URL turns LDAP on, unless --ldap off says otherwise.
-        enabled: args
-            .ldap
-            .map(|v| v == OnOff::On)
-            .or(args.ldap_url.as_ref().map(|url| !url.is_empty())),
-        url: args.ldap_url,
-        ca_file: args.ldap_ca_file,
-        starttls_required: args.ldap_starttls.map(|v| v == StartTls::Require),
-        bind_dn: args.ldap_bind_dn,
-        bind_password,
-        user_search: args.ldap_user_search,
-        user_filter: args.ldap_user_filter,
-        append_domain: args.ldap_append_domain,
-        email_attr: args.ldap_email_attr,
-        full_name_attr: args.ldap_full_name_attr,
-        create_users: args.ldap_create_users.map(|v| v == OnOff::On),
-    })
+    // Setting a URL turns LDAP on, unless --ldap off says otherwise.
+    settings.enabled = settings
+        .enabled
+        .or(settings.url.as_ref().map(|url| !url.is_empty()));
+    Ok(settings)
 }
 
-/// A DNS label, or several joined by dots: it becomes part of a host name.
+/// DNS labels joined by dots, in lowercase: it becomes part of a host name.
 fn validate_subdomain(subdomain: &str) -> Result<(), Error> {
-    let label_ok = |label: &str| {
-        (1..=63).contains(&label.len())
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
-    if subdomain.split('.').all(label_ok) {
+    let lowercase = !subdomain.bytes().any(|b| b.is_ascii_uppercase());
+    if lowercase && subdomain.split('.').all(dns::is_label) {
         Ok(())
     } else {
         invalid!("invalid subdomain {subdomain:?}: use lowercase letters, digits and inner hyphens")
@@ -165,21 +147,19 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         ldap_enabled: bool,
         users: i64,
     }
-    let rows = store
+    let rows: Vec<Row> = store
         .realms()?
         .into_iter()
-        .map(|r| {
-            Ok(Row {
-                users: store.user_count(r.id)?,
-                ldap_enabled: r.ldap_backend().is_some(),
-                subdomain: r.subdomain,
-                name: r.name,
-                deactivated: r.deactivated,
-                password_auth_enabled: r.password_auth_enabled,
-                email_auth_enabled: r.email_auth_enabled,
-            })
+        .map(|(r, users)| Row {
+            users,
+            ldap_enabled: r.ldap_backend().is_some(),
+            subdomain: r.subdomain,
+            name: r.name,
+            deactivated: r.deactivated,
+            password_auth_enabled: r.password_auth_enabled,
+            email_auth_enabled: r.email_auth_enabled,
         })
-        .collect::<Result<Vec<_>, Error>>()?;
+        .collect();
     if json {
         println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
         return Ok(());
@@ -236,19 +216,13 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
                 password: Some(hasher.hash(&password)),
                 email,
                 full_name,
-                role: role.code(),
+                role,
                 is_active: true,
                 api_key: None,
             };
-            let id = store.create_user(&realm, &user)?;
-            record(
-                store,
-                AuditEvent::UserCreated,
-                &realm,
-                Some(id),
-                BY_OPERATOR.to_owned(),
-            )?;
-            println!("{id}");
+            for id in store.create_users(realm.id, &[user], BY_OPERATOR)? {
+                println!("{id}");
+            }
             Ok(())
         }
         UserCommand::List { realm, json } => {
@@ -270,27 +244,29 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
             } else {
                 prompt_password_twice()?
             })?;
-            store.set_password_hash(user.id, &hasher.hash(&password))?;
-            // As upstream: a new password forgets the failed attempts against the old one.
-            store.clear_username_buckets(&user.delivery_email)?;
-            record(
-                store,
+            let audit = entry(
                 AuditEvent::PasswordChanged,
-                &realm,
+                Some(&realm),
                 Some(user.id),
                 BY_OPERATOR.to_owned(),
-            )
+            );
+            // As upstream: a new password forgets the failed attempts against the old one.
+            let bucket = username_key(&user.delivery_email);
+            store.set_password(user.id, &hasher.hash(&password), &bucket, &audit)?;
+            Ok(())
         }
         UserCommand::RotateKey { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            let key = store.rotate_api_key(user.id)?;
-            record(
-                store,
+            let audit = entry(
                 AuditEvent::KeyRotated,
-                &realm,
+                Some(&realm),
                 Some(user.id),
                 BY_OPERATOR.to_owned(),
-            )?;
+            );
+            let key = key::with_fresh_key(|new_key| {
+                store.replace_api_key(user.id, new_key, &audit)?;
+                Ok(new_key.to_owned())
+            })?;
             println!("{key}");
             Ok(())
         }
@@ -311,13 +287,13 @@ fn find_user(store: &Store, realm: &RealmArg, email: &str) -> Result<(Realm, Use
 
 fn set_active(store: &Store, realm: &RealmArg, email: &str, active: bool) -> Result<(), Error> {
     let (realm, user) = find_user(store, realm, email)?;
-    store.set_user_active(user.id, active)?;
     let event = if active {
         AuditEvent::UserReactivated
     } else {
         AuditEvent::UserDeactivated
     };
-    record(store, event, &realm, Some(user.id), BY_OPERATOR.to_owned())
+    let audit = entry(event, Some(&realm), Some(user.id), BY_OPERATOR.to_owned());
+    Ok(store.set_user_active(user.id, active, &audit)?)
 }
 
 /// The password, if Zulip's policy accepts it.
@@ -376,10 +352,7 @@ impl<'a> UserRow<'a> {
             id: user.id,
             email: &user.delivery_email,
             full_name: &user.full_name,
-            role: crate::store::ROLES
-                .iter()
-                .find(|(_, code)| *code == user.role)
-                .map_or("member", |(name, _)| name),
+            role: user.role.name(),
             is_active: user.is_active,
             has_api_key: user.api_key.is_some(),
             password: password::describe(user.password.as_deref()),
@@ -453,9 +426,9 @@ pub fn db(store: &Store, command: DbCommand) -> Result<(), Error> {
     match command {
         DbCommand::Backup { dest } => backup(store, &dest),
         DbCommand::Check => {
-            let problems = store.integrity_check()?;
+            let problems = store.integrity_problems()?;
             let version = store.schema_version()?;
-            if problems != ["ok"] {
+            if !problems.is_empty() {
                 return invalid!(
                     "integrity check failed (schema version {version}): {}",
                     problems.join("; ")
@@ -490,16 +463,29 @@ fn backup(store: &Store, dest: &Path) -> Result<(), Error> {
 pub fn show_audit(
     store: &Store,
     user: Option<&str>,
-    realm: &RealmArg,
+    realm: Option<&str>,
     since: Option<Duration>,
     json: bool,
 ) -> Result<(), Error> {
+    let realm = realm
+        .map(|subdomain| store.require_realm(subdomain))
+        .transpose()?;
     let user_id = match user {
-        Some(email) => Some(find_user(store, realm, email)?.1.id),
+        Some(email) => {
+            let realm = match &realm {
+                Some(realm) => realm.clone(),
+                None => store.require_realm("")?,
+            };
+            Some(store.require_user(&realm, email)?.id)
+        }
         None => None,
     };
-    let since = since.map_or(0.0, |d| clock::now() - d.as_secs_f64());
-    let rows = store.audit_rows(since, user_id)?;
+    let filter = AuditFilter {
+        since: since.map_or(0.0, |d| clock::now() - d.as_secs_f64()),
+        realm_id: realm.map(|r| r.id),
+        user_id,
+    };
+    let rows = store.audit_rows(&filter)?;
     if json {
         for row in &rows {
             println!("{}", serde_json::to_string(row).expect("rows serialize"));

@@ -7,11 +7,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::role_code;
 use crate::auth::{key, password};
 use crate::email;
 use crate::error::{Error, invalid};
-use crate::store::{AuditEntry, AuditEvent, NewUser, Realm, Store};
+use crate::store::{NewUser, Realm, Role, Store};
 
 /// One line of the export: `zerver_userprofile`'s columns (README, "Move users from Zulip").
 #[derive(Debug, Deserialize)]
@@ -44,31 +43,26 @@ pub fn run(store: &Store, realm: &Realm, file: &Path) -> Result<(), Error> {
         .filter(|(_, u)| !u.password.as_deref().is_some_and(password::is_usable))
         .map(|(_, u)| u.email.as_str())
         .collect();
-    store.immediate(|store| {
-        for (line, user) in &users {
-            if store.user_by_email(realm.id, &user.email)?.is_some() {
-                return invalid!(
-                    "line {line}: {:?} already exists in this realm; nothing imported",
-                    user.email
-                );
-            }
-            if let Some(api_key) = &user.api_key
-                && store.user_by_api_key(api_key)?.is_some()
-            {
-                return invalid!(
-                    "line {line}: the api_key of {:?} is already in use; nothing imported",
-                    user.email
-                );
-            }
-            let id = store.create_user(realm, user)?;
-            let entry = AuditEntry {
-                detail: Some("imported".to_owned()),
-                ..AuditEntry::new(AuditEvent::UserCreated, Some(realm.id), Some(id))
-            };
-            store.audit(&entry)?;
+    // Checked here to name the line; the store checks again in the transaction that adds
+    // them all or none.
+    for (line, user) in &users {
+        if store.user_by_email(realm.id, &user.email)?.is_some() {
+            return invalid!(
+                "line {line}: {:?} already exists in this realm; nothing imported",
+                user.email
+            );
         }
-        Ok::<(), Error>(())
-    })?;
+        if let Some(api_key) = &user.api_key
+            && store.user_by_api_key(api_key)?.is_some()
+        {
+            return invalid!(
+                "line {line}: the api_key of {:?} is already in use; nothing imported",
+                user.email
+            );
+        }
+    }
+    let new: Vec<NewUser> = users.iter().map(|(_, u)| u.clone()).collect();
+    store.create_users(realm.id, &new, "imported")?;
     println!(
         "imported {} users, {} without a usable password",
         users.len(),
@@ -120,14 +114,13 @@ fn parse(text: &str) -> Result<Vec<(usize, NewUser)>, Error> {
             }
         }
         let role = match &exported.role {
-            None => 400,
-            Some(serde_json::Value::Number(n)) => n
-                .as_i64()
-                .filter(|code| crate::store::ROLES.iter().any(|(_, c)| c == code))
-                .ok_or_else(|| {
+            None => Role::Member,
+            Some(serde_json::Value::Number(n)) => {
+                n.as_i64().and_then(Role::from_code).ok_or_else(|| {
                     Error::Invalid(format!("line {line}: unknown role {n}; nothing imported"))
-                })?,
-            Some(serde_json::Value::String(name)) => role_code(name).ok_or_else(|| {
+                })?
+            }
+            Some(serde_json::Value::String(name)) => Role::from_name(name).ok_or_else(|| {
                 Error::Invalid(format!(
                     "line {line}: unknown role {name:?}; nothing imported"
                 ))

@@ -12,16 +12,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::ApiConfig;
 use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
+use crate::clock::parse_duration;
 use crate::error::{Error, invalid};
 use crate::logging::LogFormat;
 use crate::server::{self, ServeConfig};
 use crate::site::{ExternalUrl, Site};
-use crate::store::{ROLES, Store};
+use crate::store::{LdapSettings, Role, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -108,11 +110,12 @@ pub enum Command {
         after_help = "Examples:\n  zulip-auth audit --since 1d\n  zulip-auth audit --user iago@example.com --since 30d --json"
     )]
     Audit {
-        /// Only this user's entries
+        /// Only this user's entries (of --realm, else of the root realm)
         #[arg(long, env = "ZULIP_AUTH_USER", value_name = "EMAIL")]
         user: Option<String>,
-        #[command(flatten)]
-        realm: RealmArg,
+        /// Only this realm's entries, by subdomain ('' for the root realm) [default: every realm]
+        #[arg(long = "realm", env = "ZULIP_AUTH_REALM", value_name = "SUB")]
+        realm: Option<String>,
         /// How far back, as a number and s, m, h or d [default: everything kept]
         #[arg(long, env = "ZULIP_AUTH_SINCE", value_name = "DURATION", value_parser = parse_duration)]
         since: Option<Duration>,
@@ -248,48 +251,11 @@ pub enum RealmCommand {
 /// optional one (`--ldap-ca-file ''`).
 #[derive(Debug, Args)]
 pub struct LdapArgs {
-    /// Turn LDAP on or off; setting --ldap-url turns it on
-    #[arg(long, env = "ZULIP_AUTH_LDAP")]
-    pub ldap: Option<OnOff>,
-    /// ldap://host[:port] (StartTLS when offered) or ldaps://host[:port]
-    #[arg(long, env = "ZULIP_AUTH_LDAP_URL", value_name = "URL")]
-    pub ldap_url: Option<String>,
-    /// PEM file of the CA to trust for the directory's TLS certificate
-    #[arg(long, env = "ZULIP_AUTH_LDAP_CA_FILE", value_name = "PATH")]
-    pub ldap_ca_file: Option<String>,
-    /// `require` refuses ldap:// without StartTLS
-    #[arg(long, env = "ZULIP_AUTH_LDAP_STARTTLS")]
-    pub ldap_starttls: Option<StartTls>,
-    /// The service account that searches for users
-    #[arg(long, env = "ZULIP_AUTH_LDAP_BIND_DN", value_name = "DN")]
-    pub ldap_bind_dn: Option<String>,
+    #[command(flatten)]
+    pub settings: LdapSettings,
     /// File holding the service account's password (or set ZULIP_AUTH_LDAP_BIND_PASSWORD)
     #[arg(long, env = "ZULIP_AUTH_LDAP_BIND_PASSWORD_FILE", value_name = "PATH")]
     pub ldap_bind_password_file: Option<PathBuf>,
-    /// Where users are searched (a base DN)
-    #[arg(long, env = "ZULIP_AUTH_LDAP_USER_SEARCH", value_name = "BASE")]
-    pub ldap_user_search: Option<String>,
-    /// The search filter; %(user)s stands for the LDAP username [default: (uid=%(user)s)]
-    #[arg(long, env = "ZULIP_AUTH_LDAP_USER_FILTER", value_name = "FILTER")]
-    pub ldap_user_filter: Option<String>,
-    /// The Zulip email is USERNAME@DOMAIN
-    #[arg(long, env = "ZULIP_AUTH_LDAP_APPEND_DOMAIN", value_name = "DOMAIN")]
-    pub ldap_append_domain: Option<String>,
-    /// The Zulip email is this attribute of the user's entry
-    #[arg(long, env = "ZULIP_AUTH_LDAP_EMAIL_ATTR", value_name = "ATTR")]
-    pub ldap_email_attr: Option<String>,
-    /// The attribute that holds the user's full name
-    #[arg(long, env = "ZULIP_AUTH_LDAP_FULL_NAME_ATTR", value_name = "ATTR")]
-    pub ldap_full_name_attr: Option<String>,
-    /// Give a directory user without an account here one at their first login
-    #[arg(long, env = "ZULIP_AUTH_LDAP_CREATE_USERS")]
-    pub ldap_create_users: Option<OnOff>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StartTls {
-    Auto,
-    Require,
 }
 
 #[derive(Debug, Subcommand)]
@@ -401,44 +367,14 @@ pub enum OnOff {
     Off,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Role {
-    Owner,
-    Admin,
-    Moderator,
-    Member,
-    Guest,
-}
-
-impl Role {
-    fn code(self) -> i64 {
-        let value = self.to_possible_value().expect("every role has a name");
-        role_code(value.get_name()).expect("every role has a code")
+impl ValueEnum for Role {
+    fn value_variants<'a>() -> &'a [Role] {
+        &Role::ALL
     }
-}
 
-/// The numeric code of a role name.
-fn role_code(name: &str) -> Option<i64> {
-    ROLES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, code)| code)
-}
-
-/// `90s`, `15m`, `12h`, `7d`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let complaint =
-        || format!("invalid duration {text:?}: expected a number and s, m, h or d (7d)");
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let number: u64 = number.parse().map_err(|_| complaint())?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(complaint()),
-    };
-    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
+    }
 }
 
 impl Cli {
@@ -467,15 +403,37 @@ impl Cli {
     }
 }
 
+impl Command {
+    /// Commands that only read: a mistyped `--db` must not leave an empty database behind
+    /// them, so they refuse a missing file. Every other command creates and migrates one.
+    fn only_reads(&self) -> bool {
+        matches!(
+            self,
+            Command::Realm(RealmCommand::List { .. })
+                | Command::User(UserCommand::List { .. } | UserCommand::Show { .. })
+                | Command::Db(_)
+                | Command::Audit { .. }
+        )
+    }
+}
+
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<(), Error> {
     let db = cli.db_path();
     let argon2 = cli.argon2()?;
+    let only_reads = cli.command.only_reads();
+    let open = || {
+        if only_reads {
+            Store::open_existing(&db)
+        } else {
+            Store::open(&db)
+        }
+    };
     match cli.command {
         Command::Serve(args) => server::run(serve_config(args, db, argon2)?),
-        Command::Realm(command) => admin::realm(&Store::open(&db)?, command),
-        Command::User(command) => admin::user(&Store::open(&db)?, &Hasher::new(argon2), command),
-        Command::Db(command) => admin::db(&Store::open(&db)?, command),
+        Command::Realm(command) => admin::realm(&open()?, command),
+        Command::User(command) => admin::user(&open()?, &Hasher::new(argon2), command),
+        Command::Db(command) => admin::db(&open()?, command),
         Command::BenchHash {
             samples,
             target_ms,
@@ -486,7 +444,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             realm,
             since,
             json,
-        } => admin::show_audit(&Store::open(&db)?, user.as_deref(), &realm, since, json),
+        } => admin::show_audit(&open()?, user.as_deref(), realm.as_deref(), since, json),
     }
 }
 

@@ -74,12 +74,19 @@ fn six_attempts_with_the_default_rule_and_headers_on_every_counted_answer() {
     }
     let retry_after = assert_username_limited(&server.login(IAGO, IAGO_PASSWORD));
     assert!(retry_after > 1790.0 && retry_after < 1800.0);
-    // Another spelling is another bucket; the right password works there and says so.
-    let other = server.login("Iago@example.com", IAGO_PASSWORD);
+    // Every spelling of the account is the same bucket (SPEC §8, ours; upstream keys the
+    // raw string, so each spelling would get five more guesses).
+    for spelling in ["Iago@example.com", "IAGO@EXAMPLE.COM", "iaGO@exAMple.cOm"] {
+        assert_username_limited(&server.login(spelling, IAGO_PASSWORD));
+    }
+    // Other accounts are other buckets.
+    let other = server.create_user("othello@example.com", "Moor-Of-Venice-9", &[]);
+    let r = server.login("Othello@example.com", "Moor-Of-Venice-9");
     assert_eq!(
-        (other.json()["user_id"].as_i64(), remaining(&other)),
-        (Some(id), Some("4"))
+        (r.json()["user_id"].as_i64(), remaining(&r)),
+        (Some(other), Some("4"))
     );
+    assert_ne!(other, id);
     // Checks before step 5 neither count nor carry headers.
     for r in [
         server.login("hamlet", "x"),
@@ -130,9 +137,47 @@ fn address_limit_stops_password_spraying() {
     let r = server.login(IAGO, IAGO_PASSWORD);
     let retry_after = assert_limited(&r);
     assert!(retry_after > 590.0 && retry_after <= 600.0);
-    // …while the headers describe the username bucket, which counted the attempt.
-    assert_eq!(r.header("x-ratelimit-remaining"), Some("4"));
+    // …before any username bucket is consulted, so no X-RateLimit-* headers describe one.
+    assert_eq!(r.header("x-ratelimit-limit"), None);
+    assert_eq!(r.header("x-ratelimit-remaining"), None);
     server.log_containing("reason=UNKNOWN_USER client=127.0.0.1");
+}
+
+fn rate_limit_rows(server: &TestServer) -> i64 {
+    let conn = rusqlite::Connection::open(&server.db).unwrap();
+    conn.query_row("SELECT count(*) FROM rate_limit_event", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Issue 12 item 5: a blocked client's requests count against nobody and write nothing.
+#[test]
+fn a_blocked_address_cannot_lock_a_victim_out() {
+    let (server, _) =
+        TestServer::with_iago(&["--address-rate", "3/600s", "--trusted-proxy", "127.0.0.1"]);
+    let from = |client: &str, password: &str| {
+        server.post_form_with(
+            "/api/v1/fetch_api_key",
+            &[("username", IAGO), ("password", password)],
+            &[("X-Forwarded-For", client)],
+        )
+    };
+    for _ in 0..3 {
+        from("198.51.100.1", "wrong").assert_json(401, E11);
+    }
+    let rows = rate_limit_rows(&server);
+    for _ in 0..10 {
+        let r = from("198.51.100.1", "wrong");
+        assert_limited(&r);
+        assert_eq!(r.header("x-ratelimit-remaining"), None);
+    }
+    assert_eq!(
+        rate_limit_rows(&server),
+        rows,
+        "a refused request wrote rows"
+    );
+    // The victim, from its own address: two attempts left of five, as three were counted.
+    let r = from("198.51.100.2", IAGO_PASSWORD);
+    assert_eq!((r.status, remaining(&r)), (200, Some("1")));
 }
 
 #[test]

@@ -1,0 +1,527 @@
+//! The password login, once, for every way in: the API's `fetch_api_key` and the web
+//! sign-in. It walks SPEC §5.2 from step 4 (the realm is the caller's) to step 12 and
+//! answers in domain terms; callers map a [`Refusal`] to their own wire or page.
+//!
+//! It has two halves, so a second factor can sit between them:
+//!
+//! 1. [`Login::verify`]: email format, both rate limits, the backends' checks, one password
+//!    verification (SPEC §10.4), and the audit row of a refusal. A [`Verified`] login has
+//!    cleared no bucket and handed out nothing.
+//! 2. [`Login::finish`]: one durable store transaction that reads the account again, writes
+//!    the upgraded hash only over the verified one, reads or mints the key, clears the
+//!    username bucket, releases the address reservation and audits the success. If the
+//!    password, the account or the realm changed since the verification, it refuses instead
+//!    and writes nothing but the refusal's audit row.
+//!
+//! [`Login::login`] runs both. A caller with a second factor to check calls
+//! [`Login::verify`], then [`Login::defer`] (the password was right: its address
+//! reservation is released, the username bucket is left as it is), keeps the [`Verified`]
+//! until the code is accepted, and only then calls [`Login::finish`].
+
+use std::net::IpAddr;
+
+use log::warn;
+
+use crate::auth::key;
+use crate::auth::ldap::{self, Outcome};
+use crate::auth::password::{self, Hasher, Verdict};
+use crate::auth::policy;
+use crate::auth::ratelimit::{Gate, Quota, RateLimits};
+use crate::clock;
+use crate::email;
+use crate::store::limits::username_key;
+use crate::store::{
+    AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewUser, Realm, Reservation, Role,
+    Store, StoreError, StoreResult, User,
+};
+
+/// Longer User-Agent strings are cut before they are audited.
+const MAX_AUDITED_USER_AGENT: usize = 256;
+
+/// What was typed.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+}
+
+/// Who is asking, for the address limit and the audit trail.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Client<'a> {
+    pub address: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// The way in, as the audit trail tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `fetch_api_key`.
+    Api,
+    /// The web sign-in form.
+    Web,
+    /// `dev_fetch_api_key`: no password at all.
+    Dev,
+}
+
+impl Method {
+    fn detail(self) -> Option<&'static str> {
+        match self {
+            Method::Api => None,
+            Method::Web => Some("web sign-in"),
+            Method::Dev => Some("dev login"),
+        }
+    }
+}
+
+/// Why a login was refused. Callers choose the words; [`Refusal::reason`] is the stable
+/// code for logs and the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Refusal {
+    /// Step 4: not an email address (and the realm has no LDAP).
+    InvalidEmail,
+    /// Step 5: over the address or the username limit.
+    RateLimited {
+        retry_after: f64,
+    },
+    /// Step 6.
+    PasswordAuthDisabled,
+    /// Step 8: no such user in this realm (or the directory knows none).
+    UnknownUser,
+    /// Steps 7 and 10: empty, wrong or unusable password.
+    WrongPassword,
+    /// The LDAP directory could not be asked.
+    DirectoryUnavailable,
+    /// The password changed while it was being verified.
+    PasswordChanged,
+    /// Step 9.
+    RealmDeactivated,
+    UserDeactivated,
+    /// Step 11: the right password, whose hash needs upgrading, fails the policy.
+    ResetRequired,
+}
+
+impl Refusal {
+    /// The stable code of logs and audit rows; `None` before step 5, which is not logged as
+    /// an authentication failure.
+    pub fn reason(self) -> Option<&'static str> {
+        Some(match self {
+            Refusal::InvalidEmail => return None,
+            Refusal::RateLimited { .. } => "RATE_LIMIT_HIT",
+            Refusal::PasswordAuthDisabled => "PASSWORD_AUTH_DISABLED",
+            Refusal::UnknownUser => "UNKNOWN_USER",
+            Refusal::WrongPassword => "WRONG_PASSWORD",
+            Refusal::DirectoryUnavailable => "LDAP_UNAVAILABLE",
+            Refusal::PasswordChanged => "PASSWORD_CHANGED",
+            Refusal::RealmDeactivated => "REALM_DEACTIVATED",
+            Refusal::UserDeactivated => "USER_DEACTIVATED",
+            Refusal::ResetRequired => "PASSWORD_RESET_REQUIRED",
+        })
+    }
+
+    /// The refusals that tell nothing but "wrong credentials" (Zulip's one E11), which
+    /// count against the client's address.
+    pub fn is_wrong_credentials(self) -> bool {
+        matches!(
+            self,
+            Refusal::UnknownUser
+                | Refusal::WrongPassword
+                | Refusal::DirectoryUnavailable
+                | Refusal::PasswordChanged
+        )
+    }
+
+    /// Refusals by a check that costs an attacker nothing are kept out of the audit trail,
+    /// which they could otherwise flood.
+    fn is_audited(self) -> bool {
+        !matches!(self, Refusal::InvalidEmail | Refusal::RateLimited { .. })
+    }
+}
+
+/// A login's answer with what every answer past step 5 carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked<T> {
+    pub outcome: Result<T, Refusal>,
+    /// The username bucket after this attempt (the `X-RateLimit-*` headers).
+    pub quota: Option<Quota>,
+    /// The account the username named, once known (for the log).
+    pub user_id: Option<i64>,
+}
+
+/// A password found right, not yet a login: nothing handed out, no bucket cleared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub user: User,
+    method: Method,
+    /// The stored hash that was verified (`None` for LDAP): the finish compares it.
+    verified_hash: Option<String>,
+    rehash: Option<String>,
+    username_key: Option<String>,
+    reservation: Option<Reservation>,
+}
+
+/// A finished login.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Success {
+    /// As stored at the finish.
+    pub user: User,
+    pub api_key: String,
+}
+
+/// What a login needs of the worker that runs it.
+pub struct Login<'a> {
+    pub store: &'a Store,
+    pub hasher: &'a Hasher,
+    pub limits: RateLimits,
+}
+
+impl Login<'_> {
+    /// Both halves: verify, then finish.
+    pub fn login(
+        &self,
+        realm: &Realm,
+        credentials: Credentials<'_>,
+        client: Client<'_>,
+        method: Method,
+    ) -> StoreResult<Checked<Success>> {
+        let checked = self.verify(realm, credentials, client, method)?;
+        let outcome = match checked.outcome {
+            Ok(verified) => self.finish(realm, verified, client)?,
+            Err(refusal) => Err(refusal),
+        };
+        Ok(Checked {
+            outcome,
+            quota: checked.quota,
+            user_id: checked.user_id,
+        })
+    }
+
+    /// Steps 4 to 11 of SPEC §5.2. A refusal is audited here.
+    pub fn verify(
+        &self,
+        realm: &Realm,
+        credentials: Credentials<'_>,
+        client: Client<'_>,
+        method: Method,
+    ) -> StoreResult<Checked<Verified>> {
+        let Credentials { username, password } = credentials;
+        // With LDAP on, the username may be an LDAP username rather than an email.
+        if realm.ldap_backend().is_none() && !email::is_valid(username) {
+            return Ok(Checked {
+                outcome: Err(Refusal::InvalidEmail),
+                quota: None,
+                user_id: None,
+            });
+        }
+        let (quota, reservation) =
+            match self
+                .limits
+                .admit(&**self.store, username, client.address, clock::now())?
+            {
+                Gate::Refused { retry_after, quota } => {
+                    return Ok(Checked {
+                        outcome: Err(Refusal::RateLimited { retry_after }),
+                        quota,
+                        user_id: None,
+                    });
+                }
+                Gate::Admitted { quota, reservation } => (quota, reservation),
+            };
+        let mut user_id = None;
+        let checked = self.check(realm, username, password, &mut user_id);
+        let outcome = match checked {
+            Ok(Ok(mut verified)) => {
+                verified.method = method;
+                verified.username_key = self.limits.per_username.map(|_| username_key(username));
+                verified.reservation = reservation;
+                Ok(verified)
+            }
+            Ok(Err(refusal)) => {
+                self.refused(realm, refusal, user_id, reservation, client)?;
+                Err(refusal)
+            }
+            Err(fault) => {
+                // The attempt was not decided: it must not count as a failure.
+                if let Some(held) = reservation {
+                    let _ = self.store.release(held);
+                }
+                return Err(fault);
+            }
+        };
+        Ok(Checked {
+            outcome,
+            quota,
+            user_id,
+        })
+    }
+
+    /// The password was right and a second factor is still to come: the address
+    /// reservation is given back (a right password is no failure), nothing else is done.
+    pub fn defer(&self, mut verified: Verified) -> StoreResult<Verified> {
+        if let Some(held) = verified.reservation.take() {
+            self.store.release(held)?;
+        }
+        Ok(verified)
+    }
+
+    /// Step 12 and the key (SPEC §9.1), in one store transaction; see the module doc.
+    pub fn finish(
+        &self,
+        realm: &Realm,
+        verified: Verified,
+        client: Client<'_>,
+    ) -> StoreResult<Result<Success, Refusal>> {
+        let audit = AuditEntry {
+            detail: verified.method.detail().map(str::to_owned),
+            ..client.audit(AuditEvent::LoginSuccess, realm, Some(verified.user.id))
+        };
+        let end = key::with_fresh_key(|new_key| {
+            self.store.finish_login(&FinishLogin {
+                user_id: verified.user.id,
+                verified_hash: verified.verified_hash.as_deref(),
+                rehash: verified.rehash.as_deref(),
+                new_key,
+                clear_bucket: verified.username_key.as_deref(),
+                release: verified.reservation,
+                audit: &audit,
+            })
+        })?;
+        let refusal = match end {
+            LoginEnd::Done { user, api_key, .. } => return Ok(Ok(Success { user, api_key })),
+            LoginEnd::PasswordChanged => Refusal::PasswordChanged,
+            LoginEnd::UserDeactivated => Refusal::UserDeactivated,
+            LoginEnd::RealmDeactivated => Refusal::RealmDeactivated,
+            LoginEnd::UserGone => Refusal::UnknownUser,
+        };
+        self.refused(
+            realm,
+            refusal,
+            Some(verified.user.id),
+            verified.reservation,
+            client,
+        )?;
+        Ok(Err(refusal))
+    }
+
+    /// A login without a password (`dev_fetch_api_key`): the account's state is checked
+    /// (E8, then E7), then it finishes as any login does.
+    pub fn without_password(
+        &self,
+        realm: &Realm,
+        user: User,
+        client: Client<'_>,
+    ) -> StoreResult<Result<Success, Refusal>> {
+        if let Err(refusal) = check_active(realm, &user) {
+            return Ok(Err(refusal));
+        }
+        let verified = Verified {
+            user,
+            method: Method::Dev,
+            verified_hash: None,
+            rehash: None,
+            username_key: None,
+            reservation: None,
+        };
+        self.finish(realm, verified, client)
+    }
+
+    /// Audits a refusal and settles the address reservation: a wrong-credentials refusal
+    /// keeps it (it is that failure's event), any other gives it back.
+    fn refused(
+        &self,
+        realm: &Realm,
+        refusal: Refusal,
+        user_id: Option<i64>,
+        reservation: Option<Reservation>,
+        client: Client<'_>,
+    ) -> StoreResult<()> {
+        if let Some(held) = reservation.filter(|_| !refusal.is_wrong_credentials()) {
+            self.store.release(held)?;
+        }
+        if refusal.is_audited() {
+            let entry = AuditEntry {
+                reason: refusal.reason().map(str::to_owned),
+                ..client.audit(AuditEvent::LoginFailure, realm, user_id)
+            };
+            self.store.audit(&entry)?;
+        }
+        Ok(())
+    }
+}
+
+/// The backends' checks: local hashes and LDAP, as Zulip's backends in their order.
+impl Login<'_> {
+    /// Steps 6 to 11: the user whose password this is.
+    fn check(
+        &self,
+        realm: &Realm,
+        username: &str,
+        password: &str,
+        user_id: &mut Option<i64>,
+    ) -> StoreResult<Result<Verified, Refusal>> {
+        if !realm.email_backend() && realm.ldap_backend().is_none() {
+            return Ok(Err(Refusal::PasswordAuthDisabled));
+        }
+        if password.is_empty() {
+            // Wrong for every account; no lookup is made.
+            return Ok(Err(Refusal::WrongPassword));
+        }
+        match realm.ldap_backend() {
+            Some(ldap) => self.ldap_user(realm, ldap, username, password, user_id),
+            None => self.local_user(realm, username, password, user_id),
+        }
+    }
+
+    /// Steps 8 to 11 against local hashes. Costs exactly one argon2 verification, whatever
+    /// the outcome (SPEC §10.4).
+    fn local_user(
+        &self,
+        realm: &Realm,
+        username: &str,
+        password: &str,
+        user_id: &mut Option<i64>,
+    ) -> StoreResult<Result<Verified, Refusal>> {
+        let Some(user) = self.store.user_by_email(realm.id, username)? else {
+            self.hasher.spend_dummy_verification();
+            return Ok(Err(Refusal::UnknownUser));
+        };
+        *user_id = Some(user.id);
+        if let Err(refusal) = check_active(realm, &user) {
+            self.hasher.spend_dummy_verification();
+            return Ok(Err(refusal));
+        }
+        Ok(self.local_password(user, password))
+    }
+
+    /// Steps 10 and 11 for a local hash: verify, then prepare the upgraded hash if it needs
+    /// one, but only for a password the policy accepts (else E10).
+    fn local_password(&self, user: User, password: &str) -> Result<Verified, Refusal> {
+        let Verdict::Match { needs_rehash } =
+            self.hasher.verify(user.password.as_deref(), password)
+        else {
+            return Err(Refusal::WrongPassword);
+        };
+        let rehash = if needs_rehash {
+            if policy::check(password).is_err() {
+                return Err(Refusal::ResetRequired);
+            }
+            Some(self.hasher.hash(password))
+        } else {
+            None
+        };
+        Ok(Verified {
+            verified_hash: user.password.clone(),
+            user,
+            method: Method::Api,
+            rehash,
+            username_key: None,
+            reservation: None,
+        })
+    }
+
+    /// A realm with LDAP on, as Zulip's backends in their order: a local password that
+    /// matches wins (email backend), else the directory decides. The directory's own cost
+    /// stands in for the dummy verification.
+    fn ldap_user(
+        &self,
+        realm: &Realm,
+        ldap: &LdapSettings,
+        username: &str,
+        password: &str,
+        user_id: &mut Option<i64>,
+    ) -> StoreResult<Result<Verified, Refusal>> {
+        if realm.email_backend()
+            && email::is_valid(username)
+            && let Some(user) = self.store.user_by_email(realm.id, username)?
+            && user.password.as_deref().is_some_and(password::is_usable)
+        {
+            *user_id = Some(user.id);
+            if let Err(refusal) = check_active(realm, &user) {
+                return Ok(Err(refusal));
+            }
+            match self.local_password(user, password) {
+                Err(Refusal::WrongPassword) => {}
+                decided => return Ok(decided),
+            }
+        }
+        let (email, full_name) = match ldap::authenticate(ldap, username, password) {
+            Outcome::Authenticated { email, full_name } => (email, full_name),
+            Outcome::UnknownUser => return Ok(Err(Refusal::UnknownUser)),
+            Outcome::WrongPassword => return Ok(Err(Refusal::WrongPassword)),
+            Outcome::Unavailable(reason) => {
+                warn!("LDAP directory {} unreachable: {reason}", ldap.url());
+                return Ok(Err(Refusal::DirectoryUnavailable));
+            }
+        };
+        let user = match self.store.user_by_email(realm.id, &email)? {
+            Some(user) => user,
+            None if ldap.create_users() && email::is_valid(&email) => {
+                self.create_ldap_user(realm, &email, full_name)?
+            }
+            None => return Ok(Err(Refusal::UnknownUser)),
+        };
+        *user_id = Some(user.id);
+        if let Err(refusal) = check_active(realm, &user) {
+            return Ok(Err(refusal));
+        }
+        Ok(Ok(Verified {
+            user,
+            method: Method::Api,
+            verified_hash: None,
+            rehash: None,
+            username_key: None,
+            reservation: None,
+        }))
+    }
+
+    /// A directory user's account here, made at their first login (`--ldap-create-users on`).
+    fn create_ldap_user(
+        &self,
+        realm: &Realm,
+        email: &str,
+        full_name: Option<String>,
+    ) -> StoreResult<User> {
+        let new = NewUser {
+            email: email.to_owned(),
+            full_name: full_name.unwrap_or_default(),
+            role: Role::Member,
+            password: None,
+            is_active: true,
+            api_key: None,
+        };
+        match self
+            .store
+            .create_users(realm.id, &[new], "created at first LDAP login")
+        {
+            // Another login of the same user created it first.
+            Ok(_) | Err(StoreError::Refused(_)) => {}
+            Err(fault) => return Err(fault),
+        }
+        self.store.user_by_email(realm.id, email)?.ok_or_else(|| {
+            StoreError::Unavailable(format!("the LDAP user {email:?} vanished once created"))
+        })
+    }
+}
+
+/// E8 before E7, both before any password check (SPEC §5.2 step 9).
+fn check_active(realm: &Realm, user: &User) -> Result<(), Refusal> {
+    if realm.deactivated {
+        Err(Refusal::RealmDeactivated)
+    } else if !user.is_active {
+        Err(Refusal::UserDeactivated)
+    } else {
+        Ok(())
+    }
+}
+
+impl Client<'_> {
+    /// An audit row of `event` with this client's address and User-Agent.
+    pub fn audit(&self, event: AuditEvent, realm: &Realm, user_id: Option<i64>) -> AuditEntry {
+        AuditEntry {
+            remote_addr: self.address.map(|ip| ip.to_string()),
+            user_agent: self
+                .user_agent
+                .map(|ua| ua.chars().take(MAX_AUDITED_USER_AGENT).collect()),
+            ..AuditEntry::new(event, Some(realm.id), user_id)
+        }
+    }
+}

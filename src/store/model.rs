@@ -1,0 +1,257 @@
+//! What the store holds, as the rest of the server sees it: realms, users, roles and audit
+//! records. No engine's types appear here.
+
+use std::fmt;
+
+use super::ldap::LdapSettings;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Realm {
+    pub id: i64,
+    pub subdomain: String,
+    pub name: String,
+    pub description: String,
+    pub icon_url: Option<String>,
+    pub deactivated: bool,
+    /// Password login at all (both backends); off gives PASSWORD_AUTH_DISABLED.
+    pub password_auth_enabled: bool,
+    /// The email backend: local password hashes.
+    pub email_auth_enabled: bool,
+    pub ldap: LdapSettings,
+}
+
+impl Realm {
+    /// Whether local password hashes are checked.
+    pub fn email_backend(&self) -> bool {
+        self.password_auth_enabled && self.email_auth_enabled
+    }
+
+    /// The directory to check passwords against, when LDAP is on and configured.
+    pub fn ldap_backend(&self) -> Option<&LdapSettings> {
+        Some(&self.ldap).filter(|l| self.password_auth_enabled && l.is_on())
+    }
+
+    /// As Zulip's: false only when LDAP derives emails from usernames.
+    pub fn require_email_format_usernames(&self) -> bool {
+        !self
+            .ldap_backend()
+            .is_some_and(|l| l.append_domain.is_some() || l.email_attr.is_some())
+    }
+}
+
+/// Zulip's roles, with its numeric codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Owner,
+    Admin,
+    Moderator,
+    Member,
+    Guest,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Moderator,
+        Role::Member,
+        Role::Guest,
+    ];
+
+    pub const fn code(self) -> i64 {
+        match self {
+            Role::Owner => 100,
+            Role::Admin => 200,
+            Role::Moderator => 300,
+            Role::Member => 400,
+            Role::Guest => 600,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Moderator => "moderator",
+            Role::Member => "member",
+            Role::Guest => "guest",
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// Owners and administrators.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: i64,
+    pub realm_id: i64,
+    pub delivery_email: String,
+    pub full_name: String,
+    pub role: Role,
+    pub is_active: bool,
+    /// The stored hash string, exactly as stored: a login's writes are conditional on it.
+    pub password: Option<String>,
+    pub api_key: Option<String>,
+    pub date_joined: String,
+}
+
+/// A user to add: created by an operator, imported from Zulip, or made at a first LDAP login.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    pub email: String,
+    pub full_name: String,
+    pub role: Role,
+    /// A hash string; `None` for no usable password.
+    pub password: Option<String>,
+    pub is_active: bool,
+    /// Kept from an import, so clients need not log in again; else minted at first login.
+    pub api_key: Option<String>,
+}
+
+/// Changes to a realm's settings; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct RealmChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub icon_url: Option<String>,
+    pub password_auth_enabled: Option<bool>,
+    pub deactivated: Option<bool>,
+    pub email_auth_enabled: Option<bool>,
+    pub ldap: LdapSettings,
+}
+
+impl RealmChanges {
+    /// The changes in words, for the audit trail.
+    pub fn describe(&self) -> String {
+        let on_off = |v: bool| if v { "on" } else { "off" };
+        let parts: Vec<String> = [
+            self.name.as_ref().map(|v| format!("name {v:?}")),
+            self.description
+                .as_ref()
+                .map(|v| format!("description {v:?}")),
+            self.icon_url.as_ref().map(|v| format!("icon {v:?}")),
+            self.password_auth_enabled
+                .map(|v| format!("password auth {}", on_off(v))),
+            self.deactivated
+                .map(|v| if v { "deactivated" } else { "reactivated" }.to_owned()),
+            self.email_auth_enabled
+                .map(|v| format!("email auth {}", on_off(v))),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.ldap.describe())
+        .collect();
+        if parts.is_empty() {
+            "nothing changed".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// What the audit trail records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    LoginSuccess,
+    LoginFailure,
+    KeyMinted,
+    KeyRotated,
+    PasswordChanged,
+    UserCreated,
+    UserDeactivated,
+    UserReactivated,
+    RealmCreated,
+    RealmChanged,
+}
+
+impl AuditEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::LoginSuccess => "login_success",
+            AuditEvent::LoginFailure => "login_failure",
+            AuditEvent::KeyMinted => "key_minted",
+            AuditEvent::KeyRotated => "key_rotated",
+            AuditEvent::PasswordChanged => "password_changed",
+            AuditEvent::UserCreated => "user_created",
+            AuditEvent::UserDeactivated => "user_deactivated",
+            AuditEvent::UserReactivated => "user_reactivated",
+            AuditEvent::RealmCreated => "realm_created",
+            AuditEvent::RealmChanged => "realm_changed",
+        }
+    }
+}
+
+/// One audit record to write; never a password or a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: f64,
+    pub event: AuditEvent,
+    pub realm_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub reason: Option<String>,
+    pub remote_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl AuditEntry {
+    pub fn new(event: AuditEvent, realm_id: Option<i64>, user_id: Option<i64>) -> AuditEntry {
+        AuditEntry {
+            at: crate::clock::now(),
+            event,
+            realm_id,
+            user_id,
+            reason: None,
+            remote_addr: None,
+            user_agent: None,
+            detail: None,
+        }
+    }
+
+    /// The same context (time, address, client) for another event.
+    pub fn with_event(&self, event: AuditEvent) -> AuditEntry {
+        AuditEntry {
+            event,
+            ..self.clone()
+        }
+    }
+}
+
+/// Which audit rows to read back.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Epoch seconds; rows at or after it.
+    pub since: f64,
+    pub realm_id: Option<i64>,
+    pub user_id: Option<i64>,
+}
+
+/// One audit record as read back, with names instead of ids.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRow {
+    pub at: f64,
+    pub event: String,
+    pub realm: Option<String>,
+    pub email: Option<String>,
+    pub reason: Option<String>,
+    pub remote_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}

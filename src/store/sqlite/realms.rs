@@ -1,0 +1,177 @@
+//! The `realm` table.
+
+use std::sync::LazyLock;
+
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+
+use super::Sqlite;
+use crate::store::ldap::{Column, LdapSettings};
+use crate::store::{AuditEntry, Realm, RealmChanges, Realms, StoreError, StoreResult};
+
+const BASE_COLUMNS: [&str; 8] = [
+    "id",
+    "subdomain",
+    "name",
+    "description",
+    "icon_url",
+    "deactivated",
+    "password_auth_enabled",
+    "email_auth_enabled",
+];
+
+/// Every column a [`Realm`] is read from, the LDAP settings last, prefixed with `r.`.
+static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    BASE_COLUMNS
+        .iter()
+        .copied()
+        .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
+        .map(|c| format!("r.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
+/// An optional text: an empty value is how an operator unsets it.
+fn optional(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
+    Ok(row
+        .get::<_, Option<String>>(index)?
+        .filter(|value| !value.is_empty()))
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
+    let first = BASE_COLUMNS.len();
+    let ldap = LdapSettings::COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, is_flag))| {
+            Ok(if is_flag {
+                Column::Flag(row.get(first + i)?)
+            } else {
+                Column::Text(row.get(first + i)?)
+            })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Realm {
+        id: row.get(0)?,
+        subdomain: row.get(1)?,
+        name: row.get(2)?,
+        description: row.get(3)?,
+        icon_url: optional(row, 4)?,
+        deactivated: row.get(5)?,
+        password_auth_enabled: row.get(6)?,
+        email_auth_enabled: row.get(7)?,
+        ldap: LdapSettings::from_columns(ldap),
+    })
+}
+
+pub(super) fn by_subdomain(conn: &Connection, subdomain: &str) -> rusqlite::Result<Option<Realm>> {
+    conn.prepare_cached(&format!(
+        "SELECT {} FROM realm r WHERE r.subdomain = ?1",
+        *COLUMNS
+    ))?
+    .query_row([subdomain], from_row)
+    .optional()
+}
+
+pub(super) fn by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Realm>> {
+    conn.prepare_cached(&format!("SELECT {} FROM realm r WHERE r.id = ?1", *COLUMNS))?
+        .query_row([id], from_row)
+        .optional()
+}
+
+/// One `UPDATE realm` statement that sets what `changes` sets and leaves the rest.
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let columns = [
+        "name",
+        "description",
+        "icon_url",
+        "password_auth_enabled",
+        "deactivated",
+        "email_auth_enabled",
+    ]
+    .into_iter()
+    .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name));
+    let sets: Vec<String> = columns
+        .enumerate()
+        .map(|(i, c)| format!("{c} = coalesce(?{}, {c})", i + 2))
+        .collect();
+    format!("UPDATE realm SET {} WHERE id = ?1", sets.join(", "))
+});
+
+impl Realms for Sqlite {
+    fn realm_by_subdomain(&self, subdomain: &str) -> StoreResult<Option<Realm>> {
+        Ok(by_subdomain(&self.conn, subdomain)?)
+    }
+
+    fn realm_by_id(&self, id: i64) -> StoreResult<Option<Realm>> {
+        Ok(by_id(&self.conn, id)?)
+    }
+
+    fn realms(&self) -> StoreResult<Vec<(Realm, i64)>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {}, (SELECT count(*) FROM user u WHERE u.realm_id = r.id)
+             FROM realm r ORDER BY r.id",
+            *COLUMNS
+        ))?;
+        let users = BASE_COLUMNS.len() + LdapSettings::COLUMNS.len();
+        let rows = stmt
+            .query_map([], |row| Ok((from_row(row)?, row.get(users)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn create_realm(&self, subdomain: &str, name: &str, audit: &AuditEntry) -> StoreResult<Realm> {
+        self.durably(|conn| {
+            if by_subdomain(conn, subdomain)?.is_some() {
+                return Err(StoreError::Refused(format!(
+                    "a realm with subdomain {subdomain:?} already exists"
+                )));
+            }
+            conn.execute(
+                "INSERT INTO realm (subdomain, name) VALUES (?1, ?2)",
+                params![subdomain, name],
+            )?;
+            let id = conn.last_insert_rowid();
+            super::audit::insert(
+                conn,
+                &AuditEntry {
+                    realm_id: Some(id),
+                    ..audit.clone()
+                },
+            )?;
+            Ok(by_id(conn, id)?.expect("the realm was just inserted"))
+        })
+    }
+
+    fn update_realm(
+        &self,
+        realm_id: i64,
+        changes: &RealmChanges,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let ldap: Vec<Box<dyn ToSql>> = changes
+            .ldap
+            .columns()
+            .into_iter()
+            .map(|column| -> Box<dyn ToSql> {
+                match column {
+                    Column::Text(text) => Box::new(text),
+                    Column::Flag(flag) => Box::new(flag),
+                }
+            })
+            .collect();
+        let mut values: Vec<&dyn ToSql> = vec![
+            &realm_id,
+            &changes.name,
+            &changes.description,
+            &changes.icon_url,
+            &changes.password_auth_enabled,
+            &changes.deactivated,
+            &changes.email_auth_enabled,
+        ];
+        values.extend(ldap.iter().map(|v| v.as_ref()));
+        self.durably(|conn| {
+            conn.prepare_cached(&UPDATE)?.execute(&values[..])?;
+            super::audit::insert(conn, audit)
+        })
+    }
+}
