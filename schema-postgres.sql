@@ -102,3 +102,8 @@ ALTER TABLE realm ADD COLUMN ldap_append_domain TEXT;
 ALTER TABLE realm ADD COLUMN ldap_email_attr TEXT;
 ALTER TABLE realm ADD COLUMN ldap_full_name_attr TEXT;
 ALTER TABLE realm ADD COLUMN ldap_create_users BOOLEAN NOT NULL DEFAULT false;
+
+-- migration 5
+-- Several instances may share one database (PostgreSQL): each audit row names the one that
+-- wrote it (--instance-name, the host name by default). NULL for rows written before.
+ALTER TABLE audit_log ADD COLUMN instance TEXT;

@@ -89,3 +89,8 @@ ALTER TABLE realm ADD COLUMN ldap_append_domain TEXT;
 ALTER TABLE realm ADD COLUMN ldap_email_attr TEXT;
 ALTER TABLE realm ADD COLUMN ldap_full_name_attr TEXT;
 ALTER TABLE realm ADD COLUMN ldap_create_users INTEGER NOT NULL DEFAULT 0 CHECK (ldap_create_users IN (0, 1));
+
+-- migration 5
+-- Several instances may share one database (PostgreSQL): each audit row names the one that
+-- wrote it (--instance-name, the host name by default). NULL for rows written before.
+ALTER TABLE audit_log ADD COLUMN instance TEXT;

@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -23,11 +22,11 @@ use crate::auth::password::{Argon2Config, Hasher};
 use crate::clock;
 use crate::error::Error;
 use crate::http::{self, PoolSize, StopReason};
-use crate::store::{AuditEntry, AuditEvent, NewUser, Role, Store};
+use crate::store::{AuditEntry, AuditEvent, Database, NewUser, Role, Store};
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub db: PathBuf,
+    pub db: Database,
     pub listen: SocketAddr,
     pub workers: usize,
     pub argon2: Argon2Config,
@@ -66,7 +65,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         None
     };
     let db = match &demo_dir {
-        Some(dir) => dir.path().join("demo.sqlite3"),
+        Some(dir) => Database::Sqlite(dir.path().join("demo.sqlite3")),
         None => config.db.clone(),
     };
     let store = Store::open(&db)?;

@@ -16,7 +16,8 @@ use crate::email;
 use crate::error::{Error, invalid};
 use crate::store::limits::username_key;
 use crate::store::{
-    AuditEntry, AuditEvent, AuditFilter, LdapSettings, NewUser, Realm, RealmChanges, Store, User,
+    AuditEntry, AuditEvent, AuditFilter, Database, LdapSettings, NewUser, Realm, RealmChanges,
+    Store, StoreResult, User,
 };
 
 /// Audit details say who acted: the CLI has no client address.
@@ -422,10 +423,15 @@ fn show_user(realm: &Realm, user: &User) {
     }
 }
 
-pub fn db(store: &Store, command: DbCommand) -> Result<(), Error> {
+/// `open` gives the `--db` store; `db copy` opens its own two instead.
+pub fn db(open: impl FnOnce() -> StoreResult<Store>, command: DbCommand) -> Result<(), Error> {
     match command {
-        DbCommand::Backup { dest } => backup(store, &dest),
+        DbCommand::Backup { dest } => backup(&open()?, &dest),
+        DbCommand::Copy { from, to, force } => {
+            copy(&Database::from_arg(from)?, &Database::from_arg(to)?, force)
+        }
         DbCommand::Check => {
+            let store = open()?;
             let problems = store.integrity_problems()?;
             let version = store.schema_version()?;
             if !problems.is_empty() {
@@ -457,6 +463,22 @@ fn backup(store: &Store, dest: &Path) -> Result<(), Error> {
         dest.display(),
         store.schema_version()?
     );
+    Ok(())
+}
+
+/// `db copy`: every table, ids kept, with the number of rows of each.
+fn copy(from: &Database, to: &Database, force: bool) -> Result<(), Error> {
+    if from.to_string() == to.to_string() {
+        return invalid!("the source and the target are the same database: {from}");
+    }
+    let source = from.open_existing()?;
+    let target = to.open()?;
+    let counts = crate::store::copy::copy(&*source, &*target, force)?;
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(table, n)| format!("{table} {n}"))
+        .collect();
+    println!("copied from {from} to {to}: {}", counts.join(", "));
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use crate::error::{Error, invalid};
 use crate::logging::LogFormat;
 use crate::server::{self, ServeConfig};
 use crate::site::{ExternalUrl, Site};
-use crate::store::{LdapSettings, Role, Store};
+use crate::store::{Database, LdapSettings, Role, set_instance_name};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,10 +33,21 @@ use crate::store::{LdapSettings, Role, Store};
     after_help = "Example:\n  zulip-auth serve --demo"
 )]
 pub struct Cli {
-    /// SQLite database, created and migrated on first use
+    /// SQLite database file, or postgres://USER@HOST[:PORT]/DBNAME (password from
+    /// PGPASSWORD or ~/.pgpass, never the URL); created and migrated on first use
     /// [default: $STATE_DIRECTORY/zulip-auth.sqlite3, else ./zulip-auth.sqlite3]
-    #[arg(long, global = true, env = "ZULIP_AUTH_DB", value_name = "PATH")]
+    #[arg(long, global = true, env = "ZULIP_AUTH_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
+
+    /// This process's name in the audit trail and in PostgreSQL's session list
+    /// [default: the host name]
+    #[arg(
+        long,
+        global = true,
+        env = "ZULIP_AUTH_INSTANCE_NAME",
+        value_name = "NAME"
+    )]
+    pub instance_name: Option<String>,
 
     /// Argon2id memory cost of new hashes, in KiB
     #[arg(
@@ -347,6 +358,22 @@ pub enum DbCommand {
     /// Check the database's integrity and print its schema version
     #[command(after_help = "Example:\n  zulip-auth db check")]
     Check,
+    /// Copy every table from one database to another (SQLite and PostgreSQL, either way),
+    /// ids kept; refuses a target with users or realms unless --force
+    #[command(
+        after_help = "Example:\n  zulip-auth db copy --from /var/lib/zulip-auth/zulip-auth.sqlite3 --to postgres://zulip_auth@db.example.com/zulip_auth"
+    )]
+    Copy {
+        /// The source: a SQLite file or a postgres:// URL
+        #[arg(long, value_name = "PATH|URL")]
+        from: PathBuf,
+        /// The target, created and migrated if needed
+        #[arg(long, value_name = "PATH|URL")]
+        to: PathBuf,
+        /// Replace whatever the target holds
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -419,21 +446,26 @@ impl Command {
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<(), Error> {
-    let db = cli.db_path();
+    match cli.instance_name.as_deref() {
+        Some("") => return invalid!("--instance-name must not be empty"),
+        Some(name) => set_instance_name(name),
+        None => {}
+    }
+    let db = Database::from_arg(cli.db_path())?;
     let argon2 = cli.argon2()?;
     let only_reads = cli.command.only_reads();
     let open = || {
         if only_reads {
-            Store::open_existing(&db)
+            db.open_existing()
         } else {
-            Store::open(&db)
+            db.open()
         }
     };
     match cli.command {
         Command::Serve(args) => server::run(serve_config(args, db, argon2)?),
         Command::Realm(command) => admin::realm(&open()?, command),
         Command::User(command) => admin::user(&open()?, &Hasher::new(argon2), command),
-        Command::Db(command) => admin::db(&open()?, command),
+        Command::Db(command) => admin::db(open, command),
         Command::BenchHash {
             samples,
             target_ms,
@@ -448,7 +480,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<ServeConfig, Error> {
+fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<ServeConfig, Error> {
     let external_url = args
         .external_url
         .as_deref()

@@ -44,16 +44,21 @@
 //! - [`sqlite`]: one connection per thread, WAL, the schema in `schema.sql` as numbered
 //!   migrations.
 
+pub mod copy;
+mod database;
 pub mod ldap;
 pub mod limits;
 pub mod login;
 pub mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
 use std::ops::Deref;
 use std::path::Path;
 
+pub use database::{Database, instance_name, set_instance_name};
 pub use ldap::LdapSettings;
 pub use limits::{Admission, Attempt, Bucket, Reservation, Rule};
 pub use login::{FinishLogin, LoginEnd};
@@ -164,27 +169,37 @@ pub trait Maintenance {
 }
 
 /// Every concern of the store: what an engine implements.
-pub trait Engine: Realms + Users + Limits + Logins + Audit + Maintenance + Send {}
+/// Whole tables, for `db copy` ([`copy`]).
+pub trait Tables {
+    /// Every row of each table, by id, columns in the table's order, from one snapshot.
+    fn read_tables(&self, tables: &[copy::Table]) -> StoreResult<Vec<copy::Rows>>;
+    /// Replaces every row of these tables (parents first) with the given ones, ids kept, in
+    /// one durable transaction.
+    fn replace_tables(&self, tables: &[(&copy::Table, copy::Rows)]) -> StoreResult<()>;
+}
 
-impl<T: Realms + Users + Limits + Logins + Audit + Maintenance + Send> Engine for T {}
+/// Every concern of the store: what an engine implements.
+pub trait Engine: Realms + Users + Limits + Logins + Audit + Maintenance + Tables + Send {}
+
+impl<T: Realms + Users + Limits + Logins + Audit + Maintenance + Tables + Send> Engine for T {}
 
 /// A connection to the store, whichever engine keeps it.
 pub struct Store(Box<dyn Engine>);
 
 impl Store {
-    /// Opens (creating and migrating if needed) the database at `path`, for commands.
-    pub fn open(path: &Path) -> StoreResult<Store> {
-        Ok(Store(Box::new(sqlite::Sqlite::open(path)?)))
+    /// Opens (creating and migrating if needed) the database, for commands.
+    pub fn open(db: impl Into<Database>) -> StoreResult<Store> {
+        db.into().open()
     }
 
-    /// Opens an existing database only: a missing or empty file is an error naming it.
-    pub fn open_existing(path: &Path) -> StoreResult<Store> {
-        Ok(Store(Box::new(sqlite::Sqlite::open_existing(path)?)))
+    /// Opens an existing database only: a missing or empty SQLite file is an error naming it.
+    pub fn open_existing(db: impl Into<Database>) -> StoreResult<Store> {
+        db.into().open_existing()
     }
 
     /// Opens the database for a request thread.
-    pub fn open_for_requests(path: &Path) -> StoreResult<Store> {
-        Ok(Store(Box::new(sqlite::Sqlite::open_for_requests(path)?)))
+    pub fn open_for_requests(db: impl Into<Database>) -> StoreResult<Store> {
+        db.into().open_for_requests()
     }
 
     /// The realm named by an operator, or a one-line error.

@@ -4,10 +4,14 @@ use postgres::GenericClient;
 
 use super::Postgres;
 use super::pool::Db;
-use crate::store::{Audit, AuditEntry, AuditFilter, AuditRow, StoreResult};
+use crate::store::{Audit, AuditEntry, AuditFilter, AuditRow, StoreResult, instance_name};
 
 impl Postgres {
-    pub(super) fn insert_audit<C: GenericClient>(&self, db: &mut Db<'_, C>, entry: &AuditEntry) -> StoreResult<()> {
+    pub(super) fn insert_audit<C: GenericClient>(
+        &self,
+        db: &mut Db<'_, C>,
+        entry: &AuditEntry,
+    ) -> StoreResult<()> {
         db.execute(
             "INSERT INTO audit_log (at, event, realm_id, user_id, reason, remote_addr, user_agent, detail, instance)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -20,7 +24,7 @@ impl Postgres {
                 &entry.remote_addr,
                 &entry.user_agent,
                 &entry.detail,
-                &self.instance,
+                &instance_name(),
             ],
         )?;
         Ok(())

@@ -10,12 +10,23 @@ use super::pool::Db;
 use crate::store::{Admission, Attempt, Bucket, Limits, Reservation, StoreResult};
 
 /// The newest `limit` event times of the bucket within its window, newest first.
-fn recent<C: GenericClient>(db: &mut Db<'_, C>, bucket: &Bucket, now: f64) -> StoreResult<Vec<f64>> {
+fn recent<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    bucket: &Bucket,
+    now: f64,
+) -> StoreResult<Vec<f64>> {
     let rows = db.query(
         "SELECT at FROM rate_limit_event WHERE bucket = $1 AND at >= $2 ORDER BY at DESC LIMIT $3",
-        &[&bucket.key, &(now - bucket.rule.window), &i64::from(bucket.rule.limit)],
+        &[
+            &bucket.key,
+            &(now - bucket.rule.window),
+            &i64::from(bucket.rule.limit),
+        ],
     )?;
-    Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Adds an event, keeping only the newest `limit` of the bucket and none out of its window.
@@ -29,7 +40,11 @@ fn record<C: GenericClient>(db: &mut Db<'_, C>, bucket: &Bucket, now: f64) -> St
     db.execute(
         "DELETE FROM rate_limit_event WHERE bucket = $1 AND (at < $2 OR id NOT IN
            (SELECT id FROM rate_limit_event WHERE bucket = $1 ORDER BY at DESC LIMIT $3))",
-        &[&bucket.key, &(now - bucket.rule.window), &i64::from(bucket.rule.limit)],
+        &[
+            &bucket.key,
+            &(now - bucket.rule.window),
+            &i64::from(bucket.rule.limit),
+        ],
     )?;
     Ok(id)
 }
@@ -39,20 +54,33 @@ pub(super) fn clear<C: GenericClient>(db: &mut Db<'_, C>, bucket: &str) -> Store
     Ok(())
 }
 
-pub(super) fn release<C: GenericClient>(db: &mut Db<'_, C>, reservation: Reservation) -> StoreResult<()> {
-    db.execute("DELETE FROM rate_limit_event WHERE id = $1", &[&reservation.0])?;
+pub(super) fn release<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    reservation: Reservation,
+) -> StoreResult<()> {
+    db.execute(
+        "DELETE FROM rate_limit_event WHERE id = $1",
+        &[&reservation.0],
+    )?;
     Ok(())
 }
 
 /// The refusal a full bucket gives, if either is full: the address first.
-fn refusal<C: GenericClient>(db: &mut Db<'_, C>, attempt: &Attempt) -> StoreResult<Option<Admission>> {
+fn refusal<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    attempt: &Attempt,
+) -> StoreResult<Option<Admission>> {
     if let Some(address) = &attempt.address
-        && let Some(retry_after) = address.rule.full_for(&recent(db, address, attempt.now)?, attempt.now)
+        && let Some(retry_after) = address
+            .rule
+            .full_for(&recent(db, address, attempt.now)?, attempt.now)
     {
         return Ok(Some(Admission::AddressFull { retry_after }));
     }
     if let Some(username) = &attempt.username
-        && let Some(retry_after) = username.rule.full_for(&recent(db, username, attempt.now)?, attempt.now)
+        && let Some(retry_after) = username
+            .rule
+            .full_for(&recent(db, username, attempt.now)?, attempt.now)
     {
         return Ok(Some(Admission::UsernameFull { retry_after }));
     }

@@ -3,7 +3,7 @@
 
 use postgres::GenericClient;
 
-use crate::error::{Error, invalid};
+use crate::store::{StoreError, StoreResult};
 
 const SCHEMA: &str = include_str!("../../../schema-postgres.sql");
 
@@ -34,52 +34,49 @@ pub fn newest() -> i64 {
 /// Brings the database to [`newest`]. Instances that start together queue on the lock; the
 /// first migrates, the others then find nothing to do. PostgreSQL's DDL is transactional, so
 /// a failure leaves the database as it was.
-pub fn migrate(client: &mut postgres::Client) -> Result<i64, Error> {
-    let mut tx = client.transaction().map_err(super::database)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .map_err(super::database)?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (
-             version BIGINT NOT NULL,
-             -- One row: the number of the last migration applied.
-             single BOOLEAN PRIMARY KEY DEFAULT true CHECK (single)
-         )",
-    )
-    .map_err(super::database)?;
+pub fn migrate(client: &mut postgres::Client) -> StoreResult<i64> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     let current = version(&mut tx)?;
+    if current == 0 {
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (
+                 version BIGINT NOT NULL,
+                 -- One row: the number of the last migration applied.
+                 single BOOLEAN PRIMARY KEY DEFAULT true CHECK (single)
+             )",
+        )?;
+    }
     let newest = newest();
     if current > newest {
-        return invalid!(
+        return Err(StoreError::Refused(format!(
             "the database is at schema version {current}, newer than this zulip-auth knows ({newest}); upgrade zulip-auth"
-        );
+        )));
     }
     for (number, sql) in sections(SCHEMA) {
         if number > current {
-            tx.batch_execute(sql).map_err(super::database)?;
+            tx.batch_execute(sql)?;
         }
     }
     tx.execute(
         "INSERT INTO schema_version (version) VALUES ($1)
          ON CONFLICT (single) DO UPDATE SET version = excluded.version",
         &[&newest],
-    )
-    .map_err(super::database)?;
-    tx.commit().map_err(super::database)?;
+    )?;
+    tx.commit()?;
     Ok(newest)
 }
 
 /// The database's schema version; 0 before the first migration.
-pub fn version(client: &mut impl GenericClient) -> Result<i64, Error> {
+pub fn version(client: &mut impl GenericClient) -> StoreResult<i64> {
     let exists: bool = client
-        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
-        .map_err(super::database)?
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
         .get(0);
     if !exists {
         return Ok(0);
     }
     Ok(client
-        .query_opt("SELECT version FROM schema_version", &[])
-        .map_err(super::database)?
+        .query_opt("SELECT version FROM schema_version", &[])?
         .map_or(0, |row| row.get(0)))
 }
 

@@ -1,12 +1,78 @@
-//! The PostgreSQL engine: several instances share one database.
+//! The PostgreSQL engine: several instances share one database. Each file implements one of
+//! the seam's traits, as the SQLite engine's do; this one holds the pool and runs
+//! transactions.
+//!
+//! The synchronous `postgres` client keeps a small runtime inside each connection, so the
+//! request path stays plain threads. One pool per process, shared by every thread's store:
+//! at most [`pool::MAX_CONNECTIONS`] connections, checked out within 3 s or the store is
+//! unavailable (wire.md §3.6), and statements bounded by a server-side timeout.
+//!
+//! Durability mirrors SQLite's: sessions commit asynchronously (`synchronous_commit=off`,
+//! so a rate-limit event or a refused login's audit row costs no WAL flush), and what a
+//! client or an operator relies on (keys, passwords, user and realm changes) runs in
+//! [`Postgres::durably`], flushed before it returns.
 
+mod audit;
+mod limits;
+mod login;
+mod maintenance;
 pub mod migrate;
-pub mod pool;
+mod pool;
+mod realms;
+mod tables;
 pub mod target;
+mod users;
 
-use crate::error::Error;
+use postgres::error::SqlState;
 
-/// A PostgreSQL failure as the command line reports it.
-fn database(err: postgres::Error) -> Error {
-    Error::Invalid(format!("database error: {err}"))
+use self::pool::{Conn, Db, Manager, Pool};
+pub use self::target::Target;
+use super::{StoreError, StoreResult};
+
+impl From<postgres::Error> for StoreError {
+    fn from(err: postgres::Error) -> StoreError {
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+fn sql_state(err: &postgres::Error) -> Option<&SqlState> {
+    err.code()
+}
+
+pub struct Postgres {
+    pool: Pool,
+}
+
+impl Postgres {
+    /// Connects and migrates: for commands, and once when the server starts.
+    pub fn open(target: &Target) -> StoreResult<Postgres> {
+        let store = Postgres::open_for_requests(target);
+        migrate::migrate(store.conn()?.client())?;
+        Ok(store)
+    }
+
+    /// A store on the process's pool, for a request thread; connects only when used.
+    pub fn open_for_requests(target: &Target) -> Postgres {
+        Postgres {
+            pool: target.pool(),
+        }
+    }
+
+    fn conn(&self) -> StoreResult<r2d2::PooledConnection<Manager>> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(format!("no PostgreSQL connection: {e}")))
+    }
+
+    /// Runs `f` in a transaction whose commit is flushed to the WAL before it returns.
+    fn durably<T>(
+        &self,
+        f: impl FnOnce(&mut Db<'_, postgres::Transaction<'_>>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn()?;
+        Conn::transaction(&mut conn, |db| {
+            db.execute("SET LOCAL synchronous_commit = on", &[])?;
+            f(db)
+        })
+    }
 }

@@ -1,6 +1,5 @@
 //! A small pool of PostgreSQL connections, each with its prepared statements, so a query
-//! costs one round trip; and the classification of failures into "the database is away"
-//! (the caller answers 503 and tries again later) and everything else.
+//! costs one round trip.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -159,24 +158,5 @@ impl<C: GenericClient> Db<'_, C> {
     /// An unprepared statement, for SQL built at run time (a copy's column lists).
     pub fn client(&mut self) -> &mut C {
         self.client
-    }
-}
-
-/// Whether `err` means the database cannot be used right now (down, unreachable, restarting,
-/// out of connections, or too slow), as opposed to a query that is wrong.
-pub fn is_unavailable(err: &postgres::Error) -> bool {
-    use postgres::error::SqlState;
-    if err.is_closed() {
-        return true;
-    }
-    match err.code() {
-        // Class 08: connection exceptions; 57: operator intervention (shutdown, timeout);
-        // 53: insufficient resources (too many connections, disk full).
-        Some(code) => {
-            let class = &code.code()[..2];
-            matches!(class, "08" | "53" | "57") || *code == SqlState::LOCK_NOT_AVAILABLE
-        }
-        // No SQLSTATE: the error came from the socket or TLS, not from the server.
-        None => true,
     }
 }

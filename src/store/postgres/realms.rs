@@ -97,7 +97,11 @@ fn from_row(row: &Row) -> Result<Realm, postgres::Error> {
 }
 
 pub(super) fn by_id<C: GenericClient>(db: &mut Db<'_, C>, id: i64) -> StoreResult<Option<Realm>> {
-    Ok(db.query_opt(&BY_ID, &[&id])?.as_ref().map(from_row).transpose()?)
+    Ok(db
+        .query_opt(&BY_ID, &[&id])?
+        .as_ref()
+        .map(from_row)
+        .transpose()?)
 }
 
 impl Realms for Postgres {
@@ -132,10 +136,13 @@ impl Realms for Postgres {
                 )));
             };
             let id: i64 = row.try_get(0)?;
-            self.insert_audit(db, &AuditEntry {
-                realm_id: Some(id),
-                ..audit.clone()
-            })?;
+            self.insert_audit(
+                db,
+                &AuditEntry {
+                    realm_id: Some(id),
+                    ..audit.clone()
+                },
+            )?;
             by_id(db, id)?.ok_or_else(|| StoreError::Unavailable("the new realm vanished".into()))
         })
     }

@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
@@ -15,7 +15,15 @@ use postgres::Config;
 use postgres::config::{Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::error::{Error, invalid};
+use super::pool::{MAX_CONNECTIONS, Pool};
+use crate::store::{StoreError, StoreResult, instance_name};
+
+/// Returns a [`StoreError::Refused`] with a formatted message.
+macro_rules! refused {
+    ($($arg:tt)*) => {
+        Err(StoreError::Refused(format!($($arg)*)))
+    };
+}
 
 /// Connecting, and a TCP peer that stops acknowledging, each give up after this: with the
 /// pool's checkout bound, a request learns that the database is away well within 5 s.
@@ -30,6 +38,8 @@ pub struct Target {
     tls: MakeRustlsConnect,
     /// The URL without secrets, for logs and messages.
     shown: String,
+    /// The process's pool, made at first use and shared by every clone.
+    pool: Arc<OnceLock<Pool>>,
 }
 
 impl fmt::Debug for Target {
@@ -44,11 +54,6 @@ impl fmt::Display for Target {
     }
 }
 
-/// Whether `--db` names a PostgreSQL database rather than a SQLite file.
-pub fn is_url(db: &str) -> bool {
-    db.starts_with("postgres://") || db.starts_with("postgresql://")
-}
-
 /// The query parameters we read ourselves, before tokio-postgres (which knows only
 /// `disable`, `prefer` and `require`) sees the rest.
 #[derive(Default)]
@@ -58,7 +63,7 @@ struct OwnParams {
     passfile: Option<String>,
 }
 
-fn split_own_params(url: &str) -> Result<(String, OwnParams), Error> {
+fn split_own_params(url: &str) -> StoreResult<(String, OwnParams)> {
     let Some((base, query)) = url.split_once('?') else {
         return Ok((url.to_owned(), OwnParams::default()));
     };
@@ -68,13 +73,15 @@ fn split_own_params(url: &str) -> Result<(String, OwnParams), Error> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let decoded = percent_decode_str(value)
             .decode_utf8()
-            .map_err(|_| Error::Invalid(format!("invalid UTF-8 in database URL parameter {key}")))?
+            .map_err(|_| {
+                StoreError::Refused(format!("invalid UTF-8 in database URL parameter {key}"))
+            })?
             .into_owned();
         match key {
             "sslmode" => own.sslmode = Some(decoded),
             "sslrootcert" => own.sslrootcert = Some(decoded),
             "passfile" => own.passfile = Some(decoded),
-            "password" => return invalid!("{}", PASSWORD_IN_URL),
+            "password" => return refused!("{}", PASSWORD_IN_URL),
             _ => rest.push(pair),
         }
     }
@@ -89,27 +96,27 @@ fn split_own_params(url: &str) -> Result<(String, OwnParams), Error> {
 const PASSWORD_IN_URL: &str = "the database URL must not carry a password (it may be seen in the process list): use PGPASSWORD, ~/.pgpass, PGPASSFILE or ?passfile=FILE";
 
 impl FromStr for Target {
-    type Err = Error;
+    type Err = StoreError;
 
-    fn from_str(url: &str) -> Result<Target, Error> {
+    fn from_str(url: &str) -> StoreResult<Target> {
         let (base, own) = split_own_params(url)?;
         let mut config = Config::from_str(&base)
-            .map_err(|e| Error::Invalid(format!("invalid database URL {base:?}: {e}")))?;
+            .map_err(|e| StoreError::Refused(format!("invalid database URL {base:?}: {e}")))?;
         if config.get_password().is_some() {
-            return invalid!("{}", PASSWORD_IN_URL);
+            return refused!("{}", PASSWORD_IN_URL);
         }
         if config.get_user().is_none() {
             match std::env::var("PGUSER") {
                 Ok(user) => config.user(&user),
                 Err(_) => {
-                    return invalid!(
+                    return refused!(
                         "the database URL {base:?} names no user (postgres://USER@HOST/DBNAME)"
                     );
                 }
             };
         }
         if config.get_dbname().is_none() {
-            return invalid!(
+            return refused!(
                 "the database URL {base:?} names no database (postgres://USER@HOST/DBNAME)"
             );
         }
@@ -121,7 +128,7 @@ impl FromStr for Target {
             // `require` here, and `require` is stricter than libpq's.
             "require" | "verify-ca" | "verify-full" => SslMode::Require,
             other => {
-                return invalid!(
+                return refused!(
                     "unknown sslmode {other:?}: expected disable, prefer, require, verify-ca or verify-full"
                 );
             }
@@ -137,12 +144,23 @@ impl FromStr for Target {
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10));
         let options = format!(
-            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS} -c idle_in_transaction_session_timeout=10000",
+            // Commits are not flushed one by one, as SQLite's synchronous=NORMAL; see
+            // `Postgres::durably` for those that are.
+            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS} -c idle_in_transaction_session_timeout=10000 -c synchronous_commit=off",
             config.get_options().unwrap_or("")
         );
         config.options(options.trim_start());
-        Ok(Target { config, tls, shown })
+        Ok(Target {
+            config,
+            tls,
+            shown,
+            pool: Arc::default(),
+        })
     }
+}
+
+fn refused_file(path: &Path, err: &std::io::Error) -> StoreError {
+    StoreError::Refused(format!("password file {}: {err}", path.display()))
 }
 
 /// `postgres://user@host:port/dbname`, the parts that identify the database.
@@ -171,16 +189,25 @@ impl Target {
     pub fn tls(&self) -> MakeRustlsConnect {
         self.tls.clone()
     }
+
+    /// The process's pool of connections to this database; PostgreSQL shows them under the
+    /// instance's name.
+    pub fn pool(&self) -> Pool {
+        self.pool
+            .get_or_init(|| super::pool::pool(self, instance_name(), MAX_CONNECTIONS))
+            .clone()
+    }
 }
 
 /// Trusts `root_file`'s certificates (PEM) when given, else the system's.
-fn tls_config(root_file: Option<&str>) -> Result<rustls::ClientConfig, Error> {
+fn tls_config(root_file: Option<&str>) -> StoreResult<rustls::ClientConfig> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     match root_file {
         Some(path) => {
-            let bad = |e: &dyn fmt::Display| Error::Invalid(format!("sslrootcert {path}: {e}"));
+            let bad =
+                |e: &dyn fmt::Display| StoreError::Refused(format!("sslrootcert {path}: {e}"));
             for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
                 roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
             }
@@ -193,14 +220,14 @@ fn tls_config(root_file: Option<&str>) -> Result<rustls::ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Invalid(format!("TLS setup: {e}")))?
+        .map_err(|e| StoreError::Refused(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
 
 /// As libpq looks it up: `PGPASSWORD`, else the first matching line of the password file
 /// (`?passfile=`, `PGPASSFILE`, or `~/.pgpass`). `None`: connect without one (trust, peer).
-fn password(config: &Config, passfile: Option<&str>) -> Result<Option<String>, Error> {
+fn password(config: &Config, passfile: Option<&str>) -> StoreResult<Option<String>> {
     if let Ok(password) = std::env::var("PGPASSWORD") {
         return Ok(Some(password));
     }
@@ -215,14 +242,14 @@ fn password(config: &Config, passfile: Option<&str>) -> Result<Option<String>, E
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == ErrorKind::NotFound && explicit.is_none() => return Ok(None),
-        Err(e) => return Err(Error::Io(format!("password file {}", path.display()), e)),
+        Err(e) => return Err(refused_file(&path, &e)),
     };
     let mode = std::fs::metadata(&path)
-        .map_err(|e| Error::Io(format!("password file {}", path.display()), e))?
+        .map_err(|e| refused_file(&path, &e))?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        return invalid!(
+        return refused!(
             "password file {} is readable by others; chmod 0600 it",
             path.display()
         );
@@ -291,8 +318,6 @@ mod tests {
 
     #[test]
     fn urls_keep_secrets_out_and_read_our_parameters() {
-        assert!(is_url("postgres://a@h/d") && is_url("postgresql://a@h/d"));
-        assert!(!is_url("/var/lib/zulip-auth/db.sqlite3"));
         for bad in [
             "postgres://auth:secret@localhost/zulip_auth",
             "postgres://auth@localhost/zulip_auth?password=secret",

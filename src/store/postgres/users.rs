@@ -40,7 +40,11 @@ fn one(row: Option<Row>) -> StoreResult<Option<User>> {
     row.as_ref().map(from_row).transpose()
 }
 
-fn by_email<C: GenericClient>(db: &mut Db<'_, C>, realm_id: i64, email: &str) -> StoreResult<Option<User>> {
+fn by_email<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    realm_id: i64,
+    email: &str,
+) -> StoreResult<Option<User>> {
     one(db.query_opt(
         user_select!("FROM \"user\" u WHERE u.realm_id = $1 AND ascii_lower(u.delivery_email) = ascii_lower($2)"),
         &[&realm_id, &email.trim()],
@@ -76,10 +80,10 @@ impl Users for Postgres {
     }
 
     fn user_by_api_key(&self, api_key: &str) -> StoreResult<Option<User>> {
-        one(self
-            .conn()?
-            .db()
-            .query_opt(user_select!("FROM \"user\" u WHERE u.api_key = $1"), &[&api_key])?)
+        one(self.conn()?.db().query_opt(
+            user_select!("FROM \"user\" u WHERE u.api_key = $1"),
+            &[&api_key],
+        )?)
     }
 
     fn users_of_realm(&self, realm_id: i64) -> StoreResult<Vec<User>> {
@@ -159,7 +163,10 @@ impl Users for Postgres {
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         self.durably(|db| {
-            db.execute("UPDATE \"user\" SET password = $1 WHERE id = $2", &[&hash, &user_id])?;
+            db.execute(
+                "UPDATE \"user\" SET password = $1 WHERE id = $2",
+                &[&hash, &user_id],
+            )?;
             super::limits::clear(db, clear_bucket)?;
             self.insert_audit(db, audit)
         })
@@ -167,14 +174,22 @@ impl Users for Postgres {
 
     fn set_user_active(&self, user_id: i64, active: bool, audit: &AuditEntry) -> StoreResult<()> {
         self.durably(|db| {
-            db.execute("UPDATE \"user\" SET is_active = $2 WHERE id = $1", &[&user_id, &active])?;
+            db.execute(
+                "UPDATE \"user\" SET is_active = $2 WHERE id = $1",
+                &[&user_id, &active],
+            )?;
             self.insert_audit(db, audit)
         })
     }
 
     fn replace_api_key(&self, user_id: i64, new_key: &str, audit: &AuditEntry) -> StoreResult<()> {
         self.durably(|db| {
-            store_key(db, "UPDATE \"user\" SET api_key = $1 WHERE id = $2", user_id, new_key)?;
+            store_key(
+                db,
+                "UPDATE \"user\" SET api_key = $1 WHERE id = $2",
+                user_id,
+                new_key,
+            )?;
             self.insert_audit(db, audit)
         })
     }

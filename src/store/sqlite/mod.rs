@@ -9,6 +9,7 @@ mod login;
 mod maintenance;
 mod migrations;
 mod realms;
+mod tables;
 mod users;
 
 use std::fs::OpenOptions;
