@@ -19,7 +19,7 @@ use super::{Store, StoreResult};
 pub enum Database {
     Sqlite(PathBuf),
     #[cfg(feature = "postgres")]
-    Postgres(Target),
+    Postgres(Box<Target>),
 }
 
 impl Database {
@@ -64,7 +64,7 @@ fn is_url(text: &str) -> bool {
 
 #[cfg(feature = "postgres")]
 fn postgres_target(url: &str) -> StoreResult<Database> {
-    Ok(Database::Postgres(url.parse()?))
+    Ok(Database::Postgres(Box::new(url.parse()?)))
 }
 
 #[cfg(not(feature = "postgres"))]

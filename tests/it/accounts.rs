@@ -111,7 +111,7 @@ fn import_is_all_or_nothing_and_names_the_line() {
             "line 2: unknown role",
         ),
     ];
-    let file = server.db.with_extension("bad.jsonl");
+    let file = server.dir.join("bad.jsonl");
     for (content, expected) in cases {
         std::fs::write(&file, &content).unwrap();
         let out = server.cli(&["user", "import", file.to_str().unwrap()], "");
@@ -368,7 +368,7 @@ fn listings() {
 fn backup_while_serving_and_check() {
     let (server, _) = TestServer::with_iago(&[]);
     let key = server.login(IAGO, IAGO_PASSWORD).api_key();
-    let dest = server.db.with_extension("backup");
+    let dest = server.dir.join("backup.sqlite3");
     // Logins keep writing while the backup runs.
     let writer = {
         let addr = server.addr;

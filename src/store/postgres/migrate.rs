@@ -8,7 +8,7 @@ use crate::store::{StoreError, StoreResult};
 const SCHEMA: &str = include_str!("../../../schema-postgres.sql");
 
 /// The advisory lock that serializes migrations of one database ("zulip-a" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7a75_6c69_702d_61;
+const MIGRATION_LOCK: i64 = 0x007a_756c_6970_2d61;
 
 /// The `(number, sql)` sections of a schema file, each after a `-- migration N` line.
 pub fn sections(schema: &'static str) -> Vec<(i64, &'static str)> {
