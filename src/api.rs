@@ -16,7 +16,7 @@ use crate::auth::password::Hasher;
 use crate::auth::ratelimit::RateLimits;
 use crate::clock;
 use crate::email;
-use crate::error::ApiError;
+use crate::error::{ApiError, UNAVAILABLE_RETRY_AFTER};
 use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::params::Params;
 use crate::site::Site;
@@ -117,11 +117,11 @@ impl Handler for Api {
             ..LogContext::default()
         };
         let mut response = match self.config.route(&request.path) {
-            None => Response::error(&ApiError::not_found()),
+            None => error_response(&ApiError::not_found()),
             Some(route) => {
                 log.quiet = route.quiet;
                 let response = (route.endpoint)(self, request, &mut log)
-                    .unwrap_or_else(|err| Response::error(&err));
+                    .unwrap_or_else(|err| error_response(&err));
                 if route.never_cache {
                     never_cache(response)
                 } else {
@@ -216,7 +216,7 @@ impl Api {
             ),
             Err(refusal) => {
                 log.failure = refusal.reason();
-                Response::error(&login_error(refusal))
+                error_response(&login_error(refusal))
             }
         };
         response
@@ -502,6 +502,16 @@ fn parse_params(request: &Request) -> Result<Params, ApiError> {
         &request.body,
         &request.query,
     )
+}
+
+/// An error's response, with the `Retry-After` of a 503 (wire.md §3.6).
+fn error_response(err: &ApiError) -> Response {
+    let response = Response::error(err);
+    if *err == ApiError::unavailable() {
+        response.header("Retry-After", UNAVAILABLE_RETRY_AFTER)
+    } else {
+        response
+    }
 }
 
 /// The client as the login sees it.

@@ -38,6 +38,9 @@ struct ErrorBody<'a> {
 
 const BAD_REQUEST: &str = "BAD_REQUEST";
 
+/// The `Retry-After` of [`ApiError::unavailable`].
+pub const UNAVAILABLE_RETRY_AFTER: &str = "5";
+
 impl ApiError {
     const fn new(status: u16, msg: &'static str, code: &'static str) -> ApiError {
         ApiError {
@@ -195,6 +198,12 @@ impl ApiError {
         }
     }
 
+    /// wire.md §3.6: the store cannot be used right now. Retried after
+    /// [`UNAVAILABLE_RETRY_AFTER`] seconds, which only the header says.
+    pub const fn unavailable() -> ApiError {
+        ApiError::new(503, "Service temporarily unavailable", BAD_REQUEST)
+    }
+
     pub const fn not_found() -> ApiError {
         ApiError::new(404, "Not Found", BAD_REQUEST)
     }
@@ -251,12 +260,15 @@ impl ApiError {
     }
 }
 
-/// A store failure inside a request: logged here, and answered with the bare 500 that
-/// leaks nothing.
+/// A store failure inside a request, logged here: the store being unavailable is the 503
+/// of wire.md §3.6; anything else is a bug, answered with the bare 500 that leaks nothing.
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         log::error!("store error: {err}");
-        ApiError::internal()
+        match err {
+            StoreError::Unavailable(_) => ApiError::unavailable(),
+            StoreError::Refused(_) | StoreError::KeyInUse => ApiError::internal(),
+        }
     }
 }
 

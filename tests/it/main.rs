@@ -6,6 +6,7 @@ mod cli;
 mod clients;
 mod dev;
 mod fetch_api_key;
+mod hardening;
 mod hygiene;
 mod ops;
 mod ratelimit;

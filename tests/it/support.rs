@@ -167,8 +167,15 @@ fn spawn_server(
         .append(true)
         .open(stderr)
         .unwrap();
+    // Four workers unless the test asks for its own number.
+    let workers: &[&str] = if args.contains(&"--workers") {
+        &[]
+    } else {
+        &["--workers", "4"]
+    };
     let mut child = command(db)
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "4"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(workers)
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())

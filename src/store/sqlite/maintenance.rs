@@ -1,13 +1,39 @@
 //! Health, integrity, backups and pruning.
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::Sqlite;
-use crate::store::{Maintenance, StoreResult};
+use crate::store::{Maintenance, StoreError, StoreResult};
+
+/// Below this much free space for the database's directory, a login's writes may fail.
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
 
 impl Maintenance for Sqlite {
+    /// Whether a login could succeed now: the file is the one opened, the indexes a login
+    /// reads answer, the write lock can be taken (and is given back at once: no row is
+    /// written), and the disk has room. Each step is bounded by the busy timeout.
     fn health(&self) -> StoreResult<()> {
-        self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        let unavailable = |why: &str| Err(StoreError::Unavailable(why.to_owned()));
+        let file = &self.file;
+        match std::fs::metadata(&file.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == (file.device, file.inode) => {}
+            Ok(_) => return unavailable("the database file was replaced since it was opened"),
+            Err(_) => return unavailable("the database file is gone"),
+        }
+        self.conn
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM realm WHERE subdomain = '')
+                      + (SELECT count(*) FROM user WHERE realm_id = 0 AND delivery_email = '')
+                      + (SELECT count(*) FROM rate_limit_event WHERE bucket = '' AND at >= 0)",
+            )?
+            .query_row([], |_| Ok(()))?;
+        self.conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")?;
+        if free_bytes(&file.path).is_some_and(|free| free < MIN_FREE_BYTES) {
+            return unavailable("the disk holding the database is full");
+        }
         Ok(())
     }
 
@@ -42,4 +68,19 @@ impl Maintenance for Sqlite {
             .execute("DELETE FROM audit_log WHERE at < ?1", [audit_before])?;
         Ok((events, audit))
     }
+}
+
+/// Free space for unprivileged writers on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stats` points to writable memory of
+    // the size statvfs(3) fills in; it is read only after statvfs reported success.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }

@@ -13,8 +13,9 @@ mod tables;
 mod users;
 
 use std::fs::OpenOptions;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -41,6 +42,15 @@ fn is_constraint(err: &rusqlite::Error) -> bool {
 
 pub struct Sqlite {
     conn: Connection,
+    /// The file as opened, so that health can tell it was deleted or replaced since.
+    file: FileIdentity,
+}
+
+/// Where a database file is, and which file it was when it was opened.
+struct FileIdentity {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
 }
 
 impl Sqlite {
@@ -87,7 +97,13 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| cannot_open(path, &e.to_string()))?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        let mut store = Sqlite { conn };
+        let meta = std::fs::metadata(path).map_err(|e| cannot_open(path, &e.to_string()))?;
+        let file = FileIdentity {
+            path: path.to_owned(),
+            device: meta.dev(),
+            inode: meta.ino(),
+        };
+        let mut store = Sqlite { conn, file };
         migrations::migrate(&mut store.conn)?;
         Ok(store)
     }

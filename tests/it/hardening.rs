@@ -1,0 +1,209 @@
+//! Attacks of the hardening issue, reproduced against the real binary: races between a
+//! login and the admin commands, concurrent guesses from one address, IPv6 clients, and a
+//! database that fails under the server.
+
+use std::thread;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// Argon2 parameters that make one verification take most of a second: a login is then
+/// still verifying while an admin command runs.
+const SLOW: [&str; 4] = ["--argon2-m", "65536", "--argon2-t", "16"];
+
+/// What a login in flight needs before an admin command runs against it.
+const IN_FLIGHT: Duration = Duration::from_millis(300);
+
+/// A server whose iago has a slow hash: created with [`SLOW`], verified by a server with
+/// the tests' small parameters, so the hash also needs upgrading at login.
+fn slow_iago() -> (TestServer, i64) {
+    let server = TestServer::start(&["--address-rate", "off"]);
+    let mut args = SLOW.to_vec();
+    args.extend(["user", "create", IAGO, "--password-stdin"]);
+    let out = server.cli(&args, &format!("{IAGO_PASSWORD}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (server, id)
+}
+
+/// Runs `admin` while a login with `password` is verifying; the login's response.
+fn during_login(server: &TestServer, password: &str, admin: impl FnOnce()) -> HttpResponse {
+    thread::scope(|s| {
+        let login = s.spawn(|| server.login(IAGO, password));
+        thread::sleep(IN_FLIGHT);
+        admin();
+        assert!(
+            !login.is_finished(),
+            "the login finished before the admin command"
+        );
+        login.join().unwrap()
+    })
+}
+
+/// Issue 12 item 2: the old password's upgraded hash must not overwrite the new one.
+#[test]
+fn a_password_change_during_a_login_is_not_undone() {
+    let (server, _) = slow_iago();
+    let racing = during_login(&server, IAGO_PASSWORD, || {
+        let out = server.cli(
+            &["user", "set-password", IAGO, "--password-stdin"],
+            "New-Horse-77\n",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    // What was verified is no longer the password: the generic E11, no key.
+    racing.assert_json(401, E11);
+    server.login(IAGO, IAGO_PASSWORD).assert_json(401, E11);
+    assert_eq!(server.login(IAGO, "New-Horse-77").status, 200);
+}
+
+/// Issue 12 item 3: a key rotated while a login verifies is the one the login returns.
+#[test]
+fn a_key_rotated_during_a_login_is_the_key_handed_out() {
+    let (server, _) = slow_iago();
+    // A first login mints a key (and upgrades the hash; rotate it back to a slow one).
+    let first = server.login(IAGO, IAGO_PASSWORD).api_key();
+    let mut args = SLOW.to_vec();
+    args.extend(["user", "set-password", IAGO, "--password-stdin"]);
+    let out = server.cli(&args, &format!("{IAGO_PASSWORD}\n"));
+    assert!(out.status.success());
+    let mut rotated = String::new();
+    let racing = during_login(&server, IAGO_PASSWORD, || {
+        rotated = server
+            .stdout(&["user", "rotate-key", IAGO])
+            .trim()
+            .to_owned();
+    });
+    assert_eq!(racing.status, 200, "{}", racing.text());
+    assert_ne!(rotated, first);
+    assert_eq!(racing.api_key(), rotated);
+    let me = server.send(
+        "GET",
+        "/api/v1/users/me",
+        &[("Authorization", &basic_header(IAGO, &rotated))],
+        b"",
+    );
+    assert_eq!(me.status, 200);
+}
+
+/// Issue 12 item 3: a user deactivated while a login verifies gets E7, and no success is
+/// audited.
+#[test]
+fn a_user_deactivated_during_a_login_is_refused() {
+    let (server, _) = slow_iago();
+    let racing = during_login(&server, IAGO_PASSWORD, || {
+        server.ok(&["user", "deactivate", IAGO])
+    });
+    racing.assert_json(401, E7);
+    let audit = server.stdout(&["audit", "--json"]);
+    assert!(!audit.contains("login_success"), "{audit}");
+    assert!(!audit.contains("key_minted"), "{audit}");
+}
+
+/// Issue 12 item 6: concurrent failures from one address never verify more than its limit.
+#[test]
+fn concurrent_failures_from_one_address_verify_at_most_the_limit() {
+    let server = TestServer::start(&[
+        "--workers",
+        "16",
+        "--address-rate",
+        "30/600s",
+        "--argon2-m",
+        "8192",
+        "--argon2-t",
+        "2",
+    ]);
+    let statuses: Vec<u16> = thread::scope(|s| {
+        let logins: Vec<_> = (0..80)
+            .map(|n| {
+                let server = &server;
+                s.spawn(move || {
+                    server
+                        .login(&format!("nobody{n}@example.com"), "guess")
+                        .status
+                })
+            })
+            .collect();
+        logins.into_iter().map(|l| l.join().unwrap()).collect()
+    });
+    let failures = statuses.iter().filter(|&&s| s == 401).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((failures, limited), (30, 50), "{statuses:?}");
+}
+
+/// Issue 12 item 7: an IPv6 client is its /64, whatever address of it it uses.
+#[test]
+fn an_ipv6_client_is_its_slash_64() {
+    let (server, _) =
+        TestServer::with_iago(&["--address-rate", "2/600s", "--trusted-proxy", "127.0.0.1"]);
+    let from = |client: &str, username: &str, password: &str| {
+        server.post_form_with(
+            "/api/v1/fetch_api_key",
+            &[("username", username), ("password", password)],
+            &[("X-Forwarded-For", client)],
+        )
+    };
+    from("2001:db8:1:2::1", "a@example.com", "x").assert_json(401, E11);
+    from("2001:db8:1:2:ffff:ffff:ffff:ffff", "b@example.com", "x").assert_json(401, E11);
+    assert_eq!(from("2001:db8:1:2::99", IAGO, IAGO_PASSWORD).status, 429);
+    assert_eq!(from("2001:db8:1:3::1", IAGO, IAGO_PASSWORD).status, 200);
+}
+
+const E503: &str =
+    r#"{"result":"error","msg":"Service temporarily unavailable","code":"BAD_REQUEST"}"#;
+
+#[track_caller]
+fn assert_unavailable(r: &HttpResponse) {
+    r.assert_json(503, E503);
+    assert_eq!(r.header("retry-after"), Some("5"));
+}
+
+/// Issue 12 item 11: corrupt pages answer 503 everywhere, `/health` included.
+#[test]
+fn a_corrupt_database_is_unavailable_not_an_internal_error() {
+    let (server, _) = TestServer::with_iago(&[]);
+    assert_eq!(server.get("/health").status, 200);
+    // Every page after the first, overwritten.
+    let len = std::fs::metadata(&server.db).unwrap().len();
+    let conn = rusqlite::Connection::open(&server.db).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&server.db).unwrap();
+    assert!(bytes.len() as u64 >= len.min(8192));
+    for b in &mut bytes[4096..] {
+        *b = 0xA5;
+    }
+    std::fs::write(&server.db, &bytes).unwrap();
+    assert_unavailable(&server.get("/health"));
+    assert_unavailable(&server.login(IAGO, IAGO_PASSWORD));
+}
+
+/// Issue 12 item 11: a database file deleted under the server is unavailable.
+#[test]
+fn a_deleted_database_file_makes_health_unavailable() {
+    let (server, _) = TestServer::with_iago(&[]);
+    assert_eq!(server.get("/health").status, 200);
+    std::fs::remove_file(&server.db).unwrap();
+    assert_unavailable(&server.get("/health"));
+}
+
+fn basic_header(email: &str, key: &str) -> String {
+    use base64ct::{Base64, Encoding};
+    format!(
+        "Basic {}",
+        Base64::encode_string(format!("{email}:{key}").as_bytes())
+    )
+}
