@@ -39,6 +39,12 @@ pub struct TestDb {
     postgres: Option<(postgres::Config, String)>,
 }
 
+/// Whether this run's servers use PostgreSQL: tests of SQLite's file faults skip then
+/// (tests/postgres/run stops and restarts the PostgreSQL server instead).
+pub fn on_postgres() -> bool {
+    std::env::var_os("ZULIP_AUTH_TEST_DB").is_some()
+}
+
 impl TestDb {
     /// The number of rows in `table`, read behind the server's back.
     pub fn row_count(&self, table: &str) -> i64 {

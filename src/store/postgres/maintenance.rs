@@ -4,12 +4,25 @@ use std::path::Path;
 
 use super::{Postgres, migrate};
 use crate::store::sqlite::Sqlite;
-use crate::store::{Maintenance, StoreResult, copy};
+use crate::store::{Maintenance, StoreError, StoreResult, copy};
 
 impl Maintenance for Postgres {
-    /// A connection from the pool (checked with a round trip) within 3 s, and a query.
+    /// Whether a login could succeed now, without writing a row: a connection within 3 s
+    /// (checked with a round trip), the indexes a login reads answer, and the server
+    /// accepts writes (a standby in recovery does not).
     fn health(&self) -> StoreResult<()> {
-        self.conn()?.db().query_one("SELECT 1", &[])?;
+        let row = self.conn()?.db().query_one(
+            "SELECT pg_is_in_recovery(),
+                    (SELECT count(*) FROM realm WHERE subdomain = '')
+                  + (SELECT count(*) FROM \"user\" WHERE realm_id = 0 AND ascii_lower(delivery_email) = '')
+                  + (SELECT count(*) FROM rate_limit_event WHERE bucket = '' AND at >= 0)",
+            &[],
+        )?;
+        if row.try_get(0)? {
+            return Err(StoreError::Unavailable(
+                "the PostgreSQL server is a standby in recovery: it accepts no writes".into(),
+            ));
+        }
         Ok(())
     }
 
