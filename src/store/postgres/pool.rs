@@ -2,8 +2,9 @@
 //! costs one round trip.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Row, Statement};
 use r2d2::ManageConnection;
@@ -17,10 +18,14 @@ use super::target::{CONNECT_TIMEOUT, Target};
 /// [`CONNECT_TIMEOUT`].
 pub const MAX_CONNECTIONS: u32 = 10;
 
+/// A connection checked with a round trip this recently is not checked again on checkout.
+const CHECKED_RECENTLY: Duration = Duration::from_secs(1);
+
 /// One connection and the statements prepared on it.
 pub struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
+    checked: Instant,
 }
 
 pub struct Manager(PostgresConnectionManager<MakeRustlsConnect>);
@@ -33,13 +38,21 @@ impl ManageConnection for Manager {
         Ok(Conn {
             client: self.0.connect()?,
             statements: HashMap::new(),
+            checked: Instant::now(),
         })
     }
 
-    /// A round trip before each use: a connection that died with a restart of the database
-    /// is replaced instead of failing a request after the database is back.
+    /// Checked on checkout, so that a connection that died with a restart of the database is
+    /// replaced instead of failing a request after the database is back. What the server
+    /// sent meanwhile (the FATAL of a shutdown) is read without waiting; a connection idle
+    /// for a while also gets a round trip, which a busy one is spared.
     fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
-        self.0.is_valid(&mut conn.client)
+        conn.client.notifications().iter().next()?;
+        if conn.checked.elapsed() > CHECKED_RECENTLY {
+            self.0.is_valid(&mut conn.client)?;
+            conn.checked = Instant::now();
+        }
+        Ok(())
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
