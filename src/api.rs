@@ -175,7 +175,8 @@ fn login_error(refusal: Refusal) -> ApiError {
         Refusal::UnknownUser
         | Refusal::WrongPassword
         | Refusal::DirectoryUnavailable
-        | Refusal::PasswordChanged => ApiError::authentication_failed(),
+        | Refusal::PasswordChanged
+        | Refusal::WrongCode => ApiError::authentication_failed(),
     }
 }
 
@@ -224,6 +225,7 @@ impl Api {
             .extend(checked.quota.iter().flat_map(|q| q.headers()));
         Ok(response)
     }
+
     /// `POST /api/v1/dev_fetch_api_key` (SPEC §7.1): no password, no rate limit.
     fn dev_fetch_api_key(
         &mut self,

@@ -16,7 +16,9 @@
 //! [`Login::login`] runs both. A caller with a second factor to check calls
 //! [`Login::verify`], then [`Login::defer`] (the password was right: its address
 //! reservation is released, the username bucket is left as it is), keeps the [`Verified`]
-//! until the code is accepted, and only then calls [`Login::finish`].
+//! until a code comes, and hands it to [`Login::second_factor`], which counts the code
+//! against both limits as a password attempt is counted and finishes the login only when
+//! the caller's check accepts it.
 
 use std::net::IpAddr;
 
@@ -93,6 +95,8 @@ pub enum Refusal {
     DirectoryUnavailable,
     /// The password changed while it was being verified.
     PasswordChanged,
+    /// A second factor's code that was not accepted.
+    WrongCode,
     /// Step 9.
     RealmDeactivated,
     UserDeactivated,
@@ -112,6 +116,7 @@ impl Refusal {
             Refusal::WrongPassword => "WRONG_PASSWORD",
             Refusal::DirectoryUnavailable => "LDAP_UNAVAILABLE",
             Refusal::PasswordChanged => "PASSWORD_CHANGED",
+            Refusal::WrongCode => "WRONG_CODE",
             Refusal::RealmDeactivated => "REALM_DEACTIVATED",
             Refusal::UserDeactivated => "USER_DEACTIVATED",
             Refusal::ResetRequired => "PASSWORD_RESET_REQUIRED",
@@ -127,6 +132,7 @@ impl Refusal {
                 | Refusal::WrongPassword
                 | Refusal::DirectoryUnavailable
                 | Refusal::PasswordChanged
+                | Refusal::WrongCode
         )
     }
 
@@ -147,7 +153,9 @@ pub struct Checked<T> {
     pub user_id: Option<i64>,
 }
 
-/// A password found right, not yet a login: nothing handed out, no bucket cleared.
+/// A password found right, not yet a login: nothing handed out, no bucket cleared. It holds
+/// a place in the address bucket until it is finished or deferred; dropped, that place
+/// counts as a failure until the window passes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     pub user: User,
@@ -300,6 +308,47 @@ impl Login<'_> {
             client,
         )?;
         Ok(Err(refusal))
+    }
+
+    /// The second step of a login whose password was verified and [deferred](Login::defer):
+    /// the code is admitted by both limits as a password attempt is (SPEC §8), `accept`
+    /// checks it, and only an accepted code finishes the login. A refused code is audited
+    /// and counts against the address.
+    pub fn second_factor(
+        &self,
+        realm: &Realm,
+        username: &str,
+        mut verified: Verified,
+        client: Client<'_>,
+        accept: impl FnOnce(&User) -> bool,
+    ) -> StoreResult<Checked<Success>> {
+        let user_id = Some(verified.user.id);
+        let (quota, reservation) =
+            match self
+                .limits
+                .admit(&**self.store, username, client.address, clock::now())?
+            {
+                Gate::Refused { retry_after, quota } => {
+                    return Ok(Checked {
+                        outcome: Err(Refusal::RateLimited { retry_after }),
+                        quota,
+                        user_id,
+                    });
+                }
+                Gate::Admitted { quota, reservation } => (quota, reservation),
+            };
+        let outcome = if accept(&verified.user) {
+            verified.reservation = reservation;
+            self.finish(realm, verified, client)?
+        } else {
+            self.refused(realm, Refusal::WrongCode, user_id, reservation, client)?;
+            Err(Refusal::WrongCode)
+        };
+        Ok(Checked {
+            outcome,
+            quota,
+            user_id,
+        })
     }
 
     /// A login without a password (`dev_fetch_api_key`): the account's state is checked
@@ -523,5 +572,165 @@ impl Client<'_> {
                 .map(|ua| ua.chars().take(MAX_AUDITED_USER_AGENT).collect()),
             ..AuditEntry::new(event, Some(realm.id), user_id)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::password::Argon2Config;
+    use crate::store::Rule;
+
+    const PASSWORD: &str = "Correct-Horse-9";
+
+    fn setup() -> (tempfile::TempDir, Store, Hasher, Realm) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let hasher = Hasher::new(Argon2Config {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        });
+        let user = NewUser {
+            email: "iago@example.com".into(),
+            full_name: "Iago".into(),
+            role: Role::Admin,
+            password: Some(hasher.hash(PASSWORD)),
+            is_active: true,
+            api_key: None,
+        };
+        store.create_users(1, &[user], "test").unwrap();
+        let realm = store.require_realm("").unwrap();
+        (dir, store, hasher, realm)
+    }
+
+    fn limits() -> RateLimits {
+        RateLimits {
+            per_username: Some(Rule {
+                limit: 5,
+                window: 600.0,
+            }),
+            per_address: Some(Rule {
+                limit: 2,
+                window: 600.0,
+            }),
+        }
+    }
+
+    fn client() -> Client<'static> {
+        Client {
+            address: Some("192.0.2.1".parse().unwrap()),
+            user_agent: Some("test"),
+        }
+    }
+
+    fn remaining<T>(checked: &Checked<T>) -> Option<u32> {
+        checked.quota.map(|q| q.remaining)
+    }
+
+    #[test]
+    fn a_second_factor_sits_between_verify_and_finish() {
+        let (_dir, store, hasher, realm) = setup();
+        let login = Login {
+            store: &store,
+            hasher: &hasher,
+            limits: limits(),
+        };
+        let credentials = Credentials {
+            username: "iago@example.com",
+            password: PASSWORD,
+        };
+        let checked = login
+            .verify(&realm, credentials, client(), Method::Web)
+            .unwrap();
+        assert_eq!(remaining(&checked), Some(4));
+        let verified = login.defer(checked.outcome.unwrap()).unwrap();
+        // A wrong code counts in both buckets and hands nothing out.
+        let wrong = login
+            .second_factor(
+                &realm,
+                "iago@example.com",
+                verified.clone(),
+                client(),
+                |_| false,
+            )
+            .unwrap();
+        assert_eq!(
+            (remaining(&wrong), wrong.outcome),
+            (Some(3), Err(Refusal::WrongCode))
+        );
+        // The right code finishes: a key, and the username bucket cleared.
+        let right = login
+            .second_factor(
+                &realm,
+                "iago@example.com",
+                verified.clone(),
+                client(),
+                |u| u.delivery_email == "iago@example.com",
+            )
+            .unwrap();
+        assert_eq!(remaining(&right), Some(2));
+        let success = right.outcome.unwrap();
+        assert_eq!(success.api_key.len(), 32);
+        let again = login
+            .verify(&realm, credentials, client(), Method::Api)
+            .unwrap();
+        assert_eq!(
+            remaining(&again),
+            Some(4),
+            "the success cleared the username bucket"
+        );
+        login.defer(again.outcome.unwrap()).unwrap();
+        // The address counted the wrong code only: one more failure blocks it.
+        let wrong_password = Credentials {
+            password: "wrong",
+            ..credentials
+        };
+        let failed = login
+            .verify(&realm, wrong_password, client(), Method::Api)
+            .unwrap();
+        assert_eq!(failed.outcome, Err(Refusal::WrongPassword));
+        let blocked = login
+            .verify(&realm, credentials, client(), Method::Api)
+            .unwrap();
+        assert!(matches!(blocked.outcome, Err(Refusal::RateLimited { .. })));
+        assert_eq!(blocked.quota, None);
+        let audit = store
+            .audit_rows(&crate::store::AuditFilter::default())
+            .unwrap();
+        let success = audit.iter().find(|r| r.event == "login_success").unwrap();
+        assert_eq!(success.detail.as_deref(), Some("web sign-in"));
+        assert!(
+            audit
+                .iter()
+                .any(|r| r.reason.as_deref() == Some("WRONG_CODE"))
+        );
+    }
+
+    #[test]
+    fn a_deferred_login_is_refused_if_the_password_changes_before_the_code() {
+        let (_dir, store, hasher, realm) = setup();
+        let login = Login {
+            store: &store,
+            hasher: &hasher,
+            limits: limits(),
+        };
+        let credentials = Credentials {
+            username: "iago@example.com",
+            password: PASSWORD,
+        };
+        let checked = login
+            .verify(&realm, credentials, client(), Method::Web)
+            .unwrap();
+        let verified = login.defer(checked.outcome.unwrap()).unwrap();
+        let user = verified.user.clone();
+        let audit = AuditEntry::new(AuditEvent::PasswordChanged, Some(realm.id), Some(user.id));
+        store
+            .set_password(user.id, &hasher.hash("Other-Horse-8"), "user:x", &audit)
+            .unwrap();
+        let late = login
+            .second_factor(&realm, "iago@example.com", verified, client(), |_| true)
+            .unwrap();
+        assert_eq!(late.outcome, Err(Refusal::PasswordChanged));
     }
 }

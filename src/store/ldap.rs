@@ -109,7 +109,7 @@ macro_rules! ldap_settings {
 
 ldap_settings! {
     /// Turn LDAP on or off; setting --ldap-url turns it on
-    #[arg(long = "ldap", env = "ZULIP_AUTH_LDAP", value_name = "on|off", value_parser = on_off())]
+    #[arg(long = "ldap", env = "ZULIP_AUTH_LDAP", value_name = "LDAP", value_parser = on_off())]
     enabled: bool, column "ldap_enabled", describe |v| format!("ldap {}", on_off_word(v));
     /// ldap://host[:port] (StartTLS when offered) or ldaps://host[:port]
     #[arg(long = "ldap-url", env = "ZULIP_AUTH_LDAP_URL", value_name = "URL")]
@@ -118,7 +118,7 @@ ldap_settings! {
     #[arg(long = "ldap-ca-file", env = "ZULIP_AUTH_LDAP_CA_FILE", value_name = "PATH")]
     ca_file: String, column "ldap_ca_file", describe |v| format!("ldap ca file {v:?}");
     /// `require` refuses ldap:// without StartTLS
-    #[arg(long = "ldap-starttls", env = "ZULIP_AUTH_LDAP_STARTTLS", value_name = "auto|require", value_parser = require_auto())]
+    #[arg(long = "ldap-starttls", env = "ZULIP_AUTH_LDAP_STARTTLS", value_name = "LDAP_STARTTLS", value_parser = require_auto())]
     starttls_required: bool, column "ldap_starttls_required",
         describe |v| format!("ldap starttls {}", if *v { "require" } else { "auto" });
     /// The service account that searches for users
@@ -146,7 +146,7 @@ ldap_settings! {
     full_name_attr: String, column "ldap_full_name_attr",
         describe |v| format!("ldap full name attr {v:?}");
     /// Give a directory user without an account here one at their first login
-    #[arg(long = "ldap-create-users", env = "ZULIP_AUTH_LDAP_CREATE_USERS", value_name = "on|off", value_parser = on_off())]
+    #[arg(long = "ldap-create-users", env = "ZULIP_AUTH_LDAP_CREATE_USERS", value_name = "LDAP_CREATE_USERS", value_parser = on_off())]
     create_users: bool, column "ldap_create_users",
         describe |v| format!("ldap create users {}", on_off_word(v));
 }

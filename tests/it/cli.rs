@@ -190,3 +190,79 @@ fn ldap_bind_password_comes_from_the_environment_never_argv() {
     let help = server.stdout(&["realm", "set", "--help"]);
     assert!(help.contains("--ldap-bind-password-file") && !help.contains("--ldap-bind-password "));
 }
+
+/// Issue 11: the read-only commands refuse a mistyped `--db` instead of creating an empty
+/// database there; issue 12 item 15: `db check` fails on a missing or empty file.
+#[test]
+fn read_only_commands_refuse_a_missing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo.sqlite3");
+    let read_only: [&[&str]; 7] = [
+        &["user", "list"],
+        &["user", "show", IAGO],
+        &["realm", "list"],
+        &["audit"],
+        &["db", "check"],
+        &["db", "backup", "/nonexistent-dir/x"],
+        &["audit", "--realm", "lear"],
+    ];
+    for args in read_only {
+        let out = run_cli(&missing, args, "");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+        assert!(
+            stderr.contains(missing.to_str().unwrap()),
+            "{args:?}: {stderr}"
+        );
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+    std::fs::write(&missing, b"").unwrap();
+    let out = run_cli(&missing, &["db", "check"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("empty"));
+    std::fs::remove_file(&missing).unwrap();
+    // Every other command still creates and migrates the database, root realm included.
+    let out = run_cli(&missing, &["realm", "create", "lear", "--name", "Lear"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8(run_cli(&missing, &["realm", "list"], "").stdout).unwrap();
+    assert!(
+        listed.contains("(root)") && listed.contains("lear"),
+        "{listed}"
+    );
+    let checked = String::from_utf8(run_cli(&missing, &["db", "check"], "").stdout).unwrap();
+    assert!(checked.contains("integrity: ok"), "{checked}");
+}
+
+/// Issue 11: `audit --realm SUB` shows that realm's rows only, with or without `--user`.
+#[test]
+fn audit_filters_by_realm() {
+    let (server, _) = TestServer::with_iago(&[]);
+    server.ok(&["realm", "create", "lear", "--name", "Lear"]);
+    server.create_user(
+        "cordelia@example.com",
+        "Daughter-No-3",
+        &["--realm", "lear"],
+    );
+    let lear = server.stdout(&["audit", "--realm", "lear", "--json"]);
+    let rows: Vec<serde_json::Value> = lear
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(rows.len() >= 2, "{lear}");
+    assert!(rows.iter().all(|r| r["realm"] == "lear"), "{lear}");
+    let root = server.stdout(&["audit", "--realm", "", "--json"]);
+    assert!(root.contains(IAGO) && !root.contains("cordelia"), "{root}");
+    let everything = server.stdout(&["audit", "--json"]);
+    assert!(
+        everything.contains(IAGO) && everything.contains("cordelia"),
+        "{everything}"
+    );
+    let one = server.stdout(&["audit", "--realm", "lear", "--user", "cordelia@example.com"]);
+    assert!(one.contains("cordelia") && !one.contains(IAGO), "{one}");
+    assert!(failure(&server, &["audit", "--realm", "nosuch"], "").contains("no realm"));
+}
