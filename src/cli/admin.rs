@@ -523,6 +523,7 @@ pub fn show_audit(
             "USER",
             "REASON",
             "ADDRESS",
+            "INSTANCE",
             "DETAIL",
         ],
         rows.iter().map(|r| {
@@ -536,6 +537,7 @@ pub fn show_audit(
                 dash(&r.email),
                 dash(&r.reason),
                 dash(&r.remote_addr),
+                dash(&r.instance),
                 dash(&r.detail),
             ]
         }),

@@ -45,7 +45,8 @@ pub struct Cli {
         long,
         global = true,
         env = "ZULIP_AUTH_INSTANCE_NAME",
-        value_name = "NAME"
+        value_name = "NAME",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     pub instance_name: Option<String>,
 
@@ -446,10 +447,8 @@ impl Command {
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<(), Error> {
-    match cli.instance_name.as_deref() {
-        Some("") => return invalid!("--instance-name must not be empty"),
-        Some(name) => set_instance_name(name),
-        None => {}
+    if let Some(name) = &cli.instance_name {
+        set_instance_name(name);
     }
     let db = Database::from_arg(cli.db_path())?;
     let argon2 = cli.argon2()?;

@@ -8,6 +8,7 @@ mod dev;
 mod fetch_api_key;
 mod hardening;
 mod hygiene;
+mod instances;
 mod ops;
 mod ratelimit;
 mod server_settings;
