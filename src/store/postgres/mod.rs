@@ -27,12 +27,27 @@ use postgres::error::SqlState;
 
 use self::pool::{Conn, Db, Manager, Pool};
 pub use self::target::Target;
-use super::{StoreError, StoreResult};
+use super::{StoreError, StoreResult, instance_name};
 
 impl From<postgres::Error> for StoreError {
     fn from(err: postgres::Error) -> StoreError {
-        StoreError::Unavailable(err.to_string())
+        StoreError::Unavailable(describe(&err))
     }
+}
+
+/// The error with its causes: "error performing TLS handshake" alone does not say which
+/// certificate was refused.
+fn describe(err: &postgres::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn sql_state(err: &postgres::Error) -> Option<&SqlState> {
@@ -44,11 +59,17 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Connects and migrates: for commands, and once when the server starts.
+    /// Connects and migrates: for commands, and once when the server starts. The first
+    /// connection is made here, outside the pool, so that a failure says why at once.
     pub fn open(target: &Target) -> StoreResult<Postgres> {
-        let store = Postgres::open_for_requests(target);
-        migrate::migrate(store.conn()?.client())?;
-        Ok(store)
+        let mut client = target
+            .config(instance_name())
+            .connect(target.tls())
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot connect to {target}: {}", describe(&e)))
+            })?;
+        migrate::migrate(&mut client)?;
+        Ok(Postgres::open_for_requests(target))
     }
 
     /// A store on the process's pool, for a request thread; connects only when used.
