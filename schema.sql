@@ -91,6 +91,66 @@ ALTER TABLE realm ADD COLUMN ldap_full_name_attr TEXT;
 ALTER TABLE realm ADD COLUMN ldap_create_users INTEGER NOT NULL DEFAULT 0 CHECK (ldap_create_users IN (0, 1));
 
 -- migration 5
+-- The browser sign-in (web.md §2, §3) and its second factor (web.md §4). Times are epoch
+-- seconds; a token handed to a browser is stored only as its lowercase hex SHA-256.
+-- Whether server_settings lists the "Sign in with …" method, the button's name (NULL: the
+-- realm's name), and whether phone logins must go through it, with a second factor.
+ALTER TABLE realm ADD COLUMN web_login_enabled INTEGER NOT NULL DEFAULT 0 CHECK (web_login_enabled IN (0, 1));
+ALTER TABLE realm ADD COLUMN web_login_display_name TEXT;
+ALTER TABLE realm ADD COLUMN require_2fa INTEGER NOT NULL DEFAULT 0 CHECK (require_2fa IN (0, 1));
+-- A user's TOTP key, active from the moment it is stored.
+CREATE TABLE totp_device (
+    user_id INTEGER PRIMARY KEY REFERENCES user (id),
+    -- RFC 4648 base32, as in the otpauth URI. Never logged.
+    secret TEXT NOT NULL,
+    -- The newest accepted step (epoch seconds / 30): a code of that step or an older one is a
+    -- replay. NULL before the first code.
+    last_step INTEGER,
+    created_at REAL NOT NULL
+);
+-- A browser between two steps: what its step token (a hidden field) stands for, so that any
+-- instance can serve the next step. Deleted when used; expired rows are pruned.
+CREATE TABLE web_login_step (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES user (id),
+    -- The username as typed: its rate-limit bucket counts the codes too.
+    username TEXT NOT NULL,
+    -- The password hash the sign-in verified, and its upgrade if one is due: the finish
+    -- writes nothing if the password changed meanwhile (NULL for LDAP).
+    verified_hash TEXT,
+    rehash TEXT,
+    -- NULL: a code of the user's key is asked for. Otherwise a first code of this new key
+    -- (base32), which then becomes the user's.
+    enrol_secret TEXT,
+    -- 1: an accepted code finishes a sign-in, and the key is handed out. 0: a signed-in
+    -- user turns the second factor on.
+    finishes_login INTEGER NOT NULL CHECK (finishes_login IN (0, 1)),
+    expires_at REAL NOT NULL
+);
+CREATE INDEX web_login_step_expires ON web_login_step (expires_at);
+
+-- migration 6
+-- Self-service (web.md §6, §7). Secrets handed to a person are stored only as the lowercase
+-- hex SHA-256 of the secret; times are epoch seconds.
+-- A password-reset link. A user has at most one: a newer request replaces it, and using it or
+-- any password change deletes it.
+CREATE TABLE password_reset (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL UNIQUE REFERENCES user (id),
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+-- A signed-in browser session. It ends when it is idle or old (checked on every use), when the
+-- person signs out, and when the password changes or the user is deactivated (rows deleted).
+CREATE TABLE web_session (
+    id_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES user (id),
+    created_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL
+);
+CREATE INDEX web_session_user ON web_session (user_id);
+
+-- migration 7
 -- Several instances may share one database (PostgreSQL): each audit row names the one that
 -- wrote it (--instance-name, the host name by default). NULL for rows written before.
 ALTER TABLE audit_log ADD COLUMN instance TEXT;

@@ -3,6 +3,8 @@
 //! section; the check order inside each handler is the spec's and matters. The login itself
 //! is `auth::login`'s: this module maps its outcome to the wire, in [`login_error`].
 
+mod settings;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -19,8 +21,10 @@ use crate::email;
 use crate::error::{ApiError, UNAVAILABLE_RETRY_AFTER};
 use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::params::Params;
+use crate::reset_desk::ResetDesk;
 use crate::site::Site;
-use crate::store::{AuditEvent, Realm, Role, Store, User};
+use crate::store::{AuditEvent, Realm, Role, SessionLimits, Store, User};
+use crate::web;
 
 /// Settings every worker shares.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +35,9 @@ pub struct ApiConfig {
     pub limits: RateLimits,
     /// Peers whose forwarding headers name the client (SPEC §8.1).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Where reset requests go; `None` without `--smtp-url`.
+    pub reset_desk: Option<ResetDesk>,
+    pub sessions: SessionLimits,
 }
 
 /// What `server_settings` claims (SPEC §6.3): the lowest values every client accepts
@@ -50,6 +57,8 @@ type Endpoint = fn(&mut Api, &Request, &mut LogContext) -> Result<Response, ApiE
 /// One path of the API.
 struct Route {
     path: &'static str,
+    /// Also every path below `path` (a reset link's token).
+    prefix: bool,
     /// Mounted only with `--dev` (SPEC §7).
     dev_only: bool,
     /// The methods whose answer may cost an argon2 computation: they go to the hashing
@@ -65,6 +74,7 @@ struct Route {
 const fn route(path: &'static str, endpoint: Endpoint) -> Route {
     Route {
         path,
+        prefix: false,
         dev_only: false,
         costly: &[],
         never_cache: false,
@@ -100,13 +110,55 @@ const ROUTES: &[Route] = &[
         quiet: true,
         ..route("/health", Api::health)
     },
+    Route {
+        costly: &["POST"],
+        ..route(web::login::PATH, Api::web_login)
+    },
+    Route {
+        costly: &["PATCH"],
+        never_cache: true,
+        ..route("/api/v1/settings", Api::settings)
+    },
+    route(web::reset::REQUEST_PATH, Api::web_reset),
+    route(web::reset::SENT_PATH, Api::web_reset),
+    route(web::reset::DONE_PATH, Api::web_reset),
+    // The links, after the exact paths above: setting a password hashes it.
+    Route {
+        prefix: true,
+        costly: &["POST"],
+        ..route(web::reset::REQUEST_PATH, Api::web_reset)
+    },
+    route(web::account::SETTINGS_PATH, Api::web_account),
+    route(web::account::LOGOUT_PATH, Api::web_account),
+    // The account page's forms check the password.
+    Route {
+        costly: &["POST"],
+        ..route(web::account::API_KEY_PATH, Api::web_account)
+    },
+    Route {
+        costly: &["POST"],
+        ..route(web::account::REGENERATE_PATH, Api::web_account)
+    },
+    Route {
+        costly: &["POST"],
+        ..route(web::account::ZULIPRC_PATH, Api::web_account)
+    },
+    Route {
+        costly: &["POST"],
+        ..route(web::account::PASSWORD_PATH, Api::web_account)
+    },
+    Route {
+        costly: &["POST"],
+        ..route(web::account::TWO_FACTOR_OFF_PATH, Api::web_account)
+    },
 ];
 
 impl ApiConfig {
     fn route(&self, path: &str) -> Option<&'static Route> {
-        ROUTES
-            .iter()
-            .find(|r| r.path == path && (self.dev || !r.dev_only))
+        ROUTES.iter().find(|r| {
+            let matches = r.path == path || (r.prefix && path.starts_with(r.path));
+            matches && (self.dev || !r.dev_only)
+        })
     }
 }
 
@@ -120,6 +172,7 @@ impl Handler for Api {
             None => error_response(&ApiError::not_found()),
             Some(route) => {
                 log.quiet = route.quiet;
+                log.route = Some(route.path);
                 let response = (route.endpoint)(self, request, &mut log)
                     .unwrap_or_else(|err| error_response(&err));
                 if route.never_cache {
@@ -190,6 +243,48 @@ impl Api {
         }
     }
 
+    /// `/accounts/login/`: the browser sign-in, a page of its own (web.md §3).
+    fn web_login(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
+        Ok(web::login::serve(
+            &self.web_context(request, log),
+            request,
+            log,
+        ))
+    }
+
+    /// The forgotten-password pages (web.md §6).
+    fn web_reset(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
+        Ok(web::reset::serve(
+            &self.web_context(request, log),
+            request,
+            log,
+        ))
+    }
+
+    /// The account page and its forms (web.md §7).
+    fn web_account(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        Ok(web::account::serve(
+            &self.web_context(request, log),
+            request,
+            log,
+        ))
+    }
+
+    fn web_context<'a>(&'a self, request: &'a Request, log: &LogContext) -> web::Context<'a> {
+        web::Context {
+            store: &self.store,
+            login: self.login(),
+            site: &self.config.site,
+            client: client(request, log),
+            reset_desk: self.config.reset_desk.as_ref(),
+            sessions: self.config.sessions,
+        }
+    }
+
     /// `POST /api/v1/fetch_api_key`, in the check order of SPEC §5.2.
     fn fetch_api_key(
         &mut self,
@@ -205,6 +300,7 @@ impl Api {
             password: params.required("password")?,
         };
         let realm = self.request_realm(request, log)?;
+        log.login = Some(Method::Api);
         let checked = self
             .login()
             .login(&realm, credentials, client(request, log), Method::Api)?;
@@ -249,6 +345,7 @@ impl Api {
             });
         };
         log.user_id = Some(user.id);
+        log.login = Some(Method::Dev);
         let success = self
             .login()
             .without_password(&realm, user, client(request, log))?
@@ -292,8 +389,10 @@ impl Api {
             return Err(ApiError::invalid_subdomain());
         }
         let realm_url = self.config.site.realm_url(&subdomain, &request.host);
-        let email_backend = realm.as_ref().is_none_or(Realm::email_backend);
-        let ldap = realm.as_ref().is_some_and(|r| r.ldap_backend().is_some());
+        // With the second factor required, the apps see only the browser sign-in (web.md §2).
+        let password_offered = realm.as_ref().is_none_or(|r| !r.require_2fa);
+        let email_backend = password_offered && realm.as_ref().is_none_or(Realm::email_backend);
+        let ldap = password_offered && realm.as_ref().is_some_and(|r| r.ldap_backend().is_some());
         let is_incompatible = request
             .user_agent
             .as_deref()
@@ -324,7 +423,18 @@ impl Api {
             }),
             realm_description: realm.as_ref().map(|r| r.description.clone()),
             realm_web_public_access_enabled: false,
-            external_authentication_methods: [],
+            external_authentication_methods: realm
+                .as_ref()
+                .filter(|r| r.advertises_web_login())
+                .map(|r| ExternalMethod {
+                    name: "zulip-auth",
+                    display_name: r.web_login_name().to_owned(),
+                    display_icon: None,
+                    login_url: web::login::PATH,
+                    signup_url: web::login::PATH,
+                })
+                .into_iter()
+                .collect(),
             realm_uri: realm_url.clone(),
             realm_url,
         };
@@ -602,8 +712,18 @@ struct ServerSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     realm_description: Option<String>,
     realm_web_public_access_enabled: bool,
-    external_authentication_methods: [(); 0],
+    external_authentication_methods: Vec<ExternalMethod>,
     realm_uri: String,
+}
+
+/// An entry of `external_authentication_methods`, in upstream key order (web.md §2).
+#[derive(Serialize)]
+struct ExternalMethod {
+    name: &'static str,
+    display_name: String,
+    display_icon: Option<String>,
+    login_url: &'static str,
+    signup_url: &'static str,
 }
 
 #[derive(Serialize, Default)]

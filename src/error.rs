@@ -4,6 +4,7 @@
 //! Every client-visible message lives here, once, so the exact strings of the wire spec
 //! cannot drift apart between handlers.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -14,7 +15,7 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,
-    pub msg: &'static str,
+    pub msg: Cow<'static, str>,
     pub code: Option<&'static str>,
     pub var_name: Option<&'static str>,
     /// Seconds until a rate-limited request may be retried (E6 only).
@@ -45,7 +46,7 @@ impl ApiError {
     const fn new(status: u16, msg: &'static str, code: &'static str) -> ApiError {
         ApiError {
             status,
-            msg,
+            msg: Cow::Borrowed(msg),
             code: Some(code),
             var_name: None,
             retry_after: None,
@@ -56,8 +57,12 @@ impl ApiError {
     /// A failed Basic-auth check of `users/me` or `regenerate` (SPEC §9.2).
     const fn unauthorized(msg: &'static str) -> ApiError {
         ApiError {
+            status: 401,
+            msg: Cow::Borrowed(msg),
+            code: Some("UNAUTHORIZED"),
+            var_name: None,
+            retry_after: None,
             www_authenticate: true,
-            ..ApiError::new(401, msg, "UNAUTHORIZED")
         }
     }
 
@@ -145,6 +150,11 @@ impl ApiError {
         }
     }
 
+    /// wire.md §8: the queue of costly requests is full; answered at once, nothing recorded.
+    pub fn overloaded() -> ApiError {
+        ApiError::rate_limited(1.0)
+    }
+
     /// E7.
     pub const fn user_deactivated() -> ApiError {
         ApiError::new(401, "Account is deactivated", "USER_DEACTIVATED")
@@ -190,7 +200,7 @@ impl ApiError {
     pub const fn internal() -> ApiError {
         ApiError {
             status: 500,
-            msg: "Internal server error",
+            msg: Cow::Borrowed("Internal server error"),
             code: None,
             var_name: None,
             retry_after: None,
@@ -206,6 +216,11 @@ impl ApiError {
 
     pub const fn not_found() -> ApiError {
         ApiError::new(404, "Not Found", BAD_REQUEST)
+    }
+
+    /// wire.md §4.1 step 0: a Host that is not a name, an address, and an optional port.
+    pub const fn invalid_host() -> ApiError {
+        ApiError::new(400, "Invalid host", BAD_REQUEST)
     }
 
     pub const fn body_too_large() -> ApiError {
@@ -229,6 +244,32 @@ impl ApiError {
         ApiError::new(400, "Invalid UTF-8 in request parameters", BAD_REQUEST)
     }
 
+    /// `PATCH /api/v1/settings`: the password is the directory's (web.md §5, check 1).
+    pub const fn password_managed_by_ldap() -> ApiError {
+        ApiError::new(400, "Your Zulip password is managed in LDAP", BAD_REQUEST)
+    }
+
+    /// web.md §5, check 2: the per-username limit, in whole seconds as Python's `int()`.
+    pub fn too_many_attempts(retry_after: f64) -> ApiError {
+        ApiError {
+            msg: Cow::Owned(format!(
+                "You're making too many attempts! Try again in {} seconds.",
+                retry_after as u64
+            )),
+            ..ApiError::new(400, "", BAD_REQUEST)
+        }
+    }
+
+    /// web.md §5, check 3.
+    pub const fn wrong_old_password() -> ApiError {
+        ApiError::new(400, "Wrong password!", BAD_REQUEST)
+    }
+
+    /// web.md §5, check 4.
+    pub const fn new_password_too_weak() -> ApiError {
+        ApiError::new(400, "New password is too weak!", BAD_REQUEST)
+    }
+
     /// Django's 405 body (SPEC §3.2): `allowed_methods` instead of a code, and no newline.
     pub fn method_not_allowed_body(allowed: &[&str]) -> Vec<u8> {
         #[derive(Serialize)]
@@ -249,7 +290,7 @@ impl ApiError {
     pub fn to_json(&self) -> Vec<u8> {
         let mut body = serde_json::to_vec(&ErrorBody {
             result: "error",
-            msg: self.msg,
+            msg: &self.msg,
             var_name: self.var_name,
             code: self.code,
             retry_after: self.retry_after,
@@ -265,6 +306,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         log::error!("store error: {err}");
+        crate::metrics::db_error(&err);
         match err {
             StoreError::Unavailable(_) => ApiError::unavailable(),
             StoreError::Refused(_) | StoreError::KeyInUse => ApiError::internal(),

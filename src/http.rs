@@ -3,19 +3,21 @@
 //! Two fixed pools of threads serve one tiny_http server, each thread with its own handler
 //! state (a SQLite connection). Front threads pull every request, turn it into a plain
 //! [`Request`] with a body of at most [`MAX_BODY_BYTES`], and answer the cheap ones; requests
-//! that may cost an argon2 computation go through a bounded queue to the hashing threads, so
-//! `server_settings` stays fast while logins saturate the cores, and peak memory stays
-//! `hashing threads × m`. Every handler runs inside `catch_unwind`.
+//! that may cost an argon2 computation go through a bounded queue to the hashing threads, or
+//! get the overload 429 at once when it is full, so `server_settings` stays fast while logins
+//! saturate the cores and no front thread ever waits; peak memory stays `hashing threads × m`.
+//! The whole life of each request runs inside `catch_unwind`, and a lost thread, of the pool
+//! or of tiny_http, ends the process so that systemd restarts it.
 //!
-//! What cannot be guarded here (tiny_http 0.12 has no socket timeouts, no header-size limit,
-//! and drains an unread body with one allocation of its declared length) is left to the
-//! nginx front; see the README.
+//! Open connections are bounded by [`crate::gate`]. What cannot be guarded here (tiny_http
+//! 0.12 has no socket timeouts, no header-size limit, and drains an unread body with one
+//! allocation of its declared length) is left to the nginx front; see the README.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender, SyncSender};
+use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -24,7 +26,10 @@ use log::{error, info, warn};
 use serde::Serialize;
 use tiny_http::{Header, Server};
 
+use crate::auth::login::Method;
 use crate::error::ApiError;
+use crate::metrics;
+use crate::site;
 
 /// Bodies above this get 413 (SPEC §3.4).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -41,21 +46,30 @@ pub struct Request {
     pub content_type: Option<String>,
     pub authorization: Option<String>,
     pub user_agent: Option<String>,
-    /// The socket's peer, before any proxy header is considered.
+    /// The `Cookie` header, for the web pages.
+    pub cookie: Option<String>,
+    /// The socket's peer, before any proxy header is considered; `None` over a Unix socket.
     pub peer: Option<IpAddr>,
+    /// Came over the Unix socket, which only the front proxy may open (wire.md §8.1): its
+    /// forwarding headers name the client.
+    pub over_unix_socket: bool,
     pub forwarded_for: Option<String>,
     pub real_ip: Option<String>,
     pub body: Vec<u8>,
 }
 
 impl Request {
-    /// The client's address (SPEC §8.1): the peer, unless the peer is a trusted proxy; then
+    /// The client's address (SPEC §8.1): the peer, unless the request came through a trusted
+    /// front (the Unix socket, or a TCP peer that is a trusted proxy); then
     /// the right-most `X-Forwarded-For` entry that is not itself trusted, else `X-Real-IP`
     /// when `X-Forwarded-For` is absent, else the peer.
     pub fn client_addr(&self, trusted_proxies: &[IpAddr]) -> Option<IpAddr> {
-        let peer = self.peer?;
-        if !trusted_proxies.contains(&peer) {
-            return Some(peer);
+        let trusted_front = match self.peer {
+            Some(peer) => trusted_proxies.contains(&peer),
+            None => self.over_unix_socket,
+        };
+        if !trusted_front {
+            return self.peer;
         }
         let forwarded = match &self.forwarded_for {
             Some(list) => list
@@ -72,7 +86,7 @@ impl Request {
                 .as_deref()
                 .and_then(|ip| ip.trim().parse().ok()),
         };
-        Some(forwarded.unwrap_or(peer))
+        forwarded.or(self.peer)
     }
 }
 
@@ -86,6 +100,10 @@ pub struct LogContext {
     pub failure: Option<&'static str>,
     /// Requests too frequent to log one line each (health checks).
     pub quiet: bool,
+    /// The route table's path, for the metrics (`None`: not a route).
+    pub route: Option<&'static str>,
+    /// The way in, when the request was a login (its time is the login latency metric).
+    pub login: Option<Method>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,9 +194,16 @@ pub struct PoolSize {
     pub hashing: usize,
 }
 
-/// Costly requests waiting for a hashing thread, per hashing thread. When the queue is full,
-/// front threads wait: the backlog of logins stays bounded.
+/// The queue of costly requests waiting for a hashing thread holds at least this many, and
+/// at least [`QUEUED_PER_HASHING_THREAD`] per hashing thread (wire.md §8, overload).
+const MIN_QUEUED: usize = 64;
 const QUEUED_PER_HASHING_THREAD: usize = 16;
+
+/// How many costly requests may wait for `hashing` threads; past that they get the overload
+/// 429 at once, so that no front thread ever waits for the queue.
+pub fn queue_capacity(hashing: usize) -> usize {
+    MIN_QUEUED.max(hashing.saturating_mul(QUEUED_PER_HASHING_THREAD))
+}
 
 /// A costly request, read in full, waiting for a hashing thread.
 struct Job {
@@ -187,9 +212,29 @@ struct Job {
     started: Instant,
 }
 
+/// Reports its thread's end on `fatal` unless the server is stopping: a pool that silently
+/// loses threads ends up answering nothing while the process lives on.
+struct LossAlarm {
+    thread: String,
+    stopping: Arc<AtomicBool>,
+    fatal: Sender<StopReason>,
+}
+
+impl Drop for LossAlarm {
+    fn drop(&mut self) {
+        if thread::panicking() || !self.stopping.load(Ordering::SeqCst) {
+            let _ = self.fatal.send(StopReason::Fatal(format!(
+                "worker thread {} stopped",
+                self.thread
+            )));
+        }
+    }
+}
+
 /// Starts the pool, each thread with its own handler from `make_handler`, serving `server`.
 /// A front thread whose `recv()` fails while `stopping` is unset reports it on `fatal`:
 /// tiny_http's accept loop has ended for good, so the process must exit and be restarted.
+/// So does any pool thread that ends while `stopping` is unset.
 /// When the front threads stop, the hashing threads finish the queued requests and stop too.
 pub fn spawn_workers<H, F>(
     server: &Arc<Server>,
@@ -211,8 +256,15 @@ where
         }
     };
     let start_handler = Arc::new(start_handler);
-    let (queue, queued) = mpsc::sync_channel::<Job>(size.hashing * QUEUED_PER_HASHING_THREAD);
+    let capacity = queue_capacity(size.hashing);
+    metrics::queue_capacity(capacity);
+    let (queue, queued) = mpsc::sync_channel::<Job>(capacity);
     let queued = Arc::new(Mutex::new(queued));
+    let alarm = |thread: &str| LossAlarm {
+        thread: thread.to_owned(),
+        stopping: Arc::clone(stopping),
+        fatal: fatal.clone(),
+    };
     let mut threads = Vec::new();
     for i in 0..size.hashing {
         let (queued, fatal, start_handler) = (
@@ -220,7 +272,10 @@ where
             fatal.clone(),
             Arc::clone(&start_handler),
         );
-        threads.push(spawn(format!("hashing-{i}"), move || {
+        let name = format!("hashing-{i}");
+        let alarm = alarm(&name);
+        threads.push(spawn(name, move || {
+            let _alarm = alarm;
             lower_priority();
             let Some(mut handler) = start_handler(&fatal) else {
                 return;
@@ -230,20 +285,24 @@ where
                 let Ok(job) = job else {
                     return;
                 };
-                serve(&mut handler, job.raw, Ok(job.request), job.started);
+                metrics::dequeued();
+                guarded(|| serve(&mut handler, job.raw, Ok(job.request), job.started));
             }
         }));
     }
     for i in 0..size.front {
         let (server, stopping, fatal) = (Arc::clone(server), Arc::clone(stopping), fatal.clone());
         let (queue, start_handler) = (queue.clone(), Arc::clone(&start_handler));
-        threads.push(spawn(format!("front-{i}"), move || {
+        let name = format!("front-{i}");
+        let alarm = alarm(&name);
+        threads.push(spawn(name, move || {
+            let _alarm = alarm;
             let Some(mut handler) = start_handler(&fatal) else {
                 return;
             };
             loop {
                 match server.recv() {
-                    Ok(raw) => front(&mut handler, raw, &queue),
+                    Ok(raw) => guarded(|| front(&mut handler, raw, &queue)),
                     Err(_) if stopping.load(Ordering::SeqCst) => return,
                     Err(e) => {
                         let _ = fatal.send(StopReason::Fatal(format!(
@@ -256,6 +315,55 @@ where
         }));
     }
     threads
+}
+
+/// Runs the whole life of one request, from reading it to dropping it, so that a panic
+/// outside the handler (tiny_http's drain of an unread body of 2^63 bytes) costs that
+/// request and not the thread.
+fn guarded(life: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(life)).is_err() {
+        error!("a request panicked outside its handler; its connection is dropped");
+    }
+}
+
+/// tiny_http's own threads (its accept loop and one per connection) are the process's only
+/// unnamed threads. A panic there (accept took the last descriptor, a thread could not be
+/// spawned) stops accepting for good while the process lives on: exit non-zero instead,
+/// so that systemd restarts the service.
+pub fn exit_when_tiny_http_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        if thread::current().name().is_none() {
+            error!("tiny_http's thread panicked: exiting so that the service is restarted");
+            std::process::exit(1);
+        }
+    }));
+}
+
+/// Raises the soft limit of open descriptors to the hard limit, since tiny_http holds two
+/// per connection; returns the limit now in force.
+pub fn raise_descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 /// Nice value of the hashing threads: when cores are scarce, the scheduler serves cheap
@@ -286,7 +394,7 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 }
 
 /// Reads a request; answers it here if it is cheap (or unreadable), else queues it for a
-/// hashing thread.
+/// hashing thread, or answers the overload 429 when the queue is full.
 fn front(handler: &mut impl Handler, mut raw: tiny_http::Request, queue: &SyncSender<Job>) {
     let started = Instant::now();
     match read_request(&mut raw) {
@@ -296,9 +404,15 @@ fn front(handler: &mut impl Handler, mut raw: tiny_http::Request, queue: &SyncSe
                 request,
                 started,
             };
-            // Only if every hashing thread is gone does a front thread hash.
-            if let Err(mpsc::SendError(job)) = queue.send(job) {
-                serve(handler, job.raw, Ok(job.request), job.started);
+            match queue.try_send(job) {
+                Ok(()) => metrics::queued(),
+                Err(TrySendError::Full(job)) => {
+                    serve(handler, job.raw, Err(ApiError::overloaded()), job.started);
+                }
+                // Only if every hashing thread is gone does a front thread hash.
+                Err(TrySendError::Disconnected(job)) => {
+                    serve(handler, job.raw, Ok(job.request), job.started);
+                }
             }
         }
         outcome => serve(handler, raw, outcome, started),
@@ -324,6 +438,8 @@ fn serve(
         Err(err) => Response::error(&err),
     };
     let (status, log) = (response.status, response.log.clone());
+    // Counted before the client can read the answer and ask for the metrics.
+    metrics::answered(log.route, status, log.login, started.elapsed());
     if let Err(e) = raw.respond(to_tiny_http(response)) {
         info!("{method} {path}: could not send the response: {e}");
     }
@@ -349,10 +465,19 @@ fn serve(
 /// Copies what handlers need out of tiny_http's request, reading at most
 /// [`MAX_BODY_BYTES`] of body. A larger declared body is refused without being read.
 fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
+    let headers = raw.headers();
+    // wire.md §4.1 step 0, before anything else; two Hosts are as ambiguous as a bad one.
+    let mut hosts = headers.iter().filter(|h| h.field.equiv("Host"));
+    let host = match (hosts.next(), hosts.next()) {
+        (None, _) => String::new(),
+        (Some(host), None) => {
+            site::normalize_host(host.value.as_str()).ok_or_else(ApiError::invalid_host)?
+        }
+        (Some(_), Some(_)) => return Err(ApiError::invalid_host()),
+    };
     if raw.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(ApiError::body_too_large());
     }
-    let headers = raw.headers();
     let header = |name: &'static str| {
         headers
             .iter()
@@ -368,11 +493,14 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
         method: raw.method().as_str().to_owned(),
         path,
         query,
-        host: header("Host").unwrap_or_default(),
+        host,
         content_type: header("Content-Type"),
         authorization: header("Authorization"),
         user_agent: header("User-Agent"),
+        cookie: header("Cookie"),
         peer: raw.remote_addr().map(SocketAddr::ip),
+        // tiny_http names no peer only for a connection to a Unix socket.
+        over_unix_socket: raw.remote_addr().is_none(),
         forwarded_for: header("X-Forwarded-For"),
         real_ip: header("X-Real-IP"),
         body: Vec::new(),

@@ -1,18 +1,41 @@
 //! The binary: parse the command line, run it, and turn an error into one line on stderr and
-//! a non-zero exit. This is the only place errors become exit codes.
+//! a non-zero exit. This is the only place errors become exit codes: 2 for arguments that do
+//! not parse (clap's convention), 1 for everything else.
 
+use std::io::ErrorKind;
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind as ArgErrorKind;
+use zulip_auth::cli::Cli;
+use zulip_auth::error::Error;
 
 fn main() -> ExitCode {
-    let cli = zulip_auth::cli::Cli::parse();
-    zulip_auth::logging::init(cli.log_format);
-    match zulip_auth::cli::run(cli) {
+    let result = zulip_auth::cli::config::parse(parse_args).and_then(|cli| {
+        zulip_auth::logging::init(cli.log_format);
+        zulip_auth::cli::run(cli)
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`| head -1`): nothing is left to say.
+        Err(Error::Io(_, err)) if err.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("zulip-auth: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The command line, or exit 2 (clap's convention) when it does not parse.
+fn parse_args() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A refused value needs no usage text: its first line says what was wrong.
+        Err(err) if matches!(err.kind(), ArgErrorKind::ValueValidation) => {
+            let rendered = err.render().to_string();
+            eprintln!("{}", rendered.lines().next().unwrap_or_default());
+            std::process::exit(2)
+        }
+        Err(err) => err.exit(),
     }
 }

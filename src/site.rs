@@ -66,6 +66,54 @@ impl ExternalUrl {
     }
 }
 
+/// wire.md §4.1 step 0: the request's Host as a name (labels of letters, digits and `-`,
+/// which covers IPv4 addresses) or a bracketed IPv6 address, with an optional port of
+/// 1 to 65535; one trailing dot of a name is dropped. `None` for anything else (a second
+/// or non-numeric port, userinfo, a path, an empty label), because mapping such a Host to
+/// the root realm would let one realm's key pass another realm's check. `""` stays `""`.
+pub fn normalize_host(host: &str) -> Option<String> {
+    if host.is_empty() {
+        return Some(String::new());
+    }
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => {
+            let (address, after) = rest.split_once(']')?;
+            address.parse::<std::net::Ipv6Addr>().ok()?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':')?),
+            };
+            (&host[..address.len() + 2], port)
+        }
+        None => {
+            let (name, port) = match host.split_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (host, None),
+            };
+            let name = name.strip_suffix('.').unwrap_or(name);
+            let label_ok = |label: &str| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            };
+            if !name.split('.').all(label_ok) {
+                return None;
+            }
+            (name, port)
+        }
+    };
+    match port {
+        None => Some(name.to_owned()),
+        Some(port) => {
+            let valid = (1..=5).contains(&port.len())
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u16>().is_ok_and(|p| p != 0);
+            valid.then(|| format!("{name}:{port}"))
+        }
+    }
+}
+
 /// Drops an optional `:digits` suffix.
 fn strip_port(host: &str) -> &str {
     match host.rsplit_once(':') {
@@ -115,6 +163,47 @@ mod tests {
         assert_eq!(url.subdomain_of(""), "");
         assert_eq!(url.realm_url(""), "http://chat.example.com:9991");
         assert_eq!(url.realm_url("lear"), "http://lear.chat.example.com:9991");
+    }
+
+    #[test]
+    fn strict_host_parsing() {
+        for (host, normal) in [
+            ("", ""),
+            ("chat.example.com", "chat.example.com"),
+            ("lear.chat.example.com.", "lear.chat.example.com"),
+            ("lear.chat.example.com.:9991", "lear.chat.example.com:9991"),
+            ("Lear.Chat.Example.com:65535", "Lear.Chat.Example.com:65535"),
+            ("127.0.0.1:4242", "127.0.0.1:4242"),
+            ("[::1]", "[::1]"),
+            ("[::1]:80", "[::1]:80"),
+            ("localhost", "localhost"),
+        ] {
+            assert_eq!(normalize_host(host).as_deref(), Some(normal), "{host:?}");
+        }
+        for host in [
+            "lear.chat.example.com:abc",
+            "lear.chat.example.com:80:80",
+            "lear.chat.example.com/x",
+            "lear.chat.example.com@evil",
+            "evil@lear.chat.example.com",
+            "lear..chat.example.com",
+            ".chat.example.com",
+            "chat.example.com..",
+            "chat.example.com:",
+            "chat.example.com:0",
+            "chat.example.com:65536",
+            "chat.example.com:123456",
+            "chat_example.com",
+            "chat example.com",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[zz]",
+            ".",
+            ":80",
+        ] {
+            assert_eq!(normalize_host(host), None, "{host:?}");
+        }
     }
 
     #[test]

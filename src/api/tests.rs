@@ -41,6 +41,7 @@ fn fixture(dev: bool) -> Fixture {
             per_address: rule(3),
         },
         trusted_proxies: Vec::new(),
+        ..ApiConfig::default()
     };
     let api = Api {
         store,

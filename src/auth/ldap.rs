@@ -4,23 +4,23 @@
 //! plus a domain.
 //!
 //! ldap3's synchronous connection runs its own single-threaded tokio runtime inside this
-//! module; the request path stays plain threads. Every connection and operation is bounded
-//! by a timeout, so a directory that is down costs a login seconds, not a thread.
+//! module; the request path stays plain threads. A whole login against the directory (the
+//! connection, StartTLS, both binds and the search) shares one deadline, so a directory that
+//! is down or frozen costs a login at most [`LOGIN_BUDGET`], not a thread.
 
 #[cfg(feature = "ldap")]
 use std::sync::Arc;
 #[cfg(feature = "ldap")]
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[cfg(feature = "ldap")]
 use ldap3::{LdapConn, LdapConnSettings, LdapError, Scope, SearchEntry, ldap_escape};
 
 use crate::store::LdapSettings;
 
+/// The most one login waits for the directory, all steps together.
 #[cfg(feature = "ldap")]
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-#[cfg(feature = "ldap")]
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+pub const LOGIN_BUDGET: Duration = Duration::from_secs(5);
 /// What LDAP answers a bind with a wrong password (RFC 4511 invalidCredentials).
 #[cfg(feature = "ldap")]
 const INVALID_CREDENTIALS: u32 = 49;
@@ -51,14 +51,33 @@ pub fn ldap_username<'a>(settings: &LdapSettings, typed: &'a str) -> &'a str {
         .unwrap_or(typed)
 }
 
+/// Whether the directory holds the password of `email`, as Zulip's `email_belongs_to_ldap`:
+/// with an appended domain, the addresses in that domain; without one, Zulip searches the
+/// directory by email, and here every address counts as the directory's, so that no reset
+/// link or local password is ever made for an account the directory may own.
+pub fn manages_email(settings: &LdapSettings, email: &str) -> bool {
+    match &settings.append_domain {
+        Some(domain) => email
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)),
+        None => true,
+    }
+}
+
 pub fn authenticate(settings: &LdapSettings, typed: &str, password: &str) -> Outcome {
     // An empty password would be an anonymous bind, which succeeds.
     if password.is_empty() {
         return Outcome::WrongPassword;
     }
     #[cfg(feature = "ldap")]
-    return try_authenticate(settings, typed, password)
-        .unwrap_or_else(|e| Outcome::Unavailable(e.to_string()));
+    return try_authenticate(settings, typed, password).unwrap_or_else(|e| {
+        Outcome::Unavailable(match e {
+            LdapError::Timeout { .. } => {
+                format!("no answer within {} s", LOGIN_BUDGET.as_secs())
+            }
+            e => e.to_string(),
+        })
+    });
     #[cfg(not(feature = "ldap"))]
     return Outcome::Unavailable(format!(
         "this zulip-auth was built without the ldap feature, so {} cannot be asked",
@@ -72,10 +91,10 @@ fn try_authenticate(
     typed: &str,
     password: &str,
 ) -> Result<Outcome, LdapError> {
-    let mut conn = connect(settings)?;
-    conn.with_timeout(OPERATION_TIMEOUT);
+    let deadline = Deadline(Instant::now() + LOGIN_BUDGET);
+    let mut conn = connect(settings, &deadline)?;
     if let Some(bind_dn) = &settings.bind_dn {
-        conn.with_timeout(OPERATION_TIMEOUT)
+        conn.with_timeout(deadline.left())
             .simple_bind(bind_dn, settings.bind_password.as_deref().unwrap_or(""))?
             .success()?;
     }
@@ -91,7 +110,7 @@ fn try_authenticate(
     .flatten()
     .collect();
     let (entries, _) = conn
-        .with_timeout(OPERATION_TIMEOUT)
+        .with_timeout(deadline.left())
         .search(settings.user_search(), Scope::Subtree, &filter, attrs)?
         .success()?;
     let [entry] = &entries[..] else {
@@ -100,7 +119,7 @@ fn try_authenticate(
     };
     let entry = SearchEntry::construct(entry.clone());
     let bound = conn
-        .with_timeout(OPERATION_TIMEOUT)
+        .with_timeout(deadline.left())
         .simple_bind(&entry.dn, password)?;
     let _ = conn.unbind();
     if bound.rc == INVALID_CREDENTIALS {
@@ -122,27 +141,44 @@ fn try_authenticate(
     };
     Ok(Outcome::Authenticated {
         email,
-        full_name: first(&settings.full_name_attr),
+        // The name reaches terminals and clients as it is; a directory's control characters must not.
+        full_name: first(&settings.full_name_attr).map(|name| crate::text::strip_controls(&name)),
     })
+}
+
+/// When a login stops waiting for the directory.
+#[cfg(feature = "ldap")]
+struct Deadline(Instant);
+
+#[cfg(feature = "ldap")]
+impl Deadline {
+    /// The time left for the next step; none left makes ldap3 time out at once.
+    fn left(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
 }
 
 #[cfg(feature = "ldap")]
 /// `ldaps://` as it is; `ldap://` with StartTLS when the directory offers it, or only with
 /// it when `starttls_required`.
-fn connect(settings: &LdapSettings) -> Result<LdapConn, LdapError> {
-    let base = LdapConnSettings::new().set_conn_timeout(CONNECT_TIMEOUT);
+fn connect(settings: &LdapSettings, deadline: &Deadline) -> Result<LdapConn, LdapError> {
+    let base = LdapConnSettings::new();
     let base = match &settings.ca_file {
         Some(path) => base.set_config(Arc::new(tls_config(path)?)),
         None => base,
     };
-    let url = settings.url();
-    if !url.starts_with("ldap://") {
-        return LdapConn::with_settings(base, url);
+    let within_deadline = |base: LdapConnSettings| {
+        LdapConn::with_settings(base.set_conn_timeout(deadline.left()), settings.url())
+    };
+    if !settings.url().starts_with("ldap://") {
+        return within_deadline(base);
     }
-    match LdapConn::with_settings(base.clone().set_starttls(true), url) {
+    match within_deadline(base.clone().set_starttls(true)) {
         Ok(conn) => Ok(conn),
         Err(e) if settings.starttls_required() => Err(e),
-        Err(_) => LdapConn::with_settings(base, url),
+        // A directory that did not answer StartTLS in time will not answer in plain text.
+        Err(e @ LdapError::Timeout { .. }) => Err(e),
+        Err(_) => within_deadline(base),
     }
 }
 

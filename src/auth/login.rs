@@ -31,6 +31,7 @@ use crate::auth::policy;
 use crate::auth::ratelimit::{Gate, Quota, RateLimits};
 use crate::clock;
 use crate::email;
+use crate::metrics;
 use crate::store::limits::username_key;
 use crate::store::{
     AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewUser, Realm, Reservation, Role,
@@ -63,6 +64,9 @@ pub enum Method {
     Web,
     /// `dev_fetch_api_key`: no password at all.
     Dev,
+    /// A signed-in person or a key's holder entering their password again, to see their
+    /// key or to change their password (web.md §5, §7).
+    Reconfirm,
 }
 
 impl Method {
@@ -71,6 +75,7 @@ impl Method {
             Method::Api => None,
             Method::Web => Some("web sign-in"),
             Method::Dev => Some("dev login"),
+            Method::Reconfirm => Some("password entered again"),
         }
     }
 }
@@ -167,6 +172,29 @@ pub struct Verified {
     reservation: Option<Reservation>,
 }
 
+/// What a [`Verified`] login keeps while a second factor is awaited, in a form the store
+/// can hold between requests, so that any instance can take it up (web.md §3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deferred {
+    pub user_id: i64,
+    /// As typed: its bucket counts the codes, and the finish clears it.
+    pub username: String,
+    pub verified_hash: Option<String>,
+    pub rehash: Option<String>,
+}
+
+impl Verified {
+    /// What to keep of this login until its second factor is accepted; see [`Login::defer`].
+    pub fn deferred(&self, username: &str) -> Deferred {
+        Deferred {
+            user_id: self.user.id,
+            username: username.to_owned(),
+            verified_hash: self.verified_hash.clone(),
+            rehash: self.rehash.clone(),
+        }
+    }
+}
+
 /// A finished login.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Success {
@@ -214,6 +242,7 @@ impl Login<'_> {
         let Credentials { username, password } = credentials;
         // With LDAP on, the username may be an LDAP username rather than an email.
         if realm.ldap_backend().is_none() && !email::is_valid(username) {
+            metrics::login(method, Err(Refusal::InvalidEmail));
             return Ok(Checked {
                 outcome: Err(Refusal::InvalidEmail),
                 quota: None,
@@ -226,6 +255,7 @@ impl Login<'_> {
                 .admit(&**self.store, username, client.address, clock::now())?
             {
                 Gate::Refused { retry_after, quota } => {
+                    metrics::login(method, Err(Refusal::RateLimited { retry_after }));
                     return Ok(Checked {
                         outcome: Err(Refusal::RateLimited { retry_after }),
                         quota,
@@ -235,7 +265,12 @@ impl Login<'_> {
                 Gate::Admitted { quota, reservation } => (quota, reservation),
             };
         let mut user_id = None;
-        let checked = self.check(realm, username, password, &mut user_id);
+        let checked = if method == Method::Api && realm.require_2fa {
+            // Phone logins go through the browser, which asks for the second factor.
+            Ok(Err(Refusal::PasswordAuthDisabled))
+        } else {
+            self.check(realm, username, password, &mut user_id)
+        };
         let outcome = match checked {
             Ok(Ok(mut verified)) => {
                 verified.method = method;
@@ -245,6 +280,7 @@ impl Login<'_> {
             }
             Ok(Err(refusal)) => {
                 self.refused(realm, refusal, user_id, reservation, client)?;
+                metrics::login(method, Err(refusal));
                 Err(refusal)
             }
             Err(fault) => {
@@ -271,6 +307,22 @@ impl Login<'_> {
         Ok(verified)
     }
 
+    /// A deferred login taken up again once its second factor is accepted, for
+    /// [`Login::finish`], which still refuses if the password or the account changed since.
+    pub fn resume(&self, deferred: Deferred, user: User, method: Method) -> Verified {
+        Verified {
+            user,
+            method,
+            verified_hash: deferred.verified_hash,
+            rehash: deferred.rehash,
+            username_key: self
+                .limits
+                .per_username
+                .map(|_| username_key(&deferred.username)),
+            reservation: None,
+        }
+    }
+
     /// Step 12 and the key (SPEC §9.1), in one store transaction; see the module doc.
     pub fn finish(
         &self,
@@ -294,7 +346,10 @@ impl Login<'_> {
             })
         })?;
         let refusal = match end {
-            LoginEnd::Done { user, api_key, .. } => return Ok(Ok(Success { user, api_key })),
+            LoginEnd::Done { user, api_key, .. } => {
+                metrics::login(verified.method, Ok(()));
+                return Ok(Ok(Success { user, api_key }));
+            }
             LoginEnd::PasswordChanged => Refusal::PasswordChanged,
             LoginEnd::UserDeactivated => Refusal::UserDeactivated,
             LoginEnd::RealmDeactivated => Refusal::RealmDeactivated,
@@ -307,6 +362,7 @@ impl Login<'_> {
             verified.reservation,
             client,
         )?;
+        metrics::login(verified.method, Err(refusal));
         Ok(Err(refusal))
     }
 
@@ -360,6 +416,7 @@ impl Login<'_> {
         client: Client<'_>,
     ) -> StoreResult<Result<Success, Refusal>> {
         if let Err(refusal) = check_active(realm, &user) {
+            metrics::login(Method::Dev, Err(refusal));
             return Ok(Err(refusal));
         }
         let verified = Verified {

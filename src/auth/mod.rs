@@ -1,5 +1,7 @@
-//! Authentication: the login, password hashes, LDAP, API keys and rate limits.
+//! Authentication: the login, password hashes, LDAP, API keys, rate limits and the second
+//! factor.
 
+pub mod account;
 pub mod basic;
 pub mod key;
 pub mod ldap;
@@ -7,3 +9,8 @@ pub mod login;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
+pub mod reset;
+pub mod second_factor;
+pub mod session;
+pub mod token;
+pub mod totp;

@@ -8,11 +8,14 @@
 //! (SPEC §10.4).
 
 use std::cell::RefCell;
+use std::time::Instant;
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64ct::{Base64, Base64Unpadded, Encoding};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+use crate::metrics;
 
 /// Passwords longer than this are never hashed: they count as a mismatch (SPEC §3.4).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -200,6 +203,13 @@ impl Hasher {
     }
 
     fn verify_parsed(&self, parsed: &StoredHash, password: &[u8]) -> bool {
+        let started = Instant::now();
+        let matched = self.verify_parsed_untimed(parsed, password);
+        metrics::verification(started.elapsed());
+        matched
+    }
+
+    fn verify_parsed_untimed(&self, parsed: &StoredHash, password: &[u8]) -> bool {
         match parsed {
             StoredHash::Argon2 {
                 algorithm,

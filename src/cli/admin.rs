@@ -1,24 +1,31 @@
 //! The admin commands: realms, users, the database and the audit trail. Each prints its
 //! result on stdout and reports bad input as one [`Error`] line; every change is audited.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, UserCommand, import};
-use crate::auth::password::{self, Hasher};
-use crate::auth::{key, policy};
+use super::{
+    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import, outln,
+    validated,
+};
+use crate::auth::password::{self, Argon2Config, Hasher};
+use crate::auth::second_factor::{self, Origin};
+use crate::auth::totp::{self, Secret};
+use crate::auth::{key, policy, reset};
 use crate::clock;
 use crate::dns;
 use crate::email;
 use crate::error::{Error, invalid};
+use crate::site::ExternalUrl;
 use crate::store::limits::username_key;
 use crate::store::{
     AuditEntry, AuditEvent, AuditFilter, Database, LdapSettings, NewUser, Realm, RealmChanges,
     Store, StoreResult, User,
 };
+use crate::text::{escape_controls, first_control};
 
 /// Audit details say who acted: the CLI has no client address.
 const BY_OPERATOR: &str = "by operator";
@@ -40,6 +47,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
     let (subdomain, changes) = match command {
         RealmCommand::Create { subdomain, name } => {
             validate_subdomain(&subdomain)?;
+            no_controls("realm name", &name)?;
             let audit = entry(
                 AuditEvent::RealmCreated,
                 None,
@@ -72,9 +80,12 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             password_auth,
             email_auth,
             ldap,
-        } => (
-            subdomain,
-            RealmChanges {
+            web,
+        } => {
+            if let Some(name) = &name {
+                no_controls("realm name", name)?;
+            }
+            let changes = RealmChanges {
                 name,
                 description,
                 icon_url: icon,
@@ -82,8 +93,12 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 deactivated: None,
                 email_auth_enabled: email_auth.map(|v| v == OnOff::On),
                 ldap: ldap_changes(ldap)?,
-            },
-        ),
+                web_login_enabled: web.web_login.map(|v| v == OnOff::On),
+                web_login_display_name: web.web_login_name,
+                require_2fa: web.require_2fa.map(|v| v == OnOff::On),
+            };
+            (subdomain, changes)
+        }
     };
     let realm = store.require_realm(&subdomain)?;
     let audit = entry(
@@ -111,20 +126,23 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapSettings, Error> {
         return invalid!("the LDAP user filter {filter:?} must contain %(user)s");
     }
     // The secret never travels in argv: a file, else the environment.
-    settings.bind_password = match &args.ldap_bind_password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
-        None => std::env::var("ZULIP_AUTH_LDAP_BIND_PASSWORD").ok(),
-    };
+    settings.bind_password = super::read_secret(
+        args.ldap_bind_password_file.as_deref(),
+        "ZULIP_AUTH_LDAP_BIND_PASSWORD",
+    )?;
     // Setting a URL turns LDAP on, unless --ldap off says otherwise.
     settings.enabled = settings
         .enabled
         .or(settings.url.as_ref().map(|url| !url.is_empty()));
     Ok(settings)
+}
+
+/// Refuses a name that would reach a terminal with control characters in it.
+pub(super) fn no_controls(what: &str, name: &str) -> Result<(), Error> {
+    match first_control(name) {
+        Some(c) => invalid!("the {what} {name:?} contains the control character {c:?}"),
+        None => Ok(()),
+    }
 }
 
 /// DNS labels joined by dots, in lowercase: it becomes part of a host name.
@@ -146,6 +164,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         password_auth_enabled: bool,
         email_auth_enabled: bool,
         ldap_enabled: bool,
+        web_login_enabled: bool,
+        require_2fa: bool,
         users: i64,
     }
     let rows: Vec<Row> = store
@@ -154,6 +174,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         .map(|(r, users)| Row {
             users,
             ldap_enabled: r.ldap_backend().is_some(),
+            web_login_enabled: r.web_login_enabled,
+            require_2fa: r.require_2fa,
             subdomain: r.subdomain,
             name: r.name,
             deactivated: r.deactivated,
@@ -162,8 +184,7 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         })
         .collect();
     if json {
-        println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
-        return Ok(());
+        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
     }
     print_table(
         &[
@@ -173,6 +194,8 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
             "PASSWORD AUTH",
             "EMAIL",
             "LDAP",
+            "WEB LOGIN",
+            "2FA",
             "USERS",
         ],
         rows.iter().map(|r| {
@@ -192,29 +215,44 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
                 if r.password_auth_enabled { "on" } else { "off" }.into(),
                 if r.email_auth_enabled { "on" } else { "off" }.into(),
                 if r.ldap_enabled { "on" } else { "off" }.into(),
+                if r.web_login_enabled { "on" } else { "off" }.into(),
+                if r.require_2fa {
+                    "required"
+                } else {
+                    "optional"
+                }
+                .into(),
                 r.users.to_string(),
             ]
         }),
-    );
-    Ok(())
+    )
 }
 
-pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), Error> {
+pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result<(), Error> {
+    // Only the commands that hash need usable argon2 settings.
+    let hasher = || validated(argon2).map(Hasher::new);
     match command {
         UserCommand::Create {
             email,
             realm,
             full_name,
             role,
-            password_stdin: _,
+            password_stdin,
+            no_password,
         } => {
             if !email::is_valid(&email) {
                 return invalid!("invalid email address {email:?}");
             }
+            no_controls("full name", &full_name)?;
             let realm = store.require_realm(&realm.subdomain)?;
-            let password = acceptable(read_password_line()?)?;
+            let password = if no_password {
+                None
+            } else {
+                let hasher = hasher()?;
+                Some(hasher.hash(&new_password(password_stdin)?))
+            };
             let user = NewUser {
-                password: Some(hasher.hash(&password)),
+                password,
                 email,
                 full_name,
                 role,
@@ -222,7 +260,7 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
                 api_key: None,
             };
             for id in store.create_users(realm.id, &[user], BY_OPERATOR)? {
-                println!("{id}");
+                outln!("{id}")?;
             }
             Ok(())
         }
@@ -231,20 +269,17 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
         }
         UserCommand::Show { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            show_user(&realm, &user);
-            Ok(())
+            show_user(&realm, &user, second_factor::is_enrolled(store, &user)?)
         }
+        UserCommand::Totp(command) => totp(store, command),
         UserCommand::SetPassword {
             email,
             realm,
             password_stdin,
         } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            let password = acceptable(if password_stdin {
-                read_password_line()?
-            } else {
-                prompt_password_twice()?
-            })?;
+            let hasher = hasher()?;
+            let password = new_password(password_stdin)?;
             let audit = entry(
                 AuditEvent::PasswordChanged,
                 Some(&realm),
@@ -255,6 +290,25 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
             let bucket = username_key(&user.delivery_email);
             store.set_password(user.id, &hasher.hash(&password), &bucket, &audit)?;
             Ok(())
+        }
+        UserCommand::ResetLink {
+            email,
+            realm,
+            external_url,
+            lifetime,
+        } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            if let Err(why) = reset::eligibility(&realm, &user) {
+                return invalid!("no reset link for {email:?}: {why}");
+            }
+            let prefix = match external_url {
+                Some(url) => ExternalUrl::parse(&url)
+                    .map_err(Error::Invalid)?
+                    .realm_url(&realm.subdomain),
+                None => String::new(),
+            };
+            let token = reset::issue(store, &user, clock::now(), lifetime.lifetime)?;
+            outln!("{prefix}{}", reset::path(&token))
         }
         UserCommand::RotateKey { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
@@ -268,8 +322,7 @@ pub fn user(store: &Store, hasher: &Hasher, command: UserCommand) -> Result<(), 
                 store.replace_api_key(user.id, new_key, &audit)?;
                 Ok(new_key.to_owned())
             })?;
-            println!("{key}");
-            Ok(())
+            outln!("{key}")
         }
         UserCommand::Import { file, realm } => {
             let realm = store.require_realm(&realm.subdomain)?;
@@ -297,8 +350,21 @@ fn set_active(store: &Store, realm: &RealmArg, email: &str, active: bool) -> Res
     Ok(store.set_user_active(user.id, active, &audit)?)
 }
 
-/// The password, if Zulip's policy accepts it.
+/// A new password from the first line of stdin, or prompted twice on the terminal.
+fn new_password(from_stdin: bool) -> Result<String, Error> {
+    acceptable(if from_stdin {
+        read_password_line()?
+    } else {
+        prompt_password_twice()?
+    })
+}
+
+/// The password, if a login could ever send it and Zulip's policy accepts it.
 fn acceptable(password: String) -> Result<String, Error> {
+    // The API refuses a NUL in any parameter (wire.md §3.4), so such a password could never log in.
+    if password.contains('\0') {
+        return invalid!("password rejected: it contains a NUL character, which no login can send");
+    }
     match policy::check(&password) {
         Ok(()) => Ok(password),
         Err(weakness) => invalid!("password rejected: {weakness}"),
@@ -366,8 +432,7 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
     let users = store.users_of_realm(realm.id)?;
     let rows: Vec<UserRow<'_>> = users.iter().map(UserRow::new).collect();
     if json {
-        println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
-        return Ok(());
+        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
     }
     print_table(
         &["ID", "EMAIL", "FULL NAME", "ROLE", "STATE", "KEY"],
@@ -381,11 +446,48 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
                 if r.has_api_key { "yes" } else { "no" }.into(),
             ]
         }),
-    );
-    Ok(())
+    )
 }
 
-fn show_user(realm: &Realm, user: &User) {
+/// `user totp`: the secret is printed once, here, and never again.
+fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
+    // The operator has no client address; the audit detail says who acted.
+    let context = AuditEntry::new(AuditEvent::TotpEnrolled, None, None);
+    match command {
+        TotpCommand::Enroll { email, realm } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            let secret = Secret::generate();
+            second_factor::enrol(
+                store,
+                &realm,
+                &user,
+                &secret,
+                None,
+                Origin::Operator,
+                &context,
+            )?;
+            let uri = secret.otpauth_uri(second_factor::issuer(&realm), &user.delivery_email);
+            let text = format!("{uri}\n{}\n", totp::qr_terminal(&uri));
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                // `| head -n 1` for the URI alone: the key is enrolled either way.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::Io("cannot write to stdout".into(), e))
+                }
+                _ => Ok(()),
+            }
+        }
+        TotpCommand::Disable { email, realm } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            if second_factor::remove(store, &realm, &user, Origin::Operator, &context)? {
+                Ok(())
+            } else {
+                invalid!("user {email:?} has no second factor")
+            }
+        }
+    }
+}
+
+fn show_user(realm: &Realm, user: &User, has_totp: bool) -> Result<(), Error> {
     let row = UserRow::new(user);
     let realm_name = if realm.subdomain.is_empty() {
         "(root)"
@@ -417,10 +519,12 @@ fn show_user(realm: &Realm, user: &User) {
             .into(),
         ),
         ("password", row.password),
+        ("2fa", if has_totp { "TOTP" } else { "none" }.into()),
         ("joined", row.date_joined.to_owned()),
     ] {
-        println!("{label:<10} {value}");
+        outln!("{label:<10} {}", escape_controls(&value))?;
     }
+    Ok(())
 }
 
 /// `open` gives the `--db` store; `db copy` opens its own two instead.
@@ -440,9 +544,8 @@ pub fn db(open: impl FnOnce() -> StoreResult<Store>, command: DbCommand) -> Resu
                     problems.join("; ")
                 );
             }
-            println!("integrity: ok");
-            println!("schema version: {version}");
-            Ok(())
+            outln!("integrity: ok")?;
+            outln!("schema version: {version}")
         }
     }
 }
@@ -458,12 +561,11 @@ fn backup(store: &Store, dest: &Path) -> Result<(), Error> {
         .open(dest)
         .map_err(|e| Error::Io(format!("cannot create {}", dest.display()), e))?;
     store.backup_to(dest)?;
-    println!(
+    outln!(
         "backed up to {} (schema version {})",
         dest.display(),
         store.schema_version()?
-    );
-    Ok(())
+    )
 }
 
 /// `db copy`: every table, ids kept, with the number of rows of each.
@@ -510,7 +612,7 @@ pub fn show_audit(
     let rows = store.audit_rows(&filter)?;
     if json {
         for row in &rows {
-            println!("{}", serde_json::to_string(row).expect("rows serialize"));
+            outln!("{}", serde_json::to_string(row).expect("rows serialize"))?;
         }
         return Ok(());
     }
@@ -541,14 +643,17 @@ pub fn show_audit(
                 dash(&r.detail),
             ]
         }),
-    );
-    Ok(())
+    )
 }
 
-/// Left-aligned columns, two spaces apart.
-fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+/// Left-aligned columns, two spaces apart, control characters escaped.
+fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<(), Error> {
     let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect())
-        .chain(rows)
+        .chain(rows.map(|row| {
+            row.iter()
+                .map(|cell| escape_controls(cell).into_owned())
+                .collect()
+        }))
         .collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
@@ -559,6 +664,7 @@ fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        outln!("{}", line.join("  ").trim_end())?;
     }
+    Ok(())
 }

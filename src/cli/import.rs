@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::admin::no_controls;
+use super::outln;
 use crate::auth::{key, password};
 use crate::email;
 use crate::error::{Error, invalid};
@@ -63,13 +65,13 @@ pub fn run(store: &Store, realm: &Realm, file: &Path) -> Result<(), Error> {
     }
     let new: Vec<NewUser> = users.iter().map(|(_, u)| u.clone()).collect();
     store.create_users(realm.id, &new, "imported")?;
-    println!(
+    outln!(
         "imported {} users, {} without a usable password",
         users.len(),
         unusable.len()
-    );
+    )?;
     for email in unusable {
-        println!("no usable password: {email}");
+        outln!("no usable password: {email}")?;
     }
     Ok(())
 }
@@ -93,6 +95,8 @@ fn parse(text: &str) -> Result<Vec<(usize, NewUser)>, Error> {
                 exported.email
             );
         }
+        no_controls("full name", &exported.full_name)
+            .map_err(|e| Error::Invalid(format!("line {line}: {e}; nothing imported")))?;
         if !emails.insert(exported.email.to_lowercase()) {
             return invalid!(
                 "line {line}: {:?} appears twice in the file; nothing imported",

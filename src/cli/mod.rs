@@ -1,14 +1,17 @@
 //! The command line: clap's definitions and [`run`], which validates a command's arguments
 //! into a configuration and hands it to the module that carries it out.
 //!
-//! Every flag also reads `ZULIP_AUTH_` plus its name in upper snake case, so a systemd
-//! `EnvironmentFile` can configure anything a flag can.
+//! The global flags and the flags of `serve` also read `ZULIP_AUTH_` plus their name in upper
+//! snake case, so a systemd `EnvironmentFile` can configure the server. The flags of the admin
+//! commands read no environment: a realm's name or a user's full name is meant for one call,
+//! and a variable left in the shell would silently apply it to the next command.
 
 mod admin;
 mod bench;
+pub mod config;
 mod import;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,19 +19,21 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::ApiConfig;
-use crate::auth::password::{Argon2Config, Hasher};
+use crate::auth::password::Argon2Config;
 use crate::auth::ratelimit::{RateLimits, RuleSetting};
+use crate::auth::reset;
 use crate::clock::parse_duration;
 use crate::error::{Error, invalid};
 use crate::logging::LogFormat;
-use crate::server::{self, ServeConfig};
+use crate::mail::{MailSettings, SmtpUrl};
+use crate::server::{self, Listen, ServeConfig};
 use crate::site::{ExternalUrl, Site};
-use crate::store::{Database, LdapSettings, Role, set_instance_name};
+use crate::store::{Database, LdapSettings, Role, SessionLimits, set_instance_name};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "zulip-auth",
-    version,
+    version = crate::VERSION,
     about = "A small server that speaks Zulip's password-login API",
     after_help = "Example:\n  zulip-auth serve --demo"
 )]
@@ -81,10 +86,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "ZULIP_AUTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    #[command(flatten)]
+    pub config: config::ConfigArg,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
+// `realm set` carries every realm setting; the value is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API
@@ -103,15 +113,18 @@ pub enum Command {
         after_help = "Examples:\n  zulip-auth bench-hash\n  zulip-auth --argon2-m 102400 --argon2-t 2 --argon2-p 8 bench-hash\n  zulip-auth bench-hash --target-ms 50"
     )]
     BenchHash {
-        /// Verifications to time
-        #[arg(long, env = "ZULIP_AUTH_SAMPLES", default_value_t = 30)]
+        /// Verifications to time (per thread)
+        #[arg(long, default_value_t = 30, value_name = "N", value_parser = at_least_one)]
         samples: usize,
+        /// Also time N threads verifying at once, and report the logins per second they bound
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = at_least_one, conflicts_with = "target_ms")]
+        threads: usize,
         /// Suggest the largest memory cost (at the given -t and -p) whose median verification
         /// stays within this many milliseconds
-        #[arg(long, env = "ZULIP_AUTH_TARGET_MS", value_name = "MS")]
+        #[arg(long, value_name = "MS", value_parser = positive_ms, allow_negative_numbers = true)]
         target_ms: Option<f64>,
         /// One JSON object instead of a sentence
-        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        #[arg(long)]
         json: bool,
     },
     /// Back up or check the database
@@ -123,26 +136,30 @@ pub enum Command {
     )]
     Audit {
         /// Only this user's entries (of --realm, else of the root realm)
-        #[arg(long, env = "ZULIP_AUTH_USER", value_name = "EMAIL")]
+        #[arg(long, value_name = "EMAIL")]
         user: Option<String>,
         /// Only this realm's entries, by subdomain ('' for the root realm) [default: every realm]
-        #[arg(long = "realm", env = "ZULIP_AUTH_REALM", value_name = "SUB")]
+        #[arg(long = "realm", value_name = "SUB")]
         realm: Option<String>,
         /// How far back, as a number and s, m, h or d [default: everything kept]
-        #[arg(long, env = "ZULIP_AUTH_SINCE", value_name = "DURATION", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         since: Option<Duration>,
         /// One JSON object per line instead of a table
-        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        #[arg(long)]
         json: bool,
     },
 }
 
+/// Each worker is two threads (a front and a hashing one); beyond this, a typo.
+const MAX_WORKERS: i64 = 1024;
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on; port 0 picks a free port. A socket passed by systemd
+    /// Address to listen on, HOST:PORT (port 0 picks a free port) or unix:/PATH (for nginx on
+    /// this machine; its forwarding headers are trusted). A socket passed by systemd
     /// (LISTEN_FDS) is used instead
     #[arg(long, env = "ZULIP_AUTH_LISTEN", default_value = "127.0.0.1:9991")]
-    pub listen: SocketAddr,
+    pub listen: Listen,
 
     /// The root realm's URL, scheme://host[:port]; realm SUB lives at scheme://SUB.host[:port].
     /// Without it every Host is the root realm and URLs are built from the Host header
@@ -151,12 +168,17 @@ pub struct ServeArgs {
 
     /// Threads that verify passwords (peak memory about N × argon2 m), and as many front
     /// threads for everything else [default: the number of cores]
-    #[arg(long, env = "ZULIP_AUTH_WORKERS", value_name = "N")]
-    pub workers: Option<usize>,
+    #[arg(long, env = "ZULIP_AUTH_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS))]
+    pub workers: Option<u16>,
 
-    /// Mount the development endpoints dev_fetch_api_key and dev_list_users
+    /// Mount the development endpoints dev_fetch_api_key and dev_list_users, which hand out
+    /// any user's key without a password; refused on a listener that is not loopback
     #[arg(long, env = "ZULIP_AUTH_DEV")]
     pub dev: bool,
+
+    /// Allow --dev on a listener that is not loopback
+    #[arg(long, env = "ZULIP_AUTH_DEV_ALLOW_REMOTE", requires = "dev")]
+    pub dev_allow_remote: bool,
 
     /// Serve a throw-away database seeded with demo users (iago@zulip.com / abcd1234)
     #[arg(long, env = "ZULIP_AUTH_DEMO")]
@@ -167,7 +189,8 @@ pub struct ServeArgs {
         long,
         env = "ZULIP_AUTH_SHUTDOWN_TIMEOUT",
         default_value_t = 10,
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(0..=3600)
     )]
     pub shutdown_timeout: u64,
 
@@ -204,9 +227,58 @@ pub struct ServeArgs {
         long,
         env = "ZULIP_AUTH_AUDIT_RETENTION_DAYS",
         default_value_t = 90,
-        value_name = "DAYS"
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u32).range(0..=36_500)
     )]
     pub audit_retention_days: u32,
+
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArg,
+
+    #[command(flatten)]
+    pub mail: MailArgs,
+
+    #[command(flatten)]
+    pub reset_link: LinkLifetime,
+
+    /// A browser session ends after this long unused (a number and s, m, h or d)
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_SESSION_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30m",
+        value_parser = parse_duration
+    )]
+    pub session_idle_timeout: Duration,
+
+    /// A browser session ends this long after signing in, however it is used
+    #[arg(
+        long,
+        env = "ZULIP_AUTH_SESSION_LIFETIME",
+        value_name = "DURATION",
+        default_value = "12h",
+        value_parser = parse_duration
+    )]
+    pub session_lifetime: Duration,
+}
+
+/// Outgoing mail, for password resets. The SMTP password comes from ZULIP_AUTH_SMTP_PASSWORD
+/// or a file, never from the command line.
+#[derive(Debug, Args)]
+pub struct MailArgs {
+    /// The relay: smtp://[USER@]HOST[:PORT] (STARTTLS required, port 587), smtps://… (TLS,
+    /// port 465), or smtp://HOST:PORT?tls=none (plain text, loopback only). Needs
+    /// --mail-from and --external-url; without it, the reset page sends people to you
+    #[arg(long, env = "ZULIP_AUTH_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<SmtpUrl>,
+
+    /// The sender of reset mail: an address, or "Name <address>"
+    #[arg(long, env = "ZULIP_AUTH_MAIL_FROM", value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+
+    /// File holding the SMTP password (or set ZULIP_AUTH_SMTP_PASSWORD)
+    #[arg(long, env = "ZULIP_AUTH_SMTP_PASSWORD_FILE", value_name = "PATH")]
+    pub smtp_password_file: Option<PathBuf>,
 }
 
 // `Set` carries every realm setting; the value is parsed once per process.
@@ -218,14 +290,14 @@ pub enum RealmCommand {
     Create {
         subdomain: String,
         /// Display name
-        #[arg(long, env = "ZULIP_AUTH_NAME")]
+        #[arg(long)]
         name: String,
     },
     /// List realms with their settings and user counts
     #[command(after_help = "Example:\n  zulip-auth realm list --json")]
     List {
         /// JSON instead of a table
-        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        #[arg(long)]
         json: bool,
     },
     /// Deactivate a realm: its users can no longer log in
@@ -240,23 +312,41 @@ pub enum RealmCommand {
     )]
     Set {
         subdomain: String,
-        #[arg(long, env = "ZULIP_AUTH_NAME")]
+        #[arg(long)]
         name: Option<String>,
         /// HTML shown on the login page
-        #[arg(long, env = "ZULIP_AUTH_DESCRIPTION")]
+        #[arg(long)]
         description: Option<String>,
         /// Absolute or /-relative icon URL
-        #[arg(long, env = "ZULIP_AUTH_ICON", value_name = "URL")]
+        #[arg(long, value_name = "URL")]
         icon: Option<String>,
         /// Whether users may log in with a password at all (email and LDAP backends)
-        #[arg(long, env = "ZULIP_AUTH_PASSWORD_AUTH")]
+        #[arg(long)]
         password_auth: Option<OnOff>,
         /// Whether local passwords (the email backend) are checked
-        #[arg(long, env = "ZULIP_AUTH_EMAIL_AUTH")]
+        #[arg(long)]
         email_auth: Option<OnOff>,
         #[command(flatten)]
         ldap: LdapArgs,
+        #[command(flatten)]
+        web: WebLoginArgs,
     },
+}
+
+/// The browser sign-in at /accounts/login/, which the pages always serve; these decide what
+/// the apps are offered.
+#[derive(Debug, Args)]
+pub struct WebLoginArgs {
+    /// List the browser sign-in in server_settings, as a "Sign in with …" button in the apps
+    #[arg(long, env = "ZULIP_AUTH_WEB_LOGIN")]
+    pub web_login: Option<OnOff>,
+    /// The button's name [default: the realm's name]; '' goes back to the default
+    #[arg(long, env = "ZULIP_AUTH_WEB_LOGIN_NAME", value_name = "NAME")]
+    pub web_login_name: Option<String>,
+    /// Phone logins only through the browser, with a second factor: fetch_api_key refuses
+    /// passwords, and users without a factor enrol at their first browser sign-in
+    #[arg(long = "require-2fa", env = "ZULIP_AUTH_REQUIRE_2FA")]
+    pub require_2fa: Option<OnOff>,
 }
 
 /// A realm's LDAP directory, as Zulip's `AUTH_LDAP_*` settings. An empty value unsets an
@@ -266,27 +356,30 @@ pub struct LdapArgs {
     #[command(flatten)]
     pub settings: LdapSettings,
     /// File holding the service account's password (or set ZULIP_AUTH_LDAP_BIND_PASSWORD)
-    #[arg(long, env = "ZULIP_AUTH_LDAP_BIND_PASSWORD_FILE", value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub ldap_bind_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a user; reads the password from the first line of stdin and prints the new id
+    /// Create a user and print the new id; the password is prompted twice on a terminal
     #[command(
-        after_help = "Example:\n  printf '%s\\n' 'Correct-Horse-9' | zulip-auth user create iago@example.com --full-name Iago --role admin --password-stdin"
+        after_help = "Examples:\n  zulip-auth user create iago@example.com --full-name Iago --role admin\n  printf '%s\\n' 'Correct-Horse-9' | zulip-auth user create iago@example.com --password-stdin\n  zulip-auth user create hamlet@example.com --no-password"
     )]
     Create {
         email: String,
         #[command(flatten)]
         realm: RealmArg,
-        #[arg(long, env = "ZULIP_AUTH_FULL_NAME", default_value = "")]
+        #[arg(long, default_value = "")]
         full_name: String,
-        #[arg(long, env = "ZULIP_AUTH_ROLE", value_enum, default_value_t = Role::Member)]
+        #[arg(long, value_enum, default_value_t = Role::Member)]
         role: Role,
-        /// Read the password from the first line of stdin
-        #[arg(long, env = "ZULIP_AUTH_PASSWORD_STDIN", required = true)]
+        /// Read the password from the first line of stdin instead of prompting
+        #[arg(long)]
         password_stdin: bool,
+        /// No password: the user cannot log in with one until `user set-password`
+        #[arg(long, conflicts_with = "password_stdin")]
+        no_password: bool,
     },
     /// List a realm's users (never their keys)
     #[command(after_help = "Example:\n  zulip-auth user list --realm lear --json")]
@@ -294,7 +387,7 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
         /// JSON instead of a table
-        #[arg(long, env = "ZULIP_AUTH_JSON")]
+        #[arg(long)]
         json: bool,
     },
     /// Show one user: role, state, password hash kind, whether a key exists
@@ -313,8 +406,23 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
         /// Read the password from the first line of stdin instead of prompting
-        #[arg(long, env = "ZULIP_AUTH_PASSWORD_STDIN")]
+        #[arg(long)]
         password_stdin: bool,
+    },
+    /// Print a fresh password-reset link to pass on by hand (no mail needed); it replaces the
+    /// user's older link
+    #[command(
+        after_help = "Example:\n  zulip-auth user reset-link iago@example.com --external-url https://chat.example.com"
+    )]
+    ResetLink {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+        /// Print the whole link: the realm's URL (from the root realm's, as serve's) and the path
+        #[arg(long, env = "ZULIP_AUTH_EXTERNAL_URL", value_name = "URL")]
+        external_url: Option<String>,
+        #[command(flatten)]
+        lifetime: LinkLifetime,
     },
     /// Replace a user's API key and print the new one; the old key stops working at once
     #[command(after_help = "Example:\n  zulip-auth user rotate-key iago@example.com")]
@@ -340,6 +448,28 @@ pub enum UserCommand {
     /// Reactivate a deactivated user
     #[command(after_help = "Example:\n  zulip-auth user reactivate hamlet@example.com")]
     Reactivate {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Manage a user's second factor (TOTP, as authenticator apps generate)
+    #[command(subcommand)]
+    Totp(TotpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCommand {
+    /// Give a user a new TOTP key, active at once, replacing any other: prints the otpauth://
+    /// URI on the first line, then a QR code of it for an authenticator app
+    #[command(after_help = "Example:\n  zulip-auth user totp enroll iago@example.com --realm lear")]
+    Enroll {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Remove a user's TOTP key
+    #[command(after_help = "Example:\n  zulip-auth user totp disable iago@example.com")]
+    Disable {
         email: String,
         #[command(flatten)]
         realm: RealmArg,
@@ -377,15 +507,32 @@ pub enum DbCommand {
     },
 }
 
+/// How long a reset link stays valid.
+#[derive(Debug, Args)]
+pub struct LinkLifetime {
+    /// How long a password-reset link stays valid, as a number and s, m or h; at most 24h
+    #[arg(
+        long = "reset-link-lifetime",
+        env = "ZULIP_AUTH_RESET_LINK_LIFETIME",
+        value_name = "DURATION",
+        default_value = "1h",
+        value_parser = parse_link_lifetime
+    )]
+    pub lifetime: Duration,
+}
+
+fn parse_link_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = parse_duration(text)?;
+    if lifetime.is_zero() || lifetime > reset::MAX_LIFETIME {
+        return Err(format!("invalid link lifetime {text:?}: from 1s to 24h"));
+    }
+    Ok(lifetime)
+}
+
 #[derive(Debug, Args)]
 pub struct RealmArg {
     /// The realm, by subdomain [default: the root realm]
-    #[arg(
-        long = "realm",
-        env = "ZULIP_AUTH_REALM",
-        value_name = "SUB",
-        default_value = ""
-    )]
+    #[arg(long = "realm", value_name = "SUB", default_value = "")]
     pub subdomain: String,
 }
 
@@ -405,6 +552,24 @@ impl ValueEnum for Role {
     }
 }
 
+/// A count of 1 or more.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
+/// A finite, positive number of milliseconds.
+fn positive_ms(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ms) if ms.is_finite() && ms > 0.0 => Ok(ms),
+        Ok(_) => Err("must be a positive, finite number of milliseconds".into()),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
 impl Cli {
     fn db_path(&self) -> PathBuf {
         self.db.clone().unwrap_or_else(|| {
@@ -420,16 +585,37 @@ impl Cli {
         })
     }
 
-    fn argon2(&self) -> Result<Argon2Config, Error> {
+    /// The argon2 flags as given; only the commands that hash validate them, so a bad value
+    /// in the environment does not stop `db check` or `user list`.
+    fn argon2(&self) -> Argon2Config {
         Argon2Config {
             m_kib: self.argon2_m,
             t: self.argon2_t,
             p: self.argon2_p,
         }
-        .validate()
-        .map_err(Error::Invalid)
     }
 }
+
+/// The argon2 parameters, if they are usable.
+fn validated(config: Argon2Config) -> Result<Argon2Config, Error> {
+    config.validate().map_err(Error::Invalid)
+}
+
+/// Writes one line on stdout. A reader that went away (`| head -1`) comes back as a broken
+/// pipe, which main.rs ends quietly.
+pub(crate) fn out_line(line: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")
+        .map_err(|e| Error::Io("cannot write to stdout".into(), e))
+}
+
+/// `println!` for the commands: a failed write is an [`Error`], never a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
 
 impl Command {
     /// Commands that only read: a mistyped `--db` must not leave an empty database behind
@@ -451,7 +637,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         set_instance_name(name);
     }
     let db = Database::from_arg(cli.db_path())?;
-    let argon2 = cli.argon2()?;
+    let argon2 = cli.argon2();
     let only_reads = cli.command.only_reads();
     let open = || {
         if only_reads {
@@ -461,15 +647,16 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
     };
     match cli.command {
-        Command::Serve(args) => server::run(serve_config(args, db, argon2)?),
+        Command::Serve(args) => server::run(serve_config(args, db, validated(argon2)?)?),
         Command::Realm(command) => admin::realm(&open()?, command),
-        Command::User(command) => admin::user(&open()?, &Hasher::new(argon2), command),
+        Command::User(command) => admin::user(&open()?, argon2, command),
         Command::Db(command) => admin::db(open, command),
         Command::BenchHash {
             samples,
+            threads,
             target_ms,
             json,
-        } => bench::run(argon2, samples, target_ms, json),
+        } => bench::run(validated(argon2)?, samples, threads, target_ms, json),
         Command::Audit {
             user,
             realm,
@@ -486,9 +673,12 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
         .map(ExternalUrl::parse)
         .transpose()
         .map_err(Error::Invalid)?;
+    if args.session_idle_timeout.is_zero() || args.session_lifetime.is_zero() {
+        return invalid!("--session-idle-timeout and --session-lifetime must be at least 1s");
+    }
+    let mail = mail_settings(args.mail, external_url.is_some())?;
     let workers = match args.workers {
-        Some(0) => return invalid!("--workers must be at least 1"),
-        Some(n) => n,
+        Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(2, usize::from),
     };
     Ok(ServeConfig {
@@ -504,9 +694,56 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
                 per_address: args.address_rate.0,
             },
             trusted_proxies: args.trusted_proxy,
+            reset_desk: None,
+            sessions: SessionLimits {
+                idle: args.session_idle_timeout.as_secs_f64(),
+                lifetime: args.session_lifetime.as_secs_f64(),
+            },
         },
+        mail,
+        reset_link_lifetime: args.reset_link.lifetime,
         demo: args.demo,
+        dev_allow_remote: args.dev_allow_remote,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
+        metrics_listen: args.metrics.metrics_listen,
     })
+}
+
+fn mail_settings(args: MailArgs, has_external_url: bool) -> Result<Option<MailSettings>, Error> {
+    let Some(url) = args.smtp_url else {
+        if args.mail_from.is_some() || args.smtp_password_file.is_some() {
+            return invalid!("--mail-from and --smtp-password-file need --smtp-url");
+        }
+        return Ok(None);
+    };
+    // Without it, a reset link would take its host from the request's Host header, which
+    // whoever asks for the reset chooses.
+    if !has_external_url {
+        return invalid!("--smtp-url needs --external-url: reset links are built from it");
+    }
+    let Some(from) = args.mail_from else {
+        return invalid!("--smtp-url needs --mail-from");
+    };
+    let password = read_secret(
+        args.smtp_password_file.as_deref(),
+        "ZULIP_AUTH_SMTP_PASSWORD",
+    )?;
+    MailSettings::new(url, &from, password)
+        .map(Some)
+        .map_err(Error::Invalid)
+}
+
+/// A secret that never travels in argv: the file's first line if a file is named, else the
+/// environment variable.
+fn read_secret(file: Option<&std::path::Path>, env_var: &str) -> Result<Option<String>, Error> {
+    match file {
+        Some(path) => Ok(Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        )),
+        None => Ok(std::env::var(env_var).ok()),
+    }
 }

@@ -1,7 +1,7 @@
 //! `db copy`: every table from one store to another, whichever their engines, ids kept.
 //!
 //! [`TABLES`] lists every table with its columns, parents before children. A new table (a
-//! web helper's sessions, say) gets its migration in both `schema.sql` and
+//! new kind of session, say) gets its migration in both `schema.sql` and
 //! `schema-postgres.sql`, under the same number, and a line here; the SQLite engine's test
 //! `copy_lists_every_table` fails until it has one.
 
@@ -29,8 +29,22 @@ pub enum Value {
 #[derive(Debug)]
 pub struct Table {
     pub name: &'static str,
-    /// The first is the `id` primary key.
+    /// The first is the primary key (an `id` identity, or the digest or user a row is
+    /// found by); rows are read in its order.
     pub columns: &'static [(&'static str, Kind)],
+}
+
+impl Table {
+    /// The primary key's column.
+    pub fn key(&self) -> &'static str {
+        self.columns[0].0
+    }
+
+    /// Whether the key is an `id` the engine numbers itself (SQLite's AUTOINCREMENT,
+    /// PostgreSQL's identity), whose counter a copy must carry past the copied ids.
+    pub fn numbered(&self) -> bool {
+        self.key() == "id"
+    }
 }
 
 use Kind::{Bool, Int, Real, Text};
@@ -60,6 +74,9 @@ pub const TABLES: &[Table] = &[
             ("ldap_email_attr", Text),
             ("ldap_full_name_attr", Text),
             ("ldap_create_users", Bool),
+            ("web_login_enabled", Bool),
+            ("web_login_display_name", Text),
+            ("require_2fa", Bool),
         ],
     },
     Table {
@@ -93,6 +110,48 @@ pub const TABLES: &[Table] = &[
             ("user_agent", Text),
             ("detail", Text),
             ("instance", Text),
+        ],
+    },
+    Table {
+        name: "totp_device",
+        columns: &[
+            ("user_id", Int),
+            ("secret", Text),
+            ("last_step", Int),
+            ("created_at", Real),
+        ],
+    },
+    // Sign-in steps, reset links and sessions are copied too: short-lived, but a move
+    // between engines then signs no one out, and kills no link a person was mailed.
+    Table {
+        name: "web_login_step",
+        columns: &[
+            ("token_hash", Text),
+            ("user_id", Int),
+            ("username", Text),
+            ("verified_hash", Text),
+            ("rehash", Text),
+            ("enrol_secret", Text),
+            ("finishes_login", Bool),
+            ("expires_at", Real),
+        ],
+    },
+    Table {
+        name: "password_reset",
+        columns: &[
+            ("token_hash", Text),
+            ("user_id", Int),
+            ("created_at", Real),
+            ("expires_at", Real),
+        ],
+    },
+    Table {
+        name: "web_session",
+        columns: &[
+            ("id_hash", Text),
+            ("user_id", Int),
+            ("created_at", Real),
+            ("last_seen_at", Real),
         ],
     },
 ];

@@ -109,44 +109,44 @@ macro_rules! ldap_settings {
 
 ldap_settings! {
     /// Turn LDAP on or off; setting --ldap-url turns it on
-    #[arg(long = "ldap", env = "ZULIP_AUTH_LDAP", value_name = "LDAP", value_parser = on_off())]
+    #[arg(long = "ldap", value_name = "LDAP", value_parser = on_off())]
     enabled: bool, column "ldap_enabled", describe |v| format!("ldap {}", on_off_word(v));
     /// ldap://host[:port] (StartTLS when offered) or ldaps://host[:port]
-    #[arg(long = "ldap-url", env = "ZULIP_AUTH_LDAP_URL", value_name = "URL")]
+    #[arg(long = "ldap-url", value_name = "URL")]
     url: String, column "ldap_url", describe |v| format!("ldap url {v:?}");
     /// PEM file of the CA to trust for the directory's TLS certificate
-    #[arg(long = "ldap-ca-file", env = "ZULIP_AUTH_LDAP_CA_FILE", value_name = "PATH")]
+    #[arg(long = "ldap-ca-file", value_name = "PATH")]
     ca_file: String, column "ldap_ca_file", describe |v| format!("ldap ca file {v:?}");
     /// `require` refuses ldap:// without StartTLS
-    #[arg(long = "ldap-starttls", env = "ZULIP_AUTH_LDAP_STARTTLS", value_name = "LDAP_STARTTLS", value_parser = require_auto())]
+    #[arg(long = "ldap-starttls", value_name = "LDAP_STARTTLS", value_parser = require_auto())]
     starttls_required: bool, column "ldap_starttls_required",
         describe |v| format!("ldap starttls {}", if *v { "require" } else { "auto" });
     /// The service account that searches for users
-    #[arg(long = "ldap-bind-dn", env = "ZULIP_AUTH_LDAP_BIND_DN", value_name = "DN")]
+    #[arg(long = "ldap-bind-dn", value_name = "DN")]
     bind_dn: String, column "ldap_bind_dn", describe |v| format!("ldap bind dn {v:?}");
     /// The service account's secret: never from argv (see `realm set --ldap-bind-password-file`).
     #[arg(skip)]
     bind_password: String, column "ldap_bind_password",
         describe |_| "ldap bind password changed".to_owned();
     /// Where users are searched (a base DN)
-    #[arg(long = "ldap-user-search", env = "ZULIP_AUTH_LDAP_USER_SEARCH", value_name = "BASE")]
+    #[arg(long = "ldap-user-search", value_name = "BASE")]
     user_search: String, column "ldap_user_search", describe |v| format!("ldap user search {v:?}");
     /// The search filter; %(user)s stands for the LDAP username [default: (uid=%(user)s)]
-    #[arg(long = "ldap-user-filter", env = "ZULIP_AUTH_LDAP_USER_FILTER", value_name = "FILTER")]
+    #[arg(long = "ldap-user-filter", value_name = "FILTER")]
     user_filter: String, column "ldap_user_filter", describe |v| format!("ldap user filter {v:?}");
     /// The Zulip email is USERNAME@DOMAIN
-    #[arg(long = "ldap-append-domain", env = "ZULIP_AUTH_LDAP_APPEND_DOMAIN", value_name = "DOMAIN")]
+    #[arg(long = "ldap-append-domain", value_name = "DOMAIN")]
     append_domain: String, column "ldap_append_domain",
         describe |v| format!("ldap append domain {v:?}");
     /// The Zulip email is this attribute of the user's entry
-    #[arg(long = "ldap-email-attr", env = "ZULIP_AUTH_LDAP_EMAIL_ATTR", value_name = "ATTR")]
+    #[arg(long = "ldap-email-attr", value_name = "ATTR")]
     email_attr: String, column "ldap_email_attr", describe |v| format!("ldap email attr {v:?}");
     /// The attribute that holds the user's full name
-    #[arg(long = "ldap-full-name-attr", env = "ZULIP_AUTH_LDAP_FULL_NAME_ATTR", value_name = "ATTR")]
+    #[arg(long = "ldap-full-name-attr", value_name = "ATTR")]
     full_name_attr: String, column "ldap_full_name_attr",
         describe |v| format!("ldap full name attr {v:?}");
     /// Give a directory user without an account here one at their first login
-    #[arg(long = "ldap-create-users", env = "ZULIP_AUTH_LDAP_CREATE_USERS", value_name = "LDAP_CREATE_USERS", value_parser = on_off())]
+    #[arg(long = "ldap-create-users", value_name = "LDAP_CREATE_USERS", value_parser = on_off())]
     create_users: bool, column "ldap_create_users",
         describe |v| format!("ldap create users {}", on_off_word(v));
 }

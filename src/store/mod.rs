@@ -16,6 +16,9 @@
 //! | [`Logins`] | the transaction that ends a successful login |
 //! | [`Audit`] | the audit trail |
 //! | [`Maintenance`] | health, schema version, integrity, backups, pruning |
+//! | [`SecondFactors`] | TOTP keys, their replay guard, and web sign-in steps |
+//! | [`ResetLinks`] | password-reset links (web.md §6) |
+//! | [`Sessions`] | signed-in browser sessions (web.md §7) |
 //!
 //! The methods are at domain granularity, and **each engine owns its transactions**: a
 //! method that writes more than one row (a change and its audit row, an import, the end of
@@ -29,6 +32,9 @@
 //!   the verification, else writes the upgraded hash (only over the verified one), stores
 //!   the given key if there is none, clears the username bucket, releases the address
 //!   reservation and writes the audit rows.
+//! - [`Users::set_password`] and deactivation by [`Users::set_user_active`] also end the
+//!   user's sessions and reset link, in the same transaction: what the old password opened
+//!   closes with it.
 //! - Key minting is the caller's (`auth::key`): engines store the keys they are given and
 //!   answer [`StoreError::KeyInUse`] on the (astronomically unlikely) collision.
 //!
@@ -53,6 +59,7 @@ pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
+pub mod web;
 
 use std::fmt;
 use std::ops::Deref;
@@ -65,6 +72,7 @@ pub use login::{FinishLogin, LoginEnd};
 pub use model::{
     AuditEntry, AuditEvent, AuditFilter, AuditRow, NewUser, Realm, RealmChanges, Role, User,
 };
+pub use web::{LoginStep, TotpDevice};
 
 /// Why the store could not do what it was asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,7 +132,8 @@ pub trait Users {
     fn create_users(&self, realm_id: i64, users: &[NewUser], detail: &str)
     -> StoreResult<Vec<i64>>;
     /// Sets a password hash, clears the username bucket `clear_bucket` (a new password
-    /// forgets the failures against the old one), and writes `audit`.
+    /// forgets the failures against the old one), ends the user's sessions and reset link,
+    /// and writes `audit`.
     fn set_password(
         &self,
         user_id: i64,
@@ -132,6 +141,7 @@ pub trait Users {
         clear_bucket: &str,
         audit: &AuditEntry,
     ) -> StoreResult<()>;
+    /// Deactivating also ends the user's sessions and reset link.
     fn set_user_active(&self, user_id: i64, active: bool, audit: &AuditEntry) -> StoreResult<()>;
     /// Replaces the user's key with `new_key` (the old one stops working at once).
     fn replace_api_key(&self, user_id: i64, new_key: &str, audit: &AuditEntry) -> StoreResult<()>;
@@ -140,6 +150,9 @@ pub trait Users {
 pub trait Limits {
     /// Decides an attempt atomically; see [`limits::Admission`].
     fn admit(&self, attempt: &Attempt) -> StoreResult<Admission>;
+    /// Counts an event in every bucket if each has room under its rule, atomically; false
+    /// (and nothing recorded) if any is full.
+    fn count_if_room(&self, buckets: &[Bucket], now: f64) -> StoreResult<bool>;
     /// Gives back a place held in an address bucket.
     fn release(&self, reservation: Reservation) -> StoreResult<()>;
 }
@@ -168,7 +181,6 @@ pub trait Maintenance {
     fn prune(&self, events_before: f64, audit_before: f64) -> StoreResult<(usize, usize)>;
 }
 
-/// Every concern of the store: what an engine implements.
 /// Whole tables, for `db copy` ([`copy`]).
 pub trait Tables {
     /// Every row of each table, by id, columns in the table's order, from one snapshot.
@@ -178,10 +190,99 @@ pub trait Tables {
     fn replace_tables(&self, tables: &[(&copy::Table, copy::Rows)]) -> StoreResult<()>;
 }
 
-/// Every concern of the store: what an engine implements.
-pub trait Engine: Realms + Users + Limits + Logins + Audit + Maintenance + Tables + Send {}
+/// Password-reset links. A user has at most one; only its token's digest is stored.
+pub trait ResetLinks {
+    /// Makes `token_hash` the user's only link (a newer one kills the older), valid until
+    /// `expires_at`.
+    fn replace_reset_link(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        now: f64,
+        expires_at: f64,
+    ) -> StoreResult<()>;
+    /// The user of a live link: whoever it is, the caller checks they may still use it.
+    fn reset_link_user(&self, token_hash: &str, now: f64) -> StoreResult<Option<User>>;
+}
 
-impl<T: Realms + Users + Limits + Logins + Audit + Maintenance + Tables + Send> Engine for T {}
+/// Signed-in browser sessions; only the digest of a session's id is stored.
+pub trait Sessions {
+    fn create_session(&self, id_hash: &str, user_id: i64, now: f64) -> StoreResult<()>;
+    /// The user of a live session, whose idle clock restarts at `now`.
+    fn touch_session(
+        &self,
+        id_hash: &str,
+        now: f64,
+        limits: SessionLimits,
+    ) -> StoreResult<Option<User>>;
+    fn end_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Drops sessions and reset links that can no longer be used; how many.
+    fn prune_sessions(&self, now: f64, limits: SessionLimits) -> StoreResult<usize>;
+}
+
+/// How long a session lives: at most `idle` seconds unused, and `lifetime` seconds in all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionLimits {
+    pub idle: f64,
+    pub lifetime: f64,
+}
+
+pub trait SecondFactors {
+    fn totp_device(&self, user_id: i64) -> StoreResult<Option<TotpDevice>>;
+    /// Gives the user this key, replacing any other, with `last_step` already used, and
+    /// writes `audit`.
+    fn set_totp_device(
+        &self,
+        user_id: i64,
+        secret: &str,
+        last_step: Option<i64>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Removes the user's key and writes `audit`; false, writing nothing, if there was none.
+    fn delete_totp_device(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Records `step` as used if it is later than the last used one, atomically: the
+    /// replay guard, so two instances never both accept one code. False if it is not.
+    fn accept_totp_step(&self, user_id: i64, step: i64) -> StoreResult<bool>;
+    fn create_login_step(&self, token_hash: &str, step: &LoginStep) -> StoreResult<()>;
+    /// The step behind a token digest if it is still live at `now`, with its user as stored.
+    fn login_step(&self, token_hash: &str, now: f64) -> StoreResult<Option<(LoginStep, User)>>;
+    /// Deletes a step; false if it was gone (taken by another request), so a step is
+    /// finished once.
+    fn take_login_step(&self, token_hash: &str) -> StoreResult<bool>;
+    /// Drops steps whose time ran out before `now`; how many.
+    fn prune_login_steps(&self, now: f64) -> StoreResult<usize>;
+}
+
+/// Every concern of the store: what an engine implements.
+pub trait Engine:
+    Realms
+    + Users
+    + Limits
+    + Logins
+    + Audit
+    + Maintenance
+    + SecondFactors
+    + ResetLinks
+    + Sessions
+    + Tables
+    + Send
+{
+}
+
+impl<T> Engine for T where
+    T: Realms
+        + Users
+        + Limits
+        + Logins
+        + Audit
+        + Maintenance
+        + SecondFactors
+        + ResetLinks
+        + Sessions
+        + Tables
+        + Send
+{
+}
 
 /// A connection to the store, whichever engine keeps it.
 pub struct Store(Box<dyn Engine>);

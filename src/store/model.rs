@@ -18,9 +18,26 @@ pub struct Realm {
     /// The email backend: local password hashes.
     pub email_auth_enabled: bool,
     pub ldap: LdapSettings,
+    /// Whether `server_settings` lists the browser sign-in (web.md §2).
+    pub web_login_enabled: bool,
+    /// The "Sign in with …" button's name, if not the realm's name.
+    pub web_login_display_name: Option<String>,
+    /// Phone logins only through the browser, with a second factor (web.md §2).
+    pub require_2fa: bool,
 }
 
 impl Realm {
+    /// The name on the app's "Sign in with …" button.
+    pub fn web_login_name(&self) -> &str {
+        self.web_login_display_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Whether `server_settings` offers the browser sign-in: on request, and always when it
+    /// is the apps' only way in.
+    pub fn advertises_web_login(&self) -> bool {
+        self.web_login_enabled || self.require_2fa
+    }
+
     /// Whether local password hashes are checked.
     pub fn email_backend(&self) -> bool {
         self.password_auth_enabled && self.email_auth_enabled
@@ -135,6 +152,10 @@ pub struct RealmChanges {
     pub deactivated: Option<bool>,
     pub email_auth_enabled: Option<bool>,
     pub ldap: LdapSettings,
+    pub web_login_enabled: Option<bool>,
+    /// `""` goes back to the realm's name.
+    pub web_login_display_name: Option<String>,
+    pub require_2fa: Option<bool>,
 }
 
 impl RealmChanges {
@@ -153,6 +174,13 @@ impl RealmChanges {
                 .map(|v| if v { "deactivated" } else { "reactivated" }.to_owned()),
             self.email_auth_enabled
                 .map(|v| format!("email auth {}", on_off(v))),
+            self.web_login_enabled
+                .map(|v| format!("web login {}", on_off(v))),
+            self.web_login_display_name
+                .as_ref()
+                .map(|v| format!("web login name {v:?}")),
+            self.require_2fa
+                .map(|v| format!("require 2fa {}", on_off(v))),
         ]
         .into_iter()
         .flatten()
@@ -179,6 +207,10 @@ pub enum AuditEvent {
     UserReactivated,
     RealmCreated,
     RealmChanged,
+    TotpEnrolled,
+    /// An accepted code; a wrong one is a `LoginFailure` with reason `WRONG_CODE`.
+    TotpUsed,
+    TotpRemoved,
 }
 
 impl AuditEvent {
@@ -194,6 +226,9 @@ impl AuditEvent {
             AuditEvent::UserReactivated => "user_reactivated",
             AuditEvent::RealmCreated => "realm_created",
             AuditEvent::RealmChanged => "realm_changed",
+            AuditEvent::TotpEnrolled => "totp_enrolled",
+            AuditEvent::TotpUsed => "totp_used",
+            AuditEvent::TotpRemoved => "totp_removed",
         }
     }
 }

@@ -397,7 +397,7 @@ fn backup_while_serving_and_check() {
     let check = run_cli(&dest, &["db", "check"], "");
     assert_eq!(
         String::from_utf8(check.stdout).unwrap(),
-        "integrity: ok\nschema version: 5\n"
+        "integrity: ok\nschema version: 7\n"
     );
     let listed = run_cli(&dest, &["user", "show", IAGO], "");
     assert!(
@@ -479,41 +479,148 @@ fn audit_trail_records_without_secrets() {
     }
 }
 
-/// On a terminal, set-password prompts twice (through a pseudo-terminal made by `script`).
+/// Runs `zulip-auth --db DB ARGS` on a pseudo-terminal made by `script`, typing `answers`:
+/// (success, what the terminal showed).
+fn on_a_terminal(server: &TestServer, args: &str, answers: &str) -> (bool, String) {
+    let command = format!("{BIN} --db {} {args}", server.db.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("ZULIP_AUTH_CONFIG", "none")
+        .env("ZULIP_AUTH_ARGON2_M", "256")
+        .env("ZULIP_AUTH_ARGON2_T", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), answers.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// On a terminal, set-password prompts twice.
 #[test]
 fn set_password_prompts_twice_on_a_terminal() {
     let (server, _) = TestServer::with_iago(&[]);
-    let on_a_terminal = |answers: &str| {
-        let command = format!(
-            "{BIN} --db {} user set-password {IAGO}",
-            server.db.display()
-        );
-        let mut child = std::process::Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .env("ZULIP_AUTH_ARGON2_M", "256")
-            .env("ZULIP_AUTH_ARGON2_T", "1")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), answers.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
-    let (ok, screen) = on_a_terminal("Different-Pass-99\nOther-Pass-Word-88\n");
+    let set_password = format!("user set-password {IAGO}");
+    let (ok, screen) = on_a_terminal(
+        &server,
+        &set_password,
+        "Different-Pass-99\nOther-Pass-Word-88\n",
+    );
     assert!(
         !ok && screen.contains("the two passwords differ"),
         "{screen}"
     );
-    let (ok, screen) = on_a_terminal("Other-Pass-Word-88\nOther-Pass-Word-88\n");
+    let (ok, screen) = on_a_terminal(
+        &server,
+        &set_password,
+        "Other-Pass-Word-88\nOther-Pass-Word-88\n",
+    );
     assert!(
         ok && screen.contains("New password: ") && screen.contains("Repeat it: "),
         "{screen}"
     );
     assert_eq!(server.login(IAGO, "Other-Pass-Word-88").status, 200);
+}
+
+/// `user create` prompts too, without echo; without a terminal it asks for --password-stdin.
+#[test]
+fn user_create_prompts_twice_on_a_terminal() {
+    let server = TestServer::start(&[]);
+    let create = format!("user create {IAGO} --full-name Iago");
+    let (ok, screen) = on_a_terminal(&server, &create, "Different-Pass-99\nOther-Pass-Word-88\n");
+    assert!(
+        !ok && screen.contains("the two passwords differ"),
+        "{screen}"
+    );
+    let (ok, screen) = on_a_terminal(&server, &create, "Other-Pass-Word-88\nOther-Pass-Word-88\n");
+    assert!(ok && screen.contains("Repeat it: "), "{screen}");
+    assert_eq!(server.login(IAGO, "Other-Pass-Word-88").status, 200);
+    let out = server.cli(&["user", "create", "b@example.com"], "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--password-stdin"));
+}
+
+/// `--no-password`: an account that no password opens until one is set.
+#[test]
+fn user_create_without_a_password() {
+    let server = TestServer::start(&[]);
+    server.ok(&["user", "create", IAGO, "--no-password"]);
+    for password in ["", "Correct-Horse-9", "!"] {
+        server.login(IAGO, password).assert_json(401, E11);
+    }
+    assert!(
+        show(&server, IAGO).contains("password   none"),
+        "{}",
+        show(&server, IAGO)
+    );
+    let out = server.cli(
+        &["user", "set-password", IAGO, "--password-stdin"],
+        &format!("{IAGO_PASSWORD}\n"),
+    );
+    assert!(out.status.success());
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 200);
+}
+
+/// Names stored before input was checked (or by an older version) reach the terminal escaped:
+/// no forged rows, no escape sequences. JSON escapes them itself.
+#[test]
+fn control_characters_are_escaped_on_output() {
+    let (server, _) = TestServer::with_iago(&[]);
+    server.ok(&["realm", "create", "lear", "--name", "Lear"]);
+    let forged = "Iago\n99  evil@example.com\u{1b}[2J\r";
+    {
+        let db = rusqlite::Connection::open(&server.db).unwrap();
+        db.execute("UPDATE user SET full_name = ?1", [forged])
+            .unwrap();
+        db.execute(
+            "UPDATE realm SET name = ?1 WHERE subdomain = 'lear'",
+            [forged],
+        )
+        .unwrap();
+        db.execute("UPDATE audit_log SET detail = ?1", [forged])
+            .unwrap();
+    }
+    let escaped = "Iago\\n99  evil@example.com\\u{1b}[2J\\r";
+    for args in [
+        &["user", "list"][..],
+        &["user", "show", IAGO],
+        &["realm", "list"],
+        &["audit"],
+    ] {
+        let out = server.stdout(args);
+        assert!(out.contains(escaped), "{args:?}: {out}");
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\r') && !out.contains("\n99"),
+            "{args:?}: {out:?}"
+        );
+    }
+    let users: serde_json::Value =
+        serde_json::from_str(&server.stdout(&["user", "list", "--json"])).unwrap();
+    assert_eq!(users[0]["full_name"], forged);
+}
+
+/// Imported names are refused with control characters in them, as the CLI's are.
+#[test]
+fn import_refuses_control_characters_in_names() {
+    let server = TestServer::start(&[]);
+    let file = server.db.with_extension("names.jsonl");
+    std::fs::write(
+        &file,
+        "{\"email\":\"a@example.com\"}\n{\"email\":\"b@example.com\",\"full_name\":\"B\\u001b[2J\"}\n",
+    )
+    .unwrap();
+    let out = server.cli(&["user", "import", file.to_str().unwrap()], "");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !out.status.success()
+            && stderr.contains("line 2: the full name")
+            && stderr.contains("control character"),
+        "{stderr}"
+    );
+    assert!(!server.stdout(&["user", "list"]).contains("a@example.com"));
 }
 
 #[test]

@@ -2,9 +2,10 @@
 
 use crate::support::*;
 
+/// stderr of a command that fails with exit status 1 and one line.
 fn failure(server: &TestServer, args: &[&str], stdin: &str) -> String {
     let out = server.cli(args, stdin);
-    assert!(!out.status.success(), "{args:?} should fail");
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail with 1");
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr:?}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -48,10 +49,189 @@ fn bad_input_is_one_line_and_non_zero() {
     assert!(
         failure(
             &server,
-            &["--argon2-m", "1", "user", "deactivate", IAGO],
-            ""
+            &[
+                "--argon2-m",
+                "1",
+                "user",
+                "set-password",
+                IAGO,
+                "--password-stdin"
+            ],
+            "Pass-Word-1\n"
         )
         .contains("argon2")
+    );
+    // The API refuses a NUL in any parameter: such a password could never log in.
+    for args in [
+        create("a@b.cd", ""),
+        vec!["user", "set-password", IAGO, "--password-stdin"],
+    ] {
+        assert!(
+            failure(&server, &args, "Pass\0Word-1\n").contains("NUL"),
+            "{args:?}"
+        );
+    }
+    for name in ["Ia\ngo", "\u{1b}[2JIago", "Iago\u{7f}"] {
+        let mut args = create("a@b.cd", "");
+        args.extend(["--full-name", name]);
+        assert!(failure(&server, &args, "Pass-Word-1\n").contains("control character"));
+        assert!(
+            failure(&server, &["realm", "set", "", "--name", name], "")
+                .contains("control character")
+        );
+        assert!(
+            failure(&server, &["realm", "create", "lear", "--name", name], "")
+                .contains("control character")
+        );
+    }
+    let listed = server.stdout(&["user", "list"]);
+    assert!(!listed.contains("a@b.cd"), "{listed}");
+}
+
+/// Arguments that do not parse exit 2 with one line (clap's convention); everything else 1.
+#[test]
+fn argument_errors_exit_2() {
+    let server = TestServer::start(&[]);
+    for args in [
+        &["bench-hash", "--samples", "0"][..],
+        &["bench-hash", "--threads", "0"],
+        &["bench-hash", "--samples", "x"],
+        &["bench-hash", "--target-ms", "NaN"],
+        &["bench-hash", "--target-ms", "-5"],
+        &["bench-hash", "--target-ms", "inf"],
+        &["bench-hash", "--target-ms", "0"],
+        &["audit", "--since", "3 weeks"],
+    ] {
+        let out = server.cli(args, "");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+        assert!(stderr.starts_with("error: invalid value"), "{stderr}");
+    }
+    // Unknown flags, missing arguments and conflicts keep clap's usage text, and exit 2.
+    for args in [
+        &["user", "list", "--nosuch"][..],
+        &["realm", "create"],
+        &[],
+        &["bench-hash", "--threads", "2", "--target-ms", "3"],
+    ] {
+        assert_eq!(server.cli(args, "").status.code(), Some(2), "{args:?}");
+    }
+    assert_eq!(
+        server
+            .cli(
+                &[
+                    "user",
+                    "create",
+                    "a@b.cd",
+                    "--password-stdin",
+                    "--no-password"
+                ],
+                ""
+            )
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+/// `zulip-auth user list | head -1`: the reader goes away, the command ends quietly with 0.
+#[test]
+fn a_closed_stdout_ends_any_command_quietly() {
+    let (server, _) = TestServer::with_iago(&[]);
+    for args in [
+        &["user", "list"][..],
+        &["user", "list", "--json"],
+        &["user", "show", IAGO],
+        &["realm", "list"],
+        &["audit"],
+        &["audit", "--json"],
+        &["db", "check"],
+        &["user", "rotate-key", IAGO],
+        &["bench-hash", "--samples", "1"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = bin()
+            .arg("--db")
+            .arg(&server.db)
+            .args(args)
+            .env("ZULIP_AUTH_ARGON2_M", "256")
+            .env("ZULIP_AUTH_ARGON2_T", "1")
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
+            (Some(0), ""),
+            "{args:?}"
+        );
+    }
+}
+
+/// The argon2 settings matter only to the commands that hash.
+#[test]
+fn argon2_settings_are_checked_only_where_used() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let with_bad_argon2 = |args: &[&str], stdin: &str| {
+        let mut full = vec!["--argon2-m", "1"];
+        full.extend_from_slice(args);
+        server.cli(&full, stdin)
+    };
+    for args in [
+        &["db", "check"][..],
+        &["user", "list"],
+        &["user", "show", IAGO],
+        &["realm", "list"],
+        &["audit"],
+        &["user", "rotate-key", IAGO],
+        &["user", "deactivate", IAGO],
+        &["user", "create", "nopass@example.com", "--no-password"],
+    ] {
+        let out = with_bad_argon2(args, "");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for args in [
+        &["user", "create", "a@example.com", "--password-stdin"][..],
+        &["user", "set-password", IAGO, "--password-stdin"],
+        &["bench-hash", "--samples", "1"],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = with_bad_argon2(args, "Pass-Word-1\n");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            out.status.code() == Some(1) && stderr.contains("invalid argon2 parameters"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = bin().arg("--version").output().unwrap();
+    let version = String::from_utf8(out.stdout).unwrap();
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_owned(), |o| {
+            String::from_utf8(o.stdout).unwrap().trim().to_owned()
+        });
+    assert_eq!(
+        version,
+        format!(
+            "zulip-auth {} (commit {commit})\n",
+            env!("CARGO_PKG_VERSION")
+        )
     );
 }
 
@@ -76,23 +256,70 @@ fn user_create_prints_ids_and_takes_role_and_realm() {
     assert_eq!(server.login("c@example.com", "Pass-Word-3").status, 200);
 }
 
+/// Global flags read the environment; the flags of one admin call do not, so a variable
+/// left in the shell never renames a realm or retargets a command.
 #[test]
-fn environment_variables_configure_flags() {
+fn environment_variables_configure_global_flags_only() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("env.sqlite3");
-    let out = std::process::Command::new(BIN)
-        .args(["realm", "create", "envrealm"])
+    let cli = |args: &[&str], env: &[(&str, &str)]| {
+        let out = bin()
+            .args(args)
+            .env("ZULIP_AUTH_DB", &db)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["realm", "create", "envrealm", "--name", "Env Realm"], &[]);
+    assert!(db.exists(), "ZULIP_AUTH_DB names the database");
+    cli(
+        &["realm", "set", "", "--description", "x"],
+        &[("ZULIP_AUTH_NAME", "Oops")],
+    );
+    let realms = cli(
+        &["realm", "list", "--json"],
+        &[("ZULIP_AUTH_JSON", "false")],
+    );
+    let realms: serde_json::Value = serde_json::from_str(&realms).unwrap();
+    assert_ne!(realms[0]["name"], "Oops");
+    // No ZULIP_AUTH_JSON, ZULIP_AUTH_REALM or ZULIP_AUTH_FULL_NAME either.
+    let table = cli(
+        &["realm", "list"],
+        &[
+            ("ZULIP_AUTH_JSON", "true"),
+            ("ZULIP_AUTH_REALM", "envrealm"),
+        ],
+    );
+    assert!(table.starts_with("SUBDOMAIN"), "{table}");
+    cli(
+        &["user", "create", "a@example.com", "--no-password"],
+        &[
+            ("ZULIP_AUTH_REALM", "envrealm"),
+            ("ZULIP_AUTH_FULL_NAME", "Oops"),
+        ],
+    );
+    let users = cli(&["user", "list", "--json"], &[]);
+    assert!(
+        users.contains("a@example.com") && !users.contains("Oops"),
+        "{users}"
+    );
+    let out = bin()
+        .args(["realm", "create", "other"])
         .env("ZULIP_AUTH_DB", &db)
         .env("ZULIP_AUTH_NAME", "From Env")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--name is required, not read from the environment"
     );
-    let again = run_cli(&db, &["realm", "create", "envrealm", "--name", "x"], "");
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
 
 #[test]
@@ -117,11 +344,7 @@ fn every_command_has_help_with_an_example() {
         vec!["audit"],
         vec!["bench-hash"],
     ] {
-        let out = std::process::Command::new(BIN)
-            .args(&args)
-            .arg("--help")
-            .output()
-            .unwrap();
+        let out = bin().args(&args).arg("--help").output().unwrap();
         let help = String::from_utf8(out.stdout).unwrap();
         assert!(
             out.status.success() && help.contains("Example"),
@@ -159,12 +382,69 @@ fn bench_hash_times_and_suggests() {
     );
     let m: u32 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(m >= 1024 && m.is_multiple_of(1024), "{m}");
+    // The median printed beside "within" is within.
+    let median: f64 = out
+        .split("median ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(median <= 3.0, "{out}");
+    // --json is honoured with --target-ms too.
+    let out = server.stdout(&[
+        "--argon2-t",
+        "1",
+        "bench-hash",
+        "--samples",
+        "3",
+        "--target-ms",
+        "3",
+        "--json",
+    ]);
+    let suggestion: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(suggestion["m"].as_u64().unwrap() >= 1024, "{out}");
+    assert!(suggestion["median_ms"].as_f64().unwrap() <= 3.0, "{out}");
+    assert_eq!(
+        (suggestion["target_ms"].as_f64(), suggestion["t"].as_u64()),
+        (Some(3.0), Some(1))
+    );
+    // N threads at once, beside the single-thread figure.
+    let out = server.stdout(&[
+        "--argon2-t",
+        "1",
+        "bench-hash",
+        "--samples",
+        "3",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    let timing: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(timing["threads"], 2);
+    assert!(timing["per_second"].as_f64().unwrap() > 0.0, "{out}");
+    assert!(
+        timing["per_second_one_thread"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    let out = server.stdout(&[
+        "--argon2-t",
+        "1",
+        "bench-hash",
+        "--samples",
+        "3",
+        "--threads",
+        "2",
+    ]);
+    assert!(out.contains("/s)\n2 threads verifying at once: "), "{out}");
 }
 
 #[test]
 fn ldap_bind_password_comes_from_the_environment_never_argv() {
     let server = TestServer::start(&[]);
-    let mut cmd = std::process::Command::new(BIN);
+    let mut cmd = bin();
     let out = cmd
         .args(["--db", server.db.to_str().unwrap(), "realm", "set", ""])
         .args([

@@ -1,15 +1,25 @@
 //! The one integration-test binary: every test starts the real `zulip-auth` on 127.0.0.1:0
 //! with a throw-away database and talks HTTP to it.
 
+mod account;
 mod accounts;
 mod cli;
 mod clients;
+mod config;
 mod dev;
 mod fetch_api_key;
 mod hardening;
 mod hygiene;
 mod instances;
+mod ldap;
+mod mail;
+mod mailbox;
+mod metrics;
 mod ops;
 mod ratelimit;
+mod reset;
 mod server_settings;
+mod settings_api;
 mod support;
+mod transport;
+mod web;

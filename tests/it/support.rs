@@ -108,9 +108,16 @@ impl Drop for TestDb {
     }
 }
 
+/// The binary, blind to a packaged host's settings file (/etc/zulip-auth/zulip-auth.conf).
+pub fn bin() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("ZULIP_AUTH_CONFIG", "none");
+    cmd
+}
+
 /// Small argon2 parameters: tests exercise behaviour, not hashing cost.
 fn command(db: &PathBuf) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = bin();
     cmd.arg("--db")
         .arg(db)
         .env("ZULIP_AUTH_ARGON2_M", "256")
@@ -398,7 +405,16 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// SIGTERM first, so that a `--demo` server removes its temporary database.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal("TERM");
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         self.kill();
     }
 }

@@ -132,6 +132,34 @@ impl Limits for Postgres {
         })
     }
 
+    fn count_if_room(&self, buckets: &[Bucket], now: f64) -> StoreResult<bool> {
+        let mut keys: Vec<&str> = buckets.iter().map(|b| b.key.as_str()).collect();
+        // In one order for every caller (admit's address then username is this order too),
+        // so two deciders never wait on each other in a circle.
+        keys.sort_unstable();
+        keys.dedup();
+        self.conn()?.transaction(|db| {
+            db.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
+                 FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
+                &[&keys],
+            )?;
+            for bucket in buckets {
+                if bucket
+                    .rule
+                    .full_for(&recent(db, bucket, now)?, now)
+                    .is_some()
+                {
+                    return Ok(false);
+                }
+            }
+            for bucket in buckets {
+                record(db, bucket, now)?;
+            }
+            Ok(true)
+        })
+    }
+
     fn release(&self, reservation: Reservation) -> StoreResult<()> {
         release(&mut self.conn()?.db(), reservation)
     }

@@ -19,9 +19,11 @@ mod maintenance;
 pub mod migrate;
 mod pool;
 mod realms;
+mod sessions;
 mod tables;
 pub mod target;
 mod users;
+mod web;
 
 use postgres::error::SqlState;
 

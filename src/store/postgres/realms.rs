@@ -21,12 +21,17 @@ const BASE_COLUMNS: [&str; 8] = [
     "email_auth_enabled",
 ];
 
-/// Every column a [`Realm`] is read from, the LDAP settings last, prefixed with `r.`.
+/// The browser sign-in's settings (migration 5), after the LDAP settings.
+const WEB_COLUMNS: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
+
+/// Every column a [`Realm`] is read from, the LDAP then the web settings last, prefixed
+/// with `r.`.
 fn columns() -> String {
     BASE_COLUMNS
         .iter()
         .copied()
         .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
+        .chain(WEB_COLUMNS)
         .map(|c| format!("r.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -55,7 +60,8 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
         "email_auth_enabled",
     ]
     .into_iter()
-    .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name));
+    .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
+    .chain(WEB_COLUMNS);
     let sets: Vec<String> = columns
         .enumerate()
         .map(|(i, c)| format!("{c} = coalesce(${}, {c})", i + 2))
@@ -83,6 +89,7 @@ fn from_row(row: &Row) -> Result<Realm, postgres::Error> {
             })
         })
         .collect::<Result<Vec<_>, postgres::Error>>()?;
+    let web = first + LdapSettings::COLUMNS.len();
     Ok(Realm {
         id: row.try_get(0)?,
         subdomain: row.try_get(1)?,
@@ -93,6 +100,9 @@ fn from_row(row: &Row) -> Result<Realm, postgres::Error> {
         password_auth_enabled: row.try_get(6)?,
         email_auth_enabled: row.try_get(7)?,
         ldap: LdapSettings::from_columns(ldap),
+        web_login_enabled: row.try_get(web)?,
+        web_login_display_name: optional(row, web + 1)?,
+        require_2fa: row.try_get(web + 2)?,
     })
 }
 
@@ -115,7 +125,7 @@ impl Realms for Postgres {
     }
 
     fn realms(&self) -> StoreResult<Vec<(Realm, i64)>> {
-        let users = BASE_COLUMNS.len() + LdapSettings::COLUMNS.len();
+        let users = BASE_COLUMNS.len() + LdapSettings::COLUMNS.len() + WEB_COLUMNS.len();
         let rows = self.conn()?.db().query(&ALL, &[])?;
         Ok(rows
             .iter()
@@ -174,6 +184,11 @@ impl Realms for Postgres {
             &changes.email_auth_enabled,
         ];
         values.extend(ldap.iter().map(|v| v.as_ref()));
+        values.extend([
+            &changes.web_login_enabled as &(dyn ToSql + Sync),
+            &changes.web_login_display_name,
+            &changes.require_2fa,
+        ]);
         self.durably(|db| {
             db.execute(&UPDATE, &values)?;
             self.insert_audit(db, audit)

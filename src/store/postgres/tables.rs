@@ -1,4 +1,4 @@
-//! Whole tables, for `db copy`: read in id order, replaced in one durable transaction with
+//! Whole tables, for `db copy`: read in key order, replaced in one durable transaction with
 //! their ids, and each identity sequence advanced past the highest.
 
 use postgres::types::ToSql;
@@ -32,9 +32,10 @@ fn as_sql(value: &Value) -> &(dyn ToSql + Sync) {
 
 fn read(client: &mut impl GenericClient, table: &Table) -> StoreResult<Rows> {
     let sql = format!(
-        "SELECT {} FROM {} ORDER BY id",
+        "SELECT {} FROM {} ORDER BY {}",
         column_list(table),
-        quoted(table.name)
+        quoted(table.name),
+        table.key()
     );
     let rows = client.query(&sql, &[])?;
     rows.iter()
@@ -91,6 +92,9 @@ impl Tables for Postgres {
                 for row in rows {
                     let values: Vec<&(dyn ToSql + Sync)> = row.iter().map(as_sql).collect();
                     client.execute(&insert, &values)?;
+                }
+                if !table.numbered() {
+                    continue;
                 }
                 client.execute(
                     &format!(

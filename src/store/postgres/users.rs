@@ -19,6 +19,9 @@ macro_rules! user_select {
 }
 pub(super) use user_select;
 
+/// How many columns `user_select!` reads: what a query selects after them starts here.
+pub(super) const USER_COLUMNS: usize = 9;
+
 pub(super) fn from_row(row: &Row) -> StoreResult<User> {
     let code: i64 = row.try_get(4)?;
     let role = Role::from_code(code)
@@ -103,7 +106,7 @@ impl Users for Postgres {
             &[],
         )?;
         rows.iter()
-            .map(|row| Ok((from_row(row)?, row.try_get(9)?)))
+            .map(|row| Ok((from_row(row)?, row.try_get(USER_COLUMNS)?)))
             .collect()
     }
 
@@ -168,6 +171,7 @@ impl Users for Postgres {
                 &[&hash, &user_id],
             )?;
             super::limits::clear(db, clear_bucket)?;
+            super::sessions::end_all(db, user_id)?;
             self.insert_audit(db, audit)
         })
     }
@@ -178,6 +182,9 @@ impl Users for Postgres {
                 "UPDATE \"user\" SET is_active = $2 WHERE id = $1",
                 &[&user_id, &active],
             )?;
+            if !active {
+                super::sessions::end_all(db, user_id)?;
+            }
             self.insert_audit(db, audit)
         })
     }

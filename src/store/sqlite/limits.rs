@@ -102,6 +102,24 @@ impl Limits for Sqlite {
         })
     }
 
+    fn count_if_room(&self, buckets: &[Bucket], now: f64) -> StoreResult<bool> {
+        self.immediate(|conn| {
+            for bucket in buckets {
+                if bucket
+                    .rule
+                    .full_for(&recent(conn, bucket, now)?, now)
+                    .is_some()
+                {
+                    return Ok(false);
+                }
+            }
+            for bucket in buckets {
+                record(conn, bucket, now)?;
+            }
+            Ok(true)
+        })
+    }
+
     fn release(&self, reservation: Reservation) -> StoreResult<()> {
         Ok(release(&self.conn, reservation)?)
     }

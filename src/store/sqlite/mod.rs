@@ -9,8 +9,10 @@ mod login;
 mod maintenance;
 mod migrations;
 mod realms;
+mod sessions;
 mod tables;
 mod users;
+mod web;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::MetadataExt;

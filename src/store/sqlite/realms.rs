@@ -19,12 +19,17 @@ const BASE_COLUMNS: [&str; 8] = [
     "email_auth_enabled",
 ];
 
-/// Every column a [`Realm`] is read from, the LDAP settings last, prefixed with `r.`.
+/// The browser sign-in's settings (migration 5), after the LDAP settings.
+const WEB_COLUMNS: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
+
+/// Every column a [`Realm`] is read from, the LDAP then the web settings last, prefixed
+/// with `r.`.
 static COLUMNS: LazyLock<String> = LazyLock::new(|| {
     BASE_COLUMNS
         .iter()
         .copied()
         .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
+        .chain(WEB_COLUMNS)
         .map(|c| format!("r.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -50,6 +55,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
             })
         })
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let web = first + LdapSettings::COLUMNS.len();
     Ok(Realm {
         id: row.get(0)?,
         subdomain: row.get(1)?,
@@ -60,6 +66,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
         password_auth_enabled: row.get(6)?,
         email_auth_enabled: row.get(7)?,
         ldap: LdapSettings::from_columns(ldap),
+        web_login_enabled: row.get(web)?,
+        web_login_display_name: optional(row, web + 1)?,
+        require_2fa: row.get(web + 2)?,
     })
 }
 
@@ -89,7 +98,8 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
         "email_auth_enabled",
     ]
     .into_iter()
-    .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name));
+    .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
+    .chain(WEB_COLUMNS);
     let sets: Vec<String> = columns
         .enumerate()
         .map(|(i, c)| format!("{c} = coalesce(?{}, {c})", i + 2))
@@ -112,7 +122,7 @@ impl Realms for Sqlite {
              FROM realm r ORDER BY r.id",
             *COLUMNS
         ))?;
-        let users = BASE_COLUMNS.len() + LdapSettings::COLUMNS.len();
+        let users = BASE_COLUMNS.len() + LdapSettings::COLUMNS.len() + WEB_COLUMNS.len();
         let rows = stmt
             .query_map([], |row| Ok((from_row(row)?, row.get(users)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -169,6 +179,11 @@ impl Realms for Sqlite {
             &changes.email_auth_enabled,
         ];
         values.extend(ldap.iter().map(|v| v.as_ref()));
+        values.extend([
+            &changes.web_login_enabled as &dyn ToSql,
+            &changes.web_login_display_name,
+            &changes.require_2fa,
+        ]);
         self.durably(|conn| {
             conn.prepare_cached(&UPDATE)?.execute(&values[..])?;
             super::audit::insert(conn, audit)

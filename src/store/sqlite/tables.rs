@@ -1,4 +1,4 @@
-//! Whole tables, for `db copy`: read in id order, replaced in one durable transaction with
+//! Whole tables, for `db copy`: read in key order, replaced in one durable transaction with
 //! their ids (AUTOINCREMENT's counter follows the highest id inserted).
 
 use rusqlite::{Connection, ToSql};
@@ -27,9 +27,10 @@ fn as_sql(value: &Value) -> &dyn ToSql {
 
 fn read(conn: &Connection, table: &Table) -> StoreResult<Rows> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {} FROM \"{}\" ORDER BY id",
+        "SELECT {} FROM \"{}\" ORDER BY {}",
         column_list(table),
-        table.name
+        table.name,
+        table.key()
     ))?;
     let rows = stmt
         .query_map([], |row| {

@@ -142,6 +142,7 @@ impl Users for Sqlite {
         self.durably(|conn| {
             conn.prepare_cached("UPDATE user SET password = ?1 WHERE id = ?2")?
                 .execute(params![hash, user_id])?;
+            super::sessions::end_all(conn, user_id)?;
             super::limits::clear(conn, clear_bucket)?;
             super::audit::insert(conn, audit)
         })
@@ -151,6 +152,9 @@ impl Users for Sqlite {
         self.durably(|conn| {
             conn.prepare_cached("UPDATE user SET is_active = ?2 WHERE id = ?1")?
                 .execute(params![user_id, active])?;
+            if !active {
+                super::sessions::end_all(conn, user_id)?;
+            }
             super::audit::insert(conn, audit)
         })
     }

@@ -1,0 +1,193 @@
+//! The reset desk. A reset request is answered at once with the same page whatever the
+//! address, and handed here: one thread, with its own store connection, looks the address up,
+//! makes the link and sends the message. No answer waits on that lookup or on the relay, so
+//! its timing tells nothing about accounts (web.md §6). A failure is logged, never shown.
+
+use std::net::IpAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread;
+use std::time::Duration;
+
+use log::{error, info, warn};
+use maud::{DOCTYPE, html};
+
+use crate::auth::reset;
+use crate::clock;
+use crate::error::Error;
+use crate::mail::{Mail, Postman};
+use crate::store::{Database, Realm, Store, StoreResult, User};
+
+/// Requests waiting for the desk. Beyond this the request is dropped and logged: the limits
+/// per address and per email already bound what one client can queue.
+const QUEUE: usize = 256;
+
+/// One reset request, as the page received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResetRequest {
+    pub realm_id: i64,
+    /// The realm's URL as the person reached it, for the link.
+    pub realm_url: String,
+    pub email: String,
+    pub client: Option<IpAddr>,
+    /// Epoch seconds.
+    pub at: f64,
+}
+
+/// Where pages hand reset requests.
+#[derive(Debug, Clone)]
+pub struct ResetDesk {
+    queue: SyncSender<ResetRequest>,
+}
+
+impl ResetDesk {
+    /// Starts the desk's thread on its own connection to `db`.
+    pub fn start(db: &Database, postman: Postman, lifetime: Duration) -> Result<ResetDesk, Error> {
+        let store = Store::open_for_requests(db)?;
+        let (queue, requests) = mpsc::sync_channel(QUEUE);
+        thread::Builder::new()
+            .name("reset-desk".into())
+            .spawn(move || serve(&store, &postman, lifetime, &requests))
+            .map_err(|e| Error::Io("cannot start the reset-mail thread".into(), e))?;
+        Ok(ResetDesk { queue })
+    }
+
+    pub fn submit(&self, request: ResetRequest) {
+        match self.queue.try_send(request) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => warn!("reset request dropped: {QUEUE} already queued"),
+            Err(TrySendError::Disconnected(_)) => warn!("reset request dropped: the desk stopped"),
+        }
+    }
+}
+
+/// How long after its request the desk starts on it: by then the answer is on its way, so
+/// the desk's lookup and writes do not share the cores and the write lock with it.
+const START_AFTER: f64 = 0.2;
+
+fn serve(store: &Store, postman: &Postman, lifetime: Duration, requests: &Receiver<ResetRequest>) {
+    for request in requests {
+        let wait = request.at + START_AFTER - clock::now();
+        if wait > 0.0 {
+            thread::sleep(Duration::from_secs_f64(wait.min(START_AFTER)));
+        }
+        // A bug in one request must not stop the desk for every later one.
+        match catch_unwind(AssertUnwindSafe(|| {
+            handle(store, postman, lifetime, &request)
+        })) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("password reset request not handled: {e}"),
+            Err(_) => error!("password reset request panicked"),
+        }
+    }
+}
+
+fn handle(
+    store: &Store,
+    postman: &Postman,
+    lifetime: Duration,
+    request: &ResetRequest,
+) -> StoreResult<()> {
+    let Some(realm) = store.realm_by_id(request.realm_id)? else {
+        return Ok(());
+    };
+    let Some(user) = store.user_by_email(realm.id, &request.email)? else {
+        info!("password reset requested for an address without an account; nothing sent");
+        return Ok(());
+    };
+    if let Err(why) = reset::eligibility(&realm, &user) {
+        info!(
+            "password reset requested for user {}, but {why}; nothing sent",
+            user.id
+        );
+        return Ok(());
+    }
+    let token = reset::issue(store, &user, clock::now(), lifetime)?;
+    let link = format!("{}{}", request.realm_url, reset::path(&token));
+    match postman.send(&reset_mail(&realm, &user, request, &link, lifetime)) {
+        Ok(()) => info!("password reset link sent to user {}", user.id),
+        Err(e) => warn!("password reset mail to user {} not sent: {e}", user.id),
+    }
+    Ok(())
+}
+
+/// web.md §6's message: the realm, the address, when and whence, the link, and what to do if
+/// the person did not ask.
+pub fn reset_mail(
+    realm: &Realm,
+    user: &User,
+    request: &ResetRequest,
+    link: &str,
+    lifetime: Duration,
+) -> Mail {
+    let when = clock::iso8601(request.at);
+    let whence = request
+        .client
+        .map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+    let valid = in_words(lifetime);
+    let text = format!(
+        "Somebody (possibly you) requested a new password for the Zulip account {email} on {url}.\n\
+         \n\
+         The request came from {whence} at {when}.\n\
+         \n\
+         To set a new password, open this link within {valid}. It works once:\n\
+         {link}\n\
+         \n\
+         If you do not recognize this activity, you can safely ignore this email.\n",
+        email = user.delivery_email,
+        url = request.realm_url,
+    );
+    let email = &user.delivery_email;
+    let url = &request.realm_url;
+    let html = html! {
+        (DOCTYPE)
+        html {
+            body {
+                p {
+                    "Somebody (possibly you) requested a new password for the Zulip account "
+                    b { (email) } " on " a href=(url) { (url) } "."
+                }
+                p { "The request came from " (whence) " at " (when) "." }
+                p {
+                    "To set a new password, open this link within " (valid) ". It works once:"
+                    br;
+                    a href=(link) { (link) }
+                }
+                p { "If you do not recognize this activity, you can safely ignore this email." }
+            }
+        }
+    }
+    .into_string();
+    Mail {
+        to: user.delivery_email.clone(),
+        subject: format!("Password reset request for {}", realm.name),
+        text,
+        html,
+    }
+}
+
+/// `1 hour`, `30 minutes`, `90 seconds`.
+fn in_words(lifetime: Duration) -> String {
+    let seconds = lifetime.as_secs();
+    let (n, unit) = if seconds.is_multiple_of(3600) {
+        (seconds / 3600, "hour")
+    } else if seconds.is_multiple_of(60) {
+        (seconds / 60, "minute")
+    } else {
+        (seconds, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_in_words() {
+        assert_eq!(in_words(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(in_words(Duration::from_secs(86_400)), "24 hours");
+        assert_eq!(in_words(Duration::from_secs(1800)), "30 minutes");
+        assert_eq!(in_words(Duration::from_secs(1)), "1 second");
+    }
+}

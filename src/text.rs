@@ -1,0 +1,50 @@
+//! Control characters in text that reaches an operator's terminal. Names come from the CLI,
+//! imports and LDAP; a newline or an escape sequence in one must not forge a table row or
+//! drive the terminal, so input refuses them and output escapes whatever is already stored.
+
+use std::borrow::Cow;
+
+/// The first control character of `text`, if any.
+pub fn first_control(text: &str) -> Option<char> {
+    text.chars().find(|c| c.is_control())
+}
+
+/// `text` with each control character written as a Rust escape (`\n`, `\u{1b}`).
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if first_control(text).is_none() {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// `text` without its control characters, for names taken from a directory as they are.
+pub fn strip_controls(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_are_found_escaped_and_stripped() {
+        assert_eq!(first_control("King Hamlet"), None);
+        assert_eq!(first_control("a\u{7f}b"), Some('\u{7f}'));
+        assert!(matches!(escape_controls("Iago"), Cow::Borrowed("Iago")));
+        assert_eq!(
+            escape_controls("x\n\r\t\u{1b}[31my\u{85}é"),
+            "x\\n\\r\\t\\u{1b}[31my\\u{85}é"
+        );
+        assert_eq!(strip_controls("Ot\u{1b}[2Jhello\n"), "Ot[2Jhello");
+    }
+}

@@ -1,0 +1,332 @@
+//! The account page (web.md §7) and the browser session behind it: who is signed in, their
+//! API key and `zuliprc` after the password is entered again, a new key, a new password,
+//! the second factor, and signing out. Every form posts the CSRF token; every action but
+//! signing out and turning the second factor on asks for the password, which counts against
+//! the per-username limit as a login does.
+
+use maud::{Markup, html};
+
+use crate::auth::account::{self, Refusal as PasswordRefusal};
+use crate::auth::second_factor::{self, Origin};
+use crate::auth::{key, session};
+use crate::clock;
+use crate::error::ApiError;
+use crate::http::{LogContext, Request, Response};
+use crate::store::{AuditEntry, AuditEvent, Realm, StoreError, StoreResult, User};
+use crate::web::Context;
+use crate::web::cookie::{self, SameSite};
+use crate::web::csrf::{self, Csrf};
+use crate::web::form::Form;
+use crate::web::login;
+use crate::web::page::{self, Refusal, hidden, layout};
+
+pub const SETTINGS_PATH: &str = "/accounts/settings/";
+pub const API_KEY_PATH: &str = "/accounts/settings/api-key";
+pub const REGENERATE_PATH: &str = "/accounts/settings/api-key/regenerate";
+pub const ZULIPRC_PATH: &str = "/accounts/settings/zuliprc";
+pub const PASSWORD_PATH: &str = "/accounts/settings/password";
+pub const TWO_FACTOR_OFF_PATH: &str = "/accounts/settings/two-factor/remove";
+pub const LOGOUT_PATH: &str = "/accounts/logout/";
+
+const NO_REALM: Refusal = Refusal {
+    status: 404,
+    message: "There is no organization at this address.",
+};
+const ON_THE_PAGE: &str = "by the user, on the account page";
+
+/// What signing in on the login page ends with, without the app's pad: a new session and
+/// the account page.
+pub fn sign_in(ctx: &Context<'_>, user: &User, realm_url: &str) -> Result<Response, Refusal> {
+    let cookie = session_cookie(ctx, user, realm_url)?;
+    Ok(page::redirect(SETTINGS_PATH.to_owned()).header("Set-Cookie", cookie))
+}
+
+/// A new session for `user`, as the `Set-Cookie` value that hands it to the browser.
+fn session_cookie(ctx: &Context<'_>, user: &User, realm_url: &str) -> StoreResult<String> {
+    let id = session::start(ctx.store, user, clock::now())?;
+    Ok(cookie::set(
+        session::COOKIE,
+        &id,
+        Some(ctx.sessions.lifetime as u64),
+        SameSite::Strict,
+        cookie::is_secure(realm_url),
+    ))
+}
+
+/// The person signed in on this browser.
+struct SignedIn {
+    user: User,
+    realm: Realm,
+    realm_url: String,
+    session_id: String,
+}
+
+/// Answers the account page and its forms.
+pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Response {
+    // The page is read; its forms post to the other paths.
+    let get = matches!(request.method.as_str(), "GET" | "HEAD");
+    match (request.path == SETTINGS_PATH, get, request.method == "POST") {
+        (true, false, _) => {
+            return page::plain(405, "This page answers GET only.").header("Allow", "GET, HEAD");
+        }
+        (false, _, false) => {
+            return page::plain(405, "This page answers POST only.").header("Allow", "POST");
+        }
+        _ => {}
+    }
+    respond(ctx, request, log).unwrap_or_else(Refusal::page)
+}
+
+fn respond(
+    ctx: &Context<'_>,
+    request: &Request,
+    log: &mut LogContext,
+) -> Result<Response, Refusal> {
+    let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
+    let form = match request.method.as_str() {
+        "POST" => {
+            let form = Form::from_body(request)?;
+            Csrf::check(request, &form)?;
+            Some(form)
+        }
+        _ => None,
+    };
+    let live = match cookie::get(request, session::COOKIE) {
+        Some(id) => session::current(ctx.store, id, clock::now(), ctx.sessions)?
+            .filter(|(_, session_realm)| session_realm.id == realm.id)
+            .map(|(user, _)| (user, id.to_owned())),
+        None => None,
+    };
+    let Some((user, session_id)) = live else {
+        return Ok(page::redirect(login::PATH.to_owned()));
+    };
+    log.user_id = Some(user.id);
+    let who = SignedIn {
+        user,
+        realm,
+        realm_url,
+        session_id,
+    };
+    let view = View {
+        ctx,
+        request,
+        who: &who,
+    };
+    let Some(form) = form else {
+        return view.page(Notice::None);
+    };
+    let outcome = match request.path.as_str() {
+        LOGOUT_PATH => return view.sign_out(),
+        PASSWORD_PATH => view.change_password(&form),
+        TWO_FACTOR_OFF_PATH => view.remove_second_factor(&form),
+        path => view.with_password(&form, path),
+    };
+    match outcome {
+        Ok(response) => Ok(response),
+        Err(Failure::Page(refusal)) => Err(refusal),
+        Err(Failure::Password(PasswordRefusal::TooWeak)) => {
+            view.page(Notice::Error("The password is too weak.".into()))
+        }
+        Err(Failure::Password(refusal)) => {
+            view.page(Notice::Error(ApiError::from(refusal).msg.into_owned()))
+        }
+    }
+}
+
+/// Why a form was not done: a password refused, shown on the page, or a page-level refusal.
+enum Failure {
+    Password(PasswordRefusal),
+    Page(Refusal),
+}
+
+impl From<PasswordRefusal> for Failure {
+    fn from(refusal: PasswordRefusal) -> Failure {
+        match refusal {
+            PasswordRefusal::Store(e) => Failure::Page(e.into()),
+            other => Failure::Password(other),
+        }
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        Failure::Page(refusal)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::Page(e.into())
+    }
+}
+
+enum Notice {
+    None,
+    Error(String),
+    Done(&'static str),
+    ApiKey(String),
+}
+
+/// One request of a signed-in person.
+struct View<'a> {
+    ctx: &'a Context<'a>,
+    request: &'a Request,
+    who: &'a SignedIn,
+}
+
+impl View<'_> {
+    fn audit(&self, event: AuditEvent) -> AuditEntry {
+        AuditEntry {
+            detail: Some(ON_THE_PAGE.to_owned()),
+            ..self
+                .ctx
+                .client
+                .audit(event, &self.who.realm, Some(self.who.user.id))
+        }
+    }
+
+    /// The password, checked as a login with the user's email; their key if it is right.
+    fn confirm(&self, password: &str) -> Result<String, PasswordRefusal> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        account::confirm_password(&self.ctx.login, realm, user, password, self.ctx.client)
+    }
+
+    /// Showing the key, downloading `zuliprc`, regenerating the key: each after the password.
+    fn with_password(&self, form: &Form, path: &str) -> Result<Response, Failure> {
+        let user = &self.who.user;
+        let key = self.confirm(form.text("password"))?;
+        let key = if path == REGENERATE_PATH {
+            let audit = self.audit(AuditEvent::KeyRotated);
+            key::with_fresh_key(|new_key| {
+                self.ctx.store.replace_api_key(user.id, new_key, &audit)?;
+                Ok(new_key.to_owned())
+            })?
+        } else {
+            key
+        };
+        if path == ZULIPRC_PATH {
+            return Ok(zuliprc(&user.delivery_email, &key, &self.who.realm_url));
+        }
+        Ok(self.page(Notice::ApiKey(key))?)
+    }
+
+    /// A new password ends every session of the user (web.md §5), and this browser gets a
+    /// new one, so the person stays signed in here.
+    fn change_password(&self, form: &Form) -> Result<Response, Failure> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        if account::managed_by_ldap(realm, user) {
+            return Err(PasswordRefusal::ManagedByLdap.into());
+        }
+        self.confirm(form.text("old_password"))?;
+        let new_password = form.text("new_password1");
+        if new_password != form.text("new_password2") {
+            let mismatch = Notice::Error("The two password fields didn't match.".into());
+            return Ok(self.page(mismatch)?);
+        }
+        let audit = self.audit(AuditEvent::PasswordChanged);
+        account::set_password(&self.ctx.login, user, new_password, &audit)?;
+        let cookie = session_cookie(self.ctx, user, &self.who.realm_url)?;
+        let page = self.page(Notice::Done("Your password has been changed."))?;
+        Ok(page.header("Set-Cookie", cookie))
+    }
+
+    fn remove_second_factor(&self, form: &Form) -> Result<Response, Failure> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        self.confirm(form.text("password"))?;
+        let context = self
+            .ctx
+            .client
+            .audit(AuditEvent::TotpRemoved, realm, Some(user.id));
+        second_factor::remove(self.ctx.store, realm, user, Origin::Web, &context)?;
+        Ok(self.page(Notice::Done("Two-factor authentication is off."))?)
+    }
+
+    fn sign_out(&self) -> Result<Response, Refusal> {
+        session::end(self.ctx.store, &self.who.session_id)?;
+        let secure = cookie::is_secure(&self.who.realm_url);
+        Ok(page::redirect(login::PATH.to_owned()).header(
+            "Set-Cookie",
+            cookie::delete(session::COOKIE, SameSite::Strict, secure),
+        ))
+    }
+
+    fn page(&self, notice: Notice) -> Result<Response, Refusal> {
+        let csrf = Csrf::for_page(self.request);
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        let two_factor = if second_factor::is_enrolled(self.ctx.store, user)? {
+            html! {
+                p { "Two-factor authentication is on. Enter your password to turn it off." }
+                (password_form(&csrf, TWO_FACTOR_OFF_PATH, "password_2fa", "Turn off two-factor authentication"))
+            }
+        } else {
+            login::enrolment_offer(self.ctx, realm, &csrf, user)?
+        };
+        let content = account_page(&csrf, user, &notice, two_factor);
+        let secure = cookie::is_secure(&self.who.realm_url);
+        Ok(csrf.set_cookie(page::html(200, layout("Your account", content)), secure))
+    }
+}
+
+/// Zulip's `zuliprc` (web.md §7), as an attachment that no cache keeps.
+fn zuliprc(email: &str, key: &str, site: &str) -> Response {
+    let body = format!("[api]\nemail={email}\nkey={key}\nsite={site}\n");
+    Response {
+        status: 200,
+        content_type: Some("text/plain; charset=utf-8"),
+        headers: Vec::new(),
+        body: body.into_bytes(),
+        log: LogContext::default(),
+    }
+    .header("Content-Disposition", "attachment; filename=\"zuliprc\"")
+    .header("Cache-Control", "no-store")
+    .header("X-Content-Type-Options", "nosniff")
+}
+
+fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
+    html! {
+        label for=(id) { (label) }
+        input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
+    }
+}
+
+/// A form of the CSRF token and the password, posted to `action`.
+fn password_form(csrf: &Csrf, action: &str, id: &str, button: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (hidden(csrf::FIELD, csrf.token()))
+            (password_field(id, "password", "Password", "current-password"))
+            button type="submit" { (button) }
+        }
+    }
+}
+
+fn account_page(csrf: &Csrf, user: &User, notice: &Notice, two_factor: Markup) -> Markup {
+    html! {
+        p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
+        @match notice {
+            Notice::None => {},
+            Notice::Error(message) => (page::error_message(Some(message))),
+            Notice::Done(message) => p role="status" { (message) },
+            Notice::ApiKey(key) => p role="status" { "Your API key: " code { (key) } },
+        }
+        h2 { "API key" }
+        p { "Enter your password to see your API key, to download a zuliprc file for Zulip's tools, or to replace the key (the old one stops working at once)." }
+        (password_form(csrf, API_KEY_PATH, "password_show", "Show API key"))
+        (password_form(csrf, ZULIPRC_PATH, "password_zuliprc", "Download zuliprc"))
+        (password_form(csrf, REGENERATE_PATH, "password_regenerate", "Generate a new API key"))
+        h2 { "Password" }
+        form method="post" action=(PASSWORD_PATH) {
+            (hidden(csrf::FIELD, csrf.token()))
+            (password_field("old_password", "old_password", "Current password", "current-password"))
+            (password_field("new_password1", "new_password1", "New password", "new-password"))
+            (password_field("new_password2", "new_password2", "Confirm new password", "new-password"))
+            button type="submit" { "Change password" }
+        }
+        h2 { "Two-factor authentication" }
+        (two_factor)
+        form method="post" action=(LOGOUT_PATH) {
+            (hidden(csrf::FIELD, csrf.token()))
+            button type="submit" { "Sign out" }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The pages a person sees in a browser (web.md): rendered on the server with maud, which
+//! escapes every interpolated value, and working without JavaScript at a phone's width.
+//!
+//! The shared pieces live here, one concept per module: [`page`] (the layout, the security
+//! headers, plain error pages, redirects), [`cookie`], [`csrf`] (the `csrftoken` pair) and
+//! [`form`] (fields of a POST or a query string), and [`Context`], what a page may use of
+//! the worker. Each page has its own module, reached from the route table in `api.rs`.
+
+pub mod account;
+pub mod cookie;
+pub mod csrf;
+pub mod form;
+pub mod login;
+pub mod mobile_flow;
+pub mod page;
+pub mod reset;
+
+use crate::auth::login::{Client, Login};
+use crate::http::{LogContext, Request};
+use crate::reset_desk::ResetDesk;
+use crate::site::Site;
+use crate::store::{Realm, SessionLimits, Store, StoreResult};
+
+/// What a page may use of the worker that serves it.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    /// The one login, with its limits.
+    pub login: Login<'a>,
+    pub site: &'a Site,
+    pub client: Client<'a>,
+    /// Where reset requests go; `None` without mail.
+    pub reset_desk: Option<&'a ResetDesk>,
+    pub sessions: SessionLimits,
+}
+
+impl Context<'_> {
+    /// The realm of the request's Host and its URL (`server_settings`' `realm_uri`).
+    pub fn realm(
+        &self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> StoreResult<Option<(Realm, String)>> {
+        let subdomain = self.site.subdomain_of(&request.host);
+        let Some(realm) = self.store.realm_by_subdomain(&subdomain)? else {
+            return Ok(None);
+        };
+        log.realm = Some(realm.subdomain.clone());
+        let url = self.site.realm_url(&subdomain, &request.host);
+        Ok(Some((realm, url)))
+    }
+}

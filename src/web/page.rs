@@ -1,0 +1,187 @@
+//! What every page shares: the layout, the headers that keep it out of caches, frames and
+//! referrers (web.md §3), plain pages for errors, and redirects.
+
+use std::sync::LazyLock;
+
+use base64ct::{Base64, Encoding};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use sha2::{Digest, Sha256};
+
+use crate::http::{HTML, LogContext, Response};
+use crate::store::StoreError;
+
+/// The one stylesheet, inline so a page is a single request; the policy admits it by hash,
+/// and no script at all.
+const STYLE: &str = "
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1f2328;background:#f6f8fa}
+main{max-width:26rem;margin:0 auto;padding:1.5rem 1rem}
+h1{font-size:1.4rem;margin:0 0 1rem}
+p{margin:.5rem 0 1rem}
+form{margin:0 0 1.5rem}
+label{display:block;font-weight:600;margin:.75rem 0 .25rem}
+input[type=text],input[type=email],input[type=password]{display:block;width:100%;font:inherit;padding:.6rem .7rem;border:1px solid #8c959f;border-radius:6px;background:#fff}
+input:focus{outline:2px solid #0969da;outline-offset:1px}
+button{display:block;width:100%;margin-top:1.25rem;font:inherit;font-weight:600;padding:.7rem;border:0;border-radius:6px;color:#fff;background:#1f6feb}
+.error{padding:.6rem .8rem;border:1px solid #cf222e;border-radius:6px;background:#ffebe9;color:#82071e}
+.qr{display:block;margin:1rem auto;width:220px;max-width:100%;background:#fff}
+.qr svg{display:block;width:100%;height:auto}
+code{overflow-wrap:anywhere;font-size:.9rem}
+";
+
+/// No script may run, styles only from the stylesheet above, forms post only here (and
+/// may end in the app's `zulip://` redirect), and no other site may frame a page.
+static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
+    let hash = Base64::encode_string(&Sha256::digest(STYLE.as_bytes()));
+    format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; form-action 'self' zulip:; frame-ancestors 'none'; base-uri 'none'"
+    )
+});
+
+/// A whole page: `title` in the tab and as the heading, `content` under it.
+pub fn layout(title: &str, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main {
+                    h1 { (title) }
+                    (content)
+                }
+            }
+        }
+    }
+}
+
+/// A rendered page with the headers every page carries.
+pub fn html(status: u16, markup: Markup) -> Response {
+    secured(Response {
+        status,
+        content_type: Some(HTML),
+        headers: Vec::new(),
+        body: markup.into_string().into_bytes(),
+        log: LogContext::default(),
+    })
+}
+
+/// A page of one sentence, for errors: a bad request, a CSRF refusal, a missing realm.
+pub fn plain(status: u16, message: &str) -> Response {
+    let title = match status {
+        400 => "Bad request",
+        403 => "Forbidden",
+        404 => "Not found",
+        405 => "Method not allowed",
+        503 => "Unavailable",
+        _ => "Error",
+    };
+    html(status, layout(title, html! { p { (message) } }))
+}
+
+/// A request refused with a plain page: small, so handlers can pass it up with `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: &'static str,
+}
+
+impl Refusal {
+    pub fn page(self) -> Response {
+        plain(self.status, self.message)
+    }
+}
+
+/// The store failed: logged here; the person is asked to come back (wire.md §3.6).
+impl From<StoreError> for Refusal {
+    fn from(err: StoreError) -> Refusal {
+        log::error!("store error: {err}");
+        Refusal {
+            status: 503,
+            message: "The service is unavailable right now. Please try again in a moment.",
+        }
+    }
+}
+
+/// `302 Found` to `location`.
+pub fn redirect(location: String) -> Response {
+    secured(Response {
+        status: 302,
+        content_type: None,
+        headers: vec![("Location", location)],
+        body: Vec::new(),
+        log: LogContext::default(),
+    })
+}
+
+/// The GET (and HEAD) and POST a form page answers; others get 405.
+pub fn method_not_allowed() -> Response {
+    plain(405, "This page answers GET and POST only.").header("Allow", "GET, HEAD, POST")
+}
+
+fn secured(response: Response) -> Response {
+    response
+        .header("Cache-Control", "no-store")
+        .header("X-Frame-Options", "DENY")
+        .header("Referrer-Policy", "no-referrer")
+        .header("X-Content-Type-Options", "nosniff")
+        .header("Content-Security-Policy", CONTENT_SECURITY_POLICY.as_str())
+}
+
+/// A hidden field.
+pub fn hidden(name: &str, value: &str) -> Markup {
+    html! { input type="hidden" name=(name) value=(value); }
+}
+
+/// The message a form shows after a failed attempt, read out by screen readers.
+pub fn error_message(message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(message) = message {
+            p class="error" role="alert" { (message) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_carries_the_security_headers() {
+        for response in [plain(400, "x"), redirect("zulip://login".into())] {
+            let header = |name: &str| {
+                response
+                    .headers
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(header("Cache-Control"), Some("no-store"));
+            assert_eq!(header("X-Frame-Options"), Some("DENY"));
+            assert_eq!(header("Referrer-Policy"), Some("no-referrer"));
+            let csp = header("Content-Security-Policy").unwrap();
+            assert!(
+                csp.starts_with("default-src 'none'; style-src 'sha256-"),
+                "{csp}"
+            );
+            assert!(!csp.contains("unsafe-inline"));
+            // Chromium holds a form's redirect to the policy: the app's scheme must pass.
+            assert!(csp.contains("form-action 'self' zulip:;"), "{csp}");
+        }
+    }
+
+    #[test]
+    fn values_are_escaped() {
+        let page = String::from_utf8(plain(400, "<script>alert(1)</script>").body).unwrap();
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        let field = hidden("a\"b", "\"><script>").into_string();
+        assert_eq!(
+            field,
+            "<input type=\"hidden\" name=\"a&quot;b\" value=\"&quot;&gt;&lt;script&gt;\">"
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! The forgotten-password pages at Zulip's URLs (web.md §6): the request form, the page
+//! after it, the form behind a link, and the page after that.
+//!
+//! The request's answer is the same redirect for every address, after the same work: the
+//! limits, then a hand-over to the reset desk, which does the lookup and the mail off the
+//! answer's path. The desk never sends a link to an unknown, deactivated, LDAP-managed or
+//! password-less account.
+
+use maud::{Markup, html};
+
+use crate::auth::account::{self, Refusal as PasswordRefusal};
+use crate::auth::reset;
+use crate::clock;
+use crate::email;
+use crate::http::{LogContext, Request, Response};
+use crate::reset_desk::ResetRequest;
+use crate::store::{AuditEntry, AuditEvent, Realm};
+use crate::web::Context;
+use crate::web::cookie;
+use crate::web::csrf::{self, Csrf};
+use crate::web::form::Form;
+use crate::web::page::{self, Refusal, hidden, layout};
+
+pub const REQUEST_PATH: &str = reset::PATH_PREFIX;
+pub const SENT_PATH: &str = "/accounts/password/reset/done/";
+pub const DONE_PATH: &str = "/accounts/password/done/";
+
+const NO_REALM: Refusal = Refusal {
+    status: 404,
+    message: "There is no organization at this address.",
+};
+const NO_PAGE: Refusal = Refusal {
+    status: 404,
+    message: "There is no page at this address.",
+};
+const INVALID_LINK: &str = "Sorry, the link you provided is invalid or has already been used.";
+
+/// The token of a link's path, `/accounts/password/reset/<token>/`.
+fn token_of(path: &str) -> Option<&str> {
+    let token = path.strip_prefix(reset::PATH_PREFIX)?.strip_suffix('/')?;
+    (!token.is_empty() && !token.contains('/')).then_some(token)
+}
+
+/// Answers every page of this module.
+pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Response {
+    let get = matches!(request.method.as_str(), "GET" | "HEAD");
+    if !get && request.method != "POST" {
+        return page::method_not_allowed();
+    }
+    let outcome = ctx
+        .realm(request, log)
+        .map_err(Refusal::from)
+        .and_then(|realm| realm.ok_or(NO_REALM))
+        .and_then(|(realm, realm_url)| {
+            let page = Page {
+                ctx,
+                request,
+                secure: cookie::is_secure(&realm_url),
+            };
+            match request.path.as_str() {
+                SENT_PATH | DONE_PATH if !get => Ok(page::method_not_allowed()),
+                SENT_PATH => Ok(sent()),
+                DONE_PATH => Ok(done()),
+                REQUEST_PATH if get => Ok(page.request_form(None)),
+                REQUEST_PATH => page.request_reset(&realm, &realm_url, log),
+                path => match token_of(path) {
+                    Some(token) if get => page.link_form(token, None),
+                    Some(token) => page.set_password(token, log),
+                    None => Err(NO_PAGE),
+                },
+            }
+        });
+    outcome.unwrap_or_else(Refusal::page)
+}
+
+fn sent() -> Response {
+    page::html(
+        200,
+        layout(
+            "Password reset sent!",
+            html! { p { "Check your email in a few minutes to finish the process." } },
+        ),
+    )
+}
+
+fn done() -> Response {
+    page::html(
+        200,
+        layout(
+            "You've set a new password!",
+            html! {
+                p { "Please log in with your new password." }
+                p { a href="/accounts/login/" { "Log in" } }
+            },
+        ),
+    )
+}
+
+fn invalid_link() -> Response {
+    page::html(
+        200,
+        layout(
+            "Reset your password",
+            html! {
+                p { (INVALID_LINK) }
+                p { a href=(REQUEST_PATH) { "Request a new link" } }
+            },
+        ),
+    )
+}
+
+/// What every page of a request shares.
+struct Page<'a> {
+    ctx: &'a Context<'a>,
+    request: &'a Request,
+    /// Cookies are Secure under https.
+    secure: bool,
+}
+
+impl Page<'_> {
+    fn respond(&self, csrf: &Csrf, markup: Markup) -> Response {
+        csrf.set_cookie(page::html(200, markup), self.secure)
+    }
+
+    /// The request form, or without mail the sentence that sends people to their
+    /// administrator.
+    fn request_form(&self, error: Option<&str>) -> Response {
+        let csrf = Csrf::for_page(self.request);
+        let content = if self.ctx.reset_desk.is_some() {
+            html! {
+                p { "Enter the email address of your account, and we will send you a link to set a new password." }
+                (page::error_message(error))
+                form method="post" action=(REQUEST_PATH) {
+                    (hidden(csrf::FIELD, csrf.token()))
+                    label for="email" { "Email" }
+                    input type="email" id="email" name="email" autocomplete="email" required autofocus;
+                    button type="submit" { "Reset password" }
+                }
+            }
+        } else {
+            html! {
+                p { "This server does not send email. Your administrator resets passwords: ask them for a password reset link." }
+            }
+        };
+        self.respond(&csrf, layout("Reset your password", content))
+    }
+
+    fn request_reset(
+        &self,
+        realm: &Realm,
+        realm_url: &str,
+        log: &LogContext,
+    ) -> Result<Response, Refusal> {
+        let form = Form::from_body(self.request)?;
+        Csrf::check(self.request, &form)?;
+        let Some(desk) = self.ctx.reset_desk else {
+            return Ok(self.request_form(None));
+        };
+        let address = form.text("email").trim();
+        if !email::is_valid(address) {
+            return Ok(self.request_form(Some("Enter a valid email address.")));
+        }
+        let now = clock::now();
+        if !reset::request_allowed(self.ctx.store, address, log.client, now)? {
+            return Ok(page::plain(429, "Rate limit exceeded."));
+        }
+        desk.submit(ResetRequest {
+            realm_id: realm.id,
+            realm_url: realm_url.to_owned(),
+            email: address.to_owned(),
+            client: log.client,
+            at: now,
+        });
+        Ok(page::redirect(SENT_PATH.to_owned()))
+    }
+
+    /// The form behind a live link, with Django's field names.
+    fn link_form(&self, token: &str, error: Option<&str>) -> Result<Response, Refusal> {
+        let Some((user, _)) = reset::holder(self.ctx.store, token, clock::now())? else {
+            return Ok(invalid_link());
+        };
+        let csrf = Csrf::for_page(self.request);
+        let content = html! {
+            p { "Choose a new password for " b { (user.delivery_email) } "." }
+            (page::error_message(error))
+            form method="post" action=(reset::path(token)) {
+                (hidden(csrf::FIELD, csrf.token()))
+                label for="new_password1" { "New password" }
+                input type="password" id="new_password1" name="new_password1" autocomplete="new-password" required autofocus;
+                label for="new_password2" { "Confirm password" }
+                input type="password" id="new_password2" name="new_password2" autocomplete="new-password" required;
+                button type="submit" { "Set password" }
+            }
+        };
+        Ok(self.respond(&csrf, layout("Set a new password", content)))
+    }
+
+    fn set_password(&self, token: &str, log: &mut LogContext) -> Result<Response, Refusal> {
+        let form = Form::from_body(self.request)?;
+        Csrf::check(self.request, &form)?;
+        let Some((user, realm)) = reset::holder(self.ctx.store, token, clock::now())? else {
+            return Ok(invalid_link());
+        };
+        log.user_id = Some(user.id);
+        let new_password = form.text("new_password1");
+        if new_password != form.text("new_password2") {
+            return self.link_form(token, Some("The two password fields didn't match."));
+        }
+        let audit = AuditEntry {
+            detail: Some("by the user, with a reset link".to_owned()),
+            ..self
+                .ctx
+                .client
+                .audit(AuditEvent::PasswordChanged, &realm, Some(user.id))
+        };
+        match account::set_password(&self.ctx.login, &user, new_password, &audit) {
+            Ok(()) => Ok(page::redirect(DONE_PATH.to_owned())),
+            Err(PasswordRefusal::Store(e)) => Err(e.into()),
+            Err(_) => self.link_form(token, Some("The password is too weak.")),
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The account page and its sessions (web.md §7) over raw HTTP: who is signed in, the key
+//! and zuliprc after the password, a new key, a new password, the second factor, signing
+//! out, and every way a session ends.
+
+use std::time::{Duration, Instant};
+
+use base64ct::{Base64, Encoding};
+
+use crate::reset::{CSRF, NEW_PASSWORD, reset_link, set_new_password, submit};
+use crate::support::{E11, HttpResponse, IAGO, IAGO_PASSWORD, TestServer};
+use crate::web::{field, now, shown_secret};
+
+const SETTINGS: &str = "/accounts/settings/";
+
+/// Signs in on the login page; the `sessionid` cookie's value.
+fn sign_in(server: &TestServer, password: &str) -> String {
+    let r = submit(
+        server,
+        "/accounts/login/",
+        &[("username", IAGO), ("password", password)],
+        "",
+    );
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some(SETTINGS)),
+        "{}",
+        r.text()
+    );
+    session_of(&r)
+}
+
+fn session_of(r: &HttpResponse) -> String {
+    r.headers
+        .iter()
+        .filter(|(name, _)| name == "set-cookie")
+        .find_map(|(_, c)| c.strip_prefix("sessionid="))
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", r.headers))
+        .to_owned()
+}
+
+fn page(server: &TestServer, session: &str) -> HttpResponse {
+    let cookie = format!("csrftoken={CSRF}; sessionid={session}");
+    server.send("GET", SETTINGS, &[("Cookie", &cookie)], b"")
+}
+
+fn post(server: &TestServer, path: &str, session: &str, pairs: &[(&str, &str)]) -> HttpResponse {
+    submit(server, path, pairs, &format!("; sessionid={session}"))
+}
+
+#[track_caller]
+fn assert_signed_out(server: &TestServer, session: &str) {
+    let r = page(server, session);
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("/accounts/login/"))
+    );
+}
+
+fn users_me(server: &TestServer, key: &str) -> u16 {
+    let auth = format!(
+        "Basic {}",
+        Base64::encode_string(format!("{IAGO}:{key}").as_bytes())
+    );
+    server
+        .send("GET", "/api/v1/users/me", &[("Authorization", &auth)], b"")
+        .status
+}
+
+#[test]
+fn signing_in_opens_a_session_whose_page_says_who() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let r = submit(
+        &server,
+        "/accounts/login/",
+        &[("username", IAGO), ("password", IAGO_PASSWORD)],
+        "",
+    );
+    let cookie = r.header("set-cookie").unwrap();
+    let session = session_of(&r);
+    assert_eq!(
+        cookie,
+        format!("sessionid={session}; Path=/; HttpOnly; Max-Age=43200; SameSite=Strict")
+    );
+    assert_eq!(session.len(), 43);
+    let account = page(&server, &session);
+    assert_eq!(account.status, 200);
+    assert_eq!(account.header("cache-control"), Some("no-store"));
+    let html = account.text();
+    assert!(
+        html.contains("Signed in as <b>Iago</b> (iago@example.com)."),
+        "{html}"
+    );
+    // Every form posts the CSRF token to a path-absolute action.
+    let forms = html
+        .matches("<form method=\"post\" action=\"/accounts/")
+        .count();
+    assert_eq!(forms, 6, "{html}");
+    assert_eq!(html.matches("name=\"csrfmiddlewaretoken\"").count(), forms);
+    for action in [
+        "/accounts/settings/api-key",
+        "/accounts/settings/zuliprc",
+        "/accounts/settings/api-key/regenerate",
+        "/accounts/settings/password",
+        "/accounts/logout/",
+        "/accounts/login/",
+    ] {
+        assert!(html.contains(&format!("action=\"{action}\"")), "{action}");
+    }
+    // No session, a made-up one, another browser's garbage: the login page.
+    let r = server.get(SETTINGS);
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("/accounts/login/"))
+    );
+    assert_signed_out(&server, "x");
+    assert_signed_out(&server, &"A".repeat(43));
+}
+
+#[test]
+fn under_https_the_cookie_is_secure() {
+    let (server, _) = TestServer::with_iago(&["--external-url", "https://chat.example.com"]);
+    let r = submit(
+        &server,
+        "/accounts/login/",
+        &[("username", IAGO), ("password", IAGO_PASSWORD)],
+        "",
+    );
+    assert!(
+        r.header("set-cookie")
+            .unwrap()
+            .ends_with("; SameSite=Strict; Secure")
+    );
+}
+
+#[test]
+fn the_key_and_zuliprc_after_the_password() {
+    let (server, _) = TestServer::with_iago(&["--auth-rate", "4/600s"]);
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let key = server.login(IAGO, IAGO_PASSWORD).api_key();
+    let r = post(
+        &server,
+        "/accounts/settings/api-key",
+        &session,
+        &[("password", "wrong")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Wrong password!"), "{}", r.text());
+    assert!(!r.text().contains(&key));
+    let r = post(
+        &server,
+        "/accounts/settings/api-key",
+        &session,
+        &[("password", IAGO_PASSWORD)],
+    );
+    assert!(
+        r.text().contains(&format!("<code>{key}</code>")),
+        "{}",
+        r.text()
+    );
+    let r = post(
+        &server,
+        "/accounts/settings/zuliprc",
+        &session,
+        &[("password", IAGO_PASSWORD)],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"zuliprc\"")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let site = format!("http://{}", server.addr);
+    assert_eq!(
+        r.text(),
+        format!("[api]\nemail={IAGO}\nkey={key}\nsite={site}\n")
+    );
+    // Wrong passwords here count against the username's limit, as logins do.
+    for _ in 0..4 {
+        let r = post(
+            &server,
+            "/accounts/settings/zuliprc",
+            &session,
+            &[("password", "wrong")],
+        );
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    }
+    let r = post(
+        &server,
+        "/accounts/settings/zuliprc",
+        &session,
+        &[("password", IAGO_PASSWORD)],
+    );
+    assert!(
+        r.text().contains("making too many attempts"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
+}
+
+#[test]
+fn a_new_key_and_the_old_fails_at_once() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let old = server.login(IAGO, IAGO_PASSWORD).api_key();
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let r = post(
+        &server,
+        "/accounts/settings/api-key/regenerate",
+        &session,
+        &[("password", IAGO_PASSWORD)],
+    );
+    let html = r.text();
+    let start = html.find("<code>").expect("the new key") + 6;
+    let new = &html[start..start + 32];
+    assert_ne!(new, old);
+    assert_eq!(users_me(&server, &old), 401);
+    assert_eq!(users_me(&server, new), 200);
+    assert!(
+        server
+            .stdout(&["audit", "--user", IAGO])
+            .contains("key_rotated")
+    );
+}
+
+#[test]
+fn a_new_password_keeps_this_browser_signed_in_and_ends_the_others() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let key = server.login(IAGO, IAGO_PASSWORD).api_key();
+    let here = sign_in(&server, IAGO_PASSWORD);
+    let elsewhere = sign_in(&server, IAGO_PASSWORD);
+    let change = |old: &str, one: &str, two: &str| {
+        post(
+            &server,
+            "/accounts/settings/password",
+            &here,
+            &[
+                ("old_password", old),
+                ("new_password1", one),
+                ("new_password2", two),
+            ],
+        )
+    };
+    for (old, one, two, message) in [
+        ("wrong", NEW_PASSWORD, NEW_PASSWORD, "Wrong password!"),
+        (
+            IAGO_PASSWORD,
+            NEW_PASSWORD,
+            "Tulip-Quarry-48",
+            "The two password fields didn",
+        ),
+        (
+            IAGO_PASSWORD,
+            "abcd1234",
+            "abcd1234",
+            "The password is too weak.",
+        ),
+    ] {
+        let r = change(old, one, two);
+        assert!(r.text().contains(message), "{message}: {}", r.text());
+    }
+    let r = change(IAGO_PASSWORD, NEW_PASSWORD, NEW_PASSWORD);
+    assert!(
+        r.text().contains("Your password has been changed."),
+        "{}",
+        r.text()
+    );
+    let renewed = session_of(&r);
+    assert_eq!(page(&server, &renewed).status, 200);
+    assert_signed_out(&server, &here);
+    assert_signed_out(&server, &elsewhere);
+    server.login(IAGO, IAGO_PASSWORD).assert_json(401, E11);
+    assert_eq!(server.login(IAGO, NEW_PASSWORD).api_key(), key);
+}
+
+#[test]
+fn signing_out_resets_deactivation_and_other_changes_end_sessions() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let r = post(&server, "/accounts/logout/", &session, &[]);
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("/accounts/login/"))
+    );
+    assert_eq!(
+        r.header("set-cookie"),
+        Some("sessionid=; Path=/; HttpOnly; Max-Age=0; SameSite=Strict")
+    );
+    assert_signed_out(&server, &session);
+
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let link = reset_link(&server, IAGO, &[]);
+    assert_eq!(
+        set_new_password(&server, &link, NEW_PASSWORD, NEW_PASSWORD).status,
+        302
+    );
+    assert_signed_out(&server, &session);
+
+    let session = sign_in(&server, NEW_PASSWORD);
+    let out = server.cli(
+        &["user", "set-password", IAGO, "--password-stdin"],
+        "Other-Pass-88\n",
+    );
+    assert!(out.status.success());
+    assert_signed_out(&server, &session);
+
+    let session = sign_in(&server, "Other-Pass-88");
+    server.ok(&["user", "deactivate", IAGO]);
+    server.ok(&["user", "reactivate", IAGO]);
+    assert_signed_out(&server, &session);
+
+    let session = sign_in(&server, "Other-Pass-88");
+    server.ok(&["realm", "deactivate", ""]);
+    assert_signed_out(&server, &session);
+    server.ok(&["realm", "reactivate", ""]);
+
+    // The API's password change ends them too.
+    let session = sign_in(&server, "Other-Pass-88");
+    let key = server.login(IAGO, "Other-Pass-88").api_key();
+    let auth = format!(
+        "Basic {}",
+        Base64::encode_string(format!("{IAGO}:{key}").as_bytes())
+    );
+    let body = "old_password=Other-Pass-88&new_password=Fresh-Lilac-51";
+    let r = server.send(
+        "PATCH",
+        "/api/v1/settings",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_signed_out(&server, &session);
+}
+
+/// Whether a session begun at or after `begun` must still be live now, `within` after it.
+fn surely_within(begun: Instant, within: f64) -> bool {
+    begun.elapsed().as_secs_f64() < within - 0.2
+}
+
+#[test]
+fn idle_and_absolute_lifetimes() {
+    let (server, _) = TestServer::with_iago(&["--session-idle-timeout", "2s"]);
+    let begun = Instant::now();
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let live = page(&server, &session).status == 200;
+    assert!(live || !surely_within(begun, 2.0), "not idle yet");
+    let last_use = Instant::now();
+    std::thread::sleep(Duration::from_millis(2300).saturating_sub(last_use.elapsed()));
+    assert_signed_out(&server, &session);
+
+    let (server, _) =
+        TestServer::with_iago(&["--session-idle-timeout", "60s", "--session-lifetime", "3s"]);
+    let begun = Instant::now();
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let mut checked = 0;
+    while surely_within(begun, 3.0) {
+        std::thread::sleep(Duration::from_millis(400));
+        let status = page(&server, &session).status;
+        if surely_within(begun, 3.0) {
+            assert_eq!(status, 200, "used, so not idle");
+            checked += 1;
+        }
+    }
+    // A sign-in slower than the whole lifetime would have checked nothing.
+    assert!(checked > 0 || begun.elapsed().as_secs_f64() > 2.0);
+    std::thread::sleep(Duration::from_millis(3300).saturating_sub(begun.elapsed()));
+    assert_signed_out(&server, &session);
+}
+
+#[test]
+fn every_form_needs_the_csrf_pair_and_its_method() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let cookie = format!("sessionid={session}");
+    for path in [
+        "/accounts/settings/api-key",
+        "/accounts/settings/zuliprc",
+        "/accounts/settings/api-key/regenerate",
+        "/accounts/settings/password",
+        "/accounts/settings/two-factor/remove",
+        "/accounts/logout/",
+    ] {
+        let r = server.post_form_with(path, &[("password", IAGO_PASSWORD)], &[("Cookie", &cookie)]);
+        assert_eq!(r.status, 403, "{path}");
+        let r = server.send("GET", path, &[("Cookie", &cookie)], b"");
+        assert_eq!((r.status, r.header("allow")), (405, Some("POST")), "{path}");
+    }
+    let r = post(&server, SETTINGS, &session, &[]);
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    // The session outlived all of that.
+    assert_eq!(page(&server, &session).status, 200);
+}
+
+#[test]
+fn the_second_factor_on_and_off_from_the_account_page() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let account = page(&server, &session);
+    assert!(account.text().contains("<svg "), "{}", account.text());
+    let secret = shown_secret(account.text());
+    let step = field(account.text(), "step_token");
+    let code = secret.code_at(now());
+    let r = post(
+        &server,
+        "/accounts/login/",
+        &session,
+        &[("step_token", &step), ("otp_token", &code)],
+    );
+    assert!(
+        r.text().contains("Two-factor authentication is on"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        server
+            .stdout(&["user", "show", IAGO])
+            .contains("2fa        TOTP")
+    );
+    let account = page(&server, &session);
+    assert!(!account.text().contains("<svg "));
+    assert!(
+        account
+            .text()
+            .contains("action=\"/accounts/settings/two-factor/remove\"")
+    );
+    let remove = |password| {
+        post(
+            &server,
+            "/accounts/settings/two-factor/remove",
+            &session,
+            &[("password", password)],
+        )
+    };
+    assert!(remove("wrong").text().contains("Wrong password!"));
+    assert!(
+        server
+            .stdout(&["user", "show", IAGO])
+            .contains("2fa        TOTP")
+    );
+    assert!(
+        remove(IAGO_PASSWORD)
+            .text()
+            .contains("Two-factor authentication is off.")
+    );
+    assert!(
+        server
+            .stdout(&["user", "show", IAGO])
+            .contains("2fa        none")
+    );
+}
