@@ -571,17 +571,12 @@ fn control_characters_are_escaped_on_output() {
     let (server, _) = TestServer::with_iago(&[]);
     server.ok(&["realm", "create", "lear", "--name", "Lear"]);
     let forged = "Iago\n99  evil@example.com\u{1b}[2J\r";
-    {
-        let db = rusqlite::Connection::open(&server.db).unwrap();
-        db.execute("UPDATE user SET full_name = ?1", [forged])
-            .unwrap();
-        db.execute(
-            "UPDATE realm SET name = ?1 WHERE subdomain = 'lear'",
-            [forged],
-        )
-        .unwrap();
-        db.execute("UPDATE audit_log SET detail = ?1", [forged])
-            .unwrap();
+    for sql in [
+        "UPDATE \"user\" SET full_name = $1",
+        "UPDATE realm SET name = $1 WHERE subdomain = 'lear'",
+        "UPDATE audit_log SET detail = $1",
+    ] {
+        server.execute(sql, forged);
     }
     let escaped = "Iago\\n99  evil@example.com\\u{1b}[2J\\r";
     for args in [
@@ -606,7 +601,7 @@ fn control_characters_are_escaped_on_output() {
 #[test]
 fn import_refuses_control_characters_in_names() {
     let server = TestServer::start(&[]);
-    let file = server.db.with_extension("names.jsonl");
+    let file = server.dir.join("names.jsonl");
     std::fs::write(
         &file,
         "{\"email\":\"a@example.com\"}\n{\"email\":\"b@example.com\",\"full_name\":\"B\\u001b[2J\"}\n",

@@ -60,6 +60,21 @@ impl TestDb {
         conn.query_row(&query, [], |r| r.get(0)).unwrap()
     }
 
+    /// Runs `sql` with `$1` bound to `text`, behind the server's back (SQLite reads `$1` as
+    /// a parameter too).
+    pub fn execute(&self, sql: &str, text: &str) {
+        #[cfg(feature = "postgres")]
+        if let Some((config, name)) = &self.postgres {
+            let mut config = config.clone();
+            config.dbname(name);
+            let mut client = config.connect(postgres::NoTls).unwrap();
+            client.execute(sql, &[&text]).unwrap();
+            return;
+        }
+        let conn = rusqlite::Connection::open(&self.arg).unwrap();
+        conn.execute(sql, [text]).unwrap();
+    }
+
     pub fn new(dir: &std::path::Path) -> TestDb {
         match std::env::var("ZULIP_AUTH_TEST_DB") {
             #[cfg(feature = "postgres")]
@@ -224,6 +239,11 @@ impl TestServer {
     /// The number of rows in one of the database's tables.
     pub fn row_count(&self, table: &str) -> i64 {
         self.database.row_count(table)
+    }
+
+    /// Runs `sql` with `$1` bound to `text` on the server's database (see [`TestDb::execute`]).
+    pub fn execute(&self, sql: &str, text: &str) {
+        self.database.execute(sql, text)
     }
 
     /// Runs an admin command against this server's database.

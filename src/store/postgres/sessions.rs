@@ -70,7 +70,8 @@ impl Sessions for Postgres {
         let row = self.conn()?.db().query_opt(
             concat!(
                 "WITH s AS (UPDATE web_session SET last_seen_at = $2 ",
-                "WHERE id_hash = $1 AND last_seen_at > $2 - $3 AND created_at > $2 - $4 ",
+                "WHERE id_hash = $1 AND last_seen_at > $2::float8 - $3::float8 ",
+                "AND created_at > $2::float8 - $4::float8 ",
                 "RETURNING user_id) ",
                 user_select!("FROM s JOIN \"user\" u ON u.id = s.user_id")
             ),
@@ -90,7 +91,8 @@ impl Sessions for Postgres {
         let mut conn = self.conn()?;
         let mut db = conn.db();
         let sessions = db.execute(
-            "DELETE FROM web_session WHERE last_seen_at <= $1 - $2 OR created_at <= $1 - $3",
+            "DELETE FROM web_session
+             WHERE last_seen_at <= $1::float8 - $2::float8 OR created_at <= $1::float8 - $3::float8",
             &[&now, &limits.idle, &limits.lifetime],
         )?;
         let links = db.execute("DELETE FROM password_reset WHERE expires_at <= $1", &[&now])?;
