@@ -49,6 +49,11 @@
 //!
 //! - [`sqlite`]: one connection per thread, WAL, the schema in `schema.sql` as numbered
 //!   migrations.
+//! - `postgres` (the default feature of the same name): a small pool per process, the
+//!   schema in `schema-postgres.sql` under the same numbers, for several instances on one
+//!   database; what must be atomic across instances is one statement or holds a lock.
+//!
+//! [`Tables`] reads and replaces whole tables, for `db copy` between engines ([`copy`]).
 
 pub mod copy;
 mod database;
