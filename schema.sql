@@ -149,3 +149,8 @@ CREATE TABLE web_session (
     last_seen_at REAL NOT NULL
 );
 CREATE INDEX web_session_user ON web_session (user_id);
+
+-- migration 7
+-- Several instances may share one database (PostgreSQL): each audit row names the one that
+-- wrote it (--instance-name, the host name by default). NULL for rows written before.
+ALTER TABLE audit_log ADD COLUMN instance TEXT;

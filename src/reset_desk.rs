@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
 use std::time::Duration;
@@ -17,7 +16,7 @@ use crate::auth::reset;
 use crate::clock;
 use crate::error::Error;
 use crate::mail::{Mail, Postman};
-use crate::store::{Realm, Store, StoreResult, User};
+use crate::store::{Database, Realm, Store, StoreResult, User};
 
 /// Requests waiting for the desk. Beyond this the request is dropped and logged: the limits
 /// per address and per email already bound what one client can queue.
@@ -43,7 +42,7 @@ pub struct ResetDesk {
 
 impl ResetDesk {
     /// Starts the desk's thread on its own connection to `db`.
-    pub fn start(db: &Path, postman: Postman, lifetime: Duration) -> Result<ResetDesk, Error> {
+    pub fn start(db: &Database, postman: Postman, lifetime: Duration) -> Result<ResetDesk, Error> {
         let store = Store::open_for_requests(db)?;
         let (queue, requests) = mpsc::sync_channel(QUEUE);
         thread::Builder::new()

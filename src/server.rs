@@ -36,11 +36,11 @@ use crate::http::{self, PoolSize, StopReason};
 use crate::mail::{MailSettings, Postman};
 use crate::metrics;
 use crate::reset_desk::ResetDesk;
-use crate::store::{AuditEntry, AuditEvent, NewUser, Role, Store};
+use crate::store::{AuditEntry, AuditEvent, Database, NewUser, Role, Store};
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub db: PathBuf,
+    pub db: Database,
     pub listen: Listen,
     pub workers: usize,
     pub argon2: Argon2Config,
@@ -121,7 +121,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     // Kept alive until the server stops, so the demo database is removed afterwards.
     let demo_dir = config.demo.then(DemoDir::create).transpose()?;
     let db = match &demo_dir {
-        Some(dir) => dir.database(),
+        Some(dir) => Database::Sqlite(dir.database()),
         None => config.db.clone(),
     };
     let store = Store::open(&db)?;
@@ -282,11 +282,11 @@ fn remove_stale_socket(path: &Path) {
 }
 
 /// What the operator needs to know the server is the one they meant to start.
-fn log_settings(config: &ServeConfig, db: &Path, descriptors: u64, connection_budget: usize) {
+fn log_settings(config: &ServeConfig, db: &Database, descriptors: u64, connection_budget: usize) {
     let database = if config.demo {
-        format!("temporary ({})", db.display())
+        format!("temporary ({db})")
     } else {
-        db.display().to_string()
+        db.to_string()
     };
     let rule = |rule: Option<Rule>| {
         rule.map_or_else(

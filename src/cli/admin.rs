@@ -22,7 +22,8 @@ use crate::error::{Error, invalid};
 use crate::site::ExternalUrl;
 use crate::store::limits::username_key;
 use crate::store::{
-    AuditEntry, AuditEvent, AuditFilter, LdapSettings, NewUser, Realm, RealmChanges, Store, User,
+    AuditEntry, AuditEvent, AuditFilter, Database, LdapSettings, NewUser, Realm, RealmChanges,
+    Store, StoreResult, User,
 };
 use crate::text::{escape_controls, first_control};
 
@@ -526,10 +527,15 @@ fn show_user(realm: &Realm, user: &User, has_totp: bool) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn db(store: &Store, command: DbCommand) -> Result<(), Error> {
+/// `open` gives the `--db` store; `db copy` opens its own two instead.
+pub fn db(open: impl FnOnce() -> StoreResult<Store>, command: DbCommand) -> Result<(), Error> {
     match command {
-        DbCommand::Backup { dest } => backup(store, &dest),
+        DbCommand::Backup { dest } => backup(&open()?, &dest),
+        DbCommand::Copy { from, to, force } => {
+            copy(&Database::from_arg(from)?, &Database::from_arg(to)?, force)
+        }
         DbCommand::Check => {
+            let store = open()?;
             let problems = store.integrity_problems()?;
             let version = store.schema_version()?;
             if !problems.is_empty() {
@@ -560,6 +566,22 @@ fn backup(store: &Store, dest: &Path) -> Result<(), Error> {
         dest.display(),
         store.schema_version()?
     )
+}
+
+/// `db copy`: every table, ids kept, with the number of rows of each.
+fn copy(from: &Database, to: &Database, force: bool) -> Result<(), Error> {
+    if from.to_string() == to.to_string() {
+        return invalid!("the source and the target are the same database: {from}");
+    }
+    let source = from.open_existing()?;
+    let target = to.open()?;
+    let counts = crate::store::copy::copy(&*source, &*target, force)?;
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(table, n)| format!("{table} {n}"))
+        .collect();
+    println!("copied from {from} to {to}: {}", counts.join(", "));
+    Ok(())
 }
 
 pub fn show_audit(
@@ -603,6 +625,7 @@ pub fn show_audit(
             "USER",
             "REASON",
             "ADDRESS",
+            "INSTANCE",
             "DETAIL",
         ],
         rows.iter().map(|r| {
@@ -616,6 +639,7 @@ pub fn show_audit(
                 dash(&r.email),
                 dash(&r.reason),
                 dash(&r.remote_addr),
+                dash(&r.instance),
                 dash(&r.detail),
             ]
         }),

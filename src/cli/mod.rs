@@ -28,7 +28,7 @@ use crate::logging::LogFormat;
 use crate::mail::{MailSettings, SmtpUrl};
 use crate::server::{self, Listen, ServeConfig};
 use crate::site::{ExternalUrl, Site};
-use crate::store::{LdapSettings, Role, SessionLimits, Store};
+use crate::store::{Database, LdapSettings, Role, SessionLimits, set_instance_name};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,10 +38,22 @@ use crate::store::{LdapSettings, Role, SessionLimits, Store};
     after_help = "Example:\n  zulip-auth serve --demo"
 )]
 pub struct Cli {
-    /// SQLite database, created and migrated on first use
+    /// SQLite database file, or postgres://USER@HOST[:PORT]/DBNAME (password from
+    /// PGPASSWORD or ~/.pgpass, never the URL); created and migrated on first use
     /// [default: $STATE_DIRECTORY/zulip-auth.sqlite3, else ./zulip-auth.sqlite3]
-    #[arg(long, global = true, env = "ZULIP_AUTH_DB", value_name = "PATH")]
+    #[arg(long, global = true, env = "ZULIP_AUTH_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
+
+    /// This process's name in the audit trail and in PostgreSQL's session list
+    /// [default: the host name]
+    #[arg(
+        long,
+        global = true,
+        env = "ZULIP_AUTH_INSTANCE_NAME",
+        value_name = "NAME",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
+    pub instance_name: Option<String>,
 
     /// Argon2id memory cost of new hashes, in KiB
     #[arg(
@@ -477,6 +489,22 @@ pub enum DbCommand {
     /// Check the database's integrity and print its schema version
     #[command(after_help = "Example:\n  zulip-auth db check")]
     Check,
+    /// Copy every table from one database to another (SQLite and PostgreSQL, either way),
+    /// ids kept; refuses a target with users or realms unless --force
+    #[command(
+        after_help = "Example:\n  zulip-auth db copy --from /var/lib/zulip-auth/zulip-auth.sqlite3 --to postgres://zulip_auth@db.example.com/zulip_auth"
+    )]
+    Copy {
+        /// The source: a SQLite file or a postgres:// URL
+        #[arg(long, value_name = "PATH|URL")]
+        from: PathBuf,
+        /// The target, created and migrated if needed
+        #[arg(long, value_name = "PATH|URL")]
+        to: PathBuf,
+        /// Replace whatever the target holds
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// How long a reset link stays valid.
@@ -605,21 +633,24 @@ impl Command {
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<(), Error> {
-    let db = cli.db_path();
+    if let Some(name) = &cli.instance_name {
+        set_instance_name(name);
+    }
+    let db = Database::from_arg(cli.db_path())?;
     let argon2 = cli.argon2();
     let only_reads = cli.command.only_reads();
     let open = || {
         if only_reads {
-            Store::open_existing(&db)
+            db.open_existing()
         } else {
-            Store::open(&db)
+            db.open()
         }
     };
     match cli.command {
         Command::Serve(args) => server::run(serve_config(args, db, validated(argon2)?)?),
         Command::Realm(command) => admin::realm(&open()?, command),
         Command::User(command) => admin::user(&open()?, argon2, command),
-        Command::Db(command) => admin::db(&open()?, command),
+        Command::Db(command) => admin::db(open, command),
         Command::BenchHash {
             samples,
             threads,
@@ -635,7 +666,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn serve_config(args: ServeArgs, db: PathBuf, argon2: Argon2Config) -> Result<ServeConfig, Error> {
+fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<ServeConfig, Error> {
     let external_url = args
         .external_url
         .as_deref()

@@ -49,11 +49,20 @@
 //!
 //! - [`sqlite`]: one connection per thread, WAL, the schema in `schema.sql` as numbered
 //!   migrations.
+//! - `postgres` (the default feature of the same name): a small pool per process, the
+//!   schema in `schema-postgres.sql` under the same numbers, for several instances on one
+//!   database; what must be atomic across instances is one statement or holds a lock.
+//!
+//! [`Tables`] reads and replaces whole tables, for `db copy` between engines ([`copy`]).
 
+pub mod copy;
+mod database;
 pub mod ldap;
 pub mod limits;
 pub mod login;
 pub mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod web;
 
@@ -61,6 +70,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::path::Path;
 
+pub use database::{Database, instance_name, set_instance_name};
 pub use ldap::LdapSettings;
 pub use limits::{Admission, Attempt, Bucket, Reservation, Rule};
 pub use login::{FinishLogin, LoginEnd};
@@ -176,6 +186,15 @@ pub trait Maintenance {
     fn prune(&self, events_before: f64, audit_before: f64) -> StoreResult<(usize, usize)>;
 }
 
+/// Whole tables, for `db copy` ([`copy`]).
+pub trait Tables {
+    /// Every row of each table, by id, columns in the table's order, from one snapshot.
+    fn read_tables(&self, tables: &[copy::Table]) -> StoreResult<Vec<copy::Rows>>;
+    /// Replaces every row of these tables (parents first) with the given ones, ids kept, in
+    /// one durable transaction.
+    fn replace_tables(&self, tables: &[(&copy::Table, copy::Rows)]) -> StoreResult<()>;
+}
+
 /// Password-reset links. A user has at most one; only its token's digest is stored.
 pub trait ResetLinks {
     /// Makes `token_hash` the user's only link (a newer one kills the older), valid until
@@ -250,6 +269,7 @@ pub trait Engine:
     + SecondFactors
     + ResetLinks
     + Sessions
+    + Tables
     + Send
 {
 }
@@ -264,6 +284,7 @@ impl<T> Engine for T where
         + SecondFactors
         + ResetLinks
         + Sessions
+        + Tables
         + Send
 {
 }
@@ -272,19 +293,19 @@ impl<T> Engine for T where
 pub struct Store(Box<dyn Engine>);
 
 impl Store {
-    /// Opens (creating and migrating if needed) the database at `path`, for commands.
-    pub fn open(path: &Path) -> StoreResult<Store> {
-        Ok(Store(Box::new(sqlite::Sqlite::open(path)?)))
+    /// Opens (creating and migrating if needed) the database, for commands.
+    pub fn open(db: impl Into<Database>) -> StoreResult<Store> {
+        db.into().open()
     }
 
-    /// Opens an existing database only: a missing or empty file is an error naming it.
-    pub fn open_existing(path: &Path) -> StoreResult<Store> {
-        Ok(Store(Box::new(sqlite::Sqlite::open_existing(path)?)))
+    /// Opens an existing database only: a missing or empty SQLite file is an error naming it.
+    pub fn open_existing(db: impl Into<Database>) -> StoreResult<Store> {
+        db.into().open_existing()
     }
 
     /// Opens the database for a request thread.
-    pub fn open_for_requests(path: &Path) -> StoreResult<Store> {
-        Ok(Store(Box::new(sqlite::Sqlite::open_for_requests(path)?)))
+    pub fn open_for_requests(db: impl Into<Database>) -> StoreResult<Store> {
+        db.into().open_for_requests()
     }
 
     /// The realm named by an operator, or a one-line error.

@@ -289,4 +289,6 @@ pub struct AuditRow {
     pub remote_addr: Option<String>,
     pub user_agent: Option<String>,
     pub detail: Option<String>,
+    /// The instance that wrote the row (`--instance-name`).
+    pub instance: Option<String>,
 }

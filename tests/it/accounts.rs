@@ -111,7 +111,7 @@ fn import_is_all_or_nothing_and_names_the_line() {
             "line 2: unknown role",
         ),
     ];
-    let file = server.db.with_extension("bad.jsonl");
+    let file = server.dir.join("bad.jsonl");
     for (content, expected) in cases {
         std::fs::write(&file, &content).unwrap();
         let out = server.cli(&["user", "import", file.to_str().unwrap()], "");
@@ -368,7 +368,7 @@ fn listings() {
 fn backup_while_serving_and_check() {
     let (server, _) = TestServer::with_iago(&[]);
     let key = server.login(IAGO, IAGO_PASSWORD).api_key();
-    let dest = server.db.with_extension("backup");
+    let dest = server.dir.join("backup.sqlite3");
     // Logins keep writing while the backup runs.
     let writer = {
         let addr = server.addr;
@@ -397,7 +397,7 @@ fn backup_while_serving_and_check() {
     let check = run_cli(&dest, &["db", "check"], "");
     assert_eq!(
         String::from_utf8(check.stdout).unwrap(),
-        "integrity: ok\nschema version: 6\n"
+        "integrity: ok\nschema version: 7\n"
     );
     let listed = run_cli(&dest, &["user", "show", IAGO], "");
     assert!(
@@ -571,17 +571,12 @@ fn control_characters_are_escaped_on_output() {
     let (server, _) = TestServer::with_iago(&[]);
     server.ok(&["realm", "create", "lear", "--name", "Lear"]);
     let forged = "Iago\n99  evil@example.com\u{1b}[2J\r";
-    {
-        let db = rusqlite::Connection::open(&server.db).unwrap();
-        db.execute("UPDATE user SET full_name = ?1", [forged])
-            .unwrap();
-        db.execute(
-            "UPDATE realm SET name = ?1 WHERE subdomain = 'lear'",
-            [forged],
-        )
-        .unwrap();
-        db.execute("UPDATE audit_log SET detail = ?1", [forged])
-            .unwrap();
+    for sql in [
+        "UPDATE \"user\" SET full_name = $1",
+        "UPDATE realm SET name = $1 WHERE subdomain = 'lear'",
+        "UPDATE audit_log SET detail = $1",
+    ] {
+        server.execute(sql, forged);
     }
     let escaped = "Iago\\n99  evil@example.com\\u{1b}[2J\\r";
     for args in [
@@ -606,7 +601,7 @@ fn control_characters_are_escaped_on_output() {
 #[test]
 fn import_refuses_control_characters_in_names() {
     let server = TestServer::start(&[]);
-    let file = server.db.with_extension("names.jsonl");
+    let file = server.dir.join("names.jsonl");
     std::fs::write(
         &file,
         "{\"email\":\"a@example.com\"}\n{\"email\":\"b@example.com\",\"full_name\":\"B\\u001b[2J\"}\n",

@@ -173,6 +173,9 @@ fn assert_unavailable(r: &HttpResponse) {
 /// Issue 12 item 11: corrupt pages answer 503 everywhere, `/health` included.
 #[test]
 fn a_corrupt_database_is_unavailable_not_an_internal_error() {
+    if on_postgres() {
+        return;
+    }
     let (server, _) = TestServer::with_iago(&[]);
     assert_eq!(server.get("/health").status, 200);
     // Every page after the first, overwritten.
@@ -194,6 +197,9 @@ fn a_corrupt_database_is_unavailable_not_an_internal_error() {
 /// Issue 12 item 11: a database file deleted under the server is unavailable.
 #[test]
 fn a_deleted_database_file_makes_health_unavailable() {
+    if on_postgres() {
+        return;
+    }
     let (server, _) = TestServer::with_iago(&[]);
     assert_eq!(server.get("/health").status, 200);
     std::fs::remove_file(&server.db).unwrap();

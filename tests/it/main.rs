@@ -10,6 +10,7 @@ mod dev;
 mod fetch_api_key;
 mod hardening;
 mod hygiene;
+mod instances;
 mod ldap;
 mod mail;
 mod mailbox;

@@ -144,9 +144,7 @@ fn address_limit_stops_password_spraying() {
 }
 
 fn rate_limit_rows(server: &TestServer) -> i64 {
-    let conn = rusqlite::Connection::open(&server.db).unwrap();
-    conn.query_row("SELECT count(*) FROM rate_limit_event", [], |r| r.get(0))
-        .unwrap()
+    server.row_count("rate_limit_event")
 }
 
 /// Issue 12 item 5: a blocked client's requests count against nobody and write nothing.

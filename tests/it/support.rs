@@ -19,10 +19,108 @@ pub const IAGO_PASSWORD: &str = "Correct-Horse-9";
 pub struct TestServer {
     child: Child,
     pub addr: SocketAddr,
+    /// The `--db` argument: a SQLite file, or a PostgreSQL URL (see [`TestDb`]).
     pub db: PathBuf,
+    /// A directory of the test's own, for files.
+    pub dir: PathBuf,
     pub stderr: PathBuf,
     args: Vec<String>,
+    database: TestDb,
     _dir: TempDir,
+}
+
+/// A database of one test's own: a SQLite file, or, when `ZULIP_AUTH_TEST_DB` names a
+/// PostgreSQL server (`postgres://USER@HOST:PORT/DBNAME`, password in `PGPASSWORD`), a new
+/// database created there and dropped when the test ends. tests/postgres/run sets it to
+/// run the whole suite on PostgreSQL.
+pub struct TestDb {
+    pub arg: PathBuf,
+    #[cfg(feature = "postgres")]
+    postgres: Option<(postgres::Config, String)>,
+}
+
+/// Whether this run's servers use PostgreSQL: tests of SQLite's file faults skip then
+/// (tests/postgres/run stops and restarts the PostgreSQL server instead).
+pub fn on_postgres() -> bool {
+    std::env::var_os("ZULIP_AUTH_TEST_DB").is_some()
+}
+
+impl TestDb {
+    /// The number of rows in `table`, read behind the server's back.
+    pub fn row_count(&self, table: &str) -> i64 {
+        let query = format!("SELECT count(*) FROM \"{table}\"");
+        #[cfg(feature = "postgres")]
+        if let Some((config, name)) = &self.postgres {
+            let mut config = config.clone();
+            config.dbname(name);
+            let mut client = config.connect(postgres::NoTls).unwrap();
+            return client.query_one(&query, &[]).unwrap().get(0);
+        }
+        let conn = rusqlite::Connection::open(&self.arg).unwrap();
+        conn.query_row(&query, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Runs `sql` with `$1` bound to `text`, behind the server's back (SQLite reads `$1` as
+    /// a parameter too).
+    pub fn execute(&self, sql: &str, text: &str) {
+        #[cfg(feature = "postgres")]
+        if let Some((config, name)) = &self.postgres {
+            let mut config = config.clone();
+            config.dbname(name);
+            let mut client = config.connect(postgres::NoTls).unwrap();
+            client.execute(sql, &[&text]).unwrap();
+            return;
+        }
+        let conn = rusqlite::Connection::open(&self.arg).unwrap();
+        conn.execute(sql, [text]).unwrap();
+    }
+
+    pub fn new(dir: &std::path::Path) -> TestDb {
+        match std::env::var("ZULIP_AUTH_TEST_DB") {
+            #[cfg(feature = "postgres")]
+            Ok(url) => TestDb::postgres(&url),
+            _ => TestDb {
+                arg: dir.join("test.sqlite3"),
+                #[cfg(feature = "postgres")]
+                postgres: None,
+            },
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn postgres(url: &str) -> TestDb {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "zt_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut config: postgres::Config = url.parse().unwrap();
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+        let mut client = config.connect(postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let base = url.rsplit_once('/').unwrap().0;
+        TestDb {
+            arg: PathBuf::from(format!("{base}/{name}")),
+            postgres: Some((config, name)),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((config, name)) = &self.postgres
+            && let Ok(mut client) = config.connect(postgres::NoTls)
+        {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
 }
 
 /// The binary, blind to a packaged host's settings file (/etc/zulip-auth/zulip-auth.conf).
@@ -54,15 +152,18 @@ impl TestServer {
     /// Starts a server with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("test.sqlite3");
+        let database = TestDb::new(dir.path());
+        let db = database.arg.clone();
         let stderr = dir.path().join("stderr.log");
         let (child, addr) = spawn_server(&db, &stderr, args, env);
         TestServer {
             child,
             addr,
             db,
+            dir: dir.path().to_owned(),
             stderr,
             args: args.iter().map(|a| a.to_string()).collect(),
+            database,
             _dir: dir,
         }
     }
@@ -135,6 +236,16 @@ impl TestServer {
         (server, id)
     }
 
+    /// The number of rows in one of the database's tables.
+    pub fn row_count(&self, table: &str) -> i64 {
+        self.database.row_count(table)
+    }
+
+    /// Runs `sql` with `$1` bound to `text` on the server's database (see [`TestDb::execute`]).
+    pub fn execute(&self, sql: &str, text: &str) {
+        self.database.execute(sql, text)
+    }
+
     /// Runs an admin command against this server's database.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
         run_cli(&self.db, args, stdin)
@@ -159,7 +270,7 @@ impl TestServer {
 
     /// `user import` of `jsonl` into the root realm; returns stdout.
     pub fn import(&self, jsonl: &str) -> String {
-        let file = self.db.with_extension("import.jsonl");
+        let file = self.dir.join("import.jsonl");
         std::fs::write(&file, jsonl).unwrap();
         let out = self.cli(&["user", "import", file.to_str().unwrap()], "");
         assert!(

@@ -10,6 +10,7 @@ mod maintenance;
 mod migrations;
 mod realms;
 mod sessions;
+mod tables;
 mod users;
 mod web;
 

@@ -1,0 +1,69 @@
+//! The transaction that ends a verified login. The user's row is locked first, so first
+//! logins on several instances at once mint one key: the others wait, then read it.
+
+use super::Postgres;
+use super::users::{from_row, store_key, user_select};
+use crate::store::{AuditEvent, FinishLogin, LoginEnd, Logins, StoreError, StoreResult};
+
+impl Logins for Postgres {
+    fn finish_login(&self, finish: &FinishLogin<'_>) -> StoreResult<LoginEnd> {
+        self.durably(|db| {
+            let row = db.query_opt(
+                user_select!("FROM \"user\" u WHERE u.id = $1 FOR UPDATE"),
+                &[&finish.user_id],
+            )?;
+            let Some(user) = row.as_ref().map(from_row).transpose()? else {
+                return Ok(LoginEnd::UserGone);
+            };
+            if let Some(verified) = finish.verified_hash
+                && user.password.as_deref() != Some(verified)
+            {
+                return Ok(LoginEnd::PasswordChanged);
+            }
+            let realm_deactivated =
+                super::realms::by_id(db, user.realm_id)?.is_none_or(|realm| realm.deactivated);
+            if realm_deactivated {
+                return Ok(LoginEnd::RealmDeactivated);
+            }
+            if !user.is_active {
+                return Ok(LoginEnd::UserDeactivated);
+            }
+            if let (Some(rehash), Some(verified)) = (finish.rehash, finish.verified_hash) {
+                db.execute(
+                    "UPDATE \"user\" SET password = $1 WHERE id = $2 AND password = $3",
+                    &[&rehash, &user.id, &verified],
+                )?;
+            }
+            let minted = user.api_key.is_none()
+                && store_key(
+                    db,
+                    "UPDATE \"user\" SET api_key = $1 WHERE id = $2 AND api_key IS NULL",
+                    user.id,
+                    finish.new_key,
+                )?;
+            let api_key = match (&user.api_key, minted) {
+                (Some(key), _) => key.clone(),
+                (None, true) => finish.new_key.to_owned(),
+                // The row is locked: nobody else can have set the key meanwhile.
+                (None, false) => {
+                    return Err(StoreError::Unavailable("the user's key vanished".into()));
+                }
+            };
+            if let Some(bucket) = finish.clear_bucket {
+                super::limits::clear(db, bucket)?;
+            }
+            if let Some(reservation) = finish.release {
+                super::limits::release(db, reservation)?;
+            }
+            self.insert_audit(db, finish.audit)?;
+            if minted {
+                self.insert_audit(db, &finish.audit.with_event(AuditEvent::KeyMinted))?;
+            }
+            Ok(LoginEnd::Done {
+                user,
+                api_key,
+                minted,
+            })
+        })
+    }
+}

@@ -1,0 +1,60 @@
+//! Health, schema version, integrity, backups and pruning.
+
+use std::path::Path;
+
+use super::{Postgres, migrate};
+use crate::store::sqlite::Sqlite;
+use crate::store::{Maintenance, StoreError, StoreResult, copy};
+
+impl Maintenance for Postgres {
+    /// Whether a login could succeed now, without writing a row: a connection within 3 s
+    /// (checked with a round trip), the indexes a login reads answer, and the server
+    /// accepts writes (a standby in recovery does not).
+    fn health(&self) -> StoreResult<()> {
+        let row = self.conn()?.db().query_one(
+            "SELECT pg_is_in_recovery(),
+                    (SELECT count(*) FROM realm WHERE subdomain = '')
+                  + (SELECT count(*) FROM \"user\" WHERE realm_id = 0 AND ascii_lower(delivery_email) = '')
+                  + (SELECT count(*) FROM rate_limit_event WHERE bucket = '' AND at >= 0)",
+            &[],
+        )?;
+        if row.try_get(0)? {
+            return Err(StoreError::Unavailable(
+                "the PostgreSQL server is a standby in recovery: it accepts no writes".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn schema_version(&self) -> StoreResult<i64> {
+        migrate::version(self.conn()?.client())
+    }
+
+    /// PostgreSQL checks its own pages; what can drift here is the schema.
+    fn integrity_problems(&self) -> StoreResult<Vec<String>> {
+        let version = self.schema_version()?;
+        let newest = migrate::newest();
+        Ok((version != newest)
+            .then(|| format!("schema version {version}, expected {newest}"))
+            .into_iter()
+            .collect())
+    }
+
+    /// A SQLite database with every table, from one snapshot: `zulip-auth --db BACKUP`
+    /// reads it, and `db copy` brings it back. (pg_dump is PostgreSQL's own way.)
+    fn backup_to(&self, dest: &Path) -> StoreResult<()> {
+        copy::copy(self, &Sqlite::open(dest)?, true)?;
+        Ok(())
+    }
+
+    fn prune(&self, events_before: f64, audit_before: f64) -> StoreResult<(usize, usize)> {
+        let mut conn = self.conn()?;
+        let mut db = conn.db();
+        let events = db.execute(
+            "DELETE FROM rate_limit_event WHERE at < $1",
+            &[&events_before],
+        )?;
+        let audit = db.execute("DELETE FROM audit_log WHERE at < $1", &[&audit_before])?;
+        Ok((events as usize, audit as usize))
+    }
+}

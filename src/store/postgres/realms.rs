@@ -1,0 +1,203 @@
+//! The `realm` table.
+
+use std::sync::LazyLock;
+
+use postgres::types::ToSql;
+use postgres::{GenericClient, Row};
+
+use super::pool::Db;
+use super::{Postgres, sql_state};
+use crate::store::ldap::{Column, LdapSettings};
+use crate::store::{AuditEntry, Realm, RealmChanges, Realms, StoreError, StoreResult};
+
+const BASE_COLUMNS: [&str; 8] = [
+    "id",
+    "subdomain",
+    "name",
+    "description",
+    "icon_url",
+    "deactivated",
+    "password_auth_enabled",
+    "email_auth_enabled",
+];
+
+/// The browser sign-in's settings (migration 5), after the LDAP settings.
+const WEB_COLUMNS: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
+
+/// Every column a [`Realm`] is read from, the LDAP then the web settings last, prefixed
+/// with `r.`.
+fn columns() -> String {
+    BASE_COLUMNS
+        .iter()
+        .copied()
+        .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
+        .chain(WEB_COLUMNS)
+        .map(|c| format!("r.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+static BY_SUBDOMAIN: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM realm r WHERE r.subdomain = $1", columns()));
+static BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM realm r WHERE r.id = $1", columns()));
+static ALL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, (SELECT count(*) FROM \"user\" u WHERE u.realm_id = r.id)
+         FROM realm r ORDER BY r.id",
+        columns()
+    )
+});
+
+/// One `UPDATE realm` that sets what the changes set and leaves the rest; `$1` is the id.
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let columns = [
+        "name",
+        "description",
+        "icon_url",
+        "password_auth_enabled",
+        "deactivated",
+        "email_auth_enabled",
+    ]
+    .into_iter()
+    .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
+    .chain(WEB_COLUMNS);
+    let sets: Vec<String> = columns
+        .enumerate()
+        .map(|(i, c)| format!("{c} = coalesce(${}, {c})", i + 2))
+        .collect();
+    format!("UPDATE realm SET {} WHERE id = $1", sets.join(", "))
+});
+
+/// An optional text: an empty value is how an operator unsets it.
+fn optional(row: &Row, index: usize) -> Result<Option<String>, postgres::Error> {
+    Ok(row
+        .try_get::<_, Option<String>>(index)?
+        .filter(|value| !value.is_empty()))
+}
+
+fn from_row(row: &Row) -> Result<Realm, postgres::Error> {
+    let first = BASE_COLUMNS.len();
+    let ldap = LdapSettings::COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, is_flag))| {
+            Ok(if is_flag {
+                Column::Flag(row.try_get(first + i)?)
+            } else {
+                Column::Text(row.try_get(first + i)?)
+            })
+        })
+        .collect::<Result<Vec<_>, postgres::Error>>()?;
+    let web = first + LdapSettings::COLUMNS.len();
+    Ok(Realm {
+        id: row.try_get(0)?,
+        subdomain: row.try_get(1)?,
+        name: row.try_get(2)?,
+        description: row.try_get(3)?,
+        icon_url: optional(row, 4)?,
+        deactivated: row.try_get(5)?,
+        password_auth_enabled: row.try_get(6)?,
+        email_auth_enabled: row.try_get(7)?,
+        ldap: LdapSettings::from_columns(ldap),
+        web_login_enabled: row.try_get(web)?,
+        web_login_display_name: optional(row, web + 1)?,
+        require_2fa: row.try_get(web + 2)?,
+    })
+}
+
+pub(super) fn by_id<C: GenericClient>(db: &mut Db<'_, C>, id: i64) -> StoreResult<Option<Realm>> {
+    Ok(db
+        .query_opt(&BY_ID, &[&id])?
+        .as_ref()
+        .map(from_row)
+        .transpose()?)
+}
+
+impl Realms for Postgres {
+    fn realm_by_subdomain(&self, subdomain: &str) -> StoreResult<Option<Realm>> {
+        let row = self.conn()?.db().query_opt(&BY_SUBDOMAIN, &[&subdomain])?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    fn realm_by_id(&self, id: i64) -> StoreResult<Option<Realm>> {
+        by_id(&mut self.conn()?.db(), id)
+    }
+
+    fn realms(&self) -> StoreResult<Vec<(Realm, i64)>> {
+        let users = BASE_COLUMNS.len() + LdapSettings::COLUMNS.len() + WEB_COLUMNS.len();
+        let rows = self.conn()?.db().query(&ALL, &[])?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((from_row(row)?, row.try_get(users)?)))
+            .collect::<Result<_, postgres::Error>>()?)
+    }
+
+    fn create_realm(&self, subdomain: &str, name: &str, audit: &AuditEntry) -> StoreResult<Realm> {
+        self.durably(|db| {
+            let inserted = db.query_opt(
+                "INSERT INTO realm (subdomain, name) VALUES ($1, $2)
+                 ON CONFLICT (subdomain) DO NOTHING RETURNING id",
+                &[&subdomain, &name],
+            )?;
+            let Some(row) = inserted else {
+                return Err(StoreError::Refused(format!(
+                    "a realm with subdomain {subdomain:?} already exists"
+                )));
+            };
+            let id: i64 = row.try_get(0)?;
+            self.insert_audit(
+                db,
+                &AuditEntry {
+                    realm_id: Some(id),
+                    ..audit.clone()
+                },
+            )?;
+            by_id(db, id)?.ok_or_else(|| StoreError::Unavailable("the new realm vanished".into()))
+        })
+    }
+
+    fn update_realm(
+        &self,
+        realm_id: i64,
+        changes: &RealmChanges,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let ldap: Vec<Box<dyn ToSql + Sync>> = changes
+            .ldap
+            .columns()
+            .into_iter()
+            .map(|column| -> Box<dyn ToSql + Sync> {
+                match column {
+                    Column::Text(text) => Box::new(text),
+                    Column::Flag(flag) => Box::new(flag),
+                }
+            })
+            .collect();
+        let mut values: Vec<&(dyn ToSql + Sync)> = vec![
+            &realm_id,
+            &changes.name,
+            &changes.description,
+            &changes.icon_url,
+            &changes.password_auth_enabled,
+            &changes.deactivated,
+            &changes.email_auth_enabled,
+        ];
+        values.extend(ldap.iter().map(|v| v.as_ref()));
+        values.extend([
+            &changes.web_login_enabled as &(dyn ToSql + Sync),
+            &changes.web_login_display_name,
+            &changes.require_2fa,
+        ]);
+        self.durably(|db| {
+            db.execute(&UPDATE, &values)?;
+            self.insert_audit(db, audit)
+        })
+    }
+}
+
+/// Whether `err` is a unique violation of `constraint`.
+pub(super) fn violates(err: &postgres::Error, constraint: &str) -> bool {
+    sql_state(err) == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+        && err.as_db_error().and_then(|e| e.constraint()) == Some(constraint)
+}
