@@ -60,7 +60,7 @@ CREATE TABLE audit_log (
     event TEXT NOT NULL,
     realm_id INTEGER,
     user_id INTEGER,
-    -- For failures: SPEC's code, AUTHENTICATION_FAILED split into UNKNOWN_USER and WRONG_PASSWORD.
+    -- For failures: the wire code (wire.md §5.3), AUTHENTICATION_FAILED split into UNKNOWN_USER and WRONG_PASSWORD.
     reason TEXT,
     remote_addr TEXT,
     user_agent TEXT,

@@ -1,5 +1,5 @@
 //! The API: a route table and one handler per endpoint, each a function from a [`Request`]
-//! to a [`Response`] over the worker's store. Wire behaviour follows SPEC.md section by
+//! to a [`Response`] over the worker's store. Wire behaviour follows docs/wire.md section by
 //! section; the check order inside each handler is the spec's and matters. The login itself
 //! is `auth::login`'s: this module maps its outcome to the wire, in [`login_error`].
 
@@ -30,17 +30,17 @@ use crate::web;
 #[derive(Debug, Clone, Default)]
 pub struct ApiConfig {
     pub site: Site,
-    /// Mounts the dev-only endpoints (SPEC §7).
+    /// Mounts the dev-only endpoints (wire.md §7).
     pub dev: bool,
     pub limits: RateLimits,
-    /// Peers whose forwarding headers name the client (SPEC §8.1).
+    /// Peers whose forwarding headers name the client (wire.md §8.1).
     pub trusted_proxies: Vec<IpAddr>,
     /// Where reset requests go; `None` without `--smtp-url`.
     pub reset_desk: Option<ResetDesk>,
     pub sessions: SessionLimits,
 }
 
-/// What `server_settings` claims (SPEC §6.3): the lowest values every client accepts
+/// What `server_settings` claims (wire.md §6.3): the lowest values every client accepts
 /// without a warning, honest for the endpoints served here.
 pub const ZULIP_VERSION: &str = "10.0";
 pub const ZULIP_FEATURE_LEVEL: u32 = 371;
@@ -59,12 +59,12 @@ struct Route {
     path: &'static str,
     /// Also every path below `path` (a reset link's token).
     prefix: bool,
-    /// Mounted only with `--dev` (SPEC §7).
+    /// Mounted only with `--dev` (wire.md §7).
     dev_only: bool,
     /// The methods whose answer may cost an argon2 computation: they go to the hashing
     /// threads, so that cheap requests never queue behind them.
     costly: &'static [&'static str],
-    /// Django's `never_cache`, which upstream puts on its REST routes (SPEC §3.3).
+    /// Django's `never_cache`, which upstream puts on its REST routes (wire.md §3.3).
     never_cache: bool,
     /// Too frequent to log one line each (health checks).
     quiet: bool,
@@ -83,7 +83,7 @@ const fn route(path: &'static str, endpoint: Endpoint) -> Route {
     }
 }
 
-/// Every route; a path not here is SPEC §3.5's 404.
+/// Every route; a path not here is wire.md §3.5's 404.
 const ROUTES: &[Route] = &[
     Route {
         costly: &["POST"],
@@ -226,7 +226,7 @@ const SUCCESS: Success = Success {
     msg: "",
 };
 
-/// The wire error of a refused login (SPEC §5.3), and the one place that decides it.
+/// The wire error of a refused login (wire.md §5.3), and the one place that decides it.
 fn login_error(refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::InvalidEmail => ApiError::invalid_email(),
@@ -295,7 +295,7 @@ impl Api {
         }
     }
 
-    /// `POST /api/v1/fetch_api_key`, in the check order of SPEC §5.2.
+    /// `POST /api/v1/fetch_api_key`, in the check order of wire.md §5.2.
     fn fetch_api_key(
         &mut self,
         request: &Request,
@@ -332,7 +332,7 @@ impl Api {
         Ok(response)
     }
 
-    /// `POST /api/v1/dev_fetch_api_key` (SPEC §7.1): no password, no rate limit.
+    /// `POST /api/v1/dev_fetch_api_key` (wire.md §7.1): no password, no rate limit.
     fn dev_fetch_api_key(
         &mut self,
         request: &Request,
@@ -381,7 +381,7 @@ impl Api {
 
 /// What needs no credentials: server settings, the dev list and health.
 impl Api {
-    /// `GET`/`HEAD /api/v1/server_settings` (SPEC §6).
+    /// `GET`/`HEAD /api/v1/server_settings` (wire.md §6).
     fn server_settings(
         &mut self,
         request: &Request,
@@ -451,7 +451,7 @@ impl Api {
         Ok(Response::json(200, &settings))
     }
 
-    /// `/api/v1/dev_list_users`, any method (SPEC §7.2).
+    /// `/api/v1/dev_list_users`, any method (wire.md §7.2).
     fn dev_list_users(
         &mut self,
         request: &Request,
@@ -492,7 +492,7 @@ impl Api {
         ))
     }
 
-    /// `GET`/`HEAD /health`: 200 while the database answers (SPEC §1).
+    /// `GET`/`HEAD /health`: 200 while the database answers (wire.md §1).
     fn health(&mut self, request: &Request, _: &mut LogContext) -> Result<Response, ApiError> {
         if request.method != "GET" && request.method != "HEAD" {
             return Ok(method_not_allowed(&["GET", "HEAD"]));
@@ -502,9 +502,9 @@ impl Api {
     }
 }
 
-/// The routes authenticated by an API key (SPEC §9).
+/// The routes authenticated by an API key (wire.md §9).
 impl Api {
-    /// `GET`/`HEAD /api/v1/users/me` with Basic auth (SPEC §9.3): proves a key works.
+    /// `GET`/`HEAD /api/v1/users/me` with Basic auth (wire.md §9.3): proves a key works.
     fn users_me(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
         if let Some(refusal) = rest_method_check(request, &["GET", "HEAD"]) {
             return Ok(refusal);
@@ -548,7 +548,7 @@ impl Api {
         ))
     }
 
-    /// `POST /api/v1/users/me/api_key/regenerate` (SPEC §9.4): the old key fails at once.
+    /// `POST /api/v1/users/me/api_key/regenerate` (wire.md §9.4): the old key fails at once.
     fn regenerate(
         &mut self,
         request: &Request,
@@ -583,7 +583,7 @@ impl Api {
         ))
     }
 
-    /// The checks of SPEC §9.2, steps 1 to 9, in order.
+    /// The checks of wire.md §9.2, steps 1 to 9, in order.
     fn basic_auth_user(
         &self,
         request: &Request,
@@ -656,11 +656,11 @@ fn api_key_response(api_key: &str, user: &User, ignored: Vec<String>) -> Respons
             ignored_parameters_unsupported: ignored,
         },
     )
-    // A key must not linger in a shared cache (a permitted deviation, SPEC §3.3).
+    // A key must not linger in a shared cache (a permitted deviation, wire.md §3.3).
     .header("Cache-Control", "no-store")
 }
 
-/// Method handling of the authenticated REST routes (SPEC §3.2), checked before
+/// Method handling of the authenticated REST routes (wire.md §3.2), checked before
 /// authentication: OPTIONS lists the methods, others not allowed get the JSON 405.
 fn rest_method_check(request: &Request, allowed: &[&'static str]) -> Option<Response> {
     if allowed.contains(&request.method.as_str()) {
@@ -680,7 +680,7 @@ fn rest_method_check(request: &Request, allowed: &[&'static str]) -> Option<Resp
     Some(method_not_allowed(allowed))
 }
 
-/// Django's `never_cache`, which upstream puts on its REST routes (SPEC §3.3).
+/// Django's `never_cache`, which upstream puts on its REST routes (wire.md §3.3).
 fn never_cache(response: Response) -> Response {
     response
         .header(
@@ -690,7 +690,7 @@ fn never_cache(response: Response) -> Response {
         .header("Expires", clock::http_date(SystemTime::now()))
 }
 
-/// Django's 405: JSON in a `text/html` response without a trailing newline (SPEC §3.2).
+/// Django's 405: JSON in a `text/html` response without a trailing newline (wire.md §3.2).
 fn method_not_allowed(allowed: &[&'static str]) -> Response {
     Response {
         status: 405,
@@ -701,7 +701,7 @@ fn method_not_allowed(allowed: &[&'static str]) -> Response {
     }
 }
 
-/// `server_settings` in upstream key order (SPEC §6.2).
+/// `server_settings` in upstream key order (wire.md §6.2).
 #[derive(Serialize)]
 struct ServerSettings {
     result: &'static str,

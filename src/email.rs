@@ -1,4 +1,4 @@
-//! Email syntax as Django's `validate_email` judges it (SPEC §5.6), since clients and Zulip's
+//! Email syntax as Django's `validate_email` judges it (wire.md §5.6), since clients and Zulip's
 //! tests expect exactly its verdicts. Internationalised domains are rejected (a deviation).
 
 use std::net::{Ipv4Addr, Ipv6Addr};

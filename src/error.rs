@@ -20,7 +20,7 @@ pub struct ApiError {
     pub var_name: Option<&'static str>,
     /// Seconds until a rate-limited request may be retried (E6 only).
     pub retry_after: Option<f64>,
-    /// The Basic-auth 401s carry `WWW-Authenticate: Basic realm="zulip"` (SPEC §9.2).
+    /// The Basic-auth 401s carry `WWW-Authenticate: Basic realm="zulip"` (wire.md §9.2).
     pub www_authenticate: bool,
 }
 
@@ -54,7 +54,7 @@ impl ApiError {
         }
     }
 
-    /// A failed Basic-auth check of `users/me` or `regenerate` (SPEC §9.2).
+    /// A failed Basic-auth check of `users/me` or `regenerate` (wire.md §9.2).
     const fn unauthorized(msg: &'static str) -> ApiError {
         ApiError {
             status: 401,
@@ -270,7 +270,7 @@ impl ApiError {
         ApiError::new(400, "New password is too weak!", BAD_REQUEST)
     }
 
-    /// Django's 405 body (SPEC §3.2): `allowed_methods` instead of a code, and no newline.
+    /// Django's 405 body (wire.md §3.2): `allowed_methods` instead of a code, and no newline.
     pub fn method_not_allowed_body(allowed: &[&str]) -> Vec<u8> {
         #[derive(Serialize)]
         struct Body<'a> {

@@ -31,7 +31,7 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::site;
 
-/// Bodies above this get 413 (SPEC §3.4).
+/// Bodies above this get 413 (wire.md §3.4).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A request as the handlers see it: everything they may read, nothing of tiny_http.
@@ -59,7 +59,7 @@ pub struct Request {
 }
 
 impl Request {
-    /// The client's address (SPEC §8.1): the peer, unless the request came through a trusted
+    /// The client's address (wire.md §8.1): the peer, unless the request came through a trusted
     /// front (the Unix socket, or a TCP peer that is a trusted proxy); then
     /// the right-most `X-Forwarded-For` entry that is not itself trusted, else `X-Real-IP`
     /// when `X-Forwarded-For` is absent, else the peer.
@@ -116,11 +116,11 @@ pub struct Response {
 }
 
 pub const JSON: &str = "application/json";
-/// Django's default type for its 405 responses (SPEC §3.2).
+/// Django's default type for its 405 responses (wire.md §3.2).
 pub const HTML: &str = "text/html; charset=utf-8";
 
 impl Response {
-    /// Compact JSON ending in one newline (SPEC §3.1).
+    /// Compact JSON ending in one newline (wire.md §3.1).
     pub fn json(status: u16, body: &impl Serialize) -> Response {
         // Room for the largest body (server_settings) without growing.
         let mut bytes = Vec::with_capacity(1024);
@@ -140,7 +140,7 @@ impl Response {
         Response {
             status: err.status,
             content_type: Some(JSON),
-            // The float exactly as the JSON key holds it, which is Python's repr (SPEC §8).
+            // The float exactly as the JSON key holds it, which is Python's repr (wire.md §8).
             // Not `{:?}`: on a tie such as 2.98633575439453125 it rounds the last digit up
             // where Python and serde_json round to even.
             headers: err

@@ -3,7 +3,7 @@
 //!
 //! The request path is plain threads: tiny_http hands requests to a fixed pool of workers,
 //! each owning a SQLite connection, and the handlers in [`api`] answer them byte for byte as
-//! `SPEC.md` describes. The library exists so the binary stays thin and fuzz targets can
+//! `docs/wire.md` describes. The library exists so the binary stays thin and fuzz targets can
 //! reach the parsers.
 
 /// The version and the git commit it was built from (`zulip-auth --version`).

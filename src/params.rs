@@ -2,13 +2,13 @@
 //!
 //! Decoding is strict where Django's is lossy: invalid UTF-8 is rejected rather than turned
 //! into U+FFFD, because lossy decoding lets different byte strings collide into one password.
-//! A malformed multipart body counts as having no fields (SPEC §3.4).
+//! A malformed multipart body counts as having no fields (wire.md §3.4).
 
 use percent_encoding::percent_decode;
 
 use crate::error::ApiError;
 
-/// Body, query string and the two together may hold at most this many pairs (SPEC §3.4).
+/// Body, query string and the two together may hold at most this many pairs (wire.md §3.4).
 pub const MAX_PARAMETERS: usize = 100;
 
 /// The fields of one request, body and query string kept apart: the body wins.
@@ -47,7 +47,7 @@ impl Params {
             .ok_or_else(|| ApiError::missing_argument(name))
     }
 
-    /// Every distinct parameter name not in `used`, sorted by code point (SPEC §5.5).
+    /// Every distinct parameter name not in `used`, sorted by code point (wire.md §5.5).
     pub fn ignored(&self, used: &[&str]) -> Vec<String> {
         let mut names: Vec<String> = self
             .body

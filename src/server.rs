@@ -101,7 +101,7 @@ impl Listen {
 }
 
 /// The demo's users: Zulip's documentation logs in as iago with this password, so the seed
-/// keeps it although it would fail the password policy (SPEC §10.3).
+/// keeps it although it would fail the password policy (wire.md §10.3).
 pub const DEMO_PASSWORD: &str = "abcd1234";
 const DEMO_USERS: [(&str, &str, Role); 5] = [
     ("iago@zulip.com", "Iago", Role::Admin),

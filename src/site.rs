@@ -1,5 +1,5 @@
-//! Where realms live: the external URL, the Host → subdomain rule of Zulip's
-//! `zerver/lib/subdomains.py` (SPEC §4.1), and realm URLs (§4.2).
+//! Where realms live: the external URL, Zulip's Host → subdomain rule, parsed more strictly
+//! than Zulip does (wire.md §4.1), and realm URLs (§4.2).
 
 /// `--external-url scheme://host[:port]`: the root realm's URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl ExternalUrl {
         })
     }
 
-    /// The subdomain a request's `Host` header names (SPEC §4.1).
+    /// The subdomain a request's `Host` header names (wire.md §4.1).
     pub fn subdomain_of(&self, request_host: &str) -> String {
         let host = request_host.to_ascii_lowercase();
         let host = strip_port(&host);
@@ -129,7 +129,7 @@ pub struct Site {
 }
 
 impl Site {
-    /// Without an external URL every Host belongs to the root realm (SPEC §2).
+    /// Without an external URL every Host belongs to the root realm (wire.md §2).
     pub fn subdomain_of(&self, request_host: &str) -> String {
         match &self.external_url {
             Some(url) => url.subdomain_of(request_host),

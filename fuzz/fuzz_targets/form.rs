@@ -1,4 +1,4 @@
-//! urlencoded bodies and query strings: never a panic, and only the errors SPEC §3.4 names.
+//! urlencoded bodies and query strings: never a panic, and only the errors wire.md §3.4 names.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

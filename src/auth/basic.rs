@@ -1,5 +1,5 @@
 //! The HTTP Basic `Authorization` header of the key-checking endpoints, parsed in upstream's
-//! order (SPEC §9.2, steps 1 to 5). Base64 is decoded strictly, padding required.
+//! order (wire.md §9.2, steps 1 to 5). Base64 is decoded strictly, padding required.
 
 use base64ct::{Base64, Encoding};
 

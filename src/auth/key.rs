@@ -1,5 +1,5 @@
 //! API keys: 32 characters of `[A-Za-z0-9]`, each drawn uniformly from the OS generator
-//! (SPEC §9.1). Keys are minted here; the store only stores the keys it is given.
+//! (wire.md §9.1). Keys are minted here; the store only stores the keys it is given.
 
 use crate::store::{StoreError, StoreResult};
 

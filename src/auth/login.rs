@@ -1,11 +1,11 @@
 //! The password login, once, for every way in: the API's `fetch_api_key` and the web
-//! sign-in. It walks SPEC §5.2 from step 4 (the realm is the caller's) to step 12 and
+//! sign-in. It walks wire.md §5.2 from step 4 (the realm is the caller's) to step 12 and
 //! answers in domain terms; callers map a [`Refusal`] to their own wire or page.
 //!
 //! It has two halves, so a second factor can sit between them:
 //!
 //! 1. [`Login::verify`]: email format, both rate limits, the backends' checks, one password
-//!    verification (SPEC §10.4), and the audit row of a refusal. A [`Verified`] login has
+//!    verification (wire.md §10.4), and the audit row of a refusal. A [`Verified`] login has
 //!    cleared no bucket and handed out nothing.
 //! 2. [`Login::finish`]: one durable store transaction that reads the account again, writes
 //!    the upgraded hash only over the verified one, reads or mints the key, clears the
@@ -231,7 +231,7 @@ impl Login<'_> {
         })
     }
 
-    /// Steps 4 to 11 of SPEC §5.2. A refusal is audited here.
+    /// Steps 4 to 11 of wire.md §5.2. A refusal is audited here.
     pub fn verify(
         &self,
         realm: &Realm,
@@ -323,7 +323,7 @@ impl Login<'_> {
         }
     }
 
-    /// Step 12 and the key (SPEC §9.1), in one store transaction; see the module doc.
+    /// Step 12 and the key (wire.md §9.1), in one store transaction; see the module doc.
     pub fn finish(
         &self,
         realm: &Realm,
@@ -367,7 +367,7 @@ impl Login<'_> {
     }
 
     /// The second step of a login whose password was verified and [deferred](Login::defer):
-    /// the code is admitted by both limits as a password attempt is (SPEC §8), `accept`
+    /// the code is admitted by both limits as a password attempt is (wire.md §8), `accept`
     /// checks it, and only an accepted code finishes the login. A refused code is audited
     /// and counts against the address.
     pub fn second_factor(
@@ -478,7 +478,7 @@ impl Login<'_> {
     }
 
     /// Steps 8 to 11 against local hashes. Costs exactly one argon2 verification, whatever
-    /// the outcome (SPEC §10.4).
+    /// the outcome (wire.md §10.4).
     fn local_user(
         &self,
         realm: &Realm,
@@ -608,7 +608,7 @@ impl Login<'_> {
     }
 }
 
-/// E8 before E7, both before any password check (SPEC §5.2 step 9).
+/// E8 before E7, both before any password check (wire.md §5.2 step 9).
 fn check_active(realm: &Realm, user: &User) -> Result<(), Refusal> {
     if realm.deactivated {
         Err(Refusal::RealmDeactivated)

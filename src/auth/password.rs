@@ -1,11 +1,11 @@
 //! Password hashes: new ones are argon2id PHC strings with the configured parameters;
 //! stored ones verify with their own parameters, including Django's `argon2$…` form and
-//! Zulip's original `pbkdf2_sha256$…` (SPEC §10.1).
+//! Zulip's original `pbkdf2_sha256$…` (wire.md §10.1).
 //!
 //! Every verification costs one argon2 computation, also when there is nothing to verify
 //! against (unknown user, unusable hash): then a dummy hash made at start-up with the
 //! configured parameters is verified instead, so timing does not reveal which accounts exist
-//! (SPEC §10.4).
+//! (wire.md §10.4).
 
 use std::cell::RefCell;
 use std::time::Instant;
@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::metrics;
 
-/// Passwords longer than this are never hashed: they count as a mismatch (SPEC §3.4).
+/// Passwords longer than this are never hashed: they count as a mismatch (wire.md §3.4).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Caps on parameters read from stored strings, so a hostile or corrupt row cannot make one
@@ -90,7 +90,7 @@ enum StoredHash {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// The password is right; `needs_rehash` when the stored hash is not exactly what the
-    /// configured parameters would produce (SPEC §10.2).
+    /// configured parameters would produce (wire.md §10.2).
     Match {
         needs_rehash: bool,
     },

@@ -1,4 +1,4 @@
-//! Zulip's password policy (SPEC §10.3): 8 to 100 code points, and at least 10000 guesses by
+//! Zulip's password policy (wire.md §10.3): 8 to 100 code points, and at least 10000 guesses by
 //! zxcvbn's estimate. It applies when an operator sets a password, and at login only when a
 //! stored hash is being upgraded.
 

@@ -1,4 +1,4 @@
-//! Rate limits on password attempts (SPEC §8), kept in the store so that a restart does not
+//! Rate limits on password attempts (wire.md §8), kept in the store so that a restart does not
 //! reset them and every worker sees the same counts.
 //!
 //! - Per client address (ours): failures only, against one password tried across many
@@ -106,7 +106,7 @@ fn address_key(address: IpAddr) -> String {
 }
 
 impl RateLimits {
-    /// Step 5 (SPEC §8, §8.1): the address's limit, then the username's, decided atomically.
+    /// Step 5 (wire.md §8, §8.1): the address's limit, then the username's, decided atomically.
     pub fn admit(
         &self,
         store: &dyn Limits,
@@ -206,7 +206,7 @@ mod tests {
         }
     }
 
-    /// SPEC §8's worked sequence.
+    /// wire.md §8's worked sequence.
     #[test]
     fn worked_sequence() {
         let dir = tempfile::tempdir().unwrap();

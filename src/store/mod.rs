@@ -43,7 +43,7 @@
 //! be lost to a power cut, never to a crash of the process.
 //!
 //! Nothing is cached across requests, so admin changes made by the CLI while the server
-//! runs take effect on the very next request (SPEC §2).
+//! runs take effect on the very next request (wire.md §2).
 //!
 //! # Engines
 //!

@@ -1,5 +1,5 @@
 //! Accounts: migration from Zulip with real Django hashes, rehash on login and the policy,
-//! the key endpoints (SPEC §9), the admin CLI and the audit trail.
+//! the key endpoints (wire.md §9), the admin CLI and the audit trail.
 
 use std::path::PathBuf;
 
@@ -199,7 +199,7 @@ fn users_me_with_basic_auth() {
     );
     assert_eq!((head.status, head.body.len()), (200, 0));
 
-    // SPEC §9.2, step by step.
+    // wire.md §9.2, step by step.
     let none = server.get("/api/v1/users/me");
     assert_unauthorized(
         &none,

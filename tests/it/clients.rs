@@ -1,4 +1,4 @@
-//! The clients that cannot run here (SPEC §6.4, §12, §13 D): the Flutter app, zulip-mobile
+//! The clients that cannot run here (wire.md §6.4, §12, §13 D): the Flutter app, zulip-mobile
 //! and zulip-desktop, checked by the shape of what each requires, table by table. The clients
 //! that can run here are driven for real by tests/clients/run.
 

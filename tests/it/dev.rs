@@ -1,4 +1,4 @@
-//! The development endpoints (SPEC §7): absent without `--dev`, exact with it.
+//! The development endpoints (wire.md §7): absent without `--dev`, exact with it.
 
 use crate::support::*;
 

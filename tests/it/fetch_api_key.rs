@@ -1,4 +1,4 @@
-//! `POST /api/v1/fetch_api_key`: every row of SPEC §5.3 through the real binary.
+//! `POST /api/v1/fetch_api_key`: every row of wire.md §5.3 through the real binary.
 
 use std::sync::{Arc, Barrier};
 use std::thread;

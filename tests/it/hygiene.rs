@@ -1,4 +1,4 @@
-//! Request hygiene (SPEC §3.4, §3.5) and the adapter's guards.
+//! Request hygiene (wire.md §3.4, §3.5) and the adapter's guards.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

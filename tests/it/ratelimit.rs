@@ -1,4 +1,4 @@
-//! Rate limits (SPEC §8, §8.1) through the real binary: upstream's test sequence, headers,
+//! Rate limits (wire.md §8, §8.1) through the real binary: upstream's test sequence, headers,
 //! persistence across a restart, and the per-address limit behind a trusted proxy.
 
 use std::thread::sleep;
@@ -74,7 +74,7 @@ fn six_attempts_with_the_default_rule_and_headers_on_every_counted_answer() {
     }
     let retry_after = assert_username_limited(&server.login(IAGO, IAGO_PASSWORD));
     assert!(retry_after > 1790.0 && retry_after < 1800.0);
-    // Every spelling of the account is the same bucket (SPEC §8, ours; upstream keys the
+    // Every spelling of the account is the same bucket (wire.md §8, ours; upstream keys the
     // raw string, so each spelling would get five more guesses).
     for spelling in ["Iago@example.com", "IAGO@EXAMPLE.COM", "iaGO@exAMple.cOm"] {
         assert_username_limited(&server.login(spelling, IAGO_PASSWORD));

@@ -1,4 +1,4 @@
-//! `GET`/`HEAD /api/v1/server_settings` (SPEC §6) and what each client requires of it.
+//! `GET`/`HEAD /api/v1/server_settings` (wire.md §6) and what each client requires of it.
 
 use crate::support::*;
 

@@ -11,7 +11,7 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_zulip-auth");
 
-/// The example user of SPEC.md.
+/// The example user of docs/wire.md.
 pub const IAGO: &str = "iago@example.com";
 pub const IAGO_PASSWORD: &str = "Correct-Horse-9";
 
@@ -519,7 +519,7 @@ impl HttpResponse {
     }
 }
 
-// The exact error bodies of SPEC §5.3.
+// The exact error bodies of wire.md §5.3.
 pub const E2: &str = r#"{"result":"error","msg":"Missing 'username' argument","var_name":"username","code":"REQUEST_VARIABLE_MISSING"}"#;
 pub const E3: &str = r#"{"result":"error","msg":"Missing 'password' argument","var_name":"password","code":"REQUEST_VARIABLE_MISSING"}"#;
 pub const E4: &str =
