@@ -2,6 +2,7 @@
 //! with a throw-away database and talks HTTP to it.
 
 mod accounts;
+mod admin_changes;
 mod cli;
 mod clients;
 mod config;
