@@ -36,13 +36,14 @@
 //! durable when the method returns; rate-limit events and audit rows of refused logins may
 //! be lost to a power cut, never to a crash of the process.
 //!
-//! Nothing is cached across requests, so admin changes made by the CLI while the server
-//! runs take effect on the very next request (SPEC §2).
+//! Admin changes made by the CLI while the server runs take effect on the very next request
+//! (SPEC §2): an engine caches across requests only what it can tell is unchanged at each
+//! use (the SQLite engine's `cache`).
 //!
 //! # Engines
 //!
 //! - [`sqlite`]: one connection per thread, WAL, the schema in `schema.sql` as numbered
-//!   migrations.
+//!   migrations, realm rows and rate-limit buckets cached per connection.
 
 pub mod ldap;
 pub mod limits;

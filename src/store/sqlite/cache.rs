@@ -122,3 +122,90 @@ impl Cache {
         Ok(newest_first)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sqlite::Sqlite;
+    use crate::store::{
+        Admission, Attempt, AuditEntry, AuditEvent, Bucket, Limits, NewUser, RealmChanges, Realms,
+        Role, Rule, Users,
+    };
+
+    fn rename(store: &Sqlite, realm_id: i64, name: &str) {
+        let changes = RealmChanges {
+            name: Some(name.to_owned()),
+            ..RealmChanges::default()
+        };
+        let audit = AuditEntry::new(AuditEvent::RealmChanged, Some(realm_id), None);
+        store.update_realm(realm_id, &changes, &audit).unwrap();
+    }
+
+    #[test]
+    fn a_change_by_any_connection_is_seen_at_the_next_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (worker, admin) = (Sqlite::open(&path).unwrap(), Sqlite::open(&path).unwrap());
+        let name = |store: &Sqlite| store.realm_by_subdomain("").unwrap().unwrap().name;
+        let root = worker.realm_by_subdomain("").unwrap().unwrap();
+        rename(&admin, root.id, "Renamed");
+        assert_eq!(name(&worker), "Renamed");
+        assert_eq!(
+            worker.realm_by_id(root.id).unwrap().unwrap().name,
+            "Renamed"
+        );
+        rename(&worker, root.id, "Own");
+        assert_eq!(name(&worker), "Own");
+        assert_eq!(worker.realm_by_id(root.id).unwrap().unwrap().name, "Own");
+
+        // A full bucket, refused from the cache, then cleared by another connection.
+        let user = NewUser {
+            email: "iago@example.com".into(),
+            full_name: "Iago".into(),
+            role: Role::Member,
+            password: None,
+            is_active: true,
+            api_key: None,
+        };
+        let [id] = admin.create_users(root.id, &[user], "t").unwrap()[..] else {
+            panic!()
+        };
+        let attempt = |now| Attempt {
+            address: None,
+            username: Some(Bucket {
+                key: "user:iago@example.com".into(),
+                rule: Rule {
+                    limit: 1,
+                    window: 100.0,
+                },
+            }),
+            now,
+        };
+        assert!(matches!(
+            worker.admit(&attempt(1.0)).unwrap(),
+            Admission::Admitted { .. }
+        ));
+        for now in [2.0, 3.0] {
+            assert!(matches!(
+                worker.admit(&attempt(now)).unwrap(),
+                Admission::UsernameFull { .. }
+            ));
+        }
+        let audit = AuditEntry::new(AuditEvent::PasswordChanged, Some(root.id), Some(id));
+        admin
+            .set_password(id, "hash", "user:iago@example.com", &audit)
+            .unwrap();
+        assert!(matches!(
+            worker.admit(&attempt(4.0)).unwrap(),
+            Admission::Admitted { .. }
+        ));
+        // Past the window, the cached events no longer fill the bucket.
+        assert!(matches!(
+            worker.admit(&attempt(5.0)).unwrap(),
+            Admission::UsernameFull { .. }
+        ));
+        assert!(matches!(
+            worker.admit(&attempt(105.0)).unwrap(),
+            Admission::Admitted { .. }
+        ));
+    }
+}
