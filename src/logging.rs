@@ -8,6 +8,8 @@ use std::io::Write;
 
 use clap::ValueEnum;
 
+use crate::text::escape_controls;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -17,10 +19,14 @@ pub enum LogFormat {
 pub fn init(format: LogFormat) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    // The lines carry no colours, so there is nothing for env_logger to strip: without
+    // this it scans every byte of every line written to a pipe or a file for escapes.
+    builder.write_style(env_logger::WriteStyle::Always);
     builder.format(move |buf, record| {
         // Logged values come from clients (a path with a bare LF, say): escaped, so that one
         // record is one line and no terminal sequence reaches the operator.
-        let msg = escape_controls(&record.args().to_string());
+        let text = record.args().to_string();
+        let msg = escape_controls(&text);
         match format {
             LogFormat::Text => writeln!(
                 buf,
@@ -41,30 +47,4 @@ pub fn init(format: LogFormat) {
         }
     });
     builder.init();
-}
-
-/// `text` with each control character written as Rust escapes it (`\n`, `\r`, `\u{1b}`).
-pub fn escape_controls(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            escaped.extend(c.escape_default());
-        } else {
-            escaped.push(c);
-        }
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(
-            escape_controls("GET /a\nb\rc\u{1b}[31m\u{7f}é"),
-            "GET /a\\nb\\rc\\u{1b}[31m\\u{7f}é"
-        );
-    }
 }

@@ -42,13 +42,14 @@
 //! durable when the method returns; rate-limit events and audit rows of refused logins may
 //! be lost to a power cut, never to a crash of the process.
 //!
-//! Nothing is cached across requests, so admin changes made by the CLI while the server
-//! runs take effect on the very next request (wire.md §2).
+//! Admin changes made by the CLI while the server runs take effect on the very next request
+//! (wire.md §2): an engine caches across requests only what it can tell is unchanged at each
+//! use (the SQLite engine's `cache`; the PostgreSQL engine, with other writers, caches nothing).
 //!
 //! # Engines
 //!
 //! - [`sqlite`]: one connection per thread, WAL, the schema in `schema.sql` as numbered
-//!   migrations.
+//!   migrations, realm rows and rate-limit buckets cached per connection.
 //! - `postgres` (the default feature of the same name): a small pool per process, the
 //!   schema in `schema-postgres.sql` under the same numbers, for several instances on one
 //!   database; what must be atomic across instances is one statement or holds a lock.

@@ -3,6 +3,7 @@
 
 mod account;
 mod accounts;
+mod admin_changes;
 mod cli;
 mod clients;
 mod config;

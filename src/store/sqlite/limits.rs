@@ -46,19 +46,19 @@ pub(super) fn release(conn: &Connection, reservation: Reservation) -> rusqlite::
     Ok(())
 }
 
-/// The refusal a full bucket gives, if either is full: the address first.
-fn refusal(conn: &Connection, attempt: &Attempt) -> rusqlite::Result<Option<Admission>> {
+/// The refusal a full bucket gives, if either is full: the address first. `recent` reads a
+/// bucket's events as [`recent`] does.
+fn refusal(
+    attempt: &Attempt,
+    mut recent: impl FnMut(&Bucket) -> rusqlite::Result<Vec<f64>>,
+) -> rusqlite::Result<Option<Admission>> {
     if let Some(address) = &attempt.address
-        && let Some(retry_after) = address
-            .rule
-            .full_for(&recent(conn, address, attempt.now)?, attempt.now)
+        && let Some(retry_after) = address.rule.full_for(&recent(address)?, attempt.now)
     {
         return Ok(Some(Admission::AddressFull { retry_after }));
     }
     if let Some(username) = &attempt.username
-        && let Some(retry_after) = username
-            .rule
-            .full_for(&recent(conn, username, attempt.now)?, attempt.now)
+        && let Some(retry_after) = username.rule.full_for(&recent(username)?, attempt.now)
     {
         return Ok(Some(Admission::UsernameFull { retry_after }));
     }
@@ -73,14 +73,21 @@ impl Limits for Sqlite {
                 reservation: None,
             });
         }
-        // A full bucket is refused on a plain read, without the write lock: an attacker
-        // hammering a locked username or a blocked address costs no more than a query.
-        if let Some(refused) = refusal(&self.conn, attempt)? {
+        // A full bucket is refused on a read of the cache, without the write lock: an
+        // attacker hammering a locked username or a blocked address costs no query.
+        let now = attempt.now;
+        let refused = {
+            let mut cache = self.cache()?;
+            refusal(attempt, |bucket| {
+                cache.recent(bucket, now, || recent(&self.conn, bucket, now))
+            })?
+        };
+        if let Some(refused) = refused {
             return Ok(refused);
         }
         self.immediate(|conn| {
             // Again under the lock: another worker may have filled one meanwhile.
-            if let Some(refused) = refusal(conn, attempt)? {
+            if let Some(refused) = refusal(attempt, |bucket| recent(conn, bucket, now))? {
                 return Ok(refused);
             }
             let in_window = match &attempt.username {

@@ -1,8 +1,10 @@
 //! The SQLite engine: one connection per thread, in WAL mode, the schema of `schema.sql`.
 //! Each file implements one of the seam's traits; this one opens connections and runs
-//! transactions.
+//! transactions. Realm rows and rate-limit buckets are cached per connection until the
+//! database changes ([`cache`]).
 
 mod audit;
+mod cache;
 mod keys;
 mod limits;
 mod login;
@@ -14,6 +16,7 @@ mod tables;
 mod users;
 mod web;
 
+use std::cell::{RefCell, RefMut};
 use std::fs::OpenOptions;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
@@ -21,8 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 
 use super::{StoreError, StoreResult};
+use cache::Cache;
 
 /// How long a statement waits for another connection's write lock before the database
 /// counts as unavailable (wire.md §3.6 answers within 5 s).
@@ -46,6 +51,7 @@ pub struct Sqlite {
     conn: Connection,
     /// The file as opened, so that health can tell it was deleted or replaced since.
     file: FileIdentity,
+    cache: RefCell<Cache>,
 }
 
 /// Where a database file is, and which file it was when it was opened.
@@ -99,15 +105,31 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| cannot_open(path, &e.to_string()))?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Without the query planner stability guarantee, SQLite re-parses and re-plans a
+        // statement whenever its `LIMIT ?` is bound to another value, as the rate limiter's
+        // are on every call (one rule per bucket): that cost more than the rest of a login
+        // refused by the limiter.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let meta = std::fs::metadata(path).map_err(|e| cannot_open(path, &e.to_string()))?;
         let file = FileIdentity {
             path: path.to_owned(),
             device: meta.dev(),
             inode: meta.ino(),
         };
-        let mut store = Sqlite { conn, file };
+        let mut store = Sqlite {
+            conn,
+            file,
+            cache: RefCell::default(),
+        };
         migrations::migrate(&mut store.conn)?;
         Ok(store)
+    }
+
+    /// The connection's cache, emptied first if the database changed since it was filled.
+    fn cache(&self) -> StoreResult<RefMut<'_, Cache>> {
+        let mut cache = self.cache.borrow_mut();
+        cache.check(&self.conn)?;
+        Ok(cache)
     }
 
     /// [`Sqlite::immediate`], synced to disk before it returns (`synchronous=FULL`), which

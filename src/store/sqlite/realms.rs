@@ -109,11 +109,13 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
 
 impl Realms for Sqlite {
     fn realm_by_subdomain(&self, subdomain: &str) -> StoreResult<Option<Realm>> {
-        Ok(by_subdomain(&self.conn, subdomain)?)
+        Ok(self
+            .cache()?
+            .realm_by_subdomain(subdomain, || by_subdomain(&self.conn, subdomain))?)
     }
 
     fn realm_by_id(&self, id: i64) -> StoreResult<Option<Realm>> {
-        Ok(by_id(&self.conn, id)?)
+        Ok(self.cache()?.realm_by_id(id, || by_id(&self.conn, id))?)
     }
 
     fn realms(&self) -> StoreResult<Vec<(Realm, i64)>> {

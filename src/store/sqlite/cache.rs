@@ -1,0 +1,211 @@
+//! What a connection remembers between requests: realm rows and rate-limit buckets as it
+//! last read them, so that the cheap requests (`server_settings`, a refused login) cost one
+//! pragma instead of queries.
+//!
+//! The entries hold while the database is unchanged, which SQLite tells cheaply:
+//! `PRAGMA data_version` changes when any other connection commits (another worker, the
+//! pruner, an admin command in another process), and `total_changes` when this one writes.
+//! Either drops every entry, so a change applies to the very next request (wire.md §2).
+//! Nothing is cached inside a transaction: those read the database itself.
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+
+use crate::store::{Bucket, Realm, Rule};
+
+/// More entries than this are dropped all at once: a bound on memory, whatever requests ask.
+const MAX_ENTRIES: usize = 1024;
+
+#[derive(Default)]
+pub(super) struct Cache {
+    /// `(data_version, total_changes)` when the entries were read.
+    seen: Option<(i64, u64)>,
+    by_subdomain: HashMap<String, Option<Realm>>,
+    by_id: HashMap<i64, Option<Realm>>,
+    buckets: HashMap<String, Events>,
+}
+
+/// A bucket's newest events, as `limits::recent` read them at `read_at` under `rule`.
+struct Events {
+    rule: Rule,
+    read_at: f64,
+    newest_first: Vec<f64>,
+}
+
+impl Cache {
+    /// Drops every entry if the database changed since they were read.
+    pub(super) fn check(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let version = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        let now = Some((version, conn.total_changes()));
+        if self.seen != now {
+            *self = Cache {
+                seen: now,
+                ..Cache::default()
+            };
+        }
+        Ok(())
+    }
+
+    fn make_room(&mut self) {
+        let entries = self.by_subdomain.len() + self.by_id.len() + self.buckets.len();
+        if entries >= MAX_ENTRIES {
+            *self = Cache {
+                seen: self.seen,
+                ..Cache::default()
+            };
+        }
+    }
+
+    pub(super) fn realm_by_subdomain(
+        &mut self,
+        subdomain: &str,
+        read: impl FnOnce() -> rusqlite::Result<Option<Realm>>,
+    ) -> rusqlite::Result<Option<Realm>> {
+        if let Some(realm) = self.by_subdomain.get(subdomain) {
+            return Ok(realm.clone());
+        }
+        let realm = read()?;
+        self.make_room();
+        self.by_subdomain
+            .insert(subdomain.to_owned(), realm.clone());
+        Ok(realm)
+    }
+
+    pub(super) fn realm_by_id(
+        &mut self,
+        id: i64,
+        read: impl FnOnce() -> rusqlite::Result<Option<Realm>>,
+    ) -> rusqlite::Result<Option<Realm>> {
+        if let Some(realm) = self.by_id.get(&id) {
+            return Ok(realm.clone());
+        }
+        let realm = read()?;
+        self.make_room();
+        self.by_id.insert(id, realm.clone());
+        Ok(realm)
+    }
+
+    /// The bucket's newest events within its window at `now`, newest first. An entry read
+    /// earlier under the same rule answers for any later `now`: no event was added or
+    /// removed since, and a later window only drops its oldest events.
+    pub(super) fn recent(
+        &mut self,
+        bucket: &Bucket,
+        now: f64,
+        read: impl FnOnce() -> rusqlite::Result<Vec<f64>>,
+    ) -> rusqlite::Result<Vec<f64>> {
+        if let Some(events) = self.buckets.get(&bucket.key)
+            && events.rule == bucket.rule
+            && events.read_at <= now
+        {
+            let since = now - bucket.rule.window;
+            return Ok(events
+                .newest_first
+                .iter()
+                .copied()
+                .take_while(|&at| at >= since)
+                .collect());
+        }
+        let newest_first = read()?;
+        self.make_room();
+        self.buckets.insert(
+            bucket.key.clone(),
+            Events {
+                rule: bucket.rule,
+                read_at: now,
+                newest_first: newest_first.clone(),
+            },
+        );
+        Ok(newest_first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sqlite::Sqlite;
+    use crate::store::{
+        Admission, Attempt, AuditEntry, AuditEvent, Bucket, Limits, NewUser, RealmChanges, Realms,
+        Role, Rule, Users,
+    };
+
+    fn rename(store: &Sqlite, realm_id: i64, name: &str) {
+        let changes = RealmChanges {
+            name: Some(name.to_owned()),
+            ..RealmChanges::default()
+        };
+        let audit = AuditEntry::new(AuditEvent::RealmChanged, Some(realm_id), None);
+        store.update_realm(realm_id, &changes, &audit).unwrap();
+    }
+
+    #[test]
+    fn a_change_by_any_connection_is_seen_at_the_next_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (worker, admin) = (Sqlite::open(&path).unwrap(), Sqlite::open(&path).unwrap());
+        let name = |store: &Sqlite| store.realm_by_subdomain("").unwrap().unwrap().name;
+        let root = worker.realm_by_subdomain("").unwrap().unwrap();
+        rename(&admin, root.id, "Renamed");
+        assert_eq!(name(&worker), "Renamed");
+        assert_eq!(
+            worker.realm_by_id(root.id).unwrap().unwrap().name,
+            "Renamed"
+        );
+        rename(&worker, root.id, "Own");
+        assert_eq!(name(&worker), "Own");
+        assert_eq!(worker.realm_by_id(root.id).unwrap().unwrap().name, "Own");
+
+        // A full bucket, refused from the cache, then cleared by another connection.
+        let user = NewUser {
+            email: "iago@example.com".into(),
+            full_name: "Iago".into(),
+            role: Role::Member,
+            password: None,
+            is_active: true,
+            api_key: None,
+        };
+        let [id] = admin.create_users(root.id, &[user], "t").unwrap()[..] else {
+            panic!()
+        };
+        let attempt = |now| Attempt {
+            address: None,
+            username: Some(Bucket {
+                key: "user:iago@example.com".into(),
+                rule: Rule {
+                    limit: 1,
+                    window: 100.0,
+                },
+            }),
+            now,
+        };
+        assert!(matches!(
+            worker.admit(&attempt(1.0)).unwrap(),
+            Admission::Admitted { .. }
+        ));
+        for now in [2.0, 3.0] {
+            assert!(matches!(
+                worker.admit(&attempt(now)).unwrap(),
+                Admission::UsernameFull { .. }
+            ));
+        }
+        let audit = AuditEntry::new(AuditEvent::PasswordChanged, Some(root.id), Some(id));
+        admin
+            .set_password(id, "hash", "user:iago@example.com", &audit)
+            .unwrap();
+        assert!(matches!(
+            worker.admit(&attempt(4.0)).unwrap(),
+            Admission::Admitted { .. }
+        ));
+        // Past the window, the cached events no longer fill the bucket.
+        assert!(matches!(
+            worker.admit(&attempt(5.0)).unwrap(),
+            Admission::UsernameFull { .. }
+        ));
+        assert!(matches!(
+            worker.admit(&attempt(105.0)).unwrap(),
+            Admission::Admitted { .. }
+        ));
+    }
+}
