@@ -64,6 +64,7 @@ pub mod login;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod realm_columns;
 pub mod sqlite;
 pub mod web;
 

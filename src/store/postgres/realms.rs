@@ -8,66 +8,31 @@ use postgres::{GenericClient, Row};
 use super::pool::Db;
 use super::{Postgres, sql_state};
 use crate::store::ldap::{Column, LdapSettings};
+use crate::store::realm_columns;
 use crate::store::{AuditEntry, Realm, RealmChanges, Realms, StoreError, StoreResult};
 
-const BASE_COLUMNS: [&str; 8] = [
-    "id",
-    "subdomain",
-    "name",
-    "description",
-    "icon_url",
-    "deactivated",
-    "password_auth_enabled",
-    "email_auth_enabled",
-];
-
-/// The browser sign-in's settings (migration 5), after the LDAP settings.
-const WEB_COLUMNS: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
-
-/// Every column a [`Realm`] is read from, the LDAP then the web settings last, prefixed
-/// with `r.`.
-fn columns() -> String {
-    BASE_COLUMNS
-        .iter()
-        .copied()
-        .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
-        .chain(WEB_COLUMNS)
-        .map(|c| format!("r.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-static BY_SUBDOMAIN: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {} FROM realm r WHERE r.subdomain = $1", columns()));
-static BY_ID: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {} FROM realm r WHERE r.id = $1", columns()));
+static BY_SUBDOMAIN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM realm r WHERE r.subdomain = $1",
+        realm_columns::select_list()
+    )
+});
+static BY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM realm r WHERE r.id = $1",
+        realm_columns::select_list()
+    )
+});
 static ALL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {}, (SELECT count(*) FROM \"user\" u WHERE u.realm_id = r.id)
          FROM realm r ORDER BY r.id",
-        columns()
+        realm_columns::select_list()
     )
 });
 
 /// One `UPDATE realm` that sets what the changes set and leaves the rest; `$1` is the id.
-static UPDATE: LazyLock<String> = LazyLock::new(|| {
-    let columns = [
-        "name",
-        "description",
-        "icon_url",
-        "password_auth_enabled",
-        "deactivated",
-        "email_auth_enabled",
-    ]
-    .into_iter()
-    .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
-    .chain(WEB_COLUMNS);
-    let sets: Vec<String> = columns
-        .enumerate()
-        .map(|(i, c)| format!("{c} = coalesce(${}, {c})", i + 2))
-        .collect();
-    format!("UPDATE realm SET {} WHERE id = $1", sets.join(", "))
-});
+static UPDATE: LazyLock<String> = LazyLock::new(|| realm_columns::update(|i| format!("${i}")));
 
 /// An optional text: an empty value is how an operator unsets it.
 fn optional(row: &Row, index: usize) -> Result<Option<String>, postgres::Error> {
@@ -77,7 +42,7 @@ fn optional(row: &Row, index: usize) -> Result<Option<String>, postgres::Error> 
 }
 
 fn from_row(row: &Row) -> Result<Realm, postgres::Error> {
-    let first = BASE_COLUMNS.len();
+    let first = realm_columns::FIRST_LDAP;
     let ldap = LdapSettings::COLUMNS
         .iter()
         .enumerate()
@@ -89,7 +54,7 @@ fn from_row(row: &Row) -> Result<Realm, postgres::Error> {
             })
         })
         .collect::<Result<Vec<_>, postgres::Error>>()?;
-    let web = first + LdapSettings::COLUMNS.len();
+    let web = realm_columns::FIRST_WEB;
     Ok(Realm {
         id: row.try_get(0)?,
         subdomain: row.try_get(1)?,
@@ -125,7 +90,7 @@ impl Realms for Postgres {
     }
 
     fn realms(&self) -> StoreResult<Vec<(Realm, i64)>> {
-        let users = BASE_COLUMNS.len() + LdapSettings::COLUMNS.len() + WEB_COLUMNS.len();
+        let users = realm_columns::COUNT;
         let rows = self.conn()?.db().query(&ALL, &[])?;
         Ok(rows
             .iter()

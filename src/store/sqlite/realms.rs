@@ -6,34 +6,10 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::Sqlite;
 use crate::store::ldap::{Column, LdapSettings};
+use crate::store::realm_columns;
 use crate::store::{AuditEntry, Realm, RealmChanges, Realms, StoreError, StoreResult};
 
-const BASE_COLUMNS: [&str; 8] = [
-    "id",
-    "subdomain",
-    "name",
-    "description",
-    "icon_url",
-    "deactivated",
-    "password_auth_enabled",
-    "email_auth_enabled",
-];
-
-/// The browser sign-in's settings (migration 5), after the LDAP settings.
-const WEB_COLUMNS: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
-
-/// Every column a [`Realm`] is read from, the LDAP then the web settings last, prefixed
-/// with `r.`.
-static COLUMNS: LazyLock<String> = LazyLock::new(|| {
-    BASE_COLUMNS
-        .iter()
-        .copied()
-        .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
-        .chain(WEB_COLUMNS)
-        .map(|c| format!("r.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-});
+static COLUMNS: LazyLock<String> = LazyLock::new(realm_columns::select_list);
 
 /// An optional text: an empty value is how an operator unsets it.
 fn optional(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
@@ -43,7 +19,7 @@ fn optional(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
-    let first = BASE_COLUMNS.len();
+    let first = realm_columns::FIRST_LDAP;
     let ldap = LdapSettings::COLUMNS
         .iter()
         .enumerate()
@@ -55,7 +31,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
             })
         })
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let web = first + LdapSettings::COLUMNS.len();
+    let web = realm_columns::FIRST_WEB;
     Ok(Realm {
         id: row.get(0)?,
         subdomain: row.get(1)?,
@@ -88,24 +64,7 @@ pub(super) fn by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Realm
 }
 
 /// One `UPDATE realm` statement that sets what `changes` sets and leaves the rest.
-static UPDATE: LazyLock<String> = LazyLock::new(|| {
-    let columns = [
-        "name",
-        "description",
-        "icon_url",
-        "password_auth_enabled",
-        "deactivated",
-        "email_auth_enabled",
-    ]
-    .into_iter()
-    .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
-    .chain(WEB_COLUMNS);
-    let sets: Vec<String> = columns
-        .enumerate()
-        .map(|(i, c)| format!("{c} = coalesce(?{}, {c})", i + 2))
-        .collect();
-    format!("UPDATE realm SET {} WHERE id = ?1", sets.join(", "))
-});
+static UPDATE: LazyLock<String> = LazyLock::new(|| realm_columns::update(|i| format!("?{i}")));
 
 impl Realms for Sqlite {
     fn realm_by_subdomain(&self, subdomain: &str) -> StoreResult<Option<Realm>> {
@@ -124,7 +83,7 @@ impl Realms for Sqlite {
              FROM realm r ORDER BY r.id",
             *COLUMNS
         ))?;
-        let users = BASE_COLUMNS.len() + LdapSettings::COLUMNS.len() + WEB_COLUMNS.len();
+        let users = realm_columns::COUNT;
         let rows = stmt
             .query_map([], |row| Ok((from_row(row)?, row.get(users)?)))?
             .collect::<rusqlite::Result<_>>()?;

@@ -1,0 +1,63 @@
+//! The `realm` table's columns, which both engines read and update in the same order: the
+//! base columns, then the LDAP settings, then the browser sign-in's settings.
+
+use super::ldap::LdapSettings;
+
+/// The columns every realm had before LDAP and the web sign-in, in reading order.
+pub const BASE: [&str; 8] = [
+    "id",
+    "subdomain",
+    "name",
+    "description",
+    "icon_url",
+    "deactivated",
+    "password_auth_enabled",
+    "email_auth_enabled",
+];
+
+/// The browser sign-in's settings (migration 5), after the LDAP settings.
+pub const WEB: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
+
+/// How many columns a realm row has.
+pub const COUNT: usize = BASE.len() + LdapSettings::COLUMNS.len() + WEB.len();
+
+/// Index of the first LDAP column in a row.
+pub const FIRST_LDAP: usize = BASE.len();
+
+/// Index of the first web column in a row.
+pub const FIRST_WEB: usize = FIRST_LDAP + LdapSettings::COLUMNS.len();
+
+/// Every column a realm is read from, in row order, prefixed with `r.`.
+pub fn select_list() -> String {
+    BASE.iter()
+        .copied()
+        .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
+        .chain(WEB)
+        .map(|c| format!("r.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One `UPDATE realm` that sets what a change sets and leaves the rest: parameter 1 is the
+/// id, then one per changeable column, written by the engine's `placeholder`.
+pub fn update(placeholder: impl Fn(usize) -> String) -> String {
+    let sets: Vec<String> = [
+        "name",
+        "description",
+        "icon_url",
+        "password_auth_enabled",
+        "deactivated",
+        "email_auth_enabled",
+    ]
+    .into_iter()
+    .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
+    .chain(WEB)
+    .enumerate()
+    .map(|(i, c)| format!("{c} = coalesce({}, {c})", placeholder(i + 2)))
+    .collect();
+    format!(
+        "UPDATE realm SET {} WHERE id = {}",
+        sets.join(", "),
+        placeholder(1)
+    )
+}
