@@ -54,62 +54,6 @@ impl ApiError {
         }
     }
 
-    /// A failed Basic-auth check of `users/me` or `regenerate` (wire.md §9.2).
-    const fn unauthorized(msg: &'static str) -> ApiError {
-        ApiError {
-            status: 401,
-            msg: Cow::Borrowed(msg),
-            code: Some("UNAUTHORIZED"),
-            var_name: None,
-            retry_after: None,
-            www_authenticate: true,
-        }
-    }
-
-    /// §9.2: no `Authorization` header.
-    pub const fn not_logged_in() -> ApiError {
-        ApiError::unauthorized("Not logged in: API authentication or user session required")
-    }
-
-    /// §9.2: a Basic header that does not decode to `email:key`.
-    pub const fn invalid_basic_header() -> ApiError {
-        ApiError::unauthorized("Invalid authorization header for basic auth")
-    }
-
-    /// §9.2: a key that cannot be one.
-    pub const fn malformed_api_key() -> ApiError {
-        ApiError::unauthorized("Malformed API key")
-    }
-
-    /// §9.2: no user has this key (with this email).
-    pub const fn invalid_api_key() -> ApiError {
-        ApiError::unauthorized("Invalid API key")
-    }
-
-    /// §9.2: the key's realm is deactivated.
-    pub const fn key_realm_deactivated() -> ApiError {
-        ApiError::unauthorized("This organization has been deactivated")
-    }
-
-    /// §9.2: the key's user is deactivated.
-    pub const fn key_user_deactivated() -> ApiError {
-        ApiError::unauthorized("Account is deactivated")
-    }
-
-    /// §9.2: the key's realm is not the Host's.
-    pub const fn key_of_another_realm() -> ApiError {
-        ApiError::unauthorized("Account is not associated with this subdomain")
-    }
-
-    /// §9.2 step 3: another scheme than Basic.
-    pub const fn basic_auth_required() -> ApiError {
-        ApiError::new(
-            400,
-            "This endpoint requires HTTP basic authentication.",
-            BAD_REQUEST,
-        )
-    }
-
     /// E2/E3: a required parameter is absent.
     pub fn missing_argument(name: &'static str) -> ApiError {
         let msg = match name {
@@ -303,6 +247,65 @@ impl ApiError {
 
 /// A store failure inside a request, logged here: the store being unavailable is the 503
 /// of wire.md §3.6; anything else is a bug, answered with the bare 500 that leaks nothing.
+/// The refusals of the routes a key authenticates (wire.md §9.2), in the order they are checked.
+impl ApiError {
+    /// A failed Basic-auth check of `users/me` or `regenerate` (wire.md §9.2).
+    const fn unauthorized(msg: &'static str) -> ApiError {
+        ApiError {
+            status: 401,
+            msg: Cow::Borrowed(msg),
+            code: Some("UNAUTHORIZED"),
+            var_name: None,
+            retry_after: None,
+            www_authenticate: true,
+        }
+    }
+
+    /// §9.2: no `Authorization` header.
+    pub const fn not_logged_in() -> ApiError {
+        ApiError::unauthorized("Not logged in: API authentication or user session required")
+    }
+
+    /// §9.2: a Basic header that does not decode to `email:key`.
+    pub const fn invalid_basic_header() -> ApiError {
+        ApiError::unauthorized("Invalid authorization header for basic auth")
+    }
+
+    /// §9.2: a key that cannot be one.
+    pub const fn malformed_api_key() -> ApiError {
+        ApiError::unauthorized("Malformed API key")
+    }
+
+    /// §9.2: no user has this key (with this email).
+    pub const fn invalid_api_key() -> ApiError {
+        ApiError::unauthorized("Invalid API key")
+    }
+
+    /// §9.2: the key's realm is deactivated.
+    pub const fn key_realm_deactivated() -> ApiError {
+        ApiError::unauthorized("This organization has been deactivated")
+    }
+
+    /// §9.2: the key's user is deactivated.
+    pub const fn key_user_deactivated() -> ApiError {
+        ApiError::unauthorized("Account is deactivated")
+    }
+
+    /// §9.2: the key's realm is not the Host's.
+    pub const fn key_of_another_realm() -> ApiError {
+        ApiError::unauthorized("Account is not associated with this subdomain")
+    }
+
+    /// §9.2 step 3: another scheme than Basic.
+    pub const fn basic_auth_required() -> ApiError {
+        ApiError::new(
+            400,
+            "This endpoint requires HTTP basic authentication.",
+            BAD_REQUEST,
+        )
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         log::error!("store error: {err}");
