@@ -2,7 +2,7 @@
 //! verified, and what the engine found when it looked again.
 
 use super::limits::Reservation;
-use super::model::{AuditEntry, User};
+use super::model::{AuditEntry, Realm, User};
 
 /// Everything that ends a login whose credentials were verified, done by the engine in one
 /// durable transaction (wire.md §5.2 steps 11 and 12, and §9.1): the row is read again,
@@ -24,6 +24,24 @@ pub struct FinishLogin<'a> {
     /// The success row; a `key_minted` row with the same context follows it if the key was
     /// minted.
     pub audit: &'a AuditEntry,
+}
+
+impl FinishLogin<'_> {
+    /// Why the login must end with nothing written, judged on the user's row and realm as
+    /// the engine read them again inside its transaction; `None` when it may finish.
+    pub fn changed_since_verified(&self, user: &User, realm: Option<&Realm>) -> Option<LoginEnd> {
+        if let Some(verified) = self.verified_hash
+            && user.password.as_deref() != Some(verified)
+        {
+            Some(LoginEnd::PasswordChanged)
+        } else if realm.is_none_or(|realm| realm.deactivated) {
+            Some(LoginEnd::RealmDeactivated)
+        } else if !user.is_active {
+            Some(LoginEnd::UserDeactivated)
+        } else {
+            None
+        }
+    }
 }
 
 /// What the engine found in the transaction that ends a login.

@@ -15,18 +15,9 @@ impl Logins for Postgres {
             let Some(user) = row.as_ref().map(from_row).transpose()? else {
                 return Ok(LoginEnd::UserGone);
             };
-            if let Some(verified) = finish.verified_hash
-                && user.password.as_deref() != Some(verified)
-            {
-                return Ok(LoginEnd::PasswordChanged);
-            }
-            let realm_deactivated =
-                super::realms::by_id(db, user.realm_id)?.is_none_or(|realm| realm.deactivated);
-            if realm_deactivated {
-                return Ok(LoginEnd::RealmDeactivated);
-            }
-            if !user.is_active {
-                return Ok(LoginEnd::UserDeactivated);
+            let realm = super::realms::by_id(db, user.realm_id)?;
+            if let Some(end) = finish.changed_since_verified(&user, realm.as_ref()) {
+                return Ok(end);
             }
             if let (Some(rehash), Some(verified)) = (finish.rehash, finish.verified_hash) {
                 db.execute(
