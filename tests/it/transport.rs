@@ -185,6 +185,8 @@ fn control_characters_in_paths_are_escaped_in_both_log_formats() {
         let server = TestServer::start(&["--log-format", format]);
         server.raw(b"GET /a\nb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         server.raw(b"GET /c\rd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        // Two front threads may log the two requests in either order: wait for both.
+        server.log_containing("GET /a");
         let raw = server.log_containing("GET /c");
         assert!(!raw.contains('\r'), "{raw}");
         let log = if format == "json" {
