@@ -167,6 +167,25 @@ fn cannot_open(path: &Path, reason: &str) -> StoreError {
     StoreError::Unavailable(format!("cannot open database {}: {reason}", path.display()))
 }
 
+/// A fresh database with one user, for the engine's own unit tests.
+#[cfg(test)]
+pub(crate) fn store_with_user() -> (tempfile::TempDir, Sqlite, i64) {
+    use crate::store::{NewUser, Realms, Role, Users};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Sqlite::open(&dir.path().join("db")).unwrap();
+    let root = store.realm_by_subdomain("").unwrap().unwrap();
+    let user = NewUser {
+        email: "iago@example.com".into(),
+        full_name: "Iago".into(),
+        role: Role::Admin,
+        password: None,
+        is_active: true,
+        api_key: None,
+    };
+    let id = store.create_users(root.id, &[user], "test").unwrap()[0];
+    (dir, store, id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,23 +107,9 @@ impl Sessions for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AuditEntry, AuditEvent, NewUser, Realms, Role, Users};
+    use crate::store::{AuditEntry, AuditEvent, Users};
 
-    fn store_with_user() -> (tempfile::TempDir, Sqlite, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("db")).unwrap();
-        let root = store.realm_by_subdomain("").unwrap().unwrap();
-        let user = NewUser {
-            email: "iago@example.com".into(),
-            full_name: "Iago".into(),
-            role: Role::Admin,
-            password: None,
-            is_active: true,
-            api_key: None,
-        };
-        let id = store.create_users(root.id, &[user], "test").unwrap()[0];
-        (dir, store, id)
-    }
+    use super::super::store_with_user;
 
     const LIMITS: SessionLimits = SessionLimits {
         idle: 100.0,
