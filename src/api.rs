@@ -68,6 +68,8 @@ struct Route {
     never_cache: bool,
     /// Too frequent to log one line each (health checks).
     quiet: bool,
+    /// A page a browser shows: what is refused before its handler runs is a plain page too.
+    page: bool,
     endpoint: Endpoint,
 }
 
@@ -79,7 +81,16 @@ const fn route(path: &'static str, endpoint: Endpoint) -> Route {
         costly: &[],
         never_cache: false,
         quiet: false,
+        page: false,
         endpoint,
+    }
+}
+
+/// A route of the web pages.
+const fn page(path: &'static str, endpoint: Endpoint) -> Route {
+    Route {
+        page: true,
+        ..route(path, endpoint)
     }
 }
 
@@ -112,44 +123,44 @@ const ROUTES: &[Route] = &[
     },
     Route {
         costly: &["POST"],
-        ..route(web::login::PATH, Api::web_login)
+        ..page(web::login::PATH, Api::web_login)
     },
     Route {
         costly: &["PATCH"],
         never_cache: true,
         ..route("/api/v1/settings", Api::settings)
     },
-    route(web::reset::REQUEST_PATH, Api::web_reset),
-    route(web::reset::SENT_PATH, Api::web_reset),
-    route(web::reset::DONE_PATH, Api::web_reset),
+    page(web::reset::REQUEST_PATH, Api::web_reset),
+    page(web::reset::SENT_PATH, Api::web_reset),
+    page(web::reset::DONE_PATH, Api::web_reset),
     // The links, after the exact paths above: setting a password hashes it.
     Route {
         prefix: true,
         costly: &["POST"],
-        ..route(web::reset::REQUEST_PATH, Api::web_reset)
+        ..page(web::reset::REQUEST_PATH, Api::web_reset)
     },
-    route(web::account::SETTINGS_PATH, Api::web_account),
-    route(web::account::LOGOUT_PATH, Api::web_account),
+    page(web::account::SETTINGS_PATH, Api::web_account),
+    page(web::account::LOGOUT_PATH, Api::web_account),
     // The account page's forms check the password.
     Route {
         costly: &["POST"],
-        ..route(web::account::API_KEY_PATH, Api::web_account)
+        ..page(web::account::API_KEY_PATH, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..route(web::account::REGENERATE_PATH, Api::web_account)
+        ..page(web::account::REGENERATE_PATH, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..route(web::account::ZULIPRC_PATH, Api::web_account)
+        ..page(web::account::ZULIPRC_PATH, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..route(web::account::PASSWORD_PATH, Api::web_account)
+        ..page(web::account::PASSWORD_PATH, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..route(web::account::TWO_FACTOR_OFF_PATH, Api::web_account)
+        ..page(web::account::TWO_FACTOR_OFF_PATH, Api::web_account)
     },
 ];
 
@@ -190,6 +201,18 @@ impl Handler for Api {
         self.config
             .route(&request.path)
             .is_some_and(|r| r.costly.contains(&request.method.as_str()))
+    }
+
+    /// A browser gets a plain page, with the error's headers (its `Retry-After`).
+    fn refusal(&self, path: &str, err: &ApiError) -> Response {
+        match self.config.route(path) {
+            Some(route) if route.page => {
+                let mut page = web::page::plain(err.status, &err.msg);
+                page.headers.extend(Response::error(err).headers);
+                page
+            }
+            _ => Response::error(err),
+        }
     }
 
     /// Below a prefix route is a reset link's token, which opens the account: never logged.

@@ -178,6 +178,11 @@ pub trait Handler {
     fn logged_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
         std::borrow::Cow::Borrowed(path)
     }
+    /// The answer to a request refused before or around its handler (a malformed Host, a body
+    /// too large, a full queue, a panic): the error's JSON unless the handler knows better.
+    fn refusal(&self, _path: &str, err: &ApiError) -> Response {
+        Response::error(err)
+    }
 }
 
 /// Why the server should stop.
@@ -431,17 +436,16 @@ fn serve(
     started: Instant,
 ) {
     let method = raw.method().to_string();
-    let path = handler
-        .logged_path(raw.url().split('?').next().unwrap_or(""))
-        .into_owned();
+    let raw_path = raw.url().split('?').next().unwrap_or("");
+    let path = handler.logged_path(raw_path).into_owned();
     let response = match request {
         Ok(request) => {
             catch_unwind(AssertUnwindSafe(|| handler.handle(&request))).unwrap_or_else(|_| {
                 error!("handler panicked on {method} {path}");
-                Response::error(&ApiError::internal())
+                handler.refusal(raw_path, &ApiError::internal())
             })
         }
-        Err(err) => Response::error(&err),
+        Err(err) => handler.refusal(raw_path, &err),
     };
     let (status, log) = (response.status, response.log.clone());
     // Counted before the client can read the answer and ask for the metrics.

@@ -77,6 +77,8 @@ pub fn plain(status: u16, message: &str) -> Response {
         403 => "Forbidden",
         404 => "Not found",
         405 => "Method not allowed",
+        413 => "Too large",
+        429 => "Too many attempts",
         503 => "Unavailable",
         _ => "Error",
     };

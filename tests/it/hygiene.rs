@@ -155,3 +155,40 @@ fn health() {
     }
     assert!(!server.stderr().contains("GET /health"));
 }
+
+#[test]
+fn a_forms_path_refused_before_its_handler_gets_a_plain_page() {
+    let server = TestServer::start(&[]);
+    let body = vec![b'a'; 64 * 1024 + 1];
+    for path in ["/accounts/login/", "/accounts/password/reset/x/"] {
+        let page = server.send(
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &body,
+        );
+        assert_eq!(page.status, 413, "{path}");
+        assert_eq!(
+            page.header("Content-Type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(page.header("X-Frame-Options"), Some("DENY"));
+        assert!(
+            page.text().contains("<p>Request body too large</p>"),
+            "{}",
+            page.text()
+        );
+    }
+    let bad_host =
+        server.raw(b"GET /accounts/login/ HTTP/1.1\r\nHost: x:abc\r\nConnection: close\r\n\r\n");
+    assert_eq!(bad_host.status, 400);
+    assert!(
+        bad_host.text().contains("<p>Invalid host</p>"),
+        "{}",
+        bad_host.text()
+    );
+    // The API beside them keeps its JSON.
+    server
+        .send("POST", "/api/v1/fetch_api_key", &[], &body)
+        .assert_json(413, TOO_LARGE);
+}
