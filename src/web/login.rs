@@ -265,8 +265,11 @@ fn code_step(
     }
     match checked.outcome {
         Ok(success) => {
-            // Spent: the same token cannot finish a second time.
-            ctx.store.take_login_step(&digest)?;
+            // Spent: the same token cannot finish a second time. A request that raced this
+            // one with another valid code and took the step first has had the key.
+            if !ctx.store.take_login_step(&digest)? {
+                return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
+            }
             Ok(Next::Finished {
                 user: success.user,
                 api_key: success.api_key,
