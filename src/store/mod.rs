@@ -65,6 +65,7 @@ pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod realm_columns;
+pub mod row;
 pub mod sqlite;
 pub mod web;
 

@@ -2,8 +2,8 @@
 //! logins on several instances at once mint one key: the others wait, then read it.
 
 use super::Postgres;
-use super::users::{from_row, store_key, user_select};
-use crate::store::{AuditEvent, FinishLogin, LoginEnd, Logins, StoreError, StoreResult};
+use super::users::{store_key, user_select};
+use crate::store::{AuditEvent, FinishLogin, LoginEnd, Logins, StoreError, StoreResult, row};
 
 impl Logins for Postgres {
     fn finish_login(&self, finish: &FinishLogin<'_>) -> StoreResult<LoginEnd> {
@@ -12,7 +12,7 @@ impl Logins for Postgres {
                 user_select!("FROM \"user\" u WHERE u.id = $1 FOR UPDATE"),
                 &[&finish.user_id],
             )?;
-            let Some(user) = row.as_ref().map(from_row).transpose()? else {
+            let Some(user) = row.as_ref().map(row::user).transpose()? else {
                 return Ok(LoginEnd::UserGone);
             };
             let realm = super::realms::by_id(db, user.realm_id)?;

@@ -37,6 +37,35 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
+/// Rows read into the model by [`row`](super::row); a value of the wrong type is the store
+/// failing, as any other error of the client.
+impl super::row::Row for postgres::Row {
+    type Error = StoreError;
+    fn int(&self, index: usize) -> StoreResult<i64> {
+        Ok(self.try_get(index)?)
+    }
+    fn real(&self, index: usize) -> StoreResult<f64> {
+        Ok(self.try_get(index)?)
+    }
+    fn flag(&self, index: usize) -> StoreResult<bool> {
+        Ok(self.try_get(index)?)
+    }
+    fn maybe_flag(&self, index: usize) -> StoreResult<Option<bool>> {
+        Ok(self.try_get(index)?)
+    }
+    fn text(&self, index: usize) -> StoreResult<String> {
+        Ok(self.try_get(index)?)
+    }
+    fn maybe_text(&self, index: usize) -> StoreResult<Option<String>> {
+        Ok(self.try_get(index)?)
+    }
+    fn out_of_range(&self, index: usize, value: i64) -> StoreError {
+        StoreError::Unavailable(format!(
+            "column {index} holds {value}, which has no meaning"
+        ))
+    }
+}
+
 /// The error with its causes: "error performing TLS handshake" alone does not say which
 /// certificate was refused.
 fn describe(err: &postgres::Error) -> String {

@@ -2,14 +2,14 @@
 
 use std::sync::LazyLock;
 
+use postgres::GenericClient;
 use postgres::types::ToSql;
-use postgres::{GenericClient, Row};
 
 use super::pool::Db;
 use super::{Postgres, sql_state};
-use crate::store::ldap::{Column, LdapSettings};
-use crate::store::realm_columns;
+use crate::store::ldap::Column;
 use crate::store::{AuditEntry, Realm, RealmChanges, Realms, StoreError, StoreResult};
+use crate::store::{realm_columns, row};
 
 static BY_SUBDOMAIN: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -34,55 +34,17 @@ static ALL: LazyLock<String> = LazyLock::new(|| {
 /// One `UPDATE realm` that sets what the changes set and leaves the rest; `$1` is the id.
 static UPDATE: LazyLock<String> = LazyLock::new(|| realm_columns::update(|i| format!("${i}")));
 
-/// An optional text: an empty value is how an operator unsets it.
-fn optional(row: &Row, index: usize) -> Result<Option<String>, postgres::Error> {
-    Ok(row
-        .try_get::<_, Option<String>>(index)?
-        .filter(|value| !value.is_empty()))
-}
-
-fn from_row(row: &Row) -> Result<Realm, postgres::Error> {
-    let first = realm_columns::FIRST_LDAP;
-    let ldap = LdapSettings::COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, &(_, is_flag))| {
-            Ok(if is_flag {
-                Column::Flag(row.try_get(first + i)?)
-            } else {
-                Column::Text(row.try_get(first + i)?)
-            })
-        })
-        .collect::<Result<Vec<_>, postgres::Error>>()?;
-    let web = realm_columns::FIRST_WEB;
-    Ok(Realm {
-        id: row.try_get(0)?,
-        subdomain: row.try_get(1)?,
-        name: row.try_get(2)?,
-        description: row.try_get(3)?,
-        icon_url: optional(row, 4)?,
-        deactivated: row.try_get(5)?,
-        password_auth_enabled: row.try_get(6)?,
-        email_auth_enabled: row.try_get(7)?,
-        ldap: LdapSettings::from_columns(ldap),
-        web_login_enabled: row.try_get(web)?,
-        web_login_display_name: optional(row, web + 1)?,
-        require_2fa: row.try_get(web + 2)?,
-    })
-}
-
 pub(super) fn by_id<C: GenericClient>(db: &mut Db<'_, C>, id: i64) -> StoreResult<Option<Realm>> {
-    Ok(db
-        .query_opt(&BY_ID, &[&id])?
+    db.query_opt(&BY_ID, &[&id])?
         .as_ref()
-        .map(from_row)
-        .transpose()?)
+        .map(row::realm)
+        .transpose()
 }
 
 impl Realms for Postgres {
     fn realm_by_subdomain(&self, subdomain: &str) -> StoreResult<Option<Realm>> {
         let row = self.conn()?.db().query_opt(&BY_SUBDOMAIN, &[&subdomain])?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        row.as_ref().map(row::realm).transpose()
     }
 
     fn realm_by_id(&self, id: i64) -> StoreResult<Option<Realm>> {
@@ -92,10 +54,9 @@ impl Realms for Postgres {
     fn realms(&self) -> StoreResult<Vec<(Realm, i64)>> {
         let users = realm_columns::COUNT;
         let rows = self.conn()?.db().query(&ALL, &[])?;
-        Ok(rows
-            .iter()
-            .map(|row| Ok((from_row(row)?, row.try_get(users)?)))
-            .collect::<Result<_, postgres::Error>>()?)
+        rows.iter()
+            .map(|found| Ok((row::realm(found)?, found.try_get(users)?)))
+            .collect()
     }
 
     fn create_realm(&self, subdomain: &str, name: &str, audit: &AuditEntry) -> StoreResult<Realm> {

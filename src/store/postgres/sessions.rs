@@ -6,8 +6,8 @@ use postgres::GenericClient;
 
 use super::Postgres;
 use super::pool::Db;
-use super::users::{from_row, user_select};
-use crate::store::{ResetLinks, SessionLimits, Sessions, StoreResult, User};
+use super::users::user_select;
+use crate::store::{ResetLinks, SessionLimits, Sessions, StoreResult, User, row};
 
 /// Ends every session and the reset link of a user: inside the transaction of a password
 /// change or a deactivation.
@@ -47,7 +47,7 @@ impl ResetLinks for Postgres {
             ),
             &[&token_hash, &now],
         )?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(row::user).transpose()
     }
 }
 
@@ -77,7 +77,7 @@ impl Sessions for Postgres {
             ),
             &[&id_hash, &now, &limits.idle, &limits.lifetime],
         )?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(row::user).transpose()
     }
 
     fn end_session(&self, id_hash: &str) -> StoreResult<()> {

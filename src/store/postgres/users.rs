@@ -7,7 +7,7 @@ use postgres::{GenericClient, Row};
 use super::Postgres;
 use super::pool::Db;
 use super::realms::violates;
-use crate::store::{AuditEntry, AuditEvent, NewUser, Role, StoreError, StoreResult, User, Users};
+use crate::store::{AuditEntry, AuditEvent, NewUser, StoreError, StoreResult, User, Users, row};
 
 macro_rules! user_select {
     ($($rest:literal),*) => {
@@ -19,28 +19,8 @@ macro_rules! user_select {
 }
 pub(super) use user_select;
 
-/// How many columns `user_select!` reads: what a query selects after them starts here.
-pub(super) const USER_COLUMNS: usize = 9;
-
-pub(super) fn from_row(row: &Row) -> StoreResult<User> {
-    let code: i64 = row.try_get(4)?;
-    let role = Role::from_code(code)
-        .ok_or_else(|| StoreError::Unavailable(format!("unknown role {code} in the user table")))?;
-    Ok(User {
-        id: row.try_get(0)?,
-        realm_id: row.try_get(1)?,
-        delivery_email: row.try_get(2)?,
-        full_name: row.try_get(3)?,
-        role,
-        is_active: row.try_get(5)?,
-        password: row.try_get(6)?,
-        api_key: row.try_get(7)?,
-        date_joined: row.try_get(8)?,
-    })
-}
-
 fn one(row: Option<Row>) -> StoreResult<Option<User>> {
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(row::user).transpose()
 }
 
 fn by_email<C: GenericClient>(
@@ -94,7 +74,7 @@ impl Users for Postgres {
             user_select!("FROM \"user\" u WHERE u.realm_id = $1 ORDER BY u.id"),
             &[&realm_id],
         )?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(row::user).collect()
     }
 
     fn active_users(&self) -> StoreResult<Vec<(User, String)>> {
@@ -106,7 +86,7 @@ impl Users for Postgres {
             &[],
         )?;
         rows.iter()
-            .map(|row| Ok((from_row(row)?, row.try_get(USER_COLUMNS)?)))
+            .map(|found| Ok((row::user(found)?, found.try_get(row::USER_COLUMNS)?)))
             .collect()
     }
 

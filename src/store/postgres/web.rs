@@ -2,27 +2,9 @@
 //! taking of a step are single statements: of two instances given one code, or one step
 //! token, at once, the row lock lets exactly one through.
 
-use postgres::Row;
-
 use super::Postgres;
-use super::users::{USER_COLUMNS, from_row, user_select};
-use crate::store::{AuditEntry, LoginStep, SecondFactors, StoreResult, TotpDevice, User};
-
-/// The user's columns, then the step's, as `login_step` selects them.
-fn step_from_row(row: &Row) -> StoreResult<(LoginStep, User)> {
-    let user = from_row(row)?;
-    let at = |i: usize| USER_COLUMNS + i;
-    let step = LoginStep {
-        user_id: user.id,
-        username: row.try_get(at(0))?,
-        verified_hash: row.try_get(at(1))?,
-        rehash: row.try_get(at(2))?,
-        enrol_secret: row.try_get(at(3))?,
-        finishes_login: row.try_get(at(4))?,
-        expires_at: row.try_get(at(5))?,
-    };
-    Ok((step, user))
-}
+use super::users::user_select;
+use crate::store::{AuditEntry, LoginStep, SecondFactors, StoreResult, TotpDevice, User, row};
 
 impl SecondFactors for Postgres {
     fn totp_device(&self, user_id: i64) -> StoreResult<Option<TotpDevice>> {
@@ -107,7 +89,7 @@ impl SecondFactors for Postgres {
             ),
             &[&token_hash, &now],
         )?;
-        row.as_ref().map(step_from_row).transpose()
+        row.as_ref().map(row::login_step).transpose()
     }
 
     fn take_login_step(&self, token_hash: &str) -> StoreResult<bool> {

@@ -41,6 +41,37 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Rows read into the model by [`row`](super::row).
+impl super::row::Row for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn int(&self, index: usize) -> rusqlite::Result<i64> {
+        self.get(index)
+    }
+    fn real(&self, index: usize) -> rusqlite::Result<f64> {
+        self.get(index)
+    }
+    fn flag(&self, index: usize) -> rusqlite::Result<bool> {
+        self.get(index)
+    }
+    fn maybe_flag(&self, index: usize) -> rusqlite::Result<Option<bool>> {
+        self.get(index)
+    }
+    fn text(&self, index: usize) -> rusqlite::Result<String> {
+        self.get(index)
+    }
+    fn maybe_text(&self, index: usize) -> rusqlite::Result<Option<String>> {
+        self.get(index)
+    }
+    fn out_of_range(&self, index: usize, value: i64) -> rusqlite::Error {
+        let kind = rusqlite::types::FromSqlError::OutOfRange(value);
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Integer,
+            kind.into(),
+        )
+    }
+}
+
 /// Whether `err` is a UNIQUE or other constraint violation.
 fn is_constraint(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(e, _)

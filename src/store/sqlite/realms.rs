@@ -5,47 +5,14 @@ use std::sync::LazyLock;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::Sqlite;
-use crate::store::ldap::{Column, LdapSettings};
-use crate::store::realm_columns;
+use crate::store::ldap::Column;
 use crate::store::{AuditEntry, Realm, RealmChanges, Realms, StoreError, StoreResult};
+use crate::store::{realm_columns, row};
 
 static COLUMNS: LazyLock<String> = LazyLock::new(realm_columns::select_list);
 
-/// An optional text: an empty value is how an operator unsets it.
-fn optional(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
-    Ok(row
-        .get::<_, Option<String>>(index)?
-        .filter(|value| !value.is_empty()))
-}
-
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Realm> {
-    let first = realm_columns::FIRST_LDAP;
-    let ldap = LdapSettings::COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, &(_, is_flag))| {
-            Ok(if is_flag {
-                Column::Flag(row.get(first + i)?)
-            } else {
-                Column::Text(row.get(first + i)?)
-            })
-        })
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let web = realm_columns::FIRST_WEB;
-    Ok(Realm {
-        id: row.get(0)?,
-        subdomain: row.get(1)?,
-        name: row.get(2)?,
-        description: row.get(3)?,
-        icon_url: optional(row, 4)?,
-        deactivated: row.get(5)?,
-        password_auth_enabled: row.get(6)?,
-        email_auth_enabled: row.get(7)?,
-        ldap: LdapSettings::from_columns(ldap),
-        web_login_enabled: row.get(web)?,
-        web_login_display_name: optional(row, web + 1)?,
-        require_2fa: row.get(web + 2)?,
-    })
+    row::realm(row)
 }
 
 pub(super) fn by_subdomain(conn: &Connection, subdomain: &str) -> rusqlite::Result<Option<Realm>> {

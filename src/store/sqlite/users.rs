@@ -1,33 +1,14 @@
 //! The `user` table: accounts, their passwords and states.
 
-use rusqlite::types::{FromSqlError, Type};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Sqlite, is_constraint};
-use crate::store::{AuditEntry, AuditEvent, NewUser, Role, StoreError, StoreResult, User, Users};
+use crate::store::{AuditEntry, AuditEvent, NewUser, StoreError, StoreResult, User, Users, row};
 
 pub(super) const COLUMNS: &str = "u.id, u.realm_id, u.delivery_email, u.full_name, u.role, u.is_active, u.password, u.api_key, u.date_joined";
 
 pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
-    let code: i64 = row.get(4)?;
-    let role = Role::from_code(code).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            4,
-            Type::Integer,
-            FromSqlError::OutOfRange(code).into(),
-        )
-    })?;
-    Ok(User {
-        id: row.get(0)?,
-        realm_id: row.get(1)?,
-        delivery_email: row.get(2)?,
-        full_name: row.get(3)?,
-        role,
-        is_active: row.get(5)?,
-        password: row.get(6)?,
-        api_key: row.get(7)?,
-        date_joined: row.get(8)?,
-    })
+    row::user(row)
 }
 
 pub(super) fn by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<User>> {
@@ -76,7 +57,7 @@ impl Users for Sqlite {
              WHERE u.is_active ORDER BY u.delivery_email COLLATE BINARY, u.id"
         ))?;
         let users = stmt
-            .query_map([], |row| Ok((from_row(row)?, row.get(9)?)))?
+            .query_map([], |row| Ok((from_row(row)?, row.get(row::USER_COLUMNS)?)))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(users)
     }

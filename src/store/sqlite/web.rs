@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::Sqlite;
-use crate::store::{AuditEntry, LoginStep, SecondFactors, StoreResult, TotpDevice, User};
+use crate::store::{AuditEntry, LoginStep, SecondFactors, StoreResult, TotpDevice, User, row};
 
 impl SecondFactors for Sqlite {
     fn totp_device(&self, user_id: i64) -> StoreResult<Option<TotpDevice>> {
@@ -80,7 +80,6 @@ impl SecondFactors for Sqlite {
     }
 
     fn login_step(&self, token_hash: &str, now: f64) -> StoreResult<Option<(LoginStep, User)>> {
-        let user_columns = super::users::COLUMNS.split(", ").count();
         let found = self
             .conn
             .prepare_cached(&format!(
@@ -90,20 +89,7 @@ impl SecondFactors for Sqlite {
                  WHERE s.token_hash = ?1 AND s.expires_at > ?2",
                 super::users::COLUMNS
             ))?
-            .query_row(params![token_hash, now], |row| {
-                let user = super::users::from_row(row)?;
-                let at = |i: usize| user_columns + i;
-                let step = LoginStep {
-                    user_id: user.id,
-                    username: row.get(at(0))?,
-                    verified_hash: row.get(at(1))?,
-                    rehash: row.get(at(2))?,
-                    enrol_secret: row.get(at(3))?,
-                    finishes_login: row.get(at(4))?,
-                    expires_at: row.get(at(5))?,
-                };
-                Ok((step, user))
-            })
+            .query_row(params![token_hash, now], |found| row::login_step(found))
             .optional()?;
         Ok(found)
     }

@@ -1,0 +1,93 @@
+//! The model read out of a result row, once for both engines: an engine says how to read
+//! one column of its rows, and each table's reader is written here.
+
+use super::ldap::{Column, LdapSettings};
+use super::model::{Realm, Role, User};
+use super::realm_columns;
+use super::web::LoginStep;
+
+/// A result row of an engine, read by column index.
+pub trait Row {
+    type Error;
+    fn int(&self, index: usize) -> Result<i64, Self::Error>;
+    fn real(&self, index: usize) -> Result<f64, Self::Error>;
+    fn flag(&self, index: usize) -> Result<bool, Self::Error>;
+    fn maybe_flag(&self, index: usize) -> Result<Option<bool>, Self::Error>;
+    fn text(&self, index: usize) -> Result<String, Self::Error>;
+    fn maybe_text(&self, index: usize) -> Result<Option<String>, Self::Error>;
+    /// The error for an integer in column `index` that the model has no meaning for.
+    fn out_of_range(&self, index: usize, value: i64) -> Self::Error;
+}
+
+/// How many columns a user is read from (`u.id` to `u.date_joined`, as the engines select
+/// them): what a query selects after them starts here.
+pub const USER_COLUMNS: usize = 9;
+
+/// A realm, from the columns of [`realm_columns::select_list`]. An empty optional text is
+/// no value.
+pub fn realm<R: Row>(row: &R) -> Result<Realm, R::Error> {
+    let first = realm_columns::FIRST_LDAP;
+    let ldap = LdapSettings::COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, is_flag))| {
+            Ok(if is_flag {
+                Column::Flag(row.maybe_flag(first + i)?)
+            } else {
+                Column::Text(row.maybe_text(first + i)?)
+            })
+        })
+        .collect::<Result<Vec<_>, R::Error>>()?;
+    let optional = |i| {
+        Ok(row
+            .maybe_text(i)?
+            .filter(|value: &String| !value.is_empty()))
+    };
+    let web = realm_columns::FIRST_WEB;
+    Ok(Realm {
+        id: row.int(0)?,
+        subdomain: row.text(1)?,
+        name: row.text(2)?,
+        description: row.text(3)?,
+        icon_url: optional(4)?,
+        deactivated: row.flag(5)?,
+        password_auth_enabled: row.flag(6)?,
+        email_auth_enabled: row.flag(7)?,
+        ldap: LdapSettings::from_columns(ldap),
+        web_login_enabled: row.flag(web)?,
+        web_login_display_name: optional(web + 1)?,
+        require_2fa: row.flag(web + 2)?,
+    })
+}
+
+/// A user, from the first [`USER_COLUMNS`] columns.
+pub fn user<R: Row>(row: &R) -> Result<User, R::Error> {
+    let code = row.int(4)?;
+    Ok(User {
+        id: row.int(0)?,
+        realm_id: row.int(1)?,
+        delivery_email: row.text(2)?,
+        full_name: row.text(3)?,
+        role: Role::from_code(code).ok_or_else(|| row.out_of_range(4, code))?,
+        is_active: row.flag(5)?,
+        password: row.maybe_text(6)?,
+        api_key: row.maybe_text(7)?,
+        date_joined: row.text(8)?,
+    })
+}
+
+/// A web sign-in step with its user: the user's columns, then the step's.
+pub fn login_step<R: Row>(row: &R) -> Result<(LoginStep, User), R::Error> {
+    let user = user(row)?;
+    let at = |i: usize| USER_COLUMNS + i;
+    let step = LoginStep {
+        user_id: user.id,
+        username: row.text(at(0))?,
+        verified_hash: row.maybe_text(at(1))?,
+        rehash: row.maybe_text(at(2))?,
+        enrol_secret: row.maybe_text(at(3))?,
+        finishes_login: row.flag(at(4))?,
+        expires_at: row.real(at(5))?,
+    };
+    Ok((step, user))
+}
