@@ -226,13 +226,20 @@ fn code_step(
     // The code's check, for the login to call once the limits have admitted the attempt. A
     // store fault inside it is kept and reported after.
     let mut fault = None;
-    let mut accept = |user: &User| {
-        accepts(ctx, view.realm, user, enrol_secret.as_ref(), code, &context).unwrap_or_else(
+    // A key enrolled during a sign-in becomes the user's only once the sign-in finishes: a
+    // finish refused because the password changed meanwhile must leave no factor behind.
+    let mut first_code = None;
+    let mut accept = |user: &User| match &enrol_secret {
+        Some(secret) if step.finishes_login => {
+            first_code = second_factor::check_first_code(secret, code);
+            first_code.is_some()
+        }
+        _ => accepts(ctx, view.realm, user, enrol_secret.as_ref(), code, &context).unwrap_or_else(
             |err| {
                 fault = Some(err);
                 false
             },
-        )
+        ),
     };
     if !step.finishes_login {
         // A signed-in user turning it on: nothing to finish, and nothing to guess. Only
@@ -269,6 +276,17 @@ fn code_step(
             // one with another valid code and took the step first has had the key.
             if !ctx.store.take_login_step(&digest)? {
                 return Ok(Next::Page(password_form(view, "", Some(EXPIRED))));
+            }
+            if let (Some(secret), Some(first)) = (&enrol_secret, first_code) {
+                second_factor::enrol(
+                    ctx.store,
+                    view.realm,
+                    &success.user,
+                    secret,
+                    Some(first),
+                    Origin::Web,
+                    &context,
+                )?;
             }
             Ok(Next::Finished {
                 user: success.user,

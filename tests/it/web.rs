@@ -699,3 +699,27 @@ fn a_password_changed_between_the_steps_finishes_nothing() {
     );
     assert!(refused.text().contains("name=\"password\""));
 }
+
+#[test]
+fn a_key_enrolled_in_a_sign_in_that_cannot_finish_is_not_kept() {
+    let (server, _) = TestServer::with_iago(&[]);
+    server.ok(&["realm", "set", "", "--require-2fa", "on"]);
+    let (browser, _) = Browser::open(&server, &format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
+    let enrol = browser.password(IAGO, IAGO_PASSWORD, Some(ZERO_PAD));
+    let secret = shown_secret(enrol.text());
+    // Whoever typed the old password is shut out by the change, and leaves no factor behind.
+    let changed = server.cli(
+        &["user", "set-password", IAGO, "--password-stdin"],
+        "Another-Horse-10\n",
+    );
+    assert!(changed.status.success());
+    let refused = browser.code(&enrol, &secret.code_at(now()), Some(ZERO_PAD));
+    assert_eq!(refused.status, 200);
+    assert!(refused.header("location").is_none());
+    assert!(refused.text().contains("name=\"password\""));
+    assert!(
+        server
+            .stdout(&["user", "show", IAGO])
+            .contains("2fa        none")
+    );
+}
