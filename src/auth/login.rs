@@ -28,7 +28,7 @@ use crate::auth::key;
 use crate::auth::ldap::{self, Outcome};
 use crate::auth::password::{self, Hasher, Verdict};
 use crate::auth::policy;
-use crate::auth::ratelimit::{Gate, Quota, RateLimits};
+use crate::auth::ratelimit::{self, Gate, Quota, RateLimits};
 use crate::clock;
 use crate::email;
 use crate::metrics;
@@ -286,7 +286,7 @@ impl Login<'_> {
             Err(fault) => {
                 // The attempt was not decided: it must not count as a failure.
                 if let Some(held) = reservation {
-                    let _ = self.store.release(held);
+                    ratelimit::give_back(&**self.store, held);
                 }
                 return Err(fault);
             }
@@ -300,11 +300,11 @@ impl Login<'_> {
 
     /// The password was right and a second factor is still to come: the address
     /// reservation is given back (a right password is no failure), nothing else is done.
-    pub fn defer(&self, mut verified: Verified) -> StoreResult<Verified> {
+    pub fn defer(&self, mut verified: Verified) -> Verified {
         if let Some(held) = verified.reservation.take() {
-            self.store.release(held)?;
+            ratelimit::give_back(&**self.store, held);
         }
-        Ok(verified)
+        verified
     }
 
     /// A deferred login taken up again once its second factor is accepted, for
@@ -334,7 +334,7 @@ impl Login<'_> {
             detail: verified.method.detail().map(str::to_owned),
             ..client.audit(AuditEvent::LoginSuccess, realm, Some(verified.user.id))
         };
-        let end = key::with_fresh_key(|new_key| {
+        let finished = key::with_fresh_key(|new_key| {
             self.store.finish_login(&FinishLogin {
                 user_id: verified.user.id,
                 verified_hash: verified.verified_hash.as_deref(),
@@ -344,6 +344,12 @@ impl Login<'_> {
                 release: verified.reservation,
                 audit: &audit,
             })
+        });
+        let end = finished.inspect_err(|_| {
+            // Rolled back with the rest: a right password is no failure.
+            if let Some(held) = verified.reservation {
+                ratelimit::give_back(&**self.store, held);
+            }
         })?;
         let refusal = match end {
             LoginEnd::Done { user, api_key, .. } => {
@@ -441,7 +447,7 @@ impl Login<'_> {
         client: Client<'_>,
     ) -> StoreResult<()> {
         if let Some(held) = reservation.filter(|_| !refusal.is_wrong_credentials()) {
-            self.store.release(held)?;
+            ratelimit::give_back(&**self.store, held);
         }
         if refusal.is_audited() {
             let entry = AuditEntry {
@@ -701,7 +707,7 @@ mod tests {
             .verify(&realm, credentials, client(), Method::Web)
             .unwrap();
         assert_eq!(remaining(&checked), Some(4));
-        let verified = login.defer(checked.outcome.unwrap()).unwrap();
+        let verified = login.defer(checked.outcome.unwrap());
         // A wrong code counts in both buckets and hands nothing out.
         let wrong = login
             .second_factor(
@@ -737,7 +743,7 @@ mod tests {
             Some(4),
             "the success cleared the username bucket"
         );
-        login.defer(again.outcome.unwrap()).unwrap();
+        login.defer(again.outcome.unwrap());
         // The address counted the wrong code only: one more failure blocks it.
         let wrong_password = Credentials {
             password: "wrong",
@@ -779,7 +785,7 @@ mod tests {
         let checked = login
             .verify(&realm, credentials, client(), Method::Web)
             .unwrap();
-        let verified = login.defer(checked.outcome.unwrap()).unwrap();
+        let verified = login.defer(checked.outcome.unwrap());
         let user = verified.user.clone();
         let audit = AuditEntry::new(AuditEvent::PasswordChanged, Some(realm.id), Some(user.id));
         store

@@ -12,9 +12,14 @@
 //!
 //! A live bucket is never evicted to save space, since flooding new usernames must not
 //! flush a victim's count; only events older than the window are pruned.
+//!
+//! A place held for an attempt that the store then failed to decide is no failure. When the
+//! store cannot take it back at once (it is down), the place is owed and given back before
+//! the process's next admission, so an outage never fills an address's bucket.
 
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
 
 use crate::clock;
 use crate::store::limits::username_key;
@@ -105,6 +110,33 @@ fn address_key(address: IpAddr) -> String {
     }
 }
 
+/// Places the store could not take back when their attempts failed; see the module doc.
+static OWED: Mutex<Vec<Reservation>> = Mutex::new(Vec::new());
+
+/// Gives back a place held for an attempt that was not a failure: now, or else before the
+/// next admission.
+pub fn give_back(store: &dyn Limits, held: Reservation) {
+    if store.release(held).is_err() {
+        OWED.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(held);
+    }
+}
+
+/// Gives back the owed places the store takes now; keeps the others owed.
+fn settle_owed(store: &dyn Limits) {
+    let owed = std::mem::take(&mut *OWED.lock().unwrap_or_else(PoisonError::into_inner));
+    if owed.is_empty() {
+        return;
+    }
+    let unsettled = owed
+        .into_iter()
+        .filter(|&held| store.release(held).is_err());
+    OWED.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend(unsettled);
+}
+
 impl RateLimits {
     /// Step 5 (wire.md §8, §8.1): the address's limit, then the username's, decided atomically.
     pub fn admit(
@@ -114,6 +146,7 @@ impl RateLimits {
         client: Option<IpAddr>,
         now: f64,
     ) -> StoreResult<Gate> {
+        settle_owed(store);
         let attempt = Attempt {
             address: self.per_address.zip(client).map(|(rule, address)| Bucket {
                 key: address_key(address),

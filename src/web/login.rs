@@ -151,7 +151,7 @@ fn password_step(
         return finish(ctx, view, verified);
     }
     // A second factor comes first: nothing is handed out and the bucket stays as it is.
-    let verified = ctx.login.defer(verified)?;
+    let verified = ctx.login.defer(verified);
     let deferred = verified.deferred(username);
     if enrolled {
         let token = start_step(ctx, &deferred, None, true)?;

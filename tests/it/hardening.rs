@@ -17,7 +17,12 @@ const IN_FLIGHT: Duration = Duration::from_millis(300);
 /// A server whose iago has a slow hash: created with [`SLOW`], verified by a server with
 /// the tests' small parameters, so the hash also needs upgrading at login.
 fn slow_iago() -> (TestServer, i64) {
-    let server = TestServer::start(&["--address-rate", "off"]);
+    slow_iago_on(&["--address-rate", "off"])
+}
+
+/// [`slow_iago`] on a server started with `args`.
+fn slow_iago_on(args: &[&str]) -> (TestServer, i64) {
+    let server = TestServer::start(args);
     let mut args = SLOW.to_vec();
     args.extend(["user", "create", IAGO, "--password-stdin"]);
     let out = server.cli(&args, &format!("{IAGO_PASSWORD}\n"));
@@ -212,4 +217,41 @@ fn basic_header(email: &str, key: &str) -> String {
         "Basic {}",
         Base64::encode_string(format!("{email}:{key}").as_bytes())
     )
+}
+
+/// Places in the address bucket of a loopback client.
+fn loopback_address_events(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row(
+        "SELECT count(*) FROM rate_limit_event WHERE bucket = 'addr:127.0.0.1'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Issue 15's faults: a login whose end the store could not write is no failure. Its place
+/// in the address bucket, which the store could not take back either, is given back once
+/// the store answers again, so an outage never fills a client's bucket.
+#[test]
+fn a_login_the_store_could_not_finish_counts_no_failure() {
+    if on_postgres() {
+        return;
+    }
+    let (server, _) = slow_iago_on(&[]);
+    let db = rusqlite::Connection::open(&server.db).unwrap();
+    thread::scope(|s| {
+        let login = s.spawn(|| server.login(IAGO, IAGO_PASSWORD));
+        // Admitted, its place held, and verifying: now no write can succeed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while loopback_address_events(&db) == 0 {
+            assert!(std::time::Instant::now() < deadline, "never admitted");
+            thread::sleep(Duration::from_millis(5));
+        }
+        db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        assert_unavailable(&login.join().unwrap());
+        assert_eq!(loopback_address_events(&db), 1);
+        db.execute_batch("COMMIT").unwrap();
+    });
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 200);
+    assert_eq!(loopback_address_events(&db), 0);
 }
