@@ -110,8 +110,9 @@ fn address_key(address: IpAddr) -> String {
     }
 }
 
-/// Places the store could not take back when their attempts failed; see the module doc.
-static OWED: Mutex<Vec<Reservation>> = Mutex::new(Vec::new());
+/// Places the store could not take back when their attempts failed, with when; see the
+/// module doc. A process serves one database, so they are that database's.
+static OWED: Mutex<Vec<(Reservation, f64)>> = Mutex::new(Vec::new());
 
 /// Gives back a place held for an attempt that was not a failure: now, or else before the
 /// next admission.
@@ -119,19 +120,21 @@ pub fn give_back(store: &dyn Limits, held: Reservation) {
     if store.release(held).is_err() {
         OWED.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(held);
+            .push((held, clock::now()));
     }
 }
 
-/// Gives back the owed places the store takes now; keeps the others owed.
-fn settle_owed(store: &dyn Limits) {
+/// Gives back the owed places the store takes now, and keeps the others owed for at most
+/// half of `window`: by the time its event leaves the window, a place no longer counts,
+/// and its id may have been reused by a newer event.
+fn settle_owed(store: &dyn Limits, window: Option<f64>, now: f64) {
     let owed = std::mem::take(&mut *OWED.lock().unwrap_or_else(PoisonError::into_inner));
     if owed.is_empty() {
         return;
     }
-    let unsettled = owed
-        .into_iter()
-        .filter(|&held| store.release(held).is_err());
+    let unsettled = owed.into_iter().filter(|&(held, since)| {
+        window.is_some_and(|window| now - since < window / 2.0) && store.release(held).is_err()
+    });
     OWED.lock()
         .unwrap_or_else(PoisonError::into_inner)
         .extend(unsettled);
@@ -146,7 +149,7 @@ impl RateLimits {
         client: Option<IpAddr>,
         now: f64,
     ) -> StoreResult<Gate> {
-        settle_owed(store);
+        settle_owed(store, self.per_address.map(|rule| rule.window), now);
         let attempt = Attempt {
             address: self.per_address.zip(client).map(|(rule, address)| Bucket {
                 key: address_key(address),
