@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "ldap")]
 use ldap3::{LdapConn, LdapConnSettings, LdapError, Scope, SearchEntry, ldap_escape};
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::store::LdapSettings;
 
 /// The most one login waits for the directory, all steps together.
@@ -49,6 +51,37 @@ pub fn ldap_username<'a>(settings: &LdapSettings, typed: &'a str) -> &'a str {
         .as_deref()
         .and_then(|domain| typed.strip_suffix(domain)?.strip_suffix('@'))
         .unwrap_or(typed)
+}
+
+/// What the directory compares of a typed username, for counting attempts (wire.md §8): the
+/// LDAP username prepared roughly as LDAP's string matching prepares it (RFC 4518):
+/// compatibility-normalized (NFKC), case-folded, and without the characters it ignores or
+/// folds away (spaces, controls, soft hyphens, zero-width and other format characters). Two
+/// spellings that the directory matches alike are one name here; dropping every space may
+/// also join names the directory tells apart, which only makes them share a limit.
+pub fn compared_name(settings: &LdapSettings, typed: &str) -> String {
+    let prepared: String = typed
+        .nfkc()
+        .filter(|&c| !ignored_in_matching(c))
+        .flat_map(char::to_lowercase)
+        .collect();
+    let domain = settings.append_domain.as_deref().map(str::to_lowercase);
+    match domain.and_then(|domain| prepared.strip_suffix(domain.as_str())?.strip_suffix('@')) {
+        Some(name) => name.to_owned(),
+        None => prepared,
+    }
+}
+
+/// Characters that RFC 4518 maps to nothing or to an insignificant space.
+fn ignored_in_matching(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{06DD}' | '\u{070F}' | '\u{1806}'
+            | '\u{180B}'..='\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2063}' | '\u{206A}'..='\u{206F}' | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFC}' | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
 }
 
 /// Whether the directory holds the password of `email`, as Zulip's `email_belongs_to_ldap`:
@@ -213,6 +246,30 @@ mod tests {
             append_domain: append_domain.map(str::to_owned),
             ..LdapSettings::default()
         }
+    }
+
+    #[test]
+    fn spellings_the_directory_matches_alike_are_one_name() {
+        let s = settings(Some("Zulip.com"));
+        for typed in [
+            "hamlet",
+            " hamlet",
+            "  ham let ",
+            "HAMLET",
+            "hamlet@zulip.com",
+            "Hamlet@ZULIP.com",
+            "ham\u{00AD}let",
+            "ham\u{200B}let\u{FEFF}",
+            "\u{00A0}hamlet\t",
+            "\u{FF48}amlet",
+        ] {
+            assert_eq!(compared_name(&s, typed), "hamlet", "{typed:?}");
+        }
+        assert_eq!(compared_name(&s, "hamlet@other.org"), "hamlet@other.org");
+        assert_eq!(
+            compared_name(&settings(None), "Hamlet@zulip.com"),
+            "hamlet@zulip.com"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! against both limits as a password attempt is counted and finishes the login only when
 //! the caller's check accepts it.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use log::warn;
@@ -249,10 +250,11 @@ impl Login<'_> {
                 user_id: None,
             });
         }
+        let counted = counted_name(realm, username);
         let (quota, reservation) =
             match self
                 .limits
-                .admit(&**self.store, username, client.address, clock::now())?
+                .admit(&**self.store, &counted, client.address, clock::now())?
             {
                 Gate::Refused { retry_after, quota } => {
                     metrics::login(method, Err(Refusal::RateLimited { retry_after }));
@@ -274,7 +276,7 @@ impl Login<'_> {
         let outcome = match checked {
             Ok(Ok(mut verified)) => {
                 verified.method = method;
-                verified.username_key = self.limits.per_username.map(|_| username_key(username));
+                verified.username_key = self.limits.per_username.map(|_| username_key(&counted));
                 verified.reservation = reservation;
                 Ok(verified)
             }
@@ -309,7 +311,13 @@ impl Login<'_> {
 
     /// A deferred login taken up again once its second factor is accepted, for
     /// [`Login::finish`], which still refuses if the password or the account changed since.
-    pub fn resume(&self, deferred: Deferred, user: User, method: Method) -> Verified {
+    pub fn resume(
+        &self,
+        realm: &Realm,
+        deferred: Deferred,
+        user: User,
+        method: Method,
+    ) -> Verified {
         Verified {
             user,
             method,
@@ -318,7 +326,7 @@ impl Login<'_> {
             username_key: self
                 .limits
                 .per_username
-                .map(|_| username_key(&deferred.username)),
+                .map(|_| username_key(&counted_name(realm, &deferred.username))),
             reservation: None,
         }
     }
@@ -385,20 +393,21 @@ impl Login<'_> {
         accept: impl FnOnce(&User) -> bool,
     ) -> StoreResult<Checked<Success>> {
         let user_id = Some(verified.user.id);
-        let (quota, reservation) =
-            match self
-                .limits
-                .admit(&**self.store, username, client.address, clock::now())?
-            {
-                Gate::Refused { retry_after, quota } => {
-                    return Ok(Checked {
-                        outcome: Err(Refusal::RateLimited { retry_after }),
-                        quota,
-                        user_id,
-                    });
-                }
-                Gate::Admitted { quota, reservation } => (quota, reservation),
-            };
+        let (quota, reservation) = match self.limits.admit(
+            &**self.store,
+            &counted_name(realm, username),
+            client.address,
+            clock::now(),
+        )? {
+            Gate::Refused { retry_after, quota } => {
+                return Ok(Checked {
+                    outcome: Err(Refusal::RateLimited { retry_after }),
+                    quota,
+                    user_id,
+                });
+            }
+            Gate::Admitted { quota, reservation } => (quota, reservation),
+        };
         let outcome = if accept(&verified.user) {
             verified.reservation = reservation;
             self.finish(realm, verified, client)?
@@ -457,6 +466,16 @@ impl Login<'_> {
             self.store.audit(&entry)?;
         }
         Ok(())
+    }
+}
+
+/// The name the per-username limit counts an attempt under (wire.md §8): the username as
+/// typed, or in a directory realm what the directory compares of it, so that no spelling
+/// the directory matches alike gets a bucket of its own.
+fn counted_name<'u>(realm: &Realm, username: &'u str) -> Cow<'u, str> {
+    match realm.ldap_backend() {
+        Some(settings) => Cow::Owned(ldap::compared_name(settings, username)),
+        None => Cow::Borrowed(username),
     }
 }
 

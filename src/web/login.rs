@@ -263,7 +263,9 @@ fn code_step(
         verified_hash: step.verified_hash,
         rehash: step.rehash,
     };
-    let verified = ctx.login.resume(deferred, user.clone(), Method::Web);
+    let verified = ctx
+        .login
+        .resume(view.realm, deferred, user.clone(), Method::Web);
     let checked = ctx
         .login
         .second_factor(view.realm, &username, verified, ctx.client, accept)?;
