@@ -62,18 +62,16 @@ pub fn issue(store: &Store, user: &User, now: f64, lifetime: Duration) -> StoreR
     Ok(secret)
 }
 
-/// The user and realm a live link belongs to, if they may still use it.
-pub fn holder(store: &Store, token: &str, now: f64) -> StoreResult<Option<(User, Realm)>> {
+/// The user a live link opens, if the link is one of `realm`'s (it works only on its own
+/// realm's host) and its user may still reset.
+pub fn holder(store: &Store, realm: &Realm, token: &str, now: f64) -> StoreResult<Option<User>> {
     if !token::is_well_formed(token) {
         return Ok(None);
     }
     let Some(user) = store.reset_link_user(&token::digest(token), now)? else {
         return Ok(None);
     };
-    let Some(realm) = store.realm_by_id(user.realm_id)? else {
-        return Ok(None);
-    };
-    Ok(eligibility(&realm, &user).is_ok().then_some((user, realm)))
+    Ok((user.realm_id == realm.id && eligibility(realm, &user).is_ok()).then_some(user))
 }
 
 /// Zulip's limits on reset requests (web.md §6): per email address 2 an hour and 5 a day,

@@ -50,7 +50,7 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
     let outcome = match request.method.as_str() {
         "GET" | "HEAD" => show(ctx, request, log),
         "POST" => submit(ctx, request, log),
-        _ => return page::method_not_allowed(),
+        _ => return page::method_not_allowed(true),
     };
     outcome.unwrap_or_else(Refusal::page)
 }

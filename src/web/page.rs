@@ -120,9 +120,14 @@ pub fn redirect(location: String) -> Response {
     })
 }
 
-/// The GET (and HEAD) and POST a form page answers; others get 405.
-pub fn method_not_allowed() -> Response {
-    plain(405, "This page answers GET and POST only.").header("Allow", "GET, HEAD, POST")
+/// The 405 of a page that answers GET (and HEAD), and POST if it `posts`.
+pub fn method_not_allowed(posts: bool) -> Response {
+    let (message, allow) = if posts {
+        ("This page answers GET and POST only.", "GET, HEAD, POST")
+    } else {
+        ("This page answers GET only.", "GET, HEAD")
+    };
+    plain(405, message).header("Allow", allow)
 }
 
 /// `response` with the headers every page carries (the file downloads too).

@@ -45,7 +45,7 @@ fn token_of(path: &str) -> Option<&str> {
 pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Response {
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
     if !get && request.method != "POST" {
-        return page::method_not_allowed();
+        return page::method_not_allowed(true);
     }
     let outcome = ctx
         .realm(request, log)
@@ -55,10 +55,11 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
             let page = Page {
                 ctx,
                 request,
+                realm: &realm,
                 secure: cookie::is_secure(&realm_url),
             };
             match request.path.as_str() {
-                SENT_PATH | DONE_PATH if !get => Ok(page::method_not_allowed()),
+                SENT_PATH | DONE_PATH if !get => Ok(page::method_not_allowed(false)),
                 SENT_PATH => Ok(sent()),
                 DONE_PATH => Ok(done()),
                 REQUEST_PATH if get => Ok(page.request_form(None)),
@@ -113,6 +114,8 @@ fn invalid_link() -> Response {
 struct Page<'a> {
     ctx: &'a Context<'a>,
     request: &'a Request,
+    /// The realm of the request's host: a link opens only its own realm's accounts.
+    realm: &'a Realm,
     /// Cookies are Secure under https.
     secure: bool,
 }
@@ -176,7 +179,7 @@ impl Page<'_> {
 
     /// The form behind a live link, with Django's field names.
     fn link_form(&self, token: &str, error: Option<&str>) -> Result<Response, Refusal> {
-        let Some((user, _)) = reset::holder(self.ctx.store, token, clock::now())? else {
+        let Some(user) = reset::holder(self.ctx.store, self.realm, token, clock::now())? else {
             return Ok(invalid_link());
         };
         let csrf = Csrf::for_page(self.request);
@@ -198,7 +201,7 @@ impl Page<'_> {
     fn set_password(&self, token: &str, log: &mut LogContext) -> Result<Response, Refusal> {
         let form = Form::from_body(self.request)?;
         Csrf::check(self.request, &form)?;
-        let Some((user, realm)) = reset::holder(self.ctx.store, token, clock::now())? else {
+        let Some(user) = reset::holder(self.ctx.store, self.realm, token, clock::now())? else {
             return Ok(invalid_link());
         };
         log.user_id = Some(user.id);
@@ -211,7 +214,7 @@ impl Page<'_> {
             ..self
                 .ctx
                 .client
-                .audit(AuditEvent::PasswordChanged, &realm, Some(user.id))
+                .audit(AuditEvent::PasswordChanged, self.realm, Some(user.id))
         };
         match account::set_password(&self.ctx.login, &user, new_password, &audit) {
             Ok(()) => Ok(page::redirect(DONE_PATH.to_owned())),

@@ -94,6 +94,54 @@ fn a_link_sets_the_password_once_and_keeps_the_key() {
 }
 
 #[test]
+fn a_link_opens_only_on_its_own_realms_host() {
+    let (server, _) = TestServer::with_iago(&["--external-url", "http://zulip.test"]);
+    server.ok(&["realm", "create", "lear", "--name", "Lear"]);
+    let link = reset_link(&server, IAGO, &[]);
+    let cookie = format!("csrftoken={CSRF}");
+    let body = format!(
+        "csrfmiddlewaretoken={CSRF}&new_password1={NEW_PASSWORD}&new_password2={NEW_PASSWORD}"
+    );
+    let on = |host: &str, method: &str, body: &[u8]| {
+        let headers = [
+            ("Host", host),
+            ("Cookie", cookie.as_str()),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ];
+        server.send(method, &link, &headers, body)
+    };
+    assert_invalid(&on("lear.zulip.test", "GET", b""));
+    assert_invalid(&on("lear.zulip.test", "POST", body.as_bytes()));
+    // Nothing was set, and the link is still live on its own realm's host.
+    server.login(IAGO, IAGO_PASSWORD).api_key();
+    let form = on("zulip.test", "GET", b"");
+    assert!(
+        form.text().contains("Choose a new password for"),
+        "{}",
+        form.text()
+    );
+    assert_eq!(on("zulip.test", "POST", body.as_bytes()).status, 302);
+}
+
+#[test]
+fn the_pages_after_a_request_answer_get_only() {
+    let server = TestServer::start(&[]);
+    for path in ["/accounts/password/reset/done/", "/accounts/password/done/"] {
+        let refused = server.send("POST", path, &[], b"");
+        assert_eq!(
+            (refused.status, refused.header("allow")),
+            (405, Some("GET, HEAD"))
+        );
+        assert!(refused.text().contains("This page answers GET only."));
+    }
+    let refused = server.send("PUT", "/accounts/password/reset/", &[], b"");
+    assert_eq!(
+        (refused.status, refused.header("allow")),
+        (405, Some("GET, HEAD, POST"))
+    );
+}
+
+#[test]
 fn the_operator_link_has_the_realm_url_when_asked() {
     let (server, _) = TestServer::with_iago(&[]);
     server.ok(&["realm", "create", "lear", "--name", "Lear"]);
