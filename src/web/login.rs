@@ -398,8 +398,16 @@ pub fn enrolment_offer(
         csrf,
         pad: None,
     };
+    // Only a realm that requires it sends the apps' logins through these pages too.
+    let reach = if realm.require_2fa {
+        "Add a second factor, so that a password alone cannot sign in as you."
+    } else {
+        "Add a second factor, so that a password alone cannot sign in as you on these pages. \
+         The apps and other clients can still log in with your password alone unless your \
+         organization requires a second factor."
+    };
     Ok(html! {
-        p { "Add a second factor, so that a password alone cannot sign in as you." }
+        p { (reach) }
         (enrolment(&view, user, &token, &secret, "Turn on"))
     })
 }

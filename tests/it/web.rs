@@ -550,6 +550,13 @@ fn a_signed_in_user_turns_the_second_factor_on() {
     let finished = browser.password(IAGO, IAGO_PASSWORD, None);
     let page = browser.account_page(&finished);
     assert!(page.text().contains("<svg "), "{}", page.text());
+    // Without --require-2fa the factor guards these pages, not the apps' password login.
+    assert!(
+        page.text()
+            .contains("can still log in with your password alone"),
+        "{}",
+        page.text()
+    );
     let secret = shown_secret(page.text());
     let done = browser.enrol_signed_in(&finished, &page, &secret.code_at(now()));
     assert!(
