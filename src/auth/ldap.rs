@@ -147,6 +147,12 @@ fn try_authenticate(
         .search(settings.user_search(), Scope::Subtree, &filter, attrs)?
         .success()?;
     let [entry] = &entries[..] else {
+        // A bind as no one, refused as a known user's wrong password is: the same round trips
+        // either way, so the answer's timing does not tell whether the directory knows the name.
+        let nobody = format!("cn=zulip-auth-no-such-entry,{}", settings.user_search());
+        let _ = conn
+            .with_timeout(deadline.left())
+            .simple_bind(&nobody, password);
         let _ = conn.unbind();
         return Ok(Outcome::UnknownUser);
     };
