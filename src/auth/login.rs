@@ -250,22 +250,19 @@ impl Login<'_> {
                 user_id: None,
             });
         }
-        let counted = counted_name(realm, username);
-        let (quota, reservation) =
-            match self
-                .limits
-                .admit(&**self.store, &counted, client.address, clock::now())?
-            {
-                Gate::Refused { retry_after, quota } => {
-                    metrics::login(method, Err(Refusal::RateLimited { retry_after }));
-                    return Ok(Checked {
-                        outcome: Err(Refusal::RateLimited { retry_after }),
-                        quota,
-                        user_id: None,
-                    });
+        let Admitted {
+            quota,
+            reservation,
+            username_key,
+        } = match self.admit(realm, username, client, None)? {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                if let Err(refusal) = refused.outcome {
+                    metrics::login(method, Err(refusal));
                 }
-                Gate::Admitted { quota, reservation } => (quota, reservation),
-            };
+                return Ok(refused);
+            }
+        };
         let mut user_id = None;
         let checked = if method == Method::Api && realm.require_2fa {
             // Phone logins go through the browser, which asks for the second factor.
@@ -276,7 +273,7 @@ impl Login<'_> {
         let outcome = match checked {
             Ok(Ok(mut verified)) => {
                 verified.method = method;
-                verified.username_key = self.limits.per_username.map(|_| username_key(&counted));
+                verified.username_key = username_key;
                 verified.reservation = reservation;
                 Ok(verified)
             }
@@ -393,20 +390,11 @@ impl Login<'_> {
         accept: impl FnOnce(&User) -> bool,
     ) -> StoreResult<Checked<Success>> {
         let user_id = Some(verified.user.id);
-        let (quota, reservation) = match self.limits.admit(
-            &**self.store,
-            &counted_name(realm, username),
-            client.address,
-            clock::now(),
-        )? {
-            Gate::Refused { retry_after, quota } => {
-                return Ok(Checked {
-                    outcome: Err(Refusal::RateLimited { retry_after }),
-                    quota,
-                    user_id,
-                });
-            }
-            Gate::Admitted { quota, reservation } => (quota, reservation),
+        let Admitted {
+            quota, reservation, ..
+        } = match self.admit(realm, username, client, user_id)? {
+            Ok(admitted) => admitted,
+            Err(refused) => return Ok(refused),
         };
         let outcome = if accept(&verified.user) {
             verified.reservation = reservation;
@@ -443,6 +431,46 @@ impl Login<'_> {
             reservation: None,
         };
         self.finish(realm, verified, client)
+    }
+}
+
+/// What the limits let through.
+struct Admitted {
+    quota: Option<Quota>,
+    reservation: Option<Reservation>,
+    /// The username's bucket, which a success clears.
+    username_key: Option<String>,
+}
+
+/// The limits' side of every attempt: its admission, and what a refusal settles.
+impl Login<'_> {
+    /// Step 5 (wire.md §8): both limits admit the attempt under its [counted name](counted_name),
+    /// or the rate-limited answer to give.
+    fn admit<T>(
+        &self,
+        realm: &Realm,
+        username: &str,
+        client: Client<'_>,
+        user_id: Option<i64>,
+    ) -> StoreResult<Result<Admitted, Checked<T>>> {
+        let counted = counted_name(realm, username);
+        Ok(
+            match self
+                .limits
+                .admit(&**self.store, &counted, client.address, clock::now())?
+            {
+                Gate::Refused { retry_after, quota } => Err(Checked {
+                    outcome: Err(Refusal::RateLimited { retry_after }),
+                    quota,
+                    user_id,
+                }),
+                Gate::Admitted { quota, reservation } => Ok(Admitted {
+                    quota,
+                    reservation,
+                    username_key: self.limits.per_username.map(|_| username_key(&counted)),
+                }),
+            },
+        )
     }
 
     /// Audits a refusal and settles the address reservation: a wrong-credentials refusal
