@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod basic;
+pub mod jwt;
 pub mod key;
 pub mod ldap;
 pub mod login;
