@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod key;
 pub mod ldap;
 pub mod login;
+pub mod oidc;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
