@@ -180,43 +180,44 @@ mod tests {
             .expect("request")
     }
 
-    /// A listener on loopback that accepts connections and never answers, until the test
-    /// is done with it.
-    fn silent_listener() -> (String, mpsc::Sender<()>, thread::JoinHandle<()>) {
+    fn timed_out(result: &Result<HttpResponse, HttpError>) -> bool {
+        matches!(
+            result,
+            Err(HttpError {
+                failure: Failure::TimedOut,
+                ..
+            })
+        )
+    }
+
+    /// How long a request with `left` of its step takes against a listener on loopback that
+    /// accepts the connection and never answers; it must time out.
+    fn against_a_silent_provider(agent: &Agent, left: Duration) -> Duration {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!(
-            "http://{}/.well-known/openid-configuration",
-            listener.local_addr().expect("addr")
-        );
-        let (done, wait) = mpsc::channel();
+        let url = format!("http://{}/x", listener.local_addr().expect("addr"));
+        let (done, wait) = mpsc::channel::<()>();
         let held = thread::spawn(move || {
             let (stream, _) = listener.accept().expect("accept");
             let _ = wait.recv_timeout(Duration::from_secs(30));
             drop(stream);
         });
-        (url, done, held)
+        let started = Instant::now();
+        let fetcher = Fetcher {
+            agent,
+            deadline: started + left,
+        };
+        let result = fetcher.call(get(&url));
+        let took = started.elapsed();
+        drop(done);
+        held.join().expect("listener thread");
+        assert!(timed_out(&result), "{result:?}");
+        took
     }
 
     /// The whole bound ends a request to a provider that accepts and never answers.
     #[test]
     fn a_provider_that_never_answers_costs_the_whole_bound() {
-        let (url, done, held) = silent_listener();
-        let agent = agent();
-        let started = Instant::now();
-        let result = Fetcher::new(&agent).call(get(&url));
-        let took = started.elapsed();
-        let _ = done.send(());
-        held.join().expect("listener thread");
-        assert!(
-            matches!(
-                result,
-                Err(HttpError {
-                    failure: Failure::TimedOut,
-                    ..
-                })
-            ),
-            "{result:?}"
-        );
+        let took = against_a_silent_provider(&agent(), STEP_BUDGET);
         assert!(
             took >= REQUEST_BOUND - Duration::from_millis(100),
             "{took:?}"
@@ -227,50 +228,33 @@ mod tests {
     /// A step's deadline shortens a request's bound, and a spent one makes no request.
     #[test]
     fn the_step_deadline_shortens_the_bound() {
-        let (url, done, held) = silent_listener();
         let agent = agent();
-        let started = Instant::now();
-        let fetcher = Fetcher {
-            agent: &agent,
-            deadline: started + Duration::from_millis(1500),
-        };
-        let result = fetcher.call(get(&url));
-        let took = started.elapsed();
-        let _ = done.send(());
-        held.join().expect("listener thread");
-        assert!(
-            matches!(
-                result,
-                Err(HttpError {
-                    failure: Failure::TimedOut,
-                    ..
-                })
-            ),
-            "{result:?}"
-        );
+        let took = against_a_silent_provider(&agent, Duration::from_millis(1500));
         assert!(took >= Duration::from_millis(1400), "{took:?}");
         assert!(took < Duration::from_secs(4), "{took:?}");
         let spent = Fetcher {
             agent: &agent,
             deadline: Instant::now(),
         };
-        assert!(matches!(
-            spent.call(get(&url)),
-            Err(HttpError {
-                failure: Failure::TimedOut,
-                ..
-            })
+        // Nothing listens there: a request made would be refused, not timed out.
+        let port = free_port();
+        assert!(timed_out(
+            &spent.call(get(&format!("http://127.0.0.1:{port}/")))
         ));
+    }
+
+    /// A loopback port with nothing behind it.
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
     }
 
     #[test]
     fn a_refused_connection_and_a_redirect_and_a_large_body() {
         let agent = agent();
-        // A port with nothing behind it: bind, note, close.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let result = Fetcher::new(&agent).call(get(&format!("http://127.0.0.1:{port}/")));
         assert!(
             matches!(
@@ -286,16 +270,17 @@ mod tests {
         // A redirect is handed back as it is, not followed; a body past the limit is refused.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let large = vec![b'x'; usize::try_from(BODY_LIMIT).expect("small") + 1];
+        let answers = [
+            b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", large.len()).as_bytes(), &large].concat(),
+        ];
         let server = thread::spawn(move || {
-            for answer in [
-                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n".to_owned(),
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", BODY_LIMIT + 1),
-            ] {
+            for answer in answers {
                 let (mut stream, _) = listener.accept().expect("accept");
                 let mut request = [0u8; 1024];
                 let _ = stream.read(&mut request);
-                let _ = stream.write_all(answer.as_bytes());
-                let _ = stream.write_all(&vec![b'x'; (BODY_LIMIT + 1) as usize * usize::from(answer.starts_with("HTTP/1.1 200"))]);
+                let _ = stream.write_all(&answer);
             }
         });
         let redirect = Fetcher::new(&agent)
