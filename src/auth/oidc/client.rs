@@ -16,19 +16,20 @@ use std::time::{Duration, Instant};
 
 use openidconnect::core::{
     CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod,
-    CoreErrorResponseType, CoreProviderMetadata, CoreTokenResponse,
+    CoreErrorResponseType, CoreProviderMetadata, CoreTokenResponse, CoreUserInfoClaims,
 };
 use openidconnect::{
     AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DiscoveryError, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    StandardErrorResponse, TokenResponse,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, StandardErrorResponse, SubjectIdentifier, TokenResponse,
+    UserInfoError,
 };
 use subtle::ConstantTimeEq;
 use ureq::Agent;
 
 use super::config::{Provider, check_issuer, is_secure};
 use super::http::{Fetcher, HttpError, agent};
-use super::id_token::{self, Expected, Identity, TokenProblem};
+use super::id_token::{self, Claimed, Expected, Identity, TokenProblem};
 use super::{Error, Step, printable};
 
 /// The least time between two discoveries of one issuer prompted by an unknown key id.
@@ -191,7 +192,7 @@ impl RelyingParty {
             };
             id_token::verify(token, &expected, now)
         };
-        match check(&metadata) {
+        let claimed = match check(&metadata) {
             Err(Error::IdToken(TokenProblem::UnknownKey)) => {
                 match self.rediscover(provider, &fetcher) {
                     Some(fresh) => fresh.and_then(|metadata| check(&metadata)),
@@ -199,7 +200,11 @@ impl RelyingParty {
                 }
             }
             outcome => outcome,
+        }?;
+        if claimed.email.is_some() {
+            return claimed.identity();
         }
+        user_info(&client, &response, &claimed.subject, &fetcher)?.identity()
     }
 
     /// The provider's discovery document and keys, from the cache or asked for now.
@@ -348,6 +353,41 @@ fn client(
     } else {
         AuthType::BasicAuth
     }))
+}
+
+/// The claims of the userinfo endpoint, for the same subject as the ID token, when the ID
+/// token has no email.
+fn user_info(
+    client: &Client,
+    response: &CoreTokenResponse,
+    subject: &str,
+    fetcher: &Fetcher<'_>,
+) -> Result<Claimed, Error> {
+    let bad = |why: String| Error::BadAnswer {
+        step: Step::UserInfo,
+        why,
+    };
+    let claims: CoreUserInfoClaims = client
+        .user_info(
+            response.access_token().clone(),
+            Some(SubjectIdentifier::new(subject.to_owned())),
+        )
+        // No userinfo endpoint: the ID token was all there is.
+        .map_err(|_| Error::NoEmail)?
+        .request(fetcher)
+        .map_err(|e| match e {
+            UserInfoError::Request(e) => unavailable(Step::UserInfo, &e),
+            UserInfoError::Response(status, _, _) => bad(format!("HTTP status {status}")),
+            UserInfoError::Parse(e) => bad(format!("not a userinfo answer (at {})", e.path())),
+            UserInfoError::ClaimsVerification(e) => bad(printable(&e.to_string())),
+            _ => bad("it could not be read".into()),
+        })?;
+    Ok(Claimed::new(
+        claims.subject(),
+        claims.email(),
+        claims.email_verified(),
+        claims.name(),
+    ))
 }
 
 fn unavailable(step: Step, error: &HttpError) -> Error {

@@ -8,8 +8,8 @@
 //!   after now, and `nonce` is the one sent with this sign-in.
 //! - After a re-confirmation (`prompt=login`, `max_age=0`), `auth_time` is not older than the
 //!   start of this sign-in.
-//! - `email` is present, `email_verified` is not false; `name`, when present, loses its
-//!   control characters.
+//! - Then, from the ID token or the userinfo endpoint: `email` is present, `email_verified` is
+//!   not false; `name`, when present, loses its control characters.
 
 use std::fmt;
 
@@ -18,8 +18,8 @@ use openidconnect::core::{
     CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    ClaimsVerificationError, ClientId, IssuerUrl, JwsSigningAlgorithm, Nonce,
-    SignatureVerificationError,
+    ClaimsVerificationError, ClientId, EndUserEmail, EndUserName, IssuerUrl, JwsSigningAlgorithm,
+    LocalizedClaim, Nonce, SignatureVerificationError, SubjectIdentifier,
 };
 
 use super::Error;
@@ -37,6 +37,50 @@ pub struct Identity {
     pub email: String,
     /// `name` without control characters, when present and not blank.
     pub name: Option<String>,
+}
+
+/// What the provider says of the user, from the ID token or, when that has no email, from
+/// the userinfo endpoint (strict providers put the `email` and `profile` claims only there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: Option<bool>,
+    /// Without control characters, and `None` when blank.
+    pub name: Option<String>,
+}
+
+impl Claimed {
+    /// The claims of an ID token or a userinfo answer.
+    pub fn new(
+        subject: &SubjectIdentifier,
+        email: Option<&EndUserEmail>,
+        email_verified: Option<bool>,
+        name: Option<&LocalizedClaim<EndUserName>>,
+    ) -> Self {
+        Self {
+            subject: subject.to_string(),
+            email: email.map(|e| e.to_string()),
+            email_verified,
+            name: name
+                .and_then(|name| name.get(None))
+                .map(|name| strip_controls(name).trim().to_owned())
+                .filter(|name| !name.is_empty()),
+        }
+    }
+
+    /// The identity, if the email is there and not said to be unverified.
+    pub fn identity(self) -> Result<Identity, Error> {
+        let email = self.email.ok_or(Error::NoEmail)?;
+        if self.email_verified == Some(false) {
+            return Err(Error::EmailUnverified);
+        }
+        Ok(Identity {
+            subject: self.subject,
+            email,
+            name: self.name,
+        })
+    }
 }
 
 /// Which check an ID token failed.
@@ -118,8 +162,8 @@ pub struct Expected<'a> {
     pub authenticated_since: Option<f64>,
 }
 
-/// The identity in `token`, checked against `expected` at `now` (epoch seconds).
-pub fn verify(token: &CoreIdToken, expected: &Expected<'_>, now: f64) -> Result<Identity, Error> {
+/// The claims of `token`, checked against `expected` at `now` (epoch seconds).
+pub fn verify(token: &CoreIdToken, expected: &Expected<'_>, now: f64) -> Result<Claimed, Error> {
     let mut algorithms: Vec<_> = expected
         .algorithms
         .iter()
@@ -148,20 +192,12 @@ pub fn verify(token: &CoreIdToken, expected: &Expected<'_>, now: f64) -> Result<
     let claims = token
         .claims(&verifier, &nonce)
         .map_err(|e| Error::IdToken(problem(&e)))?;
-    let email = claims.email().ok_or(Error::NoEmail)?;
-    if claims.email_verified() == Some(false) {
-        return Err(Error::EmailUnverified);
-    }
-    let name = claims
-        .name()
-        .and_then(|name| name.get(None))
-        .map(|name| strip_controls(name).trim().to_owned())
-        .filter(|name| !name.is_empty());
-    Ok(Identity {
-        subject: claims.subject().to_string(),
-        email: email.to_string(),
-        name,
-    })
+    Ok(Claimed::new(
+        claims.subject(),
+        claims.email(),
+        claims.email_verified(),
+        claims.name(),
+    ))
 }
 
 fn timestamp(epoch_seconds: f64) -> DateTime<Utc> {
@@ -192,8 +228,7 @@ pub(crate) mod tests {
     use base64ct::{Base64, Base64UrlUnpadded, Encoding};
     use openidconnect::core::{CoreEdDsaPrivateSigningKey, CoreIdTokenClaims};
     use openidconnect::{
-        Audience, EmptyAdditionalClaims, EndUserEmail, EndUserName, IssuerUrl, JsonWebKeyId,
-        LocalizedClaim, PrivateSigningKey, StandardClaims, SubjectIdentifier,
+        Audience, EmptyAdditionalClaims, JsonWebKeyId, PrivateSigningKey, StandardClaims,
     };
     use serde_json::json;
     use std::str::FromStr;
@@ -269,7 +304,7 @@ pub(crate) mod tests {
             nonce: NONCE,
             authenticated_since: since,
         };
-        verify(token, &expected, NOW)
+        verify(token, &expected, NOW).and_then(Claimed::identity)
     }
 
     fn refused(problem: TokenProblem) -> Result<Identity, Error> {

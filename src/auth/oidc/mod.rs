@@ -9,7 +9,8 @@
 //!   code exchange and the ID token's checks, ending in an [`Identity`]).
 //! - [`id_token`]: those checks: the signature by the provider's published keys, `iss`,
 //!   `aud`, `exp`, `nonce`, no `alg: none`, a fresh `auth_time` after a re-confirmation, and
-//!   the email (refused when `email_verified` is false).
+//!   the email (refused when `email_verified` is false), from the userinfo endpoint when the
+//!   ID token lacks it.
 //!
 //! The relying-party work is openidconnect's; this module chooses its settings and turns its
 //! errors into [`Error`], whose text is for the operator and never carries a code, a token,
@@ -24,7 +25,7 @@ use std::fmt;
 
 pub use client::{Pending, RelyingParty, Start};
 pub use config::{ConfigError, Provider};
-pub use id_token::{Identity, TokenProblem};
+pub use id_token::{Claimed, Identity, TokenProblem};
 
 /// Which request to the provider failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub enum Step {
     Keys,
     /// The token endpoint, exchanging the code.
     Token,
+    /// The userinfo endpoint, when the ID token has no email.
+    UserInfo,
 }
 
 impl fmt::Display for Step {
@@ -43,6 +46,7 @@ impl fmt::Display for Step {
             Self::Discovery => "discovery document",
             Self::Keys => "key set",
             Self::Token => "token endpoint",
+            Self::UserInfo => "userinfo endpoint",
         })
     }
 }
