@@ -39,7 +39,9 @@ fn main() -> ExitCode {
         ("start", reconfirm, None) => party
             .start(&provider, return_url, reconfirm.is_some(), now())
             .map(|start| json!({"url": start.url, "pending": pending_json(&start.pending)})),
-        ("finish", Some(pending), Some(callback)) => finish(&party, &provider, return_url, pending, callback),
+        ("finish", Some(pending), Some(callback)) => {
+            finish(&party, &provider, return_url, pending, callback)
+        }
         _ => {
             eprintln!("usage: oidc-check start|finish ISSUER RETURN_URL ...");
             return ExitCode::from(2);

@@ -414,3 +414,262 @@ fn token_error(
         RequestTokenError::Other(why) => bad(printable(&why)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::oidc::config::parse_scopes;
+    use crate::auth::oidc::id_token::tests::{CLIENT, claims, key, sign};
+    use openidconnect::PrivateSigningKey;
+    use openidconnect::core::{CoreEdDsaPrivateSigningKey, CoreJsonWebKeySet};
+    use std::thread;
+
+    const NOW: f64 = 1_796_000_000.0;
+    const RETURN_URL: &str = "http://127.0.0.1:9991/complete/oidc/";
+
+    /// What the fake provider serves, and how often each path was asked for.
+    #[derive(Default)]
+    struct Served {
+        discovery_status: u16,
+        jwks: String,
+        id_token: String,
+        hits: HashMap<String, usize>,
+    }
+
+    /// A provider on loopback (tiny_http in a thread): discovery, keys and a token endpoint
+    /// that answers any code with the ID token the test put there.
+    struct FakeProvider {
+        issuer: String,
+        served: Arc<Mutex<Served>>,
+        server: Arc<tiny_http::Server>,
+        thread: Option<thread::JoinHandle<()>>,
+    }
+
+    impl FakeProvider {
+        fn new() -> Self {
+            let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("listen"));
+            let issuer = format!("http://{}", server.server_addr());
+            let served = Arc::new(Mutex::new(Served {
+                discovery_status: 200,
+                ..Served::default()
+            }));
+            let document = json_document(&issuer);
+            let thread = {
+                let (server, served) = (Arc::clone(&server), Arc::clone(&served));
+                thread::spawn(move || {
+                    for request in server.incoming_requests() {
+                        let mut s = served.lock().expect("served");
+                        let path = request.url().to_owned();
+                        *s.hits.entry(path.clone()).or_default() += 1;
+                        let (status, body) = match path.as_str() {
+                            "/.well-known/openid-configuration" => {
+                                (s.discovery_status, document.clone())
+                            }
+                            "/jwks" => (200, s.jwks.clone()),
+                            "/token" => (
+                                200,
+                                serde_json::json!({
+                                    "access_token": "an-access-token",
+                                    "token_type": "Bearer",
+                                    "id_token": s.id_token,
+                                })
+                                .to_string(),
+                            ),
+                            _ => (404, String::new()),
+                        };
+                        drop(s);
+                        let header =
+                            tiny_http::Header::from_bytes("Content-Type", "application/json")
+                                .expect("header");
+                        let _ = request.respond(
+                            tiny_http::Response::from_string(body)
+                                .with_status_code(status)
+                                .with_header(header),
+                        );
+                    }
+                })
+            };
+            Self {
+                issuer,
+                served,
+                server,
+                thread: Some(thread),
+            }
+        }
+
+        fn publish(&self, keys: &[&CoreEdDsaPrivateSigningKey]) {
+            let set =
+                CoreJsonWebKeySet::new(keys.iter().map(|k| k.as_verification_key()).collect());
+            self.served.lock().expect("served").jwks = serde_json::to_string(&set).expect("jwks");
+        }
+
+        /// The token endpoint's next ID token: for `pending`, signed by `key`.
+        fn will_sign(&self, pending: &Pending, key: &CoreEdDsaPrivateSigningKey) {
+            let token = sign(
+                claims(&self.issuer, CLIENT, NOW + 300.0, &pending.nonce),
+                key,
+            );
+            self.served.lock().expect("served").id_token = token.to_string();
+        }
+
+        fn hits(&self, path: &str) -> usize {
+            let served = self.served.lock().expect("served");
+            served.hits.get(path).copied().unwrap_or(0)
+        }
+
+        fn provider(&self) -> Provider {
+            Provider {
+                name: "fake".into(),
+                issuer: self.issuer.clone(),
+                client_id: CLIENT.into(),
+                client_secret: "secret".into(),
+                scopes: parse_scopes("email").expect("scopes"),
+                display_name: "Fake".into(),
+                display_icon: None,
+                auto_signup: false,
+            }
+        }
+    }
+
+    impl Drop for FakeProvider {
+        fn drop(&mut self) {
+            self.server.unblock();
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn json_document(issuer: &str) -> String {
+        serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["EdDSA"],
+        })
+        .to_string()
+    }
+
+    impl RelyingParty {
+        /// Makes everything known seem `by` older.
+        fn age(&self, by: Duration) {
+            for entry in self.lock().values_mut() {
+                let (Discovered::Known { at, .. } | Discovered::Failed { at, .. }) = entry;
+                *at = at.checked_sub(by).expect("an instant that far back");
+            }
+        }
+    }
+
+    #[test]
+    fn discovery_is_cached_and_an_unknown_key_rediscovers_at_most_once_a_minute() {
+        let fake = FakeProvider::new();
+        let (k1, k2, k3) = (key("k1"), key("k2"), key("k3"));
+        fake.publish(&[&k1]);
+        let party = RelyingParty::new();
+        let provider = fake.provider();
+        let start = || {
+            party
+                .start(&provider, RETURN_URL, false, NOW)
+                .expect("start")
+        };
+        let finish = |pending: &Pending| party.finish(&provider, RETURN_URL, pending, "code", NOW);
+
+        let first = start();
+        assert!(first.url.starts_with(&format!("{}/auth?", fake.issuer)));
+        assert!(first.url.contains("scope=openid+email&"), "{}", first.url);
+        let second = start();
+        assert_ne!(first.pending.state, second.pending.state);
+        assert_eq!(fake.hits("/.well-known/openid-configuration"), 1);
+        assert_eq!(fake.hits("/jwks"), 1);
+
+        fake.will_sign(&first.pending, &k1);
+        assert_eq!(
+            finish(&first.pending).map(|i| i.email),
+            Ok("iago@zulip.com".into())
+        );
+        assert_eq!(fake.hits("/token"), 1);
+        assert_eq!(fake.hits("/jwks"), 1);
+
+        // The provider rotates to k2 less than a minute after discovery: not asked again.
+        fake.publish(&[&k1, &k2]);
+        fake.will_sign(&second.pending, &k2);
+        assert_eq!(
+            finish(&second.pending),
+            Err(Error::IdToken(TokenProblem::UnknownKey))
+        );
+        assert_eq!(fake.hits("/jwks"), 1);
+
+        // A minute on, the unknown key makes it discovered again, once.
+        party.age(KEY_REFRESH_INTERVAL);
+        let third = start();
+        fake.will_sign(&third.pending, &k2);
+        assert!(finish(&third.pending).is_ok());
+        assert_eq!(fake.hits("/.well-known/openid-configuration"), 2);
+        assert_eq!(fake.hits("/jwks"), 2);
+        let fourth = start();
+        fake.publish(&[&k3]);
+        fake.will_sign(&fourth.pending, &k3);
+        assert_eq!(
+            finish(&fourth.pending),
+            Err(Error::IdToken(TokenProblem::UnknownKey))
+        );
+        assert_eq!(fake.hits("/jwks"), 2);
+    }
+
+    #[test]
+    fn a_failed_discovery_is_remembered_for_a_while() {
+        let fake = FakeProvider::new();
+        fake.publish(&[&key("k1")]);
+        fake.served.lock().expect("served").discovery_status = 503;
+        let party = RelyingParty::new();
+        let provider = fake.provider();
+        let start = || party.start(&provider, RETURN_URL, false, NOW).err();
+        let refused = Some(Error::BadAnswer {
+            step: Step::Discovery,
+            why: "HTTP status 503 Service Unavailable".into(),
+        });
+        assert_eq!(start(), refused);
+        assert_eq!(start(), refused);
+        assert_eq!(fake.hits("/.well-known/openid-configuration"), 1);
+        fake.served.lock().expect("served").discovery_status = 200;
+        party.age(RETRY_AFTER_FAILURE);
+        assert_eq!(start(), None);
+        assert_eq!(fake.hits("/.well-known/openid-configuration"), 2);
+    }
+
+    #[test]
+    fn a_reconfirmation_asks_for_a_new_login_and_pending_hides_its_secrets() {
+        let fake = FakeProvider::new();
+        fake.publish(&[&key("k1")]);
+        let party = RelyingParty::new();
+        let start = party
+            .start(&fake.provider(), RETURN_URL, true, NOW)
+            .expect("start");
+        let url = openidconnect::url::Url::parse(&start.url).expect("a URL");
+        let query: HashMap<_, _> = url.query_pairs().into_owned().collect();
+        let param = |name: &str| query.get(name).map(String::as_str);
+        assert_eq!(param("prompt"), Some("login"));
+        assert_eq!(param("max_age"), Some("0"));
+        assert_eq!(param("code_challenge_method"), Some("S256"));
+        assert_eq!(param("state"), Some(start.pending.state.as_str()));
+        assert!(!start.url.contains(&start.pending.verifier));
+        let debug = format!("{:?}", start.pending);
+        for secret in [
+            &start.pending.state,
+            &start.pending.nonce,
+            &start.pending.verifier,
+        ] {
+            assert!(!debug.contains(secret.as_str()), "{debug}");
+        }
+        assert!(start.pending.state_matches(&start.pending.state.clone()));
+        assert!(
+            !start
+                .pending
+                .state_matches(&format!("{}x", start.pending.state))
+        );
+        assert!(!start.pending.state_matches(""));
+    }
+}
