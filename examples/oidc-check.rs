@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         display_icon: None,
         auto_signup: false,
     };
-    let party = RelyingParty::new();
+    let party = RelyingParty::new(1);
     let outcome = match (step.as_str(), args.get(3), args.get(4)) {
         ("start", reconfirm, None) => party
             .start(&provider, return_url, reconfirm.is_some(), now())

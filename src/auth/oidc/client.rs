@@ -8,9 +8,14 @@
 //! publishing the new one first. A discovery that failed is not tried again for
 //! [`RETRY_AFTER_FAILURE`]: starts against a provider that is down fail at once instead of
 //! each holding a worker for the whole bound. No lock is held while the provider is asked.
+//!
+//! At most `max_waiting` starts and callbacks talk to providers at once; more are refused at
+//! once as [`Error::Busy`], so that a frozen provider holds a bounded number of workers and
+//! password logins and `server_settings` keep the rest.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -41,10 +46,21 @@ pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 pub struct RelyingParty {
     agent: Agent,
     discovered: Mutex<HashMap<String, Discovered>>,
+    /// Steps talking to providers now, and how many may.
+    waiting: AtomicUsize,
+    max_waiting: usize,
+}
+
+/// One step's place among those talking to providers, given back when dropped.
+struct Place<'a>(&'a AtomicUsize);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What is known of an issuer.
-#[derive(Clone)]
 enum Discovered {
     Known {
         metadata: Arc<CoreProviderMetadata>,
@@ -95,19 +111,26 @@ impl Pending {
     }
 }
 
-impl Default for RelyingParty {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl RelyingParty {
-    /// A relying party that knows no provider yet.
-    pub fn new() -> Self {
+    /// A relying party that knows no provider yet, and lets at most `max_waiting` steps
+    /// (at least one) talk to providers at once.
+    pub fn new(max_waiting: usize) -> Self {
         Self {
             agent: agent(),
             discovered: Mutex::new(HashMap::new()),
+            waiting: AtomicUsize::new(0),
+            max_waiting: max_waiting.max(1),
         }
+    }
+
+    /// A place for a step that talks to a provider, or [`Error::Busy`].
+    fn place(&self) -> Result<Place<'_>, Error> {
+        let taken = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let place = Place(&self.waiting);
+        if taken >= self.max_waiting {
+            return Err(Error::Busy);
+        }
+        Ok(place)
     }
 
     /// Starts a sign-in: the authorization URL (code flow, PKCE S256, `state`, `nonce`, the
@@ -120,8 +143,13 @@ impl RelyingParty {
         reconfirm: bool,
         now: f64,
     ) -> Result<Start, Error> {
-        let fetcher = Fetcher::new(&self.agent);
-        let metadata = self.metadata(provider, &fetcher)?;
+        let metadata = match self.cached(provider)? {
+            Some(metadata) => metadata,
+            None => {
+                let _place = self.place()?;
+                self.discover(provider, &Fetcher::new(&self.agent))?
+            }
+        };
         let client = client(provider, &metadata, redirect_uri)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
@@ -166,8 +194,12 @@ impl RelyingParty {
         code: &str,
         now: f64,
     ) -> Result<Identity, Error> {
+        let _place = self.place()?;
         let fetcher = Fetcher::new(&self.agent);
-        let metadata = self.metadata(provider, &fetcher)?;
+        let metadata = match self.cached(provider)? {
+            Some(metadata) => metadata,
+            None => self.discover(provider, &fetcher)?,
+        };
         let client = client(provider, &metadata, redirect_uri)?;
         let response: CoreTokenResponse = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -207,20 +239,16 @@ impl RelyingParty {
         user_info(&client, &response, &claimed.subject, &fetcher)?.identity()
     }
 
-    /// The provider's discovery document and keys, from the cache or asked for now.
-    fn metadata(
-        &self,
-        provider: &Provider,
-        fetcher: &Fetcher<'_>,
-    ) -> Result<Arc<CoreProviderMetadata>, Error> {
-        match self.cached(&provider.issuer) {
-            Some(Discovered::Known { metadata, .. }) => return Ok(metadata),
+    /// The provider's discovery document and keys if known; `None` if it must be asked; the
+    /// error of a discovery that failed less than [`RETRY_AFTER_FAILURE`] ago.
+    fn cached(&self, provider: &Provider) -> Result<Option<Arc<CoreProviderMetadata>>, Error> {
+        match self.lock().get(&provider.issuer) {
+            Some(Discovered::Known { metadata, .. }) => Ok(Some(Arc::clone(metadata))),
             Some(Discovered::Failed { error, at }) if at.elapsed() < RETRY_AFTER_FAILURE => {
-                return Err(error);
+                Err(error.clone())
             }
-            _ => {}
+            _ => Ok(None),
         }
-        self.discover(provider, fetcher)
     }
 
     /// Discovery again after an unknown key id, unless the last one is less than
@@ -270,10 +298,6 @@ impl RelyingParty {
             discovered.insert(provider.issuer.clone(), entry);
         }
         outcome
-    }
-
-    fn cached(&self, issuer: &str) -> Option<Discovered> {
-        self.lock().get(issuer).cloned()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Discovered>> {
@@ -568,7 +592,7 @@ mod tests {
         let fake = FakeProvider::new();
         let (k1, k2, k3) = (key("k1"), key("k2"), key("k3"));
         fake.publish(&[&k1]);
-        let party = RelyingParty::new();
+        let party = RelyingParty::new(4);
         let provider = fake.provider();
         let start = || {
             party
@@ -624,7 +648,7 @@ mod tests {
         let fake = FakeProvider::new();
         fake.publish(&[&key("k1")]);
         fake.served.lock().expect("served").discovery_status = 503;
-        let party = RelyingParty::new();
+        let party = RelyingParty::new(4);
         let provider = fake.provider();
         let start = || party.start(&provider, RETURN_URL, false, NOW).err();
         let refused = Some(Error::BadAnswer {
@@ -641,10 +665,44 @@ mod tests {
     }
 
     #[test]
+    fn at_most_max_waiting_steps_talk_to_providers() {
+        let fake = FakeProvider::new();
+        let k1 = key("k1");
+        fake.publish(&[&k1]);
+        let party = RelyingParty::new(1);
+        let provider = fake.provider();
+        let held = party.place().expect("the one place");
+        assert_eq!(
+            party.start(&provider, RETURN_URL, false, NOW).err(),
+            Some(Error::Busy)
+        );
+        assert_eq!(fake.hits("/.well-known/openid-configuration"), 0);
+        drop(held);
+        let start = party
+            .start(&provider, RETURN_URL, false, NOW)
+            .expect("start");
+        // A start from the cache needs no place; a callback does.
+        let held = party.place().expect("the one place");
+        assert!(party.start(&provider, RETURN_URL, false, NOW).is_ok());
+        assert_eq!(
+            party.finish(&provider, RETURN_URL, &start.pending, "code", NOW),
+            Err(Error::Busy)
+        );
+        drop(held);
+        fake.will_sign(&start.pending, &k1);
+        assert!(
+            party
+                .finish(&provider, RETURN_URL, &start.pending, "code", NOW)
+                .is_ok()
+        );
+        assert_eq!(party.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
     fn a_reconfirmation_asks_for_a_new_login_and_pending_hides_its_secrets() {
         let fake = FakeProvider::new();
         fake.publish(&[&key("k1")]);
-        let party = RelyingParty::new();
+        let party = RelyingParty::new(4);
         let start = party
             .start(&fake.provider(), RETURN_URL, true, NOW)
             .expect("start");

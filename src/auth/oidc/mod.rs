@@ -68,6 +68,8 @@ pub enum Error {
     NoEmail,
     /// The provider says the address is not verified.
     EmailUnverified,
+    /// Too many sign-ins are waiting for identity providers already.
+    Busy,
     /// The return URL given is not an absolute URL (a fault of the caller, not the provider).
     ReturnUrl(String),
 }
@@ -76,7 +78,7 @@ impl Error {
     /// Whether the provider could not be asked (a page says "try again later"), rather than
     /// refusing this sign-in.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(self, Self::Unavailable { .. } | Self::Busy)
     }
 
     /// The stable code of logs and audit rows.
@@ -88,6 +90,7 @@ impl Error {
             Self::IdToken(problem) => problem.reason(),
             Self::NoEmail => "oidc_no_email",
             Self::EmailUnverified => "oidc_email_unverified",
+            Self::Busy => "oidc_busy",
             Self::ReturnUrl(_) => "oidc_return_url",
         }
     }
@@ -122,6 +125,7 @@ impl fmt::Display for Error {
             Self::EmailUnverified => {
                 f.write_str("the identity provider says the email address is not verified")
             }
+            Self::Busy => f.write_str("too many sign-ins are waiting for identity providers"),
             Self::ReturnUrl(url) => write!(f, "the return URL {url:?} is not an absolute URL"),
         }
     }
