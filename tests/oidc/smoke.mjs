@@ -154,7 +154,7 @@ test('a re-confirmation asks for a new login and gets a fresh auth_time', async 
 test('an http issuer off loopback is refused without a request', () => {
   const { answer, status, took } = check('start', 'http://id.example.com', RETURN_URL);
   assert.equal(status, 1);
-  assert.equal(answer.reason, 'oidc_bad_answer');
+  assert.equal(answer.reason, 'oidc_config');
   assert.match(answer.error, /must use https/);
   assert.ok(took < 5000, `${took} ms`);
 });

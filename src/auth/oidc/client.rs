@@ -32,7 +32,7 @@ use openidconnect::{
 use subtle::ConstantTimeEq;
 use ureq::Agent;
 
-use super::config::{Provider, check_issuer, is_secure};
+use super::config::{ConfigError, Provider, check_issuer, is_secure};
 use super::http::{Fetcher, HttpError, agent};
 use super::id_token::{self, Claimed, Expected, Identity, TokenProblem};
 use super::{Error, Step, printable};
@@ -314,8 +314,9 @@ fn discover(issuer: &str, fetcher: &Fetcher<'_>) -> Result<CoreProviderMetadata,
         step: Step::Discovery,
         why,
     };
-    check_issuer(issuer).map_err(|e| bad(e.to_string()))?;
-    let issuer_url = IssuerUrl::new(issuer.to_owned()).map_err(|e| bad(e.to_string()))?;
+    check_issuer(issuer).map_err(Error::Config)?;
+    let issuer_url = IssuerUrl::new(issuer.to_owned())
+        .map_err(|_| Error::Config(ConfigError::NotAUrl(issuer.to_owned())))?;
     let metadata = CoreProviderMetadata::discover(&issuer_url, fetcher).map_err(|e| match e {
         DiscoveryError::Request(e) => unavailable(Step::Discovery, &e),
         DiscoveryError::Response(status, _, _) => bad(format!("HTTP status {status}")),
@@ -662,6 +663,21 @@ mod tests {
         party.age(RETRY_AFTER_FAILURE);
         assert_eq!(start(), None);
         assert_eq!(fake.hits("/.well-known/openid-configuration"), 2);
+    }
+
+    #[test]
+    fn an_issuer_off_loopback_without_https_is_refused_before_any_request() {
+        let fake = FakeProvider::new();
+        let mut provider = fake.provider();
+        provider.issuer = "http://id.example.com".into();
+        assert_eq!(
+            RelyingParty::new(1)
+                .start(&provider, RETURN_URL, false, NOW)
+                .err(),
+            Some(Error::Config(ConfigError::NotHttps(
+                provider.issuer.clone()
+            )))
+        );
     }
 
     #[test]

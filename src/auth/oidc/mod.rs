@@ -68,6 +68,8 @@ pub enum Error {
     NoEmail,
     /// The provider says the address is not verified.
     EmailUnverified,
+    /// The provider's settings cannot be used (checked again before each discovery).
+    Config(ConfigError),
     /// Too many sign-ins are waiting for identity providers already.
     Busy,
     /// The return URL given is not an absolute URL (a fault of the caller, not the provider).
@@ -90,6 +92,7 @@ impl Error {
             Self::IdToken(problem) => problem.reason(),
             Self::NoEmail => "oidc_no_email",
             Self::EmailUnverified => "oidc_email_unverified",
+            Self::Config(_) => "oidc_config",
             Self::Busy => "oidc_busy",
             Self::ReturnUrl(_) => "oidc_return_url",
         }
@@ -125,6 +128,7 @@ impl fmt::Display for Error {
             Self::EmailUnverified => {
                 f.write_str("the identity provider says the email address is not verified")
             }
+            Self::Config(e) => write!(f, "the identity provider's settings cannot be used: {e}"),
             Self::Busy => f.write_str("too many sign-ins are waiting for identity providers"),
             Self::ReturnUrl(url) => write!(f, "the return URL {url:?} is not an absolute URL"),
         }
