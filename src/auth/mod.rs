@@ -6,6 +6,7 @@ pub mod basic;
 pub mod key;
 pub mod ldap;
 pub mod login;
+pub mod passkey;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
