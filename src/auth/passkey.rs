@@ -27,7 +27,6 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 
 use crate::auth::token;
 use crate::site::Site;
-use crate::store::{Realm, User};
 
 /// How long a ceremony may take from its options to its answer; also the timeout the
 /// browser is given.
@@ -278,10 +277,19 @@ pub struct RelyingParty {
 }
 
 impl RelyingParty {
-    /// The realm's relying party: ID its host under `--external-url`, origin its URL.
-    pub fn for_realm(site: &Site, realm: &Realm) -> Result<RelyingParty, Unavailable> {
-        let external = site.external_url.as_ref().ok_or(Unavailable::NoExternalUrl)?;
-        let origin = external.realm_url(&realm.subdomain);
+    /// The relying party of the realm `realm_id` at `subdomain`, shown as `name`: its ID
+    /// is the realm's host under `--external-url`, its one origin the realm's URL.
+    pub fn for_realm(
+        site: &Site,
+        realm_id: i64,
+        subdomain: &str,
+        name: &str,
+    ) -> Result<RelyingParty, Unavailable> {
+        let external = site
+            .external_url
+            .as_ref()
+            .ok_or(Unavailable::NoExternalUrl)?;
+        let origin = external.realm_url(subdomain);
         let url = Url::parse(&origin).map_err(|_| Unavailable::NoExternalUrl)?;
         let Some(host) = url.domain() else {
             return Err(Unavailable::AddressHost);
@@ -292,16 +300,11 @@ impl RelyingParty {
         }
         let id = host.to_owned();
         let webauthn = WebauthnBuilder::new(&id, &url)
-            .and_then(|builder| {
-                builder
-                    .rp_name(&realm.name)
-                    .timeout(CEREMONY_LIFETIME)
-                    .build()
-            })
+            .and_then(|builder| builder.rp_name(name).timeout(CEREMONY_LIFETIME).build())
             .map_err(|_| Unavailable::AddressHost)?;
         Ok(RelyingParty {
             webauthn,
-            realm_id: realm.id,
+            realm_id,
             id,
             origin,
         })
@@ -317,12 +320,15 @@ impl RelyingParty {
         &self.origin
     }
 
-    /// Begins registering a passkey for `user`, who has `existing` ones (which the browser
-    /// is told not to register again). The credential is made discoverable, so the same
-    /// passkey also signs in without a username.
+    /// Begins registering a passkey for the user `user_id`, who has `existing` ones (which
+    /// the browser is told not to register again). `email` and `full_name` are what the
+    /// authenticator shows. The credential is made discoverable, so the same passkey also
+    /// signs in without a username.
     pub fn start_registration(
         &self,
-        user: &User,
+        user_id: i64,
+        email: &str,
+        full_name: &str,
         existing: &[CredentialRecord],
         now: f64,
     ) -> Result<Started, Error> {
@@ -333,18 +339,13 @@ impl RelyingParty {
             .map(|record| Base64UrlUnpadded::decode_vec(&record.credential_id))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| Error::Internal)?;
-        let display_name = match user.full_name.trim() {
-            "" => &user.delivery_email,
+        let display_name = match full_name.trim() {
+            "" => email,
             name => name,
         };
         let (mut options, state) = self
             .webauthn
-            .start_passkey_registration(
-                handle,
-                &user.delivery_email,
-                display_name,
-                Some(exclude),
-            )
+            .start_passkey_registration(handle, email, display_name, Some(exclude))
             .map_err(|_| Error::Internal)?;
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
             selection.resident_key = Some(ResidentKeyRequirement::Required);
@@ -352,7 +353,7 @@ impl RelyingParty {
         }
         let state = State::Registration {
             realm_id: self.realm_id,
-            user_id: user.id,
+            user_id,
             user_handle,
             state,
         };
@@ -360,26 +361,26 @@ impl RelyingParty {
     }
 
     /// Finishes a registration: `taken` is what the store's take returned for the id the
-    /// form sent back. The record is new: the caller stores it under `user`, refusing a
+    /// form sent back. The record is new: the caller stores it under the user, refusing a
     /// credential id that exists already ([`Error::AlreadyRegistered`]).
     pub fn finish_registration(
         &self,
         taken: Option<Ceremony>,
-        user: &User,
+        user_id: i64,
         response: &str,
         name: &str,
         now: f64,
     ) -> Result<CredentialRecord, Error> {
         let State::Registration {
             realm_id,
-            user_id,
+            user_id: begun_for,
             user_handle,
             state,
         } = take(taken, now)?
         else {
             return Err(Error::WrongCeremony);
         };
-        if realm_id != self.realm_id || user_id != user.id {
+        if realm_id != self.realm_id || begun_for != user_id {
             return Err(Error::WrongCeremony);
         }
         let response: RegisterPublicKeyCredential =
@@ -398,10 +399,11 @@ impl RelyingParty {
         })
     }
 
-    /// Begins asking `user`, past their password, for one of their `credentials`.
+    /// Begins asking the user `user_id`, past their password, for one of their
+    /// `credentials`.
     pub fn start_second_factor(
         &self,
-        user: &User,
+        user_id: i64,
         credentials: &[CredentialRecord],
         now: f64,
     ) -> Result<Started, Error> {
@@ -418,7 +420,7 @@ impl RelyingParty {
             .map_err(|_| Error::Internal)?;
         let state = State::SecondFactor {
             realm_id: self.realm_id,
-            user_id: user.id,
+            user_id,
             state,
         };
         started(&options, &state, now)
@@ -429,20 +431,20 @@ impl RelyingParty {
     pub fn finish_second_factor(
         &self,
         taken: Option<Ceremony>,
-        user: &User,
+        user_id: i64,
         assertion: &Assertion,
         credentials: &[CredentialRecord],
         now: f64,
     ) -> Result<Used, Error> {
         let State::SecondFactor {
             realm_id,
-            user_id,
+            user_id: begun_for,
             state,
         } = take(taken, now)?
         else {
             return Err(Error::WrongCeremony);
         };
-        if realm_id != self.realm_id || user_id != user.id {
+        if realm_id != self.realm_id || begun_for != user_id {
             return Err(Error::WrongCeremony);
         }
         let id = assertion.credential_id();
@@ -495,11 +497,9 @@ impl RelyingParty {
             return Err(Error::UnknownCredential);
         }
         let passkey = passkey_of(record)?;
-        let result = self.webauthn.finish_discoverable_authentication_v2(
-            &assertion.0,
-            state,
-            &passkey,
-        )?;
+        let result =
+            self.webauthn
+                .finish_discoverable_authentication_v2(&assertion.0, state, &passkey)?;
         used(record, &result, now)
     }
 }
@@ -554,4 +554,442 @@ fn used(
         at: now,
         user_verified: result.user_verified(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::{Value, json};
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
+
+    use super::*;
+    use crate::site::ExternalUrl;
+
+    const NOW: f64 = 1_800_000_000.0;
+    const ROOT: &str = "https://chat.example.com";
+    const USER: i64 = 7;
+
+    fn site(url: Option<&str>) -> Site {
+        Site {
+            external_url: url.map(|url| ExternalUrl::parse(url).unwrap()),
+        }
+    }
+
+    fn party(url: &str) -> RelyingParty {
+        RelyingParty::for_realm(&site(Some(url)), 1, "", "Example").unwrap()
+    }
+
+    /// The store's ceremonies: taking one deletes it.
+    #[derive(Default)]
+    struct Ceremonies(HashMap<String, Ceremony>);
+
+    impl Ceremonies {
+        /// Keeps a begun ceremony; the id the browser got.
+        fn keep(&mut self, started: Started) -> (String, Value) {
+            let options: Value = serde_json::from_str(&started.options).unwrap();
+            let id = options["ceremony"].as_str().unwrap().to_owned();
+            assert_eq!(token::digest(&id), started.ceremony.id_digest);
+            self.0
+                .insert(started.ceremony.id_digest.clone(), started.ceremony);
+            (id, options)
+        }
+
+        fn take(&mut self, id: &str) -> Option<Ceremony> {
+            self.0.remove(&token::digest(id))
+        }
+    }
+
+    /// A browser at `origin` with webauthn-rs' software passkey, which verifies the user.
+    struct Browser {
+        key: SoftPasskey,
+        origin: Url,
+    }
+
+    impl Browser {
+        fn at(origin: &str) -> Browser {
+            Browser {
+                key: SoftPasskey::new(true),
+                origin: Url::parse(origin).unwrap(),
+            }
+        }
+
+        fn create(&mut self, mut options: Value) -> String {
+            // The software key keeps no resident credentials; the server asks for one but
+            // cannot check what it got, so the test's authenticator may decline.
+            let selection = &mut options["publicKey"]["authenticatorSelection"];
+            selection["requireResidentKey"] = json!(false);
+            selection["residentKey"] = json!("discouraged");
+            let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+            let answer = self
+                .key
+                .do_registration(self.origin.clone(), options)
+                .unwrap();
+            serde_json::to_string(&answer).unwrap()
+        }
+
+        /// An assertion; for a discoverable credential, as a resident key would answer:
+        /// the credential found by the authenticator itself, with the user handle.
+        fn get(&mut self, mut options: Value, resident: Option<&CredentialRecord>) -> Assertion {
+            if let Some(record) = resident {
+                options["publicKey"]["allowCredentials"] =
+                    json!([{"type": "public-key", "id": record.credential_id}]);
+            }
+            let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+            let mut answer = self
+                .key
+                .do_authentication(self.origin.clone(), options)
+                .unwrap();
+            if let Some(record) = resident {
+                let handle = Uuid::parse_str(&record.user_handle).unwrap();
+                answer.response.user_handle = Some(handle.as_bytes().to_vec());
+            }
+            Assertion::parse(&serde_json::to_string(&answer).unwrap()).unwrap()
+        }
+    }
+
+    /// A passkey registered for USER at the root realm, and the store that holds ceremonies.
+    fn enrolled(browser: &mut Browser, rp: &RelyingParty) -> (CredentialRecord, Ceremonies) {
+        let mut store = Ceremonies::default();
+        let started = rp
+            .start_registration(USER, "iago@example.com", "Iago", &[], NOW)
+            .unwrap();
+        let (id, options) = store.keep(started);
+        let answer = browser.create(options);
+        let record = rp
+            .finish_registration(store.take(&id), USER, &answer, "laptop", NOW + 1.0)
+            .unwrap();
+        (record, store)
+    }
+
+    /// `record` after `used` was written back.
+    fn updated(record: &CredentialRecord, used: &Used) -> CredentialRecord {
+        CredentialRecord {
+            passkey: used.passkey.clone(),
+            counter: used.counter,
+            last_used: Some(used.at),
+            ..record.clone()
+        }
+    }
+
+    #[test]
+    fn the_relying_party_comes_from_the_external_url_only() {
+        let unavailable = |url: Option<&str>| {
+            RelyingParty::for_realm(&site(url), 1, "", "Example").map(|rp| rp.id().to_owned())
+        };
+        assert_eq!(unavailable(None), Err(Unavailable::NoExternalUrl));
+        assert_eq!(
+            unavailable(Some("https://192.0.2.7")),
+            Err(Unavailable::AddressHost)
+        );
+        assert_eq!(
+            unavailable(Some("http://chat.example.com")),
+            Err(Unavailable::InsecureOrigin)
+        );
+        for reason in [
+            Unavailable::NoExternalUrl,
+            Unavailable::AddressHost,
+            Unavailable::InsecureOrigin,
+        ] {
+            assert!(reason.message().starts_with("Passkeys are not available: "));
+        }
+        let local = party("http://localhost:9991");
+        assert_eq!(
+            (local.id(), local.origin()),
+            ("localhost", "http://localhost:9991")
+        );
+        let lear = RelyingParty::for_realm(&site(Some(ROOT)), 2, "lear", "Lear").unwrap();
+        assert_eq!(
+            (lear.id(), lear.origin()),
+            ("lear.chat.example.com", "https://lear.chat.example.com")
+        );
+    }
+
+    #[test]
+    fn enrol_then_second_factor_then_password_free() {
+        let rp = party(ROOT);
+        let mut browser = Browser::at(ROOT);
+        let mut store = Ceremonies::default();
+        let started = rp
+            .start_registration(USER, "iago@example.com", "", &[], NOW)
+            .unwrap();
+        assert_eq!(started.ceremony.expires_at, NOW + 300.0);
+        let (id, options) = store.keep(started);
+        let key = &options["publicKey"];
+        assert_eq!(
+            key["rp"],
+            json!({"id": "chat.example.com", "name": "Example"})
+        );
+        assert_eq!(key["user"]["name"], "iago@example.com");
+        assert_eq!(key["user"]["displayName"], "iago@example.com");
+        assert_eq!(key["authenticatorSelection"]["residentKey"], "required");
+        assert_eq!(
+            key["authenticatorSelection"]["userVerification"],
+            "required"
+        );
+        assert_eq!(key["excludeCredentials"], json!([]));
+        let answer = browser.create(options);
+        let record = rp
+            .finish_registration(store.take(&id), USER, &answer, "laptop", NOW + 1.0)
+            .unwrap();
+        assert_eq!(
+            (record.name.as_str(), record.created),
+            ("laptop", NOW + 1.0)
+        );
+        assert_eq!((record.last_used, record.counter), (None, 0));
+        assert!(Uuid::parse_str(&record.user_handle).is_ok());
+        let passkey = passkey_of(&record).unwrap();
+        assert_eq!(
+            Base64UrlUnpadded::encode_string(passkey.cred_id()),
+            record.credential_id
+        );
+
+        // A second passkey: the first is excluded, the handle is the same.
+        let records = vec![record.clone()];
+        let (_, options) = store.keep(
+            rp.start_registration(USER, "iago@example.com", "Iago", &records, NOW)
+                .unwrap(),
+        );
+        assert_eq!(
+            options["publicKey"]["excludeCredentials"][0]["id"],
+            json!(record.credential_id)
+        );
+        assert_eq!(options["publicKey"]["user"]["displayName"], "Iago");
+        assert_eq!(user_handle(&records), record.user_handle);
+
+        // As the second factor.
+        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        assert_eq!(
+            options["publicKey"]["allowCredentials"][0]["id"],
+            json!(record.credential_id)
+        );
+        let assertion = browser.get(options, None);
+        assert_eq!(assertion.credential_id(), record.credential_id);
+        let used = rp
+            .finish_second_factor(store.take(&id), USER, &assertion, &records, NOW + 2.0)
+            .unwrap();
+        assert_eq!((used.counter, used.at), (1, NOW + 2.0));
+        assert_eq!(used.credential_id, record.credential_id);
+        let record = updated(&record, &used);
+
+        // Without a username: discoverable, modal, and both factors.
+        let (id, options) = store.keep(rp.start_password_free(NOW).unwrap());
+        assert_eq!(options["publicKey"]["allowCredentials"], json!([]));
+        assert_eq!(options.get("mediation"), None);
+        let assertion = browser.get(options, Some(&record));
+        let used = rp
+            .finish_password_free(store.take(&id), &assertion, Some(&record), NOW + 3.0)
+            .unwrap();
+        assert_eq!(used.counter, 2);
+        assert!(used.user_verified && used.counts_as_two_factors());
+    }
+
+    #[test]
+    fn a_wrong_origin_is_refused() {
+        let rp = party(ROOT);
+        let mut store = Ceremonies::default();
+        // Another realm's page (a subdomain), another port: not the realm's URL.
+        for origin in [
+            "https://lear.chat.example.com",
+            "https://chat.example.com:8443",
+        ] {
+            let mut browser = Browser::at(origin);
+            let started = rp
+                .start_registration(USER, "iago@example.com", "", &[], NOW)
+                .unwrap();
+            let (id, options) = store.keep(started);
+            let answer = browser.create(options);
+            let finished = rp.finish_registration(store.take(&id), USER, &answer, "x", NOW);
+            assert_eq!(finished, Err(Error::WrongOrigin), "{origin}");
+        }
+        let mut browser = Browser::at(ROOT);
+        let (record, mut store) = enrolled(&mut browser, &rp);
+        browser.origin = Url::parse("https://lear.chat.example.com").unwrap();
+        let records = [record];
+        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        let assertion = browser.get(options, None);
+        let finished = rp.finish_second_factor(store.take(&id), USER, &assertion, &records, NOW);
+        assert_eq!(finished, Err(Error::WrongOrigin));
+    }
+
+    #[test]
+    fn a_wrong_rp_id_is_refused() {
+        let rp = party(ROOT);
+        let mut browser = Browser::at(ROOT);
+        let (record, mut store) = enrolled(&mut browser, &rp);
+        let records = [record];
+        let (id, mut options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        // The parent domain is an ID the page may claim, but not this realm's.
+        options["publicKey"]["rpId"] = json!("example.com");
+        let assertion = browser.get(options, None);
+        let finished = rp.finish_second_factor(store.take(&id), USER, &assertion, &records, NOW);
+        assert_eq!(finished, Err(Error::WrongRpId));
+    }
+
+    #[test]
+    fn a_challenge_is_single_use() {
+        let rp = party(ROOT);
+        let mut browser = Browser::at(ROOT);
+        let (record, mut store) = enrolled(&mut browser, &rp);
+        let records = [record];
+        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        let assertion = browser.get(options, None);
+        let finish = |taken| rp.finish_second_factor(taken, USER, &assertion, &records, NOW);
+        assert!(finish(store.take(&id)).is_ok());
+        // The same answer again: the ceremony is gone.
+        assert_eq!(finish(store.take(&id)), Err(Error::NoCeremony));
+        // The same answer to a new ceremony: it signs the old challenge.
+        let (id, _) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        assert_eq!(finish(store.take(&id)), Err(Error::WrongChallenge));
+    }
+
+    #[test]
+    fn an_expired_challenge_is_refused() {
+        let rp = party(ROOT);
+        let mut browser = Browser::at(ROOT);
+        let (record, mut store) = enrolled(&mut browser, &rp);
+        let records = [record];
+        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        let assertion = browser.get(options, None);
+        let taken = store.take(&id);
+        let finish = |at| rp.finish_second_factor(taken.clone(), USER, &assertion, &records, at);
+        assert_eq!(finish(NOW + 300.0), Err(Error::Expired));
+        assert!(finish(NOW + 299.0).is_ok());
+        // A registration too.
+        let started = rp
+            .start_registration(USER, "iago@example.com", "", &[], NOW)
+            .unwrap();
+        let (id, options) = store.keep(started);
+        let answer = browser.create(options);
+        let finished = rp.finish_registration(store.take(&id), USER, &answer, "x", NOW + 301.0);
+        assert_eq!(finished, Err(Error::Expired));
+    }
+
+    #[test]
+    fn a_counter_going_backwards_is_a_cloned_authenticator() {
+        assert!(counter_moves_forward(0, 0));
+        assert!(counter_moves_forward(0, 1));
+        assert!(counter_moves_forward(4, 5));
+        assert!(!counter_moves_forward(5, 5));
+        assert!(!counter_moves_forward(5, 4));
+        assert!(!counter_moves_forward(5, 0));
+
+        let rp = party(ROOT);
+        let mut browser = Browser::at(ROOT);
+        let (record, mut store) = enrolled(&mut browser, &rp);
+        let records = [record.clone()];
+        // Two ceremonies; the authenticator answers the first with 1, the second with 2.
+        let (first, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        let older = browser.get(options, None);
+        let (second, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        let newer = browser.get(options, None);
+        let used = rp
+            .finish_second_factor(store.take(&second), USER, &newer, &records, NOW)
+            .unwrap();
+        assert_eq!(used.counter, 2);
+        let records = [updated(&record, &used)];
+        let finished = rp.finish_second_factor(store.take(&first), USER, &older, &records, NOW);
+        assert_eq!(finished, Err(Error::ClonedAuthenticator));
+        assert_eq!(
+            Error::ClonedAuthenticator.reason(),
+            "PASSKEY_CLONED_AUTHENTICATOR"
+        );
+
+        // Without a username too, against the stored counter.
+        let (id, options) = store.keep(rp.start_password_free(NOW).unwrap());
+        let assertion = browser.get(options, Some(&records[0]));
+        let ahead = CredentialRecord {
+            counter: 10,
+            ..records[0].clone()
+        };
+        let finished = rp.finish_password_free(store.take(&id), &assertion, Some(&ahead), NOW);
+        assert_eq!(finished, Err(Error::ClonedAuthenticator));
+    }
+
+    #[test]
+    fn an_unknown_credential_is_refused() {
+        let rp = party(ROOT);
+        let mut browser = Browser::at(ROOT);
+        let (record, mut store) = enrolled(&mut browser, &rp);
+        let mut other = Browser::at(ROOT);
+        let (other_record, _) = enrolled(&mut other, &rp);
+
+        // A second factor with a passkey that is not (or no longer) the user's.
+        let (id, options) = store.keep(
+            rp.start_second_factor(USER, std::slice::from_ref(&record), NOW)
+                .unwrap(),
+        );
+        let assertion = browser.get(options, None);
+        let finish = rp.finish_second_factor(
+            store.take(&id),
+            USER,
+            &assertion,
+            std::slice::from_ref(&other_record),
+            NOW,
+        );
+        assert_eq!(finish, Err(Error::UnknownCredential));
+        assert_eq!(
+            rp.start_second_factor(USER, &[], NOW).map(|_| ()),
+            Err(Error::NoPasskeys)
+        );
+
+        // Without a username: nothing stored under the id, another record, another handle.
+        for found in [
+            None,
+            Some(other_record.clone()),
+            Some(CredentialRecord {
+                user_handle: other_record.user_handle.clone(),
+                ..record.clone()
+            }),
+        ] {
+            let (id, options) = store.keep(rp.start_password_free(NOW).unwrap());
+            let assertion = browser.get(options, Some(&record));
+            let finish = rp.finish_password_free(store.take(&id), &assertion, found.as_ref(), NOW);
+            assert_eq!(finish, Err(Error::UnknownCredential), "{found:?}");
+        }
+    }
+
+    #[test]
+    fn a_ceremony_finishes_only_what_it_began() {
+        let rp = party(ROOT);
+        let mut browser = Browser::at(ROOT);
+        let (record, mut store) = enrolled(&mut browser, &rp);
+        let records = [record.clone()];
+        // Begun for this user, finished for another.
+        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        let assertion = browser.get(options, None);
+        let finish = rp.finish_second_factor(store.take(&id), USER + 1, &assertion, &records, NOW);
+        assert_eq!(finish, Err(Error::WrongCeremony));
+        // A second factor's ceremony for a sign-in without a username.
+        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        let assertion = browser.get(options, None);
+        let finish = rp.finish_password_free(store.take(&id), &assertion, Some(&record), NOW);
+        assert_eq!(finish, Err(Error::WrongCeremony));
+        // Another realm's.
+        let lear = RelyingParty::for_realm(&site(Some(ROOT)), 2, "lear", "Lear").unwrap();
+        browser.origin = Url::parse(lear.origin()).unwrap();
+        let (id, options) = store.keep(lear.start_password_free(NOW).unwrap());
+        let assertion = browser.get(options, Some(&record));
+        let finish = rp.finish_password_free(store.take(&id), &assertion, Some(&record), NOW);
+        assert_eq!(finish, Err(Error::WrongCeremony));
+    }
+
+    #[test]
+    fn malformed_answers_are_refused() {
+        assert_eq!(Assertion::parse("{}").map(|_| ()), Err(Error::Malformed));
+        assert_eq!(
+            Assertion::parse("not json").map(|_| ()),
+            Err(Error::Malformed)
+        );
+        let rp = party(ROOT);
+        let mut store = Ceremonies::default();
+        let started = rp
+            .start_registration(USER, "iago@example.com", "", &[], NOW)
+            .unwrap();
+        let (id, _) = store.keep(started);
+        let finished = rp.finish_registration(store.take(&id), USER, "{\"id\":1}", "x", NOW);
+        assert_eq!(finished, Err(Error::Malformed));
+    }
 }
