@@ -977,14 +977,6 @@ mod tests {
     }
 
     #[test]
-    fn zz_print() {
-        let rp = party("http://localhost:9991");
-        eprintln!("{}", rp.start_registration(USER, "iago@example.com", "Iago", &[], NOW).unwrap().options);
-        eprintln!("{}", rp.start_password_free(NOW).unwrap().options);
-        eprintln!("{}", rp.start_registration(USER, "iago@example.com", "Iago", &[], NOW).unwrap().ceremony.state);
-    }
-
-    #[test]
     fn malformed_answers_are_refused() {
         assert_eq!(Assertion::parse("{}").map(|_| ()), Err(Error::Malformed));
         assert_eq!(
