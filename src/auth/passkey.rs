@@ -1,4 +1,4 @@
-//! Passkeys (WebAuthn) over webauthn-rs: the relying party of a realm, the two halves of
+//! Passkeys (WebAuthn, web.md §9) over webauthn-rs: the relying party of a realm, the halves of
 //! each ceremony (registering a passkey, using one as a second factor, signing in with one
 //! and no username), what the store keeps between those halves, and the rules the crate
 //! leaves to us: a ceremony is finished once and within 5 minutes, a signature counter never
@@ -247,24 +247,24 @@ impl Assertion {
     }
 }
 
-/// What a ceremony was begun for, bound to its realm (and user), with webauthn-rs' state.
+/// A ceremony as kept: bound to its realm and (but for a sign-in without a username) its
+/// user.
 #[derive(Serialize, Deserialize)]
-enum State {
+struct State {
+    realm_id: i64,
+    user_id: Option<i64>,
+    step: Step,
+}
+
+/// What a ceremony was begun for, with webauthn-rs' state.
+#[derive(Serialize, Deserialize)]
+enum Step {
     Registration {
-        realm_id: i64,
-        user_id: i64,
         user_handle: String,
         state: PasskeyRegistration,
     },
-    SecondFactor {
-        realm_id: i64,
-        user_id: i64,
-        state: PasskeyAuthentication,
-    },
-    PasswordFree {
-        realm_id: i64,
-        state: DiscoverableAuthentication,
-    },
+    SecondFactor(PasskeyAuthentication),
+    PasswordFree(DiscoverableAuthentication),
 }
 
 /// A realm as a WebAuthn relying party.
@@ -351,13 +351,8 @@ impl RelyingParty {
             selection.resident_key = Some(ResidentKeyRequirement::Required);
             selection.require_resident_key = true;
         }
-        let state = State::Registration {
-            realm_id: self.realm_id,
-            user_id,
-            user_handle,
-            state,
-        };
-        started(&options, &state, now)
+        let step = Step::Registration { user_handle, state };
+        self.started(&options, Some(user_id), step, now)
     }
 
     /// Finishes a registration: `taken` is what the store's take returned for the id the
@@ -371,18 +366,10 @@ impl RelyingParty {
         name: &str,
         now: f64,
     ) -> Result<CredentialRecord, Error> {
-        let State::Registration {
-            realm_id,
-            user_id: begun_for,
-            user_handle,
-            state,
-        } = take(taken, now)?
+        let Step::Registration { user_handle, state } = self.take(taken, Some(user_id), now)?
         else {
             return Err(Error::WrongCeremony);
         };
-        if realm_id != self.realm_id || begun_for != user_id {
-            return Err(Error::WrongCeremony);
-        }
         let response: RegisterPublicKeyCredential =
             serde_json::from_str(response).map_err(|_| Error::Malformed)?;
         let passkey = self
@@ -418,12 +405,7 @@ impl RelyingParty {
             .webauthn
             .start_passkey_authentication(&passkeys)
             .map_err(|_| Error::Internal)?;
-        let state = State::SecondFactor {
-            realm_id: self.realm_id,
-            user_id,
-            state,
-        };
-        started(&options, &state, now)
+        self.started(&options, Some(user_id), Step::SecondFactor(state), now)
     }
 
     /// Finishes a second factor: `credentials` are the user's passkeys as stored now (one
@@ -436,17 +418,9 @@ impl RelyingParty {
         credentials: &[CredentialRecord],
         now: f64,
     ) -> Result<Used, Error> {
-        let State::SecondFactor {
-            realm_id,
-            user_id: begun_for,
-            state,
-        } = take(taken, now)?
-        else {
+        let Step::SecondFactor(state) = self.take(taken, Some(user_id), now)? else {
             return Err(Error::WrongCeremony);
         };
-        if realm_id != self.realm_id || begun_for != user_id {
-            return Err(Error::WrongCeremony);
-        }
         let id = assertion.credential_id();
         let record = credentials
             .iter()
@@ -466,11 +440,7 @@ impl RelyingParty {
             .start_discoverable_authentication()
             .map_err(|_| Error::Internal)?;
         options.mediation = None;
-        let state = State::PasswordFree {
-            realm_id: self.realm_id,
-            state,
-        };
-        started(&options, &state, now)
+        self.started(&options, None, Step::PasswordFree(state), now)
     }
 
     /// Finishes a sign-in without a username. `credential` is the record stored under
@@ -483,12 +453,9 @@ impl RelyingParty {
         credential: Option<&CredentialRecord>,
         now: f64,
     ) -> Result<Used, Error> {
-        let State::PasswordFree { realm_id, state } = take(taken, now)? else {
+        let Step::PasswordFree(state) = self.take(taken, None, now)? else {
             return Err(Error::WrongCeremony);
         };
-        if realm_id != self.realm_id {
-            return Err(Error::WrongCeremony);
-        }
         let record = credential
             .filter(|record| record.credential_id == assertion.credential_id())
             .ok_or(Error::UnknownCredential)?;
@@ -502,34 +469,50 @@ impl RelyingParty {
                 .finish_discoverable_authentication_v2(&assertion.0, state, &passkey)?;
         used(record, &result, now)
     }
-}
 
-/// A fresh ceremony id for the browser, the options with it, and what the store keeps.
-fn started(options: &impl Serialize, state: &State, now: f64) -> Result<Started, Error> {
-    let (id, id_digest) = token::fresh();
-    let mut options = serde_json::to_value(options).map_err(|_| Error::Internal)?;
-    let serde_json::Value::Object(fields) = &mut options else {
-        return Err(Error::Internal);
-    };
-    fields.insert("ceremony".to_owned(), serde_json::Value::String(id));
-    Ok(Started {
-        options: options.to_string(),
-        ceremony: Ceremony {
-            id_digest,
-            state: serde_json::to_string(state).map_err(|_| Error::Internal)?,
-            expires_at: now + CEREMONY_LIFETIME.as_secs_f64(),
-        },
-    })
-}
-
-/// The single-use and lifetime rule: a ceremony the store no longer had is a replay (or
-/// never was); one past its time is refused even if the pruner has not seen it yet.
-fn take(taken: Option<Ceremony>, now: f64) -> Result<State, Error> {
-    let ceremony = taken.ok_or(Error::NoCeremony)?;
-    if now >= ceremony.expires_at {
-        return Err(Error::Expired);
+    /// A fresh ceremony id for the browser, the options with it, and what the store keeps.
+    fn started(
+        &self,
+        options: &impl Serialize,
+        user_id: Option<i64>,
+        step: Step,
+        now: f64,
+    ) -> Result<Started, Error> {
+        let (id, id_digest) = token::fresh();
+        let mut options = serde_json::to_value(options).map_err(|_| Error::Internal)?;
+        let serde_json::Value::Object(fields) = &mut options else {
+            return Err(Error::Internal);
+        };
+        fields.insert("ceremony".to_owned(), serde_json::Value::String(id));
+        let state = State {
+            realm_id: self.realm_id,
+            user_id,
+            step,
+        };
+        Ok(Started {
+            options: options.to_string(),
+            ceremony: Ceremony {
+                id_digest,
+                state: serde_json::to_string(&state).map_err(|_| Error::Internal)?,
+                expires_at: now + CEREMONY_LIFETIME.as_secs_f64(),
+            },
+        })
     }
-    serde_json::from_str(&ceremony.state).map_err(|_| Error::NoCeremony)
+
+    /// The single-use and lifetime rule: a ceremony the store no longer had is a replay (or
+    /// never was); one past its time is refused even if the pruner has not seen it yet. It
+    /// must have been begun in this realm, for `user_id`.
+    fn take(&self, taken: Option<Ceremony>, user_id: Option<i64>, now: f64) -> Result<Step, Error> {
+        let ceremony = taken.ok_or(Error::NoCeremony)?;
+        if now >= ceremony.expires_at {
+            return Err(Error::Expired);
+        }
+        let state: State = serde_json::from_str(&ceremony.state).map_err(|_| Error::NoCeremony)?;
+        if state.realm_id != self.realm_id || state.user_id != user_id {
+            return Err(Error::WrongCeremony);
+        }
+        Ok(state.step)
+    }
 }
 
 fn passkey_of(record: &CredentialRecord) -> Result<Passkey, Error> {
@@ -650,18 +633,60 @@ mod tests {
         }
     }
 
-    /// A passkey registered for USER at the root realm, and the store that holds ceremonies.
-    fn enrolled(browser: &mut Browser, rp: &RelyingParty) -> (CredentialRecord, Ceremonies) {
-        let mut store = Ceremonies::default();
-        let started = rp
-            .start_registration(USER, "iago@example.com", "Iago", &[], NOW)
-            .unwrap();
-        let (id, options) = store.keep(started);
-        let answer = browser.create(options);
-        let record = rp
-            .finish_registration(store.take(&id), USER, &answer, "laptop", NOW + 1.0)
-            .unwrap();
-        (record, store)
+    /// USER with one passkey at the root realm: the browser that holds it, its record, and
+    /// the store of ceremonies.
+    struct Enrolled {
+        browser: Browser,
+        record: CredentialRecord,
+        store: Ceremonies,
+    }
+
+    impl Enrolled {
+        fn new(rp: &RelyingParty) -> Enrolled {
+            let mut browser = Browser::at(ROOT);
+            let mut store = Ceremonies::default();
+            let started = rp
+                .start_registration(USER, "iago@example.com", "Iago", &[], NOW)
+                .unwrap();
+            let (id, options) = store.keep(started);
+            let answer = browser.create(options);
+            let record = rp
+                .finish_registration(store.take(&id), USER, &answer, "laptop", NOW + 1.0)
+                .unwrap();
+            Enrolled {
+                browser,
+                record,
+                store,
+            }
+        }
+
+        fn records(&self) -> Vec<CredentialRecord> {
+            vec![self.record.clone()]
+        }
+
+        /// Begins a second factor: the ceremony's id and its options.
+        fn ask(&mut self, rp: &RelyingParty) -> (String, Value) {
+            let records = self.records();
+            self.store
+                .keep(rp.start_second_factor(USER, &records, NOW).unwrap())
+        }
+
+        /// Begins a second factor, and the browser answers it.
+        fn answered(&mut self, rp: &RelyingParty) -> (String, Assertion) {
+            let (id, options) = self.ask(rp);
+            (id, self.browser.get(options, None))
+        }
+
+        /// Finishes a second factor against the stored records.
+        fn finish(
+            &mut self,
+            rp: &RelyingParty,
+            id: &str,
+            assertion: &Assertion,
+        ) -> Result<Used, Error> {
+            let records = self.records();
+            rp.finish_second_factor(self.store.take(id), USER, assertion, &records, NOW)
+        }
     }
 
     /// `record` after `used` was written back.
@@ -804,66 +829,57 @@ mod tests {
             let finished = rp.finish_registration(store.take(&id), USER, &answer, "x", NOW);
             assert_eq!(finished, Err(Error::WrongOrigin), "{origin}");
         }
-        let mut browser = Browser::at(ROOT);
-        let (record, mut store) = enrolled(&mut browser, &rp);
-        browser.origin = Url::parse("https://lear.chat.example.com").unwrap();
-        let records = [record];
-        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
-        let assertion = browser.get(options, None);
-        let finished = rp.finish_second_factor(store.take(&id), USER, &assertion, &records, NOW);
-        assert_eq!(finished, Err(Error::WrongOrigin));
+        let mut user = Enrolled::new(&rp);
+        user.browser.origin = Url::parse("https://lear.chat.example.com").unwrap();
+        let (id, assertion) = user.answered(&rp);
+        assert_eq!(user.finish(&rp, &id, &assertion), Err(Error::WrongOrigin));
     }
 
     #[test]
     fn a_wrong_rp_id_is_refused() {
         let rp = party(ROOT);
-        let mut browser = Browser::at(ROOT);
-        let (record, mut store) = enrolled(&mut browser, &rp);
-        let records = [record];
-        let (id, mut options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
+        let mut user = Enrolled::new(&rp);
+        let (id, mut options) = user.ask(&rp);
         // The parent domain is an ID the page may claim, but not this realm's.
         options["publicKey"]["rpId"] = json!("example.com");
-        let assertion = browser.get(options, None);
-        let finished = rp.finish_second_factor(store.take(&id), USER, &assertion, &records, NOW);
-        assert_eq!(finished, Err(Error::WrongRpId));
+        let assertion = user.browser.get(options, None);
+        assert_eq!(user.finish(&rp, &id, &assertion), Err(Error::WrongRpId));
     }
 
     #[test]
     fn a_challenge_is_single_use() {
         let rp = party(ROOT);
-        let mut browser = Browser::at(ROOT);
-        let (record, mut store) = enrolled(&mut browser, &rp);
-        let records = [record];
-        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
-        let assertion = browser.get(options, None);
-        let finish = |taken| rp.finish_second_factor(taken, USER, &assertion, &records, NOW);
-        assert!(finish(store.take(&id)).is_ok());
+        let mut user = Enrolled::new(&rp);
+        let (id, assertion) = user.answered(&rp);
+        assert!(user.finish(&rp, &id, &assertion).is_ok());
         // The same answer again: the ceremony is gone.
-        assert_eq!(finish(store.take(&id)), Err(Error::NoCeremony));
+        assert_eq!(user.finish(&rp, &id, &assertion), Err(Error::NoCeremony));
         // The same answer to a new ceremony: it signs the old challenge.
-        let (id, _) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
-        assert_eq!(finish(store.take(&id)), Err(Error::WrongChallenge));
+        let (id, _) = user.ask(&rp);
+        assert_eq!(
+            user.finish(&rp, &id, &assertion),
+            Err(Error::WrongChallenge)
+        );
     }
 
     #[test]
     fn an_expired_challenge_is_refused() {
         let rp = party(ROOT);
-        let mut browser = Browser::at(ROOT);
-        let (record, mut store) = enrolled(&mut browser, &rp);
-        let records = [record];
-        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
-        let assertion = browser.get(options, None);
-        let taken = store.take(&id);
+        let mut user = Enrolled::new(&rp);
+        let records = user.records();
+        let (id, assertion) = user.answered(&rp);
+        let taken = user.store.take(&id);
         let finish = |at| rp.finish_second_factor(taken.clone(), USER, &assertion, &records, at);
         assert_eq!(finish(NOW + 300.0), Err(Error::Expired));
         assert!(finish(NOW + 299.0).is_ok());
         // A registration too.
         let started = rp
-            .start_registration(USER, "iago@example.com", "", &[], NOW)
+            .start_registration(USER, "iago@example.com", "", &records, NOW)
             .unwrap();
-        let (id, options) = store.keep(started);
-        let answer = browser.create(options);
-        let finished = rp.finish_registration(store.take(&id), USER, &answer, "x", NOW + 301.0);
+        let (id, options) = user.store.keep(started);
+        let answer = Browser::at(ROOT).create(options);
+        let finished =
+            rp.finish_registration(user.store.take(&id), USER, &answer, "x", NOW + 301.0);
         assert_eq!(finished, Err(Error::Expired));
     }
 
@@ -877,58 +893,44 @@ mod tests {
         assert!(!counter_moves_forward(5, 0));
 
         let rp = party(ROOT);
-        let mut browser = Browser::at(ROOT);
-        let (record, mut store) = enrolled(&mut browser, &rp);
-        let records = [record.clone()];
+        let mut user = Enrolled::new(&rp);
         // Two ceremonies; the authenticator answers the first with 1, the second with 2.
-        let (first, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
-        let older = browser.get(options, None);
-        let (second, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
-        let newer = browser.get(options, None);
-        let used = rp
-            .finish_second_factor(store.take(&second), USER, &newer, &records, NOW)
-            .unwrap();
+        let (first, older) = user.answered(&rp);
+        let (second, newer) = user.answered(&rp);
+        let used = user.finish(&rp, &second, &newer).unwrap();
         assert_eq!(used.counter, 2);
-        let records = [updated(&record, &used)];
-        let finished = rp.finish_second_factor(store.take(&first), USER, &older, &records, NOW);
-        assert_eq!(finished, Err(Error::ClonedAuthenticator));
+        user.record = updated(&user.record, &used);
+        assert_eq!(
+            user.finish(&rp, &first, &older),
+            Err(Error::ClonedAuthenticator)
+        );
         assert_eq!(
             Error::ClonedAuthenticator.reason(),
             "PASSKEY_CLONED_AUTHENTICATOR"
         );
 
         // Without a username too, against the stored counter.
-        let (id, options) = store.keep(rp.start_password_free(NOW).unwrap());
-        let assertion = browser.get(options, Some(&records[0]));
+        let (id, options) = user.store.keep(rp.start_password_free(NOW).unwrap());
+        let assertion = user.browser.get(options, Some(&user.record));
         let ahead = CredentialRecord {
             counter: 10,
-            ..records[0].clone()
+            ..user.record.clone()
         };
-        let finished = rp.finish_password_free(store.take(&id), &assertion, Some(&ahead), NOW);
+        let finished = rp.finish_password_free(user.store.take(&id), &assertion, Some(&ahead), NOW);
         assert_eq!(finished, Err(Error::ClonedAuthenticator));
     }
 
     #[test]
     fn an_unknown_credential_is_refused() {
         let rp = party(ROOT);
-        let mut browser = Browser::at(ROOT);
-        let (record, mut store) = enrolled(&mut browser, &rp);
-        let mut other = Browser::at(ROOT);
-        let (other_record, _) = enrolled(&mut other, &rp);
+        let mut user = Enrolled::new(&rp);
+        let other = Enrolled::new(&rp).record;
 
         // A second factor with a passkey that is not (or no longer) the user's.
-        let (id, options) = store.keep(
-            rp.start_second_factor(USER, std::slice::from_ref(&record), NOW)
-                .unwrap(),
-        );
-        let assertion = browser.get(options, None);
-        let finish = rp.finish_second_factor(
-            store.take(&id),
-            USER,
-            &assertion,
-            std::slice::from_ref(&other_record),
-            NOW,
-        );
+        let (id, assertion) = user.answered(&rp);
+        let taken = user.store.take(&id);
+        let finish =
+            rp.finish_second_factor(taken, USER, &assertion, std::slice::from_ref(&other), NOW);
         assert_eq!(finish, Err(Error::UnknownCredential));
         assert_eq!(
             rp.start_second_factor(USER, &[], NOW).map(|_| ()),
@@ -938,15 +940,16 @@ mod tests {
         // Without a username: nothing stored under the id, another record, another handle.
         for found in [
             None,
-            Some(other_record.clone()),
+            Some(other.clone()),
             Some(CredentialRecord {
-                user_handle: other_record.user_handle.clone(),
-                ..record.clone()
+                user_handle: other.user_handle.clone(),
+                ..user.record.clone()
             }),
         ] {
-            let (id, options) = store.keep(rp.start_password_free(NOW).unwrap());
-            let assertion = browser.get(options, Some(&record));
-            let finish = rp.finish_password_free(store.take(&id), &assertion, found.as_ref(), NOW);
+            let (id, options) = user.store.keep(rp.start_password_free(NOW).unwrap());
+            let assertion = user.browser.get(options, Some(&user.record));
+            let taken = user.store.take(&id);
+            let finish = rp.finish_password_free(taken, &assertion, found.as_ref(), NOW);
             assert_eq!(finish, Err(Error::UnknownCredential), "{found:?}");
         }
     }
@@ -954,25 +957,25 @@ mod tests {
     #[test]
     fn a_ceremony_finishes_only_what_it_began() {
         let rp = party(ROOT);
-        let mut browser = Browser::at(ROOT);
-        let (record, mut store) = enrolled(&mut browser, &rp);
-        let records = [record.clone()];
+        let mut user = Enrolled::new(&rp);
+        let records = user.records();
         // Begun for this user, finished for another.
-        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
-        let assertion = browser.get(options, None);
-        let finish = rp.finish_second_factor(store.take(&id), USER + 1, &assertion, &records, NOW);
+        let (id, assertion) = user.answered(&rp);
+        let taken = user.store.take(&id);
+        let finish = rp.finish_second_factor(taken, USER + 1, &assertion, &records, NOW);
         assert_eq!(finish, Err(Error::WrongCeremony));
         // A second factor's ceremony for a sign-in without a username.
-        let (id, options) = store.keep(rp.start_second_factor(USER, &records, NOW).unwrap());
-        let assertion = browser.get(options, None);
-        let finish = rp.finish_password_free(store.take(&id), &assertion, Some(&record), NOW);
+        let (id, assertion) = user.answered(&rp);
+        let taken = user.store.take(&id);
+        let finish = rp.finish_password_free(taken, &assertion, Some(&user.record), NOW);
         assert_eq!(finish, Err(Error::WrongCeremony));
         // Another realm's.
         let lear = RelyingParty::for_realm(&site(Some(ROOT)), 2, "lear", "Lear").unwrap();
-        browser.origin = Url::parse(lear.origin()).unwrap();
-        let (id, options) = store.keep(lear.start_password_free(NOW).unwrap());
-        let assertion = browser.get(options, Some(&record));
-        let finish = rp.finish_password_free(store.take(&id), &assertion, Some(&record), NOW);
+        user.browser.origin = Url::parse(lear.origin()).unwrap();
+        let (id, options) = user.store.keep(lear.start_password_free(NOW).unwrap());
+        let assertion = user.browser.get(options, Some(&user.record));
+        let taken = user.store.take(&id);
+        let finish = rp.finish_password_free(taken, &assertion, Some(&user.record), NOW);
         assert_eq!(finish, Err(Error::WrongCeremony));
     }
 
