@@ -214,7 +214,7 @@ pub fn counter_moves_forward(stored: u32, seen: u32) -> bool {
 
 /// The handle for a new passkey of a user who has `existing` ones: theirs, or a fresh
 /// random one for a first passkey (it reveals nothing about the user).
-pub fn user_handle(existing: &[CredentialRecord]) -> String {
+fn user_handle(existing: &[CredentialRecord]) -> String {
     match existing.first() {
         Some(record) => record.user_handle.clone(),
         None => Uuid::new_v4().hyphenated().to_string(),
