@@ -8,6 +8,7 @@ pub mod key;
 pub mod ldap;
 pub mod login;
 pub mod oidc;
+pub mod passkey;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;

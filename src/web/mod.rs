@@ -13,6 +13,7 @@ pub mod form;
 pub mod login;
 pub mod mobile_flow;
 pub mod page;
+pub mod passkey;
 pub mod reset;
 
 use crate::auth::login::{Client, Login};
