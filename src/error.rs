@@ -22,6 +22,9 @@ pub struct ApiError {
     pub retry_after: Option<f64>,
     /// The Basic-auth 401s carry `WWW-Authenticate: Basic realm="zulip"` (wire.md §9.2).
     pub www_authenticate: bool,
+    /// The kind of store fault behind it, if one is (the `kind` label of
+    /// `zulip_auth_db_errors_total`), counted where the error reaches the wire.
+    pub db_error: Option<&'static str>,
 }
 
 /// Serialized in Zulip's key order: `result`, `msg`, data keys, `code`, trailing extras.
@@ -51,6 +54,7 @@ impl ApiError {
             var_name: None,
             retry_after: None,
             www_authenticate: false,
+            db_error: None,
         }
     }
 
@@ -149,6 +153,7 @@ impl ApiError {
             var_name: None,
             retry_after: None,
             www_authenticate: false,
+            db_error: None,
         }
     }
 
@@ -245,8 +250,6 @@ impl ApiError {
     }
 }
 
-/// A store failure inside a request, logged here: the store being unavailable is the 503
-/// of wire.md §3.6; anything else is a bug, answered with the bare 500 that leaks nothing.
 /// The refusals of the routes a key authenticates (wire.md §9.2), in the order they are checked.
 impl ApiError {
     /// A failed Basic-auth check of `users/me` or `regenerate` (wire.md §9.2).
@@ -258,6 +261,7 @@ impl ApiError {
             var_name: None,
             retry_after: None,
             www_authenticate: true,
+            db_error: None,
         }
     }
 
@@ -306,13 +310,19 @@ impl ApiError {
     }
 }
 
+/// A store failure inside a request, logged here: the store being unavailable is the 503
+/// of wire.md §3.6; anything else is a bug, answered with the bare 500 that leaks nothing.
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         log::error!("store error: {err}");
-        crate::metrics::db_error(&err);
-        match err {
-            StoreError::Unavailable(_) => ApiError::unavailable(),
-            StoreError::Refused(_) | StoreError::KeyInUse => ApiError::internal(),
+        let (answer, kind) = match err {
+            StoreError::Unavailable(_) => (ApiError::unavailable(), "unavailable"),
+            StoreError::Refused(_) => (ApiError::internal(), "refused"),
+            StoreError::KeyInUse => (ApiError::internal(), "key_in_use"),
+        };
+        ApiError {
+            db_error: Some(kind),
+            ..answer
         }
     }
 }

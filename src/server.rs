@@ -155,7 +155,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         .map_err(|e| Error::Io("cannot write to stdout".into(), e))?;
     log_settings(&config, &db, descriptors, connection_budget);
     if let Some(address) = config.metrics_listen {
-        metrics::serve(address)?;
+        metrics::serve(address).map_err(|e| Error::Io("metrics".into(), e))?;
     }
     if config.api.dev {
         warn!(

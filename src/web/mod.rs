@@ -3,7 +3,8 @@
 //!
 //! The shared pieces live here, one concept per module: [`page`] (the layout, the security
 //! headers, plain error pages, redirects), [`cookie`], [`csrf`] (the `csrftoken` pair) and
-//! [`form`] (fields of a POST or a query string), and [`Context`], what a page may use of
+//! [`form`] (fields of a POST or a query string), [`paths`] (every page's path) and
+//! [`totp`] (a key to scan, a code to type), and [`Context`], what a page may use of
 //! the worker. Each page has its own module, reached from the route table in `api.rs`.
 
 pub mod account;
@@ -13,7 +14,9 @@ pub mod form;
 pub mod login;
 pub mod mobile_flow;
 pub mod page;
+pub mod paths;
 pub mod reset;
+pub mod totp;
 
 use crate::auth::login::{Client, Login};
 use crate::http::{LogContext, Request};
