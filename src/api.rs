@@ -36,8 +36,6 @@ pub struct ApiConfig {
     pub limits: RateLimits,
     /// Peers whose forwarding headers name the client (wire.md §8.1).
     pub trusted_proxies: Vec<IpAddr>,
-    /// Where reset requests go; `None` without `--smtp-url`.
-    pub reset_desk: Option<ResetDesk>,
     pub sessions: SessionLimits,
 }
 
@@ -46,11 +44,14 @@ pub struct ApiConfig {
 pub const ZULIP_VERSION: &str = "10.0";
 pub const ZULIP_FEATURE_LEVEL: u32 = 371;
 
-/// One worker's handler state.
+/// One worker's handler state: its store connection, and beside the shared configuration
+/// the running services every worker hands work to.
 pub struct Api {
     pub store: Store,
     pub hasher: Arc<Hasher>,
     pub config: Arc<ApiConfig>,
+    /// Where reset requests go; `None` without `--smtp-url`.
+    pub reset_desk: Option<ResetDesk>,
 }
 
 type Endpoint = fn(&mut Api, &Request, &mut LogContext) -> Result<Response, ApiError>;
@@ -319,7 +320,7 @@ impl Api {
             login: self.login(),
             site: &self.config.site,
             client: client(request, log),
-            reset_desk: self.config.reset_desk.as_ref(),
+            reset_desk: self.reset_desk.as_ref(),
             sessions: self.config.sessions,
         }
     }

@@ -332,6 +332,9 @@ impl From<StoreError> for ApiError {
 pub enum Error {
     /// The operator asked for something that cannot be done (unknown realm, bad email, ...).
     Invalid(String),
+    /// The server could not start (its HTTP server, its mail transport), or a fault stopped
+    /// it; systemd restarts it on the non-zero exit.
+    Startup(String),
     Store(StoreError),
     Io(String, std::io::Error),
 }
@@ -339,7 +342,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Invalid(msg) => f.write_str(msg),
+            Error::Invalid(msg) | Error::Startup(msg) => f.write_str(msg),
             Error::Store(err) => write!(f, "{err}"),
             Error::Io(context, err) => write!(f, "{context}: {err}"),
         }

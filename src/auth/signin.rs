@@ -19,7 +19,9 @@
 //!    (the app's `zulip://login` redirect, or a browser session) is the page's choice, from
 //!    the pad the sign-in carries (web.md §1).
 
-use crate::auth::login::{Client, Credentials, Deferred, Login, LoginRefusal, Method, Success};
+use crate::auth::login::{
+    Client, Credentials, Deferred, Login, LoginRefusal, Method, Success, Verified,
+};
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::token;
 use crate::auth::totp::Secret;
@@ -121,14 +123,15 @@ impl SignIn<'_> {
         }
     }
 
-    /// The first factor was right: finish, or store the step of a second factor (the user's,
-    /// or a new key's under a realm that requires one). `username` is as typed: its bucket
-    /// counts the codes.
-    fn first_factor_passed(
+    /// The first factor was right (the password; an identity provider's sign-in, when one
+    /// lands, ends here too): finish, or store the step of a second factor (the user's, or a
+    /// new key's under a realm that requires one). `username` is as typed: its bucket counts
+    /// the codes.
+    pub fn first_factor_passed(
         &self,
         realm: &Realm,
         username: &str,
-        verified: crate::auth::login::Verified,
+        verified: Verified,
     ) -> StoreResult<Step> {
         let store = self.login.store;
         let user_id = Some(verified.user.id);
