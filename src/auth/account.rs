@@ -51,6 +51,10 @@ pub fn managed_by_ldap(realm: &Realm, user: &User) -> bool {
 /// Checks that `password` is the user's, as a login with their email: the limits refuse
 /// first and count the attempt, a wrong password stays counted, and a right one clears the
 /// username's bucket. Returns the user's key (minted if it is their first).
+///
+/// The one re-confirmation of a signed-in person before a change (web.md §4, §7). A user
+/// without a password (made by an identity provider, when that lands) will re-confirm here
+/// with their current factor, or without one with a provider sign-in of the last 5 minutes.
 pub fn confirm_password(
     login: &Login<'_>,
     realm: &Realm,
