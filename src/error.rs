@@ -227,24 +227,26 @@ impl ApiError {
             msg: &'static str,
             allowed_methods: &'a [&'a str],
         }
-        serde_json::to_vec(&Body {
+        let body = Body {
             result: "error",
             msg: "Method Not Allowed",
             allowed_methods: allowed,
-        })
-        .expect("a 405 body always serializes")
+        };
+        // Strings only: serializing cannot fail, and an empty body would do no harm.
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 
     /// The compact JSON body, ending in one newline.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut body = serde_json::to_vec(&ErrorBody {
+        let body = ErrorBody {
             result: "error",
             msg: &self.msg,
             var_name: self.var_name,
             code: self.code,
             retry_after: self.retry_after,
-        })
-        .expect("an error body always serializes");
+        };
+        // Strings and a float (serde_json writes a non-finite one as null): cannot fail.
+        let mut body = serde_json::to_vec(&body).unwrap_or_default();
         body.push(b'\n');
         body
     }

@@ -214,7 +214,10 @@ pub fn db_error(kind: &'static str) {
 /// Everything, in Prometheus' text format 0.0.4.
 pub fn text() -> String {
     let mut text = String::new();
-    prometheus_text::encode(&mut text, &METRICS.registry).expect("writing to a String");
+    // Writing to a String cannot fail.
+    if let Err(e) = prometheus_text::encode(&mut text, &METRICS.registry) {
+        warn!("metrics: cannot encode: {e}");
+    }
     text
 }
 
@@ -225,10 +228,10 @@ pub fn serve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let bound = server
         .server_addr()
         .to_ip()
-        .expect("an IP listener has an IP address");
+        .ok_or_else(|| std::io::Error::other("the metrics listener has no IP address"))?;
     info!("metrics on http://{bound}/metrics");
     let content_type = tiny_http::Header::from_bytes("Content-Type", prometheus_text::CONTENT_TYPE)
-        .expect("a valid header");
+        .map_err(|()| std::io::Error::other("an invalid Content-Type for the metrics"))?;
     thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {

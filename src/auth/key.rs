@@ -1,6 +1,7 @@
 //! API keys: 32 characters of `[A-Za-z0-9]`, each drawn uniformly from the OS generator
 //! (wire.md §9.1). Keys are minted here; the store only stores the keys it is given.
 
+use crate::auth::token;
 use crate::store::{StoreError, StoreResult};
 
 pub const KEY_LENGTH: usize = 32;
@@ -11,9 +12,8 @@ const ACCEPT_BELOW: u8 = 248;
 
 pub fn generate() -> String {
     let mut key = String::with_capacity(KEY_LENGTH);
-    let mut buf = [0u8; 64];
     while key.len() < KEY_LENGTH {
-        getrandom::fill(&mut buf).expect("the OS random generator is available");
+        let buf = token::random_bytes::<64>();
         for &b in buf.iter().filter(|&&b| b < ACCEPT_BELOW) {
             if key.len() == KEY_LENGTH {
                 break;
