@@ -590,10 +590,7 @@ impl Api {
         let (user, realm) = self.basic_auth_user(request, log)?;
         let params = parse_params(request)?;
         let entry = client(request, log).audit(AuditEvent::KeyRotated, &realm, Some(user.id));
-        let api_key = key::with_fresh_key(|new_key| {
-            self.store.replace_api_key(user.id, new_key, &entry)?;
-            Ok(new_key.to_owned())
-        })?;
+        let api_key = key::replace(&self.store, user.id, &entry)?;
         #[derive(Serialize)]
         struct Regenerated<'a> {
             result: &'static str,

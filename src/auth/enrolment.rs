@@ -93,3 +93,46 @@ pub fn turn_on(
     )?;
     Ok(Ok(()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditEvent, NewUser, Role};
+
+    #[test]
+    fn a_session_holds_one_offer_and_its_first_code_turns_it_on_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let user = NewUser {
+            email: "iago@example.com".into(),
+            full_name: "Iago".into(),
+            role: Role::Member,
+            password: None,
+            is_active: true,
+            api_key: None,
+        };
+        store.create_users(1, &[user], "test").unwrap();
+        let realm = store.require_realm("").unwrap();
+        let user = store.require_user(&realm, "iago@example.com").unwrap();
+        let audit = AuditEntry::new(AuditEvent::TotpEnrolled, Some(realm.id), Some(user.id));
+        let now = clock::now() as u64;
+        assert!(offered(&store, "session", &user).unwrap().is_none());
+        let older = offer(&store, "session", &user).unwrap();
+        let newer = offer(&store, "session", &user).unwrap();
+        assert_ne!(older, newer);
+        assert_eq!(
+            offered(&store, "session", &user).unwrap(),
+            Some(newer.clone())
+        );
+        assert!(offered(&store, "another session", &user).unwrap().is_none());
+        let turn_on = |secret: &Secret| {
+            let code = secret.code_at(now);
+            turn_on(&store, &realm, &user, "session", &code, &audit).unwrap()
+        };
+        assert_eq!(turn_on(&older), Err(OfferRefusal::WrongCode));
+        assert!(!second_factor::is_enrolled(&store, &user).unwrap());
+        assert_eq!(turn_on(&newer), Ok(()));
+        assert!(second_factor::is_enrolled(&store, &user).unwrap());
+        assert_eq!(turn_on(&newer), Err(OfferRefusal::Expired));
+    }
+}

@@ -313,3 +313,122 @@ pub(crate) fn stored_step(deferred: Deferred, finishes_login: bool) -> LoginStep
         expires_at: clock::now() + STEP_LIFETIME_SECONDS,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::password::{Argon2Config, Hasher};
+    use crate::auth::ratelimit::RateLimits;
+    use crate::store::{NewUser, Role, Store};
+
+    const PASSWORD: &str = "Correct-Horse-9";
+
+    fn setup() -> (tempfile::TempDir, Store, Hasher, Realm, User) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let hasher = Hasher::new(Argon2Config {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        });
+        let user = NewUser {
+            email: "iago@example.com".into(),
+            full_name: "Iago".into(),
+            role: Role::Member,
+            password: Some(hasher.hash(PASSWORD)),
+            is_active: true,
+            api_key: None,
+        };
+        store.create_users(1, &[user], "test").unwrap();
+        let realm = store.require_realm("").unwrap();
+        let user = store.require_user(&realm, "iago@example.com").unwrap();
+        (dir, store, hasher, realm, user)
+    }
+
+    fn credentials(password: &str) -> Credentials<'_> {
+        Credentials {
+            username: "iago@example.com",
+            password,
+        }
+    }
+
+    fn now() -> u64 {
+        clock::now() as u64
+    }
+
+    #[test]
+    fn a_password_alone_finishes_and_a_wrong_one_is_refused() {
+        let (_dir, store, hasher, realm, user) = setup();
+        let login = Login {
+            store: &store,
+            hasher: &hasher,
+            limits: RateLimits::default(),
+        };
+        let signin = SignIn {
+            login: &login,
+            client: Client::default(),
+        };
+        let wrong = signin.password(&realm, credentials("nope")).unwrap();
+        assert_eq!(wrong.failure(), Some("WRONG_PASSWORD"));
+        assert!(matches!(
+            wrong.outcome,
+            Outcome::Denied(Denial::Refused(LoginRefusal::WrongPassword))
+        ));
+        let right = signin.password(&realm, credentials(PASSWORD)).unwrap();
+        assert_eq!(right.user_id, Some(user.id));
+        let Outcome::Success(success) = right.outcome else {
+            panic!("not finished");
+        };
+        assert_eq!(success.user.id, user.id);
+        assert_eq!(success.api_key.len(), 32);
+    }
+
+    #[test]
+    fn a_factor_adds_a_code_step_whose_token_finishes_once() {
+        let (_dir, store, hasher, realm, user) = setup();
+        let secret = Secret::generate();
+        let audit = AuditEntry::new(AuditEvent::TotpEnrolled, Some(realm.id), Some(user.id));
+        second_factor::enrol(
+            &store,
+            &realm,
+            &user,
+            &secret,
+            None,
+            Origin::Operator,
+            &audit,
+        )
+        .unwrap();
+        let login = Login {
+            store: &store,
+            hasher: &hasher,
+            limits: RateLimits::default(),
+        };
+        let signin = SignIn {
+            login: &login,
+            client: Client::default(),
+        };
+        let first = signin.password(&realm, credentials(PASSWORD)).unwrap();
+        let Outcome::Continue(NextStep {
+            token,
+            kind: StepKind::Code,
+        }) = first.outcome
+        else {
+            panic!("no code step");
+        };
+        let right = secret.code_at(now());
+        let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+        let again = signin.code(&realm, &token, &wrong).unwrap();
+        assert_eq!(again.failure(), Some("WRONG_CODE"));
+        let Outcome::Denied(Denial::Again { step, .. }) = again.outcome else {
+            panic!("not the same step again");
+        };
+        assert_eq!(step.token, token);
+        let done = signin.code(&realm, &token, &right).unwrap();
+        assert!(matches!(done.outcome, Outcome::Success(_)));
+        let spent = signin.code(&realm, &token, &right).unwrap();
+        assert!(matches!(spent.outcome, Outcome::Denied(Denial::Expired)));
+        // No step of another realm, and none from a malformed token.
+        let other = signin.code(&realm, "x", &right).unwrap();
+        assert!(matches!(other.outcome, Outcome::Denied(Denial::Expired)));
+    }
+}

@@ -198,11 +198,7 @@ impl View<'_> {
         let user = &self.who.user;
         let key = self.confirm(form.text("password"))?;
         let key = if path == paths::REGENERATE {
-            let audit = self.audit(AuditEvent::KeyRotated);
-            key::with_fresh_key(|new_key| {
-                self.ctx.store.replace_api_key(user.id, new_key, &audit)?;
-                Ok(new_key.to_owned())
-            })?
+            key::replace(self.ctx.store, user.id, &self.audit(AuditEvent::KeyRotated))?
         } else {
             key
         };
