@@ -129,7 +129,7 @@ pub fn now() -> u64 {
 }
 
 /// `user totp enroll`: its first line is the URI, whose secret the test's "app" keeps.
-fn enroll(server: &TestServer, email: &str) -> (String, Secret) {
+pub fn enroll(server: &TestServer, email: &str) -> (String, Secret) {
     let out = server.stdout(&["user", "totp", "enroll", email]);
     let uri = out.lines().next().unwrap().to_owned();
     let secret = uri
