@@ -6,7 +6,8 @@
 //!
 //! 1. **The first factor**, [`SignIn::password`], through the one login of `auth::login`
 //!    (limits, equal timing, LDAP, audit). Another first step (an identity provider's) ends
-//!    the same way, in [`SignIn::first_factor_passed`].
+//!    the same way, in [`SignIn::first_factor_passed`]; one that counts as both factors (a
+//!    passkey with user verification) goes straight to the finish.
 //! 2. **The second factor**, when the user has one or the realm requires one. Between two
 //!    requests a sign-in is a row in the store, found by the digest of the token the browser
 //!    carries, so any instance takes up any step; it lives [`STEP_LIFETIME_SECONDS`].
