@@ -97,22 +97,12 @@ pub fn turn_on(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AuditEvent, NewUser, Role};
+    use crate::auth::login::tests::setup;
+    use crate::store::AuditEvent;
 
     #[test]
     fn a_session_holds_one_offer_and_its_first_code_turns_it_on_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let user = NewUser {
-            email: "iago@example.com".into(),
-            full_name: "Iago".into(),
-            role: Role::Member,
-            password: None,
-            is_active: true,
-            api_key: None,
-        };
-        store.create_users(1, &[user], "test").unwrap();
-        let realm = store.require_realm("").unwrap();
+        let (_dir, store, _, realm) = setup();
         let user = store.require_user(&realm, "iago@example.com").unwrap();
         let audit = AuditEntry::new(AuditEvent::TotpEnrolled, Some(realm.id), Some(user.id));
         let now = clock::now() as u64;

@@ -734,14 +734,15 @@ impl Client<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::auth::password::Argon2Config;
     use crate::store::Rule;
 
-    const PASSWORD: &str = "Correct-Horse-9";
+    pub(crate) const PASSWORD: &str = "Correct-Horse-9";
 
-    fn setup() -> (tempfile::TempDir, Store, Hasher, Realm) {
+    /// A database with one user, iago@example.com, whose password is [`PASSWORD`].
+    pub(crate) fn setup() -> (tempfile::TempDir, Store, Hasher, Realm) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let hasher = Hasher::new(Argon2Config {

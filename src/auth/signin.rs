@@ -318,33 +318,10 @@ pub(crate) fn stored_step(deferred: Deferred, finishes_login: bool) -> LoginStep
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::password::{Argon2Config, Hasher};
+    use crate::auth::login::tests::{PASSWORD, setup};
+    use crate::auth::password::Hasher;
     use crate::auth::ratelimit::RateLimits;
-    use crate::store::{NewUser, Role, Store};
-
-    const PASSWORD: &str = "Correct-Horse-9";
-
-    fn setup() -> (tempfile::TempDir, Store, Hasher, Realm, User) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let hasher = Hasher::new(Argon2Config {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        });
-        let user = NewUser {
-            email: "iago@example.com".into(),
-            full_name: "Iago".into(),
-            role: Role::Member,
-            password: Some(hasher.hash(PASSWORD)),
-            is_active: true,
-            api_key: None,
-        };
-        store.create_users(1, &[user], "test").unwrap();
-        let realm = store.require_realm("").unwrap();
-        let user = store.require_user(&realm, "iago@example.com").unwrap();
-        (dir, store, hasher, realm, user)
-    }
+    use crate::store::Store;
 
     fn credentials(password: &str) -> Credentials<'_> {
         Credentials {
@@ -357,14 +334,19 @@ mod tests {
         clock::now() as u64
     }
 
+    fn unlimited<'a>(store: &'a Store, hasher: &'a Hasher) -> Login<'a> {
+        Login {
+            store,
+            hasher,
+            limits: RateLimits::default(),
+        }
+    }
+
     #[test]
     fn a_password_alone_finishes_and_a_wrong_one_is_refused() {
-        let (_dir, store, hasher, realm, user) = setup();
-        let login = Login {
-            store: &store,
-            hasher: &hasher,
-            limits: RateLimits::default(),
-        };
+        let (_dir, store, hasher, realm) = setup();
+        let user = store.require_user(&realm, "iago@example.com").unwrap();
+        let login = unlimited(&store, &hasher);
         let signin = SignIn {
             login: &login,
             client: Client::default(),
@@ -386,7 +368,8 @@ mod tests {
 
     #[test]
     fn a_factor_adds_a_code_step_whose_token_finishes_once() {
-        let (_dir, store, hasher, realm, user) = setup();
+        let (_dir, store, hasher, realm) = setup();
+        let user = store.require_user(&realm, "iago@example.com").unwrap();
         let secret = Secret::generate();
         let audit = AuditEntry::new(AuditEvent::TotpEnrolled, Some(realm.id), Some(user.id));
         second_factor::enrol(
@@ -399,11 +382,7 @@ mod tests {
             &audit,
         )
         .unwrap();
-        let login = Login {
-            store: &store,
-            hasher: &hasher,
-            limits: RateLimits::default(),
-        };
+        let login = unlimited(&store, &hasher);
         let signin = SignIn {
             login: &login,
             client: Client::default(),
