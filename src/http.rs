@@ -449,7 +449,12 @@ fn serve(
     };
     let (status, log) = (response.status, response.log.clone());
     // Counted before the client can read the answer and ask for the metrics.
-    metrics::answered(log.route, status, log.login, started.elapsed());
+    metrics::answered(
+        log.route,
+        status,
+        log.login.map(Method::label),
+        started.elapsed(),
+    );
     if let Err(e) = raw.respond(to_tiny_http(response)) {
         info!("{method} {path}: could not send the response: {e}");
     }

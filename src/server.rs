@@ -144,7 +144,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     let connection_budget = gate::start(&listener, descriptors)?;
     let server = Arc::new(
         Server::from_listener(listener, None)
-            .map_err(|e| Error::Invalid(format!("cannot start the HTTP server: {e}")))?,
+            .map_err(|e| Error::Startup(format!("cannot start the HTTP server: {e}")))?,
     );
     // tiny_http deletes a Unix socket's file when its server is dropped; the process never
     // drops it, so a socket of systemd's survives a restart.
@@ -155,7 +155,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         .map_err(|e| Error::Io("cannot write to stdout".into(), e))?;
     log_settings(&config, &db, descriptors, connection_budget);
     if let Some(address) = config.metrics_listen {
-        metrics::serve(address)?;
+        metrics::serve(address).map_err(|e| Error::Io("metrics".into(), e))?;
     }
     if config.api.dev {
         warn!(
@@ -168,10 +168,11 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
         );
     }
 
-    let mut api_config = config.api.clone();
+    let api_config = config.api.clone();
+    let mut reset_desk = None;
     if let Some(mail) = &config.mail {
-        let postman = Postman::new(mail).map_err(Error::Invalid)?;
-        api_config.reset_desk = Some(ResetDesk::start(&db, postman, config.reset_link_lifetime)?);
+        let postman = Postman::new(mail).map_err(Error::Startup)?;
+        reset_desk = Some(ResetDesk::start(&db, postman, config.reset_link_lifetime)?);
         info!(
             "reset mail through {}:{}, links valid {} s",
             mail.url.host,
@@ -190,6 +191,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
                 store: Store::open_for_requests(&db).map_err(|e| e.to_string())?,
                 hasher: Arc::clone(&hasher),
                 config: Arc::clone(&api_config),
+                reset_desk: reset_desk.clone(),
             })
         },
         &stopping,
@@ -202,7 +204,7 @@ pub fn run(config: ServeConfig) -> Result<(), Error> {
     }
 
     match stop_reason.recv().expect("this function holds a sender") {
-        StopReason::Fatal(reason) => Err(Error::Invalid(reason)),
+        StopReason::Fatal(reason) => Err(Error::Startup(reason)),
         StopReason::Signal(signal) => {
             info!(
                 "signal {signal}: finishing requests in flight (at most {} s)",

@@ -694,7 +694,6 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
                 per_address: args.address_rate.0,
             },
             trusted_proxies: args.trusted_proxy,
-            reset_desk: None,
             sessions: SessionLimits {
                 idle: args.session_idle_timeout.as_secs_f64(),
                 lifetime: args.session_lifetime.as_secs_f64(),
