@@ -1,18 +1,16 @@
-//! Prometheus metrics: what the server counts, and the listener that shows them.
+//! Prometheus metrics: what the server counts.
 //!
 //! The counters are process-wide and always kept (an atomic add each); only
-//! `serve --metrics-listen ADDR` shows them, on a listener of its own so that `/metrics`
-//! never faces the public proxy. No label holds an email, a key or an address: routes are
+//! `serve --metrics-listen ADDR` shows them, on a listener of its own (`server::metrics`) so
+//! that `/metrics` never faces the public proxy. No label holds an email, a key or an address: routes are
 //! the route table's paths (anything else is `other`), outcomes are the login module's
 //! refusal reasons in lowercase.
 
 use std::net::SocketAddr;
 use std::sync::LazyLock;
-use std::thread;
 use std::time::Duration;
 
 use clap::Args;
-use log::{info, warn};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -22,7 +20,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::auth::login::{Method, Refusal};
-use crate::error::Error;
 use crate::store::StoreError;
 
 /// `serve --metrics-listen`, flattened into the serve options.
@@ -236,42 +233,4 @@ pub fn text() -> String {
     let mut text = String::new();
     prometheus_text::encode(&mut text, &METRICS.registry).expect("writing to a String");
     text
-}
-
-/// Serves `GET /metrics` at `addr` on a thread of its own; returns the bound address.
-pub fn serve(addr: SocketAddr) -> Result<SocketAddr, Error> {
-    let server = tiny_http::Server::http(addr).map_err(|e| {
-        Error::Io(
-            format!("cannot listen for metrics on {addr}"),
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .expect("an IP listener has an IP address");
-    info!("metrics on http://{bound}/metrics");
-    let content_type = tiny_http::Header::from_bytes("Content-Type", prometheus_text::CONTENT_TYPE)
-        .expect("a valid header");
-    thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let found = request.url() == "/metrics"
-                    && matches!(
-                        request.method(),
-                        tiny_http::Method::Get | tiny_http::Method::Head
-                    );
-                let response = if found {
-                    tiny_http::Response::from_string(text()).with_header(content_type.clone())
-                } else {
-                    tiny_http::Response::from_string("not found\n").with_status_code(404)
-                };
-                if let Err(e) = request.respond(response) {
-                    warn!("metrics: could not send the response: {e}");
-                }
-            }
-        })
-        .map_err(|e| Error::Io("cannot start the metrics thread".into(), e))?;
-    Ok(bound)
 }
