@@ -4,7 +4,8 @@
 //!   and send timeouts are set on the listening socket, and Linux copies them to every socket
 //!   it accepts, so tiny_http's own reads time out too: a client silent in the middle of a
 //!   request head, of a body, or on an idle keep-alive connection is closed, and the thread
-//!   that waited on it is free again.
+//!   that waited on it is free again. Linux bounds `accept` on that socket by the same
+//!   timeout: the gate's knock ([`crate::gate`]) keeps it from ever waiting that long.
 //! - **A whole body**: a body still on the wire when its head is read must arrive whole within
 //!   [`BODY`] of the head, whatever pace the client keeps (one byte a second never pauses
 //!   long). Its reader asks the [`Watchdog`] to watch it; when the time passes, the watchdog

@@ -16,6 +16,12 @@
 //! this was issue 20's unanswered requests). So the gate knocks: an empty connection of its
 //! own every [`KNOCK_EVERY`] makes the pool start a thread when none is idle, and that
 //! thread, done with the knock at once, takes up the connection that was queued.
+//!
+//! The knock has a second duty. The connection deadlines ([`crate::deadline`]) are set on the
+//! listening socket, and Linux bounds `accept` by the same receive timeout; tiny_http's accept
+//! loop ends for good at its first error. A knock every [`KNOCK_EVERY`] means accept never
+//! waits that long; while the slot is parked, accept waits on the parking listener, which has
+//! no timeout.
 
 use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -154,12 +160,16 @@ fn keep(
 ) {
     let mut parked = false;
     let mut knocked = Instant::now();
+    let mut counted = true;
     loop {
-        let Some(open) = open_descriptors() else {
+        // Without a count the bound is off, but the knock must go on (see the module doc).
+        let open = open_descriptors();
+        if counted && open.is_none() {
             warn!("cannot count open descriptors: connections are not bounded");
-            return;
-        };
-        if !parked && open >= budget {
+        }
+        counted = open.is_some();
+        let open = open.unwrap_or(0);
+        if counted && !parked && open >= budget {
             parked = point(slot, parking.fd());
             warn!("{open} descriptors open: new connections wait in the backlog");
         } else if parked && open < budget - budget / 8 {

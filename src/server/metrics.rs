@@ -7,18 +7,16 @@ use std::thread;
 use log::{info, warn};
 use prometheus_client::encoding::prometheus_text;
 
-use crate::deadline;
 use crate::error::Error;
 use crate::metrics::text;
 
-/// Serves `GET /metrics` at `addr` on a thread of its own, under the connection deadlines;
-/// returns the bound address.
+/// Serves `GET /metrics` at `addr` on a thread of its own; returns the bound address. Its
+/// listener has no deadlines: they would bound its accept too, and nothing knocks there
+/// (`crate::gate`); it faces only the local scraper.
 pub fn serve(addr: SocketAddr) -> Result<SocketAddr, Error> {
     let cannot = |e| Error::Io(format!("cannot listen for metrics on {addr}"), e);
     let listener = TcpListener::bind(addr).map_err(cannot)?;
     let bound = listener.local_addr().map_err(cannot)?;
-    let listener = tiny_http::Listener::from(listener);
-    deadline::set_pause(&listener)?;
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|e| cannot(std::io::Error::other(e.to_string())))?;
     info!("metrics on http://{bound}/metrics");
