@@ -1,4 +1,5 @@
-//! Deadlines on connections, which tiny_http 0.12 lacks (README, "Connection deadlines").
+//! Deadlines on connections, which tiny_http 0.12 lacks (README, "Production runs behind a
+//! TLS-terminating proxy"; wire.md §3.4).
 //!
 //! - **A pause**: no read or write on a connection waits longer than [`PAUSE`]. The receive
 //!   and send timeouts are set on the listening socket, and Linux copies them to every socket
@@ -17,7 +18,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -155,9 +156,6 @@ fn shut_down(port: u16, late: &HashSet<SocketAddr>) {
         // may have been closed, or reused for another file, since the listing: the calls then
         // fail (not a socket) or name another peer, and nothing is shut down.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        if borrowed.as_raw_fd() < 0 {
-            continue;
-        }
         let socket = SockRef::from(&borrowed);
         let ours = socket
             .local_addr()

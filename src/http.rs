@@ -117,7 +117,10 @@ impl Response {
     pub fn json(status: u16, body: &impl Serialize) -> Response {
         // Room for the largest body (server_settings) without growing.
         let mut bytes = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut bytes, body).expect("response bodies always serialize");
+        // Our bodies are plain structs and maps with string keys: they always serialize.
+        if serde_json::to_writer(&mut bytes, body).is_err() {
+            return Response::error(&ApiError::internal());
+        }
         bytes.push(b'\n');
         Response {
             status,
@@ -138,12 +141,8 @@ impl Response {
             // where Python and serde_json round to even.
             headers: err
                 .retry_after
-                .map(|seconds| {
-                    (
-                        "Retry-After",
-                        serde_json::to_string(&seconds).expect("a finite float"),
-                    )
-                })
+                .and_then(|seconds| serde_json::to_string(&seconds).ok())
+                .map(|seconds| ("Retry-After", seconds))
                 .into_iter()
                 .chain(
                     err.www_authenticate
@@ -241,12 +240,13 @@ fn to_tiny_http(response: Response) -> tiny_http::Response<std::io::Cursor<Vec<u
     let content_type = response
         .content_type
         .map(|t| ("Content-Type", t.to_owned()));
-    for (name, value) in content_type.into_iter().chain(response.headers) {
+    let server = ("Server", "zulip-auth".to_owned());
+    let headers = content_type.into_iter().chain(response.headers);
+    for (name, value) in headers.chain([server]) {
         if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             out.add_header(header);
         }
     }
-    out.add_header(Header::from_bytes(&b"Server"[..], &b"zulip-auth"[..]).expect("static header"));
     out
 }
 

@@ -59,6 +59,9 @@ pub fn queue_capacity(hashing: usize) -> usize {
     MIN_QUEUED.max(hashing.saturating_mul(QUEUED_PER_HASHING_THREAD))
 }
 
+/// The log target of the request lines, which operators filter on: the adapter's module.
+const LOG_TARGET: &str = "zulip_auth::http";
+
 /// tiny_http reads a body of at most this many bytes with its head (unless the client asked
 /// for `100 Continue`); a longer one stays on the wire until it is read.
 const READ_WITH_THE_HEAD: usize = 1024;
@@ -433,6 +436,7 @@ fn serve(handler: &mut impl Handler, job: Job) {
             .client
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         info!(
+            target: LOG_TARGET,
             "{method} {path} {status} {:.1}ms realm={} user={} client={client}",
             started.elapsed().as_secs_f64() * 1000.0,
             log.realm
@@ -442,7 +446,10 @@ fn serve(handler: &mut impl Handler, job: Job) {
         );
         if let Some(reason) = log.failure {
             // One stable line per failed authentication, for fail2ban-style tools.
-            warn!("authentication failure reason={reason} client={client} path={path}");
+            warn!(
+                target: LOG_TARGET,
+                "authentication failure reason={reason} client={client} path={path}"
+            );
         }
     }
 }
