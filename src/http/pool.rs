@@ -273,7 +273,15 @@ fn read_body(
 ) {
     let watch = watchdog.watch(raw.remote_addr().copied(), started + deadline::BODY);
     let head = Head::of(&raw);
-    let request = read_request(&mut raw);
+    // Past the deadline the watchdog ends the body early, and a chunked one cut within a
+    // chunk reads as complete: so a late body is refused, whatever it looks like.
+    let request = read_request(&mut raw).and_then(|request| {
+        if started.elapsed() < deadline::BODY {
+            Ok(request)
+        } else {
+            Err(ApiError::unreadable_body())
+        }
+    });
     let (reply, answer) = mpsc::sync_channel(1);
     let job = Job {
         head,
