@@ -624,6 +624,7 @@ fn a_thousand_dribbled_bodies_leave_the_server_responsive() {
     let login = timed(server.addr, &login_request(IAGO, IAGO_PASSWORD), 200);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     dribbling.join().unwrap();
+    println!("while 1,000 bodies dribbled: server_settings {settings:?}, a login {login:?}");
     assert!(settings < Duration::from_secs(1), "{settings:?}");
     assert!(login < Duration::from_secs(2), "{login:?}");
 }
@@ -668,9 +669,10 @@ fn an_idle_connection_closes_after_the_pause_only() {
 }
 
 /// Issue 20 item 9: 8 kept-alive connections opened at once, 75 requests each, every one
-/// answered, on 5 fresh servers. tiny_http's connection pool could queue some of them behind
-/// the others, unread for as long as those stayed open (1 to 4 in most rounds before the
-/// gate knocked); the gate's knock starts a thread for them.
+/// answered within 5 s, on 5 fresh servers: no deadline cuts a connection in use. The pool's
+/// lost connections that the gate's knock cures show up with a slower client:
+/// tests/keepalive/run reproduces them (34 of 6,000 requests unanswered without the knock),
+/// this test did not in 20 rounds.
 #[test]
 fn every_request_on_kept_alive_connections_is_answered() {
     let limits_off = [
