@@ -142,7 +142,11 @@ pub fn start(listener: &Listener, descriptor_limit: u64) -> Result<usize, Error>
     if unsafe { libc::listen(slot, BACKLOG) } != 0 {
         return Err(cannot(std::io::Error::last_os_error()));
     }
-    let doors = (Door::of(listener), parking.door());
+    // Without its knock, tiny_http's accept would time out and end (module doc).
+    let Some(door) = Door::of(listener) else {
+        return invalid!("cannot tell where the listening socket is reached: refusing to serve");
+    };
+    let doors = (door, parking.door());
     thread::Builder::new()
         .name("accept-gate".into())
         .spawn(move || keep(slot, (&real, &parking), &doors, budget))
@@ -155,7 +159,7 @@ pub fn start(listener: &Listener, descriptor_limit: u64) -> Result<usize, Error>
 fn keep(
     slot: RawFd,
     (real, parking): (&OwnedFd, &Parking),
-    doors: &(Option<Door>, Option<Door>),
+    doors: &(Door, Option<Door>),
     budget: usize,
 ) {
     let mut parked = false;
@@ -181,9 +185,7 @@ fn keep(
             info!("{open} descriptors open: accepting again");
         }
         if !parked && knocked.elapsed() >= KNOCK_EVERY {
-            if let Some(door) = &doors.0 {
-                door.knock();
-            }
+            doors.0.knock();
             knocked = Instant::now();
         }
         thread::sleep(if open * 2 > budget {
