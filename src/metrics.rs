@@ -1,8 +1,8 @@
-//! Prometheus metrics: what the server counts, and the listener that shows them.
+//! Prometheus metrics: what the server counts.
 //!
 //! The counters are process-wide and always kept (an atomic add each); only
-//! `serve --metrics-listen ADDR` shows them, on a listener of its own so that `/metrics`
-//! never faces the public proxy. No label holds an email, a key or an address: routes are
+//! `serve --metrics-listen ADDR` shows them, on a listener of its own (`server::metrics`) so
+//! that `/metrics` never faces the public proxy. No label holds an email, a key or an address: routes are
 //! the route table's paths (anything else is `other`), methods and outcomes are the login
 //! module's plain labels (`Method::label`, `LoginRefusal::label`).
 //!
@@ -11,11 +11,10 @@
 
 use std::net::SocketAddr;
 use std::sync::LazyLock;
-use std::thread;
 use std::time::Duration;
 
 use clap::Args;
-use log::{info, warn};
+use log::warn;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -219,40 +218,4 @@ pub fn text() -> String {
         warn!("metrics: cannot encode: {e}");
     }
     text
-}
-
-/// Serves `GET /metrics` at `addr` on a thread of its own; returns the bound address.
-pub fn serve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| std::io::Error::other(format!("cannot listen for metrics on {addr}: {e}")))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| std::io::Error::other("the metrics listener has no IP address"))?;
-    info!("metrics on http://{bound}/metrics");
-    let content_type = tiny_http::Header::from_bytes("Content-Type", prometheus_text::CONTENT_TYPE)
-        .map_err(|()| std::io::Error::other("an invalid Content-Type for the metrics"))?;
-    thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let found = request.url() == "/metrics"
-                    && matches!(
-                        request.method(),
-                        tiny_http::Method::Get | tiny_http::Method::Head
-                    );
-                let response = if found {
-                    tiny_http::Response::from_string(text()).with_header(content_type.clone())
-                } else {
-                    tiny_http::Response::from_string("not found\n").with_status_code(404)
-                };
-                if let Err(e) = request.respond(response) {
-                    warn!("metrics: could not send the response: {e}");
-                }
-            }
-        })
-        .map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot start the metrics thread: {e}"))
-        })?;
-    Ok(bound)
 }
