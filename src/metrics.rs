@@ -164,7 +164,7 @@ fn method_label(method: Method) -> &'static str {
 }
 
 /// A login that ended: `success`, `rate_limited`, `invalid_email` or the refusal's reason
-/// code in lowercase (`wrong_password`, `unknown_user`, `user_deactivated`, …).
+/// code in lowercase (`wrong_password`, `unknown_user`, `wrong_code`, …).
 pub fn login(method: Method, outcome: Result<(), Refusal>) {
     let outcome = match outcome {
         Ok(()) => "success".to_owned(),

@@ -546,3 +546,163 @@ fn audit_filters_by_realm() {
     assert!(one.contains("cordelia") && !one.contains(IAGO), "{one}");
     assert!(failure(&server, &["audit", "--realm", "nosuch"], "").contains("no realm"));
 }
+
+/// The failure lines of the running server, once every one of `reasons` is among them.
+fn failure_lines(server: &TestServer, reasons: &[&str]) -> Vec<String> {
+    for reason in reasons {
+        server.log_containing(&format!("reason={reason} "));
+    }
+    server
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("authentication failure"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// deploy/fail2ban's failregex, `<HOST>` captured as `host`.
+fn fail2ban_filter() -> regex::Regex {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/fail2ban/filter.conf");
+    let text = std::fs::read_to_string(path).unwrap();
+    let pattern = text
+        .lines()
+        .find_map(|l| l.strip_prefix("failregex = "))
+        .expect("a failregex line");
+    regex::Regex::new(&pattern.replace("<HOST>", r"(?P<host>\S+)")).unwrap()
+}
+
+#[test]
+fn the_fail2ban_filter_catches_every_guess_the_server_logs() {
+    let (server, _) = TestServer::with_iago(&["--auth-rate", "2/1800s"]);
+    server.create_user("gone@example.com", IAGO_PASSWORD, &[]);
+    server.ok(&["user", "deactivate", "gone@example.com"]);
+    let coded = "coded@example.com";
+    server.create_user(coded, IAGO_PASSWORD, &[]);
+    let uri = server.stdout(&["user", "totp", "enroll", coded]);
+    let secret = uri
+        .lines()
+        .next()
+        .and_then(|l| l.split(['?', '&']).find_map(|p| p.strip_prefix("secret=")))
+        .unwrap();
+    let secret = zulip_auth::auth::totp::Secret::from_base32(secret).unwrap();
+
+    // A wrong password, then the limit; an unknown user; a deactivated one.
+    assert_eq!(server.login(IAGO, "wrong-one").status, 401);
+    assert_eq!(server.login(IAGO, "wrong-two").status, 401);
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
+    assert_eq!(server.login("nobody@example.com", "x").status, 401);
+    assert_eq!(server.login("gone@example.com", IAGO_PASSWORD).status, 401);
+    // A wrong code at the browser sign-in's second step.
+    let page = server.get("/accounts/login/");
+    let csrf = page
+        .header("set-cookie")
+        .and_then(|c| c.strip_prefix("csrftoken="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let cookie = format!("csrftoken={csrf}");
+    let post = |fields: &[(&str, &str)]| {
+        let mut all = vec![("csrfmiddlewaretoken", csrf.as_str())];
+        all.extend_from_slice(fields);
+        server.post_form_with("/accounts/login/", &all, &[("Cookie", cookie.as_str())])
+    };
+    let step = post(&[("username", coded), ("password", IAGO_PASSWORD)]);
+    let marker = "name=\"step_token\" value=\"";
+    let token = step.text().split(marker).nth(1).unwrap().split('"').next();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let right = secret.code_at(now);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    post(&[("step_token", token.unwrap()), ("otp_token", wrong)]);
+
+    let guesses = [
+        "WRONG_PASSWORD",
+        "RATE_LIMIT_HIT",
+        "UNKNOWN_USER",
+        "WRONG_CODE",
+    ];
+    let lines = failure_lines(&server, &[&guesses[..], &["USER_DEACTIVATED"]].concat());
+    let filter = fail2ban_filter();
+    for line in &lines {
+        let reason = line.split("reason=").nth(1).unwrap().split(' ').next();
+        let caught = filter.captures(line);
+        if guesses.contains(&reason.unwrap()) {
+            let host = caught.unwrap_or_else(|| panic!("the filter misses {line:?}"));
+            assert_eq!(&host["host"], "127.0.0.1", "{line}");
+        } else {
+            assert!(caught.is_none(), "the filter bans for {line:?}");
+        }
+    }
+}
+
+#[test]
+fn under_the_journal_lines_carry_their_priority_and_no_timestamp() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let mut child = bin()
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ])
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // stdout is not the journal: the line scripts read stays as it was.
+    let addr = line.strip_prefix("listening on http://").unwrap().trim();
+    let body = "username=iago%40zulip.com&password=wrong";
+    let request = format!(
+        "POST /api/v1/fetch_api_key HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(&stderr_path).unwrap();
+        if log.contains("authentication failure") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let failure = "<4>[WARN  zulip_auth::http] authentication failure reason=WRONG_PASSWORD client=127.0.0.1 path=/api/v1/fetch_api_key";
+    assert!(log.lines().any(|l| l == failure), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<6>[INFO  zulip_auth::http] POST /api/v1/fetch_api_key 401")),
+        "{log}"
+    );
+    for line in log.lines() {
+        let rest = ["<3>[ERROR ", "<4>[WARN  ", "<6>[INFO  "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p));
+        assert!(rest.is_some_and(|r| r.starts_with("zulip_auth")), "{line}");
+    }
+}
