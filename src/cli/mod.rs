@@ -155,9 +155,9 @@ const MAX_WORKERS: i64 = 1024;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on, HOST:PORT (port 0 picks a free port) or unix:/PATH (for nginx on
-    /// this machine; its forwarding headers are trusted). A socket passed by systemd
-    /// (LISTEN_FDS) is used instead
+    /// Address to listen on, IP:PORT or localhost:PORT (127.0.0.1; port 0 picks a free port),
+    /// or unix:/PATH (for nginx on this machine; its forwarding headers are trusted). A socket
+    /// passed by systemd (LISTEN_FDS) is used instead
     #[arg(long, env = "ZULIP_AUTH_LISTEN", default_value = "127.0.0.1:9991")]
     pub listen: Listen,
 

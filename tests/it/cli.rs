@@ -706,3 +706,39 @@ fn under_the_journal_lines_carry_their_priority_and_no_timestamp() {
         assert!(rest.is_some_and(|r| r.starts_with("zulip_auth")), "{line}");
     }
 }
+
+#[test]
+fn listen_takes_localhost_as_127_0_0_1() {
+    use std::io::{BufRead, BufReader};
+    let mut child = bin()
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "localhost:0",
+            "--workers",
+            "1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+
+    let out = bin()
+        .args(["serve", "--demo", "--listen", "example.com:9991"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: invalid value 'example.com:9991' for '--listen <LISTEN>': \"example.com:9991\": expected IP:PORT, localhost:PORT or unix:/path\n"
+    );
+}
