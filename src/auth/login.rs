@@ -517,7 +517,7 @@ impl Login<'_> {
         password: &str,
         user_id: &mut Option<i64>,
     ) -> StoreResult<Result<Verified, Refusal>> {
-        if !realm.email_backend() && realm.ldap_backend().is_none() {
+        if !super::accepts_passwords(realm) {
             return Ok(Err(Refusal::PasswordAuthDisabled));
         }
         if password.is_empty() {

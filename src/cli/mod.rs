@@ -12,7 +12,7 @@ pub mod config;
 mod import;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::builder::PossibleValue;
@@ -293,7 +293,8 @@ pub enum RealmCommand {
         #[arg(long)]
         name: String,
     },
-    /// List realms with their settings and user counts
+    /// List realms with the sign-in methods in force (password auth is on only when a backend
+    /// checks passwords) and user counts
     #[command(after_help = "Example:\n  zulip-auth realm list --json")]
     List {
         /// JSON instead of a table
@@ -459,13 +460,18 @@ pub enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TotpCommand {
-    /// Give a user a new TOTP key, active at once, replacing any other: prints the otpauth://
-    /// URI on the first line, then a QR code of it for an authenticator app
-    #[command(after_help = "Example:\n  zulip-auth user totp enroll iago@example.com --realm lear")]
+    /// Give a user a new TOTP key, active at once: prints the otpauth:// URI on the first
+    /// line, then a QR code of it for an authenticator app
+    #[command(
+        after_help = "Examples:\n  zulip-auth user totp enroll iago@example.com --realm lear\n  zulip-auth user totp enroll iago@example.com --replace"
+    )]
     Enroll {
         email: String,
         #[command(flatten)]
         realm: RealmArg,
+        /// Replace the user's key if they have one (their app's codes stop working)
+        #[arg(long)]
+        replace: bool,
     },
     /// Remove a user's TOTP key
     #[command(after_help = "Example:\n  zulip-auth user totp disable iago@example.com")]
@@ -631,6 +637,14 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The admin commands that write: on a SQLite file that does not exist yet, they create
+    /// it (`serve` does too, without a word: a service's first start).
+    fn creates_database(&self) -> bool {
+        matches!(self, Command::Realm(_) | Command::User(_)) && !self.only_reads()
+    }
+}
+
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<(), Error> {
     if let Some(name) = &cli.instance_name {
@@ -638,7 +652,64 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     }
     let db = Database::from_arg(cli.db_path())?;
     let argon2 = cli.argon2();
-    let only_reads = cli.command.only_reads();
+    match &db {
+        Database::Sqlite(path) if cli.command.creates_database() && !exists(path)? => {
+            on_new_database(path, |db| execute(cli.command, db, argon2))
+        }
+        _ => execute(cli.command, db, argon2),
+    }
+}
+
+fn exists(path: &Path) -> Result<bool, Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::Io(format!("cannot open {}", path.display()), e)),
+    }
+}
+
+/// Runs a write command that would create the database at `path` on a private file beside
+/// it, which takes the name only if the command succeeds: a refused command, a mistyped
+/// `--db` included, leaves nothing behind, and the one that made the database says so.
+fn on_new_database(
+    path: &Path,
+    command: impl FnOnce(Database) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let staged = tempfile::Builder::new()
+        .prefix(".zulip-auth-new-")
+        .suffix(".sqlite3")
+        .tempfile_in(dir)
+        .map_err(|e| Error::Io(format!("cannot create {}", path.display()), e))?;
+    let staged_path = staged.path().to_owned();
+    // The store is closed when the command returns: SQLite has checkpointed its journal
+    // into the file by then and removed it.
+    let result = command(Database::Sqlite(staged_path.clone()));
+    let journal = |suffix: &str| {
+        let mut name = staged_path.clone().into_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let leftover = ["-wal", "-shm", "-journal"].map(journal);
+    if let Err(e) = result {
+        leftover.iter().for_each(|f| drop(std::fs::remove_file(f)));
+        return Err(e);
+    }
+    if let Some(open) = leftover.iter().find(|f| f.exists()) {
+        return invalid!("the new database is still open ({})", open.display());
+    }
+    staged
+        .persist_noclobber(path)
+        .map_err(|e| Error::Io(format!("cannot create {}", path.display()), e.error))?;
+    eprintln!("zulip-auth: created the database {}", path.display());
+    Ok(())
+}
+
+fn execute(command: Command, db: Database, argon2: Argon2Config) -> Result<(), Error> {
+    let only_reads = command.only_reads();
     let open = || {
         if only_reads {
             db.open_existing()
@@ -646,7 +717,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             db.open()
         }
     };
-    match cli.command {
+    match command {
         Command::Serve(args) => server::run(serve_config(args, db, validated(argon2)?)?),
         Command::Realm(command) => admin::realm(&open()?, command),
         Command::User(command) => admin::user(&open()?, argon2, command),

@@ -742,3 +742,107 @@ fn listen_takes_localhost_as_127_0_0_1() {
         "error: invalid value 'example.com:9991' for '--listen <LISTEN>': \"example.com:9991\": expected IP:PORT, localhost:PORT or unix:/path\n"
     );
 }
+
+#[test]
+fn a_write_command_creates_a_database_only_when_it_succeeds_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo.sqlite3");
+    let refused: [(&[&str], &str); 4] = [
+        (&["user", "create", "not-an-email", "--no-password"], ""),
+        (&["user", "create", IAGO, "--password-stdin"], "short\n"),
+        (&["realm", "set", "nosuch", "--name", "X"], ""),
+        (&["user", "deactivate", IAGO], ""),
+    ];
+    for (args, stdin) in refused {
+        let out = run_cli(&missing, args, stdin);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+        assert!(!stderr.contains(".zulip-auth-new-"), "{args:?}: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+    let out = run_cli(&missing, &["realm", "create", "lear", "--name", "Lear"], "");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!("zulip-auth: created the database {}\n", missing.display())
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["typo.sqlite3"]);
+    // Once it exists, nothing more is said.
+    let out = run_cli(&missing, &["realm", "create", "york", "--name", "York"], "");
+    assert!(out.status.success() && out.stderr.is_empty());
+    let listed = String::from_utf8(run_cli(&missing, &["realm", "list"], "").stdout).unwrap();
+    assert!(
+        listed.contains("lear") && listed.contains("york"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_change_that_locks_a_realm_out_applies_with_a_warning_and_its_undo() {
+    let (server, _) = TestServer::with_iago(&[]);
+    server.ok(&["realm", "create", "lear", "--name", "Lear"]);
+    let in_force = |server: &TestServer| {
+        let realms: serde_json::Value =
+            serde_json::from_str(&server.stdout(&["realm", "list", "--json"])).unwrap();
+        realms[0]["password_auth_enabled"].as_bool().unwrap()
+    };
+    let warned = server.cli(&["realm", "set", "", "--email-auth", "off"], "");
+    assert!(warned.status.success());
+    assert_eq!(
+        String::from_utf8(warned.stderr).unwrap(),
+        "zulip-auth: warning: nobody can sign in to realm '' any more: no password backend is \
+         in force; undo with: zulip-auth realm set '' --email-auth on\n"
+    );
+    // Applied: the API says so, and realm list shows what is in force, not the stored flag.
+    server.login(IAGO, IAGO_PASSWORD).assert_json(401, E9);
+    assert!(!in_force(&server));
+    let table = server.stdout(&["realm", "list"]);
+    let root = table.lines().nth(1).unwrap();
+    assert!(root.contains("active  off            off"), "{table}");
+    // Another change to a realm already without a way in says nothing more.
+    let again = server.cli(&["realm", "set", "", "--password-auth", "off"], "");
+    assert!(again.status.success() && again.stderr.is_empty());
+    server.ok(&[
+        "realm",
+        "set",
+        "",
+        "--email-auth",
+        "on",
+        "--password-auth",
+        "on",
+    ]);
+    assert!(in_force(&server));
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 200);
+
+    let lear = server.cli(&["realm", "set", "lear", "--password-auth", "off"], "");
+    assert_eq!(
+        String::from_utf8(lear.stderr).unwrap(),
+        "zulip-auth: warning: nobody can sign in to realm lear any more: no password backend \
+         is in force; undo with: zulip-auth realm set lear --password-auth on\n"
+    );
+}
+
+#[test]
+fn ldap_on_needs_a_url_and_totp_enroll_needs_replace_for_a_second_key() {
+    let (server, _) = TestServer::with_iago(&[]);
+    assert_eq!(
+        failure(&server, &["realm", "set", "", "--ldap", "on"], ""),
+        "zulip-auth: --ldap on needs a directory: realm '' has no LDAP URL (add --ldap-url URL)\n"
+    );
+    assert!(server.stdout(&["realm", "list"]).contains("off   off"));
+    let first = server.stdout(&["user", "totp", "enroll", IAGO]);
+    assert_eq!(
+        failure(&server, &["user", "totp", "enroll", IAGO], ""),
+        "zulip-auth: user \"iago@example.com\" has a second factor already: add --replace to \
+         replace it\n"
+    );
+    let second = server.stdout(&["user", "totp", "enroll", IAGO, "--replace"]);
+    assert!(second.starts_with("otpauth://"), "{second}");
+    assert_ne!(first.lines().next(), second.lines().next());
+}
