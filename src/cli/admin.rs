@@ -716,7 +716,10 @@ pub fn show_audit(
 }
 
 /// Left-aligned columns, two spaces apart, control characters escaped.
-fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<(), Error> {
+pub(super) fn print_table(
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> Result<(), Error> {
     let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect())
         .chain(rows.map(|row| {
             row.iter()

@@ -127,6 +127,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print each setting `serve` would run with (these flags added), its value and where it
+    /// came from: flag, environment, file, credential or default; secrets as (set)
+    #[command(
+        after_help = "Examples:\n  zulip-auth config\n  sudo -u zulip-auth zulip-auth config --workers 4"
+    )]
+    Config(ServeArgs),
     /// Back up or check the database
     #[command(subcommand)]
     Db(DbCommand),
@@ -645,10 +651,13 @@ impl Command {
     }
 }
 
-/// Runs the command the user asked for.
-pub fn run(cli: Cli) -> Result<(), Error> {
+/// Runs the command the user asked for; `sources` says where its settings came from.
+pub fn run(cli: Cli, sources: &config::Sources) -> Result<(), Error> {
     if let Some(name) = &cli.instance_name {
         set_instance_name(name);
+    }
+    if let Command::Config(_) = cli.command {
+        return config::show(&cli, sources);
     }
     let db = Database::from_arg(cli.db_path())?;
     let argon2 = cli.argon2();
@@ -719,6 +728,7 @@ fn execute(command: Command, db: Database, argon2: Argon2Config) -> Result<(), E
     };
     match command {
         Command::Serve(args) => server::run(serve_config(args, db, validated(argon2)?)?),
+        Command::Config(_) => invalid!("zulip-auth config runs on its own"),
         Command::Realm(command) => admin::realm(&open()?, command),
         Command::User(command) => admin::user(&open()?, argon2, command),
         Command::Db(command) => admin::db(open, command),
@@ -748,10 +758,7 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
         return invalid!("--session-idle-timeout and --session-lifetime must be at least 1s");
     }
     let mail = mail_settings(args.mail, external_url.is_some())?;
-    let workers = match args.workers {
-        Some(n) => usize::from(n),
-        None => std::thread::available_parallelism().map_or(2, usize::from),
-    };
+    let workers = args.workers.map_or_else(default_workers, usize::from);
     Ok(ServeConfig {
         db,
         listen: args.listen,
@@ -779,6 +786,11 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
         audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
         metrics_listen: args.metrics.metrics_listen,
     })
+}
+
+/// `--workers` when unset: the number of cores.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 fn mail_settings(args: MailArgs, has_external_url: bool) -> Result<Option<MailSettings>, Error> {
