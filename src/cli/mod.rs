@@ -282,7 +282,8 @@ pub struct MailArgs {
     #[arg(long, env = "ZULIP_AUTH_MAIL_FROM", value_name = "ADDRESS")]
     pub mail_from: Option<String>,
 
-    /// File holding the SMTP password (or set ZULIP_AUTH_SMTP_PASSWORD)
+    /// File holding the SMTP password (or set ZULIP_AUTH_SMTP_PASSWORD, or pass the systemd
+    /// credential ZULIP_AUTH_SMTP_PASSWORD)
     #[arg(long, env = "ZULIP_AUTH_SMTP_PASSWORD_FILE", value_name = "PATH")]
     pub smtp_password_file: Option<PathBuf>,
 }

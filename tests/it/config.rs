@@ -225,3 +225,28 @@ fn a_value_with_spaces_and_angle_brackets_works_as_written() {
         )
     );
 }
+
+/// The packaged settings file parses, and names every setting `zulip-auth config` shows.
+#[test]
+fn the_packaged_settings_file_lists_every_setting() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/zulip-auth.conf");
+    let (shown, stderr) = config_shown(&["--config", path, "config"], &[]);
+    assert_eq!(stderr, "");
+    let settings: std::collections::BTreeSet<&str> = shown
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "ZULIP_AUTH_CONFIG")
+        .collect();
+    let text = std::fs::read_to_string(path).unwrap();
+    let listed: std::collections::BTreeSet<&str> = text
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .filter(|name| {
+            name.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    assert_eq!(listed, settings);
+}
