@@ -7,6 +7,7 @@
 //! and a variable left in the shell would silently apply it to the next command.
 
 mod admin;
+mod allowlist;
 mod bench;
 pub mod config;
 mod import;
@@ -728,7 +729,19 @@ fn execute(command: Command, db: Database, argon2: Argon2Config) -> Result<(), E
         }
     };
     match command {
-        Command::Serve(args) => server::run(serve_config(args, db, validated(argon2)?)?),
+        Command::Serve(args) => {
+            if allowlist::under_systemd() && !args.demo {
+                // The database first, and at once: the server cannot start without it.
+                if let Some(remote) = db_remote(&db) {
+                    allowlist::probe(&remote);
+                }
+                let relay = args.mail.smtp_url.as_ref();
+                let relay =
+                    relay.map(|url| allowlist::Remote::new("SMTP relay", &url.host, url.port));
+                allowlist::warn_blocked(relay.into_iter().collect(), db.clone());
+            }
+            server::run(serve_config(args, db, validated(argon2)?)?)
+        }
         Command::Config(_) => invalid!("zulip-auth config runs on its own"),
         Command::Realm(command) => admin::realm(&open()?, command),
         Command::User(command) => admin::user(&open()?, argon2, command),
@@ -787,6 +800,15 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
         audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
         metrics_listen: args.metrics.metrics_listen,
     })
+}
+
+/// The PostgreSQL server `db` names, if any.
+fn db_remote(db: &Database) -> Option<allowlist::Remote> {
+    match db {
+        Database::Sqlite(_) => None,
+        #[cfg(feature = "postgres")]
+        Database::Postgres(target) => allowlist::postgres_remote(&target.to_string()),
+    }
 }
 
 /// `--workers` when unset: the number of cores.
