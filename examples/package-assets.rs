@@ -69,7 +69,9 @@ fn top_page(command: clap::Command, w: &mut dyn Write) -> std::io::Result<()> {
     man.render_extra_section(w)?;
     let mut roff = Roff::new();
     let entry = |roff: &mut Roff, name: &str, text: &str| {
-        roff.control("TP", []).text([bold(name)]).text([roman(text)]);
+        roff.control("TP", [])
+            .text([bold(name)])
+            .text([roman(text)]);
     };
     roff.control("SH", ["FILES"]);
     entry(

@@ -643,32 +643,15 @@ fn the_fail2ban_filter_catches_every_guess_the_server_logs() {
 
 #[test]
 fn under_the_journal_lines_carry_their_priority_and_no_timestamp() {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let stderr_path = dir.path().join("stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let meta = stderr.metadata().unwrap();
-    let mut child = bin()
-        .args([
-            "serve",
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-        ])
-        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = serve_by_hand(&["--demo", "--listen", "127.0.0.1:0"], |cmd| {
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+            .stderr(stderr);
+    });
     // stdout is not the journal: the line scripts read stays as it was.
     let addr = line.strip_prefix("listening on http://").unwrap().trim();
     let body = "username=iago%40zulip.com&password=wrong";
@@ -699,35 +682,24 @@ fn under_the_journal_lines_carry_their_priority_and_no_timestamp() {
             .any(|l| l.starts_with("<6>[INFO  zulip_auth::http] POST /api/v1/fetch_api_key 401")),
         "{log}"
     );
+    // Every line: a priority, then the level, then the target; no timestamp in between.
     for line in log.lines() {
-        let rest = ["<3>[ERROR ", "<4>[WARN  ", "<6>[INFO  "]
-            .iter()
-            .find_map(|p| line.strip_prefix(p));
-        assert!(rest.is_some_and(|r| r.starts_with("zulip_auth")), "{line}");
+        let prefixed = [
+            "<3>[ERROR ",
+            "<4>[WARN  ",
+            "<6>[INFO  ",
+            "<7>[DEBUG ",
+            "<7>[TRACE ",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p));
+        assert!(prefixed, "{line}");
     }
 }
 
 #[test]
 fn listen_takes_localhost_as_127_0_0_1() {
-    use std::io::{BufRead, BufReader};
-    let mut child = bin()
-        .args([
-            "serve",
-            "--demo",
-            "--listen",
-            "localhost:0",
-            "--workers",
-            "1",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = serve_by_hand(&["--demo", "--listen", "localhost:0"], |_| {});
     let _ = child.kill();
     let _ = child.wait();
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
@@ -845,4 +817,30 @@ fn ldap_on_needs_a_url_and_totp_enroll_needs_replace_for_a_second_key() {
     let second = server.stdout(&["user", "totp", "enroll", IAGO, "--replace"]);
     assert!(second.starts_with("otpauth://"), "{second}");
     assert_ne!(first.lines().next(), second.lines().next());
+}
+
+/// `zulip-auth serve ARGS` started by hand, one worker, for an environment or a stderr that
+/// TestServer does not give (`setup` adds them): the process and its first stdout line.
+pub fn serve_by_hand(
+    args: &[&str],
+    setup: impl FnOnce(&mut std::process::Command),
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut command = bin();
+    command
+        .arg("serve")
+        .args(args)
+        .args(["--workers", "1"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    setup(&mut command);
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
 }

@@ -188,27 +188,17 @@ fn a_value_with_spaces_and_angle_brackets_works_as_written() {
         ),
     )
     .unwrap();
-    let mut child = bin()
-        .env_remove("ZULIP_AUTH_DB")
-        .args(["--config", conf.to_str().unwrap()])
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    // A server runs with them; a bad sender would stop it before the first line.
+    let conf_arg = conf.to_str().unwrap();
+    let listen = ["--listen", "127.0.0.1:0"];
+    let (mut child, line) = crate::cli::serve_by_hand(&listen, |cmd| {
+        cmd.env_remove("ZULIP_AUTH_DB")
+            .env("ZULIP_AUTH_CONFIG", conf_arg)
+            .stderr(std::process::Stdio::inherit());
+    });
     let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        line.starts_with("listening on "),
-        "{line}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _ = child.wait();
+    assert!(line.starts_with("listening on "), "{line}");
 
     std::fs::write(
         &conf,
