@@ -643,16 +643,58 @@ fn the_fail2ban_filter_catches_every_guess_the_server_logs() {
 
 #[test]
 fn under_the_journal_lines_carry_their_priority_and_no_timestamp() {
+    let log = journal_log("text");
+    let failure = "<4>[WARN  zulip_auth::http] authentication failure reason=WRONG_PASSWORD client=127.0.0.1 path=/api/v1/fetch_api_key";
+    assert!(log.lines().any(|l| l == failure), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<6>[INFO  zulip_auth::http] POST /api/v1/fetch_api_key 401")),
+        "{log}"
+    );
+    // Every line: a priority, then the level, then the target; no timestamp in between.
+    for line in log.lines() {
+        let prefixed = [
+            "<3>[ERROR ",
+            "<4>[WARN  ",
+            "<6>[INFO  ",
+            "<7>[DEBUG ",
+            "<7>[TRACE ",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p));
+        assert!(prefixed, "{line}");
+    }
+    // In JSON, the priority before the object, and no "ts" in it.
+    let log = journal_log("json");
+    for line in log.lines() {
+        let (priority, object) = line.split_at(3);
+        let object: serde_json::Value = serde_json::from_str(object).unwrap();
+        let level = object["level"].as_str().unwrap();
+        let expected = match level {
+            "WARN" => "<4>",
+            "INFO" => "<6>",
+            _ => "<3>",
+        };
+        assert_eq!(priority, expected, "{line}");
+        assert!(object.get("ts").is_none(), "{line}");
+    }
+    assert!(log.contains(r#"<4>{"level":"WARN""#), "{log}");
+}
+
+/// The stderr of a demo server in `format` that systemd would have connected to the journal
+/// (JOURNAL_STREAM names it), after one wrong password; its stdout is not the journal.
+fn journal_log(format: &str) -> String {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let stderr_path = dir.path().join("stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let meta = stderr.metadata().unwrap();
-    let (mut child, line) = serve_by_hand(&["--demo", "--listen", "127.0.0.1:0"], |cmd| {
+    let args = ["--demo", "--listen", "127.0.0.1:0", "--log-format", format];
+    let (mut child, line) = serve_by_hand(&args, |cmd| {
         cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
             .stderr(stderr);
     });
-    // stdout is not the journal: the line scripts read stays as it was.
+    // The line scripts read stays as it was.
     let addr = line.strip_prefix("listening on http://").unwrap().trim();
     let body = "username=iago%40zulip.com&password=wrong";
     let request = format!(
@@ -675,26 +717,7 @@ fn under_the_journal_lines_carry_their_priority_and_no_timestamp() {
     };
     let _ = child.kill();
     let _ = child.wait();
-    let failure = "<4>[WARN  zulip_auth::http] authentication failure reason=WRONG_PASSWORD client=127.0.0.1 path=/api/v1/fetch_api_key";
-    assert!(log.lines().any(|l| l == failure), "{log}");
-    assert!(
-        log.lines()
-            .any(|l| l.starts_with("<6>[INFO  zulip_auth::http] POST /api/v1/fetch_api_key 401")),
-        "{log}"
-    );
-    // Every line: a priority, then the level, then the target; no timestamp in between.
-    for line in log.lines() {
-        let prefixed = [
-            "<3>[ERROR ",
-            "<4>[WARN  ",
-            "<6>[INFO  ",
-            "<7>[DEBUG ",
-            "<7>[TRACE ",
-        ]
-        .iter()
-        .any(|p| line.starts_with(p));
-        assert!(prefixed, "{line}");
-    }
+    log
 }
 
 #[test]
