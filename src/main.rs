@@ -5,15 +5,15 @@
 use std::io::ErrorKind;
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::{ContextKind, ErrorKind as ArgErrorKind};
+use clap::{ArgMatches, CommandFactory};
 use zulip_auth::cli::Cli;
 use zulip_auth::error::Error;
 
 fn main() -> ExitCode {
-    let result = zulip_auth::cli::config::parse(parse_args).and_then(|cli| {
+    let result = zulip_auth::cli::config::parse(parse_args).and_then(|(cli, sources)| {
         zulip_auth::logging::init(cli.log_format);
-        zulip_auth::cli::run(cli)
+        zulip_auth::cli::run(cli, &sources)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -27,9 +27,9 @@ fn main() -> ExitCode {
 }
 
 /// The command line, or exit 2 (clap's convention) when it does not parse.
-fn parse_args() -> Cli {
-    match Cli::try_parse() {
-        Ok(cli) => cli,
+fn parse_args() -> ArgMatches {
+    match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
         // A refused value needs no usage text, and is not repeated: a URL may hold a password
         // (issue 20). Our parsers' reasons name what they may show.
         Err(err) if matches!(err.kind(), ArgErrorKind::ValueValidation) => {

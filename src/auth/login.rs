@@ -565,7 +565,7 @@ impl Login<'_> {
         password: &str,
         user_id: &mut Option<i64>,
     ) -> StoreResult<Result<Verified, LoginRefusal>> {
-        if !realm.email_backend() && realm.ldap_backend().is_none() {
+        if !super::accepts_passwords(realm) {
             return Ok(Err(LoginRefusal::PasswordAuthDisabled));
         }
         if password.is_empty() {

@@ -19,3 +19,12 @@ pub mod session;
 pub mod signin;
 pub mod token;
 pub mod totp;
+
+use crate::store::Realm;
+
+/// Whether anyone can sign in to `realm`: a password backend is in force (local hashes or a
+/// configured directory). Without one, every login gets PASSWORD_AUTH_DISABLED (wire.md §4.4),
+/// the browser's included.
+pub fn accepts_passwords(realm: &Realm) -> bool {
+    realm.email_backend() || realm.ldap_backend().is_some()
+}

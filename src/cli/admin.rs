@@ -14,7 +14,7 @@ use super::{
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::totp::{self, Secret};
-use crate::auth::{key, policy, reset};
+use crate::auth::{self, key, policy, reset};
 use crate::clock;
 use crate::dns;
 use crate::email;
@@ -101,6 +101,15 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
         }
     };
     let realm = store.require_realm(&subdomain)?;
+    if changes.ldap.enabled == Some(true) {
+        let url = changes.ldap.url.as_ref().or(realm.ldap.url.as_ref());
+        if url.is_none_or(String::is_empty) {
+            return invalid!(
+                "--ldap on needs a directory: realm {} has no LDAP URL (add --ldap-url URL)",
+                shell_word(&subdomain)
+            );
+        }
+    }
     let audit = entry(
         AuditEvent::RealmChanged,
         Some(&realm),
@@ -108,7 +117,56 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
         format!("{BY_OPERATOR}: {}", changes.describe()),
     );
     store.update_realm(realm.id, &changes, &audit)?;
+    let after = store.require_realm(&subdomain)?;
+    if auth::accepts_passwords(&realm) && !auth::accepts_passwords(&after) {
+        // Applied all the same: a realm without password login is a valid state (Zulip's
+        // PASSWORD_AUTH_DISABLED answer), but rarely the intended one.
+        eprintln!(
+            "zulip-auth: warning: nobody can sign in to realm {0} any more: no password \
+             backend is in force; undo with: zulip-auth realm set {0}{1}",
+            shell_word(&subdomain),
+            undo(&realm, &changes)
+        );
+    }
     Ok(())
+}
+
+/// The flags that put back the sign-in methods `changes` turned off.
+fn undo(before: &Realm, changes: &RealmChanges) -> String {
+    let on_off = |v: bool| if v { "on" } else { "off" };
+    let mut flags = String::new();
+    let flags_changed = [
+        (
+            "password-auth",
+            before.password_auth_enabled,
+            changes.password_auth_enabled,
+        ),
+        (
+            "email-auth",
+            before.email_auth_enabled,
+            changes.email_auth_enabled,
+        ),
+        ("ldap", before.ldap.is_on(), changes.ldap.enabled),
+    ];
+    for (flag, was, now) in flags_changed {
+        if now.is_some_and(|now| now != was) {
+            flags.push_str(&format!(" --{flag} {}", on_off(was)));
+        }
+    }
+    if let (Some(url), Some(_)) = (&before.ldap.url, &changes.ldap.url) {
+        flags.push_str(&format!(" --ldap-url {}", shell_word(url)));
+    }
+    flags
+}
+
+/// `text` as one word for a POSIX shell: single-quoted unless it is plainly safe.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:@=,".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 fn ldap_changes(args: LdapArgs) -> Result<LdapSettings, Error> {
@@ -178,16 +236,18 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
     let rows: Vec<Row> = store
         .realms()?
         .into_iter()
+        // What is in force, not the stored flags: password auth is on only when a backend
+        // checks passwords, and each backend only under password auth.
         .map(|(r, users)| Row {
             users,
+            password_auth_enabled: auth::accepts_passwords(&r),
+            email_auth_enabled: r.email_backend(),
             ldap_enabled: r.ldap_backend().is_some(),
-            web_login_enabled: r.web_login_enabled,
+            web_login_enabled: r.advertises_web_login(),
             require_2fa: r.require_2fa,
             subdomain: r.subdomain,
             name: r.name,
             deactivated: r.deactivated,
-            password_auth_enabled: r.password_auth_enabled,
-            email_auth_enabled: r.email_auth_enabled,
         })
         .collect();
     if json {
@@ -461,8 +521,17 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
     // The operator has no client address; the audit detail says who acted.
     let context = AuditEntry::new(AuditEvent::TotpEnrolled, None, None);
     match command {
-        TotpCommand::Enroll { email, realm } => {
+        TotpCommand::Enroll {
+            email,
+            realm,
+            replace,
+        } => {
             let (realm, user) = find_user(store, &realm, &email)?;
+            if !replace && second_factor::is_enrolled(store, &user)? {
+                return invalid!(
+                    "user {email:?} has a second factor already: add --replace to replace it"
+                );
+            }
             let secret = Secret::generate();
             second_factor::enrol(
                 store,
@@ -654,7 +723,10 @@ pub fn show_audit(
 }
 
 /// Left-aligned columns, two spaces apart, control characters escaped.
-fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<(), Error> {
+pub(super) fn print_table(
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> Result<(), Error> {
     let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect())
         .chain(rows.map(|row| {
             row.iter()

@@ -7,12 +7,13 @@
 //! and a variable left in the shell would silently apply it to the next command.
 
 mod admin;
+mod allowlist;
 mod bench;
 pub mod config;
 mod import;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::builder::PossibleValue;
@@ -127,6 +128,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print each setting `serve` would run with (these flags added), its value and where it
+    /// came from: flag, environment, file, credential or default; secrets as (set)
+    #[command(
+        after_help = "Examples:\n  zulip-auth config\n  sudo -u zulip-auth zulip-auth config --workers 4"
+    )]
+    Config(ServeArgs),
     /// Back up or check the database
     #[command(subcommand)]
     Db(DbCommand),
@@ -155,9 +162,9 @@ const MAX_WORKERS: i64 = 1024;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on, HOST:PORT (port 0 picks a free port) or unix:/PATH (for nginx on
-    /// this machine; its forwarding headers are trusted). A socket passed by systemd
-    /// (LISTEN_FDS) is used instead
+    /// Address to listen on, IP:PORT or localhost:PORT (127.0.0.1; port 0 picks a free port),
+    /// or unix:/PATH (for nginx on this machine; its forwarding headers are trusted). A socket
+    /// passed by systemd (LISTEN_FDS) is used instead
     #[arg(long, env = "ZULIP_AUTH_LISTEN", default_value = "127.0.0.1:9991")]
     pub listen: Listen,
 
@@ -279,7 +286,8 @@ pub struct MailArgs {
     #[arg(long, env = "ZULIP_AUTH_MAIL_FROM", value_name = "ADDRESS")]
     pub mail_from: Option<String>,
 
-    /// File holding the SMTP password (or set ZULIP_AUTH_SMTP_PASSWORD)
+    /// File holding the SMTP password (or set ZULIP_AUTH_SMTP_PASSWORD, or pass the systemd
+    /// credential ZULIP_AUTH_SMTP_PASSWORD)
     #[arg(long, env = "ZULIP_AUTH_SMTP_PASSWORD_FILE", value_name = "PATH")]
     pub smtp_password_file: Option<PathBuf>,
 }
@@ -296,7 +304,8 @@ pub enum RealmCommand {
         #[arg(long)]
         name: String,
     },
-    /// List realms with their settings and user counts
+    /// List realms with the sign-in methods in force (password auth is on only when a backend
+    /// checks passwords) and user counts
     #[command(after_help = "Example:\n  zulip-auth realm list --json")]
     List {
         /// JSON instead of a table
@@ -462,13 +471,18 @@ pub enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TotpCommand {
-    /// Give a user a new TOTP key, active at once, replacing any other: prints the otpauth://
-    /// URI on the first line, then a QR code of it for an authenticator app
-    #[command(after_help = "Example:\n  zulip-auth user totp enroll iago@example.com --realm lear")]
+    /// Give a user a new TOTP key, active at once: prints the otpauth:// URI on the first
+    /// line, then a QR code of it for an authenticator app
+    #[command(
+        after_help = "Examples:\n  zulip-auth user totp enroll iago@example.com --realm lear\n  zulip-auth user totp enroll iago@example.com --replace"
+    )]
     Enroll {
         email: String,
         #[command(flatten)]
         realm: RealmArg,
+        /// Replace the user's key if they have one (their app's codes stop working)
+        #[arg(long)]
+        replace: bool,
     },
     /// Remove a user's TOTP key
     #[command(after_help = "Example:\n  zulip-auth user totp disable iago@example.com")]
@@ -634,14 +648,82 @@ impl Command {
     }
 }
 
-/// Runs the command the user asked for.
-pub fn run(cli: Cli) -> Result<(), Error> {
+impl Command {
+    /// The admin commands that write: on a SQLite file that does not exist yet, they create
+    /// it (`serve` does too, without a word: a service's first start).
+    fn creates_database(&self) -> bool {
+        matches!(self, Command::Realm(_) | Command::User(_)) && !self.only_reads()
+    }
+}
+
+/// Runs the command the user asked for; `sources` says where its settings came from.
+pub fn run(cli: Cli, sources: &config::Sources) -> Result<(), Error> {
     if let Some(name) = &cli.instance_name {
         set_instance_name(name);
     }
+    if let Command::Config(_) = cli.command {
+        return config::show(&cli, sources);
+    }
     let db = Database::from_arg(cli.db_path())?;
     let argon2 = cli.argon2();
-    let only_reads = cli.command.only_reads();
+    match &db {
+        Database::Sqlite(path) if cli.command.creates_database() && !exists(path)? => {
+            on_new_database(path, |db| execute(cli.command, db, argon2))
+        }
+        _ => execute(cli.command, db, argon2),
+    }
+}
+
+fn exists(path: &Path) -> Result<bool, Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::Io(format!("cannot open {}", path.display()), e)),
+    }
+}
+
+/// Runs a write command that would create the database at `path` on a private file beside
+/// it, which takes the name only if the command succeeds: a refused command, a mistyped
+/// `--db` included, leaves nothing behind, and the one that made the database says so.
+fn on_new_database(
+    path: &Path,
+    command: impl FnOnce(Database) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let staged = tempfile::Builder::new()
+        .prefix(".zulip-auth-new-")
+        .suffix(".sqlite3")
+        .tempfile_in(dir)
+        .map_err(|e| Error::Io(format!("cannot create {}", path.display()), e))?;
+    let staged_path = staged.path().to_owned();
+    // The store is closed when the command returns: SQLite has checkpointed its journal
+    // into the file by then and removed it.
+    let result = command(Database::Sqlite(staged_path.clone()));
+    let journal = |suffix: &str| {
+        let mut name = staged_path.clone().into_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let leftover = ["-wal", "-shm", "-journal"].map(journal);
+    if let Err(e) = result {
+        leftover.iter().for_each(|f| drop(std::fs::remove_file(f)));
+        return Err(e);
+    }
+    if let Some(open) = leftover.iter().find(|f| f.exists()) {
+        return invalid!("the new database is still open ({})", open.display());
+    }
+    staged
+        .persist_noclobber(path)
+        .map_err(|e| Error::Io(format!("cannot create {}", path.display()), e.error))?;
+    eprintln!("zulip-auth: created the database {}", path.display());
+    Ok(())
+}
+
+fn execute(command: Command, db: Database, argon2: Argon2Config) -> Result<(), Error> {
+    let only_reads = command.only_reads();
     let open = || {
         if only_reads {
             db.open_existing()
@@ -649,8 +731,21 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             db.open()
         }
     };
-    match cli.command {
-        Command::Serve(args) => server::run(&serve_config(args, db, validated(argon2)?)?),
+    match command {
+        Command::Serve(args) => {
+            if allowlist::under_systemd() && !args.demo {
+                // The database first, and at once: the server cannot start without it.
+                if let Some(remote) = db_remote(&db) {
+                    allowlist::probe(&remote);
+                }
+                let relay = args.mail.smtp_url.as_ref();
+                let relay =
+                    relay.map(|url| allowlist::Remote::new("SMTP relay", &url.host, url.port));
+                allowlist::warn_blocked(relay.into_iter().collect(), db.clone());
+            }
+            server::run(&serve_config(args, db, validated(argon2)?)?)
+        }
+        Command::Config(_) => invalid!("zulip-auth config runs on its own"),
         Command::Realm(command) => admin::realm(&open()?, command),
         Command::User(command) => admin::user(&open()?, argon2, command),
         Command::Db(command) => admin::db(open, command),
@@ -680,10 +775,7 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
         return invalid!("--session-idle-timeout and --session-lifetime must be at least 1s");
     }
     let mail = mail_settings(args.mail, external_url.is_some())?;
-    let workers = match args.workers {
-        Some(n) => usize::from(n),
-        None => std::thread::available_parallelism().map_or(2, usize::from),
-    };
+    let workers = args.workers.map_or_else(default_workers, usize::from);
     Ok(ServeConfig {
         db,
         listen: args.listen,
@@ -711,6 +803,20 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
         audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
         metrics_listen: args.metrics.metrics_listen,
     })
+}
+
+/// The PostgreSQL server `db` names, if any.
+fn db_remote(db: &Database) -> Option<allowlist::Remote> {
+    match db {
+        Database::Sqlite(_) => None,
+        #[cfg(feature = "postgres")]
+        Database::Postgres(target) => allowlist::postgres_remote(&target.to_string()),
+    }
+}
+
+/// `--workers` when unset: the number of cores.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 fn mail_settings(args: MailArgs, has_external_url: bool) -> Result<Option<MailSettings>, Error> {

@@ -31,10 +31,16 @@ impl FromStr for Listen {
         match text.strip_prefix("unix:") {
             Some(path) if path.starts_with('/') => Ok(Listen::Unix(PathBuf::from(path))),
             Some(_) => Err(format!("{text:?}: expected unix:/absolute/path")),
-            None => text
-                .parse()
-                .map(Listen::Tcp)
-                .map_err(|_| format!("{text:?}: expected HOST:PORT or unix:/path")),
+            // localhost is 127.0.0.1, as the default listener and the unit's allow-list
+            // mean it, without asking a resolver that might answer ::1 or nothing.
+            None => match text.rsplit_once(':') {
+                Some((host, port)) if host.eq_ignore_ascii_case("localhost") => {
+                    format!("127.0.0.1:{port}").parse()
+                }
+                _ => text.parse(),
+            }
+            .map(Listen::Tcp)
+            .map_err(|_| format!("{text:?}: expected IP:PORT, localhost:PORT or unix:/path")),
         }
     }
 }

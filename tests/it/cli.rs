@@ -546,3 +546,324 @@ fn audit_filters_by_realm() {
     assert!(one.contains("cordelia") && !one.contains(IAGO), "{one}");
     assert!(failure(&server, &["audit", "--realm", "nosuch"], "").contains("no realm"));
 }
+
+/// The failure lines of the running server, once every one of `reasons` is among them.
+fn failure_lines(server: &TestServer, reasons: &[&str]) -> Vec<String> {
+    for reason in reasons {
+        server.log_containing(&format!("reason={reason} "));
+    }
+    server
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("authentication failure"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// deploy/fail2ban's failregex, `<HOST>` captured as `host`.
+fn fail2ban_filter() -> regex::Regex {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/fail2ban/filter.conf");
+    let text = std::fs::read_to_string(path).unwrap();
+    let pattern = text
+        .lines()
+        .find_map(|l| l.strip_prefix("failregex = "))
+        .expect("a failregex line");
+    regex::Regex::new(&pattern.replace("<HOST>", r"(?P<host>\S+)")).unwrap()
+}
+
+#[test]
+fn the_fail2ban_filter_catches_every_guess_the_server_logs() {
+    let (server, _) = TestServer::with_iago(&["--auth-rate", "2/1800s"]);
+    server.create_user("gone@example.com", IAGO_PASSWORD, &[]);
+    server.ok(&["user", "deactivate", "gone@example.com"]);
+    let coded = "coded@example.com";
+    server.create_user(coded, IAGO_PASSWORD, &[]);
+    let uri = server.stdout(&["user", "totp", "enroll", coded]);
+    let secret = uri
+        .lines()
+        .next()
+        .and_then(|l| l.split(['?', '&']).find_map(|p| p.strip_prefix("secret=")))
+        .unwrap();
+    let secret = zulip_auth::auth::totp::Secret::from_base32(secret).unwrap();
+
+    // A wrong password, then the limit; an unknown user; a deactivated one.
+    assert_eq!(server.login(IAGO, "wrong-one").status, 401);
+    assert_eq!(server.login(IAGO, "wrong-two").status, 401);
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
+    assert_eq!(server.login("nobody@example.com", "x").status, 401);
+    assert_eq!(server.login("gone@example.com", IAGO_PASSWORD).status, 401);
+    // A wrong code at the browser sign-in's second step.
+    let page = server.get("/accounts/login/");
+    let csrf = page
+        .header("set-cookie")
+        .and_then(|c| c.strip_prefix("csrftoken="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let cookie = format!("csrftoken={csrf}");
+    let post = |fields: &[(&str, &str)]| {
+        let mut all = vec![("csrfmiddlewaretoken", csrf.as_str())];
+        all.extend_from_slice(fields);
+        server.post_form_with("/accounts/login/", &all, &[("Cookie", cookie.as_str())])
+    };
+    let step = post(&[("username", coded), ("password", IAGO_PASSWORD)]);
+    let marker = "name=\"step_token\" value=\"";
+    let token = step.text().split(marker).nth(1).unwrap().split('"').next();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let right = secret.code_at(now);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    post(&[("step_token", token.unwrap()), ("otp_token", wrong)]);
+
+    let guesses = [
+        "WRONG_PASSWORD",
+        "RATE_LIMIT_HIT",
+        "UNKNOWN_USER",
+        "WRONG_CODE",
+    ];
+    let lines = failure_lines(&server, &[&guesses[..], &["USER_DEACTIVATED"]].concat());
+    let filter = fail2ban_filter();
+    for line in &lines {
+        let reason = line.split("reason=").nth(1).unwrap().split(' ').next();
+        let caught = filter.captures(line);
+        if guesses.contains(&reason.unwrap()) {
+            let host = caught.unwrap_or_else(|| panic!("the filter misses {line:?}"));
+            assert_eq!(&host["host"], "127.0.0.1", "{line}");
+        } else {
+            assert!(caught.is_none(), "the filter bans for {line:?}");
+        }
+    }
+}
+
+#[test]
+fn under_the_journal_lines_carry_their_priority_and_no_timestamp() {
+    let log = journal_log("text");
+    let failure = "<4>[WARN  zulip_auth::http] authentication failure reason=WRONG_PASSWORD client=127.0.0.1 path=/api/v1/fetch_api_key";
+    assert!(log.lines().any(|l| l == failure), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<6>[INFO  zulip_auth::http] POST /api/v1/fetch_api_key 401")),
+        "{log}"
+    );
+    // Every line: a priority, then the level, then the target; no timestamp in between.
+    for line in log.lines() {
+        let prefixed = [
+            "<3>[ERROR ",
+            "<4>[WARN  ",
+            "<6>[INFO  ",
+            "<7>[DEBUG ",
+            "<7>[TRACE ",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p));
+        assert!(prefixed, "{line}");
+    }
+    // In JSON, the priority before the object, and no "ts" in it.
+    let log = journal_log("json");
+    for line in log.lines() {
+        let (priority, object) = line.split_at(3);
+        let object: serde_json::Value = serde_json::from_str(object).unwrap();
+        let level = object["level"].as_str().unwrap();
+        let expected = match level {
+            "WARN" => "<4>",
+            "INFO" => "<6>",
+            _ => "<3>",
+        };
+        assert_eq!(priority, expected, "{line}");
+        assert!(object.get("ts").is_none(), "{line}");
+    }
+    assert!(log.contains(r#"<4>{"level":"WARN""#), "{log}");
+}
+
+/// The stderr of a demo server in `format` that systemd would have connected to the journal
+/// (JOURNAL_STREAM names it), after one wrong password; its stdout is not the journal.
+fn journal_log(format: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let args = ["--demo", "--listen", "127.0.0.1:0", "--log-format", format];
+    let (mut child, line) = serve_by_hand(&args, |cmd| {
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+            .stderr(stderr);
+    });
+    // The line scripts read stays as it was.
+    let addr = line.strip_prefix("listening on http://").unwrap().trim();
+    let body = "username=iago%40zulip.com&password=wrong";
+    let request = format!(
+        "POST /api/v1/fetch_api_key HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(&stderr_path).unwrap();
+        if log.contains("authentication failure") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    log
+}
+
+#[test]
+fn listen_takes_localhost_as_127_0_0_1() {
+    let (mut child, line) = serve_by_hand(&["--demo", "--listen", "localhost:0"], |_| {});
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+
+    let out = bin()
+        .args(["serve", "--demo", "--listen", "example.com:9991"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: invalid value 'example.com:9991' for '--listen <LISTEN>': \"example.com:9991\": expected IP:PORT, localhost:PORT or unix:/path\n"
+    );
+}
+
+#[test]
+fn a_write_command_creates_a_database_only_when_it_succeeds_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo.sqlite3");
+    let refused: [(&[&str], &str); 4] = [
+        (&["user", "create", "not-an-email", "--no-password"], ""),
+        (&["user", "create", IAGO, "--password-stdin"], "short\n"),
+        (&["realm", "set", "nosuch", "--name", "X"], ""),
+        (&["user", "deactivate", IAGO], ""),
+    ];
+    for (args, stdin) in refused {
+        let out = run_cli(&missing, args, stdin);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+        assert!(!stderr.contains(".zulip-auth-new-"), "{args:?}: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+    let out = run_cli(&missing, &["realm", "create", "lear", "--name", "Lear"], "");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!("zulip-auth: created the database {}\n", missing.display())
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["typo.sqlite3"]);
+    // Once it exists, nothing more is said.
+    let out = run_cli(&missing, &["realm", "create", "york", "--name", "York"], "");
+    assert!(out.status.success() && out.stderr.is_empty());
+    let listed = String::from_utf8(run_cli(&missing, &["realm", "list"], "").stdout).unwrap();
+    assert!(
+        listed.contains("lear") && listed.contains("york"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_change_that_locks_a_realm_out_applies_with_a_warning_and_its_undo() {
+    let (server, _) = TestServer::with_iago(&[]);
+    server.ok(&["realm", "create", "lear", "--name", "Lear"]);
+    let in_force = |server: &TestServer| {
+        let realms: serde_json::Value =
+            serde_json::from_str(&server.stdout(&["realm", "list", "--json"])).unwrap();
+        realms[0]["password_auth_enabled"].as_bool().unwrap()
+    };
+    let warned = server.cli(&["realm", "set", "", "--email-auth", "off"], "");
+    assert!(warned.status.success());
+    assert_eq!(
+        String::from_utf8(warned.stderr).unwrap(),
+        "zulip-auth: warning: nobody can sign in to realm '' any more: no password backend is \
+         in force; undo with: zulip-auth realm set '' --email-auth on\n"
+    );
+    // Applied: the API says so, and realm list shows what is in force, not the stored flag.
+    server.login(IAGO, IAGO_PASSWORD).assert_json(401, E9);
+    assert!(!in_force(&server));
+    let table = server.stdout(&["realm", "list"]);
+    let root = table.lines().nth(1).unwrap();
+    assert!(root.contains("active  off            off"), "{table}");
+    // Another change to a realm already without a way in says nothing more.
+    let again = server.cli(&["realm", "set", "", "--password-auth", "off"], "");
+    assert!(again.status.success() && again.stderr.is_empty());
+    server.ok(&[
+        "realm",
+        "set",
+        "",
+        "--email-auth",
+        "on",
+        "--password-auth",
+        "on",
+    ]);
+    assert!(in_force(&server));
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 200);
+
+    let lear = server.cli(&["realm", "set", "lear", "--password-auth", "off"], "");
+    assert_eq!(
+        String::from_utf8(lear.stderr).unwrap(),
+        "zulip-auth: warning: nobody can sign in to realm lear any more: no password backend \
+         is in force; undo with: zulip-auth realm set lear --password-auth on\n"
+    );
+}
+
+#[test]
+fn ldap_on_needs_a_url_and_totp_enroll_needs_replace_for_a_second_key() {
+    let (server, _) = TestServer::with_iago(&[]);
+    assert_eq!(
+        failure(&server, &["realm", "set", "", "--ldap", "on"], ""),
+        "zulip-auth: --ldap on needs a directory: realm '' has no LDAP URL (add --ldap-url URL)\n"
+    );
+    assert!(server.stdout(&["realm", "list"]).contains("off   off"));
+    let first = server.stdout(&["user", "totp", "enroll", IAGO]);
+    assert_eq!(
+        failure(&server, &["user", "totp", "enroll", IAGO], ""),
+        "zulip-auth: user \"iago@example.com\" has a second factor already: add --replace to \
+         replace it\n"
+    );
+    let second = server.stdout(&["user", "totp", "enroll", IAGO, "--replace"]);
+    assert!(second.starts_with("otpauth://"), "{second}");
+    assert_ne!(first.lines().next(), second.lines().next());
+}
+
+/// `zulip-auth serve ARGS` started by hand, one worker, for an environment or a stderr that
+/// TestServer does not give (`setup` adds them): the process and its first stdout line.
+pub fn serve_by_hand(
+    args: &[&str],
+    setup: impl FnOnce(&mut std::process::Command),
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut command = bin();
+    command
+        .arg("serve")
+        .args(args)
+        .args(["--workers", "1"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    setup(&mut command);
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
