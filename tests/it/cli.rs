@@ -734,7 +734,7 @@ fn listen_takes_localhost_as_127_0_0_1() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "error: invalid value 'example.com:9991' for '--listen <LISTEN>': \"example.com:9991\": expected IP:PORT, localhost:PORT or unix:/path\n"
+        "error: invalid value for '--listen <LISTEN>': \"example.com:9991\": expected IP:PORT, localhost:PORT or unix:/path\n"
     );
 }
 
