@@ -36,7 +36,7 @@ use crate::http::{self, PoolSize, StopReason};
 use crate::mail::{MailSettings, Postman};
 use crate::metrics;
 use crate::reset_desk::ResetDesk;
-use crate::store::{AuditEntry, AuditEvent, Database, NewUser, Role, Store};
+use crate::store::{AuditEntry, AuditEvent, Database, NewUser, Prune, Role, Store};
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -416,10 +416,12 @@ fn spawn_pruner(store: Store, config: &ServeConfig) {
         .spawn(move || {
             loop {
                 let now = clock::now();
-                let pruned = store
-                    .prune(now - longest_window, now - audit_retention.as_secs_f64())
-                    .and_then(|_| store.prune_login_steps(now))
-                    .and_then(|_| store.prune_sessions(now, sessions));
+                let pruned = store.prune(&Prune {
+                    now,
+                    events_before: now - longest_window,
+                    audit_before: now - audit_retention.as_secs_f64(),
+                    sessions,
+                });
                 if let Err(e) = pruned {
                     warn!(
                         "pruning old rate-limit, audit, sign-in step and session rows failed: {e}"

@@ -75,7 +75,7 @@ impl Tables for Postgres {
     }
 
     fn replace_tables(&self, tables: &[(&Table, Rows)]) -> StoreResult<()> {
-        self.durably(|db| {
+        self.synced(|db| {
             let client = db.client();
             for (table, _) in tables.iter().rev() {
                 client.execute(&format!("DELETE FROM {}", quoted(table.name)), &[])?;

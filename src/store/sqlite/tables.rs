@@ -58,7 +58,7 @@ impl Tables for Sqlite {
     }
 
     fn replace_tables(&self, tables: &[(&Table, Rows)]) -> StoreResult<()> {
-        self.durably(|conn| {
+        self.synced(|conn| {
             for (table, _) in tables.iter().rev() {
                 conn.execute(&format!("DELETE FROM \"{}\"", table.name), [])?;
             }
