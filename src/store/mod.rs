@@ -68,6 +68,8 @@
 //!
 //! [`Tables`] reads and replaces whole tables, for `db copy` between engines ([`copy`]).
 
+#[cfg(test)]
+mod contract;
 pub mod copy;
 mod database;
 pub mod ldap;

@@ -8,7 +8,7 @@
 
 use maud::{Markup, html};
 
-use crate::auth::account::{self, Refusal as PasswordRefusal};
+use crate::auth::account::Refusal as PasswordRefusal;
 use crate::auth::reset;
 use crate::clock;
 use crate::email;
@@ -216,8 +216,9 @@ impl Page<'_> {
                 .client
                 .audit(AuditEvent::PasswordChanged, self.realm, Some(user.id))
         };
-        match account::set_password(&self.ctx.login, &user, new_password, &audit) {
-            Ok(()) => Ok(page::redirect(DONE_PATH.to_owned())),
+        match reset::set_password(&self.ctx.login, &user, token, new_password, &audit) {
+            Ok(true) => Ok(page::redirect(DONE_PATH.to_owned())),
+            Ok(false) => Ok(invalid_link()),
             Err(PasswordRefusal::Store(e)) => Err(e.into()),
             Err(_) => self.link_form(token, Some("The password is too weak.")),
         }
