@@ -409,7 +409,7 @@ fn counting_records_in_every_bucket_or_in_none() {
         assert!(store.count_if_room(&[a.clone(), b.clone()], 1.0).unwrap());
         assert!(!store.count_if_room(&[b.clone(), a.clone()], 2.0).unwrap());
         assert!(
-            store.count_if_room(&[b.clone()], 3.0).unwrap(),
+            store.count_if_room(std::slice::from_ref(&b), 3.0).unwrap(),
             "b kept room"
         );
         assert!(!store.count_if_room(&[b], 4.0).unwrap());
