@@ -683,8 +683,8 @@ fn pruning_drops_only_what_no_rule_can_see() {
 /// each of them.
 #[test]
 fn both_schemas_define_the_same_tables_and_columns() {
-    let sqlite = schema_columns(include_str!("../../schema.sql"));
-    let postgres = schema_columns(include_str!("../../schema-postgres.sql"));
+    let sqlite = schema_columns(schema::SQLITE);
+    let postgres = schema_columns(schema::POSTGRES);
     assert_eq!(sqlite, postgres);
     let copied: Vec<(String, Vec<String>)> = copy::TABLES
         .iter()

@@ -81,6 +81,7 @@ pub mod model;
 pub mod postgres;
 mod realm_columns;
 pub mod row;
+mod schema;
 pub mod sql;
 pub mod sqlite;
 mod table;

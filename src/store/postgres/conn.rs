@@ -38,30 +38,8 @@ fn as_sql<'a>(param: &'a Param<'_>) -> &'a (dyn ToSql + Sync) {
     }
 }
 
-/// A value of the wrong type is the store failing, as any other error of the client.
-impl sql::Row for postgres::Row {
-    fn int(&self, index: usize) -> StoreResult<i64> {
-        Ok(self.try_get(index)?)
-    }
-    fn maybe_int(&self, index: usize) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(index)?)
-    }
-    fn real(&self, index: usize) -> StoreResult<f64> {
-        Ok(self.try_get(index)?)
-    }
-    fn flag(&self, index: usize) -> StoreResult<bool> {
-        Ok(self.try_get(index)?)
-    }
-    fn maybe_flag(&self, index: usize) -> StoreResult<Option<bool>> {
-        Ok(self.try_get(index)?)
-    }
-    fn text(&self, index: usize) -> StoreResult<String> {
-        Ok(self.try_get(index)?)
-    }
-    fn maybe_text(&self, index: usize) -> StoreResult<Option<String>> {
-        Ok(self.try_get(index)?)
-    }
-}
+// A value of the wrong type is the store failing, as any other error of the client.
+sql::row_by!(postgres::Row, try_get);
 
 impl<C: GenericClient> Conn for Db<'_, C> {
     fn execute(&mut self, sql: &'static sql::Sql, params: &[Param<'_>]) -> SqlResult<u64> {

@@ -105,6 +105,37 @@ pub trait Row {
     fn maybe_text(&self, index: usize) -> StoreResult<Option<String>>;
 }
 
+/// [`Row`] for an engine's row type, whose `$get(index)` reads a column as any of the model's
+/// types and fails with an error that converts into [`StoreError`].
+macro_rules! row_by {
+    ($row:ty, $get:ident) => {
+        impl $crate::store::sql::Row for $row {
+            fn int(&self, index: usize) -> $crate::store::StoreResult<i64> {
+                Ok(self.$get(index)?)
+            }
+            fn maybe_int(&self, index: usize) -> $crate::store::StoreResult<Option<i64>> {
+                Ok(self.$get(index)?)
+            }
+            fn real(&self, index: usize) -> $crate::store::StoreResult<f64> {
+                Ok(self.$get(index)?)
+            }
+            fn flag(&self, index: usize) -> $crate::store::StoreResult<bool> {
+                Ok(self.$get(index)?)
+            }
+            fn maybe_flag(&self, index: usize) -> $crate::store::StoreResult<Option<bool>> {
+                Ok(self.$get(index)?)
+            }
+            fn text(&self, index: usize) -> $crate::store::StoreResult<String> {
+                Ok(self.$get(index)?)
+            }
+            fn maybe_text(&self, index: usize) -> $crate::store::StoreResult<Option<String>> {
+                Ok(self.$get(index)?)
+            }
+        }
+    };
+}
+pub(crate) use row_by;
+
 /// An integer in column `index` that the model has no meaning for.
 pub fn out_of_range(index: usize, value: i64) -> StoreError {
     StoreError::Unavailable(format!(

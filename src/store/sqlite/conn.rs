@@ -43,29 +43,8 @@ impl ToSql for Param<'_> {
     }
 }
 
-impl sql::Row for rusqlite::Row<'_> {
-    fn int(&self, index: usize) -> StoreResult<i64> {
-        Ok(self.get(index)?)
-    }
-    fn maybe_int(&self, index: usize) -> StoreResult<Option<i64>> {
-        Ok(self.get(index)?)
-    }
-    fn real(&self, index: usize) -> StoreResult<f64> {
-        Ok(self.get(index)?)
-    }
-    fn flag(&self, index: usize) -> StoreResult<bool> {
-        Ok(self.get(index)?)
-    }
-    fn maybe_flag(&self, index: usize) -> StoreResult<Option<bool>> {
-        Ok(self.get(index)?)
-    }
-    fn text(&self, index: usize) -> StoreResult<String> {
-        Ok(self.get(index)?)
-    }
-    fn maybe_text(&self, index: usize) -> StoreResult<Option<String>> {
-        Ok(self.get(index)?)
-    }
-}
+// Rows read into the model's types.
+sql::row_by!(rusqlite::Row<'_>, get);
 
 /// A connection as the tables use it, inside or outside a transaction.
 pub(super) struct SqliteConn<'a>(pub(super) &'a Connection);

@@ -204,7 +204,7 @@ mod tests {
         let store = Sqlite::open(&path).unwrap();
         assert_eq!(
             store.schema_version().unwrap(),
-            migrations::migrations().count() as i64
+            crate::store::schema::newest(crate::store::schema::SQLITE)
         );
     }
 
