@@ -99,6 +99,7 @@ pub trait Row {
     fn int(&self, index: usize) -> StoreResult<i64>;
     fn maybe_int(&self, index: usize) -> StoreResult<Option<i64>>;
     fn real(&self, index: usize) -> StoreResult<f64>;
+    fn maybe_real(&self, index: usize) -> StoreResult<Option<f64>>;
     fn flag(&self, index: usize) -> StoreResult<bool>;
     fn maybe_flag(&self, index: usize) -> StoreResult<Option<bool>>;
     fn text(&self, index: usize) -> StoreResult<String>;
@@ -117,6 +118,9 @@ macro_rules! row_by {
                 Ok(self.$get(index)?)
             }
             fn real(&self, index: usize) -> $crate::store::StoreResult<f64> {
+                Ok(self.$get(index)?)
+            }
+            fn maybe_real(&self, index: usize) -> $crate::store::StoreResult<Option<f64>> {
                 Ok(self.$get(index)?)
             }
             fn flag(&self, index: usize) -> $crate::store::StoreResult<bool> {
