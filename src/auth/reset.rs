@@ -76,7 +76,7 @@ pub fn holder(store: &Store, realm: &Realm, token: &str, now: f64) -> StoreResul
 }
 
 /// Sets `user`'s new password through their link `token`, taking the link in the same
-/// transaction (issue 20): false, with nothing changed, if another request used it first
+/// transaction (web.md §6): false, with nothing changed, if another request used it first
 /// or it expired since [`holder`] found it.
 pub fn set_password(
     login: &Login<'_>,

@@ -3,7 +3,7 @@
 //! (`postgres://USER@HOST:PORT/DBNAME`, password in `PGPASSWORD`; a fresh database per test,
 //! dropped after it). tests/postgres/run runs these with it set.
 
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::thread;
 
 use super::*;
@@ -82,6 +82,25 @@ fn on_each_engine(test: impl Fn(&Fresh, &Store)) {
         let store = fresh.open();
         test(&fresh, &store);
     }
+}
+
+/// Runs `task(i, store)` on `n` threads at once (released together), each with a store of
+/// its own on the fresh database; their results in order.
+fn race<T: Send>(fresh: &Fresh, n: usize, task: impl Fn(usize, &Store) -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(n);
+    thread::scope(|scope| {
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let (barrier, task) = (&barrier, &task);
+                scope.spawn(move || {
+                    let store = Store::open_for_requests(&fresh.db).unwrap();
+                    barrier.wait();
+                    task(i, &store)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
 }
 
 fn iago(password: Option<&str>) -> NewUser {
@@ -202,30 +221,15 @@ fn creating_a_taken_email_or_key_is_refused_and_writes_nothing() {
 fn concurrent_creations_of_one_email_make_one_user() {
     on_each_engine(|fresh, store| {
         let root = store.require_realm("").unwrap();
-        let barrier = Arc::new(Barrier::new(6));
-        let results: Vec<_> = (0..6)
-            .map(|i| {
-                let (db, barrier) = (fresh.db.clone(), barrier.clone());
-                thread::spawn(move || {
-                    let store = Store::open_for_requests(&db).unwrap();
-                    // One address, in several spellings.
-                    let email = if i % 2 == 0 {
-                        "RACE@example.com"
-                    } else {
-                        "race@Example.com"
-                    };
-                    let user = NewUser {
-                        email: email.into(),
-                        ..iago(None)
-                    };
-                    barrier.wait();
-                    store.create_users(root.id, &[user], "t")
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .collect();
+        let results = race(fresh, 6, |i, store| {
+            // One address, in several spellings.
+            let email = ["RACE@example.com", "race@Example.com"][i % 2];
+            let user = NewUser {
+                email: email.into(),
+                ..iago(None)
+            };
+            store.create_users(root.id, &[user], "t")
+        });
         let created = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(created, 1, "{results:?}");
         assert!(
@@ -319,24 +323,13 @@ fn a_login_finishes_only_over_what_was_verified() {
 fn concurrent_first_logins_mint_one_key() {
     on_each_engine(|fresh, store| {
         let (root, id) = root_and_user(store, Some("hash"));
-        let barrier = Arc::new(Barrier::new(6));
-        let ends: Vec<LoginEnd> = (0..6)
-            .map(|i| {
-                let (db, barrier) = (fresh.db.clone(), barrier.clone());
-                thread::spawn(move || {
-                    let store = Store::open_for_requests(&db).unwrap();
-                    let audit = AuditEntry::new(AuditEvent::LoginSuccess, Some(root.id), Some(id));
-                    let key = format!("{i}").repeat(32);
-                    barrier.wait();
-                    let mut login = finish(id, "hash", &key, &audit);
-                    login.rehash = None;
-                    store.finish_login(&login).unwrap()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .collect();
+        let ends = race(fresh, 6, |i, store| {
+            let audit = AuditEntry::new(AuditEvent::LoginSuccess, Some(root.id), Some(id));
+            let key = format!("{i}").repeat(32);
+            let mut login = finish(id, "hash", &key, &audit);
+            login.rehash = None;
+            store.finish_login(&login).unwrap()
+        });
         let keys: Vec<(&str, bool)> = ends
             .iter()
             .map(|end| match end {
@@ -511,23 +504,12 @@ fn a_reset_link_sets_the_password_once() {
                 .reset_password("link", 1.0, id + 1, "other", "user:x", &audit)
                 .unwrap()
         );
-        let barrier = Arc::new(Barrier::new(8));
-        let taken: Vec<bool> = (0..8)
-            .map(|i| {
-                let (db, barrier, audit) = (fresh.db.clone(), barrier.clone(), audit.clone());
-                thread::spawn(move || {
-                    let store = Store::open_for_requests(&db).unwrap();
-                    barrier.wait();
-                    let hash = format!("hash-{i}");
-                    store
-                        .reset_password("link", 1.0, id, &hash, "user:x", &audit)
-                        .unwrap()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .collect();
+        let taken = race(fresh, 8, |i, store| {
+            let hash = format!("hash-{i}");
+            store
+                .reset_password("link", 1.0, id, &hash, "user:x", &audit)
+                .unwrap()
+        });
         assert_eq!(taken.iter().filter(|t| **t).count(), 1, "{taken:?}");
         let stored = store.user_by_email(root.id, "iago@example.com").unwrap();
         let winner = taken.iter().position(|t| *t).unwrap();

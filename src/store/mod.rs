@@ -36,7 +36,8 @@
 //!   reservation and writes the audit rows.
 //! - [`Users::set_password`] and deactivation by [`Users::set_user_active`] also end the
 //!   user's sessions and reset link, in the same transaction: what the old password opened
-//!   closes with it.
+//!   closes with it. [`ResetLinks::reset_password`] takes the link in that transaction, so
+//!   a link sets a password once.
 //! - Key minting is the caller's (`auth::key`): engines store the keys they are given and
 //!   answer [`StoreError::KeyInUse`] on the (astronomically unlikely) collision.
 //!
@@ -56,7 +57,8 @@
 //! transactions. The traits above are implemented once, for every backend. What stays per
 //! engine: connections and transactions, durability, the locks that make a decision
 //! atomic, SQLite's per-connection cache, migrations, maintenance, the pool and the TLS
-//! target, and `db copy`'s bulk paths ([`Tables`]).
+//! target, and `db copy`'s snapshot and bulk writes ([`Tables`]). The tests of this
+//! contract are written once too, and run on both engines (`contract`).
 //!
 //! # Engines
 //!

@@ -1,6 +1,6 @@
 //! The `password_reset` table (migration 6): a user's one reset link, found by its token's
 //! digest. Using a link takes it in the transaction that sets the password, so one link
-//! changes a password once, whatever the requests racing on it (issue 20).
+//! changes a password once, whatever the requests racing on it (web.md §6).
 
 use crate::store::row::{self, select_user};
 use crate::store::sql::{Backend, Conn, params, sql};
