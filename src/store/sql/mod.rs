@@ -13,8 +13,9 @@
 //!   are run, and what a connection may cache between requests.
 //!
 //! A statement builder (sea-query with sea-query-rusqlite and sea-query-postgres) was
-//! considered; its rusqlite binding follows newer rusqlite releases than the locked 0.43,
-//! and our statements are few and fixed, so the seam is this small module.
+//! considered and does not fit: the newest sea-query-rusqlite (0.8.0) binds rusqlite 0.38,
+//! and beside the locked rusqlite 0.43 that would link SQLite twice (two `libsqlite3-sys`),
+//! which Cargo refuses. Our statements are few and fixed, so the seam is this small module.
 
 use std::fmt;
 use std::sync::OnceLock;
