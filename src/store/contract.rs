@@ -73,15 +73,22 @@ impl Drop for Fresh {
 
 /// Runs `test` on a fresh database of each engine.
 fn on_each_engine(test: impl Fn(&Fresh, &Store)) {
-    let mut engines = vec![Fresh::sqlite()];
-    #[cfg(feature = "postgres")]
-    if let Ok(url) = std::env::var("ZULIP_AUTH_TEST_DB") {
-        engines.push(Fresh::postgres(&url));
-    }
-    for fresh in engines {
+    for fresh in std::iter::once(Fresh::sqlite()).chain(postgres_from_env()) {
         let store = fresh.open();
         test(&fresh, &store);
     }
+}
+
+/// A fresh PostgreSQL database on the server `ZULIP_AUTH_TEST_DB` names, if it names one.
+#[cfg(feature = "postgres")]
+fn postgres_from_env() -> Option<Fresh> {
+    let url = std::env::var("ZULIP_AUTH_TEST_DB").ok()?;
+    Some(Fresh::postgres(&url))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_from_env() -> Option<Fresh> {
+    None
 }
 
 /// Runs `task(i, store)` on `n` threads at once (released together), each with a store of

@@ -3,6 +3,7 @@
 //! them its own way; reading the sections is the same for both.
 
 pub const SQLITE: &str = include_str!("../../schema.sql");
+#[cfg(any(feature = "postgres", test))]
 pub const POSTGRES: &str = include_str!("../../schema-postgres.sql");
 
 /// The `(number, sql)` sections of a schema file, each after a `-- migration N` line. A
