@@ -13,13 +13,14 @@ use serde::Serialize;
 
 use crate::auth::basic::{self, BasicAuthError};
 use crate::auth::key;
-use crate::auth::login::{Client, Credentials, Login, Method, Refusal};
+use crate::auth::login::{Client, Credentials, Login, LoginRefusal, Method};
 use crate::auth::password::Hasher;
 use crate::auth::ratelimit::RateLimits;
 use crate::clock;
 use crate::email;
 use crate::error::{ApiError, UNAVAILABLE_RETRY_AFTER};
 use crate::http::{HTML, Handler, LogContext, Request, Response};
+use crate::metrics;
 use crate::params::Params;
 use crate::reset_desk::ResetDesk;
 use crate::site::Site;
@@ -35,8 +36,6 @@ pub struct ApiConfig {
     pub limits: RateLimits,
     /// Peers whose forwarding headers name the client (wire.md §8.1).
     pub trusted_proxies: Vec<IpAddr>,
-    /// Where reset requests go; `None` without `--smtp-url`.
-    pub reset_desk: Option<ResetDesk>,
     pub sessions: SessionLimits,
 }
 
@@ -45,11 +44,14 @@ pub struct ApiConfig {
 pub const ZULIP_VERSION: &str = "10.0";
 pub const ZULIP_FEATURE_LEVEL: u32 = 371;
 
-/// One worker's handler state.
+/// One worker's handler state: its store connection, and beside the shared configuration
+/// the running services every worker hands work to.
 pub struct Api {
     pub store: Store,
     pub hasher: Arc<Hasher>,
     pub config: Arc<ApiConfig>,
+    /// Where reset requests go; `None` without `--smtp-url`.
+    pub reset_desk: Option<ResetDesk>,
 }
 
 type Endpoint = fn(&mut Api, &Request, &mut LogContext) -> Result<Response, ApiError>;
@@ -123,44 +125,49 @@ const ROUTES: &[Route] = &[
     },
     Route {
         costly: &["POST"],
-        ..page(web::login::PATH, Api::web_login)
+        ..page(web::paths::LOGIN, Api::web_login)
     },
     Route {
         costly: &["PATCH"],
         never_cache: true,
         ..route("/api/v1/settings", Api::settings)
     },
-    page(web::reset::REQUEST_PATH, Api::web_reset),
-    page(web::reset::SENT_PATH, Api::web_reset),
-    page(web::reset::DONE_PATH, Api::web_reset),
+    page(web::paths::RESET_REQUEST, Api::web_reset),
+    page(web::paths::RESET_SENT, Api::web_reset),
+    page(web::paths::RESET_DONE, Api::web_reset),
     // The links, after the exact paths above: setting a password hashes it.
     Route {
         prefix: true,
         costly: &["POST"],
-        ..page(web::reset::REQUEST_PATH, Api::web_reset)
+        ..page(web::paths::RESET_REQUEST, Api::web_reset)
     },
-    page(web::account::SETTINGS_PATH, Api::web_account),
-    page(web::account::LOGOUT_PATH, Api::web_account),
+    page(web::paths::SETTINGS, Api::web_account),
+    page(web::paths::LOGOUT, Api::web_account),
     // The account page's forms check the password.
     Route {
         costly: &["POST"],
-        ..page(web::account::API_KEY_PATH, Api::web_account)
+        ..page(web::paths::API_KEY, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..page(web::account::REGENERATE_PATH, Api::web_account)
+        ..page(web::paths::REGENERATE, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..page(web::account::ZULIPRC_PATH, Api::web_account)
+        ..page(web::paths::ZULIPRC, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..page(web::account::PASSWORD_PATH, Api::web_account)
+        ..page(web::paths::PASSWORD, Api::web_account)
+    },
+    // Turning it on checks the password too.
+    Route {
+        costly: &["POST"],
+        ..page(web::paths::TWO_FACTOR_ON, Api::web_account)
     },
     Route {
         costly: &["POST"],
-        ..page(web::account::TWO_FACTOR_OFF_PATH, Api::web_account)
+        ..page(web::paths::TWO_FACTOR_OFF, Api::web_account)
     },
 ];
 
@@ -250,19 +257,19 @@ const SUCCESS: Success = Success {
 };
 
 /// The wire error of a refused login (wire.md §5.3), and the one place that decides it.
-fn login_error(refusal: Refusal) -> ApiError {
+fn login_error(refusal: LoginRefusal) -> ApiError {
     match refusal {
-        Refusal::InvalidEmail => ApiError::invalid_email(),
-        Refusal::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
-        Refusal::PasswordAuthDisabled => ApiError::password_auth_disabled(),
-        Refusal::RealmDeactivated => ApiError::realm_deactivated(),
-        Refusal::UserDeactivated => ApiError::user_deactivated(),
-        Refusal::ResetRequired => ApiError::password_reset_required(),
-        Refusal::UnknownUser
-        | Refusal::WrongPassword
-        | Refusal::DirectoryUnavailable
-        | Refusal::PasswordChanged
-        | Refusal::WrongCode => ApiError::authentication_failed(),
+        LoginRefusal::InvalidEmail => ApiError::invalid_email(),
+        LoginRefusal::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
+        LoginRefusal::PasswordAuthDisabled => ApiError::password_auth_disabled(),
+        LoginRefusal::RealmDeactivated => ApiError::realm_deactivated(),
+        LoginRefusal::UserDeactivated => ApiError::user_deactivated(),
+        LoginRefusal::ResetRequired => ApiError::password_reset_required(),
+        LoginRefusal::UnknownUser
+        | LoginRefusal::WrongPassword
+        | LoginRefusal::DirectoryUnavailable
+        | LoginRefusal::PasswordChanged
+        | LoginRefusal::WrongCode => ApiError::authentication_failed(),
     }
 }
 
@@ -313,7 +320,7 @@ impl Api {
             login: self.login(),
             site: &self.config.site,
             client: client(request, log),
-            reset_desk: self.config.reset_desk.as_ref(),
+            reset_desk: self.reset_desk.as_ref(),
             sessions: self.config.sessions,
         }
     }
@@ -463,8 +470,8 @@ impl Api {
                     name: "zulip-auth",
                     display_name: r.web_login_name().to_owned(),
                     display_icon: None,
-                    login_url: web::login::PATH,
-                    signup_url: web::login::PATH,
+                    login_url: web::paths::LOGIN,
+                    signup_url: web::paths::LOGIN,
                 })
                 .into_iter()
                 .collect(),
@@ -583,10 +590,7 @@ impl Api {
         let (user, realm) = self.basic_auth_user(request, log)?;
         let params = parse_params(request)?;
         let entry = client(request, log).audit(AuditEvent::KeyRotated, &realm, Some(user.id));
-        let api_key = key::with_fresh_key(|new_key| {
-            self.store.replace_api_key(user.id, new_key, &entry)?;
-            Ok(new_key.to_owned())
-        })?;
+        let api_key = key::replace(&self.store, user.id, &entry)?;
         #[derive(Serialize)]
         struct Regenerated<'a> {
             result: &'static str,
@@ -649,10 +653,14 @@ fn parse_params(request: &Request) -> Result<Params, ApiError> {
     )
 }
 
-/// An error's response, with the `Retry-After` of a 503 (wire.md §3.6).
+/// An error's response, with the `Retry-After` of a 503 (wire.md §3.6). A store fault is
+/// counted here, where it reaches the wire.
 fn error_response(err: &ApiError) -> Response {
+    if let Some(kind) = err.db_error {
+        metrics::db_error(kind);
+    }
     let response = Response::error(err);
-    if *err == ApiError::unavailable() {
+    if err.status == ApiError::unavailable().status {
         response.header("Retry-After", UNAVAILABLE_RETRY_AFTER)
     } else {
         response

@@ -22,6 +22,9 @@ pub struct ApiError {
     pub retry_after: Option<f64>,
     /// The Basic-auth 401s carry `WWW-Authenticate: Basic realm="zulip"` (wire.md §9.2).
     pub www_authenticate: bool,
+    /// The kind of store fault behind it, if one is (the `kind` label of
+    /// `zulip_auth_db_errors_total`), counted where the error reaches the wire.
+    pub db_error: Option<&'static str>,
 }
 
 /// Serialized in Zulip's key order: `result`, `msg`, data keys, `code`, trailing extras.
@@ -51,6 +54,7 @@ impl ApiError {
             var_name: None,
             retry_after: None,
             www_authenticate: false,
+            db_error: None,
         }
     }
 
@@ -149,6 +153,7 @@ impl ApiError {
             var_name: None,
             retry_after: None,
             www_authenticate: false,
+            db_error: None,
         }
     }
 
@@ -222,31 +227,31 @@ impl ApiError {
             msg: &'static str,
             allowed_methods: &'a [&'a str],
         }
-        serde_json::to_vec(&Body {
+        let body = Body {
             result: "error",
             msg: "Method Not Allowed",
             allowed_methods: allowed,
-        })
-        .expect("a 405 body always serializes")
+        };
+        // Strings only: serializing cannot fail, and an empty body would do no harm.
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 
     /// The compact JSON body, ending in one newline.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut body = serde_json::to_vec(&ErrorBody {
+        let body = ErrorBody {
             result: "error",
             msg: &self.msg,
             var_name: self.var_name,
             code: self.code,
             retry_after: self.retry_after,
-        })
-        .expect("an error body always serializes");
+        };
+        // Strings and a float (serde_json writes a non-finite one as null): cannot fail.
+        let mut body = serde_json::to_vec(&body).unwrap_or_default();
         body.push(b'\n');
         body
     }
 }
 
-/// A store failure inside a request, logged here: the store being unavailable is the 503
-/// of wire.md §3.6; anything else is a bug, answered with the bare 500 that leaks nothing.
 /// The refusals of the routes a key authenticates (wire.md §9.2), in the order they are checked.
 impl ApiError {
     /// A failed Basic-auth check of `users/me` or `regenerate` (wire.md §9.2).
@@ -258,6 +263,7 @@ impl ApiError {
             var_name: None,
             retry_after: None,
             www_authenticate: true,
+            db_error: None,
         }
     }
 
@@ -306,13 +312,19 @@ impl ApiError {
     }
 }
 
+/// A store failure inside a request, logged here: the store being unavailable is the 503
+/// of wire.md §3.6; anything else is a bug, answered with the bare 500 that leaks nothing.
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         log::error!("store error: {err}");
-        crate::metrics::db_error(&err);
-        match err {
-            StoreError::Unavailable(_) => ApiError::unavailable(),
-            StoreError::Refused(_) | StoreError::KeyInUse => ApiError::internal(),
+        let (answer, kind) = match err {
+            StoreError::Unavailable(_) => (ApiError::unavailable(), "unavailable"),
+            StoreError::Refused(_) => (ApiError::internal(), "refused"),
+            StoreError::KeyInUse => (ApiError::internal(), "key_in_use"),
+        };
+        ApiError {
+            db_error: Some(kind),
+            ..answer
         }
     }
 }
@@ -322,6 +334,9 @@ impl From<StoreError> for ApiError {
 pub enum Error {
     /// The operator asked for something that cannot be done (unknown realm, bad email, ...).
     Invalid(String),
+    /// The server could not start (its HTTP server, its mail transport), or a fault stopped
+    /// it; systemd restarts it on the non-zero exit.
+    Startup(String),
     Store(StoreError),
     Io(String, std::io::Error),
 }
@@ -329,7 +344,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Invalid(msg) => f.write_str(msg),
+            Error::Invalid(msg) | Error::Startup(msg) => f.write_str(msg),
             Error::Store(err) => write!(f, "{err}"),
             Error::Io(context, err) => write!(f, "{context}: {err}"),
         }

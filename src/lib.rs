@@ -18,6 +18,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod deadline;
 pub mod dns;
 pub mod email;
 pub mod error;

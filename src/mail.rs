@@ -38,7 +38,8 @@ impl FromStr for SmtpUrl {
     // lettre's own `from_url` reads a bare smtp:// as plain text and refuses tls=none, so the
     // URL is taken apart here and the transport built from its parts (web.md §8).
     fn from_str(url: &str) -> Result<SmtpUrl, String> {
-        let complaint = |why: &str| format!("invalid SMTP URL {url:?}: {why}");
+        let shown = crate::text::url_without_secrets(url);
+        let complaint = |why: &str| format!("invalid SMTP URL {shown:?}: {why}");
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| complaint("expected smtp://[user@]host[:port] or smtps://…"))?;

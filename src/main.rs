@@ -6,7 +6,7 @@ use std::io::ErrorKind;
 use std::process::ExitCode;
 
 use clap::Parser;
-use clap::error::ErrorKind as ArgErrorKind;
+use clap::error::{ContextKind, ErrorKind as ArgErrorKind};
 use zulip_auth::cli::Cli;
 use zulip_auth::error::Error;
 
@@ -30,10 +30,15 @@ fn main() -> ExitCode {
 fn parse_args() -> Cli {
     match Cli::try_parse() {
         Ok(cli) => cli,
-        // A refused value needs no usage text: its first line says what was wrong.
+        // A refused value needs no usage text, and is not repeated: a URL may hold a password
+        // (issue 20). Our parsers' reasons name what they may show.
         Err(err) if matches!(err.kind(), ArgErrorKind::ValueValidation) => {
-            let rendered = err.render().to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or_default());
+            let arg = err
+                .get(ContextKind::InvalidArg)
+                .map_or_else(String::new, ToString::to_string);
+            let why = std::error::Error::source(&err)
+                .map_or_else(|| "not a valid value".to_owned(), ToString::to_string);
+            eprintln!("error: invalid value for '{arg}': {why}");
             std::process::exit(2)
         }
         Err(err) => err.exit(),

@@ -1,18 +1,20 @@
-//! Prometheus metrics: what the server counts, and the listener that shows them.
+//! Prometheus metrics: what the server counts.
 //!
 //! The counters are process-wide and always kept (an atomic add each); only
-//! `serve --metrics-listen ADDR` shows them, on a listener of its own so that `/metrics`
-//! never faces the public proxy. No label holds an email, a key or an address: routes are
-//! the route table's paths (anything else is `other`), outcomes are the login module's
-//! refusal reasons in lowercase.
+//! `serve --metrics-listen ADDR` shows them, on a listener of its own (`server::metrics`) so
+//! that `/metrics` never faces the public proxy. No label holds an email, a key or an address: routes are
+//! the route table's paths (anything else is `other`), methods and outcomes are the login
+//! module's plain labels (`Method::label`, `LoginRefusal::label`).
+//!
+//! A leaf: it imports nothing of the program, so that every layer may count without an
+//! arrow back up.
 
 use std::net::SocketAddr;
 use std::sync::LazyLock;
-use std::thread;
 use std::time::Duration;
 
 use clap::Args;
-use log::{info, warn};
+use log::warn;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -20,10 +22,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::auth::login::{Method, Refusal};
-use crate::error::Error;
-use crate::store::StoreError;
 
 /// `serve --metrics-listen`, flattened into the serve options.
 #[derive(Debug, Args)]
@@ -37,7 +35,7 @@ pub struct MetricsArg {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoginLabels {
     method: &'static str,
-    outcome: String,
+    outcome: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -152,43 +150,29 @@ impl Metrics {
     }
 }
 
-fn method_label(method: Method) -> &'static str {
-    match method {
-        Method::Api => "api",
-        Method::Web => "web",
-        Method::Dev => "dev",
-        // A password entered again on the account page or for a password change: not a
-        // sign-in, so it has a label of its own.
-        Method::Reconfirm => "reconfirm",
-    }
-}
-
-/// A login that ended: `success`, `rate_limited`, `invalid_email` or the refusal's reason
-/// code in lowercase (`wrong_password`, `unknown_user`, `user_deactivated`, …).
-pub fn login(method: Method, outcome: Result<(), Refusal>) {
-    let outcome = match outcome {
-        Ok(()) => "success".to_owned(),
-        Err(Refusal::RateLimited { .. }) => "rate_limited".to_owned(),
-        Err(refusal) => refusal
-            .reason()
-            .map_or_else(|| "invalid_email".to_owned(), str::to_ascii_lowercase),
-    };
-    let method = method_label(method);
+/// A login that ended, by way in (`api`, `web`, …) and outcome: `success`, `rate_limited`,
+/// `invalid_email` or the refusal's reason code in lowercase (`wrong_password`, …).
+pub fn login(method: &'static str, outcome: &'static str) {
     METRICS
         .logins
         .get_or_create(&LoginLabels { method, outcome })
         .inc();
 }
 
-/// A request answered: by route and status, and its whole time if it was a login.
-pub fn answered(route: Option<&'static str>, status: u16, login: Option<Method>, took: Duration) {
+/// A request answered: by route and status, and its whole time if it was a login (by its
+/// way in's label).
+pub fn answered(
+    route: Option<&'static str>,
+    status: u16,
+    login: Option<&'static str>,
+    took: Duration,
+) {
     let route = route.unwrap_or("other");
     METRICS
         .requests
         .get_or_create(&RequestLabels { route, status })
         .inc();
     if let Some(method) = login {
-        let method = method_label(method);
         METRICS
             .login_seconds
             .get_or_create(&MethodLabel { method })
@@ -218,13 +202,8 @@ pub fn dequeued() {
     METRICS.hashing_queue.dec();
 }
 
-/// A store fault reached the wire.
-pub fn db_error(err: &StoreError) {
-    let kind = match err {
-        StoreError::Unavailable(_) => DB_ERROR_KINDS[0],
-        StoreError::Refused(_) => DB_ERROR_KINDS[1],
-        StoreError::KeyInUse => DB_ERROR_KINDS[2],
-    };
+/// A store fault reached the wire, by its kind (one of [`DB_ERROR_KINDS`]).
+pub fn db_error(kind: &'static str) {
     METRICS
         .db_errors
         .get_or_create(&DbErrorLabel { kind })
@@ -234,44 +213,9 @@ pub fn db_error(err: &StoreError) {
 /// Everything, in Prometheus' text format 0.0.4.
 pub fn text() -> String {
     let mut text = String::new();
-    prometheus_text::encode(&mut text, &METRICS.registry).expect("writing to a String");
+    // Writing to a String cannot fail.
+    if let Err(e) = prometheus_text::encode(&mut text, &METRICS.registry) {
+        warn!("metrics: cannot encode: {e}");
+    }
     text
-}
-
-/// Serves `GET /metrics` at `addr` on a thread of its own; returns the bound address.
-pub fn serve(addr: SocketAddr) -> Result<SocketAddr, Error> {
-    let server = tiny_http::Server::http(addr).map_err(|e| {
-        Error::Io(
-            format!("cannot listen for metrics on {addr}"),
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .expect("an IP listener has an IP address");
-    info!("metrics on http://{bound}/metrics");
-    let content_type = tiny_http::Header::from_bytes("Content-Type", prometheus_text::CONTENT_TYPE)
-        .expect("a valid header");
-    thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let found = request.url() == "/metrics"
-                    && matches!(
-                        request.method(),
-                        tiny_http::Method::Get | tiny_http::Method::Head
-                    );
-                let response = if found {
-                    tiny_http::Response::from_string(text()).with_header(content_type.clone())
-                } else {
-                    tiny_http::Response::from_string("not found\n").with_status_code(404)
-                };
-                if let Err(e) = request.respond(response) {
-                    warn!("metrics: could not send the response: {e}");
-                }
-            }
-        })
-        .map_err(|e| Error::Io("cannot start the metrics thread".into(), e))?;
-    Ok(bound)
 }

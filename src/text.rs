@@ -1,6 +1,7 @@
-//! Control characters in text that reaches an operator's terminal. Names come from the CLI,
-//! imports and LDAP; a newline or an escape sequence in one must not forge a table row or
+//! Text that reaches an operator's terminal or log. Control characters: names come from the
+//! CLI, imports and LDAP; a newline or an escape sequence in one must not forge a table row or
 //! drive the terminal, so input refuses them and output escapes whatever is already stored.
+//! Secrets: a URL an error names is shown without the parts that may hold a password.
 
 use std::borrow::Cow;
 
@@ -32,6 +33,23 @@ pub fn strip_controls(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).collect()
 }
 
+/// `url` as a message may show it: without its user part (`user:password@`), its query and
+/// its fragment, any of which may hold a password (issue 20: an SMTP URL's error repeated it).
+pub fn url_without_secrets(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let (rest, dropped) = match rest.find(['?', '#']) {
+        Some(at) => (&rest[..at], "?…"),
+        None => (rest, ""),
+    };
+    match rest.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}…@{host}{dropped}"),
+        None => format!("{scheme}{rest}{dropped}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +64,24 @@ mod tests {
             "x\\n\\r\\t\\u{1b}[31my\\u{85}é"
         );
         assert_eq!(strip_controls("Ot\u{1b}[2Jhello\n"), "Ot[2Jhello");
+    }
+
+    #[test]
+    fn urls_lose_their_user_part_and_query() {
+        for (url, shown) in [
+            (
+                "smtp://user:pw@mail.example.com:587",
+                "smtp://…@mail.example.com:587",
+            ),
+            (
+                "smtp://mail.example.com?tls=none&password=pw",
+                "smtp://mail.example.com?…",
+            ),
+            ("postgres://u:pw@[::1/db", "postgres://…@[::1/db"),
+            ("u:pw@host/p@th#pw", "…@th?…"),
+            ("ldaps://ldap.example.com", "ldaps://ldap.example.com"),
+        ] {
+            assert_eq!(url_without_secrets(url), shown, "{url}");
+        }
     }
 }

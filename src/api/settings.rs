@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Api, client, parse_params, rest_method_check};
-use crate::auth::account::{self, Refusal};
+use crate::auth::account::{self, PasswordRefusal};
 use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
 use crate::store::AuditEvent;
@@ -31,7 +31,7 @@ impl Api {
         let params = parse_params(request)?;
         if let Some(new_password) = params.get("new_password").filter(|p| !p.is_empty()) {
             if account::managed_by_ldap(&realm, &user) {
-                return Err(Refusal::ManagedByLdap.into());
+                return Err(PasswordRefusal::ManagedByLdap.into());
             }
             let old_password = params.get("old_password").unwrap_or("");
             let login = self.login();

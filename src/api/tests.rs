@@ -47,6 +47,7 @@ fn fixture(dev: bool) -> Fixture {
         store,
         hasher,
         config: Arc::new(config),
+        reset_desk: None,
     };
     Fixture { api, _dir: dir }
 }

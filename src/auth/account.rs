@@ -3,7 +3,7 @@
 //! any login) and set a new one (web.md §5, §6, §7).
 
 use crate::auth::ldap;
-use crate::auth::login::{self, Client, Credentials, Login, Method};
+use crate::auth::login::{Client, Credentials, Login, LoginRefusal, Method};
 use crate::auth::policy;
 use crate::error::ApiError;
 use crate::store::limits::username_key;
@@ -11,7 +11,7 @@ use crate::store::{AuditEntry, Realm, StoreError, User};
 
 /// Why a password was not accepted, in the order web.md §5 checks, or the store failed.
 #[derive(Debug)]
-pub enum Refusal {
+pub enum PasswordRefusal {
     ManagedByLdap,
     /// Seconds until the limits have room again.
     TooManyAttempts(f64),
@@ -20,21 +20,23 @@ pub enum Refusal {
     Store(StoreError),
 }
 
-impl From<StoreError> for Refusal {
-    fn from(e: StoreError) -> Refusal {
-        Refusal::Store(e)
+impl From<StoreError> for PasswordRefusal {
+    fn from(e: StoreError) -> PasswordRefusal {
+        PasswordRefusal::Store(e)
     }
 }
 
-impl From<Refusal> for ApiError {
+impl From<PasswordRefusal> for ApiError {
     /// The API's answers (web.md §5).
-    fn from(refusal: Refusal) -> ApiError {
+    fn from(refusal: PasswordRefusal) -> ApiError {
         match refusal {
-            Refusal::ManagedByLdap => ApiError::password_managed_by_ldap(),
-            Refusal::TooManyAttempts(retry_after) => ApiError::too_many_attempts(retry_after),
-            Refusal::WrongPassword => ApiError::wrong_old_password(),
-            Refusal::TooWeak => ApiError::new_password_too_weak(),
-            Refusal::Store(e) => ApiError::from(e),
+            PasswordRefusal::ManagedByLdap => ApiError::password_managed_by_ldap(),
+            PasswordRefusal::TooManyAttempts(retry_after) => {
+                ApiError::too_many_attempts(retry_after)
+            }
+            PasswordRefusal::WrongPassword => ApiError::wrong_old_password(),
+            PasswordRefusal::TooWeak => ApiError::new_password_too_weak(),
+            PasswordRefusal::Store(e) => ApiError::from(e),
         }
     }
 }
@@ -49,13 +51,17 @@ pub fn managed_by_ldap(realm: &Realm, user: &User) -> bool {
 /// Checks that `password` is the user's, as a login with their email: the limits refuse
 /// first and count the attempt, a wrong password stays counted, and a right one clears the
 /// username's bucket. Returns the user's key (minted if it is their first).
+///
+/// The one re-confirmation of a signed-in person before a change (web.md §4, §7). A user
+/// without a password (made by an identity provider, when that lands) will re-confirm here
+/// with their current factor, or without one with a provider sign-in of the last 5 minutes.
 pub fn confirm_password(
     login: &Login<'_>,
     realm: &Realm,
     user: &User,
     password: &str,
     client: Client<'_>,
-) -> Result<String, Refusal> {
+) -> Result<String, PasswordRefusal> {
     let credentials = Credentials {
         username: &user.delivery_email,
         password,
@@ -63,13 +69,13 @@ pub fn confirm_password(
     let checked = login.login(realm, credentials, client, Method::Reconfirm)?;
     match checked.outcome {
         Ok(success) if success.user.id == user.id => Ok(success.api_key),
-        Ok(_) => Err(Refusal::WrongPassword),
-        Err(login::Refusal::RateLimited { retry_after }) => {
-            Err(Refusal::TooManyAttempts(retry_after))
+        Ok(_) => Err(PasswordRefusal::WrongPassword),
+        Err(LoginRefusal::RateLimited { retry_after }) => {
+            Err(PasswordRefusal::TooManyAttempts(retry_after))
         }
         // Password auth off, a hash that must be reset, a directory that is down: no
         // password is right then (web.md §5, check 3).
-        Err(_) => Err(Refusal::WrongPassword),
+        Err(_) => Err(PasswordRefusal::WrongPassword),
     }
 }
 
@@ -81,12 +87,12 @@ pub fn set_password(
     user: &User,
     new_password: &str,
     audit: &AuditEntry,
-) -> Result<(), Refusal> {
+) -> Result<(), PasswordRefusal> {
     let (hash, bucket) = new_hash(login, user, new_password)?;
     login
         .store
         .set_password(user.id, &hash, &bucket, audit)
-        .map_err(Refusal::from)
+        .map_err(PasswordRefusal::from)
 }
 
 /// The hash of a new password the policy accepts, and the username bucket it clears.
@@ -94,9 +100,9 @@ pub fn new_hash(
     login: &Login<'_>,
     user: &User,
     new_password: &str,
-) -> Result<(String, String), Refusal> {
+) -> Result<(String, String), PasswordRefusal> {
     if policy::check(new_password).is_err() {
-        return Err(Refusal::TooWeak);
+        return Err(PasswordRefusal::TooWeak);
     }
     Ok((
         login.hasher.hash(new_password),

@@ -1,7 +1,8 @@
 //! API keys: 32 characters of `[A-Za-z0-9]`, each drawn uniformly from the OS generator
 //! (wire.md §9.1). Keys are minted here; the store only stores the keys it is given.
 
-use crate::store::{StoreError, StoreResult};
+use crate::auth::token;
+use crate::store::{AuditEntry, Store, StoreError, StoreResult};
 
 pub const KEY_LENGTH: usize = 32;
 const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -11,9 +12,8 @@ const ACCEPT_BELOW: u8 = 248;
 
 pub fn generate() -> String {
     let mut key = String::with_capacity(KEY_LENGTH);
-    let mut buf = [0u8; 64];
     while key.len() < KEY_LENGTH {
-        getrandom::fill(&mut buf).expect("the OS random generator is available");
+        let buf = token::random_bytes::<64>();
         for &b in buf.iter().filter(|&&b| b < ACCEPT_BELOW) {
             if key.len() == KEY_LENGTH {
                 break;
@@ -33,6 +33,15 @@ pub fn with_fresh_key<T>(mut store: impl FnMut(&str) -> StoreResult<T>) -> Store
             other => return other,
         }
     }
+}
+
+/// A new key for the user in place of the old, which fails at once (wire.md §9.4); `audit`
+/// is the `key_rotated` row.
+pub fn replace(store: &Store, user_id: i64, audit: &AuditEntry) -> StoreResult<String> {
+    with_fresh_key(|new_key| {
+        store.replace_api_key(user_id, new_key, audit)?;
+        Ok(new_key.to_owned())
+    })
 }
 
 pub fn is_well_formed(key: &str) -> bool {

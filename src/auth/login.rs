@@ -1,6 +1,6 @@
 //! The password login, once, for every way in: the API's `fetch_api_key` and the web
 //! sign-in. It walks wire.md §5.2 from step 4 (the realm is the caller's) to step 12 and
-//! answers in domain terms; callers map a [`Refusal`] to their own wire or page.
+//! answers in domain terms; callers map a [`LoginRefusal`] to their own wire or page.
 //!
 //! It has two halves, so a second factor can sit between them:
 //!
@@ -71,6 +71,17 @@ pub enum Method {
 }
 
 impl Method {
+    /// The `method` label of the login metrics: a password entered again on the account
+    /// page or for a password change is not a sign-in, so it has a label of its own.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Api => "api",
+            Method::Web => "web",
+            Method::Dev => "dev",
+            Method::Reconfirm => "reconfirm",
+        }
+    }
+
     fn detail(self) -> Option<&'static str> {
         match self {
             Method::Api => None,
@@ -81,10 +92,10 @@ impl Method {
     }
 }
 
-/// Why a login was refused. Callers choose the words; [`Refusal::reason`] is the stable
+/// Why a login was refused. Callers choose the words; [`LoginRefusal::reason`] is the stable
 /// code for logs and the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Refusal {
+pub enum LoginRefusal {
     /// Step 4: not an email address (and the realm has no LDAP).
     InvalidEmail,
     /// Step 5: over the address or the username limit.
@@ -110,23 +121,41 @@ pub enum Refusal {
     ResetRequired,
 }
 
-impl Refusal {
+impl LoginRefusal {
     /// The stable code of logs and audit rows; `None` before step 5, which is not logged as
     /// an authentication failure.
     pub fn reason(self) -> Option<&'static str> {
         Some(match self {
-            Refusal::InvalidEmail => return None,
-            Refusal::RateLimited { .. } => "RATE_LIMIT_HIT",
-            Refusal::PasswordAuthDisabled => "PASSWORD_AUTH_DISABLED",
-            Refusal::UnknownUser => "UNKNOWN_USER",
-            Refusal::WrongPassword => "WRONG_PASSWORD",
-            Refusal::DirectoryUnavailable => "LDAP_UNAVAILABLE",
-            Refusal::PasswordChanged => "PASSWORD_CHANGED",
-            Refusal::WrongCode => "WRONG_CODE",
-            Refusal::RealmDeactivated => "REALM_DEACTIVATED",
-            Refusal::UserDeactivated => "USER_DEACTIVATED",
-            Refusal::ResetRequired => "PASSWORD_RESET_REQUIRED",
+            LoginRefusal::InvalidEmail => return None,
+            LoginRefusal::RateLimited { .. } => "RATE_LIMIT_HIT",
+            LoginRefusal::PasswordAuthDisabled => "PASSWORD_AUTH_DISABLED",
+            LoginRefusal::UnknownUser => "UNKNOWN_USER",
+            LoginRefusal::WrongPassword => "WRONG_PASSWORD",
+            LoginRefusal::DirectoryUnavailable => "LDAP_UNAVAILABLE",
+            LoginRefusal::PasswordChanged => "PASSWORD_CHANGED",
+            LoginRefusal::WrongCode => "WRONG_CODE",
+            LoginRefusal::RealmDeactivated => "REALM_DEACTIVATED",
+            LoginRefusal::UserDeactivated => "USER_DEACTIVATED",
+            LoginRefusal::ResetRequired => "PASSWORD_RESET_REQUIRED",
         })
+    }
+
+    /// The `outcome` label of the login metrics: `rate_limited`, `invalid_email` or the
+    /// reason code in lowercase.
+    pub fn label(self) -> &'static str {
+        match self {
+            LoginRefusal::InvalidEmail => "invalid_email",
+            LoginRefusal::RateLimited { .. } => "rate_limited",
+            LoginRefusal::PasswordAuthDisabled => "password_auth_disabled",
+            LoginRefusal::UnknownUser => "unknown_user",
+            LoginRefusal::WrongPassword => "wrong_password",
+            LoginRefusal::DirectoryUnavailable => "ldap_unavailable",
+            LoginRefusal::PasswordChanged => "password_changed",
+            LoginRefusal::WrongCode => "wrong_code",
+            LoginRefusal::RealmDeactivated => "realm_deactivated",
+            LoginRefusal::UserDeactivated => "user_deactivated",
+            LoginRefusal::ResetRequired => "password_reset_required",
+        }
     }
 
     /// The refusals that tell nothing but "wrong credentials" (Zulip's one E11), which
@@ -134,25 +163,28 @@ impl Refusal {
     pub fn is_wrong_credentials(self) -> bool {
         matches!(
             self,
-            Refusal::UnknownUser
-                | Refusal::WrongPassword
-                | Refusal::DirectoryUnavailable
-                | Refusal::PasswordChanged
-                | Refusal::WrongCode
+            LoginRefusal::UnknownUser
+                | LoginRefusal::WrongPassword
+                | LoginRefusal::DirectoryUnavailable
+                | LoginRefusal::PasswordChanged
+                | LoginRefusal::WrongCode
         )
     }
 
     /// Refusals by a check that costs an attacker nothing are kept out of the audit trail,
     /// which they could otherwise flood.
     fn is_audited(self) -> bool {
-        !matches!(self, Refusal::InvalidEmail | Refusal::RateLimited { .. })
+        !matches!(
+            self,
+            LoginRefusal::InvalidEmail | LoginRefusal::RateLimited { .. }
+        )
     }
 }
 
 /// A login's answer with what every answer past step 5 carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked<T> {
-    pub outcome: Result<T, Refusal>,
+    pub outcome: Result<T, LoginRefusal>,
     /// The username bucket after this attempt (the `X-RateLimit-*` headers).
     pub quota: Option<Quota>,
     /// The account the username named, once known (for the log).
@@ -243,9 +275,10 @@ impl Login<'_> {
         let Credentials { username, password } = credentials;
         // With LDAP on, the username may be an LDAP username rather than an email.
         if realm.ldap_backend().is_none() && !email::is_valid(username) {
-            metrics::login(method, Err(Refusal::InvalidEmail));
+            let refusal = LoginRefusal::InvalidEmail;
+            self.refused(realm, method, refusal, None, None, client)?;
             return Ok(Checked {
-                outcome: Err(Refusal::InvalidEmail),
+                outcome: Err(refusal),
                 quota: None,
                 user_id: None,
             });
@@ -254,19 +287,14 @@ impl Login<'_> {
             quota,
             reservation,
             username_key,
-        } = match self.admit(realm, username, client, None)? {
+        } = match self.admit(realm, method, username, client, None)? {
             Ok(admitted) => admitted,
-            Err(refused) => {
-                if let Err(refusal) = refused.outcome {
-                    metrics::login(method, Err(refusal));
-                }
-                return Ok(refused);
-            }
+            Err(refused) => return Ok(refused),
         };
         let mut user_id = None;
         let checked = if method == Method::Api && realm.require_2fa {
             // Phone logins go through the browser, which asks for the second factor.
-            Ok(Err(Refusal::PasswordAuthDisabled))
+            Ok(Err(LoginRefusal::PasswordAuthDisabled))
         } else {
             self.check(realm, username, password, &mut user_id)
         };
@@ -278,8 +306,7 @@ impl Login<'_> {
                 Ok(verified)
             }
             Ok(Err(refusal)) => {
-                self.refused(realm, refusal, user_id, reservation, client)?;
-                metrics::login(method, Err(refusal));
+                self.refused(realm, method, refusal, user_id, reservation, client)?;
                 Err(refusal)
             }
             Err(fault) => {
@@ -334,7 +361,7 @@ impl Login<'_> {
         realm: &Realm,
         verified: Verified,
         client: Client<'_>,
-    ) -> StoreResult<Result<Success, Refusal>> {
+    ) -> StoreResult<Result<Success, LoginRefusal>> {
         let audit = AuditEntry {
             detail: verified.method.detail().map(str::to_owned),
             ..client.audit(AuditEvent::LoginSuccess, realm, Some(verified.user.id))
@@ -358,50 +385,63 @@ impl Login<'_> {
         })?;
         let refusal = match end {
             LoginEnd::Done { user, api_key, .. } => {
-                metrics::login(verified.method, Ok(()));
+                // The one place a login succeeds; every refusal is settled in `refused`.
+                metrics::login(verified.method.label(), "success");
                 return Ok(Ok(Success { user, api_key }));
             }
-            LoginEnd::PasswordChanged => Refusal::PasswordChanged,
-            LoginEnd::UserDeactivated => Refusal::UserDeactivated,
-            LoginEnd::RealmDeactivated => Refusal::RealmDeactivated,
-            LoginEnd::UserGone => Refusal::UnknownUser,
+            LoginEnd::PasswordChanged => LoginRefusal::PasswordChanged,
+            LoginEnd::UserDeactivated => LoginRefusal::UserDeactivated,
+            LoginEnd::RealmDeactivated => LoginRefusal::RealmDeactivated,
+            LoginEnd::UserGone => LoginRefusal::UnknownUser,
         };
         self.refused(
             realm,
+            verified.method,
             refusal,
             Some(verified.user.id),
             verified.reservation,
             client,
         )?;
-        metrics::login(verified.method, Err(refusal));
         Ok(Err(refusal))
     }
 
     /// The second step of a login whose password was verified and [deferred](Login::defer):
     /// the code is admitted by both limits as a password attempt is (wire.md §8), `accept`
-    /// checks it, and only an accepted code finishes the login. A refused code is audited
-    /// and counts against the address.
-    pub fn second_factor(
+    /// checks it (`Some` proof of what it accepted, `None` for a wrong code), and only an
+    /// accepted code finishes the login. A refused code is audited and counts against the
+    /// address; a store fault in the check counts as nothing.
+    pub fn second_factor<P>(
         &self,
         realm: &Realm,
         username: &str,
         mut verified: Verified,
         client: Client<'_>,
-        accept: impl FnOnce(&User) -> bool,
-    ) -> StoreResult<Checked<Success>> {
+        accept: impl FnOnce(&User) -> StoreResult<Option<P>>,
+    ) -> StoreResult<Checked<(Success, P)>> {
         let user_id = Some(verified.user.id);
+        let method = verified.method;
         let Admitted {
             quota, reservation, ..
-        } = match self.admit(realm, username, client, user_id)? {
+        } = match self.admit(realm, method, username, client, user_id)? {
             Ok(admitted) => admitted,
             Err(refused) => return Ok(refused),
         };
-        let outcome = if accept(&verified.user) {
-            verified.reservation = reservation;
-            self.finish(realm, verified, client)?
-        } else {
-            self.refused(realm, Refusal::WrongCode, user_id, reservation, client)?;
-            Err(Refusal::WrongCode)
+        let accepted = accept(&verified.user).inspect_err(|_| {
+            if let Some(held) = reservation {
+                ratelimit::give_back(&**self.store, held);
+            }
+        })?;
+        let outcome = match accepted {
+            Some(proof) => {
+                verified.reservation = reservation;
+                self.finish(realm, verified, client)?
+                    .map(|success| (success, proof))
+            }
+            None => {
+                let refusal = LoginRefusal::WrongCode;
+                self.refused(realm, method, refusal, user_id, reservation, client)?;
+                Err(refusal)
+            }
         };
         Ok(Checked {
             outcome,
@@ -417,9 +457,9 @@ impl Login<'_> {
         realm: &Realm,
         user: User,
         client: Client<'_>,
-    ) -> StoreResult<Result<Success, Refusal>> {
+    ) -> StoreResult<Result<Success, LoginRefusal>> {
         if let Err(refusal) = check_active(realm, &user) {
-            metrics::login(Method::Dev, Err(refusal));
+            self.refused(realm, Method::Dev, refusal, Some(user.id), None, client)?;
             return Ok(Err(refusal));
         }
         let verified = Verified {
@@ -449,6 +489,7 @@ impl Login<'_> {
     fn admit<T>(
         &self,
         realm: &Realm,
+        method: Method,
         username: &str,
         client: Client<'_>,
         user_id: Option<i64>,
@@ -459,11 +500,15 @@ impl Login<'_> {
                 .limits
                 .admit(&**self.store, &counted, client.address, clock::now())?
             {
-                Gate::Refused { retry_after, quota } => Err(Checked {
-                    outcome: Err(Refusal::RateLimited { retry_after }),
-                    quota,
-                    user_id,
-                }),
+                Gate::Refused { retry_after, quota } => {
+                    let refusal = LoginRefusal::RateLimited { retry_after };
+                    self.refused(realm, method, refusal, user_id, None, client)?;
+                    Err(Checked {
+                        outcome: Err(refusal),
+                        quota,
+                        user_id,
+                    })
+                }
                 Gate::Admitted { quota, reservation } => Ok(Admitted {
                     quota,
                     reservation,
@@ -473,16 +518,19 @@ impl Login<'_> {
         )
     }
 
-    /// Audits a refusal and settles the address reservation: a wrong-credentials refusal
-    /// keeps it (it is that failure's event), any other gives it back.
+    /// Settles a refusal, every one of them: counts it, audits it, and settles the address
+    /// reservation: a wrong-credentials refusal keeps it (it is that failure's event), any
+    /// other gives it back.
     fn refused(
         &self,
         realm: &Realm,
-        refusal: Refusal,
+        method: Method,
+        refusal: LoginRefusal,
         user_id: Option<i64>,
         reservation: Option<Reservation>,
         client: Client<'_>,
     ) -> StoreResult<()> {
+        metrics::login(method.label(), refusal.label());
         if let Some(held) = reservation.filter(|_| !refusal.is_wrong_credentials()) {
             ratelimit::give_back(&**self.store, held);
         }
@@ -516,13 +564,13 @@ impl Login<'_> {
         username: &str,
         password: &str,
         user_id: &mut Option<i64>,
-    ) -> StoreResult<Result<Verified, Refusal>> {
+    ) -> StoreResult<Result<Verified, LoginRefusal>> {
         if !realm.email_backend() && realm.ldap_backend().is_none() {
-            return Ok(Err(Refusal::PasswordAuthDisabled));
+            return Ok(Err(LoginRefusal::PasswordAuthDisabled));
         }
         if password.is_empty() {
             // Wrong for every account; no lookup is made.
-            return Ok(Err(Refusal::WrongPassword));
+            return Ok(Err(LoginRefusal::WrongPassword));
         }
         match realm.ldap_backend() {
             Some(ldap) => self.ldap_user(realm, ldap, username, password, user_id),
@@ -538,10 +586,10 @@ impl Login<'_> {
         username: &str,
         password: &str,
         user_id: &mut Option<i64>,
-    ) -> StoreResult<Result<Verified, Refusal>> {
+    ) -> StoreResult<Result<Verified, LoginRefusal>> {
         let Some(user) = self.store.user_by_email(realm.id, username)? else {
             self.hasher.spend_dummy_verification();
-            return Ok(Err(Refusal::UnknownUser));
+            return Ok(Err(LoginRefusal::UnknownUser));
         };
         *user_id = Some(user.id);
         if let Err(refusal) = check_active(realm, &user) {
@@ -553,15 +601,15 @@ impl Login<'_> {
 
     /// Steps 10 and 11 for a local hash: verify, then prepare the upgraded hash if it needs
     /// one, but only for a password the policy accepts (else E10).
-    fn local_password(&self, user: User, password: &str) -> Result<Verified, Refusal> {
+    fn local_password(&self, user: User, password: &str) -> Result<Verified, LoginRefusal> {
         let Verdict::Match { needs_rehash } =
             self.hasher.verify(user.password.as_deref(), password)
         else {
-            return Err(Refusal::WrongPassword);
+            return Err(LoginRefusal::WrongPassword);
         };
         let rehash = if needs_rehash {
             if policy::check(password).is_err() {
-                return Err(Refusal::ResetRequired);
+                return Err(LoginRefusal::ResetRequired);
             }
             Some(self.hasher.hash(password))
         } else {
@@ -587,7 +635,7 @@ impl Login<'_> {
         username: &str,
         password: &str,
         user_id: &mut Option<i64>,
-    ) -> StoreResult<Result<Verified, Refusal>> {
+    ) -> StoreResult<Result<Verified, LoginRefusal>> {
         if realm.email_backend()
             && email::is_valid(username)
             && let Some(user) = self.store.user_by_email(realm.id, username)?
@@ -598,17 +646,17 @@ impl Login<'_> {
                 return Ok(Err(refusal));
             }
             match self.local_password(user, password) {
-                Err(Refusal::WrongPassword) => {}
+                Err(LoginRefusal::WrongPassword) => {}
                 decided => return Ok(decided),
             }
         }
         let (email, full_name) = match ldap::authenticate(ldap, username, password) {
             Outcome::Authenticated { email, full_name } => (email, full_name),
-            Outcome::UnknownUser => return Ok(Err(Refusal::UnknownUser)),
-            Outcome::WrongPassword => return Ok(Err(Refusal::WrongPassword)),
+            Outcome::UnknownUser => return Ok(Err(LoginRefusal::UnknownUser)),
+            Outcome::WrongPassword => return Ok(Err(LoginRefusal::WrongPassword)),
             Outcome::Unavailable(reason) => {
                 warn!("LDAP directory {} unreachable: {reason}", ldap.url());
-                return Ok(Err(Refusal::DirectoryUnavailable));
+                return Ok(Err(LoginRefusal::DirectoryUnavailable));
             }
         };
         let user = match self.store.user_by_email(realm.id, &email)? {
@@ -616,7 +664,7 @@ impl Login<'_> {
             None if ldap.create_users() && email::is_valid(&email) => {
                 self.create_ldap_user(realm, &email, full_name)?
             }
-            None => return Ok(Err(Refusal::UnknownUser)),
+            None => return Ok(Err(LoginRefusal::UnknownUser)),
         };
         *user_id = Some(user.id);
         if let Err(refusal) = check_active(realm, &user) {
@@ -662,11 +710,11 @@ impl Login<'_> {
 }
 
 /// E8 before E7, both before any password check (wire.md §5.2 step 9).
-fn check_active(realm: &Realm, user: &User) -> Result<(), Refusal> {
+fn check_active(realm: &Realm, user: &User) -> Result<(), LoginRefusal> {
     if realm.deactivated {
-        Err(Refusal::RealmDeactivated)
+        Err(LoginRefusal::RealmDeactivated)
     } else if !user.is_active {
-        Err(Refusal::UserDeactivated)
+        Err(LoginRefusal::UserDeactivated)
     } else {
         Ok(())
     }
@@ -686,14 +734,15 @@ impl Client<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::auth::password::Argon2Config;
     use crate::store::Rule;
 
-    const PASSWORD: &str = "Correct-Horse-9";
+    pub(crate) const PASSWORD: &str = "Correct-Horse-9";
 
-    fn setup() -> (tempfile::TempDir, Store, Hasher, Realm) {
+    /// A database with one user, iago@example.com, whose password is [`PASSWORD`].
+    pub(crate) fn setup() -> (tempfile::TempDir, Store, Hasher, Realm) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let hasher = Hasher::new(Argon2Config {
@@ -762,12 +811,12 @@ mod tests {
                 "iago@example.com",
                 verified.clone(),
                 client(),
-                |_| false,
+                |_| Ok(None::<()>),
             )
             .unwrap();
         assert_eq!(
             (remaining(&wrong), wrong.outcome),
-            (Some(3), Err(Refusal::WrongCode))
+            (Some(3), Err(LoginRefusal::WrongCode))
         );
         // The right code finishes: a key, and the username bucket cleared.
         let right = login
@@ -776,11 +825,11 @@ mod tests {
                 "iago@example.com",
                 verified.clone(),
                 client(),
-                |u| u.delivery_email == "iago@example.com",
+                |u| Ok((u.delivery_email == "iago@example.com").then_some(())),
             )
             .unwrap();
         assert_eq!(remaining(&right), Some(2));
-        let success = right.outcome.unwrap();
+        let (success, ()) = right.outcome.unwrap();
         assert_eq!(success.api_key.len(), 32);
         let again = login
             .verify(&realm, credentials, client(), Method::Api)
@@ -799,11 +848,14 @@ mod tests {
         let failed = login
             .verify(&realm, wrong_password, client(), Method::Api)
             .unwrap();
-        assert_eq!(failed.outcome, Err(Refusal::WrongPassword));
+        assert_eq!(failed.outcome, Err(LoginRefusal::WrongPassword));
         let blocked = login
             .verify(&realm, credentials, client(), Method::Api)
             .unwrap();
-        assert!(matches!(blocked.outcome, Err(Refusal::RateLimited { .. })));
+        assert!(matches!(
+            blocked.outcome,
+            Err(LoginRefusal::RateLimited { .. })
+        ));
         assert_eq!(blocked.quota, None);
         let audit = store
             .audit_rows(&crate::store::AuditFilter::default())
@@ -839,8 +891,10 @@ mod tests {
             .set_password(user.id, &hasher.hash("Other-Horse-8"), "user:x", &audit)
             .unwrap();
         let late = login
-            .second_factor(&realm, "iago@example.com", verified, client(), |_| true)
+            .second_factor(&realm, "iago@example.com", verified, client(), |_| {
+                Ok(Some(()))
+            })
             .unwrap();
-        assert_eq!(late.outcome, Err(Refusal::PasswordChanged));
+        assert_eq!(late.outcome, Err(LoginRefusal::PasswordChanged));
     }
 }

@@ -15,6 +15,7 @@ use base64ct::{Base64, Base64Unpadded, Encoding};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::auth::token;
 use crate::metrics;
 
 /// Passwords longer than this are never hashed: they count as a mismatch (wire.md §3.4).
@@ -109,10 +110,8 @@ impl Hasher {
     /// against it costs what a real verification costs, and no password can match it. So
     /// start-up spends no hash computation on it.
     pub fn new(config: Argon2Config) -> Hasher {
-        let mut salt = vec![0u8; SALT_BYTES];
-        let mut hash = vec![0u8; OUTPUT_BYTES];
-        getrandom::fill(&mut salt).expect("the OS random generator is available");
-        getrandom::fill(&mut hash).expect("the OS random generator is available");
+        let salt = token::random_bytes::<SALT_BYTES>().to_vec();
+        let hash = token::random_bytes::<OUTPUT_BYTES>().to_vec();
         Hasher {
             config,
             dummy: StoredHash::Argon2 {
@@ -140,9 +139,13 @@ impl Hasher {
     }
 
     /// A fresh argon2id PHC string for `password`.
+    #[allow(
+        clippy::expect_used,
+        reason = "the configuration passed Argon2Config::validate, which asks argon2 itself \
+                  whether these parameters and this output length hash"
+    )]
     pub fn hash(&self, password: &str) -> String {
-        let mut salt = [0u8; SALT_BYTES];
-        getrandom::fill(&mut salt).expect("the OS random generator is available");
+        let salt = token::random_bytes::<SALT_BYTES>();
         let Argon2Config { m_kib, t, p } = self.config;
         let mut out = [0u8; OUTPUT_BYTES];
         self.compute(

@@ -99,11 +99,13 @@ pub struct RateLimits {
 }
 
 /// The address bucket's key: the address, or for IPv6 its /64, which one client usually
-/// holds whole.
-fn address_key(address: IpAddr) -> String {
-    match address.to_canonical() {
-        IpAddr::V4(v4) => format!("addr:{v4}"),
-        IpAddr::V6(v6) => {
+/// holds whole. Requests whose address is unknown (on the Unix socket, without a forwarding
+/// header that parses) share one bucket: the limit fails closed (wire.md §8.1).
+fn address_key(address: Option<IpAddr>) -> String {
+    match address.map(|a| a.to_canonical()) {
+        None => "addr:unknown".to_owned(),
+        Some(IpAddr::V4(v4)) => format!("addr:{v4}"),
+        Some(IpAddr::V6(v6)) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);
             format!("addr:{}/64", std::net::Ipv6Addr::from(prefix))
         }
@@ -151,8 +153,8 @@ impl RateLimits {
     ) -> StoreResult<Gate> {
         settle_owed(store, self.per_address.map(|rule| rule.window), now);
         let attempt = Attempt {
-            address: self.per_address.zip(client).map(|(rule, address)| Bucket {
-                key: address_key(address),
+            address: self.per_address.map(|rule| Bucket {
+                key: address_key(client),
                 rule,
             }),
             username: self.per_username.map(|rule| Bucket {
@@ -287,7 +289,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_client_is_its_64() {
-        let key = |a: &str| address_key(a.parse().unwrap());
+        let key = |a: &str| address_key(Some(a.parse().unwrap()));
         assert_eq!(key("2001:db8:1:2:3:4:5:6"), "addr:2001:db8:1:2::/64");
         assert_eq!(key("2001:db8:1:2:ffff::1"), key("2001:db8:1:2::9"));
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));

@@ -122,6 +122,8 @@ pub fn request_allowed(
         bucket(format!("reset-hour:{email}"), EMAIL_HOURLY),
         bucket(format!("reset-day:{email}"), EMAIL_DAILY),
     ];
-    buckets.extend(client.map(|ip| bucket(format!("reset-addr:{ip}"), ADDRESS_DAILY)));
+    // An unknown address shares one bucket: the limit fails closed (wire.md §8.1).
+    let address = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    buckets.push(bucket(format!("reset-addr:{address}"), ADDRESS_DAILY));
     store.count_if_room(&buckets, now)
 }

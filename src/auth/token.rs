@@ -8,10 +8,22 @@ use sha2::{Digest, Sha256};
 
 const SECRET_BYTES: usize = 32;
 
+/// `N` bytes from the OS generator: the one place every secret, key, salt and token of the
+/// program draws from.
+#[allow(
+    clippy::expect_used,
+    reason = "without the OS generator no secret can be made and nothing can stand in for one; \
+              a request's panic is answered 500 by the handler's catch_unwind"
+)]
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the OS random generator is available");
+    bytes
+}
+
 /// A fresh secret and its digest.
 pub fn fresh() -> (String, String) {
-    let mut bytes = [0u8; SECRET_BYTES];
-    getrandom::fill(&mut bytes).expect("the OS random generator is available");
+    let bytes = random_bytes::<SECRET_BYTES>();
     let secret = Base64UrlUnpadded::encode_string(&bytes);
     let digest = digest(&secret);
     (secret, digest)

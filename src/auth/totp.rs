@@ -3,6 +3,7 @@
 //! 20-byte random key. A code is accepted once: the step it matched must be later than the
 //! last accepted one, which the store keeps beside the secret.
 
+use crate::auth::token;
 use std::fmt;
 
 use qrcode::QrCode;
@@ -28,9 +29,7 @@ impl fmt::Debug for Secret {
 impl Secret {
     /// A fresh key from the OS generator.
     pub fn generate() -> Secret {
-        let mut bytes = vec![0u8; SECRET_BYTES];
-        getrandom::fill(&mut bytes).expect("the OS random generator is available");
-        Secret(bytes)
+        Secret(token::random_bytes::<SECRET_BYTES>().to_vec())
     }
 
     /// The key as stored: RFC 4648 base32 without padding, as in the otpauth URI.
@@ -44,6 +43,11 @@ impl Secret {
         (secret.as_bytes().len() == SECRET_BYTES).then(|| Secret(secret.as_bytes().to_vec()))
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "the parameters are constants of RFC 6238, the secret is SECRET_BYTES long \
+                  and label_part leaves no colon: the builder's checks cannot fail"
+    )]
     fn totp(&self, issuer: Option<&str>, account: &str) -> Totp {
         totp_rs::Builder::new()
             .with_algorithm(Algorithm::SHA1)
@@ -59,6 +63,10 @@ impl Secret {
 
     /// `otpauth://totp/ISSUER:ACCOUNT?secret=BASE32&issuer=ISSUER`, which authenticator apps
     /// read as SHA-1, six digits and 30 s.
+    #[allow(
+        clippy::expect_used,
+        reason = "to_url fails only on an empty account name, which label_part never leaves"
+    )]
     pub fn otpauth_uri(&self, issuer: &str, account: &str) -> String {
         self.totp(Some(issuer), account)
             .to_url()
@@ -96,9 +104,12 @@ fn label_part(text: &str) -> String {
 }
 
 /// The URI as an SVG element for an HTML page (no XML declaration), dark on white with
-/// the quiet zone QR readers need.
+/// the quiet zone QR readers need; empty for a URI too long for a QR code (the key is shown
+/// as text beside it).
 pub fn qr_svg(uri: &str) -> String {
-    let code = QrCode::new(uri.as_bytes()).expect("an otpauth URI fits in a QR code");
+    let Ok(code) = QrCode::new(uri.as_bytes()) else {
+        return String::new();
+    };
     let image = code
         .render::<svg::Color>()
         .min_dimensions(220, 220)
@@ -111,9 +122,12 @@ pub fn qr_svg(uri: &str) -> String {
 }
 
 /// The URI as half-height Unicode blocks, light modules drawn, for a dark or light terminal
-/// alike (the quiet zone keeps it readable on either).
+/// alike (the quiet zone keeps it readable on either); a sentence instead for a URI too long
+/// for a QR code.
 pub fn qr_terminal(uri: &str) -> String {
-    let code = QrCode::new(uri.as_bytes()).expect("an otpauth URI fits in a QR code");
+    let Ok(code) = QrCode::new(uri.as_bytes()) else {
+        return "(too long for a QR code: enter the key by hand)".to_owned();
+    };
     code.render::<unicode::Dense1x2>()
         .dark_color(unicode::Dense1x2::Light)
         .light_color(unicode::Dense1x2::Dark)

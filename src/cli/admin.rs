@@ -113,12 +113,19 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
 
 fn ldap_changes(args: LdapArgs) -> Result<LdapSettings, Error> {
     let mut settings = args.settings;
-    if let Some(url) = settings.url.as_ref().filter(|url| !url.is_empty())
-        && !(url.starts_with("ldap://") || url.starts_with("ldaps://"))
-    {
-        return invalid!(
-            "invalid LDAP URL {url:?}: expected ldap://host[:port] or ldaps://host[:port]"
-        );
+    if let Some(url) = settings.url.as_ref().filter(|url| !url.is_empty()) {
+        let shown = crate::text::url_without_secrets(url);
+        if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+            return invalid!(
+                "invalid LDAP URL {shown:?}: expected ldap://host[:port] or ldaps://host[:port]"
+            );
+        }
+        // The audit trail records the URL: no password may ride in it.
+        if url.contains('@') {
+            return invalid!(
+                "invalid LDAP URL {shown:?}: the bind DN and password do not go in the URL (--ldap-bind-dn, ZULIP_AUTH_LDAP_BIND_PASSWORD)"
+            );
+        }
     }
     if let Some(filter) = &settings.user_filter
         && !filter.contains("%(user)s")

@@ -236,6 +236,9 @@ pub struct ServeArgs {
     pub metrics: crate::metrics::MetricsArg,
 
     #[command(flatten)]
+    pub socket: crate::server::SocketArgs,
+
+    #[command(flatten)]
     pub mail: MailArgs,
 
     #[command(flatten)]
@@ -647,7 +650,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
     };
     match cli.command {
-        Command::Serve(args) => server::run(serve_config(args, db, validated(argon2)?)?),
+        Command::Serve(args) => server::run(&serve_config(args, db, validated(argon2)?)?),
         Command::Realm(command) => admin::realm(&open()?, command),
         Command::User(command) => admin::user(&open()?, argon2, command),
         Command::Db(command) => admin::db(open, command),
@@ -684,6 +687,7 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
     Ok(ServeConfig {
         db,
         listen: args.listen,
+        socket: args.socket,
         workers,
         argon2,
         api: ApiConfig {
@@ -694,7 +698,6 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
                 per_address: args.address_rate.0,
             },
             trusted_proxies: args.trusted_proxy,
-            reset_desk: None,
             sessions: SessionLimits {
                 idle: args.session_idle_timeout.as_secs_f64(),
                 lifetime: args.session_lifetime.as_secs_f64(),

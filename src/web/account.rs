@@ -1,13 +1,16 @@
 //! The account page (web.md §7) and the browser session behind it: who is signed in, their
 //! API key and `zuliprc` after the password is entered again, a new key, a new password,
-//! the second factor, and signing out. Every form posts the CSRF token; every action but
-//! signing out and turning the second factor on asks for the password, which counts against
-//! the per-username limit as a login does.
+//! the second factor on and off (web.md §4), and signing out. Every form posts the CSRF
+//! token; every change asks for the password in the same form, which counts against the
+//! per-username limit as a login does. Only asking for a new second factor's key does not,
+//! and stores at most one offer per session.
 
 use maud::{Markup, html};
 
-use crate::auth::account::{self, Refusal as PasswordRefusal};
+use crate::auth::account::{self, PasswordRefusal};
+use crate::auth::enrolment::{self, OfferRefusal};
 use crate::auth::second_factor::{self, Origin};
+use crate::auth::totp::Secret;
 use crate::auth::{key, session};
 use crate::clock;
 use crate::error::ApiError;
@@ -17,28 +20,19 @@ use crate::web::Context;
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
-use crate::web::login;
-use crate::web::page::{self, Refusal, hidden, layout};
+use crate::web::page::{self, NO_REALM, Refusal, hidden, layout};
+use crate::web::paths;
+use crate::web::totp;
 
-pub const SETTINGS_PATH: &str = "/accounts/settings/";
-pub const API_KEY_PATH: &str = "/accounts/settings/api-key";
-pub const REGENERATE_PATH: &str = "/accounts/settings/api-key/regenerate";
-pub const ZULIPRC_PATH: &str = "/accounts/settings/zuliprc";
-pub const PASSWORD_PATH: &str = "/accounts/settings/password";
-pub const TWO_FACTOR_OFF_PATH: &str = "/accounts/settings/two-factor/remove";
-pub const LOGOUT_PATH: &str = "/accounts/logout/";
-
-const NO_REALM: Refusal = Refusal {
-    status: 404,
-    message: "There is no organization at this address.",
-};
 const ON_THE_PAGE: &str = "by the user, on the account page";
+const OFFER_EXPIRED: &str =
+    "That key is no longer on offer. Set up two-factor authentication again for a new one.";
 
 /// What signing in on the login page ends with, without the app's pad: a new session and
 /// the account page.
 pub fn sign_in(ctx: &Context<'_>, user: &User, realm_url: &str) -> Result<Response, Refusal> {
     let cookie = session_cookie(ctx, user, realm_url)?;
-    Ok(page::redirect(SETTINGS_PATH.to_owned()).header("Set-Cookie", cookie))
+    Ok(page::redirect(paths::SETTINGS.to_owned()).header("Set-Cookie", cookie))
 }
 
 /// A new session for `user`, as the `Set-Cookie` value that hands it to the browser.
@@ -53,15 +47,6 @@ fn session_cookie(ctx: &Context<'_>, user: &User, realm_url: &str) -> StoreResul
     ))
 }
 
-/// Whether this browser's session is live and `user`'s.
-pub fn is_signed_in_as(ctx: &Context<'_>, request: &Request, user: &User) -> StoreResult<bool> {
-    let Some(id) = cookie::get(request, session::COOKIE) else {
-        return Ok(false);
-    };
-    let live = session::current(ctx.store, id, clock::now(), ctx.sessions)?;
-    Ok(live.is_some_and(|(signed_in, _)| signed_in.id == user.id))
-}
-
 /// The person signed in on this browser.
 struct SignedIn {
     user: User,
@@ -74,7 +59,11 @@ struct SignedIn {
 pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Response {
     // The page is read; its forms post to the other paths.
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
-    match (request.path == SETTINGS_PATH, get, request.method == "POST") {
+    match (
+        request.path == paths::SETTINGS,
+        get,
+        request.method == "POST",
+    ) {
         (true, false, _) => {
             return page::plain(405, "This page answers GET only.").header("Allow", "GET, HEAD");
         }
@@ -107,7 +96,7 @@ fn respond(
         None => None,
     };
     let Some((user, session_id)) = live else {
-        return Ok(page::redirect(login::PATH.to_owned()));
+        return Ok(page::redirect(paths::LOGIN.to_owned()));
     };
     log.user_id = Some(user.id);
     let who = SignedIn {
@@ -125,20 +114,24 @@ fn respond(
         return view.page(Notice::None);
     };
     let outcome = match request.path.as_str() {
-        LOGOUT_PATH => return view.sign_out(),
-        PASSWORD_PATH => view.change_password(&form),
-        TWO_FACTOR_OFF_PATH => view.remove_second_factor(&form),
+        paths::LOGOUT => return view.sign_out(),
+        paths::PASSWORD => view.change_password(&form),
+        paths::TWO_FACTOR_ON => view.turn_on_second_factor(&form),
+        paths::TWO_FACTOR_OFF => view.remove_second_factor(&form),
         path => view.with_password(&form, path),
     };
     match outcome {
         Ok(response) => Ok(response),
         Err(Failure::Page(refusal)) => Err(refusal),
-        Err(Failure::Password(PasswordRefusal::TooWeak)) => {
-            view.page(Notice::Error("The password is too weak.".into()))
-        }
-        Err(Failure::Password(refusal)) => {
-            view.page(Notice::Error(ApiError::from(refusal).msg.into_owned()))
-        }
+        Err(Failure::Password(refusal)) => view.page(Notice::Error(password_message(refusal))),
+    }
+}
+
+/// The words for a refused password on the page.
+fn password_message(refusal: PasswordRefusal) -> String {
+    match refusal {
+        PasswordRefusal::TooWeak => "The password is too weak.".into(),
+        refusal => ApiError::from(refusal).msg.into_owned(),
     }
 }
 
@@ -204,16 +197,12 @@ impl View<'_> {
     fn with_password(&self, form: &Form, path: &str) -> Result<Response, Failure> {
         let user = &self.who.user;
         let key = self.confirm(form.text("password"))?;
-        let key = if path == REGENERATE_PATH {
-            let audit = self.audit(AuditEvent::KeyRotated);
-            key::with_fresh_key(|new_key| {
-                self.ctx.store.replace_api_key(user.id, new_key, &audit)?;
-                Ok(new_key.to_owned())
-            })?
+        let key = if path == paths::REGENERATE {
+            key::replace(self.ctx.store, user.id, &self.audit(AuditEvent::KeyRotated))?
         } else {
             key
         };
-        if path == ZULIPRC_PATH {
+        if path == paths::ZULIPRC {
             return Ok(zuliprc(&user.delivery_email, &key, &self.who.realm_url));
         }
         Ok(self.page(Notice::ApiKey(key))?)
@@ -239,6 +228,35 @@ impl View<'_> {
         Ok(page.header("Set-Cookie", cookie))
     }
 
+    /// Turning the second factor on: without a code, a new key offered (the session's only
+    /// offer); with one, the password and the offer's first code, in one form (web.md §4).
+    fn turn_on_second_factor(&self, form: &Form) -> Result<Response, Failure> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        let (store, session_id) = (self.ctx.store, self.who.session_id.as_str());
+        let Some(code) = form.get(totp::CODE_FIELD) else {
+            let secret = enrolment::offer(store, session_id, user)?;
+            return Ok(self.enrol_page(&secret, None)?);
+        };
+        let Some(secret) = enrolment::offered(store, session_id, user)? else {
+            return Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?);
+        };
+        // web.md §4: a re-confirmation, as for every change here; a wrong password keeps the offer.
+        if let Err(refusal) = self.confirm(form.text("password")) {
+            return match Failure::from(refusal) {
+                Failure::Password(refusal) => {
+                    Ok(self.enrol_page(&secret, Some(&password_message(refusal)))?)
+                }
+                page => Err(page),
+            };
+        }
+        let context = self.audit(AuditEvent::TotpEnrolled);
+        match enrolment::turn_on(store, realm, user, session_id, code, &context)? {
+            Ok(()) => Ok(self.enrolled_page()?),
+            Err(OfferRefusal::WrongCode) => Ok(self.enrol_page(&secret, Some(totp::WRONG_CODE))?),
+            Err(OfferRefusal::Expired) => Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?),
+        }
+    }
+
     fn remove_second_factor(&self, form: &Form) -> Result<Response, Failure> {
         let (user, realm) = (&self.who.user, &self.who.realm);
         self.confirm(form.text("password"))?;
@@ -253,7 +271,7 @@ impl View<'_> {
     fn sign_out(&self) -> Result<Response, Refusal> {
         session::end(self.ctx.store, &self.who.session_id)?;
         let secure = cookie::is_secure(&self.who.realm_url);
-        Ok(page::redirect(login::PATH.to_owned()).header(
+        Ok(page::redirect(paths::LOGIN.to_owned()).header(
             "Set-Cookie",
             cookie::delete(session::COOKIE, SameSite::Strict, secure),
         ))
@@ -265,14 +283,64 @@ impl View<'_> {
         let two_factor = if second_factor::is_enrolled(self.ctx.store, user)? {
             html! {
                 p { "Two-factor authentication is on. Enter your password to turn it off." }
-                (password_form(&csrf, TWO_FACTOR_OFF_PATH, "password_2fa", "Turn off two-factor authentication"))
+                (password_form(&csrf, paths::TWO_FACTOR_OFF, "password_2fa", "Turn off two-factor authentication"))
             }
         } else {
-            login::enrolment_offer(self.ctx, realm, &csrf, user)?
+            // Only a realm that requires it sends the apps' logins through these pages too.
+            let reach = if realm.require_2fa {
+                "Add a second factor, so that a password alone cannot sign in as you."
+            } else {
+                "Add a second factor, so that a password alone cannot sign in as you on these pages. \
+                 The apps and other clients can still log in with your password alone unless your \
+                 organization requires a second factor."
+            };
+            html! {
+                p { (reach) }
+                form method="post" action=(paths::TWO_FACTOR_ON) {
+                    (hidden(csrf::FIELD, csrf.token()))
+                    button type="submit" { "Set up two-factor authentication" }
+                }
+            }
         };
         let content = account_page(&csrf, user, &notice, two_factor);
+        Ok(self.respond(&csrf, layout("Your account", content)))
+    }
+
+    /// The session's offered key, and the form of its first code and the password.
+    fn enrol_page(&self, secret: &Secret, error: Option<&str>) -> Result<Response, Refusal> {
+        let csrf = Csrf::for_page(self.request);
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        let content = html! {
+            (page::error_message(error))
+            (totp::new_key(realm, &user.delivery_email, secret))
+            form method="post" action=(paths::TWO_FACTOR_ON) {
+                (hidden(csrf::FIELD, csrf.token()))
+                (totp::code_input())
+                (password_field("password_2fa_on", "password", "Password", "current-password"))
+                button type="submit" { "Turn on" }
+            }
+            p { a href=(paths::SETTINGS) { "Back to your account" } }
+        };
+        Ok(self.respond(&csrf, layout("Set up two-factor authentication", content)))
+    }
+
+    fn enrolled_page(&self) -> Result<Response, Refusal> {
+        let csrf = Csrf::for_page(self.request);
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        let content = html! {
+            p {
+                "From now on, signing in to " (realm.name) " as "
+                strong { (user.delivery_email) }
+                " asks for a code from your authenticator app."
+            }
+            p { a href=(paths::SETTINGS) { "Back to your account" } }
+        };
+        Ok(self.respond(&csrf, layout("Two-factor authentication is on", content)))
+    }
+
+    fn respond(&self, csrf: &Csrf, markup: maud::Markup) -> Response {
         let secure = cookie::is_secure(&self.who.realm_url);
-        Ok(csrf.set_cookie(page::html(200, layout("Your account", content)), secure))
+        csrf.set_cookie(page::html(200, markup), secure)
     }
 }
 
@@ -318,11 +386,11 @@ fn account_page(csrf: &Csrf, user: &User, notice: &Notice, two_factor: Markup) -
         }
         h2 { "API key" }
         p { "Enter your password to see your API key, to download a zuliprc file for Zulip's tools, or to replace the key (the old one stops working at once)." }
-        (password_form(csrf, API_KEY_PATH, "password_show", "Show API key"))
-        (password_form(csrf, ZULIPRC_PATH, "password_zuliprc", "Download zuliprc"))
-        (password_form(csrf, REGENERATE_PATH, "password_regenerate", "Generate a new API key"))
+        (password_form(csrf, paths::API_KEY, "password_show", "Show API key"))
+        (password_form(csrf, paths::ZULIPRC, "password_zuliprc", "Download zuliprc"))
+        (password_form(csrf, paths::REGENERATE, "password_regenerate", "Generate a new API key"))
         h2 { "Password" }
-        form method="post" action=(PASSWORD_PATH) {
+        form method="post" action=(paths::PASSWORD) {
             (hidden(csrf::FIELD, csrf.token()))
             (password_field("old_password", "old_password", "Current password", "current-password"))
             (password_field("new_password1", "new_password1", "New password", "new-password"))
@@ -331,7 +399,7 @@ fn account_page(csrf: &Csrf, user: &User, notice: &Notice, two_factor: Markup) -
         }
         h2 { "Two-factor authentication" }
         (two_factor)
-        form method="post" action=(LOGOUT_PATH) {
+        form method="post" action=(paths::LOGOUT) {
             (hidden(csrf::FIELD, csrf.token()))
             button type="submit" { "Sign out" }
         }

@@ -6,6 +6,7 @@
 
 use subtle::ConstantTimeEq;
 
+use crate::auth::token;
 use crate::http::{Request, Response};
 use crate::web::cookie::{self, SameSite};
 use crate::web::form::Form;
@@ -81,9 +82,10 @@ fn is_well_formed(token: &str) -> bool {
 
 /// 32 bytes from the OS generator as 64 lowercase hex digits: for tokens of every kind.
 pub fn random_hex() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random generator is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    token::random_bytes::<32>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

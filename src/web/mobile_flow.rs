@@ -66,9 +66,15 @@ impl Pad {
     /// Zulip's `otp_encrypt_api_key`: the key's ASCII bytes XOR the pad's bytes, as
     /// lowercase hex.
     fn encrypt(&self, api_key: &str) -> String {
+        // Checked as 64 hex digits when the pad was read.
+        let digit = |d: u8| {
+            char::from(d)
+                .to_digit(16)
+                .and_then(|v| u8::try_from(v).ok())
+        };
         let pad = self.0.as_bytes().chunks(2).map(|pair| {
-            let digits = std::str::from_utf8(pair).expect("hex digits are ASCII");
-            u8::from_str_radix(digits, 16).expect("checked as hex")
+            pair.iter()
+                .fold(0u8, |byte, &d| byte << 4 | digit(d).unwrap_or(0))
         });
         api_key
             .bytes()

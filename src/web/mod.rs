@@ -2,9 +2,11 @@
 //! escapes every interpolated value, and working without JavaScript at a phone's width.
 //!
 //! The shared pieces live here, one concept per module: [`page`] (the layout, the security
-//! headers, plain error pages, redirects), [`cookie`], [`csrf`] (the `csrftoken` pair) and
-//! [`form`] (fields of a POST or a query string), and [`Context`], what a page may use of
-//! the worker. Each page has its own module, reached from the route table in `api.rs`.
+//! headers, plain error pages, redirects), [`cookie`], [`csrf`] (the `csrftoken` pair),
+//! [`form`] (fields of a POST or a query string), [`paths`] (every page's path, so no page
+//! imports another for a link), [`totp`] (a key to scan, a code to type), and [`Context`],
+//! what a page may use of the worker. Each page has its own module, reached from the route
+//! table in `api.rs`; the decisions behind a page are auth's.
 
 pub mod account;
 pub mod cookie;
@@ -13,7 +15,10 @@ pub mod form;
 pub mod login;
 pub mod mobile_flow;
 pub mod page;
+pub mod passkey;
+pub mod paths;
 pub mod reset;
+pub mod totp;
 
 use crate::auth::login::{Client, Login};
 use crate::http::{LogContext, Request};

@@ -92,6 +92,12 @@ pub struct Refusal {
     pub message: &'static str,
 }
 
+/// A page asked of a host that is no organization's.
+pub const NO_REALM: Refusal = Refusal {
+    status: 404,
+    message: "There is no organization at this address.",
+};
+
 impl Refusal {
     pub fn page(self) -> Response {
         plain(self.status, self.message)

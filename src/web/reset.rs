@@ -8,7 +8,7 @@
 
 use maud::{Markup, html};
 
-use crate::auth::account::Refusal as PasswordRefusal;
+use crate::auth::account::PasswordRefusal;
 use crate::auth::reset;
 use crate::clock;
 use crate::email;
@@ -20,15 +20,8 @@ use crate::web::cookie;
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
 use crate::web::page::{self, Refusal, hidden, layout};
+use crate::web::paths;
 
-pub const REQUEST_PATH: &str = reset::PATH_PREFIX;
-pub const SENT_PATH: &str = "/accounts/password/reset/done/";
-pub const DONE_PATH: &str = "/accounts/password/done/";
-
-const NO_REALM: Refusal = Refusal {
-    status: 404,
-    message: "There is no organization at this address.",
-};
 const NO_PAGE: Refusal = Refusal {
     status: 404,
     message: "There is no page at this address.",
@@ -50,7 +43,7 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
     let outcome = ctx
         .realm(request, log)
         .map_err(Refusal::from)
-        .and_then(|realm| realm.ok_or(NO_REALM))
+        .and_then(|realm| realm.ok_or(page::NO_REALM))
         .and_then(|(realm, realm_url)| {
             let page = Page {
                 ctx,
@@ -59,11 +52,13 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
                 secure: cookie::is_secure(&realm_url),
             };
             match request.path.as_str() {
-                SENT_PATH | DONE_PATH if !get => Ok(page::method_not_allowed(false)),
-                SENT_PATH => Ok(sent()),
-                DONE_PATH => Ok(done()),
-                REQUEST_PATH if get => Ok(page.request_form(None)),
-                REQUEST_PATH => page.request_reset(&realm, &realm_url, log),
+                paths::RESET_SENT | paths::RESET_DONE if !get => {
+                    Ok(page::method_not_allowed(false))
+                }
+                paths::RESET_SENT => Ok(sent()),
+                paths::RESET_DONE => Ok(done()),
+                paths::RESET_REQUEST if get => Ok(page.request_form(None)),
+                paths::RESET_REQUEST => page.request_reset(&realm, &realm_url, log),
                 path => match token_of(path) {
                     Some(token) if get => page.link_form(token, None),
                     Some(token) => page.set_password(token, log),
@@ -91,7 +86,7 @@ fn done() -> Response {
             "You've set a new password!",
             html! {
                 p { "Please log in with your new password." }
-                p { a href="/accounts/login/" { "Log in" } }
+                p { a href=(paths::LOGIN) { "Log in" } }
             },
         ),
     )
@@ -104,7 +99,7 @@ fn invalid_link() -> Response {
             "Reset your password",
             html! {
                 p { (INVALID_LINK) }
-                p { a href=(REQUEST_PATH) { "Request a new link" } }
+                p { a href=(paths::RESET_REQUEST) { "Request a new link" } }
             },
         ),
     )
@@ -133,7 +128,7 @@ impl Page<'_> {
             html! {
                 p { "Enter the email address of your account, and we will send you a link to set a new password." }
                 (page::error_message(error))
-                form method="post" action=(REQUEST_PATH) {
+                form method="post" action=(paths::RESET_REQUEST) {
                     (hidden(csrf::FIELD, csrf.token()))
                     label for="email" { "Email" }
                     input type="email" id="email" name="email" autocomplete="email" required autofocus;
@@ -174,7 +169,7 @@ impl Page<'_> {
             client: log.client,
             at: now,
         });
-        Ok(page::redirect(SENT_PATH.to_owned()))
+        Ok(page::redirect(paths::RESET_SENT.to_owned()))
     }
 
     /// The form behind a live link, with Django's field names.
@@ -217,7 +212,7 @@ impl Page<'_> {
                 .audit(AuditEvent::PasswordChanged, self.realm, Some(user.id))
         };
         match reset::set_password(&self.ctx.login, &user, token, new_password, &audit) {
-            Ok(true) => Ok(page::redirect(DONE_PATH.to_owned())),
+            Ok(true) => Ok(page::redirect(paths::RESET_DONE.to_owned())),
             Ok(false) => Ok(invalid_link()),
             Err(PasswordRefusal::Store(e)) => Err(e.into()),
             Err(_) => self.link_form(token, Some("The password is too weak.")),

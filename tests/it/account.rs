@@ -8,9 +8,10 @@ use base64ct::{Base64, Encoding};
 
 use crate::reset::{CSRF, NEW_PASSWORD, reset_link, set_new_password, submit};
 use crate::support::{E11, HttpResponse, IAGO, IAGO_PASSWORD, TestServer};
-use crate::web::{field, now, shown_secret};
+use crate::web::{now, shown_secret};
 
 const SETTINGS: &str = "/accounts/settings/";
+const TWO_FACTOR_ON: &str = "/accounts/settings/two-factor/";
 
 /// Signs in on the login page; the `sessionid` cookie's value.
 fn sign_in(server: &TestServer, password: &str) -> String {
@@ -103,7 +104,7 @@ fn signing_in_opens_a_session_whose_page_says_who() {
         "/accounts/settings/api-key/regenerate",
         "/accounts/settings/password",
         "/accounts/logout/",
-        "/accounts/login/",
+        "/accounts/settings/two-factor/",
     ] {
         assert!(html.contains(&format!("action=\"{action}\"")), "{action}");
     }
@@ -381,6 +382,7 @@ fn every_form_needs_the_csrf_pair_and_its_method() {
         "/accounts/settings/zuliprc",
         "/accounts/settings/api-key/regenerate",
         "/accounts/settings/password",
+        "/accounts/settings/two-factor/",
         "/accounts/settings/two-factor/remove",
         "/accounts/logout/",
     ] {
@@ -399,16 +401,14 @@ fn every_form_needs_the_csrf_pair_and_its_method() {
 fn the_second_factor_on_and_off_from_the_account_page() {
     let (server, _) = TestServer::with_iago(&[]);
     let session = sign_in(&server, IAGO_PASSWORD);
-    let account = page(&server, &session);
-    assert!(account.text().contains("<svg "), "{}", account.text());
-    let secret = shown_secret(account.text());
-    let step = field(account.text(), "step_token");
-    let code = secret.code_at(now());
+    let offer = post(&server, TWO_FACTOR_ON, &session, &[]);
+    assert!(offer.text().contains("<svg "), "{}", offer.text());
+    let code = shown_secret(offer.text()).code_at(now());
     let r = post(
         &server,
-        "/accounts/login/",
+        TWO_FACTOR_ON,
         &session,
-        &[("step_token", &step), ("otp_token", &code)],
+        &[("otp_token", &code), ("password", IAGO_PASSWORD)],
     );
     assert!(
         r.text().contains("Two-factor authentication is on"),
@@ -450,5 +450,90 @@ fn the_second_factor_on_and_off_from_the_account_page() {
         server
             .stdout(&["user", "show", IAGO])
             .contains("2fa        none")
+    );
+}
+
+/// Issue 20, item 3: a stolen session cookie alone must not turn on a second factor with the
+/// thief's key. The form that turns it on asks for the password, like every change here, and
+/// a wrong one counts against the limit as a login does.
+#[test]
+fn turning_the_second_factor_on_asks_for_the_password() {
+    let (server, _) = TestServer::with_iago(&["--auth-rate", "3/600s"]);
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let offer = post(&server, TWO_FACTOR_ON, &session, &[]);
+    assert_eq!(offer.status, 200, "{}", offer.text());
+    assert!(
+        offer.text().contains("name=\"password\""),
+        "{}",
+        offer.text()
+    );
+    let code = shown_secret(offer.text()).code_at(now());
+    for password in [None, Some(""), Some("wrong")] {
+        let mut fields = vec![("otp_token", code.as_str())];
+        fields.extend(password.map(|p| ("password", p)));
+        let r = post(&server, TWO_FACTOR_ON, &session, &fields);
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains("Wrong password!"), "{}", r.text());
+        // The same offer is shown again, to try once more.
+        assert!(r.text().contains("<svg "), "{}", r.text());
+        assert!(
+            server
+                .stdout(&["user", "show", IAGO])
+                .contains("2fa        none")
+        );
+    }
+    // Three wrong passwords spent the username's limit: the right one now waits too.
+    let fields = [("otp_token", code.as_str()), ("password", IAGO_PASSWORD)];
+    let r = post(&server, TWO_FACTOR_ON, &session, &fields);
+    assert!(r.text().contains("too many attempts"), "{}", r.text());
+    assert!(
+        server
+            .stdout(&["user", "show", IAGO])
+            .contains("2fa        none")
+    );
+}
+
+/// Issue 20, item 4: viewing the account page stores nothing; an offer of a key is made when
+/// the person asks for one, and a session holds at most one (a new one replaces the older).
+#[test]
+fn an_offer_is_made_when_asked_and_a_session_holds_one() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let session = sign_in(&server, IAGO_PASSWORD);
+    for _ in 0..5 {
+        let r = page(&server, &session);
+        assert_eq!(r.status, 200);
+        assert!(!r.text().contains("<svg "), "{}", r.text());
+        assert!(r.text().contains(&format!("action=\"{TWO_FACTOR_ON}\"")));
+    }
+    assert_eq!(server.row_count("web_login_step"), 0);
+    let offers: Vec<_> = (0..3)
+        .map(|_| shown_secret(post(&server, TWO_FACTOR_ON, &session, &[]).text()))
+        .collect();
+    assert_eq!(server.row_count("web_login_step"), 1);
+    // An older offer's key is void; the newest turns on.
+    let turn_on = |secret: &zulip_auth::auth::totp::Secret| {
+        let code = secret.code_at(now());
+        let fields = [("otp_token", code.as_str()), ("password", IAGO_PASSWORD)];
+        post(&server, TWO_FACTOR_ON, &session, &fields)
+    };
+    let old = turn_on(&offers[0]);
+    assert!(
+        old.text().contains("That code is not right."),
+        "{}",
+        old.text()
+    );
+    let done = turn_on(&offers[2]);
+    assert!(
+        done.text().contains("Two-factor authentication is on"),
+        "{}",
+        done.text()
+    );
+    assert_eq!(server.row_count("web_login_step"), 0);
+    // Spent: the same offer turns nothing on a second time.
+    let again = turn_on(&offers[2]);
+    assert!(
+        again.text().contains("no longer on offer"),
+        "{}",
+        again.text()
     );
 }

@@ -255,3 +255,120 @@ fn a_login_the_store_could_not_finish_counts_no_failure() {
     assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 200);
     assert_eq!(loopback_address_events(&db), 0);
 }
+
+const SECRET: &str = "s3cr3t-Pa55";
+
+/// Runs the binary with `args` (after `--db db`) and `env`; its stdout and stderr, which must
+/// say it failed.
+fn failing_run(db: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = bin();
+    command
+        .args(["--config", "none", "--db", db])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{args:?} succeeded: {text}");
+    text
+}
+
+/// Issue 20 item 6: no error message or log line repeats a secret it was given: a password
+/// in an SMTP, PostgreSQL or LDAP URL (or anywhere else in it), or the LDAP bind password.
+#[test]
+fn no_error_repeats_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = dir.path().join("db.sqlite3");
+    let sqlite = sqlite.to_str().unwrap();
+    let serve = |url: String| {
+        vec![
+            "serve".to_owned(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--external-url".into(),
+            "http://chat.example.com".into(),
+            "--mail-from".into(),
+            "auth@example.com".into(),
+            "--smtp-url".into(),
+            url,
+        ]
+    };
+    let mut runs: Vec<(String, Vec<String>)> = [
+        format!("smtp://user:{SECRET}@mail.example.com"),
+        format!("smtp://user:{SECRET}@mail.example.com/path"),
+        format!("smtps://user:{SECRET}@mail.example.com?tls=none"),
+        format!("ftp://user:{SECRET}@mail.example.com"),
+        format!("smtp://user:{SECRET}@mail.example.com:port"),
+        format!("smtp://user@mail.example.com?password={SECRET}"),
+        format!("smtp://user:{SECRET}@[::1"),
+    ]
+    .into_iter()
+    .map(|url| (sqlite.to_owned(), serve(url)))
+    .collect();
+    for db in [
+        format!("postgres://user:{SECRET}@127.0.0.1:1/db"),
+        format!("postgres://user:{SECRET}@127.0.0.1:1/db?sslmode=bogus"),
+        format!("postgresql://user:{SECRET}@[::1/db"),
+        format!("postgres://user:{SECRET}@127.0.0.1:1/db?password={SECRET}x"),
+    ] {
+        runs.push((db, vec!["user".into(), "list".into()]));
+    }
+    for url in [
+        format!("ldap://user:{SECRET}@ldap.example.com"),
+        format!("bogus://user:{SECRET}@ldap.example.com"),
+    ] {
+        let args = ["realm", "set", "", "--ldap-url", &url];
+        runs.push((sqlite.to_owned(), args.map(str::to_owned).to_vec()));
+    }
+    for (db, args) in &runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let text = failing_run(db, &args, &[]);
+        assert!(!text.contains(SECRET), "{args:?}: {text}");
+    }
+    // The bind password, on a change refused for something else.
+    let filter = [
+        "realm",
+        "set",
+        "",
+        "--ldap-url",
+        "ldap://ldap.example.com",
+        "--ldap-user-filter",
+        "(uid=x)",
+    ];
+    let text = failing_run(
+        sqlite,
+        &filter,
+        &[("ZULIP_AUTH_LDAP_BIND_PASSWORD", SECRET)],
+    );
+    assert!(!text.contains(SECRET), "{text}");
+    // From the settings file, as the packaged service reads it.
+    let file = dir.path().join("zulip-auth.conf");
+    std::fs::write(
+        &file,
+        format!("ZULIP_AUTH_SMTP_URL=smtp://user:{SECRET}@mail.example.com\n"),
+    )
+    .unwrap();
+    let mut command = bin();
+    let out = command
+        .args(["--config", file.to_str().unwrap(), "--db", sqlite])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--external-url",
+            "http://x.example.com",
+        ])
+        .args(["--mail-from", "auth@example.com"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+}

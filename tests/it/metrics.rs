@@ -3,7 +3,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use crate::reset::submit;
 use crate::support::*;
+use crate::web::{enroll, field, now};
 
 /// GET `path` from `addr` (host:port), returning the whole answer.
 fn get(addr: &str, path: &str) -> String {
@@ -29,13 +31,7 @@ fn metrics_count_a_known_set_of_requests_exactly() {
     ]);
     server.create_user("hamlet@example.com", "Hamlet-Pass-9", &[]);
     server.ok(&["user", "deactivate", "hamlet@example.com"]);
-    let log = server.log_containing("metrics on http://");
-    let metrics_addr = log
-        .split("metrics on http://")
-        .nth(1)
-        .and_then(|rest| rest.split("/metrics").next())
-        .unwrap()
-        .to_owned();
+    let metrics_addr = metrics_addr(&server);
 
     let key = server.login(IAGO, IAGO_PASSWORD).api_key();
     assert_eq!(server.login(IAGO, "wrong").status, 401);
@@ -100,6 +96,55 @@ fn metrics_count_a_known_set_of_requests_exactly() {
         assert!(!text.contains(secret), "{secret} in:\n{text}");
     }
     assert!(get(&metrics_addr, "/other").starts_with("HTTP/1.1 404 "));
+}
+
+/// The metrics address a server logged.
+fn metrics_addr(server: &TestServer) -> String {
+    let log = server.log_containing("metrics on http://");
+    log.split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split("/metrics").next())
+        .unwrap()
+        .to_owned()
+}
+
+/// A second factor's wrong code is a refused login like a wrong password: counted once, as
+/// `wrong_code`, and so is the code step's rate limit. Before, only the password step counted.
+#[test]
+fn a_code_steps_refusals_are_counted() {
+    let (server, _) =
+        TestServer::with_iago(&["--auth-rate", "2/600s", "--metrics-listen", "127.0.0.1:0"]);
+    let (_, secret) = enroll(&server, IAGO);
+    let login = "/accounts/login/";
+    let first = submit(
+        &server,
+        login,
+        &[("username", IAGO), ("password", IAGO_PASSWORD)],
+        "",
+    );
+    let step = field(first.text(), "step_token");
+    let right = secret.code_at(now());
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    for _ in 0..2 {
+        let r = submit(
+            &server,
+            login,
+            &[("step_token", &step), ("otp_token", wrong)],
+            "",
+        );
+        assert_eq!(r.status, 200);
+    }
+    let text = get(&metrics_addr(&server), "/metrics");
+    for line in [
+        r#"zulip_auth_logins_total{method="web",outcome="wrong_code"} 1"#,
+        r#"zulip_auth_logins_total{method="web",outcome="rate_limited"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
 }
 
 #[test]

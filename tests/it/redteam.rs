@@ -1,9 +1,11 @@
 //! Defects found by attacking the web pages as a stranger would, each pinned by the request
 //! that showed it.
 
-use crate::reset::{CSRF, NEW_PASSWORD, reset_link, set_new_password, submit};
+use crate::reset::{NEW_PASSWORD, reset_link, set_new_password, submit};
 use crate::support::{HttpResponse, IAGO, IAGO_PASSWORD, TestServer};
 use crate::web::{field, now, shown_secret};
+
+const TWO_FACTOR_ON: &str = "/accounts/settings/two-factor/";
 
 /// Signs in on the login page; the `sessionid` cookie's value.
 fn sign_in(server: &TestServer) -> String {
@@ -19,13 +21,6 @@ fn sign_in(server: &TestServer) -> String {
         .and_then(|rest| rest.split(';').next())
         .unwrap()
         .to_owned()
-}
-
-fn account_page(server: &TestServer, session: &str) -> HttpResponse {
-    let cookie = format!("csrftoken={CSRF}; sessionid={session}");
-    let page = server.send("GET", "/accounts/settings/", &[("Cookie", &cookie)], b"");
-    assert_eq!(page.status, 200, "{}", page.text());
-    page
 }
 
 fn has_second_factor(server: &TestServer) -> bool {
@@ -57,46 +52,36 @@ fn the_access_log_never_holds_a_reset_token() {
     );
 }
 
-/// The account page's "turn on" form carries a step token and the new key. Once the session
-/// that showed it has ended (signed out here; a password change or a deactivation alike),
-/// whoever still has the page, the next person at a shared browser, say, must not be able
-/// to make their own authenticator the account's second factor.
+/// The account page's "turn on" form shows a new key. Once the session that asked for it
+/// has ended (signed out here; a password change or a deactivation alike), whoever still has
+/// the page, the next person at a shared browser, say, must not be able to make their own
+/// authenticator the account's second factor, even with the password.
 #[test]
 fn the_enrolment_form_dies_with_its_session() {
     let (server, _) = TestServer::with_iago(&[]);
     let session = sign_in(&server);
-    let page = account_page(&server, &session);
-    let step = field(page.text(), "step_token");
-    let secret = shown_secret(page.text());
     let cookies = format!("; sessionid={session}");
+    let offer = submit(&server, TWO_FACTOR_ON, &[], &cookies);
+    let secret = shown_secret(offer.text());
     let out = submit(&server, "/accounts/logout/", &[], &cookies);
     assert_eq!(out.status, 302);
     let code = secret.code_at(now());
-    let fields = [("step_token", step.as_str()), ("otp_token", code.as_str())];
+    let fields = [("otp_token", code.as_str()), ("password", IAGO_PASSWORD)];
     // With the ended session's cookie, and with none.
     for cookies in [cookies.as_str(), ""] {
-        let r = submit(&server, "/accounts/login/", &fields, cookies);
-        assert!(
-            !r.text().contains("Two-factor authentication is on"),
-            "{}",
-            r.text()
+        let r = submit(&server, TWO_FACTOR_ON, &fields, cookies);
+        assert_eq!(
+            (r.status, r.header("location")),
+            (302, Some("/accounts/login/"))
         );
         assert!(!has_second_factor(&server));
     }
-    // Another session of the same person is no stranger: its own page's form works.
-    let session = sign_in(&server);
-    let page = account_page(&server, &session);
-    let fields = [
-        ("step_token", field(page.text(), "step_token")),
-        ("otp_token", shown_secret(page.text()).code_at(now())),
-    ];
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    let r = submit(
-        &server,
-        "/accounts/login/",
-        &fields,
-        &format!("; sessionid={session}"),
-    );
+    // Another session of the same person is no stranger: its own offer works.
+    let cookies = format!("; sessionid={}", sign_in(&server));
+    let offer = submit(&server, TWO_FACTOR_ON, &[], &cookies);
+    let code = shown_secret(offer.text()).code_at(now());
+    let fields = [("otp_token", code.as_str()), ("password", IAGO_PASSWORD)];
+    let r = submit(&server, TWO_FACTOR_ON, &fields, &cookies);
     assert!(
         r.text().contains("Two-factor authentication is on"),
         "{}",

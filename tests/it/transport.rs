@@ -505,3 +505,309 @@ fn demo_databases_do_not_pile_up_in_the_temp_folder() {
     assert!(next.terminate().is_some_and(|s| s.success()));
     assert_eq!(entries(), 0);
 }
+
+/// A login's request, on a kept-alive connection.
+fn login_request(username: &str, password: &str) -> Vec<u8> {
+    let body = format!(
+        "username={}&password={password}",
+        username.replace('@', "%40")
+    );
+    format!(
+        "POST /api/v1/fetch_api_key HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+const SETTINGS: &[u8] = b"GET /api/v1/server_settings HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Reads one response off a kept-alive connection: its status and body.
+fn read_response(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut head = String::new();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if stream.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let status = head[9..12].parse().unwrap();
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body)?;
+    Ok((status, body))
+}
+
+/// Sends `request` on a new connection and times its answer, which must be `status`.
+fn timed(addr: std::net::SocketAddr, request: &[u8], status: u16) -> Duration {
+    let started = Instant::now();
+    let mut stream = tcp(addr);
+    stream.write_all(request).unwrap();
+    let (got, body) = read_response(&mut BufReader::new(stream)).unwrap();
+    assert_eq!(got, status, "{}", String::from_utf8_lossy(&body));
+    started.elapsed()
+}
+
+/// A head whose body is still on the wire: `Content-Length: 5000` and the first bytes.
+const DRIBBLE_HEAD: &[u8] = b"POST /api/v1/fetch_api_key HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\nus";
+
+/// Issue 20 item 1, the report's repro: as many connections as `--workers` send a head
+/// declaring a body of 5000 bytes, 2 bytes of it, then wait. Before the fix the front
+/// threads read those bodies, without a deadline, and nothing else was answered.
+#[test]
+fn bodies_on_the_wire_hold_no_front_thread() {
+    let (server, _) = TestServer::with_iago(&["--workers", "2"]);
+    let waiting: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = tcp(server.addr);
+            stream.write_all(DRIBBLE_HEAD).unwrap();
+            stream
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let settings = timed(server.addr, SETTINGS, 200);
+    let login = timed(server.addr, &login_request(IAGO, IAGO_PASSWORD), 200);
+    assert!(settings < Duration::from_secs(1), "{settings:?}");
+    assert!(login < Duration::from_secs(2), "{login:?}");
+    drop(waiting);
+}
+
+/// Raises this process's descriptor limit to its hard limit, for many client sockets.
+fn raise_own_descriptor_limit() {
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+}
+
+/// Issue 20 item 1's goal: while 1,000 connections dribble their bodies (loopback, a few
+/// seconds at most), `server_settings` is answered within 1 s and a login within 2 s.
+#[test]
+fn a_thousand_dribbled_bodies_leave_the_server_responsive() {
+    raise_own_descriptor_limit();
+    let (server, _) = TestServer::with_iago(&[]);
+    let mut dribblers = Vec::new();
+    for _ in 0..1000 {
+        let Ok(mut stream) = TcpStream::connect_timeout(&server.addr, LIVENESS) else {
+            continue;
+        };
+        stream.write_all(DRIBBLE_HEAD).unwrap();
+        dribblers.push(stream);
+    }
+    assert!(dribblers.len() >= 990, "{} connected", dribblers.len());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dribbling = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for stream in &mut dribblers {
+                    let _ = stream.write_all(b"a");
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    let settings = timed(server.addr, SETTINGS, 200);
+    let login = timed(server.addr, &login_request(IAGO, IAGO_PASSWORD), 200);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    dribbling.join().unwrap();
+    println!("while 1,000 bodies dribbled: server_settings {settings:?}, a login {login:?}");
+    assert!(settings < Duration::from_secs(1), "{settings:?}");
+    assert!(login < Duration::from_secs(2), "{login:?}");
+}
+
+/// Issue 20 item 1: a body must arrive whole within 10 s of its head, however steadily it
+/// dribbles; then the client gets the 400 of an unreadable body and the connection closes.
+#[test]
+fn a_body_past_its_deadline_is_cut_off() {
+    let server = TestServer::start(&[]);
+    let mut stream = tcp(server.addr);
+    stream.write_all(DRIBBLE_HEAD).unwrap();
+    let started = Instant::now();
+    let reader = stream.try_clone().unwrap();
+    let answer = thread::spawn(move || read_all(reader));
+    while !answer.is_finished() && started.elapsed() < LIVENESS {
+        let _ = stream.write_all(b"a");
+        thread::sleep(Duration::from_millis(300));
+    }
+    let took = started.elapsed();
+    let answer = String::from_utf8(answer.join().unwrap()).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.ends_with("\"msg\":\"Invalid request body\",\"code\":\"BAD_REQUEST\"}\n"));
+    assert!(took >= Duration::from_secs(9), "cut off after {took:?}");
+}
+
+/// Issue 20 items 1 and 9: a kept-alive connection is closed once idle for 10 s, and only
+/// then: a request 8 s after the last answer is answered.
+#[test]
+fn an_idle_connection_closes_after_the_pause_only() {
+    let server = TestServer::start(&[]);
+    let mut stream = BufReader::new(tcp(server.addr));
+    for pause in [0, 8] {
+        thread::sleep(Duration::from_secs(pause));
+        stream.get_mut().write_all(SETTINGS).unwrap();
+        assert_eq!(read_response(&mut stream).unwrap().0, 200);
+    }
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "{rest:?}");
+    let took = idle.elapsed();
+    assert!(took >= Duration::from_secs(9), "closed after {took:?}");
+}
+
+/// Issue 20 item 9: 8 kept-alive connections opened at once, 75 requests each, every one
+/// answered within 5 s, on 5 fresh servers: no deadline cuts a connection in use. The pool's
+/// lost connections that the gate's knock cures show up with a slower client:
+/// tests/keepalive/run reproduces them (34 of 6,000 requests unanswered without the knock),
+/// this test did not in 20 rounds.
+#[test]
+fn every_request_on_kept_alive_connections_is_answered() {
+    let limits_off = [
+        "--workers",
+        "2",
+        "--auth-rate",
+        "off",
+        "--address-rate",
+        "off",
+    ];
+    for _ in 0..5 {
+        let server = TestServer::start(&limits_off);
+        // Opened as soon as the server listens, a first request sent on each before any
+        // answer is read: the pool may have no idle thread for some of them.
+        let barrier = Arc::new(Barrier::new(8));
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let (addr, barrier) = (server.addr, Arc::clone(&barrier));
+                thread::spawn(move || {
+                    barrier.wait();
+                    let mut stream = tcp(addr);
+                    stream.write_all(SETTINGS).unwrap();
+                    keep_asking(stream)
+                })
+            })
+            .collect();
+        for client in clients {
+            let statuses = client.join().unwrap();
+            assert!(
+                statuses.iter().all(|s| matches!(s, Ok(200 | 401))),
+                "{statuses:?}"
+            );
+        }
+    }
+}
+
+/// Reads the answer to the request already sent on `stream`, then sends 74 more (every third
+/// a failing login) and reads theirs, each within 5 s.
+fn keep_asking(stream: TcpStream) -> Vec<std::io::Result<u16>> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut stream = BufReader::new(stream);
+    let login = login_request("nobody@example.com", "guess");
+    let mut statuses = vec![read_response(&mut stream).map(|(status, _)| status)];
+    for n in 1..75 {
+        let request = if n % 3 == 0 { &login[..] } else { SETTINGS };
+        stream.get_mut().write_all(request).unwrap();
+        statuses.push(read_response(&mut stream).map(|(status, _)| status));
+        if statuses.last().is_some_and(Result::is_err) {
+            break;
+        }
+    }
+    statuses
+}
+
+fn unix_login(path: &Path, username: &str) -> u16 {
+    let mut stream = UnixStream::connect(path).unwrap();
+    stream.set_read_timeout(Some(LIVENESS)).unwrap();
+    let request = login_request(username, "wrong");
+    let line_end = request.iter().position(|&b| b == b'\n').unwrap() + 1;
+    stream.write_all(&request[..line_end]).unwrap();
+    stream.write_all(b"Connection: close\r\n").unwrap();
+    stream.write_all(&request[line_end..]).unwrap();
+    let reply = String::from_utf8(read_all(stream)).unwrap();
+    reply[9..12].parse().unwrap()
+}
+
+/// Issue 20 item 5: on the Unix socket, requests without a forwarding header share one
+/// address bucket (before, they had none): 40 failures from 40 usernames, 10 of them 429.
+#[test]
+fn the_address_limit_fails_closed_on_the_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("http.sock");
+    let listen = format!("unix:{}", socket.display());
+    let server = Started::new(&["--listen", &listen], |_| {});
+    assert_eq!(server.first_line, format!("listening on {listen}\n"));
+    let statuses: Vec<u16> = (0..40)
+        .map(|n| unix_login(&socket, &format!("nobody{n}@example.com")))
+        .collect();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    let refused = statuses.iter().filter(|&&s| s == 401).count();
+    assert_eq!((refused, limited), (30, 10), "{statuses:?}");
+}
+
+/// Issue 20 item 7: the socket of `--listen unix:PATH` is 0660 and the process's group by
+/// default, so that the proxy's group can connect; `--socket-mode` and `--socket-group`
+/// change them, and a group that does not exist is refused before listening.
+#[test]
+fn the_unix_socket_has_the_mode_and_group_asked_for() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("http.sock");
+    let listen = format!("unix:{}", socket.display());
+    // SAFETY: getegid and geteuid take no arguments and cannot fail.
+    let (gid, root) = unsafe { (libc::getegid(), libc::geteuid() == 0) };
+    let server = Started::new(&["--listen", &listen], |_| {});
+    assert_eq!(server.first_line, format!("listening on {listen}\n"));
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), gid);
+    drop(server);
+    // Another group needs root; otherwise the process's own, by number.
+    let (group, group_id) = if root { ("daemon", 1) } else { ("", gid) };
+    let group = if root {
+        group.to_owned()
+    } else {
+        gid.to_string()
+    };
+    let args = [
+        "--listen",
+        &listen,
+        "--socket-mode",
+        "0600",
+        "--socket-group",
+        &group,
+    ];
+    let server = Started::new(&args, |_| {});
+    assert_eq!(server.first_line, format!("listening on {listen}\n"));
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.gid(), group_id);
+    drop(server);
+    let mut unknown = Started::new(
+        &["--listen", &listen, "--socket-group", "no-such-group-zz"],
+        |_| {},
+    );
+    let status = unknown.wait(LIVENESS).expect("started without its group");
+    assert!(!status.success());
+    assert_eq!(unknown.first_line, "");
+    assert!(
+        unknown.stderr().contains("no such group"),
+        "{}",
+        unknown.stderr()
+    );
+    let mut bad_mode = Started::new(&["--listen", &listen, "--socket-mode", "999"], |_| {});
+    assert_eq!(bad_mode.wait(LIVENESS).and_then(|s| s.code()), Some(2));
+}

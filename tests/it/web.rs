@@ -8,6 +8,7 @@ use zulip_auth::auth::totp::Secret;
 use crate::support::*;
 
 const LOGIN: &str = "/accounts/login/";
+const TWO_FACTOR_ON: &str = "/accounts/settings/two-factor/";
 const ZERO_PAD: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A browser: the `csrftoken` cookie it was given, sent back with every form.
@@ -66,23 +67,15 @@ impl<'a> Browser<'a> {
         page
     }
 
-    /// The account page's enrolment form, posted with the session `finished` opened.
-    fn enrol_signed_in(
-        &self,
-        finished: &HttpResponse,
-        page: &HttpResponse,
-        code: &str,
-    ) -> HttpResponse {
+    /// The account page's second-factor form, posted with the session `finished` opened:
+    /// without a code it asks for a new key, with one it turns that key on.
+    fn enrol_signed_in(&self, finished: &HttpResponse, fields: &[(&str, &str)]) -> HttpResponse {
         let session = session_of(finished);
-        let token = field(page.text(), "step_token");
-        let fields = [
-            ("csrfmiddlewaretoken", self.csrf.as_str()),
-            ("step_token", token.as_str()),
-            ("otp_token", code),
-        ];
+        let mut all = vec![("csrfmiddlewaretoken", self.csrf.as_str())];
+        all.extend_from_slice(fields);
         let cookie = format!("csrftoken={}; sessionid={session}", self.csrf);
         self.server
-            .post_form_with(LOGIN, &fields, &[("Cookie", cookie.as_str())])
+            .post_form_with(TWO_FACTOR_ON, &all, &[("Cookie", cookie.as_str())])
     }
 
     /// The second step, with the step token of `page`.
@@ -136,7 +129,7 @@ pub fn now() -> u64 {
 }
 
 /// `user totp enroll`: its first line is the URI, whose secret the test's "app" keeps.
-fn enroll(server: &TestServer, email: &str) -> (String, Secret) {
+pub fn enroll(server: &TestServer, email: &str) -> (String, Secret) {
     let out = server.stdout(&["user", "totp", "enroll", email]);
     let uri = out.lines().next().unwrap().to_owned();
     let secret = uri
@@ -549,7 +542,6 @@ fn a_signed_in_user_turns_the_second_factor_on() {
     let (browser, _) = Browser::open(&server, LOGIN);
     let finished = browser.password(IAGO, IAGO_PASSWORD, None);
     let page = browser.account_page(&finished);
-    assert!(page.text().contains("<svg "), "{}", page.text());
     // Without --require-2fa the factor guards these pages, not the apps' password login.
     assert!(
         page.text()
@@ -557,8 +549,11 @@ fn a_signed_in_user_turns_the_second_factor_on() {
         "{}",
         page.text()
     );
-    let secret = shown_secret(page.text());
-    let done = browser.enrol_signed_in(&finished, &page, &secret.code_at(now()));
+    let offer = browser.enrol_signed_in(&finished, &[]);
+    assert!(offer.text().contains("<svg "), "{}", offer.text());
+    let code = shown_secret(offer.text()).code_at(now());
+    let fields = [("otp_token", code.as_str()), ("password", IAGO_PASSWORD)];
+    let done = browser.enrol_signed_in(&finished, &fields);
     assert!(
         done.text().contains("Two-factor authentication is on"),
         "{}",

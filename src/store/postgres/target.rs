@@ -100,8 +100,10 @@ impl FromStr for Target {
 
     fn from_str(url: &str) -> StoreResult<Target> {
         let (base, own) = split_own_params(url)?;
-        let mut config = Config::from_str(&base)
-            .map_err(|e| StoreError::Refused(format!("invalid database URL {base:?}: {e}")))?;
+        let mut config = Config::from_str(&base).map_err(|e| {
+            let shown = crate::text::url_without_secrets(&base);
+            StoreError::Refused(format!("invalid database URL {shown:?}: {e}"))
+        })?;
         if config.get_password().is_some() {
             return refused!("{}", PASSWORD_IN_URL);
         }

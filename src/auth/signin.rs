@@ -1,0 +1,414 @@
+//! The browser sign-in as a state machine (web.md §3, §4), after kanidm's authsession: each
+//! call takes one step and answers an [`Outcome`]: another step is due
+//! ([`Outcome::Continue`]), the sign-in is done ([`Outcome::Success`]), or it is refused
+//! ([`Outcome::Denied`]). The pages render an outcome; they never decide, and never touch the
+//! store for a sign-in.
+//!
+//! 1. **The first factor**, [`SignIn::password`], through the one login of `auth::login`
+//!    (limits, equal timing, LDAP, audit). Another first step (an identity provider's) ends
+//!    the same way, in [`SignIn::first_factor_passed`]; one that counts as both factors (a
+//!    passkey with user verification) goes straight to the finish.
+//! 2. **The second factor**, when the user has one or the realm requires one. Between two
+//!    requests a sign-in is a row in the store, found by the digest of the token the browser
+//!    carries, so any instance takes up any step; it lives [`STEP_LIFETIME_SECONDS`].
+//!    [`SignIn::code`] takes a code for it: of the user's key ([`StepKind::Code`]), or the
+//!    first code of a key offered now ([`StepKind::Enrol`]), which becomes theirs only when
+//!    the sign-in finishes. Codes count against the username's limit like passwords. Another
+//!    second factor (a passkey, a recovery code) is another [`StepKind`] and another arm of
+//!    [`Second::check`].
+//! 3. **The finish**, the login's one transaction: the user and their key. Where it leads
+//!    (the app's `zulip://login` redirect, or a browser session) is the page's choice, from
+//!    the pad the sign-in carries (web.md §1).
+
+use crate::auth::login::{
+    Client, Credentials, Deferred, Login, LoginRefusal, Method, Success, Verified,
+};
+use crate::auth::second_factor::{self, Origin};
+use crate::auth::token;
+use crate::auth::totp::Secret;
+use crate::clock;
+use crate::store::{AuditEntry, AuditEvent, LoginStep, Realm, StoreResult, User};
+
+/// How long a browser may take between its password and its code.
+pub const STEP_LIFETIME_SECONDS: f64 = 600.0;
+
+/// What a step of the sign-in led to.
+pub enum Outcome {
+    Continue(NextStep),
+    Success(Success),
+    Denied(Denial),
+}
+
+/// The step that is due, and the token the browser carries to it.
+pub struct NextStep {
+    pub token: String,
+    pub kind: StepKind,
+}
+
+/// What the next step asks for.
+pub enum StepKind {
+    /// A code of the user's key.
+    Code,
+    /// The first code of a new key for the account `email` (the authenticator's label).
+    Enrol { secret: Secret, email: String },
+}
+
+/// Why a step did not lead on.
+pub enum Denial {
+    /// A wrong code, or one too many: the same step may be tried again.
+    Again {
+        step: NextStep,
+        refusal: LoginRefusal,
+    },
+    /// The sign-in starts again from its first step.
+    Refused(LoginRefusal),
+    /// The step token is unknown, spent, too old, of another realm, or its offer of a key is
+    /// void since a factor was turned on.
+    Expired,
+}
+
+/// A step's outcome, with the account it concerned once known (for the log).
+pub struct Step {
+    pub outcome: Outcome,
+    pub user_id: Option<i64>,
+}
+
+impl Step {
+    /// The stable code of a refusal, for the log.
+    pub fn failure(&self) -> Option<&'static str> {
+        match &self.outcome {
+            Outcome::Denied(Denial::Again { refusal, .. } | Denial::Refused(refusal)) => {
+                refusal.reason()
+            }
+            _ => None,
+        }
+    }
+
+    fn denied(user_id: Option<i64>, denial: Denial) -> Step {
+        Step {
+            outcome: Outcome::Denied(denial),
+            user_id,
+        }
+    }
+}
+
+/// The second factor a stored step waits for.
+enum Second {
+    Code,
+    Enrol(Secret),
+}
+
+/// What a second factor's check accepted.
+enum Accepted {
+    /// A code of the user's key, used up.
+    Code,
+    /// The first code of the offered key, at this TOTP step.
+    FirstCode(u64),
+}
+
+/// A sign-in for one request: the login with its limits, and the client.
+pub struct SignIn<'a> {
+    pub login: &'a Login<'a>,
+    pub client: Client<'a>,
+}
+
+impl SignIn<'_> {
+    /// The first step: a username and a password.
+    pub fn password(&self, realm: &Realm, credentials: Credentials<'_>) -> StoreResult<Step> {
+        let checked = self
+            .login
+            .verify(realm, credentials, self.client, Method::Web)?;
+        match checked.outcome {
+            Ok(verified) => self.first_factor_passed(realm, credentials.username, verified),
+            Err(refusal) => Ok(Step::denied(checked.user_id, Denial::Refused(refusal))),
+        }
+    }
+
+    /// The first factor was right (the password; an identity provider's sign-in, when one
+    /// lands, ends here too): finish, or store the step of a second factor (the user's, or a
+    /// new key's under a realm that requires one). `username` is as typed: its bucket counts
+    /// the codes.
+    pub fn first_factor_passed(
+        &self,
+        realm: &Realm,
+        username: &str,
+        verified: Verified,
+    ) -> StoreResult<Step> {
+        let store = self.login.store;
+        let user_id = Some(verified.user.id);
+        let enrolled = second_factor::is_enrolled(store, &verified.user)?;
+        if !enrolled && !realm.require_2fa {
+            let outcome = match self.login.finish(realm, verified, self.client)? {
+                Ok(success) => Outcome::Success(success),
+                Err(refusal) => Outcome::Denied(Denial::Refused(refusal)),
+            };
+            return Ok(Step { outcome, user_id });
+        }
+        // A second factor comes first: nothing is handed out and the bucket stays as it is.
+        let verified = self.login.defer(verified);
+        let second = if enrolled {
+            Second::Code
+        } else {
+            Second::Enrol(Secret::generate())
+        };
+        let (token, digest) = token::fresh();
+        let step = LoginStep {
+            enrol_secret: match &second {
+                Second::Enrol(secret) => Some(secret.to_base32()),
+                Second::Code => None,
+            },
+            ..stored_step(verified.deferred(username), true)
+        };
+        store.create_login_step(&digest, &step)?;
+        let kind = second.kind(&verified.user);
+        Ok(Step {
+            outcome: Outcome::Continue(NextStep { token, kind }),
+            user_id,
+        })
+    }
+
+    /// The second step: `code` for the step `token` stands for. Only an accepted code
+    /// finishes the sign-in, and spends the step.
+    pub fn code(&self, realm: &Realm, token: &str, code: &str) -> StoreResult<Step> {
+        let store = self.login.store;
+        let digest = token::digest(token);
+        let Some((step, user, second)) = self.pending(realm, token)? else {
+            return Ok(Step::denied(None, Denial::Expired));
+        };
+        let user_id = Some(user.id);
+        // An offer of a new key stands only while the user has none: a factor turned on since
+        // (by another offer, or the operator) is never replaced by an older offer's key.
+        if matches!(second, Second::Enrol(_)) && second_factor::is_enrolled(store, &user)? {
+            store.take_login_step(&digest)?;
+            return Ok(Step::denied(user_id, Denial::Expired));
+        }
+        let username = step.username.clone();
+        let deferred = Deferred {
+            user_id: step.user_id,
+            username: step.username,
+            verified_hash: step.verified_hash,
+            rehash: step.rehash,
+        };
+        let verified = self
+            .login
+            .resume(realm, deferred, user.clone(), Method::Web);
+        let context = self.client.audit(AuditEvent::TotpUsed, realm, user_id);
+        let checked =
+            self.login
+                .second_factor(realm, &username, verified, self.client, |user| {
+                    second.check(store, realm, user, code, &context)
+                })?;
+        let denial = match checked.outcome {
+            Ok((success, accepted)) => {
+                // Spent: the same token cannot finish a second time. A request that raced
+                // this one with another valid code and took the step first has had the key.
+                if !store.take_login_step(&digest)? {
+                    return Ok(Step::denied(user_id, Denial::Expired));
+                }
+                // A key offered during a sign-in becomes the user's only once it finished: a
+                // finish refused because the password changed must leave no factor behind.
+                if let (Second::Enrol(secret), Accepted::FirstCode(first)) = (&second, accepted) {
+                    let user = &success.user;
+                    second_factor::enrol(
+                        store,
+                        realm,
+                        user,
+                        secret,
+                        Some(first),
+                        Origin::Web,
+                        &context,
+                    )?;
+                }
+                return Ok(Step {
+                    outcome: Outcome::Success(success),
+                    user_id,
+                });
+            }
+            Err(refusal @ (LoginRefusal::WrongCode | LoginRefusal::RateLimited { .. })) => {
+                let kind = second.kind(&user);
+                let step = NextStep {
+                    token: token.to_owned(),
+                    kind,
+                };
+                Denial::Again { step, refusal }
+            }
+            Err(refusal) => {
+                store.take_login_step(&digest)?;
+                Denial::Refused(refusal)
+            }
+        };
+        Ok(Step::denied(user_id, denial))
+    }
+
+    /// The live sign-in step a token stands for in this realm, its user and what it waits for.
+    fn pending(
+        &self,
+        realm: &Realm,
+        token: &str,
+    ) -> StoreResult<Option<(LoginStep, User, Second)>> {
+        if !token::is_well_formed(token) {
+            return Ok(None);
+        }
+        let found = self
+            .login
+            .store
+            .login_step(&token::digest(token), clock::now())?;
+        // A step of another realm is no step here, nor is an account page's offer.
+        let Some((step, user)) =
+            found.filter(|(step, user)| user.realm_id == realm.id && step.finishes_login)
+        else {
+            return Ok(None);
+        };
+        let second = match step.enrol_secret.as_deref().map(Secret::from_base32) {
+            None => Second::Code,
+            Some(Some(secret)) => Second::Enrol(secret),
+            Some(None) => return Ok(None),
+        };
+        Ok(Some((step, user, second)))
+    }
+}
+
+impl Second {
+    /// What the page shows for this factor.
+    fn kind(&self, user: &User) -> StepKind {
+        match self {
+            Second::Code => StepKind::Code,
+            Second::Enrol(secret) => StepKind::Enrol {
+                secret: secret.clone(),
+                email: user.delivery_email.clone(),
+            },
+        }
+    }
+
+    /// Whether `code` is right: a code of the user's key (used up and audited once
+    /// accepted), or the first code of the offered key.
+    fn check(
+        &self,
+        store: &crate::store::Store,
+        realm: &Realm,
+        user: &User,
+        code: &str,
+        context: &AuditEntry,
+    ) -> StoreResult<Option<Accepted>> {
+        Ok(match self {
+            Second::Code => {
+                second_factor::check_code(store, realm, user, code, Origin::Web, context)?
+                    .then_some(Accepted::Code)
+            }
+            Second::Enrol(secret) => {
+                second_factor::check_first_code(secret, code).map(Accepted::FirstCode)
+            }
+        })
+    }
+}
+
+/// The row of a step that waits for a second factor, as the store keeps it.
+pub(crate) fn stored_step(deferred: Deferred, finishes_login: bool) -> LoginStep {
+    LoginStep {
+        user_id: deferred.user_id,
+        username: deferred.username,
+        verified_hash: deferred.verified_hash,
+        rehash: deferred.rehash,
+        enrol_secret: None,
+        finishes_login,
+        expires_at: clock::now() + STEP_LIFETIME_SECONDS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::login::tests::{PASSWORD, setup};
+    use crate::auth::password::Hasher;
+    use crate::auth::ratelimit::RateLimits;
+    use crate::store::Store;
+
+    fn credentials(password: &str) -> Credentials<'_> {
+        Credentials {
+            username: "iago@example.com",
+            password,
+        }
+    }
+
+    fn now() -> u64 {
+        clock::now() as u64
+    }
+
+    fn unlimited<'a>(store: &'a Store, hasher: &'a Hasher) -> Login<'a> {
+        Login {
+            store,
+            hasher,
+            limits: RateLimits::default(),
+        }
+    }
+
+    #[test]
+    fn a_password_alone_finishes_and_a_wrong_one_is_refused() {
+        let (_dir, store, hasher, realm) = setup();
+        let user = store.require_user(&realm, "iago@example.com").unwrap();
+        let login = unlimited(&store, &hasher);
+        let signin = SignIn {
+            login: &login,
+            client: Client::default(),
+        };
+        let wrong = signin.password(&realm, credentials("nope")).unwrap();
+        assert_eq!(wrong.failure(), Some("WRONG_PASSWORD"));
+        assert!(matches!(
+            wrong.outcome,
+            Outcome::Denied(Denial::Refused(LoginRefusal::WrongPassword))
+        ));
+        let right = signin.password(&realm, credentials(PASSWORD)).unwrap();
+        assert_eq!(right.user_id, Some(user.id));
+        let Outcome::Success(success) = right.outcome else {
+            panic!("not finished");
+        };
+        assert_eq!(success.user.id, user.id);
+        assert_eq!(success.api_key.len(), 32);
+    }
+
+    #[test]
+    fn a_factor_adds_a_code_step_whose_token_finishes_once() {
+        let (_dir, store, hasher, realm) = setup();
+        let user = store.require_user(&realm, "iago@example.com").unwrap();
+        let secret = Secret::generate();
+        let audit = AuditEntry::new(AuditEvent::TotpEnrolled, Some(realm.id), Some(user.id));
+        second_factor::enrol(
+            &store,
+            &realm,
+            &user,
+            &secret,
+            None,
+            Origin::Operator,
+            &audit,
+        )
+        .unwrap();
+        let login = unlimited(&store, &hasher);
+        let signin = SignIn {
+            login: &login,
+            client: Client::default(),
+        };
+        let first = signin.password(&realm, credentials(PASSWORD)).unwrap();
+        let Outcome::Continue(NextStep {
+            token,
+            kind: StepKind::Code,
+        }) = first.outcome
+        else {
+            panic!("no code step");
+        };
+        let right = secret.code_at(now());
+        let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+        let again = signin.code(&realm, &token, &wrong).unwrap();
+        assert_eq!(again.failure(), Some("WRONG_CODE"));
+        let Outcome::Denied(Denial::Again { step, .. }) = again.outcome else {
+            panic!("not the same step again");
+        };
+        assert_eq!(step.token, token);
+        let done = signin.code(&realm, &token, &right).unwrap();
+        assert!(matches!(done.outcome, Outcome::Success(_)));
+        let spent = signin.code(&realm, &token, &right).unwrap();
+        assert!(matches!(spent.outcome, Outcome::Denied(Denial::Expired)));
+        // No step of another realm, and none from a malformed token.
+        let other = signin.code(&realm, "x", &right).unwrap();
+        assert!(matches!(other.outcome, Outcome::Denied(Denial::Expired)));
+    }
+}

@@ -1,0 +1,555 @@
+//! The threads that serve one tiny_http server.
+//!
+//! - The **intake** thread takes every request from tiny_http. A request whose body is in
+//!   memory (none, or one tiny_http read with the head) goes to the front queue at once; one
+//!   whose body is still on the wire goes to a **body thread** of its own, which reads it
+//!   under the connection deadlines ([`crate::deadline`]), queues it, and writes the answer
+//!   it is sent. A blocked body thread is cheap, and there are at most as many as open
+//!   connections, which the gate bounds; so a request without a body never waits behind one
+//!   that dribbles its body, and no front thread ever waits on a client.
+//! - **Front** threads, each with its own handler state (a SQLite connection), answer the
+//!   cheap requests; requests that may cost an argon2 computation go through a bounded queue
+//!   to the **hashing** threads, or get the overload 429 at once when it is full, so
+//!   `server_settings` stays fast while logins saturate the cores; peak memory stays
+//!   `hashing threads × m`.
+//!
+//! The whole life of each request runs inside `catch_unwind`, and a lost thread, of the pool
+//! or of tiny_http, ends the process so that systemd restarts it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use log::{error, info, warn};
+use tiny_http::Server;
+
+use super::{Handler, Request, Response, read_request, to_tiny_http};
+use crate::auth::login::Method;
+use crate::deadline::{self, Watchdog};
+use crate::error::ApiError;
+use crate::metrics;
+
+/// Why the server should stop.
+#[derive(Debug)]
+pub enum StopReason {
+    /// tiny_http failed: exit non-zero.
+    Fatal(String),
+    /// SIGTERM or SIGINT: finish what is in flight, then exit 0.
+    Signal(i32),
+}
+
+/// How many threads of each kind: `front` threads answer the cheap requests; `hashing`
+/// threads answer the costly ones, so peak memory is `hashing × m` whatever the load.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    pub front: usize,
+    pub hashing: usize,
+}
+
+/// The queue of costly requests waiting for a hashing thread holds at least this many, and
+/// at least [`QUEUED_PER_HASHING_THREAD`] per hashing thread (wire.md §8, overload).
+const MIN_QUEUED: usize = 64;
+const QUEUED_PER_HASHING_THREAD: usize = 16;
+
+/// How many costly requests may wait for `hashing` threads; past that they get the overload
+/// 429 at once, so that no front thread ever waits for the queue.
+pub fn queue_capacity(hashing: usize) -> usize {
+    MIN_QUEUED.max(hashing.saturating_mul(QUEUED_PER_HASHING_THREAD))
+}
+
+/// The log target of the request lines, which operators filter on: the adapter's module.
+const LOG_TARGET: &str = "zulip_auth::http";
+
+/// tiny_http reads a body of at most this many bytes with its head (unless the client asked
+/// for `100 Continue`); a longer one stays on the wire until it is read.
+const READ_WITH_THE_HEAD: usize = 1024;
+
+/// A request ready for a front thread.
+enum Arrival {
+    /// Its body, if any, is in memory: reading it cannot wait.
+    Whole(tiny_http::Request, Instant),
+    /// Read by a body thread.
+    Read(Box<Job>),
+}
+
+/// A request read (or refused while reading), and where its answer goes.
+struct Job {
+    head: Head,
+    request: Result<Request, ApiError>,
+    reply: Reply,
+    started: Instant,
+}
+
+/// What the log and the refusals need of a request that may not have been read.
+struct Head {
+    method: String,
+    /// Without the query string.
+    path: String,
+}
+
+impl Head {
+    fn of(raw: &tiny_http::Request) -> Head {
+        Head {
+            method: raw.method().to_string(),
+            path: raw.url().split('?').next().unwrap_or("").to_owned(),
+        }
+    }
+}
+
+/// Who writes the answer.
+enum Reply {
+    /// The request itself, whose body is in memory.
+    Here(tiny_http::Request),
+    /// The body thread that holds the request: the answer, and the path as the log shows it.
+    There(SyncSender<(Response, String)>),
+}
+
+/// Reports its thread's end on `fatal` unless the server is stopping: a pool that silently
+/// loses threads ends up answering nothing while the process lives on.
+struct LossAlarm {
+    thread: String,
+    stopping: Arc<AtomicBool>,
+    fatal: Sender<StopReason>,
+}
+
+impl Drop for LossAlarm {
+    fn drop(&mut self) {
+        if thread::panicking() || !self.stopping.load(Ordering::SeqCst) {
+            let _ = self.fatal.send(StopReason::Fatal(format!(
+                "worker thread {} stopped",
+                self.thread
+            )));
+        }
+    }
+}
+
+/// A queue that several threads take from.
+type Shared<T> = Arc<Mutex<Receiver<T>>>;
+
+fn take<T>(queue: &Shared<T>) -> Option<T> {
+    queue
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .recv()
+        .ok()
+}
+
+/// Starts the pool, each front and hashing thread with its own handler from `make_handler`,
+/// serving `server`. When the intake's `recv()` fails while `stopping` is unset, tiny_http's
+/// accept loop has ended for good: that is reported on `fatal`, so the process exits and is
+/// restarted. So is the end of any pool thread while `stopping` is unset. After
+/// `server.unblock()`, the intake stops; the front threads answer what was queued, then
+/// stop, and the hashing threads finish their queue and stop too.
+pub fn spawn_workers<H, F>(
+    server: &Arc<Server>,
+    size: PoolSize,
+    make_handler: F,
+    watchdog: Watchdog,
+    stopping: &Arc<AtomicBool>,
+    fatal: &Sender<StopReason>,
+) -> Vec<JoinHandle<()>>
+where
+    H: Handler,
+    F: Fn() -> Result<H, String> + Send + Sync + 'static,
+{
+    let make_handler = Arc::new(make_handler);
+    let start_handler = Arc::new(move |fatal: &Sender<StopReason>| match make_handler() {
+        Ok(handler) => Some(handler),
+        Err(e) => {
+            let _ = fatal.send(StopReason::Fatal(e));
+            None
+        }
+    });
+    let capacity = queue_capacity(size.hashing);
+    metrics::queue_capacity(capacity);
+    let (queue, queued) = mpsc::sync_channel::<Job>(capacity);
+    let queued = Arc::new(Mutex::new(queued));
+    let (arrive, arrivals) = mpsc::channel::<Arrival>();
+    let arrivals = Arc::new(Mutex::new(arrivals));
+    let alarm = |thread: &str| LossAlarm {
+        thread: thread.to_owned(),
+        stopping: Arc::clone(stopping),
+        fatal: fatal.clone(),
+    };
+    let mut threads = Vec::new();
+    for i in 0..size.hashing {
+        let (queued, fatal, start_handler) = (
+            Arc::clone(&queued),
+            fatal.clone(),
+            Arc::clone(&start_handler),
+        );
+        let name = format!("hashing-{i}");
+        let alarm = alarm(&name);
+        threads.push(spawn(name, move || {
+            let _alarm = alarm;
+            lower_priority();
+            let Some(mut handler) = start_handler(&fatal) else {
+                return;
+            };
+            while let Some(job) = take(&queued) {
+                metrics::dequeued();
+                guarded(|| serve(&mut handler, job));
+            }
+        }));
+    }
+    for i in 0..size.front {
+        let (arrivals, fatal) = (Arc::clone(&arrivals), fatal.clone());
+        let (queue, start_handler) = (queue.clone(), Arc::clone(&start_handler));
+        let name = format!("front-{i}");
+        let alarm = alarm(&name);
+        threads.push(spawn(name, move || {
+            let _alarm = alarm;
+            let Some(mut handler) = start_handler(&fatal) else {
+                return;
+            };
+            while let Some(arrival) = take(&arrivals) {
+                guarded(|| front(&mut handler, arrival, &queue));
+            }
+        }));
+    }
+    let (server, stopping, fatal) = (Arc::clone(server), Arc::clone(stopping), fatal.clone());
+    let alarm = alarm("intake");
+    threads.push(spawn("intake".into(), move || {
+        let _alarm = alarm;
+        loop {
+            match server.recv() {
+                Ok(raw) => intake(raw, &arrive, &watchdog),
+                Err(_) if stopping.load(Ordering::SeqCst) => return,
+                Err(e) => {
+                    let _ = fatal.send(StopReason::Fatal(format!(
+                        "accepting connections failed: {e}"
+                    )));
+                    return;
+                }
+            }
+        }
+    }));
+    threads
+}
+
+/// Sends a request on to the front threads, through a body thread of its own if its body is
+/// still on the wire.
+fn intake(raw: tiny_http::Request, arrive: &Sender<Arrival>, watchdog: &Watchdog) {
+    let started = Instant::now();
+    if body_in_memory(&raw) {
+        let _ = arrive.send(Arrival::Whole(raw, started));
+        return;
+    }
+    let (arrive, watchdog) = (arrive.clone(), watchdog.clone());
+    let spawned = thread::Builder::new()
+        .name("body".into())
+        .spawn(move || guarded(|| read_body(raw, started, &arrive, &watchdog)));
+    if let Err(e) = spawned {
+        error!("cannot start a thread to read a request body ({e}): its connection is dropped");
+    }
+}
+
+/// Whether tiny_http holds the whole body already (or there is none): no chunked encoding, no
+/// connection upgrade (whose body is the rest of the stream), and a declared length it read
+/// with the head.
+fn body_in_memory(raw: &tiny_http::Request) -> bool {
+    let headers = raw.headers();
+    let has = |name: &'static str| headers.iter().any(|h| h.field.equiv(name));
+    let upgrade = headers.iter().any(|h| {
+        h.field.equiv("Connection") && h.value.as_str().to_ascii_lowercase().contains("upgrade")
+    });
+    let small = match raw.body_length() {
+        None | Some(0) => true,
+        Some(n) => n <= READ_WITH_THE_HEAD && !has("Expect"),
+    };
+    small && !has("Transfer-Encoding") && !upgrade
+}
+
+/// A body thread: reads the body, within [`deadline::BODY`] of the head, queues the request,
+/// writes the answer it is sent, and drops the request, which drains what was left unread;
+/// the watchdog ends all of that at the deadline.
+fn read_body(
+    mut raw: tiny_http::Request,
+    started: Instant,
+    arrive: &Sender<Arrival>,
+    watchdog: &Watchdog,
+) {
+    let watch = watchdog.watch(raw.remote_addr().copied(), started + deadline::BODY);
+    let head = Head::of(&raw);
+    // Past the deadline the watchdog ends the body early, and a chunked one cut within a
+    // chunk reads as complete: so a late body is refused, whatever it looks like.
+    let request = read_request(&mut raw).and_then(|request| {
+        if started.elapsed() < deadline::BODY {
+            Ok(request)
+        } else {
+            Err(ApiError::unreadable_body())
+        }
+    });
+    let (reply, answer) = mpsc::sync_channel(1);
+    let job = Job {
+        head,
+        request,
+        reply: Reply::There(reply),
+        started,
+    };
+    if arrive.send(Arrival::Read(Box::new(job))).is_ok()
+        && let Ok((response, path)) = answer.recv()
+    {
+        respond(raw, response, &path);
+    } else {
+        drop(raw);
+    }
+    drop(watch);
+}
+
+/// Runs the whole life of one request, from reading it to dropping it, so that a panic
+/// outside the handler (tiny_http's drain of an unread body of 2^63 bytes) costs that
+/// request and not the thread.
+fn guarded(life: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(life)).is_err() {
+        error!("a request panicked outside its handler; its connection is dropped");
+    }
+}
+
+/// tiny_http's own threads (its accept loop and one per connection) are the process's only
+/// unnamed threads. A panic there (accept took the last descriptor, a thread could not be
+/// spawned) stops accepting for good while the process lives on: exit non-zero instead,
+/// so that systemd restarts the service.
+pub fn exit_when_tiny_http_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        if thread::current().name().is_none() {
+            error!("tiny_http's thread panicked: exiting so that the service is restarted");
+            std::process::exit(1);
+        }
+    }));
+}
+
+/// Raises the soft limit of open descriptors to the hard limit, since tiny_http holds two
+/// per connection; returns the limit now in force.
+pub fn raise_descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Nice value of the hashing threads: when cores are scarce, the scheduler serves cheap
+/// requests first and logins take the rest, instead of sharing the cores evenly.
+const HASHING_NICENESS: libc::c_int = 10;
+
+/// Lowers this thread's scheduling priority (Linux applies nice values per thread). Where it
+/// is not allowed (a seccomp filter, say) the thread keeps the default priority.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take no pointers; they only read their integer arguments.
+    let changed = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, HASHING_NICENESS)
+    };
+    if changed != 0 {
+        log::debug!(
+            "hashing thread keeps its priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Starts a pool thread. A pool that cannot start its threads serves nothing: the process
+/// exits non-zero, as when tiny_http's own thread dies.
+fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    match thread::Builder::new().name(name.clone()).spawn(body) {
+        Ok(handle) => handle,
+        Err(e) => {
+            error!("cannot start the worker thread {name}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Answers a request if it is cheap (or unreadable), else queues it for a hashing thread,
+/// or answers the overload 429 when the queue is full.
+fn front(handler: &mut impl Handler, arrival: Arrival, queue: &SyncSender<Job>) {
+    let job = match arrival {
+        Arrival::Whole(mut raw, started) => Job {
+            head: Head::of(&raw),
+            request: read_request(&mut raw),
+            reply: Reply::Here(raw),
+            started,
+        },
+        Arrival::Read(job) => *job,
+    };
+    if !job.request.as_ref().is_ok_and(|r| handler.is_costly(r)) {
+        return serve(handler, job);
+    }
+    match queue.try_send(job) {
+        Ok(()) => metrics::queued(),
+        Err(TrySendError::Full(job)) => serve(
+            handler,
+            Job {
+                request: Err(ApiError::overloaded()),
+                ..job
+            },
+        ),
+        // Only if every hashing thread is gone does a front thread hash.
+        Err(TrySendError::Disconnected(job)) => serve(handler, job),
+    }
+}
+
+/// Answers one request (or the error reading it), inside `catch_unwind`, then logs it.
+fn serve(handler: &mut impl Handler, job: Job) {
+    let Job {
+        head: Head {
+            method,
+            path: raw_path,
+        },
+        request,
+        reply,
+        started,
+    } = job;
+    let path = handler.logged_path(&raw_path).into_owned();
+    let response = match request {
+        Ok(request) => {
+            catch_unwind(AssertUnwindSafe(|| handler.handle(&request))).unwrap_or_else(|_| {
+                error!("handler panicked on {method} {path}");
+                handler.refusal(&raw_path, &ApiError::internal())
+            })
+        }
+        Err(err) => handler.refusal(&raw_path, &err),
+    };
+    let (status, log) = (response.status, response.log.clone());
+    // Counted before the client can read the answer and ask for the metrics.
+    metrics::answered(
+        log.route,
+        status,
+        log.login.map(Method::label),
+        started.elapsed(),
+    );
+    match reply {
+        Reply::Here(raw) => respond(raw, response, &path),
+        Reply::There(body_thread) => {
+            let _ = body_thread.send((response, path.clone()));
+        }
+    }
+    if !log.quiet && log::log_enabled!(log::Level::Warn) {
+        let client = log
+            .client
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+        info!(
+            target: LOG_TARGET,
+            "{method} {path} {status} {:.1}ms realm={} user={} client={client}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            log.realm
+                .as_deref()
+                .map_or("-", |r| if r.is_empty() { "(root)" } else { r }),
+            log.user_id.map_or("-".to_owned(), |id| id.to_string()),
+        );
+        if let Some(reason) = log.failure {
+            // One stable line per failed authentication, for fail2ban-style tools.
+            warn!(
+                target: LOG_TARGET,
+                "authentication failure reason={reason} client={client} path={path}"
+            );
+        }
+    }
+}
+
+/// Writes the answer; `path` is the request's as the log shows it.
+fn respond(raw: tiny_http::Request, response: Response, path: &str) {
+    let method = raw.method().clone();
+    if let Err(e) = raw.respond(to_tiny_http(response)) {
+        info!("{method} {path}: could not send the response: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    struct Panicky;
+
+    impl Handler for Panicky {
+        fn handle(&mut self, request: &Request) -> Response {
+            assert!(!request.path.ends_with("/panic"), "handler bug");
+            Response::json(200, &[request.path.as_str()])
+        }
+
+        fn is_costly(&self, request: &Request) -> bool {
+            request.path.starts_with("/costly")
+        }
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    fn start(
+        workers: usize,
+        stopping: bool,
+    ) -> (Arc<Server>, SocketAddr, mpsc::Receiver<StopReason>) {
+        let listener = tiny_http::Listener::from(TcpListener::bind("127.0.0.1:0").unwrap());
+        let watchdog = Watchdog::start(&listener).unwrap();
+        let server = Arc::new(Server::from_listener(listener, None).unwrap());
+        let addr = server.server_addr().to_ip().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stopping = Arc::new(AtomicBool::new(stopping));
+        let size = PoolSize {
+            front: workers,
+            hashing: workers,
+        };
+        spawn_workers(&server, size, || Ok(Panicky), watchdog, &stopping, &tx);
+        (server, addr, rx)
+    }
+
+    #[test]
+    fn a_panicking_handler_answers_500_and_its_worker_lives_on() {
+        let (_server, addr, _fatal) = start(1, false);
+        // In a front thread and in a hashing thread alike.
+        for prefix in ["", "/costly"] {
+            let response = get(addr, &format!("{prefix}/panic"));
+            assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+            let body = "\r\n\r\n{\"result\":\"error\",\"msg\":\"Internal server error\"}\n";
+            assert!(response.ends_with(body), "{response}");
+            let after = format!("{prefix}/after");
+            assert!(get(addr, &after).ends_with(&format!("[\"{after}\"]\n")));
+        }
+    }
+
+    #[test]
+    fn a_failed_recv_is_fatal_unless_stopping() {
+        let (server, _, fatal) = start(1, false);
+        server.unblock();
+        assert!(fatal.recv_timeout(Duration::from_secs(5)).is_ok());
+        let (server, _, fatal) = start(1, true);
+        server.unblock();
+        assert!(matches!(
+            fatal.recv_timeout(Duration::from_secs(1)),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        ));
+    }
+}

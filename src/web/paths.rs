@@ -1,0 +1,23 @@
+//! Every page's path, in one place, so that pages link to one another and the route table
+//! names them without any page importing another.
+
+use crate::auth::reset;
+
+/// The sign-in (web.md §3).
+pub const LOGIN: &str = "/accounts/login/";
+
+/// The account page (web.md §7) and the paths its forms post to.
+pub const SETTINGS: &str = "/accounts/settings/";
+pub const API_KEY: &str = "/accounts/settings/api-key";
+pub const REGENERATE: &str = "/accounts/settings/api-key/regenerate";
+pub const ZULIPRC: &str = "/accounts/settings/zuliprc";
+pub const PASSWORD: &str = "/accounts/settings/password";
+/// Turning the second factor on: an offer of a key, then its first code (web.md §4).
+pub const TWO_FACTOR_ON: &str = "/accounts/settings/two-factor/";
+pub const TWO_FACTOR_OFF: &str = "/accounts/settings/two-factor/remove";
+pub const LOGOUT: &str = "/accounts/logout/";
+
+/// The forgotten-password pages (web.md §6); a link is a path below [`RESET_REQUEST`].
+pub const RESET_REQUEST: &str = reset::PATH_PREFIX;
+pub const RESET_SENT: &str = "/accounts/password/reset/done/";
+pub const RESET_DONE: &str = "/accounts/password/done/";
