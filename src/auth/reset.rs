@@ -84,7 +84,7 @@ pub fn set_password(
     token: &str,
     new_password: &str,
     audit: &AuditEntry,
-) -> Result<bool, account::Refusal> {
+) -> Result<bool, account::PasswordRefusal> {
     let (hash, bucket) = account::new_hash(login, user, new_password)?;
     let digest = token::digest(token);
     Ok(login
