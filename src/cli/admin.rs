@@ -139,18 +139,17 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
 
 /// A JWT key file's contents: `''` turns the JWT login off. The key is not checked here
 /// but with the algorithms in force, in [`checked_jwt`].
-fn jwt_key(path: Option<&Path>) -> Result<Option<String>, Error> {
+fn jwt_key(path: Option<&str>) -> Result<Option<String>, Error> {
     match path {
         None => Ok(None),
-        Some(path) if path.as_os_str().is_empty() => Ok(Some(String::new())),
+        Some("") => Ok(Some(String::new())),
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| Error::Io(format!("cannot read {}", path.display()), e))?;
+            let bytes =
+                std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {path}"), e))?;
             match String::from_utf8(bytes) {
                 Ok(text) => Ok(Some(text)),
                 Err(_) => invalid!(
-                    "the JWT key file {} is not UTF-8 text: give a shared secret or a PEM public key",
-                    path.display()
+                    "the JWT key file {path} is not UTF-8 text: give a shared secret or a PEM public key"
                 ),
             }
         }

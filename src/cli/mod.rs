@@ -353,7 +353,7 @@ pub enum RealmCommand {
 pub struct JwtArgs {
     /// File holding the shared secret (HS*) or the PEM public key; '' turns the JWT login off
     #[arg(long, value_name = "PATH")]
-    pub jwt_key_file: Option<PathBuf>,
+    pub jwt_key_file: Option<String>,
     /// The algorithms accepted with the key, comma-separated [default: HS256]
     #[arg(long, value_name = "ALGORITHMS")]
     pub jwt_algorithms: Option<String>,

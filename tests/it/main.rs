@@ -12,6 +12,7 @@ mod fetch_api_key;
 mod hardening;
 mod hygiene;
 mod instances;
+mod jwt;
 mod ldap;
 mod mail;
 mod mailbox;
