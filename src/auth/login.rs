@@ -519,28 +519,23 @@ impl Login<'_> {
             Err(refused) => return Ok(refused),
         };
         let mut user_id = None;
-        let found =
-            vouch().and_then(|email| Ok((self.store.user_by_email(realm.id, &email), email)));
-        let outcome = match found {
-            Ok((user, email)) => match user? {
-                Some(user) => {
-                    user_id = Some(user.id);
-                    match check_active(realm, &user) {
-                        Ok(()) => Ok(Verified {
-                            user,
-                            method,
-                            verified_hash: None,
-                            rehash: None,
-                            username_key: None,
-                            reservation,
-                        }),
-                        Err(refusal) => Err(refusal),
-                    }
+        let decided = match vouch() {
+            Ok(email) => self.vouched_user(realm, method, &email, &mut user_id),
+            Err(refusal) => Ok(Err(refusal)),
+        };
+        let outcome = match decided {
+            Ok(Ok(verified)) => Ok(Verified {
+                reservation,
+                ..verified
+            }),
+            Ok(Err(refusal)) => Err(refusal),
+            Err(fault) => {
+                // The attempt was not decided: it must not count as a failure.
+                if let Some(held) = reservation {
+                    ratelimit::give_back(&**self.store, held);
                 }
-                None if self.store.email_exists_anywhere(&email)? => Err(LoginRefusal::OtherRealm),
-                None => Err(LoginRefusal::UnknownUser),
-            },
-            Err(refusal) => Err(refusal),
+                return Err(fault);
+            }
         };
         let outcome = match outcome {
             Ok(verified) => self.finish(realm, verified, client)?,
@@ -554,6 +549,32 @@ impl Login<'_> {
             quota,
             user_id,
         })
+    }
+
+    /// The account a voucher names, in this realm and active.
+    fn vouched_user(
+        &self,
+        realm: &Realm,
+        method: Method,
+        email: &str,
+        user_id: &mut Option<i64>,
+    ) -> StoreResult<Result<Verified, LoginRefusal>> {
+        let Some(user) = self.store.user_by_email(realm.id, email)? else {
+            return Ok(Err(if self.store.email_exists_anywhere(email)? {
+                LoginRefusal::OtherRealm
+            } else {
+                LoginRefusal::UnknownUser
+            }));
+        };
+        *user_id = Some(user.id);
+        Ok(check_active(realm, &user).map(|()| Verified {
+            user,
+            method,
+            verified_hash: None,
+            rehash: None,
+            username_key: None,
+            reservation: None,
+        }))
     }
 }
 
