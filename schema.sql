@@ -156,7 +156,7 @@ CREATE INDEX web_session_user ON web_session (user_id);
 ALTER TABLE audit_log ADD COLUMN instance TEXT;
 
 -- migration 8
--- Zulip's JWT login (wire.md §5.5): the key file's contents, a shared secret or a PEM public
+-- Zulip's JWT login (wire.md §17): the key file's contents, a shared secret or a PEM public
 -- key (NULL: off), as the LDAP bind password is kept; the algorithms accepted with it,
 -- comma-separated; and ours: whether a token must carry exp, and how far ahead it may lie
 -- in seconds.

@@ -368,7 +368,7 @@ impl Api {
     }
 
     /// `POST /api/v1/jwt/fetch_api_key`, Zulip's JWT login, in the check order of wire.md
-    /// §5.7: parameters, realm, key, token; then `auth::jwt` checks the token and the login
+    /// §17: parameters, realm, key, token; then `auth::jwt` checks the token and the login
     /// goes on as one without a password. `--require-2fa` does not apply: whoever holds the
     /// key vouches for the user.
     fn jwt_fetch_api_key(
@@ -737,7 +737,7 @@ fn client<'a>(request: &'a Request, log: &LogContext) -> Client<'a> {
     }
 }
 
-/// The JWT login's success (wire.md §5.7): no `user_id`, as Zulip's; with `include_profile`
+/// The JWT login's success (wire.md §17): no `user_id`, as Zulip's; with `include_profile`
 /// the user as Zulip's user objects describe a person.
 fn jwt_key_response(
     success: &login::Success,

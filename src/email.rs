@@ -75,7 +75,7 @@ fn is_address_literal(domain: &str) -> bool {
 }
 
 /// The Gravatar image of an address, as Zulip's user objects give a person without an
-/// uploaded avatar (wire.md §5.7): the MD5 of the lowercased address, with an identicon as
+/// uploaded avatar (wire.md §17): the MD5 of the lowercased address, with an identicon as
 /// the fallback.
 pub fn gravatar_url(email: &str) -> String {
     use md5::{Digest, Md5};

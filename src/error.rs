@@ -206,7 +206,7 @@ impl ApiError {
         }
     }
 
-    /// wire.md §5.7, row 2.
+    /// wire.md §17, row 2.
     pub const fn jwt_disabled() -> ApiError {
         ApiError::new(
             400,
@@ -215,17 +215,17 @@ impl ApiError {
         )
     }
 
-    /// wire.md §5.7, row 3.
+    /// wire.md §17, row 3.
     pub const fn no_jwt() -> ApiError {
         ApiError::new(400, "No JSON web token passed in request", BAD_REQUEST)
     }
 
-    /// wire.md §5.7, row 4.
+    /// wire.md §17, row 4.
     pub const fn bad_jwt() -> ApiError {
         ApiError::new(400, "Bad JSON web token", BAD_REQUEST)
     }
 
-    /// wire.md §5.7, row 5.
+    /// wire.md §17, row 5.
     pub const fn jwt_without_email() -> ApiError {
         ApiError::new(
             400,

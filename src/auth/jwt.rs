@@ -87,7 +87,7 @@ impl fmt::Display for KeyError {
 impl std::error::Error for KeyError {}
 
 impl Settings {
-    /// The realm's JWT settings; `None` when its JWT login is off (wire.md §5.7, row 2).
+    /// The realm's JWT settings; `None` when its JWT login is off (wire.md §17, row 2).
     pub fn of_realm(realm: &Realm) -> Option<Result<Settings, KeyError>> {
         let file = realm.jwt_key.as_deref()?;
         Some(

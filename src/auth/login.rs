@@ -68,7 +68,7 @@ pub enum Method {
     /// A signed-in person or a key's holder entering their password again, to see their
     /// key or to change their password (web.md §5, §7).
     Reconfirm,
-    /// `jwt/fetch_api_key`: a token signed with the realm's key (wire.md §5.7).
+    /// `jwt/fetch_api_key`: a token signed with the realm's key (wire.md §17).
     Jwt,
 }
 
@@ -123,11 +123,11 @@ pub enum LoginRefusal {
     UserDeactivated,
     /// Step 11: the right password, whose hash needs upgrading, fails the policy.
     ResetRequired,
-    /// A voucher (a signed token) that does not hold (wire.md §5.7, row 4).
+    /// A voucher (a signed token) that does not hold (wire.md §17, row 4).
     BadToken,
-    /// A voucher that names no email (wire.md §5.7, row 5).
+    /// A voucher that names no email (wire.md §17, row 5).
     NoEmail,
-    /// A vouched-for email that has an account only in another realm (wire.md §5.7, row 6).
+    /// A vouched-for email that has an account only in another realm (wire.md §17, row 6).
     OtherRealm,
 }
 
@@ -493,7 +493,7 @@ impl Login<'_> {
 
 /// The logins someone else vouches for.
 impl Login<'_> {
-    /// A login vouched for by a signed token (wire.md §5.7): no password, and no username
+    /// A login vouched for by a signed token (wire.md §17): no password, and no username
     /// to count until the token is read, so only the address limit admits it. `vouch`
     /// checks the token and names the email; a bad token counts against the address. Then
     /// it is a login without a password: the account in this realm, its state (E8, then

@@ -347,7 +347,7 @@ pub enum RealmCommand {
     },
 }
 
-/// Zulip's JWT login, `POST /api/v1/jwt/fetch_api_key` (wire.md §5.5): an organization's
+/// Zulip's JWT login, `POST /api/v1/jwt/fetch_api_key` (wire.md §17): an organization's
 /// portal trades a token signed with the realm's key for a user's API key.
 #[derive(Debug, Args)]
 pub struct JwtArgs {

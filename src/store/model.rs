@@ -24,7 +24,7 @@ pub struct Realm {
     pub web_login_display_name: Option<String>,
     /// Phone logins only through the browser, with a second factor (web.md §2).
     pub require_2fa: bool,
-    /// Zulip's JWT login (wire.md §5.5): the key file's contents, a shared secret or a PEM
+    /// Zulip's JWT login (wire.md §17): the key file's contents, a shared secret or a PEM
     /// public key; `None` is off.
     pub jwt_key: Option<String>,
     /// The algorithms accepted with the key, comma-separated as `--jwt-algorithms` takes them.

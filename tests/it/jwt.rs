@@ -1,4 +1,4 @@
-//! `POST /api/v1/jwt/fetch_api_key` (wire.md §5.7): Zulip's check order and bytes, our
+//! `POST /api/v1/jwt/fetch_api_key` (wire.md §17): Zulip's check order and bytes, our
 //! expiry rules, and bad tokens against the per-address limit.
 
 use std::time::{SystemTime, UNIX_EPOCH};
