@@ -212,6 +212,10 @@ fn good_tokens_do_not_count() {
         let r = post(&server, &host, &format!("token={}", token(IAGO, json!({}))));
         assert_eq!(r.status, 200, "{}", r.text());
     }
+    // Audited as a login of its own kind (the first also mints the key).
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    assert_eq!(audit.matches("login_success").count(), 4, "{audit}");
+    assert_eq!(audit.matches("JWT login").count(), 5, "{audit}");
 }
 
 #[test]
