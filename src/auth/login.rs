@@ -315,25 +315,14 @@ impl Login<'_> {
         } else {
             self.check(realm, username, password, &mut user_id)
         };
-        let outcome = match checked {
-            Ok(Ok(mut verified)) => {
-                verified.method = method;
-                verified.username_key = username_key;
-                verified.reservation = reservation;
-                Ok(verified)
-            }
-            Ok(Err(refusal)) => {
-                self.refused(realm, method, refusal, user_id, reservation, client)?;
-                Err(refusal)
-            }
-            Err(fault) => {
-                // The attempt was not decided: it must not count as a failure.
-                if let Some(held) = reservation {
-                    ratelimit::give_back(&**self.store, held);
-                }
-                return Err(fault);
-            }
-        };
+        let checked = checked.map(|decided| {
+            decided.map(|verified| Verified {
+                method,
+                username_key,
+                ..verified
+            })
+        });
+        let outcome = self.settle(realm, method, checked, user_id, reservation, client)?;
         Ok(Checked {
             outcome,
             quota,
@@ -523,26 +512,9 @@ impl Login<'_> {
             Ok(email) => self.vouched_user(realm, method, &email, &mut user_id),
             Err(refusal) => Ok(Err(refusal)),
         };
-        let outcome = match decided {
-            Ok(Ok(verified)) => Ok(Verified {
-                reservation,
-                ..verified
-            }),
-            Ok(Err(refusal)) => Err(refusal),
-            Err(fault) => {
-                // The attempt was not decided: it must not count as a failure.
-                if let Some(held) = reservation {
-                    ratelimit::give_back(&**self.store, held);
-                }
-                return Err(fault);
-            }
-        };
-        let outcome = match outcome {
+        let outcome = match self.settle(realm, method, decided, user_id, reservation, client)? {
             Ok(verified) => self.finish(realm, verified, client)?,
-            Err(refusal) => {
-                self.refused(realm, method, refusal, user_id, reservation, client)?;
-                Err(refusal)
-            }
+            Err(refusal) => Err(refusal),
         };
         Ok(Checked {
             outcome,
@@ -620,6 +592,37 @@ impl Login<'_> {
                 }),
             },
         )
+    }
+
+    /// Settles an attempt the limits admitted: a verified login carries the address
+    /// reservation on to its finish, a refusal is [settled](Login::refused), and a store
+    /// fault gives the place back, since the attempt was not decided and must not count as
+    /// a failure.
+    fn settle(
+        &self,
+        realm: &Realm,
+        method: Method,
+        checked: StoreResult<Result<Verified, LoginRefusal>>,
+        user_id: Option<i64>,
+        reservation: Option<Reservation>,
+        client: Client<'_>,
+    ) -> StoreResult<Result<Verified, LoginRefusal>> {
+        match checked {
+            Ok(Ok(verified)) => Ok(Ok(Verified {
+                reservation,
+                ..verified
+            })),
+            Ok(Err(refusal)) => {
+                self.refused(realm, method, refusal, user_id, reservation, client)?;
+                Ok(Err(refusal))
+            }
+            Err(fault) => {
+                if let Some(held) = reservation {
+                    ratelimit::give_back(&**self.store, held);
+                }
+                Err(fault)
+            }
+        }
     }
 
     /// Settles a refusal, every one of them: counts it, audits it, and settles the address
