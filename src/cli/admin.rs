@@ -251,7 +251,7 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         })
         .collect();
     if json {
-        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+        return outln!("{}", json_line(&rows)?);
     }
     print_table(
         &[
@@ -499,7 +499,7 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
     let users = store.users_of_realm(realm.id)?;
     let rows: Vec<UserRow<'_>> = users.iter().map(UserRow::new).collect();
     if json {
-        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+        return outln!("{}", json_line(&rows)?);
     }
     print_table(
         &["ID", "EMAIL", "FULL NAME", "ROLE", "STATE", "KEY"],
@@ -688,7 +688,7 @@ pub fn show_audit(
     let rows = store.audit_rows(&filter)?;
     if json {
         for row in &rows {
-            outln!("{}", serde_json::to_string(row).expect("rows serialize"))?;
+            outln!("{}", json_line(row)?)?;
         }
         return Ok(());
     }
@@ -746,4 +746,9 @@ pub(super) fn print_table(
         outln!("{}", line.join("  ").trim_end())?;
     }
     Ok(())
+}
+
+/// A row as one line of JSON; our rows are plain data, so this fails only if serde does.
+fn json_line<T: serde::Serialize>(row: &T) -> Result<String, Error> {
+    serde_json::to_string(row).map_err(|e| Error::Invalid(format!("cannot write JSON: {e}")))
 }
