@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import, outln,
-    validated,
+    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
+    no_controls, outln, validated,
 };
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::second_factor::{self, Origin};
@@ -25,7 +25,7 @@ use crate::store::{
     AuditEntry, AuditEvent, AuditFilter, Database, LdapSettings, NewUser, Realm, RealmChanges,
     Store, StoreResult, User,
 };
-use crate::text::{escape_controls, first_control};
+use crate::text::escape_controls;
 
 /// Audit details say who acted: the CLI has no client address.
 const BY_OPERATOR: &str = "by operator";
@@ -200,14 +200,6 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapSettings, Error> {
         .enabled
         .or(settings.url.as_ref().map(|url| !url.is_empty()));
     Ok(settings)
-}
-
-/// Refuses a name that would reach a terminal with control characters in it.
-pub(super) fn no_controls(what: &str, name: &str) -> Result<(), Error> {
-    match first_control(name) {
-        Some(c) => invalid!("the {what} {name:?} contains the control character {c:?}"),
-        None => Ok(()),
-    }
 }
 
 /// DNS labels joined by dots, in lowercase: it becomes part of a host name.
