@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import, outln,
-    validated,
+    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
+    no_controls, outln, validated,
 };
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::second_factor::{self, Origin};
@@ -25,7 +25,7 @@ use crate::store::{
     AuditEntry, AuditEvent, AuditFilter, Database, LdapSettings, NewUser, Realm, RealmChanges,
     Store, StoreResult, User,
 };
-use crate::text::{escape_controls, first_control};
+use crate::text::escape_controls;
 
 /// Audit details say who acted: the CLI has no client address.
 const BY_OPERATOR: &str = "by operator";
@@ -249,14 +249,6 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapSettings, Error> {
     Ok(settings)
 }
 
-/// Refuses a name that would reach a terminal with control characters in it.
-pub(super) fn no_controls(what: &str, name: &str) -> Result<(), Error> {
-    match first_control(name) {
-        Some(c) => invalid!("the {what} {name:?} contains the control character {c:?}"),
-        None => Ok(()),
-    }
-}
-
 /// DNS labels joined by dots, in lowercase: it becomes part of a host name.
 fn validate_subdomain(subdomain: &str) -> Result<(), Error> {
     let lowercase = !subdomain.bytes().any(|b| b.is_ascii_uppercase());
@@ -298,7 +290,7 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         })
         .collect();
     if json {
-        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+        return outln!("{}", json_line(&rows)?);
     }
     print_table(
         &[
@@ -546,7 +538,7 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
     let users = store.users_of_realm(realm.id)?;
     let rows: Vec<UserRow<'_>> = users.iter().map(UserRow::new).collect();
     if json {
-        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+        return outln!("{}", json_line(&rows)?);
     }
     print_table(
         &["ID", "EMAIL", "FULL NAME", "ROLE", "STATE", "KEY"],
@@ -735,7 +727,7 @@ pub fn show_audit(
     let rows = store.audit_rows(&filter)?;
     if json {
         for row in &rows {
-            outln!("{}", serde_json::to_string(row).expect("rows serialize"))?;
+            outln!("{}", json_line(row)?)?;
         }
         return Ok(());
     }
@@ -793,4 +785,9 @@ pub(super) fn print_table(
         outln!("{}", line.join("  ").trim_end())?;
     }
     Ok(())
+}
+
+/// A row as one line of JSON; our rows are plain data, so this fails only if serde does.
+fn json_line<T: serde::Serialize>(row: &T) -> Result<String, Error> {
+    serde_json::to_string(row).map_err(|e| Error::Invalid(format!("cannot write JSON: {e}")))
 }

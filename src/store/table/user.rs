@@ -46,31 +46,6 @@ pub(super) fn store_key(conn: &mut dyn Conn, user_id: i64, key: &str) -> StoreRe
     }
 }
 
-/// Writes a new password hash and closes what the old one opened: the user's sessions and
-/// reset link end, the username's bucket is cleared, and `audit` is written. Inside the
-/// caller's durable transaction.
-pub(super) fn set_password(
-    conn: &mut dyn Conn,
-    user_id: i64,
-    hash: &str,
-    clear_bucket: &str,
-    audit: &AuditEntry,
-) -> StoreResult<()> {
-    conn.execute(
-        sql!("UPDATE \"user\" SET password = $1 WHERE id = $2"),
-        params![hash, user_id],
-    )?;
-    end_sessions_and_link(conn, user_id)?;
-    super::rate_limit_event::clear(conn, clear_bucket)?;
-    super::audit_log::insert(conn, audit)
-}
-
-/// Ends the user's sessions and reset link: a password change or a deactivation.
-fn end_sessions_and_link(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
-    super::web_session::end_all(conn, user_id)?;
-    super::password_reset::delete(conn, user_id)
-}
-
 fn insert(conn: &mut dyn Conn, realm_id: i64, user: &NewUser) -> StoreResult<i64> {
     let inserted = conn.one(
         sql!(
@@ -184,7 +159,7 @@ impl<B: Backend> Users for B {
         clear_bucket: &str,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        self.durably(|conn| set_password(conn, user_id, hash, clear_bucket, audit))
+        self.durably(|conn| super::password::set(conn, user_id, hash, clear_bucket, audit))
     }
 
     fn set_user_active(&self, user_id: i64, active: bool, audit: &AuditEntry) -> StoreResult<()> {
@@ -194,7 +169,7 @@ impl<B: Backend> Users for B {
                 params![user_id, active],
             )?;
             if !active {
-                end_sessions_and_link(conn, user_id)?;
+                super::password::end_sessions_and_link(conn, user_id)?;
             }
             super::audit_log::insert(conn, audit)
         })
