@@ -59,6 +59,13 @@ impl<B: Backend> Audit for B {
 }
 
 /// Drops rows written before `before`: past their retention.
-pub(super) fn prune(conn: &mut dyn Conn, before: f64) -> StoreResult<u64> {
-    Ok(conn.execute(sql!("DELETE FROM audit_log WHERE at < $1"), params![before])?)
+/// At most `batch` of the rows before `before`.
+pub(super) fn prune(conn: &mut dyn Conn, before: f64, batch: i64) -> StoreResult<u64> {
+    Ok(conn.execute(
+        sql!(
+            "DELETE FROM audit_log WHERE id IN
+               (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)"
+        ),
+        params![before, batch],
+    )?)
 }

@@ -3,14 +3,21 @@
 use crate::store::sql::Backend;
 use crate::store::{Prune, Pruning, StoreResult};
 
+/// The most rows of a table that grows with every request (rate-limit events, audit rows)
+/// one call deletes, in one statement: a million at once held the write lock for seconds,
+/// past the busy timeout of the logins waiting for it.
+const BATCH: i64 = 10_000;
+
 impl<B: Backend> Pruning for B {
     fn prune(&self, prune: &Prune) -> StoreResult<u64> {
         self.read(|conn| {
-            Ok(super::rate_limit_event::prune(conn, prune.events_before)?
-                + super::audit_log::prune(conn, prune.audit_before)?
-                + super::web_login_step::prune(conn, prune.now)?
-                + super::web_session::prune(conn, prune.now, prune.sessions)?
-                + super::password_reset::prune(conn, prune.now)?)
+            Ok(
+                super::rate_limit_event::prune(conn, prune.events_before, BATCH)?
+                    + super::audit_log::prune(conn, prune.audit_before, BATCH)?
+                    + super::web_login_step::prune(conn, prune.now)?
+                    + super::web_session::prune(conn, prune.now, prune.sessions)?
+                    + super::password_reset::prune(conn, prune.now)?,
+            )
         })
     }
 }

@@ -59,10 +59,14 @@ pub(super) fn release(conn: &mut dyn Conn, reservation: Reservation) -> StoreRes
 }
 
 /// Drops events before `before`: no window sees them any more.
-pub(super) fn prune(conn: &mut dyn Conn, before: f64) -> StoreResult<u64> {
+/// At most `batch` of the events before `before`.
+pub(super) fn prune(conn: &mut dyn Conn, before: f64, batch: i64) -> StoreResult<u64> {
     Ok(conn.execute(
-        sql!("DELETE FROM rate_limit_event WHERE at < $1"),
-        params![before],
+        sql!(
+            "DELETE FROM rate_limit_event WHERE id IN
+               (SELECT id FROM rate_limit_event WHERE at < $1 LIMIT $2)"
+        ),
+        params![before, batch],
     )?)
 }
 
