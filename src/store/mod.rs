@@ -222,7 +222,9 @@ pub struct Prune {
 
 pub trait Pruning {
     /// Drops rate-limit events, audit rows, sign-in steps, sessions and reset links as
-    /// `prune` says; how many rows in all.
+    /// `prune` says; how many rows in all. Each statement is its own transaction, and the
+    /// tables that grow with every request lose a bounded batch per call: call again until
+    /// it returns 0.
     fn prune(&self, prune: &Prune) -> StoreResult<u64>;
 }
 

@@ -2,7 +2,7 @@
 //! the buckets and records in one write transaction, under the engine's locks on them
 //! ([`Conn::lock_buckets`]), so every worker and instance counts against the same events.
 
-use crate::store::sql::{Backend, Conn, params, sql};
+use crate::store::sql::{Backend, Conn, Sql, params, sql};
 use crate::store::{Admission, Attempt, Bucket, Limits, Reservation, StoreResult};
 
 /// The newest `limit` event times of the bucket within its window, newest first.
@@ -59,12 +59,10 @@ pub(super) fn release(conn: &mut dyn Conn, reservation: Reservation) -> StoreRes
 }
 
 /// Drops events before `before`: no window sees them any more.
-pub(super) fn prune(conn: &mut dyn Conn, before: f64) -> StoreResult<u64> {
-    Ok(conn.execute(
-        sql!("DELETE FROM rate_limit_event WHERE at < $1"),
-        params![before],
-    )?)
-}
+/// A batch of pruning ([`super::prune`]): at most `$2` of the events before `$1`.
+pub(super) static PRUNE: Sql = Sql::new(
+    "DELETE FROM rate_limit_event WHERE id IN (SELECT id FROM rate_limit_event WHERE at < $1 LIMIT $2)",
+);
 
 /// The refusal a full bucket gives, if either is full: the address first. `recent` reads a
 /// bucket's events as [`recent`] does.
