@@ -63,7 +63,9 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
     let post = request.method == "POST";
     let refused = match request.path.as_str() {
         paths::SETTINGS => (!get).then(|| page::method_not_allowed(false)),
-        paths::LOGOUT | paths::REGENERATE => (!get && !post).then(|| page::method_not_allowed(true)),
+        paths::LOGOUT | paths::REGENERATE => {
+            (!get && !post).then(|| page::method_not_allowed(true))
+        }
         _ => (!post)
             .then(|| page::plain(405, "This page answers POST only.").header("Allow", "POST")),
     };
@@ -381,7 +383,10 @@ impl View<'_> {
             }
             a.back href=(paths::SETTINGS) { "Back to your account" }
         };
-        Ok(self.respond(&csrf, self.layout("Set up two-factor authentication", content)))
+        Ok(self.respond(
+            &csrf,
+            self.layout("Set up two-factor authentication", content),
+        ))
     }
 
     fn enrolled_page(&self) -> Result<Response, Refusal> {
@@ -395,7 +400,10 @@ impl View<'_> {
             }
             a.button href=(paths::SETTINGS) { "Back to your account" }
         };
-        Ok(self.respond(&csrf, self.layout("Two-factor authentication is on", content)))
+        Ok(self.respond(
+            &csrf,
+            self.layout("Two-factor authentication is on", content),
+        ))
     }
 
     fn layout(&self, title: &str, content: Markup) -> Markup {

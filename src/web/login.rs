@@ -190,7 +190,11 @@ impl View<'_> {
     }
 
     fn layout(&self, title: &str, content: Markup) -> Markup {
-        page::layout(Some(Banner::new(self.realm, self.realm_url)), title, content)
+        page::layout(
+            Some(Banner::new(self.realm, self.realm_url)),
+            title,
+            content,
+        )
     }
 
     /// The hidden fields of every form: the CSRF token and the app's pad.

@@ -86,7 +86,11 @@ fn back_to_sign_in() -> Markup {
 
 impl Page<'_> {
     fn layout(&self, title: &str, content: Markup) -> Markup {
-        page::layout(Some(Banner::new(self.realm, self.realm_url)), title, content)
+        page::layout(
+            Some(Banner::new(self.realm, self.realm_url)),
+            title,
+            content,
+        )
     }
 
     fn respond(&self, csrf: &Csrf, markup: Markup) -> Response {

@@ -395,7 +395,9 @@ fn codes_count_against_the_username_limit_and_only_an_accepted_code_clears_it() 
     let refused = browser.code(&pending[2], &secret.code_at(now() + 30), None);
     assert_eq!(refused.status, 200);
     assert!(
-        refused.text().contains("Too many attempts. Please try again in "),
+        refused
+            .text()
+            .contains("Too many attempts. Please try again in "),
         "{}",
         refused.text()
     );
@@ -788,7 +790,11 @@ fn the_realm_heads_every_page_with_an_icon_of_this_origin_only() {
     let server = TestServer::start(&[]);
     server.ok(&["realm", "set", "", "--name", "Lear & Co."]);
     let banner = "<header><span>Lear &amp; Co.</span></header>";
-    for path in [LOGIN, "/accounts/password/reset/", "/accounts/password/done/"] {
+    for path in [
+        LOGIN,
+        "/accounts/password/reset/",
+        "/accounts/password/done/",
+    ] {
         let page = server.get(path);
         assert!(page.text().contains(banner), "{path}: {}", page.text());
     }
@@ -802,7 +808,13 @@ fn the_realm_heads_every_page_with_an_icon_of_this_origin_only() {
         page.text()
     );
     // Another origin's icon is not loaded by the pages' policy (img-src 'self'): not shown.
-    server.ok(&["realm", "set", "", "--icon", "https://cdn.example.net/lear.png"]);
+    server.ok(&[
+        "realm",
+        "set",
+        "",
+        "--icon",
+        "https://cdn.example.net/lear.png",
+    ]);
     let page = server.get(LOGIN);
     assert!(page.text().contains(banner), "{}", page.text());
     assert!(!page.text().contains("<img"), "{}", page.text());
