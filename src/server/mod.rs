@@ -32,7 +32,7 @@ use crate::gate;
 use crate::http::{self, PoolSize, StopReason};
 use crate::mail::{MailSettings, Postman};
 use crate::reset_desk::ResetDesk;
-use crate::store::{Database, Store};
+use crate::store::{Database, Prune, Store};
 pub use demo::DEMO_PASSWORD;
 use demo::DemoDir;
 pub use listen::{Listen, SocketArgs};
@@ -302,10 +302,12 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
         .spawn(move || {
             loop {
                 let now = clock::now();
-                let pruned = store
-                    .prune(now - longest_window, now - audit_retention.as_secs_f64())
-                    .and_then(|_| store.prune_login_steps(now))
-                    .and_then(|_| store.prune_sessions(now, sessions));
+                let pruned = store.prune(&Prune {
+                    now,
+                    events_before: now - longest_window,
+                    audit_before: now - audit_retention.as_secs_f64(),
+                    sessions,
+                });
                 if let Err(e) = pruned {
                     warn!(
                         "pruning old rate-limit, audit, sign-in step and session rows failed: {e}"

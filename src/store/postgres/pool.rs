@@ -141,15 +141,6 @@ impl<C: GenericClient> Db<'_, C> {
         self.client.query(&statement, params)
     }
 
-    pub fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: Params<'_>,
-    ) -> Result<Option<Row>, postgres::Error> {
-        let statement = self.statement(sql)?;
-        self.client.query_opt(&statement, params)
-    }
-
     pub fn query_one(
         &mut self,
         sql: &'static str,

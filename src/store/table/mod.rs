@@ -1,0 +1,14 @@
+//! Each table's statements and row mapping, written once for both engines over the seam
+//! ([`sql`](super::sql)), one file per table or concern; each implements its trait of the
+//! store once, for every [`Backend`](super::sql::Backend).
+
+mod audit_log;
+mod finish_login;
+mod password_reset;
+mod prune;
+mod rate_limit_event;
+mod realm;
+mod totp_device;
+mod user;
+mod web_login_step;
+mod web_session;
