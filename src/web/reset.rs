@@ -210,7 +210,7 @@ impl Page<'_> {
         };
         match reset::set_password(&self.ctx.login, &user, token, new_password, &audit) {
             Ok(true) => Ok(page::redirect(paths::RESET_DONE.to_owned())),
-            Ok(false) => Ok(invalid_link()),
+            Ok(false) => Ok(self.invalid_link()),
             Err(PasswordRefusal::Store(e)) => Err(e.into()),
             Err(_) => self.link_form(token, Some("The password is too weak.")),
         }
