@@ -23,7 +23,7 @@ use crate::site::ExternalUrl;
 use crate::store::limits::username_key;
 use crate::store::{
     AuditEntry, AuditEvent, AuditFilter, Database, LdapSettings, NewUser, Realm, RealmChanges,
-    Store, StoreResult, User,
+    Store, StoreResult, User, UserChanges,
 };
 use crate::text::{escape_controls, first_control};
 
@@ -397,7 +397,80 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
         }
         UserCommand::Deactivate { email, realm } => set_active(store, &realm, &email, false),
         UserCommand::Reactivate { email, realm } => set_active(store, &realm, &email, true),
+        UserCommand::Set {
+            email,
+            realm,
+            role,
+            full_name,
+            new_email,
+        } => {
+            // As at creation: checked before anything is looked up or written.
+            if let Some(new_email) = &new_email
+                && !email::is_valid(new_email)
+            {
+                return invalid!("invalid email address {new_email:?}");
+            }
+            if let Some(full_name) = &full_name {
+                no_controls("full name", full_name)?;
+            }
+            let (realm, user) = find_user(store, &realm, &email)?;
+            let changes = UserChanges {
+                role,
+                full_name,
+                email: new_email,
+            };
+            let detail = format!("{BY_OPERATOR}: {}", changes.describe());
+            let audit = entry(AuditEvent::UserChanged, Some(&realm), Some(user.id), detail);
+            Ok(store.change_user(user.id, &changes, &audit)?)
+        }
+        UserCommand::Delete { email, realm, yes } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            if !yes {
+                confirm_deletion(&user)?;
+            }
+            // The row says who was deleted by id only: the address goes with the account.
+            let audit = entry(
+                AuditEvent::UserDeleted,
+                Some(&realm),
+                Some(user.id),
+                format!("{BY_OPERATOR}: user id {}", user.id),
+            );
+            Ok(store.delete_user(user.id, &username_key(&user.delivery_email), &audit)?)
+        }
+        UserCommand::Unlock { email, realm } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            let audit = entry(
+                AuditEvent::UserUnlocked,
+                Some(&realm),
+                Some(user.id),
+                BY_OPERATOR.to_owned(),
+            );
+            Ok(store.clear_bucket(&username_key(&user.delivery_email), &audit)?)
+        }
     }
+}
+
+/// Asks on the terminal before a user is deleted; without one, `--yes` must say it.
+fn confirm_deletion(user: &User) -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
+        return invalid!(
+            "stdin is not a terminal: pass --yes to delete {:?}",
+            user.delivery_email
+        );
+    }
+    eprint!(
+        "Delete {:?} for good, with their key, sessions and second factor? Type yes: ",
+        user.delivery_email
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Io("cannot read the answer".into(), e))?;
+    if answer.trim() != "yes" {
+        return invalid!("not deleted: the answer was not \"yes\"");
+    }
+    Ok(())
 }
 
 fn find_user(store: &Store, realm: &RealmArg, email: &str) -> Result<(Realm, User), Error> {
