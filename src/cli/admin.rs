@@ -8,13 +8,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import, outln,
-    validated,
+    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
+    no_controls, outln, validated,
 };
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::totp::{self, Secret};
-use crate::auth::{self, key, policy, reset};
+use crate::auth::{self, jwt, key, policy, reset};
 use crate::clock;
 use crate::dns;
 use crate::email;
@@ -25,7 +25,7 @@ use crate::store::{
     AuditEntry, AuditEvent, AuditFilter, Database, LdapSettings, NewUser, Realm, RealmChanges,
     Store, StoreResult, User, UserChanges,
 };
-use crate::text::{escape_controls, first_control};
+use crate::text::escape_controls;
 
 /// Audit details say who acted: the CLI has no client address.
 const BY_OPERATOR: &str = "by operator";
@@ -81,6 +81,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             email_auth,
             ldap,
             web,
+            jwt,
         } => {
             if let Some(name) = &name {
                 no_controls("realm name", name)?;
@@ -96,6 +97,10 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 web_login_enabled: web.web_login.map(|v| v == OnOff::On),
                 web_login_display_name: web.web_login_name,
                 require_2fa: web.require_2fa.map(|v| v == OnOff::On),
+                jwt_key: jwt_key(jwt.jwt_key_file.as_deref())?,
+                jwt_algorithms: jwt.jwt_algorithms,
+                jwt_require_exp: jwt.jwt_require_exp.map(|v| v == OnOff::On),
+                jwt_max_lifetime: jwt.jwt_max_lifetime,
             };
             (subdomain, changes)
         }
@@ -110,6 +115,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             );
         }
     }
+    let changes = checked_jwt(&realm, changes)?;
     let audit = entry(
         AuditEvent::RealmChanged,
         Some(&realm),
@@ -129,6 +135,47 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// A JWT key file's contents: `''` turns the JWT login off. The key is not checked here
+/// but with the algorithms in force, in [`checked_jwt`].
+fn jwt_key(path: Option<&str>) -> Result<Option<String>, Error> {
+    match path {
+        None => Ok(None),
+        Some("") => Ok(Some(String::new())),
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {path}"), e))?;
+            match String::from_utf8(bytes) {
+                Ok(text) => Ok(Some(text)),
+                Err(_) => invalid!(
+                    "the JWT key file {path} is not UTF-8 text: give a shared secret or a PEM public key"
+                ),
+            }
+        }
+    }
+}
+
+/// Refuses a key and algorithms that cannot go together, with what the realm keeps of
+/// either; the algorithms are stored as PyJWT names them.
+fn checked_jwt(realm: &Realm, mut changes: RealmChanges) -> Result<RealmChanges, Error> {
+    if changes.jwt_key.is_none() && changes.jwt_algorithms.is_none() {
+        return Ok(changes);
+    }
+    let algorithms = changes
+        .jwt_algorithms
+        .as_deref()
+        .unwrap_or(&realm.jwt_algorithms);
+    let algorithms =
+        jwt::parse_algorithms(algorithms).map_err(|e| Error::Invalid(e.to_string()))?;
+    if changes.jwt_algorithms.is_some() {
+        changes.jwt_algorithms = Some(jwt::algorithm_names(&algorithms));
+    }
+    let key = changes.jwt_key.as_ref().or(realm.jwt_key.as_ref());
+    if let Some(key) = key.filter(|key| !key.is_empty()) {
+        jwt::Key::new(key.as_bytes(), algorithms).map_err(|e| Error::Invalid(e.to_string()))?;
+    }
+    Ok(changes)
 }
 
 /// The flags that put back the sign-in methods `changes` turned off.
@@ -202,14 +249,6 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapSettings, Error> {
     Ok(settings)
 }
 
-/// Refuses a name that would reach a terminal with control characters in it.
-pub(super) fn no_controls(what: &str, name: &str) -> Result<(), Error> {
-    match first_control(name) {
-        Some(c) => invalid!("the {what} {name:?} contains the control character {c:?}"),
-        None => Ok(()),
-    }
-}
-
 /// DNS labels joined by dots, in lowercase: it becomes part of a host name.
 fn validate_subdomain(subdomain: &str) -> Result<(), Error> {
     let lowercase = !subdomain.bytes().any(|b| b.is_ascii_uppercase());
@@ -251,7 +290,7 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         })
         .collect();
     if json {
-        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+        return outln!("{}", json_line(&rows)?);
     }
     print_table(
         &[
@@ -363,34 +402,8 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             realm,
             external_url,
             lifetime,
-        } => {
-            let (realm, user) = find_user(store, &realm, &email)?;
-            if let Err(why) = reset::eligibility(&realm, &user) {
-                return invalid!("no reset link for {email:?}: {why}");
-            }
-            let prefix = match external_url {
-                Some(url) => ExternalUrl::parse(&url)
-                    .map_err(Error::Invalid)?
-                    .realm_url(&realm.subdomain),
-                None => String::new(),
-            };
-            let token = reset::issue(store, &user, clock::now(), lifetime.lifetime)?;
-            outln!("{prefix}{}", reset::path(&token))
-        }
-        UserCommand::RotateKey { email, realm } => {
-            let (realm, user) = find_user(store, &realm, &email)?;
-            let audit = entry(
-                AuditEvent::KeyRotated,
-                Some(&realm),
-                Some(user.id),
-                BY_OPERATOR.to_owned(),
-            );
-            let key = key::with_fresh_key(|new_key| {
-                store.replace_api_key(user.id, new_key, &audit)?;
-                Ok(new_key.to_owned())
-            })?;
-            outln!("{key}")
-        }
+        } => reset_link(store, &realm, &email, external_url, lifetime.lifetime),
+        UserCommand::RotateKey { email, realm } => rotate_key(store, &realm, &email),
         UserCommand::Import { file, realm } => {
             let realm = store.require_realm(&realm.subdomain)?;
             import::run(store, &realm, &file)
@@ -404,50 +417,99 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             full_name,
             new_email,
         } => {
-            // As at creation: checked before anything is looked up or written.
-            if let Some(new_email) = &new_email
-                && !email::is_valid(new_email)
-            {
-                return invalid!("invalid email address {new_email:?}");
-            }
-            if let Some(full_name) = &full_name {
-                no_controls("full name", full_name)?;
-            }
-            let (realm, user) = find_user(store, &realm, &email)?;
             let changes = UserChanges {
                 role,
                 full_name,
                 email: new_email,
             };
-            let detail = format!("{BY_OPERATOR}: {}", changes.describe());
-            let audit = entry(AuditEvent::UserChanged, Some(&realm), Some(user.id), detail);
-            Ok(store.change_user(user.id, &changes, &audit)?)
+            change_user(store, &realm, &email, changes)
         }
-        UserCommand::Delete { email, realm, yes } => {
-            let (realm, user) = find_user(store, &realm, &email)?;
-            if !yes {
-                confirm_deletion(&user)?;
-            }
-            // The row says who was deleted by id only: the address goes with the account.
-            let audit = entry(
-                AuditEvent::UserDeleted,
-                Some(&realm),
-                Some(user.id),
-                format!("{BY_OPERATOR}: user id {}", user.id),
-            );
-            Ok(store.delete_user(user.id, &username_key(&user.delivery_email), &audit)?)
-        }
-        UserCommand::Unlock { email, realm } => {
-            let (realm, user) = find_user(store, &realm, &email)?;
-            let audit = entry(
-                AuditEvent::UserUnlocked,
-                Some(&realm),
-                Some(user.id),
-                BY_OPERATOR.to_owned(),
-            );
-            Ok(store.clear_bucket(&username_key(&user.delivery_email), &audit)?)
-        }
+        UserCommand::Delete { email, realm, yes } => delete_user(store, &realm, &email, yes),
+        UserCommand::Unlock { email, realm } => unlock_user(store, &realm, &email),
     }
+}
+
+fn reset_link(
+    store: &Store,
+    realm: &RealmArg,
+    email: &str,
+    external_url: Option<String>,
+    lifetime: Duration,
+) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    if let Err(why) = reset::eligibility(&realm, &user) {
+        return invalid!("no reset link for {email:?}: {why}");
+    }
+    let prefix = match external_url {
+        Some(url) => ExternalUrl::parse(&url)
+            .map_err(Error::Invalid)?
+            .realm_url(&realm.subdomain),
+        None => String::new(),
+    };
+    let token = reset::issue(store, &user, clock::now(), lifetime)?;
+    outln!("{prefix}{}", reset::path(&token))
+}
+
+fn rotate_key(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    let audit = entry(
+        AuditEvent::KeyRotated,
+        Some(&realm),
+        Some(user.id),
+        BY_OPERATOR.to_owned(),
+    );
+    let key = key::with_fresh_key(|new_key| {
+        store.replace_api_key(user.id, new_key, &audit)?;
+        Ok(new_key.to_owned())
+    })?;
+    outln!("{key}")
+}
+
+/// `user set`: each change checked as at creation, before anything is looked up or written.
+fn change_user(
+    store: &Store,
+    realm: &RealmArg,
+    email: &str,
+    changes: UserChanges,
+) -> Result<(), Error> {
+    if let Some(new_email) = &changes.email
+        && !email::is_valid(new_email)
+    {
+        return invalid!("invalid email address {new_email:?}");
+    }
+    if let Some(full_name) = &changes.full_name {
+        no_controls("full name", full_name)?;
+    }
+    let (realm, user) = find_user(store, realm, email)?;
+    let detail = format!("{BY_OPERATOR}: {}", changes.describe());
+    let audit = entry(AuditEvent::UserChanged, Some(&realm), Some(user.id), detail);
+    Ok(store.change_user(user.id, &changes, &audit)?)
+}
+
+fn delete_user(store: &Store, realm: &RealmArg, email: &str, yes: bool) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    if !yes {
+        confirm_deletion(&user)?;
+    }
+    // The row says who was deleted by id only: the address goes with the account.
+    let audit = entry(
+        AuditEvent::UserDeleted,
+        Some(&realm),
+        Some(user.id),
+        format!("{BY_OPERATOR}: user id {}", user.id),
+    );
+    Ok(store.delete_user(user.id, &username_key(&user.delivery_email), &audit)?)
+}
+
+fn unlock_user(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    let audit = entry(
+        AuditEvent::UserUnlocked,
+        Some(&realm),
+        Some(user.id),
+        BY_OPERATOR.to_owned(),
+    );
+    Ok(store.clear_bucket(&username_key(&user.delivery_email), &audit)?)
 }
 
 /// Asks on the terminal before a user is deleted; without one, `--yes` must say it.
@@ -572,7 +634,7 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
     let users = store.users_of_realm(realm.id)?;
     let rows: Vec<UserRow<'_>> = users.iter().map(UserRow::new).collect();
     if json {
-        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+        return outln!("{}", json_line(&rows)?);
     }
     print_table(
         &["ID", "EMAIL", "FULL NAME", "ROLE", "STATE", "KEY"],
@@ -761,7 +823,7 @@ pub fn show_audit(
     let rows = store.audit_rows(&filter)?;
     if json {
         for row in &rows {
-            outln!("{}", serde_json::to_string(row).expect("rows serialize"))?;
+            outln!("{}", json_line(row)?)?;
         }
         return Ok(());
     }
@@ -819,4 +881,9 @@ pub(super) fn print_table(
         outln!("{}", line.join("  ").trim_end())?;
     }
     Ok(())
+}
+
+/// A row as one line of JSON; our rows are plain data, so this fails only if serde does.
+fn json_line<T: serde::Serialize>(row: &T) -> Result<String, Error> {
+    serde_json::to_string(row).map_err(|e| Error::Invalid(format!("cannot write JSON: {e}")))
 }

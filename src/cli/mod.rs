@@ -30,6 +30,7 @@ use crate::mail::{MailSettings, SmtpUrl};
 use crate::server::{self, Listen, ServeConfig};
 use crate::site::{ExternalUrl, Site};
 use crate::store::{Database, LdapSettings, Role, SessionLimits, set_instance_name};
+use crate::text::first_control;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -320,7 +321,7 @@ pub enum RealmCommand {
     Reactivate { subdomain: String },
     /// Change a realm's settings
     #[command(
-        after_help = "Examples:\n  zulip-auth realm set '' --name 'Example Org' --password-auth on\n  ZULIP_AUTH_LDAP_BIND_PASSWORD=secret zulip-auth realm set '' --ldap-url ldap://ldap.example.com \\\n    --ldap-bind-dn cn=zulip,dc=example,dc=com --ldap-user-search ou=people,dc=example,dc=com \\\n    --ldap-user-filter '(uid=%(user)s)' --ldap-append-domain example.com --ldap-full-name-attr cn"
+        after_help = "Examples:\n  zulip-auth realm set '' --name 'Example Org' --password-auth on\n  zulip-auth realm set '' --jwt-key-file /etc/zulip-auth/jwt.key --jwt-algorithms HS256\n  ZULIP_AUTH_LDAP_BIND_PASSWORD=secret zulip-auth realm set '' --ldap-url ldap://ldap.example.com \\\n    --ldap-bind-dn cn=zulip,dc=example,dc=com --ldap-user-search ou=people,dc=example,dc=com \\\n    --ldap-user-filter '(uid=%(user)s)' --ldap-append-domain example.com --ldap-full-name-attr cn"
     )]
     Set {
         subdomain: String,
@@ -342,7 +343,28 @@ pub enum RealmCommand {
         ldap: LdapArgs,
         #[command(flatten)]
         web: WebLoginArgs,
+        #[command(flatten)]
+        jwt: JwtArgs,
     },
+}
+
+/// Zulip's JWT login, `POST /api/v1/jwt/fetch_api_key` (wire.md §17): an organization's
+/// portal trades a token signed with the realm's key for a user's API key.
+#[derive(Debug, Args)]
+pub struct JwtArgs {
+    /// File holding the shared secret (HS*) or the PEM public key; '' turns the JWT login off
+    #[arg(long, value_name = "PATH")]
+    pub jwt_key_file: Option<String>,
+    /// The algorithms accepted with the key, comma-separated [default: HS256]
+    #[arg(long, value_name = "ALGORITHMS")]
+    pub jwt_algorithms: Option<String>,
+    /// Whether a token must carry exp; off accepts tokens without expiry, as Zulip does
+    /// [default: on]
+    #[arg(long, value_name = "JWT_REQUIRE_EXP")]
+    pub jwt_require_exp: Option<OnOff>,
+    /// How far ahead a token's exp may lie, in seconds [default: 300]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..))]
+    pub jwt_max_lifetime: Option<i64>,
 }
 
 /// The browser sign-in at /accounts/login/, which the pages always serve; these decide what
@@ -883,6 +905,14 @@ fn mail_settings(args: MailArgs, has_external_url: bool) -> Result<Option<MailSe
     MailSettings::new(url, &from, password)
         .map(Some)
         .map_err(Error::Invalid)
+}
+
+/// Refuses a name that would reach a terminal with control characters in it.
+fn no_controls(what: &str, name: &str) -> Result<(), Error> {
+    match first_control(name) {
+        Some(c) => invalid!("the {what} {name:?} contains the control character {c:?}"),
+        None => Ok(()),
+    }
 }
 
 /// A secret that never travels in argv: the file's first line if a file is named, else the

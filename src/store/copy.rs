@@ -78,6 +78,10 @@ pub const TABLES: &[Table] = &[
             ("web_login_enabled", Bool),
             ("web_login_display_name", Text),
             ("require_2fa", Bool),
+            ("jwt_key", Text),
+            ("jwt_algorithms", Text),
+            ("jwt_require_exp", Bool),
+            ("jwt_max_lifetime", Int),
         ],
     },
     Table {

@@ -1,5 +1,6 @@
 //! The `realm` table's columns, which both engines read and update in the same order: the
-//! base columns, then the LDAP settings, then the browser sign-in's settings.
+//! base columns, then the LDAP settings, then the browser sign-in's settings, then the JWT
+//! login's.
 
 use super::ldap::LdapSettings;
 
@@ -18,8 +19,16 @@ pub const BASE: [&str; 8] = [
 /// The browser sign-in's settings (migration 5), after the LDAP settings.
 pub const WEB: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
 
+/// The JWT login's settings (migration 8), after the web ones.
+pub const JWT: [&str; 4] = [
+    "jwt_key",
+    "jwt_algorithms",
+    "jwt_require_exp",
+    "jwt_max_lifetime",
+];
+
 /// How many columns a realm row has.
-pub const COUNT: usize = BASE.len() + LdapSettings::COLUMNS.len() + WEB.len();
+pub const COUNT: usize = BASE.len() + LdapSettings::COLUMNS.len() + WEB.len() + JWT.len();
 
 /// Index of the first LDAP column in a row.
 pub const FIRST_LDAP: usize = BASE.len();
@@ -27,12 +36,16 @@ pub const FIRST_LDAP: usize = BASE.len();
 /// Index of the first web column in a row.
 pub const FIRST_WEB: usize = FIRST_LDAP + LdapSettings::COLUMNS.len();
 
+/// Index of the first JWT column in a row.
+pub const FIRST_JWT: usize = FIRST_WEB + WEB.len();
+
 /// Every column a realm is read from, in row order, prefixed with `r.`.
 pub fn select_list() -> String {
     BASE.iter()
         .copied()
         .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
         .chain(WEB)
+        .chain(JWT)
         .map(|c| format!("r.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -52,6 +65,7 @@ pub fn update() -> String {
     .into_iter()
     .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
     .chain(WEB)
+    .chain(JWT)
     .enumerate()
     .map(|(i, c)| format!("{c} = coalesce(${}, {c})", i + 2))
     .collect();

@@ -112,8 +112,8 @@ fn respond(
     };
     let Some(form) = form else {
         return match request.path.as_str() {
-            paths::LOGOUT => view.confirm_sign_out(),
-            paths::REGENERATE => view.confirm_new_key(None),
+            paths::LOGOUT => Ok(view.confirm_sign_out()),
+            paths::REGENERATE => Ok(view.confirm_new_key(None)),
             _ => view.page(Notice::None),
         };
     };
@@ -129,7 +129,7 @@ fn respond(
         Err(Failure::Page(refusal)) => Err(refusal),
         // A new key is asked for on its confirmation: a wrong password stays there.
         Err(Failure::Password(refusal)) if request.path == paths::REGENERATE => {
-            view.confirm_new_key(Some(&password_message(refusal)))
+            Ok(view.confirm_new_key(Some(&password_message(refusal))))
         }
         Err(Failure::Password(refusal)) => view.page(Notice::Error(password_message(refusal))),
     }
@@ -279,7 +279,7 @@ impl View<'_> {
         let (store, session_id) = (self.ctx.store, self.who.session_id.as_str());
         let Some(code) = form.get(totp::CODE_FIELD) else {
             let secret = enrolment::offer(store, session_id, user)?;
-            return Ok(self.enrol_page(&secret, None)?);
+            return Ok(self.enrol_page(&secret, None));
         };
         let Some(secret) = enrolment::offered(store, session_id, user)? else {
             return Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?);
@@ -288,15 +288,15 @@ impl View<'_> {
         if let Err(refusal) = self.confirm(form.text("password")) {
             return match Failure::from(refusal) {
                 Failure::Password(refusal) => {
-                    Ok(self.enrol_page(&secret, Some(&password_message(refusal)))?)
+                    Ok(self.enrol_page(&secret, Some(&password_message(refusal))))
                 }
                 page => Err(page),
             };
         }
         let context = self.audit(AuditEvent::TotpEnrolled);
         match enrolment::turn_on(store, realm, user, session_id, code, &context)? {
-            Ok(()) => Ok(self.enrolled_page()?),
-            Err(OfferRefusal::WrongCode) => Ok(self.enrol_page(&secret, Some(totp::WRONG_CODE))?),
+            Ok(()) => Ok(self.enrolled_page()),
+            Err(OfferRefusal::WrongCode) => Ok(self.enrol_page(&secret, Some(totp::WRONG_CODE))),
             Err(OfferRefusal::Expired) => Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?),
         }
     }
@@ -313,7 +313,7 @@ impl View<'_> {
     }
 
     /// What a person must confirm before signing out (web.md §7).
-    fn confirm_sign_out(&self) -> Result<Response, Refusal> {
+    fn confirm_sign_out(&self) -> Response {
         let csrf = Csrf::for_page(self.request);
         let content = html! {
             p { "Sign out of " (self.who.realm.name) " on this browser? Your apps stay signed in." }
@@ -323,11 +323,11 @@ impl View<'_> {
             }
             a.back href=(paths::SETTINGS) { "Stay signed in" }
         };
-        Ok(self.respond(&csrf, self.layout("Sign out?", content)))
+        self.respond(&csrf, self.layout("Sign out?", content))
     }
 
     /// What a person must confirm, with the password, before the key is replaced.
-    fn confirm_new_key(&self, error: Option<&str>) -> Result<Response, Refusal> {
+    fn confirm_new_key(&self, error: Option<&str>) -> Response {
         let csrf = Csrf::for_page(self.request);
         let content = html! {
             p {
@@ -342,7 +342,7 @@ impl View<'_> {
             }
             a.back href=(paths::SETTINGS) { "Keep the current key" }
         };
-        Ok(self.respond(&csrf, self.layout("Generate a new API key?", content)))
+        self.respond(&csrf, self.layout("Generate a new API key?", content))
     }
 
     fn sign_out(&self) -> Result<Response, Refusal> {
@@ -369,7 +369,7 @@ impl View<'_> {
     }
 
     /// The session's offered key, and the form of its first code and the password.
-    fn enrol_page(&self, secret: &Secret, error: Option<&str>) -> Result<Response, Refusal> {
+    fn enrol_page(&self, secret: &Secret, error: Option<&str>) -> Response {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
         let content = html! {
@@ -383,13 +383,13 @@ impl View<'_> {
             }
             a.back href=(paths::SETTINGS) { "Back to your account" }
         };
-        Ok(self.respond(
+        self.respond(
             &csrf,
             self.layout("Set up two-factor authentication", content),
-        ))
+        )
     }
 
-    fn enrolled_page(&self) -> Result<Response, Refusal> {
+    fn enrolled_page(&self) -> Response {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
         let content = html! {
@@ -400,10 +400,10 @@ impl View<'_> {
             }
             a.button href=(paths::SETTINGS) { "Back to your account" }
         };
-        Ok(self.respond(
+        self.respond(
             &csrf,
             self.layout("Two-factor authentication is on", content),
-        ))
+        )
     }
 
     fn layout(&self, title: &str, content: Markup) -> Markup {

@@ -127,7 +127,10 @@ fn refusal_message(refusal: LoginRefusal) -> Cow<'static, str> {
         | LoginRefusal::DirectoryUnavailable
         | LoginRefusal::PasswordChanged
         | LoginRefusal::RealmDeactivated
-        | LoginRefusal::UserDeactivated => WRONG_CREDENTIALS.into(),
+        | LoginRefusal::UserDeactivated
+        | LoginRefusal::BadToken
+        | LoginRefusal::NoEmail
+        | LoginRefusal::OtherRealm => WRONG_CREDENTIALS.into(),
     }
 }
 

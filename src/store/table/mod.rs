@@ -4,6 +4,7 @@
 
 mod audit_log;
 mod finish_login;
+mod password;
 mod password_reset;
 mod prune;
 mod rate_limit_event;

@@ -6,15 +6,6 @@ use crate::store::row::{self, select_user};
 use crate::store::sql::{Backend, Conn, params, sql};
 use crate::store::{AuditEntry, ResetLinks, StoreResult, User};
 
-/// Deletes the user's link: inside a password change or a deactivation.
-pub(super) fn delete(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
-    conn.execute(
-        sql!("DELETE FROM password_reset WHERE user_id = $1"),
-        params![user_id],
-    )?;
-    Ok(())
-}
-
 /// Drops links that expired by `now`.
 pub(super) fn prune(conn: &mut dyn Conn, now: f64) -> StoreResult<u64> {
     Ok(conn.execute(
@@ -78,7 +69,7 @@ impl<B: Backend> ResetLinks for B {
             if taken == 0 {
                 return Ok(false);
             }
-            super::user::set_password(conn, user_id, hash, clear_bucket, audit)?;
+            super::password::set(conn, user_id, hash, clear_bucket, audit)?;
             Ok(true)
         })
     }

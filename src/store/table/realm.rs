@@ -42,6 +42,12 @@ fn changed_values<'a>(changes: &'a RealmChanges, ldap: &'a [Column]) -> Vec<Para
         (&changes.web_login_display_name).into(),
         changes.require_2fa.into(),
     ]);
+    values.extend::<[Param<'_>; 4]>([
+        (&changes.jwt_key).into(),
+        (&changes.jwt_algorithms).into(),
+        changes.jwt_require_exp.into(),
+        changes.jwt_max_lifetime.into(),
+    ]);
     values
 }
 

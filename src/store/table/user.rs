@@ -48,31 +48,6 @@ pub(super) fn store_key(conn: &mut dyn Conn, user_id: i64, key: &str) -> StoreRe
     }
 }
 
-/// Writes a new password hash and closes what the old one opened: the user's sessions and
-/// reset link end, the username's bucket is cleared, and `audit` is written. Inside the
-/// caller's durable transaction.
-pub(super) fn set_password(
-    conn: &mut dyn Conn,
-    user_id: i64,
-    hash: &str,
-    clear_bucket: &str,
-    audit: &AuditEntry,
-) -> StoreResult<()> {
-    conn.execute(
-        sql!("UPDATE \"user\" SET password = $1 WHERE id = $2"),
-        params![hash, user_id],
-    )?;
-    end_sessions_and_link(conn, user_id)?;
-    super::rate_limit_event::clear(conn, clear_bucket)?;
-    super::audit_log::insert(conn, audit)
-}
-
-/// Ends the user's sessions and reset link: a password change or a deactivation.
-fn end_sessions_and_link(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
-    super::web_session::end_all(conn, user_id)?;
-    super::password_reset::delete(conn, user_id)
-}
-
 /// A new user's id is never one the audit trail still names: a deleted user's rows keep
 /// their id, and must not pass to the next account. PostgreSQL's identity never hands an id
 /// out twice; SQLite's rowid would give the highest one again once it is deleted.
@@ -193,7 +168,7 @@ impl<B: Backend> Users for B {
         clear_bucket: &str,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        self.durably(|conn| set_password(conn, user_id, hash, clear_bucket, audit))
+        self.durably(|conn| super::password::set(conn, user_id, hash, clear_bucket, audit))
     }
 
     fn set_user_active(&self, user_id: i64, active: bool, audit: &AuditEntry) -> StoreResult<()> {
@@ -203,7 +178,7 @@ impl<B: Backend> Users for B {
                 params![user_id, active],
             )?;
             if !active {
-                end_sessions_and_link(conn, user_id)?;
+                super::password::end_sessions_and_link(conn, user_id)?;
             }
             super::audit_log::insert(conn, audit)
         })
@@ -240,8 +215,9 @@ impl<B: Backend> Users for B {
                 }
                 Err(e) => return Err(e.into()),
             }
+            // The link went to the old address.
             if changes.email.is_some() {
-                super::password_reset::delete(conn, user_id)?;
+                super::password::end_link(conn, user_id)?;
             }
             super::audit_log::insert(conn, audit)
         })
@@ -250,7 +226,7 @@ impl<B: Backend> Users for B {
     /// Every table that refers to a user is emptied of theirs here, before the row goes.
     fn delete_user(&self, user_id: i64, clear_bucket: &str, audit: &AuditEntry) -> StoreResult<()> {
         self.durably(|conn| {
-            end_sessions_and_link(conn, user_id)?;
+            super::password::end_sessions_and_link(conn, user_id)?;
             super::totp_device::delete(conn, user_id)?;
             super::web_login_step::delete(conn, user_id)?;
             super::rate_limit_event::clear(conn, clear_bucket)?;

@@ -4,15 +4,6 @@
 use crate::store::sql::{Backend, Conn, params, sql};
 use crate::store::{SessionLimits, Sessions, StoreResult, User};
 
-/// Ends every session of a user: inside a password change or a deactivation.
-pub(super) fn end_all(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
-    conn.execute(
-        sql!("DELETE FROM web_session WHERE user_id = $1"),
-        params![user_id],
-    )?;
-    Ok(())
-}
-
 /// Drops sessions that are idle or old at `now`.
 pub(super) fn prune(conn: &mut dyn Conn, now: f64, limits: SessionLimits) -> StoreResult<u64> {
     Ok(conn.execute(
