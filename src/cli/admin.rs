@@ -43,6 +43,11 @@ fn entry(
     }
 }
 
+/// An operator's audit row about one user, with no more detail than that.
+fn on_user(event: AuditEvent, realm: &Realm, user: &User) -> AuditEntry {
+    entry(event, Some(realm), Some(user.id), BY_OPERATOR.to_owned())
+}
+
 pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
     let (subdomain, changes) = match command {
         RealmCommand::Create { subdomain, name } => {
@@ -386,12 +391,7 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             let (realm, user) = find_user(store, &realm, &email)?;
             let hasher = hasher()?;
             let password = new_password(password_stdin)?;
-            let audit = entry(
-                AuditEvent::PasswordChanged,
-                Some(&realm),
-                Some(user.id),
-                BY_OPERATOR.to_owned(),
-            );
+            let audit = on_user(AuditEvent::PasswordChanged, &realm, &user);
             // As upstream: a new password forgets the failed attempts against the old one.
             let bucket = username_key(&user.delivery_email);
             store.set_password(user.id, &hasher.hash(&password), &bucket, &audit)?;
@@ -452,12 +452,7 @@ fn reset_link(
 
 fn rotate_key(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
     let (realm, user) = find_user(store, realm, email)?;
-    let audit = entry(
-        AuditEvent::KeyRotated,
-        Some(&realm),
-        Some(user.id),
-        BY_OPERATOR.to_owned(),
-    );
+    let audit = on_user(AuditEvent::KeyRotated, &realm, &user);
     let key = key::with_fresh_key(|new_key| {
         store.replace_api_key(user.id, new_key, &audit)?;
         Ok(new_key.to_owned())
@@ -503,12 +498,7 @@ fn delete_user(store: &Store, realm: &RealmArg, email: &str, yes: bool) -> Resul
 
 fn unlock_user(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
     let (realm, user) = find_user(store, realm, email)?;
-    let audit = entry(
-        AuditEvent::UserUnlocked,
-        Some(&realm),
-        Some(user.id),
-        BY_OPERATOR.to_owned(),
-    );
+    let audit = on_user(AuditEvent::UserUnlocked, &realm, &user);
     Ok(store.clear_bucket(&username_key(&user.delivery_email), &audit)?)
 }
 
@@ -548,7 +538,7 @@ fn set_active(store: &Store, realm: &RealmArg, email: &str, active: bool) -> Res
     } else {
         AuditEvent::UserDeactivated
     };
-    let audit = entry(event, Some(&realm), Some(user.id), BY_OPERATOR.to_owned());
+    let audit = on_user(event, &realm, &user);
     Ok(store.set_user_active(user.id, active, &audit)?)
 }
 
