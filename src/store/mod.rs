@@ -100,6 +100,7 @@ pub use login::{FinishLogin, LoginEnd};
 pub use login_step::LoginStep;
 pub use model::{
     AuditEntry, AuditEvent, AuditFilter, AuditRow, NewUser, Realm, RealmChanges, Role, User,
+    UserChanges,
 };
 pub use totp::TotpDevice;
 
@@ -174,6 +175,19 @@ pub trait Users {
     fn set_user_active(&self, user_id: i64, active: bool, audit: &AuditEntry) -> StoreResult<()>;
     /// Replaces the user's key with `new_key` (the old one stops working at once).
     fn replace_api_key(&self, user_id: i64, new_key: &str, audit: &AuditEntry) -> StoreResult<()>;
+    /// Changes a role, a full name or an email, and writes `audit`. A new email ends the
+    /// reset link, which went to the old one; one taken in the realm is a
+    /// [`StoreError::Refused`] that names it.
+    fn change_user(
+        &self,
+        user_id: i64,
+        changes: &UserChanges,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Removes the user and every row of theirs (key, sessions, reset link, second factor,
+    /// steps of a sign-in), clears the username bucket `clear_bucket`, and writes `audit`.
+    /// The audit trail keeps its rows: they name the user by id.
+    fn delete_user(&self, user_id: i64, clear_bucket: &str, audit: &AuditEntry) -> StoreResult<()>;
 }
 
 pub trait Limits {
@@ -184,6 +198,8 @@ pub trait Limits {
     fn count_if_room(&self, buckets: &[Bucket], now: f64) -> StoreResult<bool>;
     /// Gives back a place held in an address bucket.
     fn release(&self, reservation: Reservation) -> StoreResult<()>;
+    /// Forgets every event of `bucket` (a user unlocked by an operator), and writes `audit`.
+    fn clear_bucket(&self, bucket: &str, audit: &AuditEntry) -> StoreResult<()>;
 }
 
 pub trait Logins {

@@ -20,7 +20,7 @@ use crate::web::Context;
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
-use crate::web::page::{self, NO_REALM, Refusal, hidden, layout};
+use crate::web::page::{self, Banner, NO_REALM, Refusal, hidden, layout};
 use crate::web::paths;
 use crate::web::totp;
 
@@ -57,20 +57,20 @@ struct SignedIn {
 
 /// Answers the account page and its forms.
 pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Response {
-    // The page is read; its forms post to the other paths.
+    // The page is read; its forms post to the other paths. A destructive action's path
+    // shows its confirmation on GET.
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
-    match (
-        request.path == paths::SETTINGS,
-        get,
-        request.method == "POST",
-    ) {
-        (true, false, _) => {
-            return page::plain(405, "This page answers GET only.").header("Allow", "GET, HEAD");
+    let post = request.method == "POST";
+    let refused = match request.path.as_str() {
+        paths::SETTINGS => (!get).then(|| page::method_not_allowed(false)),
+        paths::LOGOUT | paths::REGENERATE => {
+            (!get && !post).then(|| page::method_not_allowed(true))
         }
-        (false, _, false) => {
-            return page::plain(405, "This page answers POST only.").header("Allow", "POST");
-        }
-        _ => {}
+        _ => (!post)
+            .then(|| page::plain(405, "This page answers POST only.").header("Allow", "POST")),
+    };
+    if let Some(refused) = refused {
+        return refused;
     }
     respond(ctx, request, log).unwrap_or_else(Refusal::page)
 }
@@ -111,7 +111,11 @@ fn respond(
         who: &who,
     };
     let Some(form) = form else {
-        return view.page(Notice::None);
+        return match request.path.as_str() {
+            paths::LOGOUT => Ok(view.confirm_sign_out()),
+            paths::REGENERATE => Ok(view.confirm_new_key(None)),
+            _ => view.page(Notice::None),
+        };
     };
     let outcome = match request.path.as_str() {
         paths::LOGOUT => return view.sign_out(),
@@ -123,6 +127,10 @@ fn respond(
     match outcome {
         Ok(response) => Ok(response),
         Err(Failure::Page(refusal)) => Err(refusal),
+        // A new key is asked for on its confirmation: a wrong password stays there.
+        Err(Failure::Password(refusal)) if request.path == paths::REGENERATE => {
+            Ok(view.confirm_new_key(Some(&password_message(refusal))))
+        }
         Err(Failure::Password(refusal)) => view.page(Notice::Error(password_message(refusal))),
     }
 }
@@ -131,7 +139,43 @@ fn respond(
 fn password_message(refusal: PasswordRefusal) -> String {
     match refusal {
         PasswordRefusal::TooWeak => "The password is too weak.".into(),
+        PasswordRefusal::TooManyAttempts(retry_after) => page::try_again(retry_after),
         refusal => ApiError::from(refusal).msg.into_owned(),
+    }
+}
+
+/// The account page's sections, in the order people come for them (web.md §7). A form
+/// posts to its path with its section's fragment, so that the answer, shown in that
+/// section, is where the person is looking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Key,
+    Password,
+    TwoFactor,
+}
+
+impl Section {
+    /// The section of the form posted to `path`.
+    fn of(path: &str) -> Option<Section> {
+        match path {
+            paths::API_KEY | paths::ZULIPRC | paths::REGENERATE => Some(Section::Key),
+            paths::PASSWORD => Some(Section::Password),
+            paths::TWO_FACTOR_ON | paths::TWO_FACTOR_OFF => Some(Section::TwoFactor),
+            _ => None,
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Section::Key => "api-key",
+            Section::Password => "password",
+            Section::TwoFactor => "two-factor",
+        }
+    }
+
+    /// The action of a form of this section that posts to `path`.
+    fn action(self, path: &str) -> String {
+        format!("{path}#{}", self.id())
     }
 }
 
@@ -268,6 +312,39 @@ impl View<'_> {
         Ok(self.page(Notice::Done("Two-factor authentication is off."))?)
     }
 
+    /// What a person must confirm before signing out (web.md §7).
+    fn confirm_sign_out(&self) -> Response {
+        let csrf = Csrf::for_page(self.request);
+        let content = html! {
+            p { "Sign out of " (self.who.realm.name) " on this browser? Your apps stay signed in." }
+            form method="post" action=(paths::LOGOUT) {
+                (hidden(csrf::FIELD, csrf.token()))
+                button.danger type="submit" { "Sign out" }
+            }
+            a.back href=(paths::SETTINGS) { "Stay signed in" }
+        };
+        self.respond(&csrf, self.layout("Sign out?", content))
+    }
+
+    /// What a person must confirm, with the password, before the key is replaced.
+    fn confirm_new_key(&self, error: Option<&str>) -> Response {
+        let csrf = Csrf::for_page(self.request);
+        let content = html! {
+            p {
+                "The key you have now stops working at once: every app, bot and zuliprc file "
+                "that uses it must be signed in again or given the new key."
+            }
+            (page::error_message(error))
+            form method="post" action=(Section::Key.action(paths::REGENERATE)) {
+                (hidden(csrf::FIELD, csrf.token()))
+                (password_field("password_regenerate", "password", "Password", "current-password"))
+                button.danger type="submit" { "Generate a new API key" }
+            }
+            a.back href=(paths::SETTINGS) { "Keep the current key" }
+        };
+        self.respond(&csrf, self.layout("Generate a new API key?", content))
+    }
+
     fn sign_out(&self) -> Result<Response, Refusal> {
         session::end(self.ctx.store, &self.who.session_id)?;
         let secure = cookie::is_secure(&self.who.realm_url);
@@ -280,30 +357,15 @@ impl View<'_> {
     fn page(&self, notice: Notice) -> Result<Response, Refusal> {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
-        let two_factor = if second_factor::is_enrolled(self.ctx.store, user)? {
-            html! {
-                p { "Two-factor authentication is on. Enter your password to turn it off." }
-                (password_form(&csrf, paths::TWO_FACTOR_OFF, "password_2fa", "Turn off two-factor authentication"))
-            }
-        } else {
-            // Only a realm that requires it sends the apps' logins through these pages too.
-            let reach = if realm.require_2fa {
-                "Add a second factor, so that a password alone cannot sign in as you."
-            } else {
-                "Add a second factor, so that a password alone cannot sign in as you on these pages. \
-                 The apps and other clients can still log in with your password alone unless your \
-                 organization requires a second factor."
-            };
-            html! {
-                p { (reach) }
-                form method="post" action=(paths::TWO_FACTOR_ON) {
-                    (hidden(csrf::FIELD, csrf.token()))
-                    button type="submit" { "Set up two-factor authentication" }
-                }
-            }
+        let enrolled = second_factor::is_enrolled(self.ctx.store, user)?;
+        let page = AccountPage {
+            csrf: &csrf,
+            user,
+            realm,
+            notice: Section::of(&self.request.path).map(|section| (section, &notice)),
         };
-        let content = account_page(&csrf, user, &notice, two_factor);
-        Ok(self.respond(&csrf, layout("Your account", content)))
+        let content = page.render(enrolled, self.request.path == paths::REGENERATE);
+        Ok(self.respond(&csrf, self.layout("Your account", content)))
     }
 
     /// The session's offered key, and the form of its first code and the password.
@@ -313,15 +375,18 @@ impl View<'_> {
         let content = html! {
             (page::error_message(error))
             (totp::new_key(realm, &user.delivery_email, secret))
-            form method="post" action=(paths::TWO_FACTOR_ON) {
+            form method="post" action=(Section::TwoFactor.action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, csrf.token()))
-                (totp::code_input())
+                (totp::code_input(false))
                 (password_field("password_2fa_on", "password", "Password", "current-password"))
                 button type="submit" { "Turn on" }
             }
-            p { a href=(paths::SETTINGS) { "Back to your account" } }
+            a.back href=(paths::SETTINGS) { "Back to your account" }
         };
-        self.respond(&csrf, layout("Set up two-factor authentication", content))
+        self.respond(
+            &csrf,
+            self.layout("Set up two-factor authentication", content),
+        )
     }
 
     fn enrolled_page(&self) -> Response {
@@ -333,9 +398,17 @@ impl View<'_> {
                 strong { (user.delivery_email) }
                 " asks for a code from your authenticator app."
             }
-            p { a href=(paths::SETTINGS) { "Back to your account" } }
+            a.button href=(paths::SETTINGS) { "Back to your account" }
         };
-        self.respond(&csrf, layout("Two-factor authentication is on", content))
+        self.respond(
+            &csrf,
+            self.layout("Two-factor authentication is on", content),
+        )
+    }
+
+    fn layout(&self, title: &str, content: Markup) -> Markup {
+        let banner = Banner::new(&self.who.realm, &self.who.realm_url);
+        layout(Some(banner), title, content)
     }
 
     fn respond(&self, csrf: &Csrf, markup: maud::Markup) -> Response {
@@ -364,44 +437,99 @@ fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Mark
     }
 }
 
-/// A form of the CSRF token and the password, posted to `action`.
-fn password_form(csrf: &Csrf, action: &str, id: &str, button: &str) -> Markup {
-    html! {
-        form method="post" action=(action) {
-            (hidden(csrf::FIELD, csrf.token()))
-            (password_field(id, "password", "Password", "current-password"))
-            button type="submit" { (button) }
-        }
-    }
+/// The account page: who is signed in, then a section for each thing a person comes for.
+struct AccountPage<'a> {
+    csrf: &'a Csrf,
+    user: &'a User,
+    realm: &'a Realm,
+    /// The answer to the form just posted, in its section.
+    notice: Option<(Section, &'a Notice)>,
 }
 
-fn account_page(csrf: &Csrf, user: &User, notice: &Notice, two_factor: Markup) -> Markup {
-    html! {
-        p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
-        @match notice {
-            Notice::None => {},
-            Notice::Error(message) => (page::error_message(Some(message))),
-            Notice::Done(message) => p role="status" { (message) },
-            Notice::ApiKey(key) => p role="status" { "Your API key: " code { (key) } },
+impl AccountPage<'_> {
+    fn render(&self, enrolled: bool, new_key: bool) -> Markup {
+        let user = self.user;
+        html! {
+            p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
+            (self.section(Section::Key, "API key", self.key(new_key)))
+            (self.section(Section::Password, "Password", self.password()))
+            (self.section(Section::TwoFactor, "Two-factor authentication", self.two_factor(enrolled)))
+            // Each further thing a person manages here is one more section, above signing out.
+            a.button.danger href=(paths::LOGOUT) { "Sign out" }
         }
-        h2 { "API key" }
-        p { "Enter your password to see your API key, to download a zuliprc file for Zulip's tools, or to replace the key (the old one stops working at once)." }
-        (password_form(csrf, paths::API_KEY, "password_show", "Show API key"))
-        (password_form(csrf, paths::ZULIPRC, "password_zuliprc", "Download zuliprc"))
-        (password_form(csrf, paths::REGENERATE, "password_regenerate", "Generate a new API key"))
-        h2 { "Password" }
-        form method="post" action=(paths::PASSWORD) {
-            (hidden(csrf::FIELD, csrf.token()))
-            (password_field("old_password", "old_password", "Current password", "current-password"))
-            (password_field("new_password1", "new_password1", "New password", "new-password"))
-            (password_field("new_password2", "new_password2", "Confirm new password", "new-password"))
-            button type="submit" { "Change password" }
+    }
+
+    /// A section, with the notice of the form just posted if it is this section's.
+    fn section(&self, section: Section, title: &str, body: Markup) -> Markup {
+        let notice = self.notice.filter(|(at, _)| *at == section).map(|(_, n)| n);
+        html! {
+            section id=(section.id()) {
+                h2 { (title) }
+                @match notice {
+                    None | Some(Notice::None) => {},
+                    Some(Notice::Error(message)) => (page::error_message(Some(message))),
+                    Some(Notice::Done(message)) => p.status role="status" { (message) },
+                    Some(Notice::ApiKey(key)) => p.status role="status" { "Your API key: " code { (key) } },
+                }
+                (body)
+            }
         }
-        h2 { "Two-factor authentication" }
-        (two_factor)
-        form method="post" action=(paths::LOGOUT) {
-            (hidden(csrf::FIELD, csrf.token()))
-            button type="submit" { "Sign out" }
+    }
+
+    fn key(&self, new_key: bool) -> Markup {
+        html! {
+            @if new_key {
+                p { "Your new key is above. Give it to your apps, bots and zuliprc files in place of the old one." }
+            } @else {
+                p { "Zulip's apps and tools sign in with your API key. Enter your password to see it, or to download a zuliprc file with it." }
+            }
+            form method="post" action=(Section::Key.action(paths::API_KEY)) {
+                (hidden(csrf::FIELD, self.csrf.token()))
+                (password_field("password_key", "password", "Password", "current-password"))
+                button type="submit" { "Show API key" }
+                button.secondary type="submit" formaction=(paths::ZULIPRC) { "Download zuliprc" }
+            }
+            a.button.danger href=(paths::REGENERATE) { "Generate a new API key" }
+        }
+    }
+
+    fn password(&self) -> Markup {
+        html! {
+            form method="post" action=(Section::Password.action(paths::PASSWORD)) {
+                (hidden(csrf::FIELD, self.csrf.token()))
+                (password_field("old_password", "old_password", "Current password", "current-password"))
+                (page::new_password_fields())
+                button type="submit" { "Change password" }
+            }
+        }
+    }
+
+    fn two_factor(&self, enrolled: bool) -> Markup {
+        let action = |path| Section::TwoFactor.action(path);
+        if enrolled {
+            return html! {
+                p { "Two-factor authentication is on. Enter your password to turn it off." }
+                form method="post" action=(action(paths::TWO_FACTOR_OFF)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (password_field("password_2fa", "password", "Password", "current-password"))
+                    button.danger type="submit" { "Turn off two-factor authentication" }
+                }
+            };
+        }
+        // Only a realm that requires it sends the apps' logins through these pages too.
+        let reach = if self.realm.require_2fa {
+            "Add a second factor, so that a password alone cannot sign in as you."
+        } else {
+            "Add a second factor, so that a password alone cannot sign in as you on these pages. \
+             The apps and other clients can still log in with your password alone unless your \
+             organization requires a second factor."
+        };
+        html! {
+            p { (reach) }
+            form method="post" action=(action(paths::TWO_FACTOR_ON)) {
+                (hidden(csrf::FIELD, self.csrf.token()))
+                button type="submit" { "Set up two-factor authentication" }
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! ([`Conn::lock_buckets`]), so every worker and instance counts against the same events.
 
 use crate::store::sql::{Backend, Conn, Sql, params, sql};
-use crate::store::{Admission, Attempt, Bucket, Limits, Reservation, StoreResult};
+use crate::store::{Admission, Attempt, AuditEntry, Bucket, Limits, Reservation, StoreResult};
 
 /// The newest `limit` event times of the bucket within its window, newest first.
 fn recent(conn: &mut dyn Conn, bucket: &Bucket, now: f64) -> StoreResult<Vec<f64>> {
@@ -161,5 +161,12 @@ impl<B: Backend> Limits for B {
 
     fn release(&self, reservation: Reservation) -> StoreResult<()> {
         self.read(|conn| release(conn, reservation))
+    }
+
+    fn clear_bucket(&self, bucket: &str, audit: &AuditEntry) -> StoreResult<()> {
+        self.durably(|conn| {
+            clear(conn, bucket)?;
+            super::audit_log::insert(conn, audit)
+        })
     }
 }
