@@ -35,19 +35,24 @@ pub fn strip_controls(text: &str) -> String {
 
 /// `url` as a message may show it: without its user part (`user:password@`), its query and
 /// its fragment, any of which may hold a password (issue 20: an SMTP URL's error repeated it).
+/// Everything up to the last `@` goes, so a password holding `?` or `#` (which a mistyped URL
+/// does not percent-encode) never shows; when such a character precedes that `@`, the `@` may
+/// be a query's, so nothing after it shows either.
 pub fn url_without_secrets(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), url),
     };
+    let (hidden, rest) = match rest.rsplit_once('@') {
+        Some((before, _)) if before.contains(['?', '#']) => return format!("{scheme}…"),
+        Some((_, after)) => ("…@", after),
+        None => ("", rest),
+    };
     let (rest, dropped) = match rest.find(['?', '#']) {
         Some(at) => (&rest[..at], "?…"),
         None => (rest, ""),
     };
-    match rest.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}…@{host}{dropped}"),
-        None => format!("{scheme}{rest}{dropped}"),
-    }
+    format!("{scheme}{hidden}{rest}{dropped}")
 }
 
 #[cfg(test)]
@@ -79,6 +84,11 @@ mod tests {
             ),
             ("postgres://u:pw@[::1/db", "postgres://…@[::1/db"),
             ("u:pw@host/p@th#pw", "…@th?…"),
+            // A password holding `?` or `#`, not percent-encoded.
+            ("smtp://user:pw?rd@mail.example.com", "smtp://…"),
+            ("postgres://u:p#w@db.example.com/x", "postgres://…"),
+            // An `@` in the query: what follows it may be a password too.
+            ("smtp://mail.example.com?password=a@secret", "smtp://…"),
             ("ldaps://ldap.example.com", "ldaps://ldap.example.com"),
         ] {
             assert_eq!(url_without_secrets(url), shown, "{url}");
