@@ -108,14 +108,14 @@ const ADDRESS_DAILY: Rule = EMAIL_DAILY;
 /// The longest window above: the pruner keeps events this long.
 pub const LONGEST_LIMIT_WINDOW: f64 = 86_400.0;
 
-/// Whether a reset request for `email` from `client` is within the limits; if so it is
-/// counted, atomically.
-pub fn request_allowed(
+/// Counts a reset request for `email` from `client` if it is within the limits, atomically,
+/// and answers `None`; past a limit, the seconds until a request is allowed again.
+pub fn refused_for(
     store: &Store,
     email: &str,
     client: Option<IpAddr>,
     now: f64,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<f64>> {
     let email = email.trim().to_lowercase();
     let bucket = |key: String, rule| Bucket { key, rule };
     let mut buckets = vec![

@@ -193,9 +193,10 @@ pub trait Users {
 pub trait Limits {
     /// Decides an attempt atomically; see [`limits::Admission`].
     fn admit(&self, attempt: &Attempt) -> StoreResult<Admission>;
-    /// Counts an event in every bucket if each has room under its rule, atomically; false
-    /// (and nothing recorded) if any is full.
-    fn count_if_room(&self, buckets: &[Bucket], now: f64) -> StoreResult<bool>;
+    /// Counts an event in every bucket if each has room under its rule, atomically, and
+    /// answers `None`; if any is full, records nothing and answers the seconds until every
+    /// full one has room again.
+    fn count_if_room(&self, buckets: &[Bucket], now: f64) -> StoreResult<Option<f64>>;
     /// Gives back a place held in an address bucket.
     fn release(&self, reservation: Reservation) -> StoreResult<()>;
     /// Forgets every event of `bucket` (a user unlocked by an operator), and writes `audit`.

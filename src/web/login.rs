@@ -227,7 +227,8 @@ fn password_form(view: &View<'_>, username: &str, error: Option<&str>) -> Markup
                     required;
                 button type="submit" { "Sign in" }
             }
-            @if view.resets {
+            // Hidden in an app's flow: the reset pages would lose its pad (web.md §3).
+            @if view.resets && view.pad.is_none() {
                 a.back href=(paths::RESET_REQUEST) { "Forgot your password?" }
             }
         },

@@ -158,8 +158,9 @@ impl Page<'_> {
             return Ok(self.request_form(Some("Enter a valid email address.")));
         }
         let now = clock::now();
-        if !reset::request_allowed(self.ctx.store, address, log.client, now)? {
-            return Ok(page::plain(429, "Rate limit exceeded."));
+        if let Some(retry_after) = reset::refused_for(self.ctx.store, address, log.client, now)? {
+            // Says when to try again, as the sign-in's lock-out does (web.md §6).
+            return Ok(page::plain(429, &page::try_again(retry_after)));
         }
         desk.submit(ResetRequest {
             realm_id: self.realm.id,

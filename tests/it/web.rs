@@ -768,6 +768,11 @@ fn the_sign_in_links_to_the_reset_with_mail_only_and_the_reset_pages_link_back()
     let mailing = crate::reset::with_dead_relay(&[]);
     let login = mailing.get(LOGIN);
     assert!(login.text().contains(forgot), "{}", login.text());
+    // In an app's flow the reset would lose the pad: no link (web.md §3).
+    let in_flow = mailing.get(&format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
+    assert_eq!(in_flow.status, 200);
+    assert!(in_flow.text().contains("name=\"mobile_flow_otp\""));
+    assert!(!in_flow.text().contains(forgot), "{}", in_flow.text());
     for path in [
         "/accounts/password/reset/",
         "/accounts/password/reset/done/",

@@ -139,23 +139,22 @@ impl<B: Backend> Limits for B {
         })
     }
 
-    fn count_if_room(&self, buckets: &[Bucket], now: f64) -> StoreResult<bool> {
+    fn count_if_room(&self, buckets: &[Bucket], now: f64) -> StoreResult<Option<f64>> {
         let keys: Vec<&str> = buckets.iter().map(|b| b.key.as_str()).collect();
         self.write(|conn| {
             conn.lock_buckets(&keys)?;
+            let mut full_for: Option<f64> = None;
             for bucket in buckets {
-                if bucket
-                    .rule
-                    .full_for(&recent(conn, bucket, now)?, now)
-                    .is_some()
-                {
-                    return Ok(false);
+                if let Some(wait) = bucket.rule.full_for(&recent(conn, bucket, now)?, now) {
+                    full_for = Some(full_for.map_or(wait, |longest| longest.max(wait)));
                 }
             }
-            for bucket in buckets {
-                record(conn, bucket, now)?;
+            if full_for.is_none() {
+                for bucket in buckets {
+                    record(conn, bucket, now)?;
+                }
             }
-            Ok(true)
+            Ok(full_for)
         })
     }
 
