@@ -154,3 +154,23 @@ CREATE INDEX web_session_user ON web_session (user_id);
 -- Several instances may share one database (PostgreSQL): each audit row names the one that
 -- wrote it (--instance-name, the host name by default). NULL for rows written before.
 ALTER TABLE audit_log ADD COLUMN instance TEXT;
+
+-- migration 9
+-- A key per device (wire.md §9.6). Under per_device every login makes a key of its own,
+-- stored only as its lowercase hex SHA-256; the user's own key (user.api_key) keeps working.
+ALTER TABLE realm ADD COLUMN api_keys_per_device INTEGER NOT NULL DEFAULT 0
+    CHECK (api_keys_per_device IN (0, 1));
+ALTER TABLE realm ADD COLUMN api_key_idle_days INTEGER NOT NULL DEFAULT 90
+    CHECK (api_key_idle_days > 0);
+-- A device's key: how it was made (the login's method word), the client's User-Agent
+-- (trimmed, no control characters) and when it was last used (coarsely; NULL: never).
+CREATE TABLE api_key (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES user (id),
+    key_hash TEXT NOT NULL UNIQUE,
+    method TEXT NOT NULL,
+    user_agent TEXT,
+    created_at REAL NOT NULL,
+    last_used_at REAL
+);
+CREATE INDEX api_key_user ON api_key (user_id);

@@ -25,6 +25,7 @@ use std::net::IpAddr;
 
 use log::warn;
 
+use crate::auth::devices;
 use crate::auth::key;
 use crate::auth::ldap::{self, Outcome};
 use crate::auth::password::{self, Hasher, Verdict};
@@ -35,8 +36,8 @@ use crate::email;
 use crate::metrics;
 use crate::store::limits::username_key;
 use crate::store::{
-    AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewUser, Realm, Reservation, Role,
-    Store, StoreError, StoreResult, User,
+    AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewDeviceKey, NewUser, Realm,
+    Reservation, Role, Store, StoreError, StoreResult, User,
 };
 
 /// Longer User-Agent strings are cut before they are audited.
@@ -79,6 +80,18 @@ impl Method {
             Method::Web => "web",
             Method::Dev => "dev",
             Method::Reconfirm => "reconfirm",
+        }
+    }
+
+    /// The method word of a device's key made by this login (wire.md §9.6); `None` for a
+    /// password entered again, which makes no key. `local` tells a local hash from LDAP.
+    fn key_method(self, local: bool) -> Option<&'static str> {
+        match self {
+            Method::Api if local => Some("password"),
+            Method::Api => Some("ldap"),
+            Method::Web => Some("web"),
+            Method::Dev => Some("dev"),
+            Method::Reconfirm => None,
         }
     }
 
@@ -366,12 +379,25 @@ impl Login<'_> {
             detail: verified.method.detail().map(str::to_owned),
             ..client.audit(AuditEvent::LoginSuccess, realm, Some(verified.user.id))
         };
+        // Keys per device (wire.md §9.6): this login's own key, stored as its digest.
+        let key_method = Some(realm)
+            .filter(|realm| devices::per_device(realm))
+            .and_then(|_| verified.method.key_method(verified.verified_hash.is_some()));
+        let user_agent = devices::stored_user_agent(client.user_agent);
         let finished = key::with_fresh_key(|new_key| {
+            let key_hash = devices::digest(new_key);
             self.store.finish_login(&FinishLogin {
                 user_id: verified.user.id,
                 verified_hash: verified.verified_hash.as_deref(),
                 rehash: verified.rehash.as_deref(),
                 new_key,
+                device: key_method.map(|method| NewDeviceKey {
+                    key_hash: &key_hash,
+                    method,
+                    user_agent: user_agent.as_deref(),
+                    now: audit.at,
+                    max_live: devices::MAX_LIVE_KEYS,
+                }),
                 clear_bucket: verified.username_key.as_deref(),
                 release: verified.reservation,
                 audit: &audit,

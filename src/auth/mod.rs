@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod basic;
+pub mod devices;
 pub mod enrolment;
 pub mod jwt;
 pub mod key;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import, outln,
-    validated,
+    DbCommand, KeyMode, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
+    outln, validated,
 };
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::second_factor::{self, Origin};
@@ -81,6 +81,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             email_auth,
             ldap,
             web,
+            keys,
         } => {
             if let Some(name) = &name {
                 no_controls("realm name", name)?;
@@ -96,6 +97,8 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 web_login_enabled: web.web_login.map(|v| v == OnOff::On),
                 web_login_display_name: web.web_login_name,
                 require_2fa: web.require_2fa.map(|v| v == OnOff::On),
+                api_keys_per_device: keys.api_keys.map(|v| v == KeyMode::PerDevice),
+                api_key_idle_days: keys.api_key_idle_days,
             };
             (subdomain, changes)
         }

@@ -342,7 +342,26 @@ pub enum RealmCommand {
         ldap: LdapArgs,
         #[command(flatten)]
         web: WebLoginArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
+}
+
+/// API keys: one per user as in Zulip, or one per device (wire.md §9.6).
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// per-user: one key per user, as Zulip; per-device: every login makes a key of its own
+    #[arg(long, value_name = "MODE")]
+    pub api_keys: Option<KeyMode>,
+    /// A device's key unused this many days is revoked [default: 90]
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(1..=36500))]
+    pub api_key_idle_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyMode {
+    PerUser,
+    PerDevice,
 }
 
 /// The browser sign-in at /accounts/login/, which the pages always serve; these decide what

@@ -77,6 +77,8 @@ pub const TABLES: &[Table] = &[
             ("web_login_enabled", Bool),
             ("web_login_display_name", Text),
             ("require_2fa", Bool),
+            ("api_keys_per_device", Bool),
+            ("api_key_idle_days", Int),
         ],
     },
     Table {
@@ -110,6 +112,18 @@ pub const TABLES: &[Table] = &[
             ("user_agent", Text),
             ("detail", Text),
             ("instance", Text),
+        ],
+    },
+    Table {
+        name: "api_key",
+        columns: &[
+            ("id", Int),
+            ("user_id", Int),
+            ("key_hash", Text),
+            ("method", Text),
+            ("user_agent", Text),
+            ("created_at", Real),
+            ("last_used_at", Real),
         ],
     },
     Table {

@@ -12,6 +12,7 @@
 //! | --- | --- |
 //! | [`Realms`] | realms and their settings |
 //! | [`Users`] | users, their passwords, states and keys |
+//! | [`DeviceKeys`] | keys per device (wire.md §9.6) |
 //! | [`Limits`] | rate-limit buckets |
 //! | [`Logins`] | the transaction that ends a successful login |
 //! | [`Audit`] | the audit trail |
@@ -58,6 +59,7 @@
 
 pub mod copy;
 mod database;
+pub mod keys;
 pub mod ldap;
 pub mod limits;
 pub mod login;
@@ -74,6 +76,7 @@ use std::ops::Deref;
 use std::path::Path;
 
 pub use database::{Database, instance_name, set_instance_name};
+pub use keys::{DeviceKey, KeyHolder, NewDeviceKey};
 pub use ldap::LdapSettings;
 pub use limits::{Admission, Attempt, Bucket, Reservation, Rule};
 pub use login::{FinishLogin, LoginEnd};
@@ -151,8 +154,29 @@ pub trait Users {
     ) -> StoreResult<()>;
     /// Deactivating also ends the user's sessions and reset link.
     fn set_user_active(&self, user_id: i64, active: bool, audit: &AuditEntry) -> StoreResult<()>;
-    /// Replaces the user's key with `new_key` (the old one stops working at once).
+    /// Replaces the user's key with `new_key` (the old one stops working at once) and
+    /// revokes every device key of the user: "sign out everywhere".
     fn replace_api_key(&self, user_id: i64, new_key: &str, audit: &AuditEntry) -> StoreResult<()>;
+}
+
+/// Keys per device (wire.md §9.6); minting is the caller's, as for the user's own key.
+pub trait DeviceKeys {
+    /// The user whose own key is `api_key`, or who holds the device key whose digest is
+    /// `key_hash`: one indexed lookup (one statement).
+    fn key_holder(&self, api_key: &str, key_hash: &str) -> StoreResult<Option<KeyHolder>>;
+    /// Records a use of a device's key at `now`.
+    fn touch_device_key(&self, id: i64, now: f64) -> StoreResult<()>;
+    /// The user's live device keys, newest first.
+    fn device_keys(&self, user_id: i64) -> StoreResult<Vec<DeviceKey>>;
+    /// Revokes the user's device key `id` and writes `audit`; false, writing nothing, when
+    /// the user has no such key.
+    fn revoke_device_key(&self, user_id: i64, id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Clears the user's own key (the next login mints another) and writes `audit`; false,
+    /// writing nothing, when they have none.
+    fn revoke_own_key(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Revokes every device key unused for its realm's `api_key_idle_days` at `now`, each
+    /// audited as `key_revoked`; how many.
+    fn prune_device_keys(&self, now: f64) -> StoreResult<usize>;
 }
 
 pub trait Limits {
@@ -265,6 +289,7 @@ pub trait SecondFactors {
 pub trait Engine:
     Realms
     + Users
+    + DeviceKeys
     + Limits
     + Logins
     + Audit
@@ -280,6 +305,7 @@ pub trait Engine:
 impl<T> Engine for T where
     T: Realms
         + Users
+        + DeviceKeys
         + Limits
         + Logins
         + Audit

@@ -24,6 +24,10 @@ pub struct Realm {
     pub web_login_display_name: Option<String>,
     /// Phone logins only through the browser, with a second factor (web.md §2).
     pub require_2fa: bool,
+    /// Every login makes a key of its own (wire.md §9.6); else one key per user, as Zulip.
+    pub api_keys_per_device: bool,
+    /// A device's key unused this many days is revoked by the pruner.
+    pub api_key_idle_days: i64,
 }
 
 impl Realm {
@@ -156,6 +160,8 @@ pub struct RealmChanges {
     /// `""` goes back to the realm's name.
     pub web_login_display_name: Option<String>,
     pub require_2fa: Option<bool>,
+    pub api_keys_per_device: Option<bool>,
+    pub api_key_idle_days: Option<i64>,
 }
 
 impl RealmChanges {
@@ -181,6 +187,10 @@ impl RealmChanges {
                 .map(|v| format!("web login name {v:?}")),
             self.require_2fa
                 .map(|v| format!("require 2fa {}", on_off(v))),
+            self.api_keys_per_device
+                .map(|v| format!("api keys {}", if v { "per-device" } else { "per-user" })),
+            self.api_key_idle_days
+                .map(|v| format!("api key idle days {v}")),
         ]
         .into_iter()
         .flatten()
@@ -201,6 +211,8 @@ pub enum AuditEvent {
     LoginFailure,
     KeyMinted,
     KeyRotated,
+    /// A device's key revoked: by its user, by the operator, or by a limit (wire.md §9.6).
+    KeyRevoked,
     PasswordChanged,
     UserCreated,
     UserDeactivated,
@@ -220,6 +232,7 @@ impl AuditEvent {
             AuditEvent::LoginFailure => "login_failure",
             AuditEvent::KeyMinted => "key_minted",
             AuditEvent::KeyRotated => "key_rotated",
+            AuditEvent::KeyRevoked => "key_revoked",
             AuditEvent::PasswordChanged => "password_changed",
             AuditEvent::UserCreated => "user_created",
             AuditEvent::UserDeactivated => "user_deactivated",

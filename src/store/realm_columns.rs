@@ -18,8 +18,12 @@ pub const BASE: [&str; 8] = [
 /// The browser sign-in's settings (migration 5), after the LDAP settings.
 pub const WEB: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
 
+/// The keys' settings (migration 9), after the web ones: per-device keys, and how many days
+/// a device's key may stay unused (wire.md §9.6).
+pub const KEYS: [&str; 2] = ["api_keys_per_device", "api_key_idle_days"];
+
 /// How many columns a realm row has.
-pub const COUNT: usize = BASE.len() + LdapSettings::COLUMNS.len() + WEB.len();
+pub const COUNT: usize = BASE.len() + LdapSettings::COLUMNS.len() + WEB.len() + KEYS.len();
 
 /// Index of the first LDAP column in a row.
 pub const FIRST_LDAP: usize = BASE.len();
@@ -27,12 +31,16 @@ pub const FIRST_LDAP: usize = BASE.len();
 /// Index of the first web column in a row.
 pub const FIRST_WEB: usize = FIRST_LDAP + LdapSettings::COLUMNS.len();
 
+/// Index of the first keys column in a row.
+pub const FIRST_KEYS: usize = FIRST_WEB + WEB.len();
+
 /// Every column a realm is read from, in row order, prefixed with `r.`.
 pub fn select_list() -> String {
     BASE.iter()
         .copied()
         .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
         .chain(WEB)
+        .chain(KEYS)
         .map(|c| format!("r.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -52,6 +60,7 @@ pub fn update(placeholder: impl Fn(usize) -> String) -> String {
     .into_iter()
     .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
     .chain(WEB)
+    .chain(KEYS)
     .enumerate()
     .map(|(i, c)| format!("{c} = coalesce({}, {c})", placeholder(i + 2)))
     .collect();

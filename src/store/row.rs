@@ -1,6 +1,7 @@
 //! The model read out of a result row, once for both engines: an engine says how to read
 //! one column of its rows, and each table's reader is written here.
 
+use super::keys::DeviceKey;
 use super::ldap::{Column, LdapSettings};
 use super::model::{Realm, Role, User};
 use super::realm_columns;
@@ -11,6 +12,8 @@ pub trait Row {
     type Error;
     fn int(&self, index: usize) -> Result<i64, Self::Error>;
     fn real(&self, index: usize) -> Result<f64, Self::Error>;
+    fn maybe_int(&self, index: usize) -> Result<Option<i64>, Self::Error>;
+    fn maybe_real(&self, index: usize) -> Result<Option<f64>, Self::Error>;
     fn flag(&self, index: usize) -> Result<bool, Self::Error>;
     fn maybe_flag(&self, index: usize) -> Result<Option<bool>, Self::Error>;
     fn text(&self, index: usize) -> Result<String, Self::Error>;
@@ -57,6 +60,8 @@ pub fn realm<R: Row>(row: &R) -> Result<Realm, R::Error> {
         web_login_enabled: row.flag(web)?,
         web_login_display_name: optional(web + 1)?,
         require_2fa: row.flag(web + 2)?,
+        api_keys_per_device: row.flag(realm_columns::FIRST_KEYS)?,
+        api_key_idle_days: row.int(realm_columns::FIRST_KEYS + 1)?,
     })
 }
 
@@ -90,4 +95,24 @@ pub fn login_step<R: Row>(row: &R) -> Result<(LoginStep, User), R::Error> {
         expires_at: row.real(at(5))?,
     };
     Ok((step, user))
+}
+
+/// The columns a device's key is read from, prefixed with `k.`, in [`device_key`]'s order.
+pub const DEVICE_KEY_COLUMNS: &str =
+    "k.id, k.user_id, k.method, k.user_agent, k.created_at, k.last_used_at";
+
+/// A device's key from [`DEVICE_KEY_COLUMNS`] starting at column `first`; `None` when its id
+/// is NULL (the user's own key, in a lookup that finds either).
+pub fn device_key<R: Row>(row: &R, first: usize) -> Result<Option<DeviceKey>, R::Error> {
+    let Some(id) = row.maybe_int(first)? else {
+        return Ok(None);
+    };
+    Ok(Some(DeviceKey {
+        id,
+        user_id: row.int(first + 1)?,
+        method: row.text(first + 2)?,
+        user_agent: row.maybe_text(first + 3)?,
+        created_at: row.real(first + 4)?,
+        last_used_at: row.maybe_real(first + 5)?,
+    }))
 }

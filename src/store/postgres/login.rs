@@ -25,20 +25,26 @@ impl Logins for Postgres {
                     &[&rehash, &user.id, &verified],
                 )?;
             }
-            let minted = user.api_key.is_none()
-                && store_key(
-                    db,
-                    "UPDATE \"user\" SET api_key = $1 WHERE id = $2 AND api_key IS NULL",
-                    user.id,
-                    finish.new_key,
-                )?;
-            let api_key = match (&user.api_key, minted) {
-                (Some(key), _) => key.clone(),
-                (None, true) => finish.new_key.to_owned(),
-                // The row is locked: nobody else can have set the key meanwhile.
-                (None, false) => {
-                    return Err(StoreError::Unavailable("the user's key vanished".into()));
-                }
+            let (api_key, minted) = if let Some(device) = &finish.device {
+                self.insert_device_key(db, user.id, device, finish.audit)?;
+                (finish.new_key.to_owned(), true)
+            } else {
+                let minted = user.api_key.is_none()
+                    && store_key(
+                        db,
+                        "UPDATE \"user\" SET api_key = $1 WHERE id = $2 AND api_key IS NULL",
+                        user.id,
+                        finish.new_key,
+                    )?;
+                let api_key = match (&user.api_key, minted) {
+                    (Some(key), _) => key.clone(),
+                    (None, true) => finish.new_key.to_owned(),
+                    // The row is locked: nobody else can have set the key meanwhile.
+                    (None, false) => {
+                        return Err(StoreError::Unavailable("the user's key vanished".into()));
+                    }
+                };
+                (api_key, minted)
             };
             if let Some(bucket) = finish.clear_bucket {
                 super::limits::clear(db, bucket)?;

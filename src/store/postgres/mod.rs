@@ -13,6 +13,7 @@
 //! [`Postgres::durably`], flushed before it returns.
 
 mod audit;
+mod device_keys;
 mod limits;
 mod login;
 mod maintenance;
@@ -45,6 +46,12 @@ impl super::row::Row for postgres::Row {
         Ok(self.try_get(index)?)
     }
     fn real(&self, index: usize) -> StoreResult<f64> {
+        Ok(self.try_get(index)?)
+    }
+    fn maybe_int(&self, index: usize) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(index)?)
+    }
+    fn maybe_real(&self, index: usize) -> StoreResult<Option<f64>> {
         Ok(self.try_get(index)?)
     }
     fn flag(&self, index: usize) -> StoreResult<bool> {

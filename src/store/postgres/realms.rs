@@ -114,6 +114,8 @@ impl Realms for Postgres {
             &changes.web_login_enabled as &(dyn ToSql + Sync),
             &changes.web_login_display_name,
             &changes.require_2fa,
+            &changes.api_keys_per_device,
+            &changes.api_key_idle_days,
         ]);
         self.durably(|db| {
             db.execute(&UPDATE, &values)?;

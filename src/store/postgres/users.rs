@@ -177,6 +177,7 @@ impl Users for Postgres {
                 user_id,
                 new_key,
             )?;
+            super::device_keys::delete_all(db, user_id)?;
             self.insert_audit(db, audit)
         })
     }

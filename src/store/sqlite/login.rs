@@ -22,20 +22,26 @@ impl Logins for Sqlite {
                 )?
                 .execute(params![rehash, user.id, verified])?;
             }
-            let minted = user.api_key.is_none()
-                && super::keys::store_key(
-                    conn,
-                    "UPDATE user SET api_key = ?1 WHERE id = ?2 AND api_key IS NULL",
-                    user.id,
-                    finish.new_key,
-                )?;
-            let api_key = match (&user.api_key, minted) {
-                (Some(key), _) => key.clone(),
-                (None, true) => finish.new_key.to_owned(),
-                // Read in this transaction, so it cannot have changed: unreachable in SQLite.
-                (None, false) => super::users::by_id(conn, user.id)?
-                    .and_then(|u| u.api_key)
-                    .unwrap_or_default(),
+            let (api_key, minted) = if let Some(device) = &finish.device {
+                super::device_keys::insert(conn, user.id, device, finish.audit)?;
+                (finish.new_key.to_owned(), true)
+            } else {
+                let minted = user.api_key.is_none()
+                    && super::keys::store_key(
+                        conn,
+                        "UPDATE user SET api_key = ?1 WHERE id = ?2 AND api_key IS NULL",
+                        user.id,
+                        finish.new_key,
+                    )?;
+                let api_key = match (&user.api_key, minted) {
+                    (Some(key), _) => key.clone(),
+                    (None, true) => finish.new_key.to_owned(),
+                    // Read in this transaction, so it cannot have changed: unreachable here.
+                    (None, false) => super::users::by_id(conn, user.id)?
+                        .and_then(|u| u.api_key)
+                        .unwrap_or_default(),
+                };
+                (api_key, minted)
             };
             if let Some(bucket) = finish.clear_bucket {
                 super::limits::clear(conn, bucket)?;

@@ -5,6 +5,7 @@
 
 mod audit;
 mod cache;
+mod device_keys;
 mod keys;
 mod limits;
 mod login;
@@ -48,6 +49,12 @@ impl super::row::Row for rusqlite::Row<'_> {
         self.get(index)
     }
     fn real(&self, index: usize) -> rusqlite::Result<f64> {
+        self.get(index)
+    }
+    fn maybe_int(&self, index: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(index)
+    }
+    fn maybe_real(&self, index: usize) -> rusqlite::Result<Option<f64>> {
         self.get(index)
     }
     fn flag(&self, index: usize) -> rusqlite::Result<bool> {
@@ -356,6 +363,7 @@ mod tests {
                 verified_hash: Some(verified),
                 rehash: Some("new-hash"),
                 new_key: key,
+                device: None,
                 clear_bucket: None,
                 release: None,
                 audit,

@@ -111,6 +111,8 @@ impl Realms for Sqlite {
             &changes.web_login_enabled as &dyn ToSql,
             &changes.web_login_display_name,
             &changes.require_2fa,
+            &changes.api_keys_per_device,
+            &changes.api_key_idle_days,
         ]);
         self.durably(|conn| {
             conn.prepare_cached(&UPDATE)?.execute(&values[..])?;

@@ -148,6 +148,7 @@ impl Users for Sqlite {
                 user_id,
                 new_key,
             )?;
+            super::device_keys::delete_all(conn, user_id)?;
             super::audit::insert(conn, audit)
         })
     }
