@@ -20,7 +20,6 @@ struct Keys {
     api_keys: Vec<Listed>,
 }
 
-
 impl Api {
     pub(super) fn api_keys(
         &mut self,
@@ -51,10 +50,11 @@ impl Api {
         }
         let (user, realm, _) = self.basic_auth(request, log)?;
         // Digits only, as Zulip's `<int:…>` path converters: anything else is unknown.
-        let id = request.path[ONE.len()..]
-            .parse::<i64>()
-            .ok()
-            .filter(|_| request.path[ONE.len()..].bytes().all(|b| b.is_ascii_digit()));
+        let id = request.path[ONE.len()..].parse::<i64>().ok().filter(|_| {
+            request.path[ONE.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        });
         let audit = AuditEntry {
             detail: id.map(|id| format!("key {id}: revoked by its user")),
             ..client(request, log).audit(AuditEvent::KeyRevoked, &realm, Some(user.id))

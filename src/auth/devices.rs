@@ -32,14 +32,17 @@ pub fn stored_user_agent(user_agent: Option<&str>) -> Option<String> {
 }
 
 /// The user presenting `api_key` (their own key or a device's) and the device key's row;
-/// a device key's last use is recorded when the recorded one is old.
+/// a device key's first use is recorded, and later ones when the recorded one is old.
 pub fn holder(store: &Store, api_key: &str) -> StoreResult<Option<(User, Option<DeviceKey>)>> {
     let Some(found) = store.key_holder(api_key, &digest(api_key))? else {
         return Ok(None);
     };
     if let Some(device) = &found.device {
         let now = clock::now();
-        if now - device.last_use() >= TOUCH_INTERVAL {
+        if device
+            .last_used_at
+            .is_none_or(|at| now - at >= TOUCH_INTERVAL)
+        {
             store.touch_device_key(device.id, now)?;
         }
     }

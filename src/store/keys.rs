@@ -16,13 +16,6 @@ pub struct DeviceKey {
     pub last_used_at: Option<f64>,
 }
 
-impl DeviceKey {
-    /// When it was last used; a key never used counts as used when it was made.
-    pub fn last_use(&self) -> f64 {
-        self.last_used_at.unwrap_or(self.created_at)
-    }
-}
-
 /// A device's key to store at the end of a login ([`super::FinishLogin::device`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NewDeviceKey<'a> {
