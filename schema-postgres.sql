@@ -169,7 +169,7 @@ CREATE INDEX web_session_user ON web_session (user_id);
 ALTER TABLE audit_log ADD COLUMN instance TEXT;
 
 -- migration 9
--- A key per device (wire.md §9.6). Under per_device every login makes a key of its own,
+-- A key per device (wire.md §9.5). Under per_device every login makes a key of its own,
 -- stored only as its lowercase hex SHA-256; the user's own key (user.api_key) keeps working.
 ALTER TABLE realm ADD COLUMN api_keys_per_device BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE realm ADD COLUMN api_key_idle_days BIGINT NOT NULL DEFAULT 90

@@ -632,7 +632,7 @@ impl Api {
     }
 
     /// [`Api::basic_auth_user`], with the id of the device key presented (`None`: the
-    /// user's own key; wire.md §9.6).
+    /// user's own key; wire.md §9.5).
     fn basic_auth(
         &self,
         request: &Request,

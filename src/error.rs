@@ -287,7 +287,7 @@ impl ApiError {
         ApiError::unauthorized("Invalid API key")
     }
 
-    /// §9.6: no key of the caller's has this id (another user's included).
+    /// §9.5: no key of the caller's has this id (another user's included).
     pub const fn invalid_api_key_id() -> ApiError {
         ApiError::new(400, "Invalid API key ID", BAD_REQUEST)
     }

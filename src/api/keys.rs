@@ -1,4 +1,4 @@
-//! Ours: the user's keys per device (wire.md §9.6). `GET /api/v1/users/me/api_keys` lists
+//! Ours: the user's keys per device (wire.md §9.5). `GET /api/v1/users/me/api_keys` lists
 //! them, `DELETE /api/v1/users/me/api_keys/ID` revokes one.
 
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! Keys per device (wire.md §9.6): which logins make a key of their own, the limits, the
+//! Keys per device (wire.md §9.5): which logins make a key of their own, the limits, the
 //! check of a presented key, and the names the list shows. The store keeps the rows.
 
 use crate::auth::token;

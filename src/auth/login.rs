@@ -83,7 +83,7 @@ impl Method {
         }
     }
 
-    /// The method word of a device's key made by this login (wire.md §9.6); `None` for a
+    /// The method word of a device's key made by this login (wire.md §9.5); `None` for a
     /// password entered again, which makes no key. `local` tells a local hash from LDAP.
     fn key_method(self, local: bool) -> Option<&'static str> {
         match self {
@@ -379,7 +379,7 @@ impl Login<'_> {
             detail: verified.method.detail().map(str::to_owned),
             ..client.audit(AuditEvent::LoginSuccess, realm, Some(verified.user.id))
         };
-        // Keys per device (wire.md §9.6): this login's own key, stored as its digest.
+        // Keys per device (wire.md §9.5): this login's own key, stored as its digest.
         let key_method = Some(realm)
             .filter(|realm| devices::per_device(realm))
             .and_then(|_| verified.method.key_method(verified.verified_hash.is_some()));

@@ -347,7 +347,7 @@ pub enum RealmCommand {
     },
 }
 
-/// API keys: one per user as in Zulip, or one per device (wire.md §9.6).
+/// API keys: one per user as in Zulip, or one per device (wire.md §9.5).
 #[derive(Debug, Args)]
 pub struct KeyArgs {
     /// per-user: one key per user, as Zulip; per-device: every login makes a key of its own

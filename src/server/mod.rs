@@ -288,7 +288,7 @@ fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
 
 /// Deletes rate-limit events no window can see any more, audit rows past their retention,
 /// sign-in steps past their time, sessions and reset links that can no longer be used, and
-/// device keys idle past their realm's limit (wire.md §9.6), once a minute and off the request path, so the tables stay small.
+/// device keys idle past their realm's limit (wire.md §9.5), once a minute and off the request path, so the tables stay small.
 fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
     let longest_window = config
         .api

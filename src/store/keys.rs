@@ -1,4 +1,4 @@
-//! Keys per device (wire.md §9.6): the rows the store keeps of them. A device's key is
+//! Keys per device (wire.md §9.5): the rows the store keeps of them. A device's key is
 //! stored only as its digest; the user's own key stays in the user's row.
 
 use super::model::User;
@@ -8,7 +8,7 @@ use super::model::User;
 pub struct DeviceKey {
     pub id: i64,
     pub user_id: i64,
-    /// The login's method word (wire.md §9.6).
+    /// The login's method word (wire.md §9.5).
     pub method: String,
     pub user_agent: Option<String>,
     pub created_at: f64,

@@ -19,7 +19,7 @@ pub struct FinishLogin<'a> {
     /// A freshly minted key (auth::key), stored only if the user has none yet; or, with
     /// `device`, the device's own key, always stored (as its digest) and answered.
     pub new_key: &'a str,
-    /// Keys per device (wire.md §9.6): the new key's row.
+    /// Keys per device (wire.md §9.5): the new key's row.
     pub device: Option<NewDeviceKey<'a>>,
     /// The username bucket a success clears.
     pub clear_bucket: Option<&'a str>,

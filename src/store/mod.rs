@@ -12,7 +12,7 @@
 //! | --- | --- |
 //! | [`Realms`] | realms and their settings |
 //! | [`Users`] | users, their passwords, states and keys |
-//! | [`DeviceKeys`] | keys per device (wire.md §9.6) |
+//! | [`DeviceKeys`] | keys per device (wire.md §9.5) |
 //! | [`Limits`] | rate-limit buckets |
 //! | [`Logins`] | the transaction that ends a successful login |
 //! | [`Audit`] | the audit trail |
@@ -159,7 +159,7 @@ pub trait Users {
     fn replace_api_key(&self, user_id: i64, new_key: &str, audit: &AuditEntry) -> StoreResult<()>;
 }
 
-/// Keys per device (wire.md §9.6); minting is the caller's, as for the user's own key.
+/// Keys per device (wire.md §9.5); minting is the caller's, as for the user's own key.
 pub trait DeviceKeys {
     /// The user whose own key is `api_key`, or who holds the device key whose digest is
     /// `key_hash`: one indexed lookup (one statement).

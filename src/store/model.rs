@@ -24,7 +24,7 @@ pub struct Realm {
     pub web_login_display_name: Option<String>,
     /// Phone logins only through the browser, with a second factor (web.md §2).
     pub require_2fa: bool,
-    /// Every login makes a key of its own (wire.md §9.6); else one key per user, as Zulip.
+    /// Every login makes a key of its own (wire.md §9.5); else one key per user, as Zulip.
     pub api_keys_per_device: bool,
     /// A device's key unused this many days is revoked by the pruner.
     pub api_key_idle_days: i64,
@@ -211,7 +211,7 @@ pub enum AuditEvent {
     LoginFailure,
     KeyMinted,
     KeyRotated,
-    /// A device's key revoked: by its user, by the operator, or by a limit (wire.md §9.6).
+    /// A device's key revoked: by its user, by the operator, or by a limit (wire.md §9.5).
     KeyRevoked,
     PasswordChanged,
     UserCreated,

@@ -19,7 +19,7 @@ pub const BASE: [&str; 8] = [
 pub const WEB: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
 
 /// The keys' settings (migration 9), after the web ones: per-device keys, and how many days
-/// a device's key may stay unused (wire.md §9.6).
+/// a device's key may stay unused (wire.md §9.5).
 pub const KEYS: [&str; 2] = ["api_keys_per_device", "api_key_idle_days"];
 
 /// How many columns a realm row has.

@@ -1,4 +1,4 @@
-//! Keys per device (wire.md §9.6), over HTTP on whichever engine the run uses.
+//! Keys per device (wire.md §9.5), over HTTP on whichever engine the run uses.
 
 use base64ct::{Base64, Encoding};
 
