@@ -14,7 +14,7 @@ use super::{
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::totp::{self, Secret};
-use crate::auth::{self, key, policy, reset};
+use crate::auth::{self, devices, key, policy, reset};
 use crate::clock;
 use crate::dns;
 use crate::email;
@@ -393,6 +393,44 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
                 Ok(new_key.to_owned())
             })?;
             outln!("{key}")
+        }
+        UserCommand::Keys { email, realm } => {
+            let (_, user) = find_user(store, &realm, &email)?;
+            let when = |t: i64| clock::iso8601(t as f64);
+            print_table(
+                &["ID", "NAME", "METHOD", "CREATED", "LAST USED"],
+                devices::list(store, &user, None)?.into_iter().map(|k| {
+                    vec![
+                        k.id.to_string(),
+                        k.name,
+                        k.method,
+                        when(k.created),
+                        k.last_used.map_or_else(|| "-".to_owned(), when),
+                    ]
+                }),
+            )
+        }
+        UserCommand::RevokeKey {
+            email,
+            id,
+            all,
+            realm,
+        } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            let detail = match id {
+                Some(id) => format!("{BY_OPERATOR}: key {id}"),
+                None => format!("{BY_OPERATOR}: every key"),
+            };
+            let audit = entry(AuditEvent::KeyRevoked, Some(&realm), Some(user.id), detail);
+            match id {
+                Some(id) if !all => {
+                    if !devices::revoke(store, &user, id, &audit)? {
+                        return invalid!("{email:?} has no key {id} (see: zulip-auth user keys)");
+                    }
+                }
+                _ => store.revoke_all_keys(user.id, &audit)?,
+            }
+            Ok(())
         }
         UserCommand::Import { file, realm } => {
             let realm = store.require_realm(&realm.subdomain)?;

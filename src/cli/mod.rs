@@ -462,6 +462,27 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
     },
+    /// List a user's API keys: each device's (per-device realms) and their own, id 0
+    #[command(after_help = "Example:\n  zulip-auth user keys iago@example.com")]
+    Keys {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Revoke one of a user's API keys by its id (see `user keys`), or every one with --all
+    #[command(
+        after_help = "Examples:\n  zulip-auth user revoke-key iago@example.com 7\n  zulip-auth user revoke-key iago@example.com --all"
+    )]
+    RevokeKey {
+        email: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every key of the user, their own included
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
     /// Import users exported from a Zulip server (JSON Lines; see the README), all or none
     #[command(after_help = "Example:\n  zulip-auth user import zulip-users.jsonl --realm lear")]
     Import {

@@ -174,6 +174,8 @@ pub trait DeviceKeys {
     /// Clears the user's own key (the next login mints another) and writes `audit`; false,
     /// writing nothing, when they have none.
     fn revoke_own_key(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Revokes every key of the user, their own and each device's, and writes `audit`.
+    fn revoke_all_keys(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<()>;
     /// Revokes every device key unused for its realm's `api_key_idle_days` at `now`, each
     /// audited as `key_revoked`; how many.
     fn prune_device_keys(&self, now: f64) -> StoreResult<usize>;

@@ -240,3 +240,43 @@ fn the_101st_login_revokes_the_least_recently_used_and_idle_keys_are_pruned() {
     let audited = server.stdout(&["audit", "--json"]);
     assert!(audited.contains("unused for 30 days"), "{audited}");
 }
+
+#[test]
+fn the_cli_lists_and_revokes_keys() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let own = server.login(IAGO, IAGO_PASSWORD).api_key();
+    server.ok(PER_DEVICE);
+    let phone = login_as(&server, "ZulipFlutter/30.0 (Android 14)");
+    let laptop = login_as(&server, "ZulipTerminal/0.7.0");
+    let listing = server.stdout(&["user", "keys", IAGO]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 4, "{listing}");
+    assert!(lines[0].starts_with("ID  NAME"), "{listing}");
+    assert!(lines[1].contains("ZulipTerminal") && lines[1].contains("password"));
+    assert!(lines[2].contains("ZulipFlutter on Android"));
+    let own_row: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(
+        own_row[..5],
+        ["0", "Your", "API", "key", "account"],
+        "{listing}"
+    );
+    let laptop_id = lines[1].split_whitespace().next().unwrap();
+
+    server.ok(&["user", "revoke-key", IAGO, laptop_id]);
+    assert!(!works(&server, &laptop) && works(&server, &phone));
+    let again = server.cli(&["user", "revoke-key", IAGO, laptop_id], "");
+    assert_eq!(again.status.code(), Some(1));
+    let said = String::from_utf8(again.stderr).unwrap();
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains(&format!("has no key {laptop_id}")), "{said}");
+
+    server.ok(&["user", "revoke-key", IAGO, "--all"]);
+    assert!(!works(&server, &phone) && !works(&server, &own));
+    assert_eq!(server.stdout(&["user", "keys", IAGO]).lines().count(), 1);
+    assert!(
+        !server
+            .cli(&["user", "revoke-key", IAGO], "")
+            .status
+            .success()
+    );
+}

@@ -149,6 +149,17 @@ impl DeviceKeys for Postgres {
         })
     }
 
+    fn revoke_all_keys(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<()> {
+        self.durably(|db| {
+            db.execute(
+                "UPDATE \"user\" SET api_key = NULL WHERE id = $1",
+                &[&user_id],
+            )?;
+            delete_all(db, user_id)?;
+            self.insert_audit(db, audit)
+        })
+    }
+
     fn prune_device_keys(&self, now: f64) -> StoreResult<usize> {
         self.durably(|db| {
             let idle = db.query(

@@ -136,6 +136,15 @@ impl DeviceKeys for Sqlite {
         })
     }
 
+    fn revoke_all_keys(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<()> {
+        self.durably(|conn| {
+            conn.prepare_cached("UPDATE user SET api_key = NULL WHERE id = ?1")?
+                .execute([user_id])?;
+            delete_all(conn, user_id)?;
+            super::audit::insert(conn, audit)
+        })
+    }
+
     fn prune_device_keys(&self, now: f64) -> StoreResult<usize> {
         self.durably(|conn| {
             let idle: Vec<(i64, i64, i64, i64)> = conn
