@@ -175,13 +175,15 @@ ALTER TABLE realm ADD COLUMN api_keys_per_device BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE realm ADD COLUMN api_key_idle_days BIGINT NOT NULL DEFAULT 90
     CHECK (api_key_idle_days > 0);
 -- A device's key: how it was made (the login's method word), the client's User-Agent
--- (trimmed, no control characters) and when it was last used (coarsely; NULL: never).
+-- (trimmed, no control characters), the name a user gave it on the account page (NULL: named
+-- after the User-Agent) and when it was last used (coarsely; NULL: never).
 CREATE TABLE api_key (
     id BIGSERIAL PRIMARY KEY,
     user_id BIGINT NOT NULL REFERENCES "user" (id),
     key_hash TEXT NOT NULL UNIQUE,
     method TEXT NOT NULL,
     user_agent TEXT,
+    name TEXT,
     created_at DOUBLE PRECISION NOT NULL,
     last_used_at DOUBLE PRECISION
 );

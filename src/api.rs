@@ -171,6 +171,8 @@ const ROUTES: &[Route] = &[
         costly: &["POST"],
         ..page(web::paths::PASSWORD, Api::web_account)
     },
+    page(web::paths::DEVICE_SIGN_OUT, Api::web_account),
+    page(web::paths::SIGN_OUT_EVERYWHERE, Api::web_account),
     // Turning it on checks the password too.
     Route {
         costly: &["POST"],

@@ -1,9 +1,10 @@
 //! Keys per device (wire.md §9.5): which logins make a key of their own, the limits, the
 //! check of a presented key, and the names the list shows. The store keeps the rows.
 
+use crate::auth::key;
 use crate::auth::token;
 use crate::clock;
-use crate::store::{AuditEntry, DeviceKey, Realm, Store, StoreResult, User};
+use crate::store::{AuditEntry, DeviceKey, NewDeviceKey, Realm, Store, StoreResult, User};
 
 /// A user keeps at most this many device keys: a login beyond it revokes the least
 /// recently used.
@@ -21,7 +22,8 @@ pub fn digest(api_key: &str) -> String {
     token::digest(api_key)
 }
 
-/// A User-Agent as stored: control characters dropped, trimmed, cut to a bound.
+/// A User-Agent (or a key's name) as stored: control characters dropped, trimmed, cut to a
+/// bound; `None` when nothing is left.
 pub fn stored_user_agent(user_agent: Option<&str>) -> Option<String> {
     let clean: String = user_agent?
         .chars()
@@ -68,7 +70,10 @@ pub fn list(store: &Store, user: &User, current: Option<i64>) -> StoreResult<Vec
         .into_iter()
         .map(|k| Listed {
             id: k.id,
-            name: device_name(k.user_agent.as_deref()),
+            name: k
+                .name
+                .clone()
+                .unwrap_or_else(|| device_name(k.user_agent.as_deref())),
             created: k.created_at as i64,
             last_used: k.last_used_at.map(|t| t as i64),
             current: current == Some(k.id),
@@ -96,6 +101,31 @@ pub fn revoke(store: &Store, user: &User, id: i64, audit: &AuditEntry) -> StoreR
     } else {
         store.revoke_device_key(user.id, id, audit)
     }
+}
+
+/// A key for a new device, named by the user on the account page (method `account`):
+/// shown once, then kept only as its digest.
+pub fn create(
+    store: &Store,
+    user: &User,
+    name: &str,
+    user_agent: Option<&str>,
+    audit: &AuditEntry,
+) -> StoreResult<String> {
+    let user_agent = stored_user_agent(user_agent);
+    let name = stored_user_agent(Some(name));
+    key::with_fresh_key(|new_key| {
+        let key = NewDeviceKey {
+            key_hash: &digest(new_key),
+            method: "account",
+            user_agent: user_agent.as_deref(),
+            name: name.as_deref(),
+            now: audit.at,
+            max_live: MAX_LIVE_KEYS,
+        };
+        store.create_device_key(user.id, &key, audit)?;
+        Ok(new_key.to_owned())
+    })
 }
 
 /// Whether logins into `realm` make a key per device.

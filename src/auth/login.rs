@@ -395,6 +395,7 @@ impl Login<'_> {
                     key_hash: &key_hash,
                     method,
                     user_agent: user_agent.as_deref(),
+                    name: None,
                     now: audit.at,
                     max_live: devices::MAX_LIVE_KEYS,
                 }),

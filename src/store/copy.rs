@@ -122,6 +122,7 @@ pub const TABLES: &[Table] = &[
             ("key_hash", Text),
             ("method", Text),
             ("user_agent", Text),
+            ("name", Text),
             ("created_at", Real),
             ("last_used_at", Real),
         ],

@@ -11,6 +11,8 @@ pub struct DeviceKey {
     /// The login's method word (wire.md §9.5).
     pub method: String,
     pub user_agent: Option<String>,
+    /// Given on the account page; else the list names it after the User-Agent.
+    pub name: Option<String>,
     pub created_at: f64,
     /// `None`: never used.
     pub last_used_at: Option<f64>,
@@ -22,6 +24,7 @@ pub struct NewDeviceKey<'a> {
     pub key_hash: &'a str,
     pub method: &'a str,
     pub user_agent: Option<&'a str>,
+    pub name: Option<&'a str>,
     pub now: f64,
     /// The user keeps at most this many live keys: the least recently used beyond it are
     /// revoked in the same transaction, each audited as `key_revoked`.

@@ -161,6 +161,14 @@ pub trait Users {
 
 /// Keys per device (wire.md §9.5); minting is the caller's, as for the user's own key.
 pub trait DeviceKeys {
+    /// Stores a device's key made outside a login (the account page), with the limit of
+    /// [`NewDeviceKey::max_live`], and writes `audit`.
+    fn create_device_key(
+        &self,
+        user_id: i64,
+        key: &NewDeviceKey<'_>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
     /// The user whose own key is `api_key`, or who holds the device key whose digest is
     /// `key_hash`: one indexed lookup (one statement).
     fn key_holder(&self, api_key: &str, key_hash: &str) -> StoreResult<Option<KeyHolder>>;

@@ -99,7 +99,7 @@ pub fn login_step<R: Row>(row: &R) -> Result<(LoginStep, User), R::Error> {
 
 /// The columns a device's key is read from, prefixed with `k.`, in [`device_key`]'s order.
 pub const DEVICE_KEY_COLUMNS: &str =
-    "k.id, k.user_id, k.method, k.user_agent, k.created_at, k.last_used_at";
+    "k.id, k.user_id, k.method, k.user_agent, k.name, k.created_at, k.last_used_at";
 
 /// A device's key from [`DEVICE_KEY_COLUMNS`] starting at column `first`; `None` when its id
 /// is NULL (the user's own key, in a lookup that finds either).
@@ -112,7 +112,8 @@ pub fn device_key<R: Row>(row: &R, first: usize) -> Result<Option<DeviceKey>, R:
         user_id: row.int(first + 1)?,
         method: row.text(first + 2)?,
         user_agent: row.maybe_text(first + 3)?,
-        created_at: row.real(first + 4)?,
-        last_used_at: row.maybe_real(first + 5)?,
+        name: row.maybe_text(first + 4)?,
+        created_at: row.real(first + 5)?,
+        last_used_at: row.maybe_real(first + 6)?,
     }))
 }

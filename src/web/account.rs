@@ -11,7 +11,7 @@ use crate::auth::account::{self, PasswordRefusal};
 use crate::auth::enrolment::{self, OfferRefusal};
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::totp::Secret;
-use crate::auth::{key, session};
+use crate::auth::{devices, key, session};
 use crate::clock;
 use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
@@ -118,6 +118,8 @@ fn respond(
         paths::PASSWORD => view.change_password(&form),
         paths::TWO_FACTOR_ON => view.turn_on_second_factor(&form),
         paths::TWO_FACTOR_OFF => view.remove_second_factor(&form),
+        paths::DEVICE_SIGN_OUT => view.sign_out_device(&form),
+        paths::SIGN_OUT_EVERYWHERE => view.sign_out_everywhere(),
         path => view.with_password(&form, path),
     };
     match outcome {
@@ -199,6 +201,20 @@ impl View<'_> {
         let key = self.confirm(form.text("password"))?;
         let key = if path == paths::REGENERATE {
             key::replace(self.ctx.store, user.id, &self.audit(AuditEvent::KeyRotated))?
+        } else if devices::per_device(&self.who.realm) {
+            // wire.md §9.5: a key for a new device, shown once; the zuliprc file makes one too.
+            let name = match path {
+                paths::ZULIPRC => "zuliprc",
+                _ => form.text("device_name"),
+            };
+            let audit = self.audit(AuditEvent::KeyMinted);
+            devices::create(
+                self.ctx.store,
+                user,
+                name,
+                self.ctx.client.user_agent,
+                &audit,
+            )?
         } else {
             key
         };
@@ -268,6 +284,33 @@ impl View<'_> {
         Ok(self.page(Notice::Done("Two-factor authentication is off."))?)
     }
 
+    /// "Sign out this device": one of the user's keys revoked (wire.md §9.5).
+    fn sign_out_device(&self, form: &Form) -> Result<Response, Failure> {
+        let id = form.text("key_id").parse().ok();
+        let audit = AuditEntry {
+            detail: id.map(|id| format!("key {id}: {ON_THE_PAGE}")),
+            ..self.audit(AuditEvent::KeyRevoked)
+        };
+        let revoked = match id {
+            Some(id) => devices::revoke(self.ctx.store, &self.who.user, id, &audit)?,
+            None => false,
+        };
+        Ok(self.page(if revoked {
+            Notice::Done("That device is signed out: its key no longer works.")
+        } else {
+            Notice::Error("That key was already revoked.".into())
+        })?)
+    }
+
+    /// "Sign out everywhere": every key of the user revoked, their own included.
+    fn sign_out_everywhere(&self) -> Result<Response, Failure> {
+        let audit = self.audit(AuditEvent::KeyRevoked);
+        self.ctx.store.revoke_all_keys(self.who.user.id, &audit)?;
+        Ok(self.page(Notice::Done(
+            "Every device is signed out: none of your keys works any more.",
+        ))?)
+    }
+
     fn sign_out(&self) -> Result<Response, Refusal> {
         session::end(self.ctx.store, &self.who.session_id)?;
         let secure = cookie::is_secure(&self.who.realm_url);
@@ -302,7 +345,16 @@ impl View<'_> {
                 }
             }
         };
-        let content = account_page(&csrf, user, &notice, two_factor);
+        // Under per-user, with no device key left from per-device times, the page is as it
+        // was: one key, shown on request.
+        let per_device = devices::per_device(realm);
+        let keys = devices::list(self.ctx.store, user, None)?;
+        let devices = if per_device || keys.iter().any(|k| k.id != devices::OWN_KEY_ID) {
+            devices_section(&csrf, &keys)
+        } else {
+            html! {}
+        };
+        let content = account_page(&csrf, user, &notice, per_device, devices, two_factor);
         Ok(self.respond(&csrf, layout("Your account", content)))
     }
 
@@ -375,7 +427,43 @@ fn password_form(csrf: &Csrf, action: &str, id: &str, button: &str) -> Markup {
     }
 }
 
-fn account_page(csrf: &Csrf, user: &User, notice: &Notice, two_factor: Markup) -> Markup {
+/// The user's keys, each with "Sign out this device", and "Sign out everywhere".
+fn devices_section(csrf: &Csrf, keys: &[devices::Listed]) -> Markup {
+    let when = |t: i64| clock::iso8601(t as f64);
+    html! {
+        h2 { "Devices" }
+        @if keys.is_empty() {
+            p { "No device holds a key of yours." }
+        } @else {
+            ul {
+                @for key in keys {
+                    li {
+                        b { (key.name) } " (" (key.method) "), made " (when(key.created))
+                        @if let Some(used) = key.last_used { ", last used " (when(used)) }
+                        form method="post" action=(paths::DEVICE_SIGN_OUT) {
+                            (hidden(csrf::FIELD, csrf.token()))
+                            (hidden("key_id", &key.id.to_string()))
+                            button type="submit" { "Sign out this device" }
+                        }
+                    }
+                }
+            }
+            form method="post" action=(paths::SIGN_OUT_EVERYWHERE) {
+                (hidden(csrf::FIELD, csrf.token()))
+                button type="submit" { "Sign out everywhere" }
+            }
+        }
+    }
+}
+
+fn account_page(
+    csrf: &Csrf,
+    user: &User,
+    notice: &Notice,
+    per_device: bool,
+    devices: Markup,
+    two_factor: Markup,
+) -> Markup {
     html! {
         p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
         @match notice {
@@ -385,10 +473,22 @@ fn account_page(csrf: &Csrf, user: &User, notice: &Notice, two_factor: Markup) -
             Notice::ApiKey(key) => p role="status" { "Your API key: " code { (key) } },
         }
         h2 { "API key" }
-        p { "Enter your password to see your API key, to download a zuliprc file for Zulip's tools, or to replace the key (the old one stops working at once)." }
-        (password_form(csrf, paths::API_KEY, "password_show", "Show API key"))
+        @if per_device {
+            p { "Each device gets a key of its own. Enter a name and your password to create a key for a new device; it is shown once. The zuliprc file holds a new key too." }
+            form method="post" action=(paths::API_KEY) {
+                (hidden(csrf::FIELD, csrf.token()))
+                label for="device_name" { "Device name" }
+                input type="text" id="device_name" name="device_name" maxlength="100" required;
+                (password_field("password_show", "password", "Password", "current-password"))
+                button type="submit" { "Create a key for a new device" }
+            }
+        } @else {
+            p { "Enter your password to see your API key, to download a zuliprc file for Zulip's tools, or to replace the key (the old one stops working at once)." }
+            (password_form(csrf, paths::API_KEY, "password_show", "Show API key"))
+        }
         (password_form(csrf, paths::ZULIPRC, "password_zuliprc", "Download zuliprc"))
         (password_form(csrf, paths::REGENERATE, "password_regenerate", "Generate a new API key"))
+        (devices)
         h2 { "Password" }
         form method="post" action=(paths::PASSWORD) {
             (hidden(csrf::FIELD, csrf.token()))

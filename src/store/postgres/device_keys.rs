@@ -14,7 +14,7 @@ use crate::store::{
 /// `row::DEVICE_KEY_COLUMNS`, as a literal for prepared statements.
 macro_rules! key_columns {
     () => {
-        "k.id, k.user_id, k.method, k.user_agent, k.created_at, k.last_used_at"
+        "k.id, k.user_id, k.method, k.user_agent, k.name, k.created_at, k.last_used_at"
     };
 }
 
@@ -75,16 +75,28 @@ pub(super) fn delete_all<C: GenericClient>(db: &mut Db<'_, C>, user_id: i64) -> 
 }
 
 impl DeviceKeys for Postgres {
+    fn create_device_key(
+        &self,
+        user_id: i64,
+        key: &NewDeviceKey<'_>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.durably(|db| {
+            self.insert_device_key(db, user_id, key, audit)?;
+            self.insert_audit(db, audit)
+        })
+    }
+
     fn key_holder(&self, api_key: &str, key_hash: &str) -> StoreResult<Option<KeyHolder>> {
         let found = self.conn()?.db().query_opt(
             concat!(
                 user_select!(
-                    ", NULL::bigint, NULL::bigint, NULL::text, NULL::text, ",
+                    ", NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text, ",
                     "NULL::double precision, NULL::double precision ",
                     "FROM \"user\" u WHERE u.api_key = $1 UNION ALL "
                 ),
                 user_select!(
-                    ", k.id, k.user_id, k.method, k.user_agent, k.created_at, k.last_used_at",
+                    ", k.id, k.user_id, k.method, k.user_agent, k.name, k.created_at, k.last_used_at",
                     " FROM api_key k JOIN \"user\" u ON u.id = k.user_id ",
                     "WHERE k.key_hash = $2 LIMIT 1"
                 )

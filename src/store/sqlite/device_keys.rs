@@ -19,14 +19,15 @@ pub(super) fn insert(
 ) -> StoreResult<()> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO api_key (user_id, key_hash, method, user_agent, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO api_key (user_id, key_hash, method, user_agent, name, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![
             user_id,
             key.key_hash,
             key.method,
             key.user_agent,
+            key.name,
             key.now
         ]);
     match inserted {
@@ -70,11 +71,23 @@ fn delete(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
 }
 
 impl DeviceKeys for Sqlite {
+    fn create_device_key(
+        &self,
+        user_id: i64,
+        key: &NewDeviceKey<'_>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.durably(|conn| {
+            insert(conn, user_id, key, audit)?;
+            super::audit::insert(conn, audit)
+        })
+    }
+
     fn key_holder(&self, api_key: &str, key_hash: &str) -> StoreResult<Option<KeyHolder>> {
         Ok(self
             .conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS}, NULL, NULL, NULL, NULL, NULL, NULL FROM user u
+                "SELECT {COLUMNS}, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM user u
                  WHERE u.api_key = ?1
                  UNION ALL
                  SELECT {COLUMNS}, {DEVICE_KEY_COLUMNS} FROM api_key k
