@@ -176,3 +176,11 @@ CREATE TABLE api_key (
     last_used_at REAL
 );
 CREATE INDEX api_key_user ON api_key (user_id);
+-- Recovery codes for the second factor (web.md §4.1): single use, stored only as the
+-- lowercase hex SHA-256 of the user's id and the code; a used code's row is deleted.
+CREATE TABLE recovery_code (
+    code_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES user (id),
+    created_at REAL NOT NULL
+);
+CREATE INDEX recovery_code_user ON recovery_code (user_id);

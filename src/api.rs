@@ -182,6 +182,10 @@ const ROUTES: &[Route] = &[
         costly: &["POST"],
         ..page(web::paths::TWO_FACTOR_OFF, Api::web_account)
     },
+    Route {
+        costly: &["POST"],
+        ..page(web::paths::RECOVERY_CODES, Api::web_account)
+    },
 ];
 
 impl ApiConfig {

@@ -14,6 +14,7 @@ pub mod passkey;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
+pub mod recovery;
 pub mod reset;
 pub mod second_factor;
 pub mod session;

@@ -12,6 +12,7 @@ use super::{
     outln, validated,
 };
 use crate::auth::password::{self, Argon2Config, Hasher};
+use crate::auth::recovery;
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::totp::{self, Secret};
 use crate::auth::{self, devices, key, policy, reset};
@@ -568,7 +569,8 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
             replace,
         } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            if !replace && second_factor::is_enrolled(store, &user)? {
+            let had_factor = second_factor::is_enrolled(store, &user)?;
+            if !replace && had_factor {
                 return invalid!(
                     "user {email:?} has a second factor already: add --replace to replace it"
                 );
@@ -583,15 +585,29 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
                 Origin::Operator,
                 &context,
             )?;
+            let codes = recovery::after_first_factor(
+                store,
+                &realm,
+                &user,
+                had_factor,
+                Origin::Operator,
+                &context,
+            )?;
             let uri = secret.otpauth_uri(second_factor::issuer(&realm), &user.delivery_email);
-            let text = format!("{uri}\n{}\n", totp::qr_terminal(&uri));
-            match std::io::stdout().lock().write_all(text.as_bytes()) {
-                // `| head -n 1` for the URI alone: the key is enrolled either way.
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err(Error::Io("cannot write to stdout".into(), e))
-                }
-                _ => Ok(()),
+            let mut text = format!("{uri}\n{}\n", totp::qr_terminal(&uri));
+            for code in codes.iter().flatten() {
+                text.push_str(code);
+                text.push('\n');
             }
+            write_stdout(&text)
+        }
+        TotpCommand::RecoveryCodes { email, realm } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            if !second_factor::is_enrolled(store, &user)? {
+                return invalid!("user {email:?} has no second factor to recover");
+            }
+            let codes = recovery::new_set(store, &realm, &user, Origin::Operator, &context)?;
+            write_stdout(&(codes.join("\n") + "\n"))
         }
         TotpCommand::Disable { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
@@ -601,6 +617,17 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
                 invalid!("user {email:?} has no second factor")
             }
         }
+    }
+}
+
+/// Writes what a command prints; a closed pipe (`| head -n 1`) is no error, since what the
+/// command did is done either way.
+fn write_stdout(text: &str) -> Result<(), Error> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::Io("cannot write to stdout".into(), e))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -512,7 +512,8 @@ pub enum UserCommand {
 #[derive(Debug, Subcommand)]
 pub enum TotpCommand {
     /// Give a user a new TOTP key, active at once: prints the otpauth:// URI on the first
-    /// line, then a QR code of it for an authenticator app
+    /// line, then a QR code of it for an authenticator app, then (for a user's first second
+    /// factor) ten recovery codes, one per line
     #[command(
         after_help = "Examples:\n  zulip-auth user totp enroll iago@example.com --realm lear\n  zulip-auth user totp enroll iago@example.com --replace"
     )]
@@ -523,6 +524,13 @@ pub enum TotpCommand {
         /// Replace the user's key if they have one (their app's codes stop working)
         #[arg(long)]
         replace: bool,
+    },
+    /// Make a user a new set of recovery codes, ending the old one: prints them one per line
+    #[command(after_help = "Example:\n  zulip-auth user totp recovery-codes iago@example.com")]
+    RecoveryCodes {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
     },
     /// Remove a user's TOTP key
     #[command(after_help = "Example:\n  zulip-auth user totp disable iago@example.com")]

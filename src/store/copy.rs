@@ -128,6 +128,10 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "recovery_code",
+        columns: &[("code_hash", Text), ("user_id", Int), ("created_at", Real)],
+    },
+    Table {
         name: "totp_device",
         columns: &[
             ("user_id", Int),

@@ -13,6 +13,7 @@
 //! | [`Realms`] | realms and their settings |
 //! | [`Users`] | users, their passwords, states and keys |
 //! | [`DeviceKeys`] | keys per device (wire.md §9.5) |
+//! | [`RecoveryCodes`] | the second factor's recovery codes (web.md §4.1) |
 //! | [`Limits`] | rate-limit buckets |
 //! | [`Logins`] | the transaction that ends a successful login |
 //! | [`Audit`] | the audit trail |
@@ -189,6 +190,22 @@ pub trait DeviceKeys {
     fn prune_device_keys(&self, now: f64) -> StoreResult<usize>;
 }
 
+/// Recovery codes of the second factor (web.md §4.1), kept as digests.
+pub trait RecoveryCodes {
+    /// Makes `hashes` the user's only codes (ending the old set) and writes `audit`.
+    fn replace_recovery_codes(
+        &self,
+        user_id: i64,
+        hashes: &[String],
+        now: f64,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Deletes the user's code with this digest, atomically: true for the one request that
+    /// used it.
+    fn take_recovery_code(&self, user_id: i64, hash: &str) -> StoreResult<bool>;
+    fn recovery_codes_left(&self, user_id: i64) -> StoreResult<i64>;
+}
+
 pub trait Limits {
     /// Decides an attempt atomically; see [`limits::Admission`].
     fn admit(&self, attempt: &Attempt) -> StoreResult<Admission>;
@@ -300,6 +317,7 @@ pub trait Engine:
     Realms
     + Users
     + DeviceKeys
+    + RecoveryCodes
     + Limits
     + Logins
     + Audit
@@ -316,6 +334,7 @@ impl<T> Engine for T where
     T: Realms
         + Users
         + DeviceKeys
+        + RecoveryCodes
         + Limits
         + Logins
         + Audit

@@ -223,6 +223,10 @@ pub enum AuditEvent {
     /// An accepted code; a wrong one is a `LoginFailure` with reason `WRONG_CODE`.
     TotpUsed,
     TotpRemoved,
+    /// A new set of recovery codes, which ends the old one (web.md §4.1).
+    RecoveryCodesMade,
+    /// A recovery code accepted in place of a TOTP code.
+    RecoveryCodeUsed,
 }
 
 impl AuditEvent {
@@ -242,6 +246,8 @@ impl AuditEvent {
             AuditEvent::TotpEnrolled => "totp_enrolled",
             AuditEvent::TotpUsed => "totp_used",
             AuditEvent::TotpRemoved => "totp_removed",
+            AuditEvent::RecoveryCodesMade => "recovery_codes_made",
+            AuditEvent::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 }

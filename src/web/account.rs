@@ -9,6 +9,7 @@ use maud::{Markup, html};
 
 use crate::auth::account::{self, PasswordRefusal};
 use crate::auth::enrolment::{self, OfferRefusal};
+use crate::auth::recovery;
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::totp::Secret;
 use crate::auth::{devices, key, session};
@@ -118,6 +119,7 @@ fn respond(
         paths::PASSWORD => view.change_password(&form),
         paths::TWO_FACTOR_ON => view.turn_on_second_factor(&form),
         paths::TWO_FACTOR_OFF => view.remove_second_factor(&form),
+        paths::RECOVERY_CODES => view.new_recovery_codes(&form),
         paths::DEVICE_SIGN_OUT => view.sign_out_device(&form),
         paths::SIGN_OUT_EVERYWHERE => view.sign_out_everywhere(),
         path => view.with_password(&form, path),
@@ -169,6 +171,7 @@ enum Notice {
     Error(String),
     Done(&'static str),
     ApiKey(String),
+    RecoveryCodes(Vec<String>),
 }
 
 /// One request of a signed-in person.
@@ -267,10 +270,24 @@ impl View<'_> {
         }
         let context = self.audit(AuditEvent::TotpEnrolled);
         match enrolment::turn_on(store, realm, user, session_id, code, &context)? {
-            Ok(()) => Ok(self.enrolled_page()?),
+            Ok(codes) => Ok(self.enrolled_page(&codes)?),
             Err(OfferRefusal::WrongCode) => Ok(self.enrol_page(&secret, Some(totp::WRONG_CODE))?),
             Err(OfferRefusal::Expired) => Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?),
         }
+    }
+
+    /// A new set of recovery codes, ending the old one, after the password (web.md §4.1).
+    fn new_recovery_codes(&self, form: &Form) -> Result<Response, Failure> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        self.confirm(form.text("password"))?;
+        if !second_factor::is_enrolled(self.ctx.store, user)? {
+            return Ok(self.page(Notice::Error(
+                "Recovery codes stand in for a second factor: turn one on first.".into(),
+            ))?);
+        }
+        let context = self.audit(AuditEvent::RecoveryCodesMade);
+        let codes = recovery::new_set(self.ctx.store, realm, user, Origin::Web, &context)?;
+        Ok(self.page(Notice::RecoveryCodes(codes))?)
     }
 
     fn remove_second_factor(&self, form: &Form) -> Result<Response, Failure> {
@@ -324,9 +341,12 @@ impl View<'_> {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
         let two_factor = if second_factor::is_enrolled(self.ctx.store, user)? {
+            let left = recovery::left(self.ctx.store, user)?;
             html! {
                 p { "Two-factor authentication is on. Enter your password to turn it off." }
                 (password_form(&csrf, paths::TWO_FACTOR_OFF, "password_2fa", "Turn off two-factor authentication"))
+                p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
+                (password_form(&csrf, paths::RECOVERY_CODES, "password_recovery", "Make new recovery codes"))
             }
         } else {
             // Only a realm that requires it sends the apps' logins through these pages too.
@@ -376,7 +396,7 @@ impl View<'_> {
         Ok(self.respond(&csrf, layout("Set up two-factor authentication", content)))
     }
 
-    fn enrolled_page(&self) -> Result<Response, Refusal> {
+    fn enrolled_page(&self, codes: &[String]) -> Result<Response, Refusal> {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
         let content = html! {
@@ -385,6 +405,7 @@ impl View<'_> {
                 strong { (user.delivery_email) }
                 " asks for a code from your authenticator app."
             }
+            (recovery_codes(codes))
             p { a href=(paths::SETTINGS) { "Back to your account" } }
         };
         Ok(self.respond(&csrf, layout("Two-factor authentication is on", content)))
@@ -423,6 +444,19 @@ fn password_form(csrf: &Csrf, action: &str, id: &str, button: &str) -> Markup {
             (hidden(csrf::FIELD, csrf.token()))
             (password_field(id, "password", "Password", "current-password"))
             button type="submit" { (button) }
+        }
+    }
+}
+
+/// New recovery codes, shown this once.
+fn recovery_codes(codes: &[String]) -> Markup {
+    html! {
+        @if !codes.is_empty() {
+            p role="status" {
+                "Your recovery codes. Each works once, in place of a code from your app. "
+                "Keep them somewhere safe: they are shown only now."
+            }
+            ul class="recovery-codes" { @for code in codes { li { code { (code) } } } }
         }
     }
 }
@@ -471,6 +505,7 @@ fn account_page(
             Notice::Error(message) => (page::error_message(Some(message))),
             Notice::Done(message) => p role="status" { (message) },
             Notice::ApiKey(key) => p role="status" { "Your API key: " code { (key) } },
+            Notice::RecoveryCodes(codes) => (recovery_codes(codes)),
         }
         h2 { "API key" }
         @if per_device {

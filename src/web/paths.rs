@@ -18,6 +18,8 @@ pub const SIGN_OUT_EVERYWHERE: &str = "/accounts/settings/devices/sign-out-every
 /// Turning the second factor on: an offer of a key, then its first code (web.md §4).
 pub const TWO_FACTOR_ON: &str = "/accounts/settings/two-factor/";
 pub const TWO_FACTOR_OFF: &str = "/accounts/settings/two-factor/remove";
+/// A new set of recovery codes (web.md §4.1), after the password.
+pub const RECOVERY_CODES: &str = "/accounts/settings/two-factor/recovery-codes";
 pub const LOGOUT: &str = "/accounts/logout/";
 
 /// The forgotten-password pages (web.md §6); a link is a path below [`RESET_REQUEST`].

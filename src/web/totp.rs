@@ -23,6 +23,17 @@ pub fn code_input() -> Markup {
     }
 }
 
+/// The same field where a recovery code is accepted too (web.md §4.1): six digits, or two
+/// groups of four letters and digits.
+pub fn code_or_recovery_input() -> Markup {
+    html! {
+        label for="otp_token" { "Code, or a recovery code" }
+        input #otp_token type="text" name=(CODE_FIELD)
+            pattern="[0-9]{6}|[A-Za-z0-9]{4}-[A-Za-z0-9]{4}" maxlength="9"
+            autocomplete="one-time-code" autocapitalize="none" spellcheck="false" required autofocus;
+    }
+}
+
 /// A new key for the account `email`, as a QR code and as text in groups of four.
 pub fn new_key(realm: &Realm, email: &str, secret: &Secret) -> Markup {
     let uri = secret.otpauth_uri(second_factor::issuer(realm), email);

@@ -20,6 +20,7 @@ mod maintenance;
 pub mod migrate;
 mod pool;
 mod realms;
+mod recovery;
 mod sessions;
 mod tables;
 pub mod target;

@@ -12,6 +12,7 @@ mod login;
 mod maintenance;
 mod migrations;
 mod realms;
+mod recovery;
 mod sessions;
 mod tables;
 mod users;
