@@ -196,3 +196,9 @@ CREATE TABLE recovery_code (
     created_at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX recovery_code_user ON recovery_code (user_id);
+-- A mail for every new login (web.md §8.1): on unless the realm turns it off, or the user
+-- (a row here) on the account page.
+ALTER TABLE realm ADD COLUMN login_mail BOOLEAN NOT NULL DEFAULT TRUE;
+CREATE TABLE login_mail_off (
+    user_id BIGINT PRIMARY KEY REFERENCES "user" (id)
+);

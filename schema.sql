@@ -184,3 +184,9 @@ CREATE TABLE recovery_code (
     created_at REAL NOT NULL
 );
 CREATE INDEX recovery_code_user ON recovery_code (user_id);
+-- A mail for every new login (web.md §8.1): on unless the realm turns it off, or the user
+-- (a row here) on the account page.
+ALTER TABLE realm ADD COLUMN login_mail INTEGER NOT NULL DEFAULT 1 CHECK (login_mail IN (0, 1));
+CREATE TABLE login_mail_off (
+    user_id INTEGER PRIMARY KEY REFERENCES user (id)
+);

@@ -173,6 +173,7 @@ const ROUTES: &[Route] = &[
     },
     page(web::paths::DEVICE_SIGN_OUT, Api::web_account),
     page(web::paths::SIGN_OUT_EVERYWHERE, Api::web_account),
+    page(web::paths::LOGIN_MAIL, Api::web_account),
     // Turning it on checks the password too.
     Route {
         costly: &["POST"],
@@ -297,6 +298,7 @@ impl Api {
             store: &self.store,
             hasher: &self.hasher,
             limits: self.config.limits,
+            notices: self.reset_desk.as_ref(),
         }
     }
 

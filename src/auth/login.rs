@@ -28,12 +28,14 @@ use log::warn;
 use crate::auth::devices;
 use crate::auth::key;
 use crate::auth::ldap::{self, Outcome};
+use crate::auth::notice::LoginNotice;
 use crate::auth::password::{self, Hasher, Verdict};
 use crate::auth::policy;
 use crate::auth::ratelimit::{self, Gate, Quota, RateLimits};
 use crate::clock;
 use crate::email;
 use crate::metrics;
+use crate::reset_desk::ResetDesk;
 use crate::store::limits::username_key;
 use crate::store::{
     AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewDeviceKey, NewUser, Realm,
@@ -254,6 +256,8 @@ pub struct Login<'a> {
     pub store: &'a Store,
     pub hasher: &'a Hasher,
     pub limits: RateLimits,
+    /// Where a successful login is handed for its mail (web.md §8.1), when mail is set up.
+    pub notices: Option<&'a ResetDesk>,
 }
 
 impl Login<'_> {
@@ -414,6 +418,21 @@ impl Login<'_> {
             LoginEnd::Done { user, api_key, .. } => {
                 // The one place a login succeeds; every refusal is settled in `refused`.
                 metrics::login(verified.method.label(), "success");
+                // A dev login and a password entered again are no new login (web.md §8.1).
+                let word = verified.method.key_method(verified.verified_hash.is_some());
+                if let (Some(desk), Some(method), false) =
+                    (self.notices, word, verified.method == Method::Dev)
+                {
+                    desk.notify_login(LoginNotice {
+                        realm_id: realm.id,
+                        user_id: user.id,
+                        email: user.delivery_email.clone(),
+                        method,
+                        user_agent: user_agent.clone(),
+                        client: client.address,
+                        at: audit.at,
+                    });
+                }
                 return Ok(Ok(Success { user, api_key }));
             }
             LoginEnd::PasswordChanged => LoginRefusal::PasswordChanged,
@@ -821,6 +840,7 @@ pub(crate) mod tests {
             store: &store,
             hasher: &hasher,
             limits: limits(),
+            notices: None,
         };
         let credentials = Credentials {
             username: "iago@example.com",
@@ -903,6 +923,7 @@ pub(crate) mod tests {
             store: &store,
             hasher: &hasher,
             limits: limits(),
+            notices: None,
         };
         let credentials = Credentials {
             username: "iago@example.com",

@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod key;
 pub mod ldap;
 pub mod login;
+pub mod notice;
 pub mod oidc;
 pub mod passkey;
 pub mod password;

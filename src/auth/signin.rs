@@ -339,6 +339,7 @@ mod tests {
             store,
             hasher,
             limits: RateLimits::default(),
+            notices: None,
         }
     }
 

@@ -100,6 +100,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 require_2fa: web.require_2fa.map(|v| v == OnOff::On),
                 api_keys_per_device: keys.api_keys.map(|v| v == KeyMode::PerDevice),
                 api_key_idle_days: keys.api_key_idle_days,
+                login_mail: keys.login_mail.map(|v| v == OnOff::On),
             };
             (subdomain, changes)
         }

@@ -347,9 +347,12 @@ pub enum RealmCommand {
     },
 }
 
-/// API keys: one per user as in Zulip, or one per device (wire.md §9.5).
+/// API keys: one per user as in Zulip, or one per device (wire.md §9.5); and login mail.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
+    /// Mail each user after every new login, as Zulip does (when mail is set up)
+    #[arg(long, value_name = "ON_OFF")]
+    pub login_mail: Option<OnOff>,
     /// per-user: one key per user, as Zulip; per-device: every login makes a key of its own
     #[arg(long, value_name = "MODE")]
     pub api_keys: Option<KeyMode>,

@@ -79,6 +79,7 @@ pub const TABLES: &[Table] = &[
             ("require_2fa", Bool),
             ("api_keys_per_device", Bool),
             ("api_key_idle_days", Int),
+            ("login_mail", Bool),
         ],
     },
     Table {
@@ -130,6 +131,10 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "recovery_code",
         columns: &[("code_hash", Text), ("user_id", Int), ("created_at", Real)],
+    },
+    Table {
+        name: "login_mail_off",
+        columns: &[("user_id", Int)],
     },
     Table {
         name: "totp_device",

@@ -14,6 +14,7 @@
 //! | [`Users`] | users, their passwords, states and keys |
 //! | [`DeviceKeys`] | keys per device (wire.md §9.5) |
 //! | [`RecoveryCodes`] | the second factor's recovery codes (web.md §4.1) |
+//! | [`LoginMail`] | the user's switch of the mail for every new login (web.md §8.1) |
 //! | [`Limits`] | rate-limit buckets |
 //! | [`Logins`] | the transaction that ends a successful login |
 //! | [`Audit`] | the audit trail |
@@ -206,6 +207,13 @@ pub trait RecoveryCodes {
     fn recovery_codes_left(&self, user_id: i64) -> StoreResult<i64>;
 }
 
+/// Whether a user turned the mail for every new login off (web.md §8.1).
+pub trait LoginMail {
+    fn login_mail_off(&self, user_id: i64) -> StoreResult<bool>;
+    /// Turns the user's login mail on or off and writes `audit`.
+    fn set_login_mail(&self, user_id: i64, on: bool, audit: &AuditEntry) -> StoreResult<()>;
+}
+
 pub trait Limits {
     /// Decides an attempt atomically; see [`limits::Admission`].
     fn admit(&self, attempt: &Attempt) -> StoreResult<Admission>;
@@ -318,6 +326,7 @@ pub trait Engine:
     + Users
     + DeviceKeys
     + RecoveryCodes
+    + LoginMail
     + Limits
     + Logins
     + Audit
@@ -335,6 +344,7 @@ impl<T> Engine for T where
         + Users
         + DeviceKeys
         + RecoveryCodes
+        + LoginMail
         + Limits
         + Logins
         + Audit

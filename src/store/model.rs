@@ -28,6 +28,8 @@ pub struct Realm {
     pub api_keys_per_device: bool,
     /// A device's key unused this many days is revoked by the pruner.
     pub api_key_idle_days: i64,
+    /// A mail to the user after every new login (web.md §8.1).
+    pub login_mail: bool,
 }
 
 impl Realm {
@@ -162,6 +164,7 @@ pub struct RealmChanges {
     pub require_2fa: Option<bool>,
     pub api_keys_per_device: Option<bool>,
     pub api_key_idle_days: Option<i64>,
+    pub login_mail: Option<bool>,
 }
 
 impl RealmChanges {
@@ -191,6 +194,7 @@ impl RealmChanges {
                 .map(|v| format!("api keys {}", if v { "per-device" } else { "per-user" })),
             self.api_key_idle_days
                 .map(|v| format!("api key idle days {v}")),
+            self.login_mail.map(|v| format!("login mail {}", on_off(v))),
         ]
         .into_iter()
         .flatten()
@@ -227,6 +231,8 @@ pub enum AuditEvent {
     RecoveryCodesMade,
     /// A recovery code accepted in place of a TOTP code.
     RecoveryCodeUsed,
+    /// A user turned the mail for every new login on or off (web.md §8.1).
+    LoginMailChanged,
 }
 
 impl AuditEvent {
@@ -248,6 +254,7 @@ impl AuditEvent {
             AuditEvent::TotpRemoved => "totp_removed",
             AuditEvent::RecoveryCodesMade => "recovery_codes_made",
             AuditEvent::RecoveryCodeUsed => "recovery_code_used",
+            AuditEvent::LoginMailChanged => "login_mail_changed",
         }
     }
 }

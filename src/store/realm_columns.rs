@@ -18,9 +18,9 @@ pub const BASE: [&str; 8] = [
 /// The browser sign-in's settings (migration 5), after the LDAP settings.
 pub const WEB: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
 
-/// The keys' settings (migration 9), after the web ones: per-device keys, and how many days
-/// a device's key may stay unused (wire.md §9.5).
-pub const KEYS: [&str; 2] = ["api_keys_per_device", "api_key_idle_days"];
+/// The settings of migration 9, after the web ones: per-device keys, how many days a
+/// device's key may stay unused (wire.md §9.5), and the mail for every new login (web.md §8.1).
+pub const KEYS: [&str; 3] = ["api_keys_per_device", "api_key_idle_days", "login_mail"];
 
 /// How many columns a realm row has.
 pub const COUNT: usize = BASE.len() + LdapSettings::COLUMNS.len() + WEB.len() + KEYS.len();

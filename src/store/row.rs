@@ -62,6 +62,7 @@ pub fn realm<R: Row>(row: &R) -> Result<Realm, R::Error> {
         require_2fa: row.flag(web + 2)?,
         api_keys_per_device: row.flag(realm_columns::FIRST_KEYS)?,
         api_key_idle_days: row.int(realm_columns::FIRST_KEYS + 1)?,
+        login_mail: row.flag(realm_columns::FIRST_KEYS + 2)?,
     })
 }
 

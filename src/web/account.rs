@@ -122,6 +122,7 @@ fn respond(
         paths::RECOVERY_CODES => view.new_recovery_codes(&form),
         paths::DEVICE_SIGN_OUT => view.sign_out_device(&form),
         paths::SIGN_OUT_EVERYWHERE => view.sign_out_everywhere(),
+        paths::LOGIN_MAIL => view.set_login_mail(&form),
         path => view.with_password(&form, path),
     };
     match outcome {
@@ -328,6 +329,23 @@ impl View<'_> {
         ))?)
     }
 
+    /// The user's switch of the mail for every new login (web.md §8.1).
+    fn set_login_mail(&self, form: &Form) -> Result<Response, Failure> {
+        let on = form.text("login_mail") == "on";
+        let audit = AuditEntry {
+            detail: Some(format!("{} {ON_THE_PAGE}", if on { "on" } else { "off" })),
+            ..self.audit(AuditEvent::LoginMailChanged)
+        };
+        self.ctx
+            .store
+            .set_login_mail(self.who.user.id, on, &audit)?;
+        Ok(self.page(Notice::Done(if on {
+            "You will get a mail after every new login."
+        } else {
+            "You will get no mail after new logins."
+        }))?)
+    }
+
     fn sign_out(&self) -> Result<Response, Refusal> {
         session::end(self.ctx.store, &self.who.session_id)?;
         let secure = cookie::is_secure(&self.who.realm_url);
@@ -374,6 +392,12 @@ impl View<'_> {
         } else {
             html! {}
         };
+        let login_mail = if self.ctx.reset_desk.is_some() && realm.login_mail {
+            login_mail_section(&csrf, !self.ctx.store.login_mail_off(user.id)?)
+        } else {
+            html! {}
+        };
+        let devices = html! { (devices) (login_mail) };
         let content = account_page(&csrf, user, &notice, per_device, devices, two_factor);
         Ok(self.respond(&csrf, layout("Your account", content)))
     }
@@ -444,6 +468,22 @@ fn password_form(csrf: &Csrf, action: &str, id: &str, button: &str) -> Markup {
             (hidden(csrf::FIELD, csrf.token()))
             (password_field(id, "password", "Password", "current-password"))
             button type="submit" { (button) }
+        }
+    }
+}
+
+/// The switch of the mail for every new login.
+fn login_mail_section(csrf: &Csrf, on: bool) -> Markup {
+    html! {
+        h2 { "Login mail" }
+        p {
+            @if on { "You get a mail after every new login to your account." }
+            @else { "You get no mail after new logins to your account." }
+        }
+        form method="post" action=(paths::LOGIN_MAIL) {
+            (hidden(csrf::FIELD, csrf.token()))
+            (hidden("login_mail", if on { "off" } else { "on" }))
+            button type="submit" { @if on { "Stop these mails" } @else { "Mail me after every new login" } }
         }
     }
 }

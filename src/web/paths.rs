@@ -15,6 +15,8 @@ pub const PASSWORD: &str = "/accounts/settings/password";
 /// Keys per device (wire.md §9.5): one device signed out, every one, and a key for a new one.
 pub const DEVICE_SIGN_OUT: &str = "/accounts/settings/devices/sign-out";
 pub const SIGN_OUT_EVERYWHERE: &str = "/accounts/settings/devices/sign-out-everywhere";
+/// The user's switch of the mail for every new login (web.md §8.1).
+pub const LOGIN_MAIL: &str = "/accounts/settings/login-mail";
 /// Turning the second factor on: an offer of a key, then its first code (web.md §4).
 pub const TWO_FACTOR_ON: &str = "/accounts/settings/two-factor/";
 pub const TWO_FACTOR_OFF: &str = "/accounts/settings/two-factor/remove";

@@ -16,6 +16,7 @@ mod audit;
 mod device_keys;
 mod limits;
 mod login;
+mod login_mail;
 mod maintenance;
 pub mod migrate;
 mod pool;

@@ -116,6 +116,7 @@ impl Realms for Postgres {
             &changes.require_2fa,
             &changes.api_keys_per_device,
             &changes.api_key_idle_days,
+            &changes.login_mail,
         ]);
         self.durably(|db| {
             db.execute(&UPDATE, &values)?;

@@ -9,6 +9,7 @@ mod device_keys;
 mod keys;
 mod limits;
 mod login;
+mod login_mail;
 mod maintenance;
 mod migrations;
 mod realms;

@@ -113,6 +113,7 @@ impl Realms for Sqlite {
             &changes.require_2fa,
             &changes.api_keys_per_device,
             &changes.api_key_idle_days,
+            &changes.login_mail,
         ]);
         self.durably(|conn| {
             conn.prepare_cached(&UPDATE)?.execute(&values[..])?;
