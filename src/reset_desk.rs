@@ -44,6 +44,7 @@ pub struct ResetRequest {
 enum Job {
     Reset(ResetRequest),
     Login(LoginNotice),
+    Recovery(LoginNotice),
 }
 
 /// Where pages hand reset requests, and logins their notices.
@@ -73,6 +74,12 @@ impl ResetDesk {
         self.hand(Job::Login(login), "login mail");
     }
 
+    /// A sign-in finished with a recovery code: its owner is told, whatever the login mail's
+    /// switches.
+    pub fn notify_recovery(&self, login: LoginNotice) {
+        self.hand(Job::Recovery(login), "recovery code mail");
+    }
+
     fn hand(&self, job: Job, what: &str) {
         match self.queue.try_send(job) {
             Ok(()) => {}
@@ -91,7 +98,7 @@ fn serve(store: &Store, postman: &Postman, lifetime: Duration, jobs: &Receiver<J
     for job in jobs {
         let at = match &job {
             Job::Reset(request) => request.at,
-            Job::Login(login) => login.at,
+            Job::Login(login) | Job::Recovery(login) => login.at,
         };
         let wait = at + START_AFTER - clock::now();
         if wait > 0.0 {
@@ -101,12 +108,32 @@ fn serve(store: &Store, postman: &Postman, lifetime: Duration, jobs: &Receiver<J
         let done = catch_unwind(AssertUnwindSafe(|| match &job {
             Job::Reset(request) => handle(store, postman, lifetime, request),
             Job::Login(login) => mail_login(store, postman, &mut folding, login),
+            Job::Recovery(login) => mail_recovery(store, postman, login),
         }));
         match done {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!("mail job not handled: {e}"),
             Err(_) => error!("mail job panicked"),
         }
+    }
+}
+
+/// The realm and user a notice is about, as they are now.
+fn noticed(store: &Store, login: &LoginNotice) -> StoreResult<Option<(Realm, User)>> {
+    let Some(realm) = store.realm_by_id(login.realm_id)? else {
+        return Ok(None);
+    };
+    // The same account still: not one made since under the address of a deleted one.
+    let user = store
+        .user_by_email(realm.id, &login.email)?
+        .filter(|user| user.id == login.user_id);
+    Ok(user.map(|user| (realm, user)))
+}
+
+fn send(postman: &Postman, mail: &Mail, what: &str, user: &User) {
+    match postman.send(mail) {
+        Ok(()) => info!("{what} sent to user {}", user.id),
+        Err(e) => warn!("{what} to user {} not sent: {e}", user.id),
     }
 }
 
@@ -117,23 +144,40 @@ fn mail_login(
     folding: &mut Folding,
     login: &LoginNotice,
 ) -> StoreResult<()> {
-    let Some(realm) = store.realm_by_id(login.realm_id)? else {
+    let Some((realm, user)) = noticed(store, login)? else {
         return Ok(());
     };
-    // The same account still: not one made since under the address of a deleted one.
-    let Some(user) = store
-        .user_by_email(realm.id, &login.email)?
-        .filter(|user| user.id == login.user_id)
-    else {
+    if notice::due(&realm, &user, store.login_mail_off(user.id)?, login) && !folding.folds(login) {
+        send(
+            postman,
+            &login_mail(&realm, &user, login),
+            "login mail",
+            &user,
+        );
+    }
+    Ok(())
+}
+
+/// web.md §4.1: a recovery code's use, always told.
+fn mail_recovery(store: &Store, postman: &Postman, login: &LoginNotice) -> StoreResult<()> {
+    let Some((realm, user)) = noticed(store, login)? else {
         return Ok(());
     };
-    if !notice::due(&realm, &user, store.login_mail_off(user.id)?, login) || folding.folds(login) {
-        return Ok(());
-    }
-    match postman.send(&login_mail(&realm, &user, login)) {
-        Ok(()) => info!("login mail sent to user {}", user.id),
-        Err(e) => warn!("login mail to user {} not sent: {e}", user.id),
-    }
+    let left = store.recovery_codes_left(user.id)?;
+    let mut mail = login_mail(&realm, &user, login);
+    mail.subject = format!(
+        "A recovery code was used for your Zulip account in {}",
+        realm.name
+    );
+    let used = format!(
+        "A recovery code was used in place of your authenticator's code; {left} of your codes \
+         are left. If you lost your authenticator, make a new set of codes on your account page."
+    );
+    mail.text = format!("{used}\n\n{}", mail.text);
+    mail.html = mail
+        .html
+        .replacen("<body>", &format!("<body><p>{used}</p>"), 1);
+    send(postman, &mail, "recovery code mail", &user);
     Ok(())
 }
 

@@ -294,3 +294,39 @@ fn no_login_mail_when_turned_off_or_for_a_new_account() {
     login_from(&server, "ZulipMobile/27.0 (iOS 17)");
     exactly(&mailbox, 2);
 }
+
+#[test]
+#[ignore = "needs aiosmtpd: run tests/mail/run"]
+fn a_used_recovery_code_is_mailed() {
+    let mailbox = Mailbox::start();
+    let server = server_mailing_to(&mailbox);
+    let out = server.stdout(&["user", "totp", "enroll", IAGO]);
+    let code = out
+        .lines()
+        .find(|l| l.len() == 9 && l.as_bytes()[4] == b'-')
+        .unwrap()
+        .to_owned();
+    let cookie = format!("csrftoken={CSRF}");
+    let post = |fields: &[(&str, &str)]| {
+        let mut all = vec![("csrfmiddlewaretoken", CSRF)];
+        all.extend_from_slice(fields);
+        server.post_form_with("/accounts/login/", &all, &[("Cookie", &cookie)])
+    };
+    let step = post(&[("username", IAGO), ("password", IAGO_PASSWORD)]);
+    let token = crate::web::field(step.text(), "step_token");
+    let done = post(&[("step_token", &token), ("otp_token", &code)]);
+    assert_eq!(done.status, 302, "{}", done.text());
+    // iago was made just now: no login mail, only this one.
+    let messages = exactly(&mailbox, 1);
+    for needle in [
+        "Subject: A recovery code was used for your Zulip account in Zulip",
+        "9 of your codes are left",
+        "Method: web",
+    ] {
+        assert!(
+            messages[0].contains(needle),
+            "{needle:?} not in\n{}",
+            messages[0]
+        );
+    }
+}
