@@ -4,6 +4,12 @@
 //!
 //! Usage: cargo run --release --example hello -- [LISTEN] [WORKERS]
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "the benchmark's yardstick: a panic with its message is the report"
+)]
+
 use std::io::Write;
 use std::sync::Arc;
 use std::thread;

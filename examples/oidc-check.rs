@@ -8,6 +8,12 @@
 //!       checks the callback's state, exchanges its code, checks the ID token, and prints
 //!       {"subject","email","name"}, or {"error","reason","unavailable"} and exits 1.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test driver run by tests/oidc/run: a panic with its message is the report"
+)]
+
 use std::process::ExitCode;
 
 use openidconnect::url::Url;

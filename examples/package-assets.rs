@@ -6,6 +6,11 @@
 //!
 //! tests/completions/run checks the completions in each shell.
 
+#![allow(
+    clippy::expect_used,
+    reason = "a packaging tool run by build-deb: a panic with its message is the report"
+)]
+
 use std::io::Write;
 use std::path::Path;
 

@@ -303,6 +303,7 @@ impl Api {
     }
 
     /// `/accounts/login/`: the browser sign-in, a page of its own (web.md §3).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
     fn web_login(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
         Ok(web::login::serve(
             &self.web_context(request, log),
@@ -312,6 +313,7 @@ impl Api {
     }
 
     /// The forgotten-password pages (web.md §6).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
     fn web_reset(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
         Ok(web::reset::serve(
             &self.web_context(request, log),
@@ -321,6 +323,7 @@ impl Api {
     }
 
     /// The account page and its forms (web.md §7).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
     fn web_account(
         &mut self,
         request: &Request,

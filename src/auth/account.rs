@@ -88,13 +88,24 @@ pub fn set_password(
     new_password: &str,
     audit: &AuditEntry,
 ) -> Result<(), PasswordRefusal> {
-    if policy::check(new_password).is_err() {
-        return Err(PasswordRefusal::TooWeak);
-    }
-    let hash = login.hasher.hash(new_password);
-    let bucket = username_key(&user.delivery_email);
+    let (hash, bucket) = new_hash(login, user, new_password)?;
     login
         .store
         .set_password(user.id, &hash, &bucket, audit)
         .map_err(PasswordRefusal::from)
+}
+
+/// The hash of a new password the policy accepts, and the username bucket it clears.
+pub fn new_hash(
+    login: &Login<'_>,
+    user: &User,
+    new_password: &str,
+) -> Result<(String, String), PasswordRefusal> {
+    if policy::check(new_password).is_err() {
+        return Err(PasswordRefusal::TooWeak);
+    }
+    Ok((
+        login.hasher.hash(new_password),
+        username_key(&user.delivery_email),
+    ))
 }

@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::auth::login::Login;
 use crate::auth::{account, token};
-use crate::store::{Bucket, Realm, Rule, Store, StoreResult, User};
+use crate::store::{AuditEntry, Bucket, Realm, Rule, Store, StoreResult, User};
 
 /// An hour: long enough for mail that takes a while, short enough that an old message in a
 /// mailbox opens nothing. Django's three days is far longer than a person needs.
@@ -72,6 +73,23 @@ pub fn holder(store: &Store, realm: &Realm, token: &str, now: f64) -> StoreResul
         return Ok(None);
     };
     Ok((user.realm_id == realm.id && eligibility(realm, &user).is_ok()).then_some(user))
+}
+
+/// Sets `user`'s new password through their link `token`, taking the link in the same
+/// transaction (web.md §6): false, with nothing changed, if another request used it first
+/// or it expired since [`holder`] found it.
+pub fn set_password(
+    login: &Login<'_>,
+    user: &User,
+    token: &str,
+    new_password: &str,
+    audit: &AuditEntry,
+) -> Result<bool, account::PasswordRefusal> {
+    let (hash, bucket) = account::new_hash(login, user, new_password)?;
+    let digest = token::digest(token);
+    Ok(login
+        .store
+        .reset_password(&digest, crate::clock::now(), user.id, &hash, &bucket, audit)?)
 }
 
 /// Zulip's limits on reset requests (web.md §6): per email address 2 an hour and 5 a day,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{
     DbCommand, KeyMode, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
-    outln, validated,
+    no_controls, outln, validated,
 };
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::recovery;
@@ -26,7 +26,7 @@ use crate::store::{
     AuditEntry, AuditEvent, AuditFilter, Database, LdapSettings, NewUser, Realm, RealmChanges,
     Store, StoreResult, User,
 };
-use crate::text::{escape_controls, first_control};
+use crate::text::escape_controls;
 
 /// Audit details say who acted: the CLI has no client address.
 const BY_OPERATOR: &str = "by operator";
@@ -207,14 +207,6 @@ fn ldap_changes(args: LdapArgs) -> Result<LdapSettings, Error> {
     Ok(settings)
 }
 
-/// Refuses a name that would reach a terminal with control characters in it.
-pub(super) fn no_controls(what: &str, name: &str) -> Result<(), Error> {
-    match first_control(name) {
-        Some(c) => invalid!("the {what} {name:?} contains the control character {c:?}"),
-        None => Ok(()),
-    }
-}
-
 /// DNS labels joined by dots, in lowercase: it becomes part of a host name.
 fn validate_subdomain(subdomain: &str) -> Result<(), Error> {
     let lowercase = !subdomain.bytes().any(|b| b.is_ascii_uppercase());
@@ -256,7 +248,7 @@ fn list_realms(store: &Store, json: bool) -> Result<(), Error> {
         })
         .collect();
     if json {
-        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+        return outln!("{}", json_line(&rows)?);
     }
     print_table(
         &[
@@ -382,6 +374,21 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             let token = reset::issue(store, &user, clock::now(), lifetime.lifetime)?;
             outln!("{prefix}{}", reset::path(&token))
         }
+        command @ (UserCommand::RotateKey { .. }
+        | UserCommand::Keys { .. }
+        | UserCommand::RevokeKey { .. }) => keys(store, command),
+        UserCommand::Import { file, realm } => {
+            let realm = store.require_realm(&realm.subdomain)?;
+            import::run(store, &realm, &file)
+        }
+        UserCommand::Deactivate { email, realm } => set_active(store, &realm, &email, false),
+        UserCommand::Reactivate { email, realm } => set_active(store, &realm, &email, true),
+    }
+}
+
+/// `user rotate-key`, `user keys` and `user revoke-key` (wire.md §9.4, §9.5).
+fn keys(store: &Store, command: UserCommand) -> Result<(), Error> {
+    match command {
         UserCommand::RotateKey { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
             let audit = entry(
@@ -434,12 +441,8 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             }
             Ok(())
         }
-        UserCommand::Import { file, realm } => {
-            let realm = store.require_realm(&realm.subdomain)?;
-            import::run(store, &realm, &file)
-        }
-        UserCommand::Deactivate { email, realm } => set_active(store, &realm, &email, false),
-        UserCommand::Reactivate { email, realm } => set_active(store, &realm, &email, true),
+        // `user` hands over only the three commands above.
+        _ => Ok(()),
     }
 }
 
@@ -542,7 +545,7 @@ fn list_users(store: &Store, realm: &Realm, json: bool) -> Result<(), Error> {
     let users = store.users_of_realm(realm.id)?;
     let rows: Vec<UserRow<'_>> = users.iter().map(UserRow::new).collect();
     if json {
-        return outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+        return outln!("{}", json_line(&rows)?);
     }
     print_table(
         &["ID", "EMAIL", "FULL NAME", "ROLE", "STATE", "KEY"],
@@ -757,7 +760,7 @@ pub fn show_audit(
     let rows = store.audit_rows(&filter)?;
     if json {
         for row in &rows {
-            outln!("{}", serde_json::to_string(row).expect("rows serialize"))?;
+            outln!("{}", json_line(row)?)?;
         }
         return Ok(());
     }
@@ -815,4 +818,9 @@ pub(super) fn print_table(
         outln!("{}", line.join("  ").trim_end())?;
     }
     Ok(())
+}
+
+/// A row as one line of JSON; our rows are plain data, so this fails only if serde does.
+fn json_line<T: serde::Serialize>(row: &T) -> Result<String, Error> {
+    serde_json::to_string(row).map_err(|e| Error::Invalid(format!("cannot write JSON: {e}")))
 }

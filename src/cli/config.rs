@@ -222,9 +222,9 @@ pub fn show(cli: &Cli, sources: &Sources) -> Result<(), Error> {
         _ => "default",
     };
     let root = Cli::command();
-    let sub = root
-        .find_subcommand("config")
-        .expect("the config command is defined");
+    let Some(sub) = root.find_subcommand("config") else {
+        return invalid!("zulip-auth config: the command is not defined");
+    };
     let mut rows = Vec::new();
     let mut seen = BTreeSet::new();
     for arg in root.get_arguments().chain(sub.get_arguments()) {

@@ -7,8 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::admin::no_controls;
-use super::outln;
+use super::{no_controls, outln};
 use crate::auth::{key, password};
 use crate::email;
 use crate::error::{Error, invalid};

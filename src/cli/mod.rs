@@ -30,6 +30,7 @@ use crate::mail::{MailSettings, SmtpUrl};
 use crate::server::{self, Listen, ServeConfig};
 use crate::site::{ExternalUrl, Site};
 use crate::store::{Database, LdapSettings, Role, SessionLimits, set_instance_name};
+use crate::text::first_control;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -892,6 +893,14 @@ fn mail_settings(args: MailArgs, has_external_url: bool) -> Result<Option<MailSe
     MailSettings::new(url, &from, password)
         .map(Some)
         .map_err(Error::Invalid)
+}
+
+/// Refuses a name that would reach a terminal with control characters in it.
+fn no_controls(what: &str, name: &str) -> Result<(), Error> {
+    match first_control(name) {
+        Some(c) => invalid!("the {what} {name:?} contains the control character {c:?}"),
+        None => Ok(()),
+    }
 }
 
 /// A secret that never travels in argv: the file's first line if a file is named, else the

@@ -32,7 +32,7 @@ use crate::gate;
 use crate::http::{self, PoolSize, StopReason};
 use crate::mail::{MailSettings, Postman};
 use crate::reset_desk::ResetDesk;
-use crate::store::{Database, Store};
+use crate::store::{Database, Prune, Store};
 pub use demo::DEMO_PASSWORD;
 use demo::DemoDir;
 pub use listen::{Listen, SocketArgs};
@@ -287,8 +287,8 @@ fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
 }
 
 /// Deletes rate-limit events no window can see any more, audit rows past their retention,
-/// sign-in steps past their time, sessions and reset links that can no longer be used, and
-/// device keys idle past their realm's limit (wire.md §9.5), once a minute and off the request path, so the tables stay small.
+/// sign-in steps past their time, and sessions and reset links that can no longer be used,
+/// once a minute and off the request path, so the tables stay small.
 fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
     let longest_window = config
         .api
@@ -302,14 +302,15 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
         .spawn(move || {
             loop {
                 let now = clock::now();
-                let pruned = store
-                    .prune(now - longest_window, now - audit_retention.as_secs_f64())
-                    .and_then(|_| store.prune_login_steps(now))
-                    .and_then(|_| store.prune_sessions(now, sessions))
-                    .and_then(|_| store.prune_device_keys(now));
+                let pruned = store.prune(&Prune {
+                    now,
+                    events_before: now - longest_window,
+                    audit_before: now - audit_retention.as_secs_f64(),
+                    sessions,
+                });
                 if let Err(e) = pruned {
                     warn!(
-                        "pruning old rate-limit, audit, sign-in step, session and key rows failed: {e}"
+                        "pruning old rate-limit, audit, sign-in step and session rows failed: {e}"
                     );
                 }
                 thread::sleep(PRUNE_INTERVAL);

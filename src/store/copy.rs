@@ -5,6 +5,7 @@
 //! `schema-postgres.sql`, under the same number, and a line here; the SQLite engine's test
 //! `copy_lists_every_table` fails until it has one.
 
+use super::sql::Row;
 use super::{Engine, StoreError, StoreResult};
 
 /// The kind of a column's values, as both engines store them.
@@ -182,6 +183,43 @@ pub const TABLES: &[Table] = &[
 
 /// Every row of one table, columns in [`Table::columns`] order.
 pub type Rows = Vec<Vec<Value>>;
+
+/// The table's columns, comma-separated, in its order.
+pub fn column_list(table: &Table) -> String {
+    table
+        .columns
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `SELECT` of every column of the table, in key order: how both engines read one.
+pub fn select_all(table: &Table) -> String {
+    format!(
+        "SELECT {} FROM \"{}\" ORDER BY {}",
+        column_list(table),
+        table.name,
+        table.key()
+    )
+}
+
+/// A row of the table, read by each column's kind.
+pub fn values(row: &dyn Row, table: &Table) -> StoreResult<Vec<Value>> {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| {
+            Ok(match kind {
+                Kind::Int => Value::Int(row.maybe_int(i)?),
+                Kind::Real => Value::Real(row.maybe_real(i)?),
+                Kind::Text => Value::Text(row.maybe_text(i)?),
+                Kind::Bool => Value::Bool(row.maybe_flag(i)?),
+            })
+        })
+        .collect()
+}
 
 /// Copies every table of `from` into `to`, replacing what `to` held, in one transaction of
 /// `to`'s. A target with any user or any realm besides the root realm is refused unless

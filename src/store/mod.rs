@@ -18,8 +18,10 @@
 //! | [`Limits`] | rate-limit buckets |
 //! | [`Logins`] | the transaction that ends a successful login |
 //! | [`Audit`] | the audit trail |
-//! | [`Maintenance`] | health, schema version, integrity, backups, pruning |
-//! | [`SecondFactors`] | TOTP keys, their replay guard, and web sign-in steps |
+//! | [`Maintenance`] | health, schema version, integrity, backups |
+//! | [`Pruning`] | dropping rows no rule can see any more, in every table that grows |
+//! | [`TotpDevices`] | TOTP keys and their replay guard (web.md §4) |
+//! | [`LoginSteps`] | a browser between its password and its code (web.md §3) |
 //! | [`ResetLinks`] | password-reset links (web.md §6) |
 //! | [`Sessions`] | signed-in browser sessions (web.md §7) |
 //!
@@ -37,7 +39,8 @@
 //!   reservation and writes the audit rows.
 //! - [`Users::set_password`] and deactivation by [`Users::set_user_active`] also end the
 //!   user's sessions and reset link, in the same transaction: what the old password opened
-//!   closes with it.
+//!   closes with it. [`ResetLinks::reset_password`] takes the link in that transaction, so
+//!   a link sets a password once.
 //! - Key minting is the caller's (`auth::key`): engines store the keys they are given and
 //!   answer [`StoreError::KeyInUse`] on the (astronomically unlikely) collision.
 //!
@@ -49,6 +52,17 @@
 //! (wire.md §2): an engine caches across requests only what it can tell is unchanged at each
 //! use (the SQLite engine's `cache`; the PostgreSQL engine, with other writers, caches nothing).
 //!
+//! # One store, two dialects
+//!
+//! Each table's statements and row mapping are written once ([`table`], one file per table
+//! or concern), over a thin seam ([`sql`]): statements with `$N` parameters, a row reader,
+//! a connection, and a [`sql::Backend`] that says how an engine runs reads and
+//! transactions. The traits above are implemented once, for every backend. What stays per
+//! engine: connections and transactions, durability, the locks that make a decision
+//! atomic, SQLite's per-connection cache, migrations, maintenance, the pool and the TLS
+//! target, and `db copy`'s snapshot and bulk writes ([`Tables`]). The tests of this
+//! contract are written once too, and run on both engines (`contract`).
+//!
 //! # Engines
 //!
 //! - [`sqlite`]: one connection per thread, WAL, the schema in `schema.sql` as numbered
@@ -59,19 +73,25 @@
 //!
 //! [`Tables`] reads and replaces whole tables, for `db copy` between engines ([`copy`]).
 
+#[cfg(test)]
+mod contract;
 pub mod copy;
 mod database;
 pub mod keys;
 pub mod ldap;
 pub mod limits;
 pub mod login;
+pub mod login_step;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod realm_columns;
 pub mod row;
+mod schema;
+pub mod sql;
 pub mod sqlite;
-pub mod web;
+mod table;
+pub mod totp;
 
 use std::fmt;
 use std::ops::Deref;
@@ -82,10 +102,11 @@ pub use keys::{DeviceKey, KeyHolder, NewDeviceKey};
 pub use ldap::LdapSettings;
 pub use limits::{Admission, Attempt, Bucket, Reservation, Rule};
 pub use login::{FinishLogin, LoginEnd};
+pub use login_step::LoginStep;
 pub use model::{
     AuditEntry, AuditEvent, AuditFilter, AuditRow, NewUser, Realm, RealmChanges, Role, User,
 };
-pub use web::{LoginStep, TotpDevice};
+pub use totp::TotpDevice;
 
 /// Why the store could not do what it was asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,9 +207,6 @@ pub trait DeviceKeys {
     fn revoke_own_key(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<bool>;
     /// Revokes every key of the user, their own and each device's, and writes `audit`.
     fn revoke_all_keys(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<()>;
-    /// Revokes every device key unused for its realm's `api_key_idle_days` at `now`, each
-    /// audited as `key_revoked`; how many.
-    fn prune_device_keys(&self, now: f64) -> StoreResult<usize>;
 }
 
 /// Recovery codes of the second factor (web.md §4.1), kept as digests.
@@ -243,9 +261,25 @@ pub trait Maintenance {
     fn integrity_problems(&self) -> StoreResult<Vec<String>>;
     /// A consistent copy at `dest` (a new, empty file), safe while the server writes.
     fn backup_to(&self, dest: &Path) -> StoreResult<()>;
-    /// Drops rate-limit events before `events_before` and audit rows before
-    /// `audit_before`; how many of each.
-    fn prune(&self, events_before: f64, audit_before: f64) -> StoreResult<(usize, usize)>;
+}
+
+/// What [`Pruning::prune`] drops: rows no rule can see any more.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prune {
+    pub now: f64,
+    /// Rate-limit events before this (the longest window ago).
+    pub events_before: f64,
+    /// Audit rows before this (the retention ago).
+    pub audit_before: f64,
+    /// Sessions idle or old under these at `now`; sign-in steps and reset links expired
+    /// by `now`.
+    pub sessions: SessionLimits,
+}
+
+pub trait Pruning {
+    /// Drops rate-limit events, audit rows, sign-in steps, sessions and reset links as
+    /// `prune` says; how many rows in all.
+    fn prune(&self, prune: &Prune) -> StoreResult<u64>;
 }
 
 /// Whole tables, for `db copy` ([`copy`]).
@@ -270,6 +304,18 @@ pub trait ResetLinks {
     ) -> StoreResult<()>;
     /// The user of a live link: whoever it is, the caller checks they may still use it.
     fn reset_link_user(&self, token_hash: &str, now: f64) -> StoreResult<Option<User>>;
+    /// Takes the user's live link `token_hash` and sets the password as
+    /// [`Users::set_password`] does, in one durable transaction: false, with nothing
+    /// written, if the link is gone (another request used it first) or expired.
+    fn reset_password(
+        &self,
+        token_hash: &str,
+        now: f64,
+        user_id: i64,
+        hash: &str,
+        clear_bucket: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
 }
 
 /// Signed-in browser sessions; only the digest of a session's id is stored.
@@ -283,8 +329,6 @@ pub trait Sessions {
         limits: SessionLimits,
     ) -> StoreResult<Option<User>>;
     fn end_session(&self, id_hash: &str) -> StoreResult<()>;
-    /// Drops sessions and reset links that can no longer be used; how many.
-    fn prune_sessions(&self, now: f64, limits: SessionLimits) -> StoreResult<usize>;
 }
 
 /// How long a session lives: at most `idle` seconds unused, and `lifetime` seconds in all.
@@ -294,7 +338,8 @@ pub struct SessionLimits {
     pub lifetime: f64,
 }
 
-pub trait SecondFactors {
+/// Users' TOTP keys.
+pub trait TotpDevices {
     fn totp_device(&self, user_id: i64) -> StoreResult<Option<TotpDevice>>;
     /// Gives the user this key, replacing any other, with `last_step` already used, and
     /// writes `audit`.
@@ -310,14 +355,16 @@ pub trait SecondFactors {
     /// Records `step` as used if it is later than the last used one, atomically: the
     /// replay guard, so two instances never both accept one code. False if it is not.
     fn accept_totp_step(&self, user_id: i64, step: i64) -> StoreResult<bool>;
+}
+
+/// The web sign-in's steps between the password and the code.
+pub trait LoginSteps {
     fn create_login_step(&self, token_hash: &str, step: &LoginStep) -> StoreResult<()>;
     /// The step behind a token digest if it is still live at `now`, with its user as stored.
     fn login_step(&self, token_hash: &str, now: f64) -> StoreResult<Option<(LoginStep, User)>>;
     /// Deletes a step; false if it was gone (taken by another request), so a step is
     /// finished once.
     fn take_login_step(&self, token_hash: &str) -> StoreResult<bool>;
-    /// Drops steps whose time ran out before `now`; how many.
-    fn prune_login_steps(&self, now: f64) -> StoreResult<usize>;
 }
 
 /// Every concern of the store: what an engine implements.
@@ -331,7 +378,9 @@ pub trait Engine:
     + Logins
     + Audit
     + Maintenance
-    + SecondFactors
+    + Pruning
+    + TotpDevices
+    + LoginSteps
     + ResetLinks
     + Sessions
     + Tables
@@ -349,7 +398,9 @@ impl<T> Engine for T where
         + Logins
         + Audit
         + Maintenance
-        + SecondFactors
+        + Pruning
+        + TotpDevices
+        + LoginSteps
         + ResetLinks
         + Sessions
         + Tables

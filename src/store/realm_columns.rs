@@ -46,9 +46,9 @@ pub fn select_list() -> String {
         .join(", ")
 }
 
-/// One `UPDATE realm` that sets what a change sets and leaves the rest: parameter 1 is the
-/// id, then one per changeable column, written by the engine's `placeholder`.
-pub fn update(placeholder: impl Fn(usize) -> String) -> String {
+/// One `UPDATE realm` that sets what a change sets and leaves the rest: `$1` is the id, then
+/// one parameter per changeable column.
+pub fn update() -> String {
     let sets: Vec<String> = [
         "name",
         "description",
@@ -62,11 +62,7 @@ pub fn update(placeholder: impl Fn(usize) -> String) -> String {
     .chain(WEB)
     .chain(KEYS)
     .enumerate()
-    .map(|(i, c)| format!("{c} = coalesce({}, {c})", placeholder(i + 2)))
+    .map(|(i, c)| format!("{c} = coalesce(${}, {c})", i + 2))
     .collect();
-    format!(
-        "UPDATE realm SET {} WHERE id = {}",
-        sets.join(", "),
-        placeholder(1)
-    )
+    format!("UPDATE realm SET {} WHERE id = $1", sets.join(", "))
 }

@@ -1,34 +1,33 @@
-//! The model read out of a result row, once for both engines: an engine says how to read
-//! one column of its rows, and each table's reader is written here.
+//! The model read out of a result row ([`Row`]), once for both engines.
 
+use super::StoreResult;
 use super::keys::DeviceKey;
 use super::ldap::{Column, LdapSettings};
+use super::login_step::LoginStep;
 use super::model::{Realm, Role, User};
 use super::realm_columns;
-use super::web::LoginStep;
+use super::sql::{Row, out_of_range};
 
-/// A result row of an engine, read by column index.
-pub trait Row {
-    type Error;
-    fn int(&self, index: usize) -> Result<i64, Self::Error>;
-    fn real(&self, index: usize) -> Result<f64, Self::Error>;
-    fn maybe_int(&self, index: usize) -> Result<Option<i64>, Self::Error>;
-    fn maybe_real(&self, index: usize) -> Result<Option<f64>, Self::Error>;
-    fn flag(&self, index: usize) -> Result<bool, Self::Error>;
-    fn maybe_flag(&self, index: usize) -> Result<Option<bool>, Self::Error>;
-    fn text(&self, index: usize) -> Result<String, Self::Error>;
-    fn maybe_text(&self, index: usize) -> Result<Option<String>, Self::Error>;
-    /// The error for an integer in column `index` that the model has no meaning for.
-    fn out_of_range(&self, index: usize, value: i64) -> Self::Error;
-}
-
-/// How many columns a user is read from (`u.id` to `u.date_joined`, as the engines select
-/// them): what a query selects after them starts here.
+/// How many columns a user is read from ([`select_user!`]): what a query selects after them
+/// starts here.
 pub const USER_COLUMNS: usize = 9;
+
+/// `SELECT` and the user's columns (of `"user" u`), then the rest of the statement: the one
+/// list of a user's columns, in [`user`]'s order.
+macro_rules! select_user {
+    ($($rest:expr),* $(,)?) => {
+        concat!(
+            "SELECT u.id, u.realm_id, u.delivery_email, u.full_name, u.role, u.is_active, ",
+            "u.password, u.api_key, u.date_joined ",
+            $($rest),*
+        )
+    };
+}
+pub(crate) use select_user;
 
 /// A realm, from the columns of [`realm_columns::select_list`]. An empty optional text is
 /// no value.
-pub fn realm<R: Row>(row: &R) -> Result<Realm, R::Error> {
+pub fn realm(row: &dyn Row) -> StoreResult<Realm> {
     let first = realm_columns::FIRST_LDAP;
     let ldap = LdapSettings::COLUMNS
         .iter()
@@ -40,8 +39,8 @@ pub fn realm<R: Row>(row: &R) -> Result<Realm, R::Error> {
                 Column::Text(row.maybe_text(first + i)?)
             })
         })
-        .collect::<Result<Vec<_>, R::Error>>()?;
-    let optional = |i| {
+        .collect::<StoreResult<Vec<_>>>()?;
+    let optional = |i| -> StoreResult<Option<String>> {
         Ok(row
             .maybe_text(i)?
             .filter(|value: &String| !value.is_empty()))
@@ -66,15 +65,15 @@ pub fn realm<R: Row>(row: &R) -> Result<Realm, R::Error> {
     })
 }
 
-/// A user, from the first [`USER_COLUMNS`] columns.
-pub fn user<R: Row>(row: &R) -> Result<User, R::Error> {
+/// A user, from the first [`USER_COLUMNS`] columns ([`select_user!`]).
+pub fn user(row: &dyn Row) -> StoreResult<User> {
     let code = row.int(4)?;
     Ok(User {
         id: row.int(0)?,
         realm_id: row.int(1)?,
         delivery_email: row.text(2)?,
         full_name: row.text(3)?,
-        role: Role::from_code(code).ok_or_else(|| row.out_of_range(4, code))?,
+        role: Role::from_code(code).ok_or_else(|| out_of_range(4, code))?,
         is_active: row.flag(5)?,
         password: row.maybe_text(6)?,
         api_key: row.maybe_text(7)?,
@@ -83,7 +82,7 @@ pub fn user<R: Row>(row: &R) -> Result<User, R::Error> {
 }
 
 /// A web sign-in step with its user: the user's columns, then the step's.
-pub fn login_step<R: Row>(row: &R) -> Result<(LoginStep, User), R::Error> {
+pub fn login_step(row: &dyn Row) -> StoreResult<(LoginStep, User)> {
     let user = user(row)?;
     let at = |i: usize| USER_COLUMNS + i;
     let step = LoginStep {
@@ -98,13 +97,17 @@ pub fn login_step<R: Row>(row: &R) -> Result<(LoginStep, User), R::Error> {
     Ok((step, user))
 }
 
-/// The columns a device's key is read from, prefixed with `k.`, in [`device_key`]'s order.
-pub const DEVICE_KEY_COLUMNS: &str =
-    "k.id, k.user_id, k.method, k.user_agent, k.name, k.created_at, k.last_used_at";
+/// The columns a device's key is read from (of `api_key k`), in [`device_key`]'s order.
+macro_rules! device_key_columns {
+    () => {
+        "k.id, k.user_id, k.method, k.user_agent, k.name, k.created_at, k.last_used_at"
+    };
+}
+pub(crate) use device_key_columns;
 
-/// A device's key from [`DEVICE_KEY_COLUMNS`] starting at column `first`; `None` when its id
-/// is NULL (the user's own key, in a lookup that finds either).
-pub fn device_key<R: Row>(row: &R, first: usize) -> Result<Option<DeviceKey>, R::Error> {
+/// A device's key from [`device_key_columns!`] starting at column `first`; `None` when its
+/// id is NULL (the user's own key, in a lookup that finds either).
+pub fn device_key(row: &dyn Row, first: usize) -> StoreResult<Option<DeviceKey>> {
     let Some(id) = row.maybe_int(first)? else {
         return Ok(None);
     };

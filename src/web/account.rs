@@ -255,7 +255,7 @@ impl View<'_> {
         let (store, session_id) = (self.ctx.store, self.who.session_id.as_str());
         let Some(code) = form.get(totp::CODE_FIELD) else {
             let secret = enrolment::offer(store, session_id, user)?;
-            return Ok(self.enrol_page(&secret, None)?);
+            return Ok(self.enrol_page(&secret, None));
         };
         let Some(secret) = enrolment::offered(store, session_id, user)? else {
             return Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?);
@@ -264,15 +264,15 @@ impl View<'_> {
         if let Err(refusal) = self.confirm(form.text("password")) {
             return match Failure::from(refusal) {
                 Failure::Password(refusal) => {
-                    Ok(self.enrol_page(&secret, Some(&password_message(refusal)))?)
+                    Ok(self.enrol_page(&secret, Some(&password_message(refusal))))
                 }
                 page => Err(page),
             };
         }
         let context = self.audit(AuditEvent::TotpEnrolled);
         match enrolment::turn_on(store, realm, user, session_id, code, &context)? {
-            Ok(codes) => Ok(self.enrolled_page(&codes)?),
-            Err(OfferRefusal::WrongCode) => Ok(self.enrol_page(&secret, Some(totp::WRONG_CODE))?),
+            Ok(codes) => Ok(self.enrolled_page(&codes)),
+            Err(OfferRefusal::WrongCode) => Ok(self.enrol_page(&secret, Some(totp::WRONG_CODE))),
             Err(OfferRefusal::Expired) => Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?),
         }
     }
@@ -403,7 +403,7 @@ impl View<'_> {
     }
 
     /// The session's offered key, and the form of its first code and the password.
-    fn enrol_page(&self, secret: &Secret, error: Option<&str>) -> Result<Response, Refusal> {
+    fn enrol_page(&self, secret: &Secret, error: Option<&str>) -> Response {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
         let content = html! {
@@ -417,10 +417,10 @@ impl View<'_> {
             }
             p { a href=(paths::SETTINGS) { "Back to your account" } }
         };
-        Ok(self.respond(&csrf, layout("Set up two-factor authentication", content)))
+        self.respond(&csrf, layout("Set up two-factor authentication", content))
     }
 
-    fn enrolled_page(&self, codes: &[String]) -> Result<Response, Refusal> {
+    fn enrolled_page(&self, codes: &[String]) -> Response {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
         let content = html! {
@@ -432,7 +432,7 @@ impl View<'_> {
             (recovery_codes(codes))
             p { a href=(paths::SETTINGS) { "Back to your account" } }
         };
-        Ok(self.respond(&csrf, layout("Two-factor authentication is on", content)))
+        self.respond(&csrf, layout("Two-factor authentication is on", content))
     }
 
     fn respond(&self, csrf: &Csrf, markup: maud::Markup) -> Response {

@@ -8,7 +8,7 @@
 
 use maud::{Markup, html};
 
-use crate::auth::account::{self, PasswordRefusal};
+use crate::auth::account::PasswordRefusal;
 use crate::auth::reset;
 use crate::clock;
 use crate::email;
@@ -211,8 +211,9 @@ impl Page<'_> {
                 .client
                 .audit(AuditEvent::PasswordChanged, self.realm, Some(user.id))
         };
-        match account::set_password(&self.ctx.login, &user, new_password, &audit) {
-            Ok(()) => Ok(page::redirect(paths::RESET_DONE.to_owned())),
+        match reset::set_password(&self.ctx.login, &user, token, new_password, &audit) {
+            Ok(true) => Ok(page::redirect(paths::RESET_DONE.to_owned())),
+            Ok(false) => Ok(invalid_link()),
             Err(PasswordRefusal::Store(e)) => Err(e.into()),
             Err(_) => self.link_form(token, Some("The password is too weak.")),
         }

@@ -1,6 +1,12 @@
 //! The one integration-test binary: every test starts the real `zulip-auth` on 127.0.0.1:0
 //! with a throw-away database and talks HTTP to it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap is a failed test, with its line"
+)]
+
 mod account;
 mod accounts;
 mod admin_changes;

@@ -93,6 +93,43 @@ fn a_link_sets_the_password_once_and_keeps_the_key() {
     assert!(audit.contains("reset link"), "{audit}");
 }
 
+/// Issue 20: concurrent POSTs of one link change the password once; the others find the
+/// link used.
+#[test]
+fn concurrent_posts_of_one_link_change_the_password_once() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let link = reset_link(&server, IAGO, &[]);
+    let passwords: Vec<String> = (0..8).map(|i| format!("Tulip-Quarry-{i}7")).collect();
+    let answers: Vec<HttpResponse> = std::thread::scope(|scope| {
+        let posts: Vec<_> = passwords
+            .iter()
+            .map(|password| {
+                let (server, link) = (&server, &link);
+                scope.spawn(move || set_new_password(server, link, password, password))
+            })
+            .collect();
+        posts.into_iter().map(|post| post.join().unwrap()).collect()
+    });
+    let changed: Vec<&String> = passwords
+        .iter()
+        .zip(&answers)
+        .filter(|(_, r)| r.status == 302)
+        .map(|(password, _)| password)
+        .collect();
+    assert_eq!(
+        changed.len(),
+        1,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in answers.iter().filter(|r| r.status != 302) {
+        assert_invalid(r);
+    }
+    server.login(IAGO, changed[0]).api_key();
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    assert_eq!(audit.matches("reset link").count(), 1, "{audit}");
+}
+
 #[test]
 fn a_link_opens_only_on_its_own_realms_host() {
     let (server, _) = TestServer::with_iago(&["--external-url", "http://zulip.test"]);

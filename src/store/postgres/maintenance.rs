@@ -46,15 +46,4 @@ impl Maintenance for Postgres {
         copy::copy(self, &Sqlite::open(dest)?, true)?;
         Ok(())
     }
-
-    fn prune(&self, events_before: f64, audit_before: f64) -> StoreResult<(usize, usize)> {
-        let mut conn = self.conn()?;
-        let mut db = conn.db();
-        let events = db.execute(
-            "DELETE FROM rate_limit_event WHERE at < $1",
-            &[&events_before],
-        )?;
-        let audit = db.execute("DELETE FROM audit_log WHERE at < $1", &[&audit_before])?;
-        Ok((events as usize, audit as usize))
-    }
 }

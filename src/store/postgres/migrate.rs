@@ -3,32 +3,15 @@
 
 use postgres::GenericClient;
 
+use crate::store::schema::{self, POSTGRES};
 use crate::store::{StoreError, StoreResult};
-
-const SCHEMA: &str = include_str!("../../../schema-postgres.sql");
 
 /// The advisory lock that serializes migrations of one database ("zulip-a" in ASCII).
 const MIGRATION_LOCK: i64 = 0x007a_756c_6970_2d61;
 
-/// The `(number, sql)` sections of a schema file, each after a `-- migration N` line.
-pub fn sections(schema: &'static str) -> Vec<(i64, &'static str)> {
-    schema
-        .split("-- migration ")
-        .skip(1)
-        .map(|section| {
-            let (number, sql) = section.split_once('\n').unwrap_or((section, ""));
-            let number = number
-                .trim()
-                .parse()
-                .expect("schema files number their migrations");
-            (number, sql)
-        })
-        .collect()
-}
-
 /// The newest version this build knows.
 pub fn newest() -> i64 {
-    sections(SCHEMA).last().map_or(0, |(n, _)| *n)
+    schema::newest(POSTGRES)
 }
 
 /// Brings the database to [`newest`]. Instances that start together queue on the lock; the
@@ -53,7 +36,7 @@ pub fn migrate(client: &mut postgres::Client) -> StoreResult<i64> {
             "the database is at schema version {current}, newer than this zulip-auth knows ({newest}); upgrade zulip-auth"
         )));
     }
-    for (number, sql) in sections(SCHEMA) {
+    for (number, sql) in schema::sections(POSTGRES) {
         if number > current {
             tx.batch_execute(sql)?;
         }
@@ -78,22 +61,4 @@ pub fn version(client: &mut impl GenericClient) -> StoreResult<i64> {
     Ok(client
         .query_opt("SELECT version FROM schema_version", &[])?
         .map_or(0, |row| row.get(0)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_engines_have_the_same_migration_numbers() {
-        let numbers = |schema| {
-            sections(schema)
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect::<Vec<_>>()
-        };
-        let postgres = numbers(SCHEMA);
-        assert_eq!(postgres, numbers(include_str!("../../../schema.sql")));
-        assert_eq!(postgres, (1..=postgres.len() as i64).collect::<Vec<_>>());
-    }
 }

@@ -1,6 +1,6 @@
-//! The PostgreSQL engine: several instances share one database. Each file implements one of
-//! the seam's traits, as the SQLite engine's do; this one holds the pool and runs
-//! transactions.
+//! The PostgreSQL engine: several instances share one database. The tables' code is shared
+//! ([`table`](super::table)); this engine runs it on pooled connections ([`conn`]) as a
+//! [`Backend`], and holds the pool, the migrations and the TLS target.
 //!
 //! The synchronous `postgres` client keeps a small runtime inside each connection, so the
 //! request path stays plain threads. One pool per process, shared by every thread's store:
@@ -12,68 +12,17 @@
 //! client or an operator relies on (keys, passwords, user and realm changes) runs in
 //! [`Postgres::durably`], flushed before it returns.
 
-mod audit;
-mod device_keys;
-mod limits;
-mod login;
-mod login_mail;
+mod conn;
 mod maintenance;
 pub mod migrate;
 mod pool;
-mod realms;
-mod recovery;
-mod sessions;
 mod tables;
 pub mod target;
-mod users;
-mod web;
-
-use postgres::error::SqlState;
 
 use self::pool::{Conn, Db, Manager, Pool};
 pub use self::target::Target;
+use super::sql::{self, Backend};
 use super::{StoreError, StoreResult, instance_name};
-
-impl From<postgres::Error> for StoreError {
-    fn from(err: postgres::Error) -> StoreError {
-        StoreError::Unavailable(describe(&err))
-    }
-}
-
-/// Rows read into the model by [`row`](super::row); a value of the wrong type is the store
-/// failing, as any other error of the client.
-impl super::row::Row for postgres::Row {
-    type Error = StoreError;
-    fn int(&self, index: usize) -> StoreResult<i64> {
-        Ok(self.try_get(index)?)
-    }
-    fn real(&self, index: usize) -> StoreResult<f64> {
-        Ok(self.try_get(index)?)
-    }
-    fn maybe_int(&self, index: usize) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(index)?)
-    }
-    fn maybe_real(&self, index: usize) -> StoreResult<Option<f64>> {
-        Ok(self.try_get(index)?)
-    }
-    fn flag(&self, index: usize) -> StoreResult<bool> {
-        Ok(self.try_get(index)?)
-    }
-    fn maybe_flag(&self, index: usize) -> StoreResult<Option<bool>> {
-        Ok(self.try_get(index)?)
-    }
-    fn text(&self, index: usize) -> StoreResult<String> {
-        Ok(self.try_get(index)?)
-    }
-    fn maybe_text(&self, index: usize) -> StoreResult<Option<String>> {
-        Ok(self.try_get(index)?)
-    }
-    fn out_of_range(&self, index: usize, value: i64) -> StoreError {
-        StoreError::Unavailable(format!(
-            "column {index} holds {value}, which has no meaning"
-        ))
-    }
-}
 
 /// The error with its causes: "error performing TLS handshake" alone does not say which
 /// certificate was refused.
@@ -88,10 +37,6 @@ fn describe(err: &postgres::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn sql_state(err: &postgres::Error) -> Option<&SqlState> {
-    err.code()
 }
 
 pub struct Postgres {
@@ -126,7 +71,7 @@ impl Postgres {
     }
 
     /// Runs `f` in a transaction whose commit is flushed to the WAL before it returns.
-    fn durably<T>(
+    fn synced<T>(
         &self,
         f: impl FnOnce(&mut Db<'_, postgres::Transaction<'_>>) -> StoreResult<T>,
     ) -> StoreResult<T> {
@@ -135,5 +80,19 @@ impl Postgres {
             db.execute("SET LOCAL synchronous_commit = on", &[])?;
             f(db)
         })
+    }
+}
+
+impl Backend for Postgres {
+    fn read<T>(&self, f: impl FnOnce(&mut dyn sql::Conn) -> StoreResult<T>) -> StoreResult<T> {
+        f(&mut self.conn()?.db())
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut dyn sql::Conn) -> StoreResult<T>) -> StoreResult<T> {
+        self.conn()?.transaction(|db| f(db))
+    }
+
+    fn durably<T>(&self, f: impl FnOnce(&mut dyn sql::Conn) -> StoreResult<T>) -> StoreResult<T> {
+        self.synced(|db| f(db))
     }
 }

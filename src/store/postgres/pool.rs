@@ -11,7 +11,9 @@ use r2d2::ManageConnection;
 use r2d2_postgres::PostgresConnectionManager;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::target::{CONNECT_TIMEOUT, Target};
+/// Connecting, and a TCP peer that stops acknowledging, each give up after this: with the
+/// pool's checkout bound, a request learns that the database is away well within 5 s.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Two instances on a default PostgreSQL (100 connections) fit with room for operators,
 /// whatever the core count: requests beyond it wait for a connection, at most
@@ -63,8 +65,8 @@ impl ManageConnection for Manager {
 pub type Pool = r2d2::Pool<Manager>;
 
 /// The pool; it connects in the background, so building it does not wait for the database.
-pub fn pool(target: &Target, application_name: &str, max_size: u32) -> Pool {
-    let manager = PostgresConnectionManager::new(target.config(application_name), target.tls());
+pub fn pool(config: postgres::Config, tls: MakeRustlsConnect, max_size: u32) -> Pool {
+    let manager = PostgresConnectionManager::new(config, tls);
     r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
@@ -139,15 +141,6 @@ impl<C: GenericClient> Db<'_, C> {
     ) -> Result<Vec<Row>, postgres::Error> {
         let statement = self.statement(sql)?;
         self.client.query(&statement, params)
-    }
-
-    pub fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: Params<'_>,
-    ) -> Result<Option<Row>, postgres::Error> {
-        let statement = self.statement(sql)?;
-        self.client.query_opt(&statement, params)
     }
 
     pub fn query_one(

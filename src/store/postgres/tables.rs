@@ -5,20 +5,11 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, IsolationLevel};
 
 use super::Postgres;
-use crate::store::copy::{Kind, Rows, Table, Value};
+use crate::store::copy::{self, Rows, Table, Value};
 use crate::store::{StoreResult, Tables};
 
 fn quoted(name: &str) -> String {
     format!("\"{name}\"")
-}
-
-fn column_list(table: &Table) -> String {
-    table
-        .columns
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn as_sql(value: &Value) -> &(dyn ToSql + Sync) {
@@ -31,30 +22,8 @@ fn as_sql(value: &Value) -> &(dyn ToSql + Sync) {
 }
 
 fn read(client: &mut impl GenericClient, table: &Table) -> StoreResult<Rows> {
-    let sql = format!(
-        "SELECT {} FROM {} ORDER BY {}",
-        column_list(table),
-        quoted(table.name),
-        table.key()
-    );
-    let rows = client.query(&sql, &[])?;
-    rows.iter()
-        .map(|row| {
-            table
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, (_, kind))| {
-                    Ok(match kind {
-                        Kind::Int => Value::Int(row.try_get(i)?),
-                        Kind::Real => Value::Real(row.try_get(i)?),
-                        Kind::Text => Value::Text(row.try_get(i)?),
-                        Kind::Bool => Value::Bool(row.try_get(i)?),
-                    })
-                })
-                .collect()
-        })
-        .collect()
+    let rows = client.query(&copy::select_all(table), &[])?;
+    rows.iter().map(|row| copy::values(row, table)).collect()
 }
 
 impl Tables for Postgres {
@@ -75,7 +44,7 @@ impl Tables for Postgres {
     }
 
     fn replace_tables(&self, tables: &[(&Table, Rows)]) -> StoreResult<()> {
-        self.durably(|db| {
+        self.synced(|db| {
             let client = db.client();
             for (table, _) in tables.iter().rev() {
                 client.execute(&format!("DELETE FROM {}", quoted(table.name)), &[])?;
@@ -86,7 +55,7 @@ impl Tables for Postgres {
                 let insert = client.prepare(&format!(
                     "INSERT INTO {} ({}) VALUES ({})",
                     quoted(table.name),
-                    column_list(table),
+                    copy::column_list(table),
                     placeholders.join(", ")
                 ))?;
                 for row in rows {

@@ -15,7 +15,7 @@ use postgres::Config;
 use postgres::config::{Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::pool::{MAX_CONNECTIONS, Pool};
+use super::pool::{CONNECT_TIMEOUT, MAX_CONNECTIONS, Pool};
 use crate::store::{StoreError, StoreResult, instance_name};
 
 /// Returns a [`StoreError::Refused`] with a formatted message.
@@ -25,9 +25,6 @@ macro_rules! refused {
     };
 }
 
-/// Connecting, and a TCP peer that stops acknowledging, each give up after this: with the
-/// pool's checkout bound, a request learns that the database is away well within 5 s.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// No statement of ours runs long; one that does is waiting on something broken.
 const STATEMENT_TIMEOUT_MS: u32 = 3000;
 
@@ -196,7 +193,9 @@ impl Target {
     /// instance's name.
     pub fn pool(&self) -> Pool {
         self.pool
-            .get_or_init(|| super::pool::pool(self, instance_name(), MAX_CONNECTIONS))
+            .get_or_init(|| {
+                super::pool::pool(self.config(instance_name()), self.tls(), MAX_CONNECTIONS)
+            })
             .clone()
     }
 }

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use rusqlite::Connection;
 
-use crate::store::{Bucket, Realm, Rule};
+use crate::store::sql::RealmKey;
+use crate::store::{Bucket, Realm, Rule, StoreResult};
 
 /// More entries than this are dropped all at once: a bound on memory, whatever requests ask.
 const MAX_ENTRIES: usize = 1024;
@@ -59,32 +60,26 @@ impl Cache {
         }
     }
 
-    pub(super) fn realm_by_subdomain(
+    pub(super) fn realm(
         &mut self,
-        subdomain: &str,
-        read: impl FnOnce() -> rusqlite::Result<Option<Realm>>,
-    ) -> rusqlite::Result<Option<Realm>> {
-        if let Some(realm) = self.by_subdomain.get(subdomain) {
+        key: RealmKey<'_>,
+        read: &mut dyn FnMut() -> StoreResult<Option<Realm>>,
+    ) -> StoreResult<Option<Realm>> {
+        let cached = match key {
+            RealmKey::Subdomain(subdomain) => self.by_subdomain.get(subdomain),
+            RealmKey::Id(id) => self.by_id.get(&id),
+        };
+        if let Some(realm) = cached {
             return Ok(realm.clone());
         }
         let realm = read()?;
         self.make_room();
-        self.by_subdomain
-            .insert(subdomain.to_owned(), realm.clone());
-        Ok(realm)
-    }
-
-    pub(super) fn realm_by_id(
-        &mut self,
-        id: i64,
-        read: impl FnOnce() -> rusqlite::Result<Option<Realm>>,
-    ) -> rusqlite::Result<Option<Realm>> {
-        if let Some(realm) = self.by_id.get(&id) {
-            return Ok(realm.clone());
-        }
-        let realm = read()?;
-        self.make_room();
-        self.by_id.insert(id, realm.clone());
+        match key {
+            RealmKey::Subdomain(subdomain) => self
+                .by_subdomain
+                .insert(subdomain.to_owned(), realm.clone()),
+            RealmKey::Id(id) => self.by_id.insert(id, realm.clone()),
+        };
         Ok(realm)
     }
 
@@ -95,8 +90,8 @@ impl Cache {
         &mut self,
         bucket: &Bucket,
         now: f64,
-        read: impl FnOnce() -> rusqlite::Result<Vec<f64>>,
-    ) -> rusqlite::Result<Vec<f64>> {
+        read: &mut dyn FnMut() -> StoreResult<Vec<f64>>,
+    ) -> StoreResult<Vec<f64>> {
         if let Some(events) = self.buckets.get(&bucket.key)
             && events.rule == bucket.rule
             && events.read_at <= now

@@ -57,17 +57,6 @@ impl Maintenance for Sqlite {
         )?;
         Ok(())
     }
-
-    fn prune(&self, events_before: f64, audit_before: f64) -> StoreResult<(usize, usize)> {
-        let events = self.conn.execute(
-            "DELETE FROM rate_limit_event WHERE at < ?1",
-            [events_before],
-        )?;
-        let audit = self
-            .conn
-            .execute("DELETE FROM audit_log WHERE at < ?1", [audit_before])?;
-        Ok((events, audit))
-    }
 }
 
 /// Free space for unprivileged writers on the file system holding `path`.

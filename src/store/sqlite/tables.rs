@@ -4,17 +4,8 @@
 use rusqlite::{Connection, ToSql};
 
 use super::Sqlite;
-use crate::store::copy::{Kind, Rows, Table, Value};
+use crate::store::copy::{self, Rows, Table, Value};
 use crate::store::{StoreResult, Tables};
-
-fn column_list(table: &Table) -> String {
-    table
-        .columns
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 fn as_sql(value: &Value) -> &dyn ToSql {
     match value {
@@ -26,30 +17,13 @@ fn as_sql(value: &Value) -> &dyn ToSql {
 }
 
 fn read(conn: &Connection, table: &Table) -> StoreResult<Rows> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {} FROM \"{}\" ORDER BY {}",
-        column_list(table),
-        table.name,
-        table.key()
-    ))?;
-    let rows = stmt
-        .query_map([], |row| {
-            table
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, (_, kind))| {
-                    Ok(match kind {
-                        Kind::Int => Value::Int(row.get(i)?),
-                        Kind::Real => Value::Real(row.get(i)?),
-                        Kind::Text => Value::Text(row.get(i)?),
-                        Kind::Bool => Value::Bool(row.get(i)?),
-                    })
-                })
-                .collect()
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+    let mut stmt = conn.prepare(&copy::select_all(table))?;
+    let mut rows = stmt.query([])?;
+    let mut all = Vec::new();
+    while let Some(row) = rows.next()? {
+        all.push(copy::values(row, table)?);
+    }
+    Ok(all)
 }
 
 impl Tables for Sqlite {
@@ -58,7 +32,7 @@ impl Tables for Sqlite {
     }
 
     fn replace_tables(&self, tables: &[(&Table, Rows)]) -> StoreResult<()> {
-        self.durably(|conn| {
+        self.synced(|conn| {
             for (table, _) in tables.iter().rev() {
                 conn.execute(&format!("DELETE FROM \"{}\"", table.name), [])?;
             }
@@ -67,7 +41,7 @@ impl Tables for Sqlite {
                 let mut insert = conn.prepare(&format!(
                     "INSERT INTO \"{}\" ({}) VALUES ({placeholders})",
                     table.name,
-                    column_list(table)
+                    copy::column_list(table)
                 ))?;
                 for row in rows {
                     let values: Vec<&dyn ToSql> = row.iter().map(as_sql).collect();

@@ -1,16 +1,5 @@
-//! The web sign-in's records (`schema.sql` migration 5): a user's TOTP key with its replay
-//! guard, and the step a browser is at between its password and its code, which any
-//! instance can take up (web.md §3).
-
-/// A user's TOTP key as stored.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TotpDevice {
-    /// Base32; never logged (hence no `Debug`).
-    pub secret: String,
-    /// The newest accepted step (epoch seconds / 30), if any: a code of it or of an older
-    /// step is a replay.
-    pub last_step: Option<i64>,
-}
+//! The step a browser is at between its password and its code (`schema.sql` migration 5),
+//! which any instance can take up (web.md §3).
 
 /// What a step token (kept only as its digest) stands for.
 #[derive(Clone, PartialEq)]

@@ -1,0 +1,725 @@
+//! The store's contract, written once and run on every engine: SQLite always (a file in a
+//! fresh temporary directory), PostgreSQL when `ZULIP_AUTH_TEST_DB` names a server
+//! (`postgres://USER@HOST:PORT/DBNAME`, password in `PGPASSWORD`; a fresh database per test,
+//! dropped after it). tests/postgres/run runs these with it set.
+
+use std::sync::Barrier;
+use std::thread;
+
+use super::*;
+
+/// A fresh database of one test's own, on one engine.
+struct Fresh {
+    db: Database,
+    _dir: tempfile::TempDir,
+    #[cfg(feature = "postgres")]
+    postgres: Option<(::postgres::Config, String)>,
+}
+
+impl Fresh {
+    fn sqlite() -> Fresh {
+        let dir = tempfile::tempdir().unwrap();
+        Fresh {
+            db: Database::Sqlite(dir.path().join("db")),
+            _dir: dir,
+            #[cfg(feature = "postgres")]
+            postgres: None,
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn postgres(url: &str) -> Fresh {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "zc_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut config: ::postgres::Config = url.parse().unwrap();
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+        let mut client = config.connect(::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let base = url.rsplit_once('/').unwrap().0;
+        let db = Database::from_arg(format!("{base}/{name}").into()).unwrap();
+        Fresh {
+            db,
+            _dir: tempfile::tempdir().unwrap(),
+            postgres: Some((config, name)),
+        }
+    }
+
+    /// A store on it, migrated.
+    fn open(&self) -> Store {
+        Store::open(&self.db).unwrap()
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        if let Some((config, name)) = &self.postgres
+            && let Ok(mut client) = config.connect(::postgres::NoTls)
+        {
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = client.batch_execute(&drop);
+        }
+    }
+}
+
+/// Runs `test` on a fresh database of each engine.
+fn on_each_engine(test: impl Fn(&Fresh, &Store)) {
+    for fresh in std::iter::once(Fresh::sqlite()).chain(postgres_from_env()) {
+        let store = fresh.open();
+        test(&fresh, &store);
+    }
+}
+
+/// A fresh PostgreSQL database on the server `ZULIP_AUTH_TEST_DB` names, if it names one.
+#[cfg(feature = "postgres")]
+fn postgres_from_env() -> Option<Fresh> {
+    let url = std::env::var("ZULIP_AUTH_TEST_DB").ok()?;
+    Some(Fresh::postgres(&url))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_from_env() -> Option<Fresh> {
+    None
+}
+
+/// Runs `task(i, store)` on `n` threads at once (released together), each with a store of
+/// its own on the fresh database; their results in order.
+fn race<T: Send>(fresh: &Fresh, n: usize, task: impl Fn(usize, &Store) -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(n);
+    thread::scope(|scope| {
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let (barrier, task) = (&barrier, &task);
+                scope.spawn(move || {
+                    let store = Store::open_for_requests(&fresh.db).unwrap();
+                    barrier.wait();
+                    task(i, &store)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
+fn iago(password: Option<&str>) -> NewUser {
+    NewUser {
+        email: "Iago@Example.com".into(),
+        full_name: "Iago".into(),
+        role: Role::Admin,
+        password: password.map(str::to_owned),
+        is_active: true,
+        api_key: None,
+    }
+}
+
+/// The root realm and a new user in it.
+fn root_and_user(store: &Store, password: Option<&str>) -> (Realm, i64) {
+    let root = store.require_realm("").unwrap();
+    let [id] = store.create_users(root.id, &[iago(password)], "t").unwrap()[..] else {
+        panic!("one user, one id")
+    };
+    (root, id)
+}
+
+fn bucket(key: &str, limit: u32) -> Bucket {
+    Bucket {
+        key: key.to_owned(),
+        rule: Rule {
+            limit,
+            window: 100.0,
+        },
+    }
+}
+
+#[test]
+fn lookup_ignores_case_and_keys_are_stored_as_given() {
+    on_each_engine(|_, store| {
+        let (root, id) = root_and_user(store, None);
+        let user = store
+            .user_by_email(root.id, " iago@EXAMPLE.COM ")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (user.delivery_email.as_str(), user.role),
+            ("Iago@Example.com", Role::Admin)
+        );
+        assert!(store.email_exists_anywhere("IAGO@example.com").unwrap());
+        assert!(!store.email_exists_anywhere("hamlet@example.com").unwrap());
+        let audit = AuditEntry::new(AuditEvent::KeyRotated, Some(root.id), Some(id));
+        let key = "A".repeat(32);
+        store.replace_api_key(id, &key, &audit).unwrap();
+        assert_eq!(store.user_by_api_key(&key).unwrap().unwrap().id, id);
+        let other = NewUser {
+            email: "hamlet@example.com".into(),
+            ..iago(None)
+        };
+        let [other] = store.create_users(root.id, &[other], "t").unwrap()[..] else {
+            panic!()
+        };
+        assert_eq!(
+            store.replace_api_key(other, &key, &audit),
+            Err(StoreError::KeyInUse)
+        );
+        let emails: Vec<String> = store
+            .active_users()
+            .unwrap()
+            .into_iter()
+            .map(|(user, subdomain)| format!("{subdomain}/{}", user.delivery_email))
+            .collect();
+        assert_eq!(
+            emails,
+            ["/Iago@Example.com", "/hamlet@example.com"],
+            "byte order"
+        );
+    });
+}
+
+/// Settled for both engines: an email is looked up first, and the unique index is the
+/// backstop; either way a taken email or key is the same refusal, all or nothing.
+#[test]
+fn creating_a_taken_email_or_key_is_refused_and_writes_nothing() {
+    on_each_engine(|_, store| {
+        let (root, _) = root_and_user(store, None);
+        let again = NewUser {
+            email: "IAGO@example.COM".into(),
+            ..iago(None)
+        };
+        let fresh = NewUser {
+            email: "othello@example.com".into(),
+            ..iago(None)
+        };
+        let refused = store.create_users(root.id, &[fresh.clone(), again], "t");
+        assert_eq!(
+            refused,
+            Err(StoreError::Refused(
+                "a user \"IAGO@example.COM\" already exists in this realm".into()
+            ))
+        );
+        assert_eq!(store.user_by_email(root.id, &fresh.email).unwrap(), None);
+        let keyed = |email: &str| NewUser {
+            email: email.into(),
+            api_key: Some("K".repeat(32)),
+            ..iago(None)
+        };
+        store
+            .create_users(root.id, &[keyed("a@x.org")], "t")
+            .unwrap();
+        assert_eq!(
+            store.create_users(root.id, &[keyed("b@x.org")], "t"),
+            Err(StoreError::Refused(
+                "the api_key of \"b@x.org\" is already in use".into()
+            ))
+        );
+    });
+}
+
+/// Creations racing on one email: one wins, every other is refused as taken (on
+/// PostgreSQL the unique index decides them, on SQLite the write lock orders them).
+#[test]
+fn concurrent_creations_of_one_email_make_one_user() {
+    on_each_engine(|fresh, store| {
+        let root = store.require_realm("").unwrap();
+        let results = race(fresh, 6, |i, store| {
+            // One address, in several spellings.
+            let email = ["RACE@example.com", "race@Example.com"][i % 2];
+            let user = NewUser {
+                email: email.into(),
+                ..iago(None)
+            };
+            store.create_users(root.id, &[user], "t")
+        });
+        let created = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(created, 1, "{results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(StoreError::Refused(_)))),
+            "{results:?}"
+        );
+        assert_eq!(store.users_of_realm(root.id).unwrap().len(), 1);
+    });
+}
+
+fn finish<'a>(id: i64, verified: &'a str, key: &'a str, audit: &'a AuditEntry) -> FinishLogin<'a> {
+    FinishLogin {
+        device: None,
+        user_id: id,
+        verified_hash: Some(verified),
+        rehash: Some("new-hash"),
+        new_key: key,
+        clear_bucket: None,
+        release: None,
+        audit,
+    }
+}
+
+#[test]
+fn a_login_finishes_only_over_what_was_verified() {
+    on_each_engine(|_, store| {
+        let (root, id) = root_and_user(store, Some("old-hash"));
+        let audit = AuditEntry::new(AuditEvent::LoginSuccess, Some(root.id), Some(id));
+        let (k, l) = ("K".repeat(32), "L".repeat(32));
+        let changed = store
+            .finish_login(&finish(id, "stale-hash", &k, &audit))
+            .unwrap();
+        assert_eq!(changed, LoginEnd::PasswordChanged);
+        let LoginEnd::Done {
+            user,
+            api_key,
+            minted,
+        } = store
+            .finish_login(&finish(id, "old-hash", &k, &audit))
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((api_key.as_str(), minted, user.id), (k.as_str(), true, id));
+        let stored = store.user_by_email(root.id, "iago@example.com").unwrap();
+        assert_eq!(stored.unwrap().password.as_deref(), Some("new-hash"));
+        // The first key sticks; a second login is handed it, not the one it brought.
+        let LoginEnd::Done {
+            api_key, minted, ..
+        } = store
+            .finish_login(&finish(id, "new-hash", &l, &audit))
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((api_key, minted), (k, false));
+        let deactivate = AuditEntry::new(AuditEvent::UserDeactivated, Some(root.id), Some(id));
+        store.set_user_active(id, false, &deactivate).unwrap();
+        let ended = store.finish_login(&finish(id, "new-hash", &l, &audit));
+        assert_eq!(ended.unwrap(), LoginEnd::UserDeactivated);
+        assert_eq!(
+            store
+                .finish_login(&finish(id + 100, "x", &l, &audit))
+                .unwrap(),
+            LoginEnd::UserGone
+        );
+        let events: Vec<String> = store
+            .audit_rows(&AuditFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "user_created",
+                "login_success",
+                "key_minted",
+                "login_success",
+                "user_deactivated"
+            ]
+        );
+    });
+}
+
+/// Settled for both engines: first logins racing for one user mint one key. The row is
+/// read under the transaction's lock, so a key cannot appear between the read and the
+/// write, and every login is handed the one that was stored.
+#[test]
+fn concurrent_first_logins_mint_one_key() {
+    on_each_engine(|fresh, store| {
+        let (root, id) = root_and_user(store, Some("hash"));
+        let ends = race(fresh, 6, |i, store| {
+            let audit = AuditEntry::new(AuditEvent::LoginSuccess, Some(root.id), Some(id));
+            let key = format!("{i}").repeat(32);
+            let mut login = finish(id, "hash", &key, &audit);
+            login.rehash = None;
+            store.finish_login(&login).unwrap()
+        });
+        let keys: Vec<(&str, bool)> = ends
+            .iter()
+            .map(|end| match end {
+                LoginEnd::Done {
+                    api_key, minted, ..
+                } => (api_key.as_str(), *minted),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(keys.iter().filter(|(_, minted)| *minted).count(), 1);
+        assert!(keys.iter().all(|(key, _)| *key == keys[0].0), "{keys:?}");
+    });
+}
+
+#[test]
+fn the_address_decides_first_and_a_refusal_records_nothing() {
+    on_each_engine(|_, store| {
+        let attempt = |now| Attempt {
+            address: Some(bucket("addr:a", 2)),
+            username: Some(bucket("user:u", 3)),
+            now,
+        };
+        let first = store.admit(&attempt(1.0)).unwrap();
+        let Admission::Admitted {
+            in_window: Some(1),
+            reservation: Some(held),
+        } = first
+        else {
+            panic!("{first:?}")
+        };
+        store.release(held).unwrap();
+        for (now, count) in [(2.0, 2), (3.0, 3)] {
+            let Admission::Admitted { in_window, .. } = store.admit(&attempt(now)).unwrap() else {
+                panic!()
+            };
+            assert_eq!(in_window, Some(count));
+        }
+        // Two failures held: the address is full, and the username bucket is not touched.
+        assert_eq!(
+            store.admit(&attempt(4.0)).unwrap(),
+            Admission::AddressFull { retry_after: 98.0 }
+        );
+        let username_only = Attempt {
+            address: None,
+            ..attempt(5.0)
+        };
+        assert_eq!(
+            store.admit(&username_only).unwrap(),
+            Admission::UsernameFull { retry_after: 96.0 }
+        );
+        let off = Attempt {
+            address: None,
+            username: None,
+            now: 6.0,
+        };
+        assert!(matches!(
+            store.admit(&off).unwrap(),
+            Admission::Admitted {
+                in_window: None,
+                reservation: None
+            }
+        ));
+    });
+}
+
+#[test]
+fn counting_records_in_every_bucket_or_in_none() {
+    on_each_engine(|_, store| {
+        let (a, b) = (bucket("reset-a", 1), bucket("reset-b", 2));
+        assert!(store.count_if_room(&[a.clone(), b.clone()], 1.0).unwrap());
+        assert!(!store.count_if_room(&[b.clone(), a.clone()], 2.0).unwrap());
+        assert!(
+            store.count_if_room(std::slice::from_ref(&b), 3.0).unwrap(),
+            "b kept room"
+        );
+        assert!(!store.count_if_room(&[b], 4.0).unwrap());
+    });
+}
+
+/// Settled for both engines, in one order: a new password writes the hash, ends the
+/// sessions and the reset link, clears the username's bucket, and writes the audit row.
+#[test]
+fn a_password_change_or_deactivation_ends_sessions_and_the_link() {
+    on_each_engine(|_, store| {
+        let (root, id) = root_and_user(store, None);
+        let audit = AuditEntry::new(AuditEvent::PasswordChanged, Some(root.id), Some(id));
+        for s in ["a", "b"] {
+            store.create_session(s, id, 0.0).unwrap();
+        }
+        store.replace_reset_link(id, "r", 0.0, 10.0).unwrap();
+        let full = |now| Attempt {
+            address: None,
+            username: Some(bucket("user:x", 1)),
+            now,
+        };
+        store.admit(&full(0.5)).unwrap();
+        assert!(matches!(
+            store.admit(&full(0.6)).unwrap(),
+            Admission::UsernameFull { .. }
+        ));
+        store.set_password(id, "hash", "user:x", &audit).unwrap();
+        assert!(matches!(
+            store.admit(&full(0.7)).unwrap(),
+            Admission::Admitted { .. }
+        ));
+        assert_eq!(store.touch_session("a", 1.0, LIMITS).unwrap(), None);
+        assert_eq!(store.touch_session("b", 1.0, LIMITS).unwrap(), None);
+        assert_eq!(store.reset_link_user("r", 1.0).unwrap(), None);
+        let stored = store.user_by_email(root.id, "iago@example.com").unwrap();
+        assert_eq!(stored.unwrap().password.as_deref(), Some("hash"));
+        store.create_session("c", id, 0.0).unwrap();
+        store.replace_reset_link(id, "r", 0.0, 10.0).unwrap();
+        store.set_user_active(id, false, &audit).unwrap();
+        assert_eq!(store.touch_session("c", 1.0, LIMITS).unwrap(), None);
+        assert_eq!(store.reset_link_user("r", 1.0).unwrap(), None);
+    });
+}
+
+const LIMITS: SessionLimits = SessionLimits {
+    idle: 100.0,
+    lifetime: 1000.0,
+};
+
+#[test]
+fn sessions_end_when_idle_or_old() {
+    on_each_engine(|_, store| {
+        let (_, id) = root_and_user(store, None);
+        let live = |id_hash, at| store.touch_session(id_hash, at, LIMITS).unwrap().is_some();
+        store.create_session("s", id, 0.0).unwrap();
+        // Each use restarts the idle clock, up to the absolute lifetime.
+        for step in 1..=11 {
+            assert!(live("s", f64::from(step) * 90.0), "{step}");
+        }
+        assert!(!live("s", 1000.0));
+        store.create_session("t", id, 0.0).unwrap();
+        assert!(!live("t", 100.0), "idle");
+        assert!(!live("unknown", 1.0));
+        store.create_session("u", id, 0.0).unwrap();
+        store.end_session("u").unwrap();
+        assert!(!live("u", 1.0), "ended");
+    });
+}
+
+#[test]
+fn one_reset_link_per_user_until_it_expires() {
+    on_each_engine(|_, store| {
+        let (_, id) = root_and_user(store, None);
+        store.replace_reset_link(id, "old", 0.0, 10.0).unwrap();
+        assert_eq!(store.reset_link_user("old", 5.0).unwrap().unwrap().id, id);
+        store.replace_reset_link(id, "new", 5.0, 15.0).unwrap();
+        assert_eq!(store.reset_link_user("old", 6.0).unwrap(), None);
+        assert!(store.reset_link_user("new", 14.9).unwrap().is_some());
+        assert_eq!(store.reset_link_user("new", 15.0).unwrap(), None);
+    });
+}
+
+/// Issue 20: the link is taken in the transaction that sets the password, so one link
+/// sets a password once, however many requests race with it.
+#[test]
+fn a_reset_link_sets_the_password_once() {
+    on_each_engine(|fresh, store| {
+        let (root, id) = root_and_user(store, Some("old"));
+        let audit = AuditEntry::new(AuditEvent::PasswordChanged, Some(root.id), Some(id));
+        store.replace_reset_link(id, "link", 0.0, 10.0).unwrap();
+        assert!(
+            !store
+                .reset_password("link", 10.0, id, "late", "user:x", &audit)
+                .unwrap()
+        );
+        assert!(
+            !store
+                .reset_password("link", 1.0, id + 1, "other", "user:x", &audit)
+                .unwrap()
+        );
+        let taken = race(fresh, 8, |i, store| {
+            let hash = format!("hash-{i}");
+            store
+                .reset_password("link", 1.0, id, &hash, "user:x", &audit)
+                .unwrap()
+        });
+        assert_eq!(taken.iter().filter(|t| **t).count(), 1, "{taken:?}");
+        let stored = store.user_by_email(root.id, "iago@example.com").unwrap();
+        let winner = taken.iter().position(|t| *t).unwrap();
+        assert_eq!(stored.unwrap().password, Some(format!("hash-{winner}")));
+        let changes = store
+            .audit_rows(&AuditFilter::default())
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.event == "password_changed")
+            .count();
+        assert_eq!(changes, 1);
+    });
+}
+
+#[test]
+fn a_totp_step_is_accepted_once_and_only_moving_forward() {
+    on_each_engine(|_, store| {
+        let (_, id) = root_and_user(store, None);
+        let audit = AuditEntry::new(AuditEvent::TotpEnrolled, None, Some(id));
+        assert!(store.totp_device(id).unwrap().is_none());
+        store.set_totp_device(id, "SECRET", None, &audit).unwrap();
+        assert!(store.accept_totp_step(id, 100).unwrap());
+        assert!(!store.accept_totp_step(id, 100).unwrap());
+        assert!(!store.accept_totp_step(id, 99).unwrap());
+        assert!(store.accept_totp_step(id, 101).unwrap());
+        assert_eq!(store.totp_device(id).unwrap().unwrap().last_step, Some(101));
+        store.set_totp_device(id, "OTHER", Some(5), &audit).unwrap();
+        let device = store.totp_device(id).unwrap().unwrap();
+        assert_eq!(
+            (device.secret.as_str(), device.last_step),
+            ("OTHER", Some(5))
+        );
+        assert!(store.delete_totp_device(id, &audit).unwrap());
+        assert!(!store.delete_totp_device(id, &audit).unwrap());
+        assert!(!store.accept_totp_step(id, 200).unwrap());
+    });
+}
+
+#[test]
+fn login_steps_expire_and_are_taken_once() {
+    on_each_engine(|_, store| {
+        let (_, id) = root_and_user(store, None);
+        let step = LoginStep {
+            user_id: id,
+            username: "IAGO@example.com".into(),
+            verified_hash: Some("hash".into()),
+            rehash: None,
+            enrol_secret: Some("NEW".into()),
+            finishes_login: true,
+            expires_at: 100.0,
+        };
+        store.create_login_step("digest", &step).unwrap();
+        let (found, user) = store.login_step("digest", 99.0).unwrap().unwrap();
+        assert!(found == step);
+        assert_eq!(user.delivery_email, "Iago@Example.com");
+        assert!(store.login_step("digest", 100.0).unwrap().is_none());
+        assert!(store.login_step("other", 0.0).unwrap().is_none());
+        assert!(store.take_login_step("digest").unwrap());
+        assert!(!store.take_login_step("digest").unwrap());
+    });
+}
+
+#[test]
+fn realms_are_created_once_and_changed_field_by_field() {
+    on_each_engine(|_, store| {
+        let audit = AuditEntry::new(AuditEvent::RealmCreated, None, None);
+        let realm = store.create_realm("lear", "Lear", &audit).unwrap();
+        assert_eq!(
+            (realm.subdomain.as_str(), realm.name.as_str()),
+            ("lear", "Lear")
+        );
+        assert!(matches!(
+            store.create_realm("lear", "Again", &audit),
+            Err(StoreError::Refused(_))
+        ));
+        let changes = RealmChanges {
+            description: Some("<p>hi</p>".into()),
+            require_2fa: Some(true),
+            ..RealmChanges::default()
+        };
+        store.update_realm(realm.id, &changes, &audit).unwrap();
+        let changed = store.realm_by_subdomain("lear").unwrap().unwrap();
+        assert_eq!(
+            (
+                changed.name.as_str(),
+                changed.description.as_str(),
+                changed.require_2fa
+            ),
+            ("Lear", "<p>hi</p>", true)
+        );
+        assert_eq!(store.realm_by_id(realm.id).unwrap(), Some(changed));
+        let counts: Vec<(String, i64)> = store
+            .realms()
+            .unwrap()
+            .into_iter()
+            .map(|(realm, users)| (realm.subdomain, users))
+            .collect();
+        assert_eq!(counts, [(String::new(), 0), ("lear".into(), 0)]);
+        assert_eq!(store.realm_by_subdomain("nope").unwrap(), None);
+    });
+}
+
+/// One method prunes every table that grows, each by its own horizon.
+#[test]
+fn pruning_drops_only_what_no_rule_can_see() {
+    on_each_engine(|_, store| {
+        let (_, id) = root_and_user(store, None);
+        let at = |at| AuditEntry {
+            at,
+            ..AuditEntry::new(AuditEvent::RealmChanged, Some(1), None)
+        };
+        store.audit(&at(100.0)).unwrap();
+        store.audit(&at(200.0)).unwrap();
+        store.count_if_room(&[bucket("a", 5)], 100.0).unwrap();
+        store.count_if_room(&[bucket("b", 5)], 200.0).unwrap();
+        let step = |expires_at| LoginStep {
+            user_id: id,
+            username: "iago".into(),
+            verified_hash: None,
+            rehash: None,
+            enrol_secret: None,
+            finishes_login: true,
+            expires_at,
+        };
+        store.create_login_step("gone", &step(150.0)).unwrap();
+        store.create_login_step("live", &step(250.0)).unwrap();
+        store.create_session("idle", id, 0.0).unwrap();
+        store.create_session("fresh", id, 180.0).unwrap();
+        store.replace_reset_link(id, "link", 0.0, 150.0).unwrap();
+        let prune = Prune {
+            now: 200.0,
+            events_before: 150.0,
+            audit_before: 150.0,
+            sessions: LIMITS,
+        };
+        // Of each: an event, an audit row, a step, a session, a link.
+        assert_eq!(store.prune(&prune).unwrap(), 5);
+        assert_eq!(store.prune(&prune).unwrap(), 0);
+        assert!(store.login_step("live", 200.0).unwrap().is_some());
+        assert!(
+            store
+                .touch_session("fresh", 200.0, LIMITS)
+                .unwrap()
+                .is_some()
+        );
+        let audit = store.audit_rows(&AuditFilter::default()).unwrap();
+        let kept: Vec<&str> = audit.iter().map(|r| r.event.as_str()).collect();
+        assert_eq!(kept, ["realm_changed", "user_created"], "200, and now");
+    });
+}
+
+/// The two schema files define the same tables with the same columns, and `db copy` knows
+/// each of them.
+#[test]
+fn both_schemas_define_the_same_tables_and_columns() {
+    let sqlite = schema_columns(schema::SQLITE);
+    let postgres = schema_columns(schema::POSTGRES);
+    assert_eq!(sqlite, postgres);
+    let copied: Vec<(String, Vec<String>)> = copy::TABLES
+        .iter()
+        .map(|t| {
+            let columns = t.columns.iter().map(|(c, _)| (*c).to_owned()).collect();
+            (t.name.to_owned(), columns)
+        })
+        .collect();
+    let mut copied = copied;
+    copied.sort();
+    let mut listed = sqlite;
+    listed.sort();
+    assert_eq!(listed, copied);
+}
+
+/// Each table's columns in order, from `CREATE TABLE` and `ALTER TABLE … ADD COLUMN`.
+fn schema_columns(schema: &str) -> Vec<(String, Vec<String>)> {
+    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+    let mut current: Option<usize> = None;
+    let name = |word: &str| word.trim_matches('"').to_owned();
+    for line in schema.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["CREATE", "TABLE", table, ..] => {
+                tables.push((name(table), Vec::new()));
+                current = Some(tables.len() - 1);
+            }
+            ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] => {
+                let table = name(table);
+                if let Some(entry) = tables.iter_mut().find(|(t, _)| *t == table) {
+                    entry.1.push(name(column));
+                }
+            }
+            [")" | ");", ..] => current = None,
+            [column, ..] if current.is_some() && !line.starts_with("--") => {
+                let constraint = ["UNIQUE", "PRIMARY", "CHECK", "FOREIGN", "single"];
+                if !constraint.contains(column)
+                    && let Some(i) = current
+                {
+                    tables[i].1.push(name(column));
+                }
+            }
+            _ => {}
+        }
+    }
+    tables.retain(|(table, _)| table != "schema_version");
+    tables
+}
