@@ -93,11 +93,12 @@ pub(super) fn prune(conn: &mut dyn Conn, now: f64) -> StoreResult<u64> {
         let Some(user) = super::user::by_id(conn, user_id)? else {
             continue;
         };
+        let days = super::realm::by_id(conn, user.realm_id)?.map(|r| r.api_key_idle_days);
         super::audit_log::insert(
             conn,
             &AuditEntry {
                 at: now,
-                detail: Some(format!("key {id}: unused past the realm's idle limit")),
+                detail: Some(format!("key {id}: unused for {} days", days.unwrap_or(0))),
                 ..AuditEntry::new(AuditEvent::KeyRevoked, Some(user.realm_id), Some(user_id))
             },
         )?;
