@@ -418,11 +418,15 @@ impl Login<'_> {
             LoginEnd::Done { user, api_key, .. } => {
                 // The one place a login succeeds; every refusal is settled in `refused`.
                 metrics::login(verified.method.label(), "success");
-                // A dev login and a password entered again are no new login (web.md §8.1).
+                // A dev login and a password entered again are no new login, and the realm's
+                // switch is read as the login saw it (web.md §8.1).
                 let word = verified.method.key_method(verified.verified_hash.is_some());
-                if let (Some(desk), Some(method), false) =
-                    (self.notices, word, verified.method == Method::Dev)
-                {
+                if let (Some(desk), Some(method), false, true) = (
+                    self.notices,
+                    word,
+                    verified.method == Method::Dev,
+                    realm.login_mail,
+                ) {
                     desk.notify_login(LoginNotice {
                         realm_id: realm.id,
                         user_id: user.id,
