@@ -168,6 +168,16 @@ CREATE INDEX web_session_user ON web_session (user_id);
 -- wrote it (--instance-name, the host name by default). NULL for rows written before.
 ALTER TABLE audit_log ADD COLUMN instance TEXT;
 
+-- migration 8
+-- Zulip's JWT login (wire.md §17): the key file's contents, a shared secret or a PEM public
+-- key (NULL: off), as the LDAP bind password is kept; the algorithms accepted with it,
+-- comma-separated; and ours: whether a token must carry exp, and how far ahead it may lie
+-- in seconds.
+ALTER TABLE realm ADD COLUMN jwt_key TEXT;
+ALTER TABLE realm ADD COLUMN jwt_algorithms TEXT NOT NULL DEFAULT 'HS256';
+ALTER TABLE realm ADD COLUMN jwt_require_exp BOOLEAN NOT NULL DEFAULT true;
+ALTER TABLE realm ADD COLUMN jwt_max_lifetime BIGINT NOT NULL DEFAULT 300 CHECK (jwt_max_lifetime > 0);
+
 -- migration 9
 -- A key per device (wire.md §9.5). Under per_device every login makes a key of its own,
 -- stored only as its lowercase hex SHA-256; the user's own key (user.api_key) keeps working.

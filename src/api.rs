@@ -10,14 +10,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use log::warn;
 use serde::Serialize;
 
 use crate::auth::basic::{self, BasicAuthError};
 use crate::auth::devices;
-use crate::auth::key;
-use crate::auth::login::{Client, Credentials, Login, LoginRefusal, Method};
+use crate::auth::login::{self, Client, Credentials, Login, LoginRefusal, Method};
 use crate::auth::password::Hasher;
 use crate::auth::ratelimit::RateLimits;
+use crate::auth::{jwt, key};
 use crate::clock;
 use crate::email;
 use crate::error::{ApiError, UNAVAILABLE_RETRY_AFTER};
@@ -104,6 +105,7 @@ const ROUTES: &[Route] = &[
         costly: &["POST"],
         ..route("/api/v1/fetch_api_key", Api::fetch_api_key)
     },
+    route("/api/v1/jwt/fetch_api_key", Api::jwt_fetch_api_key),
     route("/api/v1/server_settings", Api::server_settings),
     Route {
         dev_only: true,
@@ -283,6 +285,9 @@ fn login_error(refusal: LoginRefusal) -> ApiError {
         LoginRefusal::RealmDeactivated => ApiError::realm_deactivated(),
         LoginRefusal::UserDeactivated => ApiError::user_deactivated(),
         LoginRefusal::ResetRequired => ApiError::password_reset_required(),
+        LoginRefusal::BadToken => ApiError::bad_jwt(),
+        LoginRefusal::NoEmail => ApiError::jwt_without_email(),
+        LoginRefusal::OtherRealm => ApiError::nonexistent_subdomain(),
         LoginRefusal::UnknownUser
         | LoginRefusal::WrongPassword
         | LoginRefusal::DirectoryUnavailable
@@ -382,6 +387,63 @@ impl Api {
             .headers
             .extend(checked.quota.iter().flat_map(|q| q.headers()));
         Ok(response)
+    }
+
+    /// `POST /api/v1/jwt/fetch_api_key`, Zulip's JWT login, in the check order of wire.md
+    /// §17: parameters, realm, key, token; then `auth::jwt` checks the token and the login
+    /// goes on as one without a password. `--require-2fa` does not apply: whoever holds the
+    /// key vouches for the user.
+    fn jwt_fetch_api_key(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        if request.method != "POST" {
+            return Ok(method_not_allowed(&["POST"]));
+        }
+        let params = parse_params(request)?;
+        let include_profile = match params.get("include_profile") {
+            None => false,
+            Some(value) => match serde_json::from_str(value) {
+                Ok(serde_json::Value::Bool(flag)) => flag,
+                _ => return Err(ApiError::not_a_boolean("include_profile")),
+            },
+        };
+        let realm = self.request_realm(request, log)?;
+        let settings = match jwt::Settings::of_realm(&realm) {
+            Some(Ok(settings)) => settings,
+            Some(Err(problem)) => {
+                // `realm set` checks the key: only a database edited by hand gets here.
+                warn!("realm {:?}: JWT login off: {problem}", realm.subdomain);
+                return Err(ApiError::jwt_disabled());
+            }
+            None => return Err(ApiError::jwt_disabled()),
+        };
+        let token = params.get("token").unwrap_or_default();
+        if token.is_empty() {
+            return Err(ApiError::no_jwt());
+        }
+        log.login = Some(Method::Jwt);
+        let checked = self
+            .login()
+            .vouched(&realm, Method::Jwt, client(request, log), || {
+                jwt::check(token, &settings, clock::now()).map_err(|refusal| match refusal {
+                    jwt::Refusal::BadToken(_) => LoginRefusal::BadToken,
+                    jwt::Refusal::NoEmail => LoginRefusal::NoEmail,
+                })
+            })?;
+        log.user_id = checked.user_id;
+        match checked.outcome {
+            Ok(success) => Ok(jwt_key_response(
+                &success,
+                include_profile,
+                params.ignored(&["token", "include_profile"]),
+            )),
+            Err(refusal) => {
+                log.failure = refusal.reason();
+                Ok(error_response(&login_error(refusal)))
+            }
+        }
     }
 
     /// `POST /api/v1/dev_fetch_api_key` (wire.md §7.1): no password, no rate limit.
@@ -704,6 +766,72 @@ fn client<'a>(request: &'a Request, log: &LogContext) -> Client<'a> {
         address: log.client,
         user_agent: request.user_agent.as_deref(),
     }
+}
+
+/// The JWT login's success (wire.md §17): no `user_id`, as Zulip's; with `include_profile`
+/// the user as Zulip's user objects describe a person.
+fn jwt_key_response(
+    success: &login::Success,
+    include_profile: bool,
+    ignored: Vec<String>,
+) -> Response {
+    #[derive(Serialize)]
+    struct Profile<'a> {
+        user_id: i64,
+        delivery_email: &'a str,
+        email: &'a str,
+        full_name: &'a str,
+        date_joined: &'a str,
+        is_active: bool,
+        is_owner: bool,
+        is_admin: bool,
+        is_guest: bool,
+        is_bot: bool,
+        role: i64,
+        timezone: &'static str,
+        avatar_url: String,
+        avatar_version: i64,
+    }
+    #[derive(Serialize)]
+    struct Body<'a> {
+        result: &'static str,
+        msg: &'static str,
+        api_key: &'a str,
+        email: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<Profile<'a>>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ignored_parameters_unsupported: Vec<String>,
+    }
+    let user = &success.user;
+    let profile = include_profile.then(|| Profile {
+        user_id: user.id,
+        delivery_email: &user.delivery_email,
+        email: &user.delivery_email,
+        full_name: &user.full_name,
+        date_joined: &user.date_joined,
+        is_active: user.is_active,
+        is_owner: user.role == Role::Owner,
+        is_admin: user.role.is_admin(),
+        is_guest: user.role == Role::Guest,
+        is_bot: false,
+        role: user.role.code(),
+        timezone: "",
+        avatar_url: email::gravatar_url(&user.delivery_email),
+        avatar_version: 1,
+    });
+    Response::json(
+        200,
+        &Body {
+            result: "success",
+            msg: "",
+            api_key: &success.api_key,
+            email: &user.delivery_email,
+            user: profile,
+            ignored_parameters_unsupported: ignored,
+        },
+    )
+    .header("Cache-Control", "no-store")
 }
 
 fn api_key_response(api_key: &str, user: &User, ignored: Vec<String>) -> Response {

@@ -74,6 +74,16 @@ fn is_address_literal(domain: &str) -> bool {
         && (inner.parse::<Ipv4Addr>().is_ok() || inner.parse::<Ipv6Addr>().is_ok())
 }
 
+/// The Gravatar image of an address, as Zulip's user objects give a person without an
+/// uploaded avatar (wire.md §17): the MD5 of the lowercased address, with an identicon as
+/// the fallback.
+pub fn gravatar_url(email: &str) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(email.to_lowercase().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("https://secure.gravatar.com/avatar/{hex}?d=identicon&version=1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_valid;

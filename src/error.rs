@@ -198,6 +198,42 @@ impl ApiError {
         ApiError::new(400, "Your Zulip password is managed in LDAP", BAD_REQUEST)
     }
 
+    /// A parameter that must be a JSON boolean, as Zulip's typed parameters word it.
+    pub fn not_a_boolean(name: &'static str) -> ApiError {
+        ApiError {
+            msg: Cow::Owned(format!("{name} is not a boolean")),
+            ..ApiError::new(400, "", BAD_REQUEST)
+        }
+    }
+
+    /// wire.md §17, row 2.
+    pub const fn jwt_disabled() -> ApiError {
+        ApiError::new(
+            400,
+            "JWT authentication is not enabled for this organization",
+            BAD_REQUEST,
+        )
+    }
+
+    /// wire.md §17, row 3.
+    pub const fn no_jwt() -> ApiError {
+        ApiError::new(400, "No JSON web token passed in request", BAD_REQUEST)
+    }
+
+    /// wire.md §17, row 4.
+    pub const fn bad_jwt() -> ApiError {
+        ApiError::new(400, "Bad JSON web token", BAD_REQUEST)
+    }
+
+    /// wire.md §17, row 5.
+    pub const fn jwt_without_email() -> ApiError {
+        ApiError::new(
+            400,
+            "No email specified in JSON web token claims",
+            BAD_REQUEST,
+        )
+    }
+
     /// web.md §5, check 2: the per-username limit, in whole seconds as Python's `int()`.
     pub fn too_many_attempts(retry_after: f64) -> ApiError {
         ApiError {

@@ -23,6 +23,8 @@ use std::fmt;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::{Map, Value};
 
+use crate::store::Realm;
+
 /// A realm's JWT settings: its key and the rules around it.
 #[derive(Clone)]
 pub struct Settings {
@@ -83,6 +85,31 @@ impl fmt::Display for KeyError {
 }
 
 impl std::error::Error for KeyError {}
+
+impl Settings {
+    /// The realm's JWT settings; `None` when its JWT login is off (wire.md §17, row 2).
+    pub fn of_realm(realm: &Realm) -> Option<Result<Settings, KeyError>> {
+        let file = realm.jwt_key.as_deref()?;
+        Some(
+            parse_algorithms(&realm.jwt_algorithms)
+                .and_then(|algorithms| Key::new(file.as_bytes(), algorithms))
+                .map(|key| Settings {
+                    key,
+                    require_exp: realm.jwt_require_exp,
+                    max_lifetime: realm.jwt_max_lifetime.unsigned_abs(),
+                }),
+        )
+    }
+}
+
+/// Algorithms as PyJWT names them, comma-separated: how a realm keeps its list.
+pub fn algorithm_names(algorithms: &[Algorithm]) -> String {
+    algorithms
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// Algorithm names as `--jwt-algorithms` takes them: comma-separated, as PyJWT spells them.
 pub fn parse_algorithms(text: &str) -> Result<Vec<Algorithm>, KeyError> {

@@ -71,6 +71,8 @@ pub enum Method {
     /// A signed-in person or a key's holder entering their password again, to see their
     /// key or to change their password (web.md §5, §7).
     Reconfirm,
+    /// `jwt/fetch_api_key`: a token signed with the realm's key (wire.md §17).
+    Jwt,
 }
 
 impl Method {
@@ -82,6 +84,7 @@ impl Method {
             Method::Web => "web",
             Method::Dev => "dev",
             Method::Reconfirm => "reconfirm",
+            Method::Jwt => "jwt",
         }
     }
 
@@ -92,6 +95,7 @@ impl Method {
             Method::Api if local => Some("password"),
             Method::Api => Some("ldap"),
             Method::Web => Some("web"),
+            Method::Jwt => Some("jwt"),
             Method::Dev => Some("dev"),
             Method::Reconfirm => None,
         }
@@ -103,6 +107,7 @@ impl Method {
             Method::Web => Some("web sign-in"),
             Method::Dev => Some("dev login"),
             Method::Reconfirm => Some("password entered again"),
+            Method::Jwt => Some("JWT login"),
         }
     }
 }
@@ -134,6 +139,12 @@ pub enum LoginRefusal {
     UserDeactivated,
     /// Step 11: the right password, whose hash needs upgrading, fails the policy.
     ResetRequired,
+    /// A voucher (a signed token) that does not hold (wire.md §17, row 4).
+    BadToken,
+    /// A voucher that names no email (wire.md §17, row 5).
+    NoEmail,
+    /// A vouched-for email that has an account only in another realm (wire.md §17, row 6).
+    OtherRealm,
 }
 
 impl LoginRefusal {
@@ -152,6 +163,9 @@ impl LoginRefusal {
             LoginRefusal::RealmDeactivated => "REALM_DEACTIVATED",
             LoginRefusal::UserDeactivated => "USER_DEACTIVATED",
             LoginRefusal::ResetRequired => "PASSWORD_RESET_REQUIRED",
+            LoginRefusal::BadToken => "BAD_TOKEN",
+            LoginRefusal::NoEmail => "NO_EMAIL",
+            LoginRefusal::OtherRealm => "OTHER_REALM",
         })
     }
 
@@ -170,11 +184,14 @@ impl LoginRefusal {
             LoginRefusal::RealmDeactivated => "realm_deactivated",
             LoginRefusal::UserDeactivated => "user_deactivated",
             LoginRefusal::ResetRequired => "password_reset_required",
+            LoginRefusal::BadToken => "bad_token",
+            LoginRefusal::NoEmail => "no_email",
+            LoginRefusal::OtherRealm => "other_realm",
         }
     }
 
-    /// The refusals that tell nothing but "wrong credentials" (Zulip's one E11), which
-    /// count against the client's address.
+    /// The refusals that tell nothing but "wrong credentials" (Zulip's one E11), and bad
+    /// tokens, which count against the client's address.
     pub fn is_wrong_credentials(self) -> bool {
         matches!(
             self,
@@ -183,6 +200,7 @@ impl LoginRefusal {
                 | LoginRefusal::DirectoryUnavailable
                 | LoginRefusal::PasswordChanged
                 | LoginRefusal::WrongCode
+                | LoginRefusal::BadToken
         )
     }
 
@@ -315,25 +333,14 @@ impl Login<'_> {
         } else {
             self.check(realm, username, password, &mut user_id)
         };
-        let outcome = match checked {
-            Ok(Ok(mut verified)) => {
-                verified.method = method;
-                verified.username_key = username_key;
-                verified.reservation = reservation;
-                Ok(verified)
-            }
-            Ok(Err(refusal)) => {
-                self.refused(realm, method, refusal, user_id, reservation, client)?;
-                Err(refusal)
-            }
-            Err(fault) => {
-                // The attempt was not decided: it must not count as a failure.
-                if let Some(held) = reservation {
-                    ratelimit::give_back(&**self.store, held);
-                }
-                return Err(fault);
-            }
-        };
+        let checked = checked.map(|decided| {
+            decided.map(|verified| Verified {
+                method,
+                username_key,
+                ..verified
+            })
+        });
+        let outcome = self.settle(realm, method, checked, user_id, reservation, client)?;
         Ok(Checked {
             outcome,
             quota,
@@ -524,6 +531,76 @@ impl Login<'_> {
     }
 }
 
+/// The logins someone else vouches for.
+impl Login<'_> {
+    /// A login vouched for by a signed token (wire.md §17): no password, and no username
+    /// to count until the token is read, so only the address limit admits it. `vouch`
+    /// checks the token and names the email; a bad token counts against the address. Then
+    /// it is a login without a password: the account in this realm, its state (E8, then
+    /// E7), and the finish every login has.
+    pub fn vouched(
+        &self,
+        realm: &Realm,
+        method: Method,
+        client: Client<'_>,
+        vouch: impl FnOnce() -> Result<String, LoginRefusal>,
+    ) -> StoreResult<Checked<Success>> {
+        let by_address = Login {
+            limits: RateLimits {
+                per_username: None,
+                ..self.limits
+            },
+            ..*self
+        };
+        let Admitted {
+            quota, reservation, ..
+        } = match by_address.admit(realm, method, "", client, None)? {
+            Ok(admitted) => admitted,
+            Err(refused) => return Ok(refused),
+        };
+        let mut user_id = None;
+        let decided = match vouch() {
+            Ok(email) => self.vouched_user(realm, method, &email, &mut user_id),
+            Err(refusal) => Ok(Err(refusal)),
+        };
+        let outcome = match self.settle(realm, method, decided, user_id, reservation, client)? {
+            Ok(verified) => self.finish(realm, verified, client)?,
+            Err(refusal) => Err(refusal),
+        };
+        Ok(Checked {
+            outcome,
+            quota,
+            user_id,
+        })
+    }
+
+    /// The account a voucher names, in this realm and active.
+    fn vouched_user(
+        &self,
+        realm: &Realm,
+        method: Method,
+        email: &str,
+        user_id: &mut Option<i64>,
+    ) -> StoreResult<Result<Verified, LoginRefusal>> {
+        let Some(user) = self.store.user_by_email(realm.id, email)? else {
+            return Ok(Err(if self.store.email_exists_anywhere(email)? {
+                LoginRefusal::OtherRealm
+            } else {
+                LoginRefusal::UnknownUser
+            }));
+        };
+        *user_id = Some(user.id);
+        Ok(check_active(realm, &user).map(|()| Verified {
+            user,
+            method,
+            verified_hash: None,
+            rehash: None,
+            username_key: None,
+            reservation: None,
+        }))
+    }
+}
+
 /// What the limits let through.
 struct Admitted {
     quota: Option<Quota>,
@@ -566,6 +643,37 @@ impl Login<'_> {
                 }),
             },
         )
+    }
+
+    /// Settles an attempt the limits admitted: a verified login carries the address
+    /// reservation on to its finish, a refusal is [settled](Login::refused), and a store
+    /// fault gives the place back, since the attempt was not decided and must not count as
+    /// a failure.
+    fn settle(
+        &self,
+        realm: &Realm,
+        method: Method,
+        checked: StoreResult<Result<Verified, LoginRefusal>>,
+        user_id: Option<i64>,
+        reservation: Option<Reservation>,
+        client: Client<'_>,
+    ) -> StoreResult<Result<Verified, LoginRefusal>> {
+        match checked {
+            Ok(Ok(verified)) => Ok(Ok(Verified {
+                reservation,
+                ..verified
+            })),
+            Ok(Err(refusal)) => {
+                self.refused(realm, method, refusal, user_id, reservation, client)?;
+                Ok(Err(refusal))
+            }
+            Err(fault) => {
+                if let Some(held) = reservation {
+                    ratelimit::give_back(&**self.store, held);
+                }
+                Err(fault)
+            }
+        }
     }
 
     /// Settles a refusal, every one of them: counts it, audits it, and settles the address

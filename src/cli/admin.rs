@@ -15,7 +15,7 @@ use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::recovery;
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::totp::{self, Secret};
-use crate::auth::{self, devices, key, policy, reset};
+use crate::auth::{self, devices, jwt, key, policy, reset};
 use crate::clock;
 use crate::dns;
 use crate::email;
@@ -82,6 +82,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             email_auth,
             ldap,
             web,
+            jwt,
             keys,
         } => {
             if let Some(name) = &name {
@@ -98,6 +99,10 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 web_login_enabled: web.web_login.map(|v| v == OnOff::On),
                 web_login_display_name: web.web_login_name,
                 require_2fa: web.require_2fa.map(|v| v == OnOff::On),
+                jwt_key: jwt_key(jwt.jwt_key_file.as_deref())?,
+                jwt_algorithms: jwt.jwt_algorithms,
+                jwt_require_exp: jwt.jwt_require_exp.map(|v| v == OnOff::On),
+                jwt_max_lifetime: jwt.jwt_max_lifetime,
                 api_keys_per_device: keys.api_keys.map(|v| v == KeyMode::PerDevice),
                 api_key_idle_days: keys.api_key_idle_days,
                 login_mail: keys.login_mail.map(|v| v == OnOff::On),
@@ -115,6 +120,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             );
         }
     }
+    let changes = checked_jwt(&realm, changes)?;
     let audit = entry(
         AuditEvent::RealmChanged,
         Some(&realm),
@@ -134,6 +140,47 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// A JWT key file's contents: `''` turns the JWT login off. The key is not checked here
+/// but with the algorithms in force, in [`checked_jwt`].
+fn jwt_key(path: Option<&str>) -> Result<Option<String>, Error> {
+    match path {
+        None => Ok(None),
+        Some("") => Ok(Some(String::new())),
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {path}"), e))?;
+            match String::from_utf8(bytes) {
+                Ok(text) => Ok(Some(text)),
+                Err(_) => invalid!(
+                    "the JWT key file {path} is not UTF-8 text: give a shared secret or a PEM public key"
+                ),
+            }
+        }
+    }
+}
+
+/// Refuses a key and algorithms that cannot go together, with what the realm keeps of
+/// either; the algorithms are stored as PyJWT names them.
+fn checked_jwt(realm: &Realm, mut changes: RealmChanges) -> Result<RealmChanges, Error> {
+    if changes.jwt_key.is_none() && changes.jwt_algorithms.is_none() {
+        return Ok(changes);
+    }
+    let algorithms = changes
+        .jwt_algorithms
+        .as_deref()
+        .unwrap_or(&realm.jwt_algorithms);
+    let algorithms =
+        jwt::parse_algorithms(algorithms).map_err(|e| Error::Invalid(e.to_string()))?;
+    if changes.jwt_algorithms.is_some() {
+        changes.jwt_algorithms = Some(jwt::algorithm_names(&algorithms));
+    }
+    let key = changes.jwt_key.as_ref().or(realm.jwt_key.as_ref());
+    if let Some(key) = key.filter(|key| !key.is_empty()) {
+        jwt::Key::new(key.as_bytes(), algorithms).map_err(|e| Error::Invalid(e.to_string()))?;
+    }
+    Ok(changes)
 }
 
 /// The flags that put back the sign-in methods `changes` turned off.

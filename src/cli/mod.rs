@@ -321,7 +321,7 @@ pub enum RealmCommand {
     Reactivate { subdomain: String },
     /// Change a realm's settings
     #[command(
-        after_help = "Examples:\n  zulip-auth realm set '' --name 'Example Org' --password-auth on\n  ZULIP_AUTH_LDAP_BIND_PASSWORD=secret zulip-auth realm set '' --ldap-url ldap://ldap.example.com \\\n    --ldap-bind-dn cn=zulip,dc=example,dc=com --ldap-user-search ou=people,dc=example,dc=com \\\n    --ldap-user-filter '(uid=%(user)s)' --ldap-append-domain example.com --ldap-full-name-attr cn"
+        after_help = "Examples:\n  zulip-auth realm set '' --name 'Example Org' --password-auth on\n  zulip-auth realm set '' --jwt-key-file /etc/zulip-auth/jwt.key --jwt-algorithms HS256\n  ZULIP_AUTH_LDAP_BIND_PASSWORD=secret zulip-auth realm set '' --ldap-url ldap://ldap.example.com \\\n    --ldap-bind-dn cn=zulip,dc=example,dc=com --ldap-user-search ou=people,dc=example,dc=com \\\n    --ldap-user-filter '(uid=%(user)s)' --ldap-append-domain example.com --ldap-full-name-attr cn"
     )]
     Set {
         subdomain: String,
@@ -344,8 +344,29 @@ pub enum RealmCommand {
         #[command(flatten)]
         web: WebLoginArgs,
         #[command(flatten)]
+        jwt: JwtArgs,
+        #[command(flatten)]
         keys: KeyArgs,
     },
+}
+
+/// Zulip's JWT login, `POST /api/v1/jwt/fetch_api_key` (wire.md §17): an organization's
+/// portal trades a token signed with the realm's key for a user's API key.
+#[derive(Debug, Args)]
+pub struct JwtArgs {
+    /// File holding the shared secret (HS*) or the PEM public key; '' turns the JWT login off
+    #[arg(long, value_name = "PATH")]
+    pub jwt_key_file: Option<String>,
+    /// The algorithms accepted with the key, comma-separated [default: HS256]
+    #[arg(long, value_name = "ALGORITHMS")]
+    pub jwt_algorithms: Option<String>,
+    /// Whether a token must carry exp; off accepts tokens without expiry, as Zulip does
+    /// [default: on]
+    #[arg(long, value_name = "JWT_REQUIRE_EXP")]
+    pub jwt_require_exp: Option<OnOff>,
+    /// How far ahead a token's exp may lie, in seconds [default: 300]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..))]
+    pub jwt_max_lifetime: Option<i64>,
 }
 
 /// API keys: one per user as in Zulip, or one per device (wire.md §9.5); and login mail.

@@ -593,9 +593,22 @@ fn realms_are_created_once_and_changed_field_by_field() {
             store.create_realm("lear", "Again", &audit),
             Err(StoreError::Refused(_))
         ));
+        assert_eq!(
+            (
+                realm.jwt_key.as_deref(),
+                realm.jwt_algorithms.as_str(),
+                realm.jwt_require_exp,
+                realm.jwt_max_lifetime
+            ),
+            (None, "HS256", true, 300)
+        );
         let changes = RealmChanges {
             description: Some("<p>hi</p>".into()),
             require_2fa: Some(true),
+            jwt_key: Some("a secret\n".into()),
+            jwt_algorithms: Some("HS256,HS512".into()),
+            jwt_require_exp: Some(false),
+            jwt_max_lifetime: Some(600),
             ..RealmChanges::default()
         };
         store.update_realm(realm.id, &changes, &audit).unwrap();
@@ -608,6 +621,24 @@ fn realms_are_created_once_and_changed_field_by_field() {
             ),
             ("Lear", "<p>hi</p>", true)
         );
+        assert_eq!(
+            (
+                changed.jwt_key.as_deref(),
+                changed.jwt_algorithms.as_str(),
+                changed.jwt_require_exp,
+                changed.jwt_max_lifetime
+            ),
+            (Some("a secret\n"), "HS256,HS512", false, 600)
+        );
+        // An empty key is no key; what a change leaves out stays.
+        let off = RealmChanges {
+            jwt_key: Some(String::new()),
+            ..RealmChanges::default()
+        };
+        store.update_realm(realm.id, &off, &audit).unwrap();
+        let off = store.realm_by_id(realm.id).unwrap().unwrap();
+        assert_eq!((off.jwt_key, off.jwt_max_lifetime), (None, 600));
+        store.update_realm(realm.id, &changes, &audit).unwrap();
         assert_eq!(store.realm_by_id(realm.id).unwrap(), Some(changed));
         let counts: Vec<(String, i64)> = store
             .realms()

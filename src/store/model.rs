@@ -24,6 +24,15 @@ pub struct Realm {
     pub web_login_display_name: Option<String>,
     /// Phone logins only through the browser, with a second factor (web.md §2).
     pub require_2fa: bool,
+    /// Zulip's JWT login (wire.md §17): the key file's contents, a shared secret or a PEM
+    /// public key; `None` is off.
+    pub jwt_key: Option<String>,
+    /// The algorithms accepted with the key, comma-separated as `--jwt-algorithms` takes them.
+    pub jwt_algorithms: String,
+    /// Ours: whether a token must carry `exp`.
+    pub jwt_require_exp: bool,
+    /// Ours: how far ahead `exp` may lie, in seconds.
+    pub jwt_max_lifetime: i64,
     /// Every login makes a key of its own (wire.md §9.5); else one key per user, as Zulip.
     pub api_keys_per_device: bool,
     /// A device's key unused this many days is revoked by the pruner.
@@ -162,6 +171,11 @@ pub struct RealmChanges {
     /// `""` goes back to the realm's name.
     pub web_login_display_name: Option<String>,
     pub require_2fa: Option<bool>,
+    /// `""` turns the JWT login off.
+    pub jwt_key: Option<String>,
+    pub jwt_algorithms: Option<String>,
+    pub jwt_require_exp: Option<bool>,
+    pub jwt_max_lifetime: Option<i64>,
     pub api_keys_per_device: Option<bool>,
     pub api_key_idle_days: Option<i64>,
     pub login_mail: Option<bool>,
@@ -190,6 +204,21 @@ impl RealmChanges {
                 .map(|v| format!("web login name {v:?}")),
             self.require_2fa
                 .map(|v| format!("require 2fa {}", on_off(v))),
+            self.jwt_key.as_ref().map(|v| {
+                if v.is_empty() {
+                    "jwt off"
+                } else {
+                    "jwt key changed"
+                }
+                .to_owned()
+            }),
+            self.jwt_algorithms
+                .as_ref()
+                .map(|v| format!("jwt algorithms {v}")),
+            self.jwt_require_exp
+                .map(|v| format!("jwt require exp {}", on_off(v))),
+            self.jwt_max_lifetime
+                .map(|v| format!("jwt max lifetime {v}")),
             self.api_keys_per_device
                 .map(|v| format!("api keys {}", if v { "per-device" } else { "per-user" })),
             self.api_key_idle_days

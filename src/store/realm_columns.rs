@@ -1,5 +1,6 @@
 //! The `realm` table's columns, which both engines read and update in the same order: the
-//! base columns, then the LDAP settings, then the browser sign-in's settings.
+//! base columns, then the LDAP settings, then the browser sign-in's settings, then the JWT
+//! login's.
 
 use super::ldap::LdapSettings;
 
@@ -18,12 +19,21 @@ pub const BASE: [&str; 8] = [
 /// The browser sign-in's settings (migration 5), after the LDAP settings.
 pub const WEB: [&str; 3] = ["web_login_enabled", "web_login_display_name", "require_2fa"];
 
-/// The settings of migration 9, after the web ones: per-device keys, how many days a
+/// The JWT login's settings (migration 8), after the web ones.
+pub const JWT: [&str; 4] = [
+    "jwt_key",
+    "jwt_algorithms",
+    "jwt_require_exp",
+    "jwt_max_lifetime",
+];
+
+/// The settings of migration 9, after the JWT ones: per-device keys, how many days a
 /// device's key may stay unused (wire.md §9.5), and the mail for every new login (web.md §8.1).
 pub const KEYS: [&str; 3] = ["api_keys_per_device", "api_key_idle_days", "login_mail"];
 
 /// How many columns a realm row has.
-pub const COUNT: usize = BASE.len() + LdapSettings::COLUMNS.len() + WEB.len() + KEYS.len();
+pub const COUNT: usize =
+    BASE.len() + LdapSettings::COLUMNS.len() + WEB.len() + JWT.len() + KEYS.len();
 
 /// Index of the first LDAP column in a row.
 pub const FIRST_LDAP: usize = BASE.len();
@@ -31,8 +41,11 @@ pub const FIRST_LDAP: usize = BASE.len();
 /// Index of the first web column in a row.
 pub const FIRST_WEB: usize = FIRST_LDAP + LdapSettings::COLUMNS.len();
 
+/// Index of the first JWT column in a row.
+pub const FIRST_JWT: usize = FIRST_WEB + WEB.len();
+
 /// Index of the first keys column in a row.
-pub const FIRST_KEYS: usize = FIRST_WEB + WEB.len();
+pub const FIRST_KEYS: usize = FIRST_JWT + JWT.len();
 
 /// Every column a realm is read from, in row order, prefixed with `r.`.
 pub fn select_list() -> String {
@@ -40,6 +53,7 @@ pub fn select_list() -> String {
         .copied()
         .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
         .chain(WEB)
+        .chain(JWT)
         .chain(KEYS)
         .map(|c| format!("r.{c}"))
         .collect::<Vec<_>>()
@@ -60,6 +74,7 @@ pub fn update() -> String {
     .into_iter()
     .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
     .chain(WEB)
+    .chain(JWT)
     .chain(KEYS)
     .enumerate()
     .map(|(i, c)| format!("{c} = coalesce(${}, {c})", i + 2))

@@ -46,6 +46,7 @@ pub fn realm(row: &dyn Row) -> StoreResult<Realm> {
             .filter(|value: &String| !value.is_empty()))
     };
     let web = realm_columns::FIRST_WEB;
+    let jwt = realm_columns::FIRST_JWT;
     Ok(Realm {
         id: row.int(0)?,
         subdomain: row.text(1)?,
@@ -59,6 +60,10 @@ pub fn realm(row: &dyn Row) -> StoreResult<Realm> {
         web_login_enabled: row.flag(web)?,
         web_login_display_name: optional(web + 1)?,
         require_2fa: row.flag(web + 2)?,
+        jwt_key: optional(jwt)?,
+        jwt_algorithms: row.text(jwt + 1)?,
+        jwt_require_exp: row.flag(jwt + 2)?,
+        jwt_max_lifetime: row.int(jwt + 3)?,
         api_keys_per_device: row.flag(realm_columns::FIRST_KEYS)?,
         api_key_idle_days: row.int(realm_columns::FIRST_KEYS + 1)?,
         login_mail: row.flag(realm_columns::FIRST_KEYS + 2)?,

@@ -120,7 +120,10 @@ fn refusal_message(refusal: LoginRefusal) -> &'static str {
         | LoginRefusal::DirectoryUnavailable
         | LoginRefusal::PasswordChanged
         | LoginRefusal::RealmDeactivated
-        | LoginRefusal::UserDeactivated => WRONG_CREDENTIALS,
+        | LoginRefusal::UserDeactivated
+        | LoginRefusal::BadToken
+        | LoginRefusal::NoEmail
+        | LoginRefusal::OtherRealm => WRONG_CREDENTIALS,
     }
 }
 

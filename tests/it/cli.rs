@@ -620,12 +620,19 @@ fn the_fail2ban_filter_catches_every_guess_the_server_logs() {
         "000000"
     };
     post(&[("step_token", token.unwrap()), ("otp_token", wrong)]);
+    // A forged token at the JWT login.
+    let key = server.dir.join("jwt.key");
+    std::fs::write(&key, "the portal's secret").unwrap();
+    server.ok(&["realm", "set", "", "--jwt-key-file", key.to_str().unwrap()]);
+    let forged = server.post_form("/api/v1/jwt/fetch_api_key", &[("token", "a.b.c")]);
+    assert_eq!(forged.status, 400);
 
     let guesses = [
         "WRONG_PASSWORD",
         "RATE_LIMIT_HIT",
         "UNKNOWN_USER",
         "WRONG_CODE",
+        "BAD_TOKEN",
     ];
     let lines = failure_lines(&server, &[&guesses[..], &["USER_DEACTIVATED"]].concat());
     let filter = fail2ban_filter();

@@ -19,6 +19,7 @@ mod fetch_api_key;
 mod hardening;
 mod hygiene;
 mod instances;
+mod jwt;
 mod ldap;
 mod mail;
 mod mailbox;

@@ -45,6 +45,12 @@ fn changed_values<'a>(changes: &'a RealmChanges, ldap: &'a [Column]) -> Vec<Para
         changes.api_key_idle_days.into(),
         changes.login_mail.into(),
     ]);
+    values.extend::<[Param<'_>; 4]>([
+        (&changes.jwt_key).into(),
+        (&changes.jwt_algorithms).into(),
+        changes.jwt_require_exp.into(),
+        changes.jwt_max_lifetime.into(),
+    ]);
     values
 }
 
