@@ -609,9 +609,29 @@ fn realms_are_created_once_and_changed_field_by_field() {
             jwt_algorithms: Some("HS256,HS512".into()),
             jwt_require_exp: Some(false),
             jwt_max_lifetime: Some(600),
+            api_keys_per_device: Some(true),
+            api_key_idle_days: Some(30),
+            login_mail: Some(false),
             ..RealmChanges::default()
         };
+        assert_eq!(
+            (
+                realm.api_keys_per_device,
+                realm.api_key_idle_days,
+                realm.login_mail
+            ),
+            (false, 90, true)
+        );
         store.update_realm(realm.id, &changes, &audit).unwrap();
+        let keys = store.realm_by_subdomain("lear").unwrap().unwrap();
+        assert_eq!(
+            (
+                keys.api_keys_per_device,
+                keys.api_key_idle_days,
+                keys.login_mail
+            ),
+            (true, 30, false)
+        );
         let changed = store.realm_by_subdomain("lear").unwrap().unwrap();
         assert_eq!(
             (

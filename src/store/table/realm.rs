@@ -37,19 +37,21 @@ fn changed_values<'a>(changes: &'a RealmChanges, ldap: &'a [Column]) -> Vec<Para
         Column::Text(text) => Param::Text(text.as_deref()),
         Column::Flag(flag) => Param::Bool(*flag),
     }));
-    values.extend::<[Param<'_>; 6]>([
+    values.extend::<[Param<'_>; 3]>([
         changes.web_login_enabled.into(),
         (&changes.web_login_display_name).into(),
         changes.require_2fa.into(),
-        changes.api_keys_per_device.into(),
-        changes.api_key_idle_days.into(),
-        changes.login_mail.into(),
     ]);
     values.extend::<[Param<'_>; 4]>([
         (&changes.jwt_key).into(),
         (&changes.jwt_algorithms).into(),
         changes.jwt_require_exp.into(),
         changes.jwt_max_lifetime.into(),
+    ]);
+    values.extend::<[Param<'_>; 3]>([
+        changes.api_keys_per_device.into(),
+        changes.api_key_idle_days.into(),
+        changes.login_mail.into(),
     ]);
     values
 }
