@@ -101,6 +101,7 @@ const fn page(path: &'static str, endpoint: Endpoint) -> Route {
 
 /// Every route; a path not here is wire.md §3.5's 404.
 const ROUTES: &[Route] = &[
+    route("/", Api::root),
     Route {
         costly: &["POST"],
         ..route("/api/v1/fetch_api_key", Api::fetch_api_key)
@@ -315,6 +316,18 @@ impl Api {
             request,
             log,
         ))
+    }
+
+    /// `/`: a browser is sent to the sign-in; anything else gets the 404 of every path we
+    /// do not route (wire.md §3.5).
+    #[allow(clippy::unused_self, reason = "the route table's handler type")]
+    fn root(&mut self, request: &Request, _: &mut LogContext) -> Result<Response, ApiError> {
+        let browser = matches!(request.method.as_str(), "GET" | "HEAD")
+            && (request.accept.as_deref()).is_some_and(|accept| accept.contains("text/html"));
+        if !browser {
+            return Err(ApiError::not_found());
+        }
+        Ok(web::page::see_other(web::paths::LOGIN.to_owned()))
     }
 
     /// The forgotten-password pages (web.md §6).

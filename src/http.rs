@@ -39,6 +39,8 @@ pub struct Request {
     pub content_type: Option<String>,
     pub authorization: Option<String>,
     pub user_agent: Option<String>,
+    /// The `Accept` header: only `GET /` reads it (wire.md §3.5).
+    pub accept: Option<String>,
     /// The `Cookie` header, for the web pages.
     pub cookie: Option<String>,
     /// The socket's peer, before any proxy header is considered; `None` over a Unix socket.
@@ -212,6 +214,7 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
         content_type: header("Content-Type"),
         authorization: header("Authorization"),
         user_agent: header("User-Agent"),
+        accept: header("Accept"),
         cookie: header("Cookie"),
         peer: raw.remote_addr().map(SocketAddr::ip),
         // tiny_http names no peer only for a connection to a Unix socket.

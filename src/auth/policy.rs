@@ -28,6 +28,15 @@ impl fmt::Display for Weakness {
     }
 }
 
+/// The rule above in words, for every form that sets a password.
+pub fn rules() -> String {
+    format!(
+        "Use {MIN_LENGTH} to {MAX_LENGTH} characters that are hard to guess: a few unrelated words, \
+         or a mix of letters, digits and symbols. Common words and patterns such as abcd1234 are \
+         refused."
+    )
+}
+
 pub fn check(password: &str) -> Result<(), Weakness> {
     let length = password.chars().count();
     if length < MIN_LENGTH {

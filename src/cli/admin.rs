@@ -24,7 +24,7 @@ use crate::site::ExternalUrl;
 use crate::store::limits::username_key;
 use crate::store::{
     AuditEntry, AuditEvent, AuditFilter, Database, LdapSettings, NewUser, Realm, RealmChanges,
-    Store, StoreResult, User,
+    Store, StoreResult, User, UserChanges,
 };
 use crate::text::escape_controls;
 
@@ -42,6 +42,11 @@ fn entry(
         detail: Some(detail),
         ..AuditEntry::new(event, realm.map(|r| r.id), user_id)
     }
+}
+
+/// An operator's audit row about one user, with no more detail than that.
+fn on_user(event: AuditEvent, realm: &Realm, user: &User) -> AuditEntry {
+    entry(event, Some(realm), Some(user.id), BY_OPERATOR.to_owned())
 }
 
 pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
@@ -391,12 +396,7 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             let (realm, user) = find_user(store, &realm, &email)?;
             let hasher = hasher()?;
             let password = new_password(password_stdin)?;
-            let audit = entry(
-                AuditEvent::PasswordChanged,
-                Some(&realm),
-                Some(user.id),
-                BY_OPERATOR.to_owned(),
-            );
+            let audit = on_user(AuditEvent::PasswordChanged, &realm, &user);
             // As upstream: a new password forgets the failed attempts against the old one.
             let bucket = username_key(&user.delivery_email);
             store.set_password(user.id, &hasher.hash(&password), &bucket, &audit)?;
@@ -407,90 +407,171 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             realm,
             external_url,
             lifetime,
-        } => {
-            let (realm, user) = find_user(store, &realm, &email)?;
-            if let Err(why) = reset::eligibility(&realm, &user) {
-                return invalid!("no reset link for {email:?}: {why}");
-            }
-            let prefix = match external_url {
-                Some(url) => ExternalUrl::parse(&url)
-                    .map_err(Error::Invalid)?
-                    .realm_url(&realm.subdomain),
-                None => String::new(),
-            };
-            let token = reset::issue(store, &user, clock::now(), lifetime.lifetime)?;
-            outln!("{prefix}{}", reset::path(&token))
-        }
-        command @ (UserCommand::RotateKey { .. }
-        | UserCommand::Keys { .. }
-        | UserCommand::RevokeKey { .. }) => keys(store, command),
+        } => reset_link(store, &realm, &email, external_url, lifetime.lifetime),
+        UserCommand::RotateKey { email, realm } => rotate_key(store, &realm, &email),
+        UserCommand::Keys { email, realm } => list_keys(store, &realm, &email),
+        UserCommand::RevokeKey {
+            email,
+            id,
+            all,
+            realm,
+        } => revoke_key(store, &realm, &email, id.filter(|_| !all)),
         UserCommand::Import { file, realm } => {
             let realm = store.require_realm(&realm.subdomain)?;
             import::run(store, &realm, &file)
         }
         UserCommand::Deactivate { email, realm } => set_active(store, &realm, &email, false),
         UserCommand::Reactivate { email, realm } => set_active(store, &realm, &email, true),
+        UserCommand::Set {
+            email,
+            realm,
+            role,
+            full_name,
+            new_email,
+        } => {
+            let changes = UserChanges {
+                role,
+                full_name,
+                email: new_email,
+            };
+            change_user(store, &realm, &email, changes)
+        }
+        UserCommand::Delete { email, realm, yes } => delete_user(store, &realm, &email, yes),
+        UserCommand::Unlock { email, realm } => unlock_user(store, &realm, &email),
     }
 }
 
-/// `user rotate-key`, `user keys` and `user revoke-key` (wire.md §9.4, §9.5).
-fn keys(store: &Store, command: UserCommand) -> Result<(), Error> {
-    match command {
-        UserCommand::RotateKey { email, realm } => {
-            let (realm, user) = find_user(store, &realm, &email)?;
-            let audit = entry(
-                AuditEvent::KeyRotated,
-                Some(&realm),
-                Some(user.id),
-                BY_OPERATOR.to_owned(),
-            );
-            let key = key::with_fresh_key(|new_key| {
-                store.replace_api_key(user.id, new_key, &audit)?;
-                Ok(new_key.to_owned())
-            })?;
-            outln!("{key}")
-        }
-        UserCommand::Keys { email, realm } => {
-            let (_, user) = find_user(store, &realm, &email)?;
-            let when = |t: i64| clock::iso8601(t as f64);
-            print_table(
-                &["ID", "NAME", "METHOD", "CREATED", "LAST USED"],
-                devices::list(store, &user, None)?.into_iter().map(|k| {
-                    vec![
-                        k.id.to_string(),
-                        k.name,
-                        k.method,
-                        when(k.created),
-                        k.last_used.map_or_else(|| "-".to_owned(), when),
-                    ]
-                }),
-            )
-        }
-        UserCommand::RevokeKey {
-            email,
-            id,
-            all,
-            realm,
-        } => {
-            let (realm, user) = find_user(store, &realm, &email)?;
-            let detail = match id {
-                Some(id) => format!("{BY_OPERATOR}: key {id}"),
-                None => format!("{BY_OPERATOR}: every key"),
-            };
-            let audit = entry(AuditEvent::KeyRevoked, Some(&realm), Some(user.id), detail);
-            match id {
-                Some(id) if !all => {
-                    if !devices::revoke(store, &user, id, &audit)? {
-                        return invalid!("{email:?} has no key {id} (see: zulip-auth user keys)");
-                    }
-                }
-                _ => store.revoke_all_keys(user.id, &audit)?,
-            }
-            Ok(())
-        }
-        // `user` hands over only the three commands above.
-        _ => Ok(()),
+fn reset_link(
+    store: &Store,
+    realm: &RealmArg,
+    email: &str,
+    external_url: Option<String>,
+    lifetime: Duration,
+) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    if let Err(why) = reset::eligibility(&realm, &user) {
+        return invalid!("no reset link for {email:?}: {why}");
     }
+    let prefix = match external_url {
+        Some(url) => ExternalUrl::parse(&url)
+            .map_err(Error::Invalid)?
+            .realm_url(&realm.subdomain),
+        None => String::new(),
+    };
+    let token = reset::issue(store, &user, clock::now(), lifetime)?;
+    outln!("{prefix}{}", reset::path(&token))
+}
+
+fn rotate_key(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    let audit = on_user(AuditEvent::KeyRotated, &realm, &user);
+    let key = key::with_fresh_key(|new_key| {
+        store.replace_api_key(user.id, new_key, &audit)?;
+        Ok(new_key.to_owned())
+    })?;
+    outln!("{key}")
+}
+
+/// `user keys` (wire.md §9.4).
+fn list_keys(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
+    let (_, user) = find_user(store, realm, email)?;
+    let when = |t: i64| clock::iso8601(t as f64);
+    print_table(
+        &["ID", "NAME", "METHOD", "CREATED", "LAST USED"],
+        devices::list(store, &user, None)?.into_iter().map(|k| {
+            vec![
+                k.id.to_string(),
+                k.name,
+                k.method,
+                when(k.created),
+                k.last_used.map_or_else(|| "-".to_owned(), when),
+            ]
+        }),
+    )
+}
+
+/// `user revoke-key`: the key `id`, or every key without one (wire.md §9.5).
+fn revoke_key(store: &Store, realm: &RealmArg, email: &str, id: Option<i64>) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    let detail = match id {
+        Some(id) => format!("{BY_OPERATOR}: key {id}"),
+        None => format!("{BY_OPERATOR}: every key"),
+    };
+    let audit = entry(AuditEvent::KeyRevoked, Some(&realm), Some(user.id), detail);
+    match id {
+        Some(id) => {
+            if !devices::revoke(store, &user, id, &audit)? {
+                return invalid!("{email:?} has no key {id} (see: zulip-auth user keys)");
+            }
+        }
+        None => store.revoke_all_keys(user.id, &audit)?,
+    }
+    Ok(())
+}
+
+/// `user set`: each change checked as at creation, before anything is looked up or written.
+fn change_user(
+    store: &Store,
+    realm: &RealmArg,
+    email: &str,
+    changes: UserChanges,
+) -> Result<(), Error> {
+    if let Some(new_email) = &changes.email
+        && !email::is_valid(new_email)
+    {
+        return invalid!("invalid email address {new_email:?}");
+    }
+    if let Some(full_name) = &changes.full_name {
+        no_controls("full name", full_name)?;
+    }
+    let (realm, user) = find_user(store, realm, email)?;
+    let detail = format!("{BY_OPERATOR}: {}", changes.describe());
+    let audit = entry(AuditEvent::UserChanged, Some(&realm), Some(user.id), detail);
+    Ok(store.change_user(user.id, &changes, &audit)?)
+}
+
+fn delete_user(store: &Store, realm: &RealmArg, email: &str, yes: bool) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    if !yes {
+        confirm_deletion(&user)?;
+    }
+    // The row says who was deleted by id only: the address goes with the account.
+    let audit = entry(
+        AuditEvent::UserDeleted,
+        Some(&realm),
+        Some(user.id),
+        format!("{BY_OPERATOR}: user id {}", user.id),
+    );
+    Ok(store.delete_user(user.id, &username_key(&user.delivery_email), &audit)?)
+}
+
+fn unlock_user(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    let audit = on_user(AuditEvent::UserUnlocked, &realm, &user);
+    Ok(store.clear_bucket(&username_key(&user.delivery_email), &audit)?)
+}
+
+/// Asks on the terminal before a user is deleted; without one, `--yes` must say it.
+fn confirm_deletion(user: &User) -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
+        return invalid!(
+            "stdin is not a terminal: pass --yes to delete {:?}",
+            user.delivery_email
+        );
+    }
+    eprint!(
+        "Delete {:?} for good, with their keys, sessions, second factor and recovery codes? Type yes: ",
+        user.delivery_email
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Io("cannot read the answer".into(), e))?;
+    if answer.trim() != "yes" {
+        return invalid!("not deleted: the answer was not \"yes\"");
+    }
+    Ok(())
 }
 
 fn find_user(store: &Store, realm: &RealmArg, email: &str) -> Result<(Realm, User), Error> {
@@ -506,7 +587,7 @@ fn set_active(store: &Store, realm: &RealmArg, email: &str, active: bool) -> Res
     } else {
         AuditEvent::UserDeactivated
     };
-    let audit = entry(event, Some(&realm), Some(user.id), BY_OPERATOR.to_owned());
+    let audit = on_user(event, &realm, &user);
     Ok(store.set_user_active(user.id, active, &audit)?)
 }
 

@@ -529,6 +529,48 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
     },
+    /// Change a user's role, full name or email; a new email is checked as at creation
+    #[command(
+        after_help = "Examples:\n  zulip-auth user set hamlet@example.com --role admin\n  zulip-auth user set hamlet@example.com --email prince@example.com --full-name 'Prince Hamlet'",
+        group = clap::ArgGroup::new("change").required(true).multiple(true)
+    )]
+    Set {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+        #[arg(long, value_enum, group = "change")]
+        role: Option<Role>,
+        #[arg(long, group = "change")]
+        full_name: Option<String>,
+        /// The user's new email address, which is also their username
+        #[arg(
+            long = "email",
+            id = "new_email",
+            value_name = "NEW_EMAIL",
+            group = "change"
+        )]
+        new_email: Option<String>,
+    },
+    /// Remove a user for good: the account, its key, sessions, reset link and second factor;
+    /// the audit trail keeps a row of the deletion, without the address. Asks on a terminal
+    #[command(
+        after_help = "Examples:\n  zulip-auth user delete hamlet@example.com\n  zulip-auth user delete hamlet@example.com --realm lear --yes"
+    )]
+    Delete {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+        /// Delete without asking (needed when stdin is not a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Clear a user's rate-limit history, so that they may log in again at once
+    #[command(after_help = "Example:\n  zulip-auth user unlock hamlet@example.com")]
+    Unlock {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
     /// Manage a user's second factor (TOTP, as authenticator apps generate)
     #[command(subcommand)]
     Totp(TotpCommand),

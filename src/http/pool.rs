@@ -14,14 +14,16 @@
 //!   `hashing threads × m`.
 //!
 //! The whole life of each request runs inside `catch_unwind`, and a lost thread, of the pool
-//! or of tiny_http, ends the process so that systemd restarts it.
+//! or of tiny_http, ends the process so that systemd restarts it. A pool thread that cannot
+//! make its handler (its database connection) tries again for a while before that counts as
+//! losing it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use tiny_http::Server;
@@ -66,6 +68,14 @@ const LOG_TARGET: &str = "zulip_auth::http";
 /// tiny_http reads a body of at most this many bytes with its head (unless the client asked
 /// for `100 Continue`); a longer one stays on the wire until it is read.
 const READ_WITH_THE_HEAD: usize = 1024;
+
+/// How long a pool thread keeps trying to make its handler (to open its database connection)
+/// before the failure counts as lasting and stops the server, for systemd to restart it. A
+/// passing one, such as a write lock held past the busy timeout by a long pruning or by an
+/// operator's `sqlite3`, costs the thread a moment and not the server; the other threads
+/// serve meanwhile.
+const HANDLER_ATTEMPTS_FOR: Duration = Duration::from_secs(60);
+const HANDLER_ATTEMPT_PAUSE: Duration = Duration::from_millis(500);
 
 /// A request ready for a front thread.
 enum Arrival {
@@ -156,11 +166,22 @@ where
     F: Fn() -> Result<H, String> + Send + Sync + 'static,
 {
     let make_handler = Arc::new(make_handler);
-    let start_handler = Arc::new(move |fatal: &Sender<StopReason>| match make_handler() {
-        Ok(handler) => Some(handler),
-        Err(e) => {
-            let _ = fatal.send(StopReason::Fatal(e));
-            None
+    let stop = Arc::clone(stopping);
+    let start_handler = Arc::new(move |fatal: &Sender<StopReason>| {
+        let give_up = Instant::now() + HANDLER_ATTEMPTS_FOR;
+        loop {
+            match make_handler() {
+                Ok(handler) => return Some(handler),
+                Err(_) if stop.load(Ordering::SeqCst) => return None,
+                Err(e) if Instant::now() < give_up => {
+                    warn!("a worker thread cannot start, trying again: {e}");
+                    thread::sleep(HANDLER_ATTEMPT_PAUSE);
+                }
+                Err(e) => {
+                    let _ = fatal.send(StopReason::Fatal(e));
+                    return None;
+                }
+            }
         }
     });
     let capacity = queue_capacity(size.hashing);
@@ -481,7 +502,6 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpListener, TcpStream};
-    use std::time::Duration;
 
     struct Panicky;
 
@@ -537,6 +557,38 @@ mod tests {
             assert!(response.ends_with(body), "{response}");
             let after = format!("{prefix}/after");
             assert!(get(addr, &after).ends_with(&format!("[\"{after}\"]\n")));
+        }
+    }
+
+    #[test]
+    fn a_handler_that_cannot_start_at_first_is_tried_again() {
+        use std::sync::atomic::AtomicUsize;
+        let listener = tiny_http::Listener::from(TcpListener::bind("127.0.0.1:0").unwrap());
+        let watchdog = Watchdog::start(&listener).unwrap();
+        let server = Arc::new(Server::from_listener(listener, None).unwrap());
+        let addr = server.server_addr().to_ip().unwrap();
+        let (tx, fatal) = mpsc::channel();
+        let size = PoolSize {
+            front: 1,
+            hashing: 1,
+        };
+        let failures = AtomicUsize::new(0);
+        let make = move || {
+            if failures.fetch_add(1, Ordering::SeqCst) < 3 {
+                Err("database is locked".to_owned())
+            } else {
+                Ok(Panicky)
+            }
+        };
+        let stopping = Arc::new(AtomicBool::new(false));
+        spawn_workers(&server, size, make, watchdog, &stopping, &tx);
+        // Before any request, which nobody would answer if both threads had ended.
+        assert!(matches!(
+            fatal.recv_timeout(Duration::from_secs(2)),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        ));
+        for path in ["/after", "/costly/after"] {
+            assert!(get(addr, path).ends_with(&format!("[\"{path}\"]\n")));
         }
     }
 

@@ -301,17 +301,26 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
         .name("pruner".into())
         .spawn(move || {
             loop {
-                let now = clock::now();
-                let pruned = store.prune(&Prune {
-                    now,
-                    events_before: now - longest_window,
-                    audit_before: now - audit_retention.as_secs_f64(),
-                    sessions,
-                });
-                if let Err(e) = pruned {
-                    warn!(
-                        "pruning old rate-limit, audit, sign-in step and session rows failed: {e}"
-                    );
+                // Batch after batch until none is left, with a pause between them for the
+                // logins waiting for the write lock. A failed batch ends the round; the next
+                // round tries again.
+                loop {
+                    let now = clock::now();
+                    match store.prune(&Prune {
+                        now,
+                        events_before: now - longest_window,
+                        audit_before: now - audit_retention.as_secs_f64(),
+                        sessions,
+                    }) {
+                        Ok(0) => break,
+                        Ok(_) => thread::sleep(PRUNE_BATCH_PAUSE),
+                        Err(e) => {
+                            warn!(
+                                "pruning old rate-limit, audit, sign-in step and session rows failed: {e}"
+                            );
+                            break;
+                        }
+                    }
                 }
                 thread::sleep(PRUNE_INTERVAL);
             }
@@ -321,3 +330,6 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
 }
 
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// Longer than SQLite's longest sleep between two tries for a lock (100 ms), so a login
+/// waiting for the write lock takes it between two batches.
+const PRUNE_BATCH_PAUSE: Duration = Duration::from_millis(150);

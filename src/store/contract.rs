@@ -580,6 +580,176 @@ fn login_steps_expire_and_are_taken_once() {
     });
 }
 
+/// Issue 21: a role, a name and an email change in place; a new email is unique in the
+/// realm without regard to case, and ends the reset link that went to the old one.
+#[test]
+fn a_user_changes_field_by_field_and_a_taken_email_is_refused() {
+    on_each_engine(|_, store| {
+        let (root, id) = root_and_user(store, None);
+        let other = NewUser {
+            email: "hamlet@example.com".into(),
+            ..iago(None)
+        };
+        store.create_users(root.id, &[other], "t").unwrap();
+        let audit = AuditEntry::new(AuditEvent::UserChanged, Some(root.id), Some(id));
+        let role = UserChanges {
+            role: Some(Role::Guest),
+            ..UserChanges::default()
+        };
+        store.change_user(id, &role, &audit).unwrap();
+        let user = store
+            .user_by_email(root.id, "iago@example.com")
+            .unwrap()
+            .unwrap();
+        assert_eq!((user.role, user.full_name.as_str()), (Role::Guest, "Iago"));
+        let taken = UserChanges {
+            email: Some("HAMLET@example.com".into()),
+            full_name: Some("Not Hamlet".into()),
+            ..UserChanges::default()
+        };
+        assert_eq!(
+            store.change_user(id, &taken, &audit),
+            Err(StoreError::Refused(
+                "a user \"HAMLET@example.com\" already exists in this realm".into()
+            ))
+        );
+        assert_eq!(
+            store
+                .user_by_email(root.id, "iago@example.com")
+                .unwrap()
+                .unwrap()
+                .full_name,
+            "Iago"
+        );
+        store.replace_reset_link(id, "r", 0.0, 10.0).unwrap();
+        let moved = UserChanges {
+            email: Some("prince@example.com".into()),
+            full_name: Some("Prince".into()),
+            role: None,
+        };
+        store.change_user(id, &moved, &audit).unwrap();
+        assert_eq!(
+            store.user_by_email(root.id, "iago@example.com").unwrap(),
+            None
+        );
+        let user = store
+            .user_by_email(root.id, "PRINCE@example.com")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (user.id, user.full_name.as_str(), user.role),
+            (id, "Prince", Role::Guest)
+        );
+        assert_eq!(store.reset_link_user("r", 1.0).unwrap(), None);
+        assert_eq!(moved.describe(), "full name changed, email changed");
+    });
+}
+
+/// Issue 21: a deletion takes every row of the user's with it, and keeps the audit trail,
+/// whose rows name the user by an id that no later account is given.
+#[test]
+fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
+    on_each_engine(|_, store| {
+        let (root, id) = root_and_user(store, None);
+        let audit = |event| AuditEntry::new(event, Some(root.id), Some(id));
+        store
+            .replace_api_key(id, &"K".repeat(32), &audit(AuditEvent::KeyRotated))
+            .unwrap();
+        store.create_session("s", id, 0.0).unwrap();
+        store.replace_reset_link(id, "r", 0.0, 10.0).unwrap();
+        store
+            .set_totp_device(id, "SECRET", None, &audit(AuditEvent::TotpEnrolled))
+            .unwrap();
+        // Issue 23's rows: a device's key, recovery codes, the login mail turned off.
+        let device = NewDeviceKey {
+            key_hash: "device-digest",
+            method: "account",
+            user_agent: Some("phone"),
+            name: Some("Phone"),
+            now: 0.0,
+            max_live: 100,
+        };
+        store
+            .create_device_key(id, &device, &audit(AuditEvent::KeyMinted))
+            .unwrap();
+        let codes = ["c1".to_owned(), "c2".to_owned()];
+        store
+            .replace_recovery_codes(id, &codes, 0.0, &audit(AuditEvent::RecoveryCodesMade))
+            .unwrap();
+        store
+            .set_login_mail(id, false, &audit(AuditEvent::LoginMailChanged))
+            .unwrap();
+        assert_eq!(store.device_keys(id).unwrap().len(), 1);
+        assert_eq!(store.recovery_codes_left(id).unwrap(), 2);
+        assert!(store.login_mail_off(id).unwrap());
+        let step = LoginStep {
+            user_id: id,
+            username: "iago@example.com".into(),
+            verified_hash: None,
+            rehash: None,
+            enrol_secret: None,
+            finishes_login: true,
+            expires_at: 100.0,
+        };
+        store.create_login_step("digest", &step).unwrap();
+        let full = |now| Attempt {
+            address: None,
+            username: Some(bucket("user:iago@example.com", 1)),
+            now,
+        };
+        store.admit(&full(0.5)).unwrap();
+
+        store
+            .delete_user(id, "user:iago@example.com", &audit(AuditEvent::UserDeleted))
+            .unwrap();
+        assert_eq!(
+            store.user_by_email(root.id, "iago@example.com").unwrap(),
+            None
+        );
+        assert_eq!(store.user_by_api_key(&"K".repeat(32)).unwrap(), None);
+        assert_eq!(store.touch_session("s", 1.0, LIMITS).unwrap(), None);
+        assert_eq!(store.reset_link_user("r", 1.0).unwrap(), None);
+        assert!(store.totp_device(id).unwrap().is_none());
+        assert!(store.device_keys(id).unwrap().is_empty());
+        assert_eq!(store.key_holder("", "device-digest").unwrap(), None);
+        assert_eq!(store.recovery_codes_left(id).unwrap(), 0);
+        assert!(!store.login_mail_off(id).unwrap());
+        assert!(store.login_step("digest", 1.0).unwrap().is_none());
+        assert!(matches!(
+            store.admit(&full(0.6)).unwrap(),
+            Admission::Admitted { .. }
+        ));
+        let filter = AuditFilter {
+            since: 0.0,
+            realm_id: None,
+            user_id: Some(id),
+        };
+        let events: Vec<String> = store
+            .audit_rows(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|row| format!("{} {:?}", row.event, row.email))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "user_created None",
+                "key_rotated None",
+                "totp_enrolled None",
+                "key_minted None",
+                "recovery_codes_made None",
+                "login_mail_changed None",
+                "user_deleted None"
+            ]
+        );
+        // The next account, of the same address, is another id: the rows above stay theirs.
+        let [again] = store.create_users(root.id, &[iago(None)], "t").unwrap()[..] else {
+            panic!("one user, one id")
+        };
+        assert!(again > id, "{again} after {id}");
+    });
+}
+
 #[test]
 fn realms_are_created_once_and_changed_field_by_field() {
     on_each_engine(|_, store| {

@@ -105,6 +105,7 @@ pub use login::{FinishLogin, LoginEnd};
 pub use login_step::LoginStep;
 pub use model::{
     AuditEntry, AuditEvent, AuditFilter, AuditRow, NewUser, Realm, RealmChanges, Role, User,
+    UserChanges,
 };
 pub use totp::TotpDevice;
 
@@ -180,6 +181,19 @@ pub trait Users {
     /// Replaces the user's key with `new_key` (the old one stops working at once) and
     /// revokes every device key of the user: "sign out everywhere".
     fn replace_api_key(&self, user_id: i64, new_key: &str, audit: &AuditEntry) -> StoreResult<()>;
+    /// Changes a role, a full name or an email, and writes `audit`. A new email ends the
+    /// reset link, which went to the old one; one taken in the realm is a
+    /// [`StoreError::Refused`] that names it.
+    fn change_user(
+        &self,
+        user_id: i64,
+        changes: &UserChanges,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Removes the user and every row of theirs (key, sessions, reset link, second factor,
+    /// steps of a sign-in), clears the username bucket `clear_bucket`, and writes `audit`.
+    /// The audit trail keeps its rows: they name the user by id.
+    fn delete_user(&self, user_id: i64, clear_bucket: &str, audit: &AuditEntry) -> StoreResult<()>;
 }
 
 /// Keys per device (wire.md §9.5); minting is the caller's, as for the user's own key.
@@ -240,6 +254,8 @@ pub trait Limits {
     fn count_if_room(&self, buckets: &[Bucket], now: f64) -> StoreResult<bool>;
     /// Gives back a place held in an address bucket.
     fn release(&self, reservation: Reservation) -> StoreResult<()>;
+    /// Forgets every event of `bucket` (a user unlocked by an operator), and writes `audit`.
+    fn clear_bucket(&self, bucket: &str, audit: &AuditEntry) -> StoreResult<()>;
 }
 
 pub trait Logins {
@@ -278,7 +294,9 @@ pub struct Prune {
 
 pub trait Pruning {
     /// Drops rate-limit events, audit rows, sign-in steps, sessions and reset links as
-    /// `prune` says; how many rows in all.
+    /// `prune` says; how many rows in all. Each statement is its own transaction, and the
+    /// tables that grow with every request lose a bounded batch per call: call again until
+    /// it returns 0.
     fn prune(&self, prune: &Prune) -> StoreResult<u64>;
 }
 

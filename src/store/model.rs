@@ -237,6 +237,33 @@ impl RealmChanges {
     }
 }
 
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub role: Option<Role>,
+    pub full_name: Option<String>,
+    /// Checked as at creation by the caller; unique in the realm without regard to case.
+    pub email: Option<String>,
+}
+
+impl UserChanges {
+    /// The changes in words, for the audit trail: the role, but neither names nor addresses,
+    /// which a deletion must be able to take away with the account.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            self.role.map(|role| format!("role {}", role.name())),
+            self.full_name
+                .as_ref()
+                .map(|_| "full name changed".to_owned()),
+            self.email.as_ref().map(|_| "email changed".to_owned()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        parts.join(", ")
+    }
+}
+
 /// What the audit trail records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditEvent {
@@ -250,6 +277,11 @@ pub enum AuditEvent {
     UserCreated,
     UserDeactivated,
     UserReactivated,
+    UserChanged,
+    /// Its row names the user by id only.
+    UserDeleted,
+    /// The user's rate-limit history cleared.
+    UserUnlocked,
     RealmCreated,
     RealmChanged,
     TotpEnrolled,
@@ -276,6 +308,9 @@ impl AuditEvent {
             AuditEvent::UserCreated => "user_created",
             AuditEvent::UserDeactivated => "user_deactivated",
             AuditEvent::UserReactivated => "user_reactivated",
+            AuditEvent::UserChanged => "user_changed",
+            AuditEvent::UserDeleted => "user_deleted",
+            AuditEvent::UserUnlocked => "user_unlocked",
             AuditEvent::RealmCreated => "realm_created",
             AuditEvent::RealmChanged => "realm_changed",
             AuditEvent::TotpEnrolled => "totp_enrolled",

@@ -21,7 +21,7 @@ use crate::web::Context;
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
-use crate::web::page::{self, NO_REALM, Refusal, hidden, layout};
+use crate::web::page::{self, Banner, NO_REALM, Refusal, hidden, layout};
 use crate::web::paths;
 use crate::web::totp;
 
@@ -58,20 +58,20 @@ struct SignedIn {
 
 /// Answers the account page and its forms.
 pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Response {
-    // The page is read; its forms post to the other paths.
+    // The page is read; its forms post to the other paths. A destructive action's path
+    // shows its confirmation on GET.
     let get = matches!(request.method.as_str(), "GET" | "HEAD");
-    match (
-        request.path == paths::SETTINGS,
-        get,
-        request.method == "POST",
-    ) {
-        (true, false, _) => {
-            return page::plain(405, "This page answers GET only.").header("Allow", "GET, HEAD");
+    let post = request.method == "POST";
+    let refused = match request.path.as_str() {
+        paths::SETTINGS => (!get).then(|| page::method_not_allowed(false)),
+        paths::LOGOUT | paths::REGENERATE => {
+            (!get && !post).then(|| page::method_not_allowed(true))
         }
-        (false, _, false) => {
-            return page::plain(405, "This page answers POST only.").header("Allow", "POST");
-        }
-        _ => {}
+        _ => (!post)
+            .then(|| page::plain(405, "This page answers POST only.").header("Allow", "POST")),
+    };
+    if let Some(refused) = refused {
+        return refused;
     }
     respond(ctx, request, log).unwrap_or_else(Refusal::page)
 }
@@ -112,7 +112,11 @@ fn respond(
         who: &who,
     };
     let Some(form) = form else {
-        return view.page(Notice::None);
+        return match request.path.as_str() {
+            paths::LOGOUT => Ok(view.confirm_sign_out()),
+            paths::REGENERATE => Ok(view.confirm_new_key(None)),
+            _ => view.page(Notice::None),
+        };
     };
     let outcome = match request.path.as_str() {
         paths::LOGOUT => return view.sign_out(),
@@ -128,6 +132,10 @@ fn respond(
     match outcome {
         Ok(response) => Ok(response),
         Err(Failure::Page(refusal)) => Err(refusal),
+        // A new key is asked for on its confirmation: a wrong password stays there.
+        Err(Failure::Password(refusal)) if request.path == paths::REGENERATE => {
+            Ok(view.confirm_new_key(Some(&password_message(refusal))))
+        }
         Err(Failure::Password(refusal)) => view.page(Notice::Error(password_message(refusal))),
     }
 }
@@ -136,7 +144,51 @@ fn respond(
 fn password_message(refusal: PasswordRefusal) -> String {
     match refusal {
         PasswordRefusal::TooWeak => "The password is too weak.".into(),
+        PasswordRefusal::TooManyAttempts(retry_after) => page::try_again(retry_after),
         refusal => ApiError::from(refusal).msg.into_owned(),
+    }
+}
+
+/// The account page's sections, in the order people come for them (web.md §7). A form
+/// posts to its path with its section's fragment, so that the answer, shown in that
+/// section, is where the person is looking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Key,
+    Password,
+    TwoFactor,
+    LoginMail,
+    Devices,
+}
+
+impl Section {
+    /// The section of the form posted to `path`.
+    fn of(path: &str) -> Option<Section> {
+        match path {
+            paths::API_KEY | paths::ZULIPRC | paths::REGENERATE => Some(Section::Key),
+            paths::PASSWORD => Some(Section::Password),
+            paths::TWO_FACTOR_ON | paths::TWO_FACTOR_OFF | paths::RECOVERY_CODES => {
+                Some(Section::TwoFactor)
+            }
+            paths::LOGIN_MAIL => Some(Section::LoginMail),
+            paths::DEVICE_SIGN_OUT | paths::SIGN_OUT_EVERYWHERE => Some(Section::Devices),
+            _ => None,
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Section::Key => "api-key",
+            Section::Password => "password",
+            Section::TwoFactor => "two-factor",
+            Section::LoginMail => "login-mail",
+            Section::Devices => "devices",
+        }
+    }
+
+    /// The action of a form of this section that posts to `path`.
+    fn action(self, path: &str) -> String {
+        format!("{path}#{}", self.id())
     }
 }
 
@@ -346,6 +398,39 @@ impl View<'_> {
         }))?)
     }
 
+    /// What a person must confirm before signing out (web.md §7).
+    fn confirm_sign_out(&self) -> Response {
+        let csrf = Csrf::for_page(self.request);
+        let content = html! {
+            p { "Sign out of " (self.who.realm.name) " on this browser? Your apps stay signed in." }
+            form method="post" action=(paths::LOGOUT) {
+                (hidden(csrf::FIELD, csrf.token()))
+                button.danger type="submit" { "Sign out" }
+            }
+            a.back href=(paths::SETTINGS) { "Stay signed in" }
+        };
+        self.respond(&csrf, self.layout("Sign out?", content))
+    }
+
+    /// What a person must confirm, with the password, before the key is replaced.
+    fn confirm_new_key(&self, error: Option<&str>) -> Response {
+        let csrf = Csrf::for_page(self.request);
+        let content = html! {
+            p {
+                "The key you have now stops working at once: every app, bot and zuliprc file "
+                "that uses it must be signed in again or given the new key."
+            }
+            (page::error_message(error))
+            form method="post" action=(Section::Key.action(paths::REGENERATE)) {
+                (hidden(csrf::FIELD, csrf.token()))
+                (password_field("password_regenerate", "password", "Password", "current-password"))
+                button.danger type="submit" { "Generate a new API key" }
+            }
+            a.back href=(paths::SETTINGS) { "Keep the current key" }
+        };
+        self.respond(&csrf, self.layout("Generate a new API key?", content))
+    }
+
     fn sign_out(&self) -> Result<Response, Refusal> {
         session::end(self.ctx.store, &self.who.session_id)?;
         let secure = cookie::is_secure(&self.who.realm_url);
@@ -358,48 +443,31 @@ impl View<'_> {
     fn page(&self, notice: Notice) -> Result<Response, Refusal> {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
-        let two_factor = if second_factor::is_enrolled(self.ctx.store, user)? {
-            let left = recovery::left(self.ctx.store, user)?;
-            html! {
-                p { "Two-factor authentication is on. Enter your password to turn it off." }
-                (password_form(&csrf, paths::TWO_FACTOR_OFF, "password_2fa", "Turn off two-factor authentication"))
-                p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
-                (password_form(&csrf, paths::RECOVERY_CODES, "password_recovery", "Make new recovery codes"))
-            }
-        } else {
-            // Only a realm that requires it sends the apps' logins through these pages too.
-            let reach = if realm.require_2fa {
-                "Add a second factor, so that a password alone cannot sign in as you."
-            } else {
-                "Add a second factor, so that a password alone cannot sign in as you on these pages. \
-                 The apps and other clients can still log in with your password alone unless your \
-                 organization requires a second factor."
-            };
-            html! {
-                p { (reach) }
-                form method="post" action=(paths::TWO_FACTOR_ON) {
-                    (hidden(csrf::FIELD, csrf.token()))
-                    button type="submit" { "Set up two-factor authentication" }
-                }
-            }
+        let recovery_left = match second_factor::is_enrolled(self.ctx.store, user)? {
+            true => Some(recovery::left(self.ctx.store, user)?),
+            false => None,
         };
         // Under per-user, with no device key left from per-device times, the page is as it
-        // was: one key, shown on request.
+        // was: one key, shown on request, and no Devices section.
         let per_device = devices::per_device(realm);
         let keys = devices::list(self.ctx.store, user, None)?;
-        let devices = if per_device || keys.iter().any(|k| k.id != devices::OWN_KEY_ID) {
-            devices_section(&csrf, &keys)
-        } else {
-            html! {}
-        };
+        let show_devices = per_device || keys.iter().any(|k| k.id != devices::OWN_KEY_ID);
         let login_mail = if self.ctx.reset_desk.is_some() && realm.login_mail {
-            login_mail_section(&csrf, !self.ctx.store.login_mail_off(user.id)?)
+            Some(!self.ctx.store.login_mail_off(user.id)?)
         } else {
-            html! {}
+            None
         };
-        let devices = html! { (devices) (login_mail) };
-        let content = account_page(&csrf, user, &notice, per_device, devices, two_factor);
-        Ok(self.respond(&csrf, layout("Your account", content)))
+        let page = AccountPage {
+            csrf: &csrf,
+            user,
+            realm,
+            notice: Section::of(&self.request.path).map(|section| (section, &notice)),
+            per_device,
+            devices: show_devices.then_some(keys.as_slice()),
+            login_mail,
+        };
+        let content = page.render(recovery_left, self.request.path == paths::REGENERATE);
+        Ok(self.respond(&csrf, self.layout("Your account", content)))
     }
 
     /// The session's offered key, and the form of its first code and the password.
@@ -409,15 +477,18 @@ impl View<'_> {
         let content = html! {
             (page::error_message(error))
             (totp::new_key(realm, &user.delivery_email, secret))
-            form method="post" action=(paths::TWO_FACTOR_ON) {
+            form method="post" action=(Section::TwoFactor.action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, csrf.token()))
-                (totp::code_input())
+                (totp::code_input(false))
                 (password_field("password_2fa_on", "password", "Password", "current-password"))
                 button type="submit" { "Turn on" }
             }
-            p { a href=(paths::SETTINGS) { "Back to your account" } }
+            a.back href=(paths::SETTINGS) { "Back to your account" }
         };
-        self.respond(&csrf, layout("Set up two-factor authentication", content))
+        self.respond(
+            &csrf,
+            self.layout("Set up two-factor authentication", content),
+        )
     }
 
     fn enrolled_page(&self, codes: &[String]) -> Response {
@@ -430,9 +501,17 @@ impl View<'_> {
                 " asks for a code from your authenticator app."
             }
             (recovery_codes(codes))
-            p { a href=(paths::SETTINGS) { "Back to your account" } }
+            a.button href=(paths::SETTINGS) { "Back to your account" }
         };
-        self.respond(&csrf, layout("Two-factor authentication is on", content))
+        self.respond(
+            &csrf,
+            self.layout("Two-factor authentication is on", content),
+        )
+    }
+
+    fn layout(&self, title: &str, content: Markup) -> Markup {
+        let banner = Banner::new(&self.who.realm, &self.who.realm_url);
+        layout(Some(banner), title, content)
     }
 
     fn respond(&self, csrf: &Csrf, markup: maud::Markup) -> Response {
@@ -461,38 +540,26 @@ fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Mark
     }
 }
 
-/// A form of the CSRF token and the password, posted to `action`.
-fn password_form(csrf: &Csrf, action: &str, id: &str, button: &str) -> Markup {
-    html! {
-        form method="post" action=(action) {
-            (hidden(csrf::FIELD, csrf.token()))
-            (password_field(id, "password", "Password", "current-password"))
-            button type="submit" { (button) }
-        }
-    }
-}
-
-/// The switch of the mail for every new login.
-fn login_mail_section(csrf: &Csrf, on: bool) -> Markup {
-    html! {
-        h2 { "Login mail" }
-        p {
-            @if on { "You get a mail after every new login to your account." }
-            @else { "You get no mail after new logins to your account." }
-        }
-        form method="post" action=(paths::LOGIN_MAIL) {
-            (hidden(csrf::FIELD, csrf.token()))
-            (hidden("login_mail", if on { "off" } else { "on" }))
-            button type="submit" { @if on { "Stop these mails" } @else { "Mail me after every new login" } }
-        }
-    }
+/// The account page: who is signed in, then a section for each thing a person comes for.
+struct AccountPage<'a> {
+    csrf: &'a Csrf,
+    user: &'a User,
+    realm: &'a Realm,
+    /// The answer to the form just posted, in its section.
+    notice: Option<(Section, &'a Notice)>,
+    /// Whether each device gets a key of its own (wire.md §9.5).
+    per_device: bool,
+    /// The user's keys, where the page has a Devices section.
+    devices: Option<&'a [devices::Listed]>,
+    /// The login mail's switch, where the realm sends the mail (web.md §8.1).
+    login_mail: Option<bool>,
 }
 
 /// New recovery codes, shown this once.
 fn recovery_codes(codes: &[String]) -> Markup {
     html! {
         @if !codes.is_empty() {
-            p role="status" {
+            p.status role="status" {
                 "Your recovery codes. Each works once, in place of a code from your app. "
                 "Keep them somewhere safe: they are shown only now."
             }
@@ -501,82 +568,165 @@ fn recovery_codes(codes: &[String]) -> Markup {
     }
 }
 
-/// The user's keys, each with "Sign out this device", and "Sign out everywhere".
-fn devices_section(csrf: &Csrf, keys: &[devices::Listed]) -> Markup {
-    let when = |t: i64| clock::iso8601(t as f64);
-    html! {
-        h2 { "Devices" }
-        @if keys.is_empty() {
-            p { "No device holds a key of yours." }
-        } @else {
-            ul {
-                @for key in keys {
-                    li {
-                        b { (key.name) } " (" (key.method) "), made " (when(key.created))
-                        @if let Some(used) = key.last_used { ", last used " (when(used)) }
-                        form method="post" action=(paths::DEVICE_SIGN_OUT) {
-                            (hidden(csrf::FIELD, csrf.token()))
-                            (hidden("key_id", &key.id.to_string()))
-                            button type="submit" { "Sign out this device" }
-                        }
-                    }
-                }
+impl AccountPage<'_> {
+    /// `recovery_left`: the recovery codes left, if the second factor is on.
+    fn render(&self, recovery_left: Option<i64>, new_key: bool) -> Markup {
+        let user = self.user;
+        html! {
+            p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
+            (self.section(Section::Key, "API key", self.key(new_key)))
+            (self.section(Section::Password, "Password", self.password()))
+            (self.section(Section::TwoFactor, "Two-factor authentication", self.two_factor(recovery_left)))
+            @if let Some(on) = self.login_mail {
+                (self.section(Section::LoginMail, "Login mail", self.login_mail(on)))
             }
-            form method="post" action=(paths::SIGN_OUT_EVERYWHERE) {
-                (hidden(csrf::FIELD, csrf.token()))
-                button type="submit" { "Sign out everywhere" }
+            @if let Some(keys) = self.devices {
+                (self.section(Section::Devices, "Devices", self.devices(keys)))
+            }
+            // Each further thing a person manages here is one more section, above signing out.
+            a.button.danger href=(paths::LOGOUT) { "Sign out" }
+        }
+    }
+
+    /// A section, with the notice of the form just posted if it is this section's.
+    fn section(&self, section: Section, title: &str, body: Markup) -> Markup {
+        let notice = self.notice.filter(|(at, _)| *at == section).map(|(_, n)| n);
+        html! {
+            section id=(section.id()) {
+                h2 { (title) }
+                @match notice {
+                    None | Some(Notice::None) => {},
+                    Some(Notice::Error(message)) => (page::error_message(Some(message))),
+                    Some(Notice::Done(message)) => p.status role="status" { (message) },
+                    Some(Notice::ApiKey(key)) => p.status role="status" { "Your API key: " code { (key) } },
+                    Some(Notice::RecoveryCodes(codes)) => (recovery_codes(codes)),
+                }
+                (body)
             }
         }
     }
-}
 
-fn account_page(
-    csrf: &Csrf,
-    user: &User,
-    notice: &Notice,
-    per_device: bool,
-    devices: Markup,
-    two_factor: Markup,
-) -> Markup {
-    html! {
-        p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
-        @match notice {
-            Notice::None => {},
-            Notice::Error(message) => (page::error_message(Some(message))),
-            Notice::Done(message) => p role="status" { (message) },
-            Notice::ApiKey(key) => p role="status" { "Your API key: " code { (key) } },
-            Notice::RecoveryCodes(codes) => (recovery_codes(codes)),
-        }
-        h2 { "API key" }
-        @if per_device {
-            p { "Each device gets a key of its own. Enter a name and your password to create a key for a new device; it is shown once. The zuliprc file holds a new key too." }
-            form method="post" action=(paths::API_KEY) {
-                (hidden(csrf::FIELD, csrf.token()))
-                label for="device_name" { "Device name" }
-                input type="text" id="device_name" name="device_name" maxlength="100" required;
-                (password_field("password_show", "password", "Password", "current-password"))
-                button type="submit" { "Create a key for a new device" }
+    fn key(&self, new_key: bool) -> Markup {
+        html! {
+            @if new_key {
+                p { "Your new key is above. Give it to your apps, bots and zuliprc files in place of the old one." }
+            } @else if self.per_device {
+                p { "Each device gets a key of its own. Enter a name and your password to create a key for a new device; it is shown once. The zuliprc file holds a new key too." }
+            } @else {
+                p { "Zulip's apps and tools sign in with your API key. Enter your password to see it, or to download a zuliprc file with it." }
             }
-        } @else {
-            p { "Enter your password to see your API key, to download a zuliprc file for Zulip's tools, or to replace the key (the old one stops working at once)." }
-            (password_form(csrf, paths::API_KEY, "password_show", "Show API key"))
+            @if self.per_device {
+                form method="post" action=(Section::Key.action(paths::API_KEY)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    label for="device_name" { "Device name" }
+                    input type="text" id="device_name" name="device_name" maxlength="100" required;
+                    (password_field("password_key", "password", "Password", "current-password"))
+                    button type="submit" { "Create a key for a new device" }
+                }
+                form method="post" action=(Section::Key.action(paths::ZULIPRC)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (password_field("password_zuliprc", "password", "Password", "current-password"))
+                    button.secondary type="submit" { "Download zuliprc" }
+                }
+            } @else {
+                form method="post" action=(Section::Key.action(paths::API_KEY)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (password_field("password_key", "password", "Password", "current-password"))
+                    button type="submit" { "Show API key" }
+                    button.secondary type="submit" formaction=(paths::ZULIPRC) { "Download zuliprc" }
+                }
+            }
+            a.button.danger href=(paths::REGENERATE) { "Generate a new API key" }
         }
-        (password_form(csrf, paths::ZULIPRC, "password_zuliprc", "Download zuliprc"))
-        (password_form(csrf, paths::REGENERATE, "password_regenerate", "Generate a new API key"))
-        (devices)
-        h2 { "Password" }
-        form method="post" action=(paths::PASSWORD) {
-            (hidden(csrf::FIELD, csrf.token()))
-            (password_field("old_password", "old_password", "Current password", "current-password"))
-            (password_field("new_password1", "new_password1", "New password", "new-password"))
-            (password_field("new_password2", "new_password2", "Confirm new password", "new-password"))
-            button type="submit" { "Change password" }
+    }
+
+    fn password(&self) -> Markup {
+        html! {
+            form method="post" action=(Section::Password.action(paths::PASSWORD)) {
+                (hidden(csrf::FIELD, self.csrf.token()))
+                (password_field("old_password", "old_password", "Current password", "current-password"))
+                (page::new_password_fields())
+                button type="submit" { "Change password" }
+            }
         }
-        h2 { "Two-factor authentication" }
-        (two_factor)
-        form method="post" action=(paths::LOGOUT) {
-            (hidden(csrf::FIELD, csrf.token()))
-            button type="submit" { "Sign out" }
+    }
+
+    fn two_factor(&self, recovery_left: Option<i64>) -> Markup {
+        let action = |path| Section::TwoFactor.action(path);
+        if let Some(left) = recovery_left {
+            return html! {
+                p { "Two-factor authentication is on. Enter your password to turn it off." }
+                form method="post" action=(action(paths::TWO_FACTOR_OFF)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (password_field("password_2fa", "password", "Password", "current-password"))
+                    button.danger type="submit" { "Turn off two-factor authentication" }
+                }
+                p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
+                form method="post" action=(action(paths::RECOVERY_CODES)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (password_field("password_recovery", "password", "Password", "current-password"))
+                    button type="submit" { "Make new recovery codes" }
+                }
+            };
+        }
+        // Only a realm that requires it sends the apps' logins through these pages too.
+        let reach = if self.realm.require_2fa {
+            "Add a second factor, so that a password alone cannot sign in as you."
+        } else {
+            "Add a second factor, so that a password alone cannot sign in as you on these pages. \
+             The apps and other clients can still log in with your password alone unless your \
+             organization requires a second factor."
+        };
+        html! {
+            p { (reach) }
+            form method="post" action=(action(paths::TWO_FACTOR_ON)) {
+                (hidden(csrf::FIELD, self.csrf.token()))
+                button type="submit" { "Set up two-factor authentication" }
+            }
+        }
+    }
+
+    /// The switch of the mail for every new login.
+    fn login_mail(&self, on: bool) -> Markup {
+        html! {
+            p {
+                @if on { "You get a mail after every new login to your account." }
+                @else { "You get no mail after new logins to your account." }
+            }
+            form method="post" action=(Section::LoginMail.action(paths::LOGIN_MAIL)) {
+                (hidden(csrf::FIELD, self.csrf.token()))
+                (hidden("login_mail", if on { "off" } else { "on" }))
+                button type="submit" { @if on { "Stop these mails" } @else { "Mail me after every new login" } }
+            }
+        }
+    }
+
+    /// The user's keys, each with "Sign out this device", and "Sign out everywhere".
+    fn devices(&self, keys: &[devices::Listed]) -> Markup {
+        let when = |t: i64| clock::iso8601(t as f64);
+        let action = |path| Section::Devices.action(path);
+        html! {
+            @if keys.is_empty() {
+                p { "No device holds a key of yours." }
+            } @else {
+                ul {
+                    @for key in keys {
+                        li {
+                            b { (key.name) } " (" (key.method) "), made " (when(key.created))
+                            @if let Some(used) = key.last_used { ", last used " (when(used)) }
+                            form method="post" action=(action(paths::DEVICE_SIGN_OUT)) {
+                                (hidden(csrf::FIELD, self.csrf.token()))
+                                (hidden("key_id", &key.id.to_string()))
+                                button.danger type="submit" { "Sign out this device" }
+                            }
+                        }
+                    }
+                }
+                form method="post" action=(action(paths::SIGN_OUT_EVERYWHERE)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    button.danger type="submit" { "Sign out everywhere" }
+                }
+            }
         }
     }
 }

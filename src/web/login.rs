@@ -10,6 +10,8 @@
 //! 4. The finish: `302` to `zulip://login?…` with the pad, else a session and the account
 //!    page.
 
+use std::borrow::Cow;
+
 use maud::{Markup, html};
 
 use crate::auth::login::{Credentials, LoginRefusal};
@@ -22,7 +24,7 @@ use crate::web::cookie;
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
 use crate::web::mobile_flow::{self, Pad};
-use crate::web::page::{self, NO_REALM, Refusal};
+use crate::web::page::{self, Banner, NO_REALM, Refusal};
 use crate::web::paths;
 use crate::web::totp::{self, CODE_FIELD};
 
@@ -30,7 +32,6 @@ const STEP_FIELD: &str = "step_token";
 
 /// The one message of every failed password step: it never tells whether an account exists.
 const WRONG_CREDENTIALS: &str = "Your username or password is incorrect.";
-const TOO_MANY: &str = "Too many attempts. Please wait a while, then try again.";
 const EXPIRED: &str = "This sign-in took too long. Please start again.";
 
 /// Answers `/accounts/login/`.
@@ -53,10 +54,12 @@ fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Re
     let csrf = Csrf::for_page(request);
     let view = View {
         realm: &realm,
+        realm_url: &realm_url,
         csrf: &csrf,
         pad: pad.as_ref(),
+        resets: ctx.reset_desk.is_some(),
     };
-    Ok(view.respond(password_form(&view, "", None), &realm_url))
+    Ok(view.respond(password_form(&view, "", None)))
 }
 
 /// One step of the sign-in, and its outcome rendered.
@@ -70,8 +73,10 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
     let view = View {
         realm: &realm,
+        realm_url: &realm_url,
         csrf: &csrf,
         pad: pad.as_ref(),
+        resets: ctx.reset_desk.is_some(),
     };
     let signin = SignIn {
         login: &ctx.login,
@@ -93,27 +98,29 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
         }
         Outcome::Continue(next) => step_form(&view, &next, None),
         Outcome::Denied(Denial::Again { step, refusal }) => {
-            step_form(&view, &step, Some(refusal_message(refusal)))
+            step_form(&view, &step, Some(&refusal_message(refusal)))
         }
         // The form of the code step has no username: a refusal there starts afresh.
         Outcome::Denied(Denial::Refused(refusal)) => {
-            password_form(&view, username, Some(refusal_message(refusal)))
+            password_form(&view, username, Some(&refusal_message(refusal)))
         }
         Outcome::Denied(Denial::Expired) => password_form(&view, "", Some(EXPIRED)),
     };
-    Ok(view.respond(markup, &realm_url))
+    Ok(view.respond(markup))
 }
 
 /// The words for a refusal, never telling whether the account exists: a deactivated
 /// account reads as a wrong password.
-fn refusal_message(refusal: LoginRefusal) -> &'static str {
+fn refusal_message(refusal: LoginRefusal) -> Cow<'static, str> {
     match refusal {
-        LoginRefusal::RateLimited { .. } => TOO_MANY,
+        LoginRefusal::RateLimited { retry_after } => page::try_again(retry_after).into(),
         LoginRefusal::PasswordAuthDisabled => {
-            "Password authentication is disabled in this organization."
+            "Password authentication is disabled in this organization.".into()
         }
-        LoginRefusal::ResetRequired => "Your password has been disabled and needs to be reset.",
-        LoginRefusal::WrongCode => totp::WRONG_CODE,
+        LoginRefusal::ResetRequired => {
+            "Your password has been disabled and needs to be reset.".into()
+        }
+        LoginRefusal::WrongCode => totp::WRONG_CODE.into(),
         LoginRefusal::InvalidEmail
         | LoginRefusal::UnknownUser
         | LoginRefusal::WrongPassword
@@ -123,7 +130,7 @@ fn refusal_message(refusal: LoginRefusal) -> &'static str {
         | LoginRefusal::UserDeactivated
         | LoginRefusal::BadToken
         | LoginRefusal::NoEmail
-        | LoginRefusal::OtherRealm => WRONG_CREDENTIALS,
+        | LoginRefusal::OtherRealm => WRONG_CREDENTIALS.into(),
     }
 }
 
@@ -151,7 +158,8 @@ fn finish(
 fn step_form(view: &View<'_>, next: &NextStep, error: Option<&str>) -> Markup {
     match &next.kind {
         StepKind::Code => code_form(view, &next.token, error),
-        StepKind::Enrol { secret, email } => page::layout(
+        // The key to scan is the point of this page: the code's field takes no focus.
+        StepKind::Enrol { secret, email } => view.layout(
             "Set up two-factor authentication",
             html! {
                 (page::error_message(error))
@@ -160,7 +168,7 @@ fn step_form(view: &View<'_>, next: &NextStep, error: Option<&str>) -> Markup {
                 form method="post" action=(paths::LOGIN) {
                     (view.carried())
                     (page::hidden(STEP_FIELD, &next.token))
-                    (totp::code_input())
+                    (totp::code_input(false))
                     button type="submit" { "Turn on and sign in" }
                 }
             },
@@ -171,14 +179,25 @@ fn step_form(view: &View<'_>, next: &NextStep, error: Option<&str>) -> Markup {
 /// What every form of the sign-in carries.
 struct View<'a> {
     realm: &'a Realm,
+    realm_url: &'a str,
     csrf: &'a Csrf,
     pad: Option<&'a Pad>,
+    /// Mail is set up: the password form links to the reset page (web.md §6).
+    resets: bool,
 }
 
 impl View<'_> {
-    fn respond(&self, markup: Markup, realm_url: &str) -> Response {
+    fn respond(&self, markup: Markup) -> Response {
         self.csrf
-            .set_cookie(page::html(200, markup), cookie::is_secure(realm_url))
+            .set_cookie(page::html(200, markup), cookie::is_secure(self.realm_url))
+    }
+
+    fn layout(&self, title: &str, content: Markup) -> Markup {
+        page::layout(
+            Some(Banner::new(self.realm, self.realm_url)),
+            title,
+            content,
+        )
     }
 
     /// The hidden fields of every form: the CSRF token and the app's pad.
@@ -194,7 +213,7 @@ impl View<'_> {
 
 fn password_form(view: &View<'_>, username: &str, error: Option<&str>) -> Markup {
     let title = format!("Sign in to {}", view.realm.name);
-    page::layout(
+    view.layout(
         &title,
         html! {
             (page::error_message(error))
@@ -208,12 +227,15 @@ fn password_form(view: &View<'_>, username: &str, error: Option<&str>) -> Markup
                     required;
                 button type="submit" { "Sign in" }
             }
+            @if view.resets {
+                a.back href=(paths::RESET_REQUEST) { "Forgot your password?" }
+            }
         },
     )
 }
 
 fn code_form(view: &View<'_>, step_token: &str, error: Option<&str>) -> Markup {
-    page::layout(
+    view.layout(
         "Two-factor authentication",
         html! {
             (page::error_message(error))

@@ -7,23 +7,36 @@ use base64ct::{Base64, Encoding};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
+use crate::auth::policy;
 use crate::http::{HTML, LogContext, Response};
-use crate::store::StoreError;
+use crate::store::{Realm, StoreError};
 
 /// The one stylesheet, inline so a page is a single request; the policy admits it by hash,
 /// and no script at all.
 const STYLE: &str = "
 *{box-sizing:border-box}
 body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1f2328;background:#f6f8fa}
-main{max-width:26rem;margin:0 auto;padding:1.5rem 1rem}
+main{max-width:28rem;margin:0 auto;padding:1.25rem 1rem 2rem}
+header{display:flex;align-items:center;gap:.6rem;margin:0 0 1.25rem;font-weight:600;color:#57606a}
+header img{width:32px;height:32px;border-radius:6px}
 h1{font-size:1.4rem;margin:0 0 1rem}
+h2{font-size:1.15rem;margin:0 0 .5rem}
 p{margin:.5rem 0 1rem}
 form{margin:0 0 1.5rem}
+section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:1rem;margin:0 0 1.25rem}
+section form{margin:0 0 1rem}
+section>:last-child{margin-bottom:0}
+.hint{font-size:.9rem;color:#57606a;margin:.35rem 0 0}
 label{display:block;font-weight:600;margin:.75rem 0 .25rem}
 input[type=text],input[type=email],input[type=password]{display:block;width:100%;font:inherit;padding:.6rem .7rem;border:1px solid #8c959f;border-radius:6px;background:#fff}
 input:focus{outline:2px solid #0969da;outline-offset:1px}
-button{display:block;width:100%;margin-top:1.25rem;font:inherit;font-weight:600;padding:.7rem;border:0;border-radius:6px;color:#fff;background:#1f6feb}
+button,a.button{display:block;width:100%;margin-top:1.25rem;font:inherit;font-weight:600;text-align:center;text-decoration:none;padding:.7rem;border:1px solid #1f6feb;border-radius:6px;color:#fff;background:#1f6feb}
+button.secondary{margin-top:.6rem;color:#0969da;background:#fff}
+a.button.danger{color:#cf222e;background:#fff;border-color:#cf222e}
+button.danger{background:#cf222e;border-color:#cf222e}
+a.back{display:block;text-align:center;margin-top:1rem}
 .error{padding:.6rem .8rem;border:1px solid #cf222e;border-radius:6px;background:#ffebe9;color:#82071e}
+.status{padding:.6rem .8rem;border:1px solid #1a7f37;border-radius:6px;background:#dafbe1;color:#116329}
 .qr{display:block;margin:1rem auto;width:220px;max-width:100%;background:#fff}
 .qr svg{display:block;width:100%;height:auto}
 code{overflow-wrap:anywhere;font-size:.9rem}
@@ -38,8 +51,32 @@ static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A whole page: `title` in the tab and as the heading, `content` under it.
-pub fn layout(title: &str, content: Markup) -> Markup {
+/// Whose page it is, above every realm's page (web.md §3): the realm's name, and its icon
+/// when the pages' policy lets it load, that is when this origin serves it (`img-src 'self'`).
+#[derive(Debug, Clone, Copy)]
+pub struct Banner<'a> {
+    name: &'a str,
+    icon: Option<&'a str>,
+}
+
+impl<'a> Banner<'a> {
+    pub fn new(realm: &'a Realm, realm_url: &str) -> Banner<'a> {
+        Banner {
+            name: &realm.name,
+            icon: (realm.icon_url.as_deref()).filter(|icon| of_this_origin(icon, realm_url)),
+        }
+    }
+}
+
+/// A `/`-relative URL, or an absolute one below the realm's URL.
+fn of_this_origin(url: &str, realm_url: &str) -> bool {
+    let path = url.strip_prefix(realm_url).unwrap_or(url);
+    path.starts_with('/') && !path.starts_with("//")
+}
+
+/// A whole page: `title` in the tab and as the heading, under the realm's banner if the
+/// page is a realm's, and `content` under it.
+pub fn layout(banner: Option<Banner<'_>>, title: &str, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -51,6 +88,14 @@ pub fn layout(title: &str, content: Markup) -> Markup {
             }
             body {
                 main {
+                    @if let Some(banner) = banner {
+                        header {
+                            @if let Some(icon) = banner.icon {
+                                img src=(icon) alt="" width="32" height="32";
+                            }
+                            span { (banner.name) }
+                        }
+                    }
                     h1 { (title) }
                     (content)
                 }
@@ -82,7 +127,7 @@ pub fn plain(status: u16, message: &str) -> Response {
         503 => "Unavailable",
         _ => "Error",
     };
-    html(status, layout(title, html! { p { (message) } }))
+    html(status, layout(None, title, html! { p { (message) } }))
 }
 
 /// A request refused with a plain page: small, so handlers can pass it up with `?`.
@@ -117,8 +162,17 @@ impl From<StoreError> for Refusal {
 
 /// `302 Found` to `location`.
 pub fn redirect(location: String) -> Response {
+    moved(302, location)
+}
+
+/// `303 See Other` to `location`: a browser that opens `/` belongs on the sign-in (wire.md §3.5).
+pub fn see_other(location: String) -> Response {
+    moved(303, location)
+}
+
+fn moved(status: u16, location: String) -> Response {
     secured(Response {
-        status: 302,
+        status,
         content_type: None,
         headers: vec![("Location", location)],
         body: Vec::new(),
@@ -144,6 +198,31 @@ pub fn secured(response: Response) -> Response {
         .header("Referrer-Policy", "no-referrer")
         .header("X-Content-Type-Options", "nosniff")
         .header("Content-Security-Policy", CONTENT_SECURITY_POLICY.as_str())
+}
+
+/// The words of a refusal for too many attempts, with when to try again (web.md §3).
+pub fn try_again(retry_after: f64) -> String {
+    let seconds = retry_after.max(1.0).ceil() as u64;
+    let (count, unit) = match seconds {
+        0..60 => (seconds, "second"),
+        60..7200 => (seconds.div_ceil(60), "minute"),
+        _ => (seconds.div_ceil(3600), "hour"),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("Too many attempts. Please try again in {count} {unit}{plural}.")
+}
+
+/// The two fields of a new password, with Django's names, over the rule in force.
+pub fn new_password_fields() -> Markup {
+    html! {
+        label for="new_password1" { "New password" }
+        input type="password" id="new_password1" name="new_password1" autocomplete="new-password"
+            aria-describedby="password_rules" required;
+        p.hint #password_rules { (policy::rules()) }
+        label for="new_password2" { "Confirm new password" }
+        input type="password" id="new_password2" name="new_password2" autocomplete="new-password"
+            required;
+    }
 }
 
 /// A hidden field.
@@ -185,6 +264,41 @@ mod tests {
             assert!(!csp.contains("unsafe-inline"));
             // Chromium holds a form's redirect to the policy: the app's scheme must pass.
             assert!(csp.contains("form-action 'self' zulip:;"), "{csp}");
+        }
+    }
+
+    #[test]
+    fn try_again_rounds_up_to_a_unit_a_person_reads() {
+        assert_eq!(
+            try_again(0.2),
+            "Too many attempts. Please try again in 1 second."
+        );
+        assert_eq!(
+            try_again(59.5),
+            "Too many attempts. Please try again in 1 minute."
+        );
+        assert_eq!(
+            try_again(61.0),
+            "Too many attempts. Please try again in 2 minutes."
+        );
+        assert_eq!(
+            try_again(7200.0),
+            "Too many attempts. Please try again in 2 hours."
+        );
+    }
+
+    #[test]
+    fn the_banner_shows_only_an_icon_of_this_origin() {
+        let url = "https://lear.example.com";
+        for (icon, shown) in [
+            ("/static/lear.png", true),
+            ("https://lear.example.com/i.png", true),
+            ("//cdn.example.net/i.png", false),
+            ("https://lear.example.com//cdn.example.net/i.png", false),
+            ("https://lear.example.com.evil.net/i.png", false),
+            ("https://cdn.example.net/i.png", false),
+        ] {
+            assert_eq!(of_this_origin(icon, url), shown, "{icon}");
         }
     }
 

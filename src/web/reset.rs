@@ -19,7 +19,7 @@ use crate::web::Context;
 use crate::web::cookie;
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
-use crate::web::page::{self, Refusal, hidden, layout};
+use crate::web::page::{self, Banner, Refusal, hidden};
 use crate::web::paths;
 
 const NO_PAGE: Refusal = Refusal {
@@ -49,16 +49,16 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
                 ctx,
                 request,
                 realm: &realm,
-                secure: cookie::is_secure(&realm_url),
+                realm_url: &realm_url,
             };
             match request.path.as_str() {
                 paths::RESET_SENT | paths::RESET_DONE if !get => {
                     Ok(page::method_not_allowed(false))
                 }
-                paths::RESET_SENT => Ok(sent()),
-                paths::RESET_DONE => Ok(done()),
+                paths::RESET_SENT => Ok(page.sent()),
+                paths::RESET_DONE => Ok(page.done()),
                 paths::RESET_REQUEST if get => Ok(page.request_form(None)),
-                paths::RESET_REQUEST => page.request_reset(&realm, &realm_url, log),
+                paths::RESET_REQUEST => page.request_reset(log),
                 path => match token_of(path) {
                     Some(token) if get => page.link_form(token, None),
                     Some(token) => page.set_password(token, log),
@@ -69,55 +69,57 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
     outcome.unwrap_or_else(Refusal::page)
 }
 
-fn sent() -> Response {
-    page::html(
-        200,
-        layout(
-            "Password reset sent!",
-            html! { p { "Check your email in a few minutes to finish the process." } },
-        ),
-    )
-}
-
-fn done() -> Response {
-    page::html(
-        200,
-        layout(
-            "You've set a new password!",
-            html! {
-                p { "Please log in with your new password." }
-                p { a href=(paths::LOGIN) { "Log in" } }
-            },
-        ),
-    )
-}
-
-fn invalid_link() -> Response {
-    page::html(
-        200,
-        layout(
-            "Reset your password",
-            html! {
-                p { (INVALID_LINK) }
-                p { a href=(paths::RESET_REQUEST) { "Request a new link" } }
-            },
-        ),
-    )
-}
-
 /// What every page of a request shares.
 struct Page<'a> {
     ctx: &'a Context<'a>,
     request: &'a Request,
     /// The realm of the request's host: a link opens only its own realm's accounts.
     realm: &'a Realm,
-    /// Cookies are Secure under https.
-    secure: bool,
+    /// Its URL: cookies are Secure under https.
+    realm_url: &'a str,
+}
+
+/// The way back to the sign-in, under every page of a reset (web.md §6).
+fn back_to_sign_in() -> Markup {
+    html! { a.back href=(paths::LOGIN) { "Back to sign in" } }
 }
 
 impl Page<'_> {
+    fn layout(&self, title: &str, content: Markup) -> Markup {
+        page::layout(
+            Some(Banner::new(self.realm, self.realm_url)),
+            title,
+            content,
+        )
+    }
+
     fn respond(&self, csrf: &Csrf, markup: Markup) -> Response {
-        csrf.set_cookie(page::html(200, markup), self.secure)
+        csrf.set_cookie(page::html(200, markup), cookie::is_secure(self.realm_url))
+    }
+
+    fn sent(&self) -> Response {
+        let content = html! {
+            p { "Check your email in a few minutes to finish the process." }
+            (back_to_sign_in())
+        };
+        page::html(200, self.layout("Password reset sent!", content))
+    }
+
+    fn done(&self) -> Response {
+        let content = html! {
+            p { "Please log in with your new password." }
+            a.button href=(paths::LOGIN) { "Log in" }
+        };
+        page::html(200, self.layout("You've set a new password!", content))
+    }
+
+    fn invalid_link(&self) -> Response {
+        let content = html! {
+            p { (INVALID_LINK) }
+            p { a href=(paths::RESET_REQUEST) { "Request a new link" } }
+            (back_to_sign_in())
+        };
+        page::html(200, self.layout("Reset your password", content))
     }
 
     /// The request form, or without mail the sentence that sends people to their
@@ -134,21 +136,18 @@ impl Page<'_> {
                     input type="email" id="email" name="email" autocomplete="email" required autofocus;
                     button type="submit" { "Reset password" }
                 }
+                (back_to_sign_in())
             }
         } else {
             html! {
                 p { "This server does not send email. Your administrator resets passwords: ask them for a password reset link." }
+                (back_to_sign_in())
             }
         };
-        self.respond(&csrf, layout("Reset your password", content))
+        self.respond(&csrf, self.layout("Reset your password", content))
     }
 
-    fn request_reset(
-        &self,
-        realm: &Realm,
-        realm_url: &str,
-        log: &LogContext,
-    ) -> Result<Response, Refusal> {
+    fn request_reset(&self, log: &LogContext) -> Result<Response, Refusal> {
         let form = Form::from_body(self.request)?;
         Csrf::check(self.request, &form)?;
         let Some(desk) = self.ctx.reset_desk else {
@@ -163,8 +162,8 @@ impl Page<'_> {
             return Ok(page::plain(429, "Rate limit exceeded."));
         }
         desk.submit(ResetRequest {
-            realm_id: realm.id,
-            realm_url: realm_url.to_owned(),
+            realm_id: self.realm.id,
+            realm_url: self.realm_url.to_owned(),
             email: address.to_owned(),
             client: log.client,
             at: now,
@@ -175,7 +174,7 @@ impl Page<'_> {
     /// The form behind a live link, with Django's field names.
     fn link_form(&self, token: &str, error: Option<&str>) -> Result<Response, Refusal> {
         let Some(user) = reset::holder(self.ctx.store, self.realm, token, clock::now())? else {
-            return Ok(invalid_link());
+            return Ok(self.invalid_link());
         };
         let csrf = Csrf::for_page(self.request);
         let content = html! {
@@ -183,21 +182,19 @@ impl Page<'_> {
             (page::error_message(error))
             form method="post" action=(reset::path(token)) {
                 (hidden(csrf::FIELD, csrf.token()))
-                label for="new_password1" { "New password" }
-                input type="password" id="new_password1" name="new_password1" autocomplete="new-password" required autofocus;
-                label for="new_password2" { "Confirm password" }
-                input type="password" id="new_password2" name="new_password2" autocomplete="new-password" required;
+                (page::new_password_fields())
                 button type="submit" { "Set password" }
             }
+            (back_to_sign_in())
         };
-        Ok(self.respond(&csrf, layout("Set a new password", content)))
+        Ok(self.respond(&csrf, self.layout("Set a new password", content)))
     }
 
     fn set_password(&self, token: &str, log: &mut LogContext) -> Result<Response, Refusal> {
         let form = Form::from_body(self.request)?;
         Csrf::check(self.request, &form)?;
         let Some(user) = reset::holder(self.ctx.store, self.realm, token, clock::now())? else {
-            return Ok(invalid_link());
+            return Ok(self.invalid_link());
         };
         log.user_id = Some(user.id);
         let new_password = form.text("new_password1");
@@ -213,7 +210,7 @@ impl Page<'_> {
         };
         match reset::set_password(&self.ctx.login, &user, token, new_password, &audit) {
             Ok(true) => Ok(page::redirect(paths::RESET_DONE.to_owned())),
-            Ok(false) => Ok(invalid_link()),
+            Ok(false) => Ok(self.invalid_link()),
             Err(PasswordRefusal::Store(e)) => Err(e.into()),
             Err(_) => self.link_form(token, Some("The password is too weak.")),
         }

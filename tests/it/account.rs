@@ -92,22 +92,33 @@ fn signing_in_opens_a_session_whose_page_says_who() {
         html.contains("Signed in as <b>Iago</b> (iago@example.com)."),
         "{html}"
     );
-    // Every form posts the CSRF token to a path-absolute action.
+    // Every form posts the CSRF token to a path-absolute action, its section's fragment
+    // bringing the answer into view; the destructive actions are links to a confirmation.
     let forms = html
         .matches("<form method=\"post\" action=\"/accounts/")
         .count();
-    assert_eq!(forms, 6, "{html}");
+    assert_eq!(forms, 3, "{html}");
     assert_eq!(html.matches("name=\"csrfmiddlewaretoken\"").count(), forms);
-    for action in [
-        "/accounts/settings/api-key",
-        "/accounts/settings/zuliprc",
-        "/accounts/settings/api-key/regenerate",
-        "/accounts/settings/password",
-        "/accounts/logout/",
-        "/accounts/settings/two-factor/",
+    for needle in [
+        "<section id=\"api-key\"><h2>API key</h2>",
+        "action=\"/accounts/settings/api-key#api-key\"",
+        "formaction=\"/accounts/settings/zuliprc\"",
+        "<a class=\"button danger\" href=\"/accounts/settings/api-key/regenerate\">Generate a new API key</a>",
+        "<section id=\"password\"><h2>Password</h2>",
+        "action=\"/accounts/settings/password#password\"",
+        "<section id=\"two-factor\"><h2>Two-factor authentication</h2>",
+        "action=\"/accounts/settings/two-factor/#two-factor\"",
+        "<a class=\"button danger\" href=\"/accounts/logout/\">Sign out</a>",
+        "Use 8 to 100 characters that are hard to guess",
     ] {
-        assert!(html.contains(&format!("action=\"{action}\"")), "{action}");
+        assert!(html.contains(needle), "{needle} missing from {html}");
     }
+    // The key comes before the password, the password before the second factor.
+    let at = |needle: &str| html.find(needle).unwrap();
+    assert!(at("id=\"api-key\"") < at("id=\"password\""));
+    assert!(at("id=\"password\"") < at("id=\"two-factor\""));
+    // The top is the point: no field takes the focus.
+    assert!(!html.contains("autofocus"), "{html}");
     // No session, a made-up one, another browser's garbage: the login page.
     let r = server.get(SETTINGS);
     assert_eq!(
@@ -154,8 +165,11 @@ fn the_key_and_zuliprc_after_the_password() {
         &session,
         &[("password", IAGO_PASSWORD)],
     );
+    // In the key's section, where the person is looking.
     assert!(
-        r.text().contains(&format!("<code>{key}</code>")),
+        r.text().contains(&format!(
+            "<section id=\"api-key\"><h2>API key</h2><p class=\"status\" role=\"status\">Your API key: <code>{key}</code></p>"
+        )),
         "{}",
         r.text()
     );
@@ -194,7 +208,7 @@ fn the_key_and_zuliprc_after_the_password() {
         &[("password", IAGO_PASSWORD)],
     );
     assert!(
-        r.text().contains("making too many attempts"),
+        r.text().contains("Too many attempts. Please try again in "),
         "{}",
         r.text()
     );
@@ -212,8 +226,10 @@ fn a_new_key_and_the_old_fails_at_once() {
         &session,
         &[("password", IAGO_PASSWORD)],
     );
+    // The new key shows in the key's section, where the person is looking.
     let html = r.text();
-    let start = html.find("<code>").expect("the new key") + 6;
+    let shown = "<section id=\"api-key\"><h2>API key</h2><p class=\"status\" role=\"status\">Your API key: <code>";
+    let start = html.find(shown).expect("the new key") + shown.len();
     let new = &html[start..start + 32];
     assert_ne!(new, old);
     assert_eq!(users_me(&server, &old), 401);
@@ -255,7 +271,8 @@ fn a_new_password_keeps_this_browser_signed_in_and_ends_the_others() {
             IAGO_PASSWORD,
             "abcd1234",
             "abcd1234",
-            "The password is too weak.",
+            // In the password's section, where the person is looking.
+            "<section id=\"password\"><h2>Password</h2><p class=\"error\" role=\"alert\">The password is too weak.</p>",
         ),
     ] {
         let r = change(old, one, two);
@@ -389,7 +406,20 @@ fn every_form_needs_the_csrf_pair_and_its_method() {
         let r = server.post_form_with(path, &[("password", IAGO_PASSWORD)], &[("Cookie", &cookie)]);
         assert_eq!(r.status, 403, "{path}");
         let r = server.send("GET", path, &[("Cookie", &cookie)], b"");
-        assert_eq!((r.status, r.header("allow")), (405, Some("POST")), "{path}");
+        // A destructive action shows its confirmation on GET, and refuses other methods.
+        let (status, allow) = match path {
+            "/accounts/settings/api-key/regenerate" | "/accounts/logout/" => {
+                assert_eq!(r.status, 200, "{path}");
+                let r = server.send("PUT", path, &[("Cookie", &cookie)], b"");
+                (r.status, r.header("allow").map(str::to_owned))
+            }
+            _ => (r.status, r.header("allow").map(str::to_owned)),
+        };
+        let expected = match path {
+            "/accounts/settings/api-key/regenerate" | "/accounts/logout/" => "GET, HEAD, POST",
+            _ => "POST",
+        };
+        assert_eq!((status, allow.as_deref()), (405, Some(expected)), "{path}");
     }
     let r = post(&server, SETTINGS, &session, &[]);
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
@@ -425,7 +455,7 @@ fn the_second_factor_on_and_off_from_the_account_page() {
     assert!(
         account
             .text()
-            .contains("action=\"/accounts/settings/two-factor/remove\"")
+            .contains("action=\"/accounts/settings/two-factor/remove#two-factor\"")
     );
     let remove = |password| {
         post(
@@ -485,7 +515,11 @@ fn turning_the_second_factor_on_asks_for_the_password() {
     // Three wrong passwords spent the username's limit: the right one now waits too.
     let fields = [("otp_token", code.as_str()), ("password", IAGO_PASSWORD)];
     let r = post(&server, TWO_FACTOR_ON, &session, &fields);
-    assert!(r.text().contains("too many attempts"), "{}", r.text());
+    assert!(
+        r.text().contains("Too many attempts. Please try again in "),
+        "{}",
+        r.text()
+    );
     assert!(
         server
             .stdout(&["user", "show", IAGO])
@@ -503,7 +537,10 @@ fn an_offer_is_made_when_asked_and_a_session_holds_one() {
         let r = page(&server, &session);
         assert_eq!(r.status, 200);
         assert!(!r.text().contains("<svg "), "{}", r.text());
-        assert!(r.text().contains(&format!("action=\"{TWO_FACTOR_ON}\"")));
+        assert!(
+            r.text()
+                .contains(&format!("action=\"{TWO_FACTOR_ON}#two-factor\""))
+        );
     }
     assert_eq!(server.row_count("web_login_step"), 0);
     let offers: Vec<_> = (0..3)
@@ -629,4 +666,57 @@ fn per_device_the_page_creates_named_keys_and_signs_devices_out() {
     );
     assert_eq!(users_me(&server, &file_key), 401);
     assert_eq!(server.row_count("api_key"), 0);
+}
+
+#[test]
+fn destructive_actions_ask_for_confirmation_first() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let old = server.login(IAGO, IAGO_PASSWORD).api_key();
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let cookie = format!("csrftoken={CSRF}; sessionid={session}");
+    let confirmation = |path: &str, needles: &[&str]| {
+        let r = server.send("GET", path, &[("Cookie", &cookie)], b"");
+        assert_eq!(r.status, 200, "{path}");
+        for needle in needles {
+            assert!(
+                r.text().contains(needle),
+                "{needle} missing from {}",
+                r.text()
+            );
+        }
+    };
+
+    // Opening either confirmation changes nothing.
+    confirmation(
+        "/accounts/settings/api-key/regenerate",
+        &[
+            "<title>Generate a new API key?</title>",
+            "stops working at once",
+            "<form method=\"post\" action=\"/accounts/settings/api-key/regenerate#api-key\">",
+            "<button class=\"danger\" type=\"submit\">Generate a new API key</button>",
+            "<a class=\"back\" href=\"/accounts/settings/\">Keep the current key</a>",
+        ],
+    );
+    confirmation(
+        "/accounts/logout/",
+        &[
+            "<title>Sign out?</title>",
+            "<form method=\"post\" action=\"/accounts/logout/\">",
+            "<button class=\"danger\" type=\"submit\">Sign out</button>",
+            "<a class=\"back\" href=\"/accounts/settings/\">Stay signed in</a>",
+        ],
+    );
+    assert_eq!(users_me(&server, &old), 200);
+    assert_eq!(page(&server, &session).status, 200);
+
+    // A wrong password stays on the confirmation, and replaces nothing.
+    let r = post(
+        &server,
+        "/accounts/settings/api-key/regenerate",
+        &session,
+        &[("password", "wrong")],
+    );
+    assert!(r.text().contains("<title>Generate a new API key?</title>"));
+    assert!(r.text().contains("Wrong password!"), "{}", r.text());
+    assert_eq!(users_me(&server, &old), 200);
 }

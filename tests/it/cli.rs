@@ -874,3 +874,177 @@ pub fn serve_by_hand(
         .unwrap();
     (child, line)
 }
+
+/// Issue 21: `user set` changes a role, a name or the email, each checked as at creation,
+/// and audits the change without the addresses.
+#[test]
+fn user_set_changes_role_name_and_email_as_checked_at_creation() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let key = server.login(IAGO, IAGO_PASSWORD).api_key();
+    server.create_user("hamlet@example.com", "Hamlet-Pass-7", &[]);
+    server.ok(&[
+        "user",
+        "set",
+        IAGO,
+        "--role",
+        "admin",
+        "--full-name",
+        "Iago II",
+    ]);
+    let shown = server.stdout(&["user", "show", IAGO]);
+    assert!(shown.contains("role       admin\n"), "{shown}");
+    assert!(shown.contains("full name  Iago II\n"), "{shown}");
+
+    for (args, error) in [
+        (
+            vec!["--email", "not-an-email"],
+            "zulip-auth: invalid email address \"not-an-email\"\n",
+        ),
+        (
+            vec!["--email", "HAMLET@example.com"],
+            "zulip-auth: a user \"HAMLET@example.com\" already exists in this realm\n",
+        ),
+        (
+            vec!["--full-name", "a\u{1b}b"],
+            "zulip-auth: the full name \"a\\u{1b}b\" contains the control character '\\u{1b}'\n",
+        ),
+    ] {
+        let mut all = vec!["user", "set", IAGO];
+        all.extend(args);
+        assert_eq!(failure(&server, &all, ""), error);
+    }
+    assert_eq!(
+        server.cli(&["user", "set", IAGO], "").status.code(),
+        Some(2)
+    );
+
+    let new = "prince@example.com";
+    server.ok(&["user", "set", IAGO, "--email", new]);
+    server.login(IAGO, IAGO_PASSWORD).assert_json(401, E11);
+    assert_eq!(server.login(new, IAGO_PASSWORD).api_key(), key);
+    let audit = server.stdout(&["audit", "--user", new]);
+    let changes: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("user_changed"))
+        .collect();
+    assert_eq!(changes.len(), 2, "{audit}");
+    for change in [
+        "by operator: email changed",
+        "by operator: role admin, full name changed",
+    ] {
+        assert!(
+            changes.iter().any(|l| l.contains(change)),
+            "{change}: {audit}"
+        );
+    }
+    // The details name no address (the user column is the account's current one).
+    assert!(!changes.iter().any(|l| l.contains(IAGO)), "{audit}");
+}
+
+/// Issue 21: `user delete` removes the account and all it opened; the audit trail keeps a
+/// row of it without the address. Without a terminal, only `--yes` deletes.
+#[test]
+fn user_delete_removes_the_account_and_keeps_an_audit_row_without_the_address() {
+    let (server, id) = TestServer::with_iago(&[]);
+    let key = server.login(IAGO, IAGO_PASSWORD).api_key();
+    server.ok(&["user", "totp", "enroll", IAGO]);
+    server.ok(&["user", "reset-link", IAGO]);
+    assert_eq!(
+        failure(&server, &["user", "delete", IAGO], "yes\n"),
+        "zulip-auth: stdin is not a terminal: pass --yes to delete \"iago@example.com\"\n"
+    );
+    assert!(server.stdout(&["user", "show", IAGO]).contains(IAGO));
+
+    server.ok(&["user", "delete", IAGO, "--yes"]);
+    server.login(IAGO, IAGO_PASSWORD).assert_json(401, E11);
+    let pair = format!("{IAGO}:{key}");
+    let auth = format!(
+        "Basic {}",
+        <base64ct::Base64 as base64ct::Encoding>::encode_string(pair.as_bytes())
+    );
+    let me = server.send("GET", "/api/v1/users/me", &[("Authorization", &auth)], b"");
+    assert_eq!(me.status, 401);
+    for table in ["user", "totp_device", "password_reset", "web_session"] {
+        assert_eq!(server.row_count(table), 0, "{table}");
+    }
+    let audit = server.stdout(&["audit", "--json"]);
+    let deleted: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("user_deleted"))
+        .collect();
+    assert_eq!(deleted.len(), 1, "{audit}");
+    let detail = format!(
+        "\"email\":null,\"reason\":null,\"remote_addr\":null,\"user_agent\":null,\"detail\":\"by operator: user id {id}\""
+    );
+    assert!(deleted[0].contains(&detail), "{audit}");
+    assert!(!audit.contains("iago"), "{audit}");
+    // The address is free again.
+    let again = server.create_user(IAGO, IAGO_PASSWORD, &[]);
+    assert_ne!(again, id);
+    assert_eq!(
+        failure(
+            &server,
+            &["user", "delete", "nobody@example.com", "--yes"],
+            ""
+        ),
+        "zulip-auth: no user \"nobody@example.com\" in realm \"\"\n"
+    );
+}
+
+/// On a terminal, `user delete` asks, and deletes only on "yes".
+#[test]
+fn user_delete_asks_on_a_terminal() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let on_a_terminal = |answer: &str| {
+        let command = format!(
+            "{BIN} --db '{}' user delete {IAGO}",
+            server.db.to_str().unwrap()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("ZULIP_AUTH_CONFIG", "none")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1), from util-linux");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (status, shown) = on_a_terminal("no\n");
+    assert_eq!(status, Some(1), "{shown}");
+    assert!(shown.contains("Type yes: "), "{shown}");
+    assert!(shown.contains("not deleted"), "{shown}");
+    assert_eq!(server.row_count("user"), 1);
+    let (status, shown) = on_a_terminal("yes\n");
+    assert_eq!(status, Some(0), "{shown}");
+    assert_eq!(server.row_count("user"), 0);
+}
+
+/// Issue 21: `user unlock` clears the user's rate-limit history, audited; nothing else.
+#[test]
+fn user_unlock_clears_the_username_limit() {
+    let (server, _) = TestServer::with_iago(&["--auth-rate", "2/1800s"]);
+    for _ in 0..2 {
+        server.login(IAGO, "wrong").assert_json(401, E11);
+    }
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
+    server.ok(&["user", "unlock", IAGO]);
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 200);
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    assert!(audit.contains("user_unlocked"), "{audit}");
+    assert_eq!(
+        failure(&server, &["user", "unlock", "nobody@example.com"], ""),
+        "zulip-auth: no user \"nobody@example.com\" in realm \"\"\n"
+    );
+}

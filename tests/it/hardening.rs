@@ -372,3 +372,90 @@ fn no_error_repeats_a_secret() {
     assert!(!out.status.success(), "{text}");
     assert!(!text.contains(SECRET), "{text}");
 }
+
+/// `SELECT count(*)` behind the server's back, by a connection opened and closed for it, as
+/// an operator's `sqlite3` does.
+fn outside_count(db: &std::path::Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Whether another process holds SQLite's shared lock on the database file, as every
+/// process with an open connection does: an outside connection that closes checkpoints and
+/// deletes the WAL when it finds no such lock (SQLite 3.40's `sqlite3` does; the bundled
+/// one looks at the shared memory too, so it cannot tell).
+fn someone_holds_the_shared_lock(db: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    // SQLite's lock bytes: PENDING_BYTE, then RESERVED, then the 510 of SHARED.
+    const SHARED_FIRST: libc::off_t = 0x4000_0000 + 2;
+    const SHARED_SIZE: libc::off_t = 510;
+    let file = std::fs::File::open(db).unwrap();
+    // SAFETY: a zeroed flock is valid; fcntl only fills in the struct passed by pointer.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = SHARED_FIRST;
+    lock.l_len = SHARED_SIZE;
+    // SAFETY: as above.
+    let asked = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) };
+    assert_eq!(asked, 0, "{}", std::io::Error::last_os_error());
+    lock.l_type != libc::F_UNLCK as libc::c_short
+}
+
+const OLD_AUDIT_ROWS: &str = "SELECT count(*) FROM audit_log WHERE at < 5";
+const NEW_AUDIT_ROWS: &str = "SELECT count(*) FROM audit_log WHERE at >= 5";
+
+/// Issue: outside readers that come and go (operators monitor with `sqlite3`) while the
+/// server starts and prunes. The server held no lock of its own any more, so a reader's
+/// close took itself for the last connection and deleted the WAL under the server: its
+/// writes were lost or failed with a disk I/O error that stopped it. Now the server lives
+/// on, the readers see each of its writes, and the pruning deletes the old rows.
+#[test]
+fn outside_readers_that_come_and_go_see_every_write_and_the_pruning() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if on_postgres() {
+        return;
+    }
+    let mut server = TestServer::start(&["--audit-retention-days", "400"]);
+    // Rows far older than the retention, for the pruning when the server starts again.
+    rusqlite::Connection::open(&server.db)
+        .unwrap()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO audit_log (at, event) SELECT 1.0, 'login_success' FROM n",
+        )
+        .unwrap();
+    let db = server.db.clone();
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        let reader = s.spawn(|| {
+            for _ in 0..5000 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                outside_count(&db, OLD_AUDIT_ROWS);
+            }
+        });
+        server.restart();
+        for i in 0..20 {
+            let before = outside_count(&db, NEW_AUDIT_ROWS);
+            server
+                .login(&format!("nobody{i}@example.com"), "wrong")
+                .assert_json(401, E11);
+            assert_eq!(outside_count(&db, NEW_AUDIT_ROWS), before + 1, "login {i}");
+        }
+        assert!(
+            someone_holds_the_shared_lock(&db),
+            "the server's lock is gone"
+        );
+        stop.store(true, Ordering::SeqCst);
+        reader.join().unwrap();
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while outside_count(&db, OLD_AUDIT_ROWS) > 0 {
+        assert!(std::time::Instant::now() < deadline, "old rows not pruned");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.get("/health").status, 200);
+}

@@ -336,7 +336,7 @@ fn without_mail_the_page_sends_people_to_the_administrator() {
 }
 
 /// A server whose mail goes to a port where nothing listens: every send fails.
-fn with_dead_relay(extra: &[&str]) -> TestServer {
+pub fn with_dead_relay(extra: &[&str]) -> TestServer {
     let mut args = vec![
         "--smtp-url",
         "smtp://127.0.0.1:9?tls=none",

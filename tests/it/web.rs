@@ -395,7 +395,9 @@ fn codes_count_against_the_username_limit_and_only_an_accepted_code_clears_it() 
     let refused = browser.code(&pending[2], &secret.code_at(now() + 30), None);
     assert_eq!(refused.status, 200);
     assert!(
-        refused.text().contains("Too many attempts"),
+        refused
+            .text()
+            .contains("Too many attempts. Please try again in "),
         "{}",
         refused.text()
     );
@@ -412,8 +414,11 @@ fn wrong_codes_alone_exhaust_the_limit() {
         assert!(page.text().contains("That code is not right."));
     }
     let refused = browser.code(&page, &secret.code_at(now()), None);
+    // 3 attempts in 1800 s: the first frees up 1800 s after it, within this test's seconds.
     assert!(
-        refused.text().contains("Too many attempts"),
+        refused
+            .text()
+            .contains("Too many attempts. Please try again in 30 minutes."),
         "{}",
         refused.text()
     );
@@ -840,4 +845,93 @@ fn the_account_page_shows_codes_once_counts_them_and_makes_a_new_set() {
         !out.lines().any(|l| l.len() == 9 && l.as_bytes()[4] == b'-'),
         "{out}"
     );
+}
+
+#[test]
+fn a_browser_at_the_root_goes_to_the_sign_in_and_anything_else_gets_the_404() {
+    let server = TestServer::start(&[]);
+    let html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for method in ["GET", "HEAD"] {
+        let r = server.send(method, "/", &[("Accept", html)], b"");
+        assert_eq!(
+            (r.status, r.header("location")),
+            (303, Some(LOGIN)),
+            "{method}"
+        );
+    }
+    for (method, accept) in [
+        ("GET", None),
+        ("GET", Some("application/json")),
+        ("GET", Some("*/*")),
+        ("POST", Some(html)),
+    ] {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let r = server.send(method, "/", &headers, b"");
+        r.assert_json(404, NOT_FOUND);
+    }
+}
+
+#[test]
+fn the_sign_in_links_to_the_reset_with_mail_only_and_the_reset_pages_link_back() {
+    let server = TestServer::start(&[]);
+    let forgot = "<a class=\"back\" href=\"/accounts/password/reset/\">Forgot your password?</a>";
+    let back = "<a class=\"back\" href=\"/accounts/login/\">Back to sign in</a>";
+    assert!(!server.get(LOGIN).text().contains(forgot));
+    let no_mail = server.get("/accounts/password/reset/");
+    assert!(no_mail.text().contains(back), "{}", no_mail.text());
+
+    // Nothing is sent here: the relay is only configured.
+    let mailing = crate::reset::with_dead_relay(&[]);
+    let login = mailing.get(LOGIN);
+    assert!(login.text().contains(forgot), "{}", login.text());
+    for path in [
+        "/accounts/password/reset/",
+        "/accounts/password/reset/done/",
+        "/accounts/password/reset/not-a-token/",
+    ] {
+        let page = mailing.get(path);
+        assert!(page.text().contains(back), "{path}: {}", page.text());
+    }
+    let done = mailing.get("/accounts/password/done/");
+    assert!(
+        done.text()
+            .contains("<a class=\"button\" href=\"/accounts/login/\">Log in</a>"),
+        "{}",
+        done.text()
+    );
+}
+
+#[test]
+fn the_realm_heads_every_page_with_an_icon_of_this_origin_only() {
+    let server = TestServer::start(&[]);
+    server.ok(&["realm", "set", "", "--name", "Lear & Co."]);
+    let banner = "<header><span>Lear &amp; Co.</span></header>";
+    for path in [
+        LOGIN,
+        "/accounts/password/reset/",
+        "/accounts/password/done/",
+    ] {
+        let page = server.get(path);
+        assert!(page.text().contains(banner), "{path}: {}", page.text());
+    }
+    server.ok(&["realm", "set", "", "--icon", "/static/lear.png"]);
+    let page = server.get(LOGIN);
+    assert!(
+        page.text().contains(
+            "<header><img src=\"/static/lear.png\" alt=\"\" width=\"32\" height=\"32\"><span>Lear &amp; Co.</span></header>"
+        ),
+        "{}",
+        page.text()
+    );
+    // Another origin's icon is not loaded by the pages' policy (img-src 'self'): not shown.
+    server.ok(&[
+        "realm",
+        "set",
+        "",
+        "--icon",
+        "https://cdn.example.net/lear.png",
+    ]);
+    let page = server.get(LOGIN);
+    assert!(page.text().contains(banner), "{}", page.text());
+    assert!(!page.text().contains("<img"), "{}", page.text());
 }

@@ -1,7 +1,9 @@
 // A person who forgot their password gets it back from their mailbox, in a real browser
-// (Debian's chromium at a phone's size), with nothing from the operator: they ask for a
-// reset, open the link of the delivered message, set a new password, sign in, and download
-// a zuliprc for Zulip's Python library.
+// (Debian's chromium at a phone's size), with nothing from the operator: they follow the
+// sign-in's link to the reset, open the link of the delivered message, set a new password,
+// sign in, download a zuliprc for Zulip's Python library, see their key where they are
+// looking, and meet the confirmations of a new key and of signing out. Every page is
+// captured at the phone's size and at a desktop's.
 //
 // Environment (set by tests/web/run): REALM_URL, EMAIL, OLD_PASSWORD, NEW_PASSWORD, MAILDIR
 // (where the test's SMTP server writes each message), ZULIPRC_OUT (where the download is
@@ -23,13 +25,25 @@ const NEW_PASSWORD = env('NEW_PASSWORD');
 const MAILDIR = env('MAILDIR');
 const SHOTS = env('SHOTS');
 const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 800 };
 
 let shot = 0;
 async function screenshot(page, name) {
     shot += 1;
     const path = join(SHOTS, `selfservice-${String(shot).padStart(2, '0')}-${name}.png`);
     await page.screenshot({ path, fullPage: true });
-    console.log(`    screenshot ${path}`);
+    await page.setViewportSize(DESKTOP);
+    await page.screenshot({ path: path.replace(/\.png$/, '-desktop.png'), fullPage: true });
+    await page.setViewportSize(PHONE);
+    console.log(`    screenshot ${path} (and -desktop)`);
+}
+
+// The element is on the phone's screen as the page opened, without scrolling.
+async function expectInView(page, selector) {
+    const box = await page.locator(selector).boundingBox();
+    if (!box || box.y < 0 || box.y + box.height > PHONE.height) {
+        throw new Error(`${selector} is not on screen: ${JSON.stringify(box)}`);
+    }
 }
 
 async function fetchApiKey(password) {
@@ -67,8 +81,10 @@ async function scenario(page) {
     const before = await fetchApiKey(OLD_PASSWORD);
     if (before.status !== 200) throw new Error(`the old password did not log in: ${JSON.stringify(before)}`);
 
-    // 1. The request.
-    await page.goto(`${REALM_URL}/accounts/password/reset/`);
+    // 1. The request, from the sign-in's link.
+    await page.goto(`${REALM_URL}/accounts/login/`);
+    await screenshot(page, 'login-with-mail');
+    await Promise.all([page.waitForLoadState('load'), page.getByText('Forgot your password?').click()]);
     await page.locator('input[name=email]').fill(EMAIL);
     await screenshot(page, 'request');
     await submit(page);
@@ -104,15 +120,39 @@ async function scenario(page) {
     await page.locator('input[name=password]').fill(NEW_PASSWORD);
     await submit(page);
     await expectText(page, 'Signed in as');
+    // The page opens at its top, and no field takes the focus.
+    const focused = await page.evaluate(() => [document.activeElement?.tagName, window.scrollY]);
+    if (focused[0] !== 'BODY' || focused[1] !== 0) throw new Error(`focus and scroll: ${focused}`);
     await screenshot(page, 'account');
-    const form = page.locator('form[action="/accounts/settings/zuliprc"]');
+    const form = page.locator('form[action="/accounts/settings/api-key#api-key"]');
     await form.locator('input[name=password]').fill(NEW_PASSWORD);
-    const [download] = await Promise.all([page.waitForEvent('download'), form.locator('button').click()]);
+    const zuliprcButton = form.locator('button[formaction="/accounts/settings/zuliprc"]');
+    const [download] = await Promise.all([page.waitForEvent('download'), zuliprcButton.click()]);
     if (download.suggestedFilename() !== 'zuliprc') throw new Error(`downloaded ${download.suggestedFilename()}`);
     await download.saveAs(env('ZULIPRC_OUT'));
     const zuliprc = readFileSync(env('ZULIPRC_OUT'), 'utf8');
     const expected = `[api]\nemail=${EMAIL}\nkey=${after.body.api_key}\nsite=${REALM_URL}\n`;
     if (zuliprc !== expected) throw new Error(`zuliprc is\n${zuliprc}\nnot\n${expected}`);
+
+    // 6. "Show API key": the key is on screen, in the section the person was using.
+    await form.locator('input[name=password]').fill(NEW_PASSWORD);
+    await Promise.all([page.waitForLoadState('load'), form.getByText('Show API key').click()]);
+    await expectText(page, after.body.api_key);
+    await expectInView(page, '#api-key .status code');
+    await screenshot(page, 'api-key-shown');
+
+    // 7. A new key and signing out are each confirmed on a page of their own.
+    await Promise.all([page.waitForLoadState('load'), page.getByText('Generate a new API key').click()]);
+    await expectText(page, 'stops working at once');
+    await screenshot(page, 'confirm-new-key');
+    await Promise.all([page.waitForLoadState('load'), page.getByText('Keep the current key').click()]);
+    await Promise.all([page.waitForLoadState('load'), page.locator('a', { hasText: 'Sign out' }).click()]);
+    await expectText(page, 'Sign out of');
+    await screenshot(page, 'confirm-sign-out');
+    await Promise.all([page.waitForLoadState('load'), page.locator('button', { hasText: 'Sign out' }).click()]);
+    await page.locator('input[name=username]').waitFor({ state: 'visible' });
+    const kept = await fetchApiKey(NEW_PASSWORD);
+    if (kept.body.api_key !== after.body.api_key) throw new Error('the key changed without a confirmation');
 }
 
 mkdirSync(SHOTS, { recursive: true });
@@ -134,7 +174,7 @@ try {
     const page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(20_000);
     await scenario(page);
-    console.log('ok   forgotten password: mail, link, new password, sign-in, zuliprc');
+    console.log('ok   forgotten password: mail, link, new password, sign-in, zuliprc, key, confirmations');
 } catch (error) {
     console.log(`FAIL forgotten password: ${error.stack ?? error}`);
     failed = true;

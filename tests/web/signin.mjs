@@ -23,6 +23,7 @@ const REALM_URL = env('REALM_URL');
 const PASSWORD = env('PASSWORD');
 const SHOTS = env('SHOTS');
 const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 800 };
 
 // RFC 4648 base32, as in the otpauth URI.
 function base32Decode(text) {
@@ -89,7 +90,10 @@ async function screenshot(page, name) {
     shot += 1;
     const path = join(SHOTS, `${String(shot).padStart(2, '0')}-${name}.png`);
     await page.screenshot({ path, fullPage: true });
-    console.log(`    screenshot ${path}`);
+    await page.setViewportSize(DESKTOP);
+    await page.screenshot({ path: path.replace(/\.png$/, '-desktop.png'), fullPage: true });
+    await page.setViewportSize(PHONE);
+    console.log(`    screenshot ${path} (and -desktop)`);
 }
 
 // The field is shown, inside the phone's width, and can be typed into.

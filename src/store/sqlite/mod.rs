@@ -15,6 +15,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -49,13 +50,7 @@ struct FileIdentity {
 impl Sqlite {
     /// Opens (creating with mode 0600 if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> StoreResult<Sqlite> {
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| cannot_open(path, &e.to_string()))?;
+        create_private(path)?;
         Sqlite::connect(path)
     }
 
@@ -146,6 +141,30 @@ impl Sqlite {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         result
+    }
+}
+
+/// Creates the database file, empty and readable by its owner only, unless it exists.
+///
+/// Closing any descriptor of a file drops every POSIX lock the process holds on it, the
+/// locks of SQLite's connections too (sqlite.org/howtocorrupt.html §2.2). A process whose
+/// connections hold no lock looks gone to every other: an outside `sqlite3` that closes
+/// believes it is the last, checkpoints and deletes the WAL under the server's feet, and
+/// the server's next commit fails with a disk I/O error or is lost. So an existing file is
+/// never opened here, and a new one is created under a lock that every [`Sqlite::open`]
+/// takes, so that no connection of this process opens it before its descriptor is closed.
+fn create_private(path: &Path) -> StoreResult<()> {
+    static CREATING: Mutex<()> = Mutex::new(());
+    let _creating = CREATING.lock().unwrap_or_else(PoisonError::into_inner);
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(cannot_open(path, &e.to_string())),
     }
 }
 

@@ -67,7 +67,8 @@ pub(super) fn insert(
     Ok(())
 }
 
-/// Revokes every device key of a user: inside the transaction of a new key.
+/// Revokes every device key of a user: inside the transaction of a new key or of the
+/// user's deletion.
 pub(super) fn delete_all(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
     conn.execute(
         sql!("DELETE FROM api_key WHERE user_id = $1"),

@@ -1,6 +1,6 @@
 //! The `audit_log` table; every row names the instance that wrote it.
 
-use crate::store::sql::{Backend, Conn, params, sql};
+use crate::store::sql::{Backend, Conn, Sql, params, sql};
 use crate::store::{Audit, AuditEntry, AuditFilter, AuditRow, StoreResult, instance_name};
 
 pub(super) fn insert(conn: &mut dyn Conn, entry: &AuditEntry) -> StoreResult<()> {
@@ -59,6 +59,6 @@ impl<B: Backend> Audit for B {
 }
 
 /// Drops rows written before `before`: past their retention.
-pub(super) fn prune(conn: &mut dyn Conn, before: f64) -> StoreResult<u64> {
-    Ok(conn.execute(sql!("DELETE FROM audit_log WHERE at < $1"), params![before])?)
-}
+/// A batch of pruning ([`super::prune`]): at most `$2` of the rows before `$1`.
+pub(super) static PRUNE: Sql =
+    Sql::new("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)");

@@ -25,12 +25,17 @@ pub(super) fn set(
     super::audit_log::insert(conn, audit)
 }
 
-/// Ends the user's sessions and reset link: a password change or a deactivation.
+/// Ends the user's sessions and reset link: a password change, a deactivation or a deletion.
 pub(super) fn end_sessions_and_link(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
     conn.execute(
         sql!("DELETE FROM web_session WHERE user_id = $1"),
         params![user_id],
     )?;
+    end_link(conn, user_id)
+}
+
+/// Ends the user's reset link alone: their email changed, and the link went to the old one.
+pub(super) fn end_link(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
     conn.execute(
         sql!("DELETE FROM password_reset WHERE user_id = $1"),
         params![user_id],

@@ -2,8 +2,8 @@
 //! the buckets and records in one write transaction, under the engine's locks on them
 //! ([`Conn::lock_buckets`]), so every worker and instance counts against the same events.
 
-use crate::store::sql::{Backend, Conn, params, sql};
-use crate::store::{Admission, Attempt, Bucket, Limits, Reservation, StoreResult};
+use crate::store::sql::{Backend, Conn, Sql, params, sql};
+use crate::store::{Admission, Attempt, AuditEntry, Bucket, Limits, Reservation, StoreResult};
 
 /// The newest `limit` event times of the bucket within its window, newest first.
 fn recent(conn: &mut dyn Conn, bucket: &Bucket, now: f64) -> StoreResult<Vec<f64>> {
@@ -59,12 +59,10 @@ pub(super) fn release(conn: &mut dyn Conn, reservation: Reservation) -> StoreRes
 }
 
 /// Drops events before `before`: no window sees them any more.
-pub(super) fn prune(conn: &mut dyn Conn, before: f64) -> StoreResult<u64> {
-    Ok(conn.execute(
-        sql!("DELETE FROM rate_limit_event WHERE at < $1"),
-        params![before],
-    )?)
-}
+/// A batch of pruning ([`super::prune`]): at most `$2` of the events before `$1`.
+pub(super) static PRUNE: Sql = Sql::new(
+    "DELETE FROM rate_limit_event WHERE id IN (SELECT id FROM rate_limit_event WHERE at < $1 LIMIT $2)",
+);
 
 /// The refusal a full bucket gives, if either is full: the address first. `recent` reads a
 /// bucket's events as [`recent`] does.
@@ -163,5 +161,12 @@ impl<B: Backend> Limits for B {
 
     fn release(&self, reservation: Reservation) -> StoreResult<()> {
         self.read(|conn| release(conn, reservation))
+    }
+
+    fn clear_bucket(&self, bucket: &str, audit: &AuditEntry) -> StoreResult<()> {
+        self.durably(|conn| {
+            clear(conn, bucket)?;
+            super::audit_log::insert(conn, audit)
+        })
     }
 }

@@ -1,8 +1,16 @@
 //! The `recovery_code` table (migration 9): single-use codes of the second factor (web.md
 //! §4.1), as digests. Using one is one DELETE, so two requests never both accept a code.
 
-use crate::store::sql::{Backend, params, sql};
+use crate::store::sql::{Backend, Conn, params, sql};
 use crate::store::{AuditEntry, RecoveryCodes, StoreResult};
+
+/// Deletes every recovery code of the user.
+pub(super) fn delete(conn: &mut dyn Conn, user_id: i64) -> StoreResult<u64> {
+    Ok(conn.execute(
+        sql!("DELETE FROM recovery_code WHERE user_id = $1"),
+        params![user_id],
+    )?)
+}
 
 impl<B: Backend> RecoveryCodes for B {
     fn replace_recovery_codes(
@@ -13,10 +21,7 @@ impl<B: Backend> RecoveryCodes for B {
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         self.durably(|conn| {
-            conn.execute(
-                sql!("DELETE FROM recovery_code WHERE user_id = $1"),
-                params![user_id],
-            )?;
+            delete(conn, user_id)?;
             for hash in hashes {
                 conn.execute(
                     sql!(

@@ -1,8 +1,16 @@
 //! The `totp_device` table (web.md §4): a user's TOTP key and its replay guard. The guard is
 //! one statement: of two instances given one code at once, the row lock lets one through.
 
-use crate::store::sql::{Backend, params, sql};
+use crate::store::sql::{Backend, Conn, params, sql};
 use crate::store::{AuditEntry, StoreResult, TotpDevice, TotpDevices};
+
+/// Deletes the user's key, if any; the number of rows deleted.
+pub(super) fn delete(conn: &mut dyn Conn, user_id: i64) -> StoreResult<u64> {
+    Ok(conn.execute(
+        sql!("DELETE FROM totp_device WHERE user_id = $1"),
+        params![user_id],
+    )?)
+}
 
 impl<B: Backend> TotpDevices for B {
     fn totp_device(&self, user_id: i64) -> StoreResult<Option<TotpDevice>> {
@@ -43,10 +51,7 @@ impl<B: Backend> TotpDevices for B {
 
     fn delete_totp_device(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<bool> {
         self.durably(|conn| {
-            let deleted = conn.execute(
-                sql!("DELETE FROM totp_device WHERE user_id = $1"),
-                params![user_id],
-            )?;
+            let deleted = delete(conn, user_id)?;
             if deleted > 0 {
                 super::audit_log::insert(conn, audit)?;
             }

@@ -5,7 +5,9 @@
 
 use crate::store::row::{self, select_user};
 use crate::store::sql::{Backend, Conn, SqlError, Unique, params, sql};
-use crate::store::{AuditEntry, AuditEvent, NewUser, StoreError, StoreResult, User, Users};
+use crate::store::{
+    AuditEntry, AuditEvent, NewUser, StoreError, StoreResult, User, UserChanges, Users,
+};
 
 /// One account per email and realm.
 const EMAIL: Unique = Unique {
@@ -46,11 +48,18 @@ pub(super) fn store_key(conn: &mut dyn Conn, user_id: i64, key: &str) -> StoreRe
     }
 }
 
+/// A new user's id is never one the audit trail still names: a deleted user's rows keep
+/// their id, and must not pass to the next account. PostgreSQL's identity never hands an id
+/// out twice; SQLite's rowid would give the highest one again once it is deleted.
 fn insert(conn: &mut dyn Conn, realm_id: i64, user: &NewUser) -> StoreResult<i64> {
     let inserted = conn.one(
         sql!(
-            "INSERT INTO \"user\" (realm_id, delivery_email, full_name, role, password, is_active, api_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"
+            sqlite: "INSERT INTO \"user\" (id, realm_id, delivery_email, full_name, role, password, is_active, api_key)
+             VALUES ((SELECT max(id) + 1 FROM (SELECT max(id) AS id FROM \"user\"
+                        UNION ALL SELECT max(user_id) FROM audit_log)),
+                     $1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            postgres: "INSERT INTO \"user\" (realm_id, delivery_email, full_name, role, password, is_active, api_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         ),
         params![
             realm_id,
@@ -179,6 +188,53 @@ impl<B: Backend> Users for B {
         self.durably(|conn| {
             store_key(conn, user_id, new_key)?;
             super::api_key::delete_all(conn, user_id)?;
+            super::audit_log::insert(conn, audit)
+        })
+    }
+
+    fn change_user(
+        &self,
+        user_id: i64,
+        changes: &UserChanges,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let update = sql!(
+            "UPDATE \"user\" SET role = COALESCE($2, role), full_name = COALESCE($3, full_name),
+               delivery_email = COALESCE($4, delivery_email)
+             WHERE id = $1"
+        );
+        let role = changes.role.map(|role| role.code());
+        let email = changes.email.as_ref().map(|email| email.trim());
+        self.durably(|conn| {
+            match conn.execute(update, params![user_id, role, &changes.full_name, email]) {
+                Ok(_) => {}
+                Err(SqlError::Violation(v)) if v.of(&EMAIL) => {
+                    let email = email.unwrap_or_default();
+                    return Err(StoreError::Refused(format!(
+                        "a user {email:?} already exists in this realm"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            // The link went to the old address.
+            if changes.email.is_some() {
+                super::password::end_link(conn, user_id)?;
+            }
+            super::audit_log::insert(conn, audit)
+        })
+    }
+
+    /// Every table that refers to a user is emptied of theirs here, before the row goes.
+    fn delete_user(&self, user_id: i64, clear_bucket: &str, audit: &AuditEntry) -> StoreResult<()> {
+        self.durably(|conn| {
+            super::password::end_sessions_and_link(conn, user_id)?;
+            super::totp_device::delete(conn, user_id)?;
+            super::recovery_code::delete(conn, user_id)?;
+            super::api_key::delete_all(conn, user_id)?;
+            super::login_mail_off::delete(conn, user_id)?;
+            super::web_login_step::delete(conn, user_id)?;
+            super::rate_limit_event::clear(conn, clear_bucket)?;
+            conn.execute(sql!("DELETE FROM \"user\" WHERE id = $1"), params![user_id])?;
             super::audit_log::insert(conn, audit)
         })
     }

@@ -5,6 +5,15 @@ use crate::store::row::{self, select_user};
 use crate::store::sql::{Backend, Conn, params, sql};
 use crate::store::{LoginStep, LoginSteps, StoreResult, User};
 
+/// Drops every step of the user's: inside a deletion.
+pub(super) fn delete(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
+    conn.execute(
+        sql!("DELETE FROM web_login_step WHERE user_id = $1"),
+        params![user_id],
+    )?;
+    Ok(())
+}
+
 /// Drops steps whose time ran out by `now`.
 pub(super) fn prune(conn: &mut dyn Conn, now: f64) -> StoreResult<u64> {
     Ok(conn.execute(
