@@ -78,13 +78,15 @@ pub(super) fn delete_all(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
 }
 
 /// Revokes every key unused for its realm's `api_key_idle_days` at `now`, each audited.
+/// `$1` stands alone on one side, so that PostgreSQL takes it for the times' type (a
+/// `numeric` there refused our `f64`).
 pub(super) fn prune(conn: &mut dyn Conn, now: f64) -> StoreResult<u64> {
     let idle = conn.all(
         sql!(
             "DELETE FROM api_key WHERE id IN (
                SELECT k.id FROM api_key k JOIN \"user\" u ON u.id = k.user_id
                JOIN realm r ON r.id = u.realm_id
-               WHERE coalesce(k.last_used_at, k.created_at) < $1 - r.api_key_idle_days * 86400.0)
+               WHERE coalesce(k.last_used_at, k.created_at) + r.api_key_idle_days * 86400 < $1)
              RETURNING id, user_id"
         ),
         params![now],
