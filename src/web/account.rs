@@ -479,7 +479,7 @@ impl View<'_> {
             (totp::new_key(realm, &user.delivery_email, secret))
             form method="post" action=(Section::TwoFactor.action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, csrf.token()))
-                (totp::code_input(false))
+                (totp::code_input())
                 (password_field("password_2fa_on", "password", "Password", "current-password"))
                 button type="submit" { "Turn on" }
             }

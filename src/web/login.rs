@@ -168,7 +168,7 @@ fn step_form(view: &View<'_>, next: &NextStep, error: Option<&str>) -> Markup {
                 form method="post" action=(paths::LOGIN) {
                     (view.carried())
                     (page::hidden(STEP_FIELD, &next.token))
-                    (totp::code_input(false))
+                    (totp::code_input())
                     button type="submit" { "Turn on and sign in" }
                 }
             },
