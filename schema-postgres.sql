@@ -177,3 +177,38 @@ ALTER TABLE realm ADD COLUMN jwt_key TEXT;
 ALTER TABLE realm ADD COLUMN jwt_algorithms TEXT NOT NULL DEFAULT 'HS256';
 ALTER TABLE realm ADD COLUMN jwt_require_exp BOOLEAN NOT NULL DEFAULT true;
 ALTER TABLE realm ADD COLUMN jwt_max_lifetime BIGINT NOT NULL DEFAULT 300 CHECK (jwt_max_lifetime > 0);
+
+-- migration 9
+-- A key per device (wire.md §9.5). Under per_device every login makes a key of its own,
+-- stored only as its lowercase hex SHA-256; the user's own key (user.api_key) keeps working.
+ALTER TABLE realm ADD COLUMN api_keys_per_device BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE realm ADD COLUMN api_key_idle_days BIGINT NOT NULL DEFAULT 90
+    CHECK (api_key_idle_days > 0);
+-- A device's key: how it was made (the login's method word), the client's User-Agent
+-- (trimmed, no control characters), the name a user gave it on the account page (NULL: named
+-- after the User-Agent) and when it was last used (coarsely; NULL: never).
+CREATE TABLE api_key (
+    id BIGSERIAL PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES "user" (id),
+    key_hash TEXT NOT NULL UNIQUE,
+    method TEXT NOT NULL,
+    user_agent TEXT,
+    name TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    last_used_at DOUBLE PRECISION
+);
+CREATE INDEX api_key_user ON api_key (user_id);
+-- Recovery codes for the second factor (web.md §4.1): single use, stored only as the
+-- lowercase hex SHA-256 of the user's id and the code; a used code's row is deleted.
+CREATE TABLE recovery_code (
+    code_hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES "user" (id),
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX recovery_code_user ON recovery_code (user_id);
+-- A mail for every new login (web.md §8.1): on unless the realm turns it off, or the user
+-- (a row here) on the account page.
+ALTER TABLE realm ADD COLUMN login_mail BOOLEAN NOT NULL DEFAULT TRUE;
+CREATE TABLE login_mail_off (
+    user_id BIGINT PRIMARY KEY REFERENCES "user" (id)
+);

@@ -3,6 +3,7 @@
 //! section; the check order inside each handler is the spec's and matters. The login itself
 //! is `auth::login`'s: this module maps its outcome to the wire, in [`login_error`].
 
+mod keys;
 mod settings;
 
 use std::net::IpAddr;
@@ -13,6 +14,7 @@ use log::warn;
 use serde::Serialize;
 
 use crate::auth::basic::{self, BasicAuthError};
+use crate::auth::devices;
 use crate::auth::login::{self, Client, Credentials, Login, LoginRefusal, Method};
 use crate::auth::password::Hasher;
 use crate::auth::ratelimit::RateLimits;
@@ -123,6 +125,15 @@ const ROUTES: &[Route] = &[
         ..route("/api/v1/users/me/api_key/regenerate", Api::regenerate)
     },
     Route {
+        never_cache: true,
+        ..route(keys::LIST, Api::api_keys)
+    },
+    Route {
+        prefix: true,
+        never_cache: true,
+        ..route(keys::ONE, Api::revoke_api_key)
+    },
+    Route {
         quiet: true,
         ..route("/health", Api::health)
     },
@@ -163,6 +174,9 @@ const ROUTES: &[Route] = &[
         costly: &["POST"],
         ..page(web::paths::PASSWORD, Api::web_account)
     },
+    page(web::paths::DEVICE_SIGN_OUT, Api::web_account),
+    page(web::paths::SIGN_OUT_EVERYWHERE, Api::web_account),
+    page(web::paths::LOGIN_MAIL, Api::web_account),
     // Turning it on checks the password too.
     Route {
         costly: &["POST"],
@@ -171,6 +185,10 @@ const ROUTES: &[Route] = &[
     Route {
         costly: &["POST"],
         ..page(web::paths::TWO_FACTOR_OFF, Api::web_account)
+    },
+    Route {
+        costly: &["POST"],
+        ..page(web::paths::RECOVERY_CODES, Api::web_account)
     },
 ];
 
@@ -286,6 +304,7 @@ impl Api {
             store: &self.store,
             hasher: &self.hasher,
             limits: self.config.limits,
+            notices: self.reset_desk.as_ref(),
         }
     }
 
@@ -694,16 +713,25 @@ impl Api {
         request: &Request,
         log: &mut LogContext,
     ) -> Result<(User, Realm), ApiError> {
+        self.basic_auth(request, log)
+            .map(|(user, realm, _)| (user, realm))
+    }
+
+    /// [`Api::basic_auth_user`], with the id of the device key presented (`None`: the
+    /// user's own key; wire.md §9.5).
+    fn basic_auth(
+        &self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<(User, Realm, Option<i64>), ApiError> {
         let credentials = basic::parse(request.authorization.as_deref()).map_err(|e| match e {
             BasicAuthError::Missing => ApiError::not_logged_in(),
             BasicAuthError::Invalid => ApiError::invalid_basic_header(),
             BasicAuthError::NotBasic => ApiError::basic_auth_required(),
             BasicAuthError::MalformedKey => ApiError::malformed_api_key(),
         })?;
-        let user = self
-            .store
-            .user_by_api_key(&credentials.api_key)?
-            .filter(|u| u.delivery_email.to_lowercase() == credentials.email.to_lowercase())
+        let (user, device) = devices::holder(&self.store, &credentials.api_key)?
+            .filter(|(u, _)| u.delivery_email.to_lowercase() == credentials.email.to_lowercase())
             .ok_or(ApiError::invalid_api_key())?;
         let realm = self
             .store
@@ -718,7 +746,7 @@ impl Api {
         } else if realm.subdomain != self.config.site.subdomain_of(&request.host) {
             Err(ApiError::key_of_another_realm())
         } else {
-            Ok((user, realm))
+            Ok((user, realm, device.map(|d| d.id)))
         }
     }
 }

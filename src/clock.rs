@@ -76,6 +76,31 @@ pub fn iso8601(epoch_seconds: f64) -> String {
     )
 }
 
+/// Epoch seconds of `2026-11-28T13:40:00` followed by `Z` or `+00:00` (a user's
+/// `date_joined`); `None` for anything else.
+pub fn parse_iso8601(text: &str) -> Option<i64> {
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = text.split_once('T')?;
+    let numbers =
+        |s: &str, sep: char| -> Option<Vec<i64>> { s.split(sep).map(|n| n.parse().ok()).collect() };
+    let (d, t) = (numbers(date, '-')?, numbers(time, ':')?);
+    let [y, m, d] = <[i64; 3]>::try_from(d).ok()?;
+    let [hh, mm, ss] = <[i64; 3]>::try_from(t).ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 /// A whole number and a unit: `s`, `m`, `h` or `d` (`90s`, `30m`, `12h`, `7d`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let complaint =
@@ -98,6 +123,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso8601_round_trips() {
+        for t in [0, 951_782_400, 1_795_000_000] {
+            assert_eq!(parse_iso8601(&iso8601(t as f64)), Some(t));
+        }
+        assert_eq!(
+            parse_iso8601("2026-11-28T13:40:00+00:00"),
+            Some(1_795_873_200)
+        );
+        assert_eq!(parse_iso8601("2026-13-28T13:40:00Z"), None);
+        assert_eq!(parse_iso8601("yesterday"), None);
+    }
 
     #[test]
     fn durations() {

@@ -323,6 +323,11 @@ impl ApiError {
         ApiError::unauthorized("Invalid API key")
     }
 
+    /// §9.5: no key of the caller's has this id (another user's included).
+    pub const fn invalid_api_key_id() -> ApiError {
+        ApiError::new(400, "Invalid API key ID", BAD_REQUEST)
+    }
+
     /// §9.2: the key's realm is deactivated.
     pub const fn key_realm_deactivated() -> ApiError {
         ApiError::unauthorized("This organization has been deactivated")

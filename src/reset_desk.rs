@@ -2,6 +2,9 @@
 //! address, and handed here: one thread, with its own store connection, looks the address up,
 //! makes the link and sends the message. No answer waits on that lookup or on the relay, so
 //! its timing tells nothing about accounts (web.md §6). A failure is logged, never shown.
+//!
+//! The same thread sends the mail for every new login (web.md §8.1), after the answer, so a
+//! login never waits on the relay nor fails with it.
 
 use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -12,6 +15,8 @@ use std::time::Duration;
 use log::{error, info, warn};
 use maud::{DOCTYPE, html};
 
+use crate::auth::devices;
+use crate::auth::notice::{self, Folding, LoginNotice};
 use crate::auth::reset;
 use crate::clock;
 use crate::error::Error;
@@ -34,10 +39,18 @@ pub struct ResetRequest {
     pub at: f64,
 }
 
-/// Where pages hand reset requests.
+/// What the desk's thread is handed.
+#[derive(Debug, Clone, PartialEq)]
+enum Job {
+    Reset(ResetRequest),
+    Login(LoginNotice),
+    Recovery(LoginNotice),
+}
+
+/// Where pages hand reset requests, and logins their notices.
 #[derive(Debug, Clone)]
 pub struct ResetDesk {
-    queue: SyncSender<ResetRequest>,
+    queue: SyncSender<Job>,
 }
 
 impl ResetDesk {
@@ -53,10 +66,25 @@ impl ResetDesk {
     }
 
     pub fn submit(&self, request: ResetRequest) {
-        match self.queue.try_send(request) {
+        self.hand(Job::Reset(request), "reset request");
+    }
+
+    /// A successful login, to be mailed to its user if it is due one.
+    pub fn notify_login(&self, login: LoginNotice) {
+        self.hand(Job::Login(login), "login mail");
+    }
+
+    /// A sign-in finished with a recovery code: its owner is told, whatever the login mail's
+    /// switches.
+    pub fn notify_recovery(&self, login: LoginNotice) {
+        self.hand(Job::Recovery(login), "recovery code mail");
+    }
+
+    fn hand(&self, job: Job, what: &str) {
+        match self.queue.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => warn!("reset request dropped: {QUEUE} already queued"),
-            Err(TrySendError::Disconnected(_)) => warn!("reset request dropped: the desk stopped"),
+            Err(TrySendError::Full(_)) => warn!("{what} dropped: {QUEUE} already queued"),
+            Err(TrySendError::Disconnected(_)) => warn!("{what} dropped: the desk stopped"),
         }
     }
 }
@@ -65,20 +93,144 @@ impl ResetDesk {
 /// the desk's lookup and writes do not share the cores and the write lock with it.
 const START_AFTER: f64 = 0.2;
 
-fn serve(store: &Store, postman: &Postman, lifetime: Duration, requests: &Receiver<ResetRequest>) {
-    for request in requests {
-        let wait = request.at + START_AFTER - clock::now();
+fn serve(store: &Store, postman: &Postman, lifetime: Duration, jobs: &Receiver<Job>) {
+    let mut folding = Folding::default();
+    for job in jobs {
+        let at = match &job {
+            Job::Reset(request) => request.at,
+            Job::Login(login) | Job::Recovery(login) => login.at,
+        };
+        let wait = at + START_AFTER - clock::now();
         if wait > 0.0 {
             thread::sleep(Duration::from_secs_f64(wait.min(START_AFTER)));
         }
-        // A bug in one request must not stop the desk for every later one.
-        match catch_unwind(AssertUnwindSafe(|| {
-            handle(store, postman, lifetime, &request)
-        })) {
+        // A bug in one job must not stop the desk for every later one.
+        let done = catch_unwind(AssertUnwindSafe(|| match &job {
+            Job::Reset(request) => handle(store, postman, lifetime, request),
+            Job::Login(login) => mail_login(store, postman, &mut folding, login),
+            Job::Recovery(login) => mail_recovery(store, postman, login),
+        }));
+        match done {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!("password reset request not handled: {e}"),
-            Err(_) => error!("password reset request panicked"),
+            Ok(Err(e)) => warn!("mail job not handled: {e}"),
+            Err(_) => error!("mail job panicked"),
         }
+    }
+}
+
+/// The realm and user a notice is about, as they are now.
+fn noticed(store: &Store, login: &LoginNotice) -> StoreResult<Option<(Realm, User)>> {
+    let Some(realm) = store.realm_by_id(login.realm_id)? else {
+        return Ok(None);
+    };
+    // The same account still: not one made since under the address of a deleted one.
+    let user = store
+        .user_by_email(realm.id, &login.email)?
+        .filter(|user| user.id == login.user_id);
+    Ok(user.map(|user| (realm, user)))
+}
+
+fn send(postman: &Postman, mail: &Mail, what: &str, user: &User) {
+    match postman.send(mail) {
+        Ok(()) => info!("{what} sent to user {}", user.id),
+        Err(e) => warn!("{what} to user {} not sent: {e}", user.id),
+    }
+}
+
+/// web.md §8.1: the login's user is mailed unless the rules say otherwise.
+fn mail_login(
+    store: &Store,
+    postman: &Postman,
+    folding: &mut Folding,
+    login: &LoginNotice,
+) -> StoreResult<()> {
+    let Some((realm, user)) = noticed(store, login)? else {
+        return Ok(());
+    };
+    if notice::due(&realm, &user, store.login_mail_off(user.id)?, login) && !folding.folds(login) {
+        send(
+            postman,
+            &login_mail(&realm, &user, login),
+            "login mail",
+            &user,
+        );
+    }
+    Ok(())
+}
+
+/// web.md §4.1: a recovery code's use, always told.
+fn mail_recovery(store: &Store, postman: &Postman, login: &LoginNotice) -> StoreResult<()> {
+    let Some((realm, user)) = noticed(store, login)? else {
+        return Ok(());
+    };
+    let left = store.recovery_codes_left(user.id)?;
+    let mut mail = login_mail(&realm, &user, login);
+    mail.subject = format!(
+        "A recovery code was used for your Zulip account in {}",
+        realm.name
+    );
+    let used = format!(
+        "A recovery code was used in place of your authenticator's code; {left} of your codes \
+         are left. If you lost your authenticator, make a new set of codes on your account page."
+    );
+    mail.text = format!("{used}\n\n{}", mail.text);
+    mail.html = mail
+        .html
+        .replacen("<body>", &format!("<body><p>{used}</p>"), 1);
+    send(postman, &mail, "recovery code mail", &user);
+    Ok(())
+}
+
+/// web.md §8.1's message: the organization, when (UTC), how, from which device and address.
+pub fn login_mail(realm: &Realm, user: &User, login: &LoginNotice) -> Mail {
+    let when = format!(
+        "{} UTC",
+        clock::iso8601(login.at)
+            .trim_end_matches('Z')
+            .replace('T', " ")
+    );
+    let device = devices::device_name(login.user_agent.as_deref());
+    let whence = login
+        .client
+        .map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+    let facts = [
+        ("Organization", realm.name.as_str()),
+        ("Account", user.delivery_email.as_str()),
+        ("Time", when.as_str()),
+        ("Method", login.method),
+        ("Device", device.as_str()),
+        ("Address", whence.as_str()),
+    ];
+    let mut text = format!(
+        "A new login to your Zulip account {} in {}.\n\n",
+        user.delivery_email, realm.name
+    );
+    for (label, value) in facts {
+        text.push_str(&format!("{label}: {value}\n"));
+    }
+    text.push_str(
+        "\nIf this was you, there is nothing to do. If not, change your password and sign out \
+         every device on your account page.\n",
+    );
+    let html = html! {
+        (DOCTYPE)
+        html {
+            body {
+                p { "A new login to your Zulip account " b { (user.delivery_email) } " in " (realm.name) "." }
+                ul { @for (label, value) in facts { li { (label) ": " (value) } } }
+                p {
+                    "If this was you, there is nothing to do. If not, change your password and "
+                    "sign out every device on your account page."
+                }
+            }
+        }
+    }
+    .into_string();
+    Mail {
+        to: user.delivery_email.clone(),
+        subject: format!("A new login to your Zulip account in {}", realm.name),
+        text,
+        html,
     }
 }
 

@@ -5,6 +5,7 @@
 //! page asks for the password in the same form (`auth::account`), as for every change there.
 
 use crate::auth::login::Deferred;
+use crate::auth::recovery;
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::signin::stored_step;
 use crate::auth::token;
@@ -55,8 +56,9 @@ pub fn offered(store: &Store, session_id: &str, user: &User) -> StoreResult<Opti
         .and_then(|text| Secret::from_base32(&text)))
 }
 
-/// Turns the factor on with a first code of the session's offer, which is spent. The
-/// caller has checked the password.
+/// Turns the factor on with a first code of the session's offer, which is spent, and makes
+/// the user's recovery codes (their first factor: web.md §4.1), answered to be shown once.
+/// The caller has checked the password.
 pub fn turn_on(
     store: &Store,
     realm: &Realm,
@@ -64,7 +66,7 @@ pub fn turn_on(
     session_id: &str,
     code: &str,
     context: &AuditEntry,
-) -> StoreResult<Result<(), OfferRefusal>> {
+) -> StoreResult<Result<Vec<String>, OfferRefusal>> {
     let Some(secret) = offered(store, session_id, user)? else {
         return Ok(Err(OfferRefusal::Expired));
     };
@@ -91,7 +93,8 @@ pub fn turn_on(
         Origin::Web,
         context,
     )?;
-    Ok(Ok(()))
+    let codes = recovery::after_first_factor(store, realm, user, false, Origin::Web, context)?;
+    Ok(Ok(codes.unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -121,7 +124,9 @@ mod tests {
         };
         assert_eq!(turn_on(&older), Err(OfferRefusal::WrongCode));
         assert!(!second_factor::is_enrolled(&store, &user).unwrap());
-        assert_eq!(turn_on(&newer), Ok(()));
+        let codes = turn_on(&newer).unwrap();
+        assert_eq!(codes.len(), recovery::COUNT);
+        assert_eq!(recovery::left(&store, &user).unwrap(), 10);
         assert!(second_factor::is_enrolled(&store, &user).unwrap());
         assert_eq!(turn_on(&newer), Err(OfferRefusal::Expired));
     }

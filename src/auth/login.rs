@@ -25,18 +25,21 @@ use std::net::IpAddr;
 
 use log::warn;
 
+use crate::auth::devices;
 use crate::auth::key;
 use crate::auth::ldap::{self, Outcome};
+use crate::auth::notice::LoginNotice;
 use crate::auth::password::{self, Hasher, Verdict};
 use crate::auth::policy;
 use crate::auth::ratelimit::{self, Gate, Quota, RateLimits};
 use crate::clock;
 use crate::email;
 use crate::metrics;
+use crate::reset_desk::ResetDesk;
 use crate::store::limits::username_key;
 use crate::store::{
-    AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewUser, Realm, Reservation, Role,
-    Store, StoreError, StoreResult, User,
+    AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewDeviceKey, NewUser, Realm,
+    Reservation, Role, Store, StoreError, StoreResult, User,
 };
 
 /// Longer User-Agent strings are cut before they are audited.
@@ -82,6 +85,19 @@ impl Method {
             Method::Dev => "dev",
             Method::Reconfirm => "reconfirm",
             Method::Jwt => "jwt",
+        }
+    }
+
+    /// The method word of a device's key made by this login (wire.md §9.5); `None` for a
+    /// password entered again, which makes no key. `local` tells a local hash from LDAP.
+    fn key_method(self, local: bool) -> Option<&'static str> {
+        match self {
+            Method::Api if local => Some("password"),
+            Method::Api => Some("ldap"),
+            Method::Web => Some("web"),
+            Method::Jwt => Some("jwt"),
+            Method::Dev => Some("dev"),
+            Method::Reconfirm => None,
         }
     }
 
@@ -258,6 +274,8 @@ pub struct Login<'a> {
     pub store: &'a Store,
     pub hasher: &'a Hasher,
     pub limits: RateLimits,
+    /// Where a successful login is handed for its mail (web.md §8.1), when mail is set up.
+    pub notices: Option<&'a ResetDesk>,
 }
 
 impl Login<'_> {
@@ -372,12 +390,26 @@ impl Login<'_> {
             detail: verified.method.detail().map(str::to_owned),
             ..client.audit(AuditEvent::LoginSuccess, realm, Some(verified.user.id))
         };
+        // Keys per device (wire.md §9.5): this login's own key, stored as its digest.
+        let key_method = Some(realm)
+            .filter(|realm| devices::per_device(realm))
+            .and_then(|_| verified.method.key_method(verified.verified_hash.is_some()));
+        let user_agent = devices::stored_user_agent(client.user_agent);
         let finished = key::with_fresh_key(|new_key| {
+            let key_hash = devices::digest(new_key);
             self.store.finish_login(&FinishLogin {
                 user_id: verified.user.id,
                 verified_hash: verified.verified_hash.as_deref(),
                 rehash: verified.rehash.as_deref(),
                 new_key,
+                device: key_method.map(|method| NewDeviceKey {
+                    key_hash: &key_hash,
+                    method,
+                    user_agent: user_agent.as_deref(),
+                    name: None,
+                    now: audit.at,
+                    max_live: devices::MAX_LIVE_KEYS,
+                }),
                 clear_bucket: verified.username_key.as_deref(),
                 release: verified.reservation,
                 audit: &audit,
@@ -393,6 +425,25 @@ impl Login<'_> {
             LoginEnd::Done { user, api_key, .. } => {
                 // The one place a login succeeds; every refusal is settled in `refused`.
                 metrics::login(verified.method.label(), "success");
+                // A dev login and a password entered again are no new login, and the realm's
+                // switch is read as the login saw it (web.md §8.1).
+                let word = verified.method.key_method(verified.verified_hash.is_some());
+                if let (Some(desk), Some(method), false, true) = (
+                    self.notices,
+                    word,
+                    verified.method == Method::Dev,
+                    realm.login_mail,
+                ) {
+                    desk.notify_login(LoginNotice {
+                        realm_id: realm.id,
+                        user_id: user.id,
+                        email: user.delivery_email.clone(),
+                        method,
+                        user_agent: user_agent.clone(),
+                        client: client.address,
+                        at: audit.at,
+                    });
+                }
                 return Ok(Ok(Success { user, api_key }));
             }
             LoginEnd::PasswordChanged => LoginRefusal::PasswordChanged,
@@ -901,6 +952,7 @@ pub(crate) mod tests {
             store: &store,
             hasher: &hasher,
             limits: limits(),
+            notices: None,
         };
         let credentials = Credentials {
             username: "iago@example.com",
@@ -983,6 +1035,7 @@ pub(crate) mod tests {
             store: &store,
             hasher: &hasher,
             limits: limits(),
+            notices: None,
         };
         let credentials = Credentials {
             username: "iago@example.com",

@@ -3,16 +3,19 @@
 
 pub mod account;
 pub mod basic;
+pub mod devices;
 pub mod enrolment;
 pub mod jwt;
 pub mod key;
 pub mod ldap;
 pub mod login;
+pub mod notice;
 pub mod oidc;
 pub mod passkey;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
+pub mod recovery;
 pub mod reset;
 pub mod second_factor;
 pub mod session;

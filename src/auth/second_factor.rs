@@ -2,6 +2,7 @@
 //! (once: the replay guard lives in the store, so instances agree) and removing it, each
 //! audited with where it came from (web.md §4).
 
+use crate::auth::recovery;
 use crate::auth::totp::Secret;
 use crate::clock;
 use crate::store::{AuditEntry, AuditEvent, Realm, Store, StoreResult, User};
@@ -79,8 +80,8 @@ pub fn remove(
     store.delete_totp_device(user.id, &audit)
 }
 
-/// Whether `code` is right for the user's key now and not used before; an accepted code is
-/// used up at once, and audited.
+/// Whether `code` is right for the user's key now and not used before, or is one of their
+/// recovery codes; an accepted code is used up at once, and audited.
 pub fn check_code(
     store: &Store,
     realm: &Realm,
@@ -89,6 +90,10 @@ pub fn check_code(
     origin: Origin,
     context: &AuditEntry,
 ) -> StoreResult<bool> {
+    // The same field takes six digits or a recovery code (web.md §4.1).
+    if recovery::normalized(code).is_some() {
+        return recovery::use_code(store, realm, user, code, origin, context);
+    }
     let Some(device) = store.totp_device(user.id)? else {
         return Ok(false);
     };

@@ -20,9 +20,12 @@
 //!    (the app's `zulip://login` redirect, or a browser session) is the page's choice, from
 //!    the pad the sign-in carries (web.md §1).
 
+use crate::auth::devices;
 use crate::auth::login::{
     Client, Credentials, Deferred, Login, LoginRefusal, Method, Success, Verified,
 };
+use crate::auth::notice::LoginNotice;
+use crate::auth::recovery;
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::token;
 use crate::auth::totp::Secret;
@@ -207,6 +210,20 @@ impl SignIn<'_> {
                 }
                 // A key offered during a sign-in becomes the user's only once it finished: a
                 // finish refused because the password changed must leave no factor behind.
+                // A recovery code stood in for the factor: its owner hears of it (web.md §4.1).
+                if let (Second::Code, Some(desk)) = (&second, self.login.notices)
+                    && recovery::normalized(code).is_some()
+                {
+                    desk.notify_recovery(LoginNotice {
+                        realm_id: realm.id,
+                        user_id: success.user.id,
+                        email: success.user.delivery_email.clone(),
+                        method: "web",
+                        user_agent: devices::stored_user_agent(self.client.user_agent),
+                        client: self.client.address,
+                        at: clock::now(),
+                    });
+                }
                 if let (Second::Enrol(secret), Accepted::FirstCode(first)) = (&second, accepted) {
                     let user = &success.user;
                     second_factor::enrol(
@@ -339,6 +356,7 @@ mod tests {
             store,
             hasher,
             limits: RateLimits::default(),
+            notices: None,
         }
     }
 

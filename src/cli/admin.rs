@@ -8,13 +8,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    DbCommand, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
+    DbCommand, KeyMode, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
     no_controls, outln, validated,
 };
 use crate::auth::password::{self, Argon2Config, Hasher};
+use crate::auth::recovery;
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::totp::{self, Secret};
-use crate::auth::{self, jwt, key, policy, reset};
+use crate::auth::{self, devices, jwt, key, policy, reset};
 use crate::clock;
 use crate::dns;
 use crate::email;
@@ -87,6 +88,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
             ldap,
             web,
             jwt,
+            keys,
         } => {
             if let Some(name) = &name {
                 no_controls("realm name", name)?;
@@ -106,6 +108,9 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 jwt_algorithms: jwt.jwt_algorithms,
                 jwt_require_exp: jwt.jwt_require_exp.map(|v| v == OnOff::On),
                 jwt_max_lifetime: jwt.jwt_max_lifetime,
+                api_keys_per_device: keys.api_keys.map(|v| v == KeyMode::PerDevice),
+                api_key_idle_days: keys.api_key_idle_days,
+                login_mail: keys.login_mail.map(|v| v == OnOff::On),
             };
             (subdomain, changes)
         }
@@ -404,6 +409,13 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
             lifetime,
         } => reset_link(store, &realm, &email, external_url, lifetime.lifetime),
         UserCommand::RotateKey { email, realm } => rotate_key(store, &realm, &email),
+        UserCommand::Keys { email, realm } => list_keys(store, &realm, &email),
+        UserCommand::RevokeKey {
+            email,
+            id,
+            all,
+            realm,
+        } => revoke_key(store, &realm, &email, id.filter(|_| !all)),
         UserCommand::Import { file, realm } => {
             let realm = store.require_realm(&realm.subdomain)?;
             import::run(store, &realm, &file)
@@ -460,6 +472,43 @@ fn rotate_key(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error>
     outln!("{key}")
 }
 
+/// `user keys` (wire.md §9.4).
+fn list_keys(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
+    let (_, user) = find_user(store, realm, email)?;
+    let when = |t: i64| clock::iso8601(t as f64);
+    print_table(
+        &["ID", "NAME", "METHOD", "CREATED", "LAST USED"],
+        devices::list(store, &user, None)?.into_iter().map(|k| {
+            vec![
+                k.id.to_string(),
+                k.name,
+                k.method,
+                when(k.created),
+                k.last_used.map_or_else(|| "-".to_owned(), when),
+            ]
+        }),
+    )
+}
+
+/// `user revoke-key`: the key `id`, or every key without one (wire.md §9.5).
+fn revoke_key(store: &Store, realm: &RealmArg, email: &str, id: Option<i64>) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    let detail = match id {
+        Some(id) => format!("{BY_OPERATOR}: key {id}"),
+        None => format!("{BY_OPERATOR}: every key"),
+    };
+    let audit = entry(AuditEvent::KeyRevoked, Some(&realm), Some(user.id), detail);
+    match id {
+        Some(id) => {
+            if !devices::revoke(store, &user, id, &audit)? {
+                return invalid!("{email:?} has no key {id} (see: zulip-auth user keys)");
+            }
+        }
+        None => store.revoke_all_keys(user.id, &audit)?,
+    }
+    Ok(())
+}
+
 /// `user set`: each change checked as at creation, before anything is looked up or written.
 fn change_user(
     store: &Store,
@@ -511,7 +560,7 @@ fn confirm_deletion(user: &User) -> Result<(), Error> {
         );
     }
     eprint!(
-        "Delete {:?} for good, with their key, sessions and second factor? Type yes: ",
+        "Delete {:?} for good, with their keys, sessions, second factor and recovery codes? Type yes: ",
         user.delivery_email
     );
     let mut answer = String::new();
@@ -652,7 +701,8 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
             replace,
         } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            if !replace && second_factor::is_enrolled(store, &user)? {
+            let had_factor = second_factor::is_enrolled(store, &user)?;
+            if !replace && had_factor {
                 return invalid!(
                     "user {email:?} has a second factor already: add --replace to replace it"
                 );
@@ -667,15 +717,29 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
                 Origin::Operator,
                 &context,
             )?;
+            let codes = recovery::after_first_factor(
+                store,
+                &realm,
+                &user,
+                had_factor,
+                Origin::Operator,
+                &context,
+            )?;
             let uri = secret.otpauth_uri(second_factor::issuer(&realm), &user.delivery_email);
-            let text = format!("{uri}\n{}\n", totp::qr_terminal(&uri));
-            match std::io::stdout().lock().write_all(text.as_bytes()) {
-                // `| head -n 1` for the URI alone: the key is enrolled either way.
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err(Error::Io("cannot write to stdout".into(), e))
-                }
-                _ => Ok(()),
+            let mut text = format!("{uri}\n{}\n", totp::qr_terminal(&uri));
+            for code in codes.iter().flatten() {
+                text.push_str(code);
+                text.push('\n');
             }
+            write_stdout(&text)
+        }
+        TotpCommand::RecoveryCodes { email, realm } => {
+            let (realm, user) = find_user(store, &realm, &email)?;
+            if !second_factor::is_enrolled(store, &user)? {
+                return invalid!("user {email:?} has no second factor to recover");
+            }
+            let codes = recovery::new_set(store, &realm, &user, Origin::Operator, &context)?;
+            write_stdout(&(codes.join("\n") + "\n"))
         }
         TotpCommand::Disable { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
@@ -685,6 +749,17 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
                 invalid!("user {email:?} has no second factor")
             }
         }
+    }
+}
+
+/// Writes what a command prints; a closed pipe (`| head -n 1`) is no error, since what the
+/// command did is done either way.
+fn write_stdout(text: &str) -> Result<(), Error> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::Io("cannot write to stdout".into(), e))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -345,6 +345,8 @@ pub enum RealmCommand {
         web: WebLoginArgs,
         #[command(flatten)]
         jwt: JwtArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
 }
 
@@ -365,6 +367,26 @@ pub struct JwtArgs {
     /// How far ahead a token's exp may lie, in seconds [default: 300]
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..))]
     pub jwt_max_lifetime: Option<i64>,
+}
+
+/// API keys: one per user as in Zulip, or one per device (wire.md §9.5); and login mail.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Mail each user after every new login, as Zulip does (when mail is set up)
+    #[arg(long, value_name = "ON_OFF")]
+    pub login_mail: Option<OnOff>,
+    /// per-user: one key per user, as Zulip; per-device: every login makes a key of its own
+    #[arg(long, value_name = "MODE")]
+    pub api_keys: Option<KeyMode>,
+    /// A device's key unused this many days is revoked [default: 90]
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(1..=36500))]
+    pub api_key_idle_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyMode {
+    PerUser,
+    PerDevice,
 }
 
 /// The browser sign-in at /accounts/login/, which the pages always serve; these decide what
@@ -465,6 +487,27 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
     },
+    /// List a user's API keys: each device's (per-device realms) and their own, id 0
+    #[command(after_help = "Example:\n  zulip-auth user keys iago@example.com")]
+    Keys {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Revoke one of a user's API keys by its id (see `user keys`), or every one with --all
+    #[command(
+        after_help = "Examples:\n  zulip-auth user revoke-key iago@example.com 7\n  zulip-auth user revoke-key iago@example.com --all"
+    )]
+    RevokeKey {
+        email: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every key of the user, their own included
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
     /// Import users exported from a Zulip server (JSON Lines; see the README), all or none
     #[command(after_help = "Example:\n  zulip-auth user import zulip-users.jsonl --realm lear")]
     Import {
@@ -536,7 +579,8 @@ pub enum UserCommand {
 #[derive(Debug, Subcommand)]
 pub enum TotpCommand {
     /// Give a user a new TOTP key, active at once: prints the otpauth:// URI on the first
-    /// line, then a QR code of it for an authenticator app
+    /// line, then a QR code of it for an authenticator app, then (for a user's first second
+    /// factor) ten recovery codes, one per line
     #[command(
         after_help = "Examples:\n  zulip-auth user totp enroll iago@example.com --realm lear\n  zulip-auth user totp enroll iago@example.com --replace"
     )]
@@ -547,6 +591,13 @@ pub enum TotpCommand {
         /// Replace the user's key if they have one (their app's codes stop working)
         #[arg(long)]
         replace: bool,
+    },
+    /// Make a user a new set of recovery codes, ending the old one: prints them one per line
+    #[command(after_help = "Example:\n  zulip-auth user totp recovery-codes iago@example.com")]
+    RecoveryCodes {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
     },
     /// Remove a user's TOTP key
     #[command(after_help = "Example:\n  zulip-auth user totp disable iago@example.com")]

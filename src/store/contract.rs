@@ -251,6 +251,7 @@ fn concurrent_creations_of_one_email_make_one_user() {
 
 fn finish<'a>(id: i64, verified: &'a str, key: &'a str, audit: &'a AuditEntry) -> FinishLogin<'a> {
     FinishLogin {
+        device: None,
         user_id: id,
         verified_hash: Some(verified),
         rehash: Some("new-hash"),
@@ -667,6 +668,28 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
         store
             .set_totp_device(id, "SECRET", None, &audit(AuditEvent::TotpEnrolled))
             .unwrap();
+        // Issue 23's rows: a device's key, recovery codes, the login mail turned off.
+        let device = NewDeviceKey {
+            key_hash: "device-digest",
+            method: "account",
+            user_agent: Some("phone"),
+            name: Some("Phone"),
+            now: 0.0,
+            max_live: 100,
+        };
+        store
+            .create_device_key(id, &device, &audit(AuditEvent::KeyMinted))
+            .unwrap();
+        let codes = ["c1".to_owned(), "c2".to_owned()];
+        store
+            .replace_recovery_codes(id, &codes, 0.0, &audit(AuditEvent::RecoveryCodesMade))
+            .unwrap();
+        store
+            .set_login_mail(id, false, &audit(AuditEvent::LoginMailChanged))
+            .unwrap();
+        assert_eq!(store.device_keys(id).unwrap().len(), 1);
+        assert_eq!(store.recovery_codes_left(id).unwrap(), 2);
+        assert!(store.login_mail_off(id).unwrap());
         let step = LoginStep {
             user_id: id,
             username: "iago@example.com".into(),
@@ -695,6 +718,10 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
         assert_eq!(store.touch_session("s", 1.0, LIMITS).unwrap(), None);
         assert_eq!(store.reset_link_user("r", 1.0).unwrap(), None);
         assert!(store.totp_device(id).unwrap().is_none());
+        assert!(store.device_keys(id).unwrap().is_empty());
+        assert_eq!(store.key_holder("", "device-digest").unwrap(), None);
+        assert_eq!(store.recovery_codes_left(id).unwrap(), 0);
+        assert!(!store.login_mail_off(id).unwrap());
         assert!(store.login_step("digest", 1.0).unwrap().is_none());
         assert!(matches!(
             store.admit(&full(0.6)).unwrap(),
@@ -717,6 +744,9 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
                 "user_created None",
                 "key_rotated None",
                 "totp_enrolled None",
+                "key_minted None",
+                "recovery_codes_made None",
+                "login_mail_changed None",
                 "user_deleted None"
             ]
         );
@@ -757,9 +787,29 @@ fn realms_are_created_once_and_changed_field_by_field() {
             jwt_algorithms: Some("HS256,HS512".into()),
             jwt_require_exp: Some(false),
             jwt_max_lifetime: Some(600),
+            api_keys_per_device: Some(true),
+            api_key_idle_days: Some(30),
+            login_mail: Some(false),
             ..RealmChanges::default()
         };
+        assert_eq!(
+            (
+                realm.api_keys_per_device,
+                realm.api_key_idle_days,
+                realm.login_mail
+            ),
+            (false, 90, true)
+        );
         store.update_realm(realm.id, &changes, &audit).unwrap();
+        let keys = store.realm_by_subdomain("lear").unwrap().unwrap();
+        assert_eq!(
+            (
+                keys.api_keys_per_device,
+                keys.api_key_idle_days,
+                keys.login_mail
+            ),
+            (true, 30, false)
+        );
         let changed = store.realm_by_subdomain("lear").unwrap().unwrap();
         assert_eq!(
             (

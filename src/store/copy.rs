@@ -82,6 +82,9 @@ pub const TABLES: &[Table] = &[
             ("jwt_algorithms", Text),
             ("jwt_require_exp", Bool),
             ("jwt_max_lifetime", Int),
+            ("api_keys_per_device", Bool),
+            ("api_key_idle_days", Int),
+            ("login_mail", Bool),
         ],
     },
     Table {
@@ -116,6 +119,27 @@ pub const TABLES: &[Table] = &[
             ("detail", Text),
             ("instance", Text),
         ],
+    },
+    Table {
+        name: "api_key",
+        columns: &[
+            ("id", Int),
+            ("user_id", Int),
+            ("key_hash", Text),
+            ("method", Text),
+            ("user_agent", Text),
+            ("name", Text),
+            ("created_at", Real),
+            ("last_used_at", Real),
+        ],
+    },
+    Table {
+        name: "recovery_code",
+        columns: &[("code_hash", Text), ("user_id", Int), ("created_at", Real)],
+    },
+    Table {
+        name: "login_mail_off",
+        columns: &[("user_id", Int)],
     },
     Table {
         name: "totp_device",

@@ -1,6 +1,7 @@
 //! The end of a successful password check, as one engine transaction: what the caller
 //! verified, and what the engine found when it looked again.
 
+use super::keys::NewDeviceKey;
 use super::limits::Reservation;
 use super::model::{AuditEntry, Realm, User};
 
@@ -15,8 +16,11 @@ pub struct FinishLogin<'a> {
     pub verified_hash: Option<&'a str>,
     /// An upgraded hash, written only if the row still holds `verified_hash`.
     pub rehash: Option<&'a str>,
-    /// A freshly minted key (auth::key), stored only if the user has none yet.
+    /// A freshly minted key (auth::key), stored only if the user has none yet; or, with
+    /// `device`, the device's own key, always stored (as its digest) and answered.
     pub new_key: &'a str,
+    /// Keys per device (wire.md §9.5): the new key's row.
+    pub device: Option<NewDeviceKey<'a>>,
     /// The username bucket a success clears.
     pub clear_bucket: Option<&'a str>,
     /// The address bucket's place held during verification, released by a success.

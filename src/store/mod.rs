@@ -12,6 +12,9 @@
 //! | --- | --- |
 //! | [`Realms`] | realms and their settings |
 //! | [`Users`] | users, their passwords, states and keys |
+//! | [`DeviceKeys`] | keys per device (wire.md §9.5) |
+//! | [`RecoveryCodes`] | the second factor's recovery codes (web.md §4.1) |
+//! | [`LoginMail`] | the user's switch of the mail for every new login (web.md §8.1) |
 //! | [`Limits`] | rate-limit buckets |
 //! | [`Logins`] | the transaction that ends a successful login |
 //! | [`Audit`] | the audit trail |
@@ -74,6 +77,7 @@
 mod contract;
 pub mod copy;
 mod database;
+pub mod keys;
 pub mod ldap;
 pub mod limits;
 pub mod login;
@@ -94,6 +98,7 @@ use std::ops::Deref;
 use std::path::Path;
 
 pub use database::{Database, instance_name, set_instance_name};
+pub use keys::{DeviceKey, KeyHolder, NewDeviceKey};
 pub use ldap::LdapSettings;
 pub use limits::{Admission, Attempt, Bucket, Reservation, Rule};
 pub use login::{FinishLogin, LoginEnd};
@@ -173,7 +178,8 @@ pub trait Users {
     ) -> StoreResult<()>;
     /// Deactivating also ends the user's sessions and reset link.
     fn set_user_active(&self, user_id: i64, active: bool, audit: &AuditEntry) -> StoreResult<()>;
-    /// Replaces the user's key with `new_key` (the old one stops working at once).
+    /// Replaces the user's key with `new_key` (the old one stops working at once) and
+    /// revokes every device key of the user: "sign out everywhere".
     fn replace_api_key(&self, user_id: i64, new_key: &str, audit: &AuditEntry) -> StoreResult<()>;
     /// Changes a role, a full name or an email, and writes `audit`. A new email ends the
     /// reset link, which went to the old one; one taken in the realm is a
@@ -188,6 +194,56 @@ pub trait Users {
     /// steps of a sign-in), clears the username bucket `clear_bucket`, and writes `audit`.
     /// The audit trail keeps its rows: they name the user by id.
     fn delete_user(&self, user_id: i64, clear_bucket: &str, audit: &AuditEntry) -> StoreResult<()>;
+}
+
+/// Keys per device (wire.md §9.5); minting is the caller's, as for the user's own key.
+pub trait DeviceKeys {
+    /// Stores a device's key made outside a login (the account page), with the limit of
+    /// [`NewDeviceKey::max_live`], and writes `audit`.
+    fn create_device_key(
+        &self,
+        user_id: i64,
+        key: &NewDeviceKey<'_>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// The user whose own key is `api_key`, or who holds the device key whose digest is
+    /// `key_hash`: one indexed lookup (one statement).
+    fn key_holder(&self, api_key: &str, key_hash: &str) -> StoreResult<Option<KeyHolder>>;
+    /// Records a use of a device's key at `now`.
+    fn touch_device_key(&self, id: i64, now: f64) -> StoreResult<()>;
+    /// The user's live device keys, newest first.
+    fn device_keys(&self, user_id: i64) -> StoreResult<Vec<DeviceKey>>;
+    /// Revokes the user's device key `id` and writes `audit`; false, writing nothing, when
+    /// the user has no such key.
+    fn revoke_device_key(&self, user_id: i64, id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Clears the user's own key (the next login mints another) and writes `audit`; false,
+    /// writing nothing, when they have none.
+    fn revoke_own_key(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Revokes every key of the user, their own and each device's, and writes `audit`.
+    fn revoke_all_keys(&self, user_id: i64, audit: &AuditEntry) -> StoreResult<()>;
+}
+
+/// Recovery codes of the second factor (web.md §4.1), kept as digests.
+pub trait RecoveryCodes {
+    /// Makes `hashes` the user's only codes (ending the old set) and writes `audit`.
+    fn replace_recovery_codes(
+        &self,
+        user_id: i64,
+        hashes: &[String],
+        now: f64,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Deletes the user's code with this digest, atomically: true for the one request that
+    /// used it.
+    fn take_recovery_code(&self, user_id: i64, hash: &str) -> StoreResult<bool>;
+    fn recovery_codes_left(&self, user_id: i64) -> StoreResult<i64>;
+}
+
+/// Whether a user turned the mail for every new login off (web.md §8.1).
+pub trait LoginMail {
+    fn login_mail_off(&self, user_id: i64) -> StoreResult<bool>;
+    /// Turns the user's login mail on or off and writes `audit`.
+    fn set_login_mail(&self, user_id: i64, on: bool, audit: &AuditEntry) -> StoreResult<()>;
 }
 
 pub trait Limits {
@@ -334,6 +390,9 @@ pub trait LoginSteps {
 pub trait Engine:
     Realms
     + Users
+    + DeviceKeys
+    + RecoveryCodes
+    + LoginMail
     + Limits
     + Logins
     + Audit
@@ -351,6 +410,9 @@ pub trait Engine:
 impl<T> Engine for T where
     T: Realms
         + Users
+        + DeviceKeys
+        + RecoveryCodes
+        + LoginMail
         + Limits
         + Logins
         + Audit

@@ -33,6 +33,12 @@ pub struct Realm {
     pub jwt_require_exp: bool,
     /// Ours: how far ahead `exp` may lie, in seconds.
     pub jwt_max_lifetime: i64,
+    /// Every login makes a key of its own (wire.md §9.5); else one key per user, as Zulip.
+    pub api_keys_per_device: bool,
+    /// A device's key unused this many days is revoked by the pruner.
+    pub api_key_idle_days: i64,
+    /// A mail to the user after every new login (web.md §8.1).
+    pub login_mail: bool,
 }
 
 impl Realm {
@@ -170,6 +176,9 @@ pub struct RealmChanges {
     pub jwt_algorithms: Option<String>,
     pub jwt_require_exp: Option<bool>,
     pub jwt_max_lifetime: Option<i64>,
+    pub api_keys_per_device: Option<bool>,
+    pub api_key_idle_days: Option<i64>,
+    pub login_mail: Option<bool>,
 }
 
 impl RealmChanges {
@@ -210,6 +219,11 @@ impl RealmChanges {
                 .map(|v| format!("jwt require exp {}", on_off(v))),
             self.jwt_max_lifetime
                 .map(|v| format!("jwt max lifetime {v}")),
+            self.api_keys_per_device
+                .map(|v| format!("api keys {}", if v { "per-device" } else { "per-user" })),
+            self.api_key_idle_days
+                .map(|v| format!("api key idle days {v}")),
+            self.login_mail.map(|v| format!("login mail {}", on_off(v))),
         ]
         .into_iter()
         .flatten()
@@ -257,6 +271,8 @@ pub enum AuditEvent {
     LoginFailure,
     KeyMinted,
     KeyRotated,
+    /// A device's key revoked: by its user, by the operator, or by a limit (wire.md §9.5).
+    KeyRevoked,
     PasswordChanged,
     UserCreated,
     UserDeactivated,
@@ -272,6 +288,12 @@ pub enum AuditEvent {
     /// An accepted code; a wrong one is a `LoginFailure` with reason `WRONG_CODE`.
     TotpUsed,
     TotpRemoved,
+    /// A new set of recovery codes, which ends the old one (web.md §4.1).
+    RecoveryCodesMade,
+    /// A recovery code accepted in place of a TOTP code.
+    RecoveryCodeUsed,
+    /// A user turned the mail for every new login on or off (web.md §8.1).
+    LoginMailChanged,
 }
 
 impl AuditEvent {
@@ -281,6 +303,7 @@ impl AuditEvent {
             AuditEvent::LoginFailure => "login_failure",
             AuditEvent::KeyMinted => "key_minted",
             AuditEvent::KeyRotated => "key_rotated",
+            AuditEvent::KeyRevoked => "key_revoked",
             AuditEvent::PasswordChanged => "password_changed",
             AuditEvent::UserCreated => "user_created",
             AuditEvent::UserDeactivated => "user_deactivated",
@@ -293,6 +316,9 @@ impl AuditEvent {
             AuditEvent::TotpEnrolled => "totp_enrolled",
             AuditEvent::TotpUsed => "totp_used",
             AuditEvent::TotpRemoved => "totp_removed",
+            AuditEvent::RecoveryCodesMade => "recovery_codes_made",
+            AuditEvent::RecoveryCodeUsed => "recovery_code_used",
+            AuditEvent::LoginMailChanged => "login_mail_changed",
         }
     }
 }

@@ -27,8 +27,13 @@ pub const JWT: [&str; 4] = [
     "jwt_max_lifetime",
 ];
 
+/// The settings of migration 9, after the JWT ones: per-device keys, how many days a
+/// device's key may stay unused (wire.md §9.5), and the mail for every new login (web.md §8.1).
+pub const KEYS: [&str; 3] = ["api_keys_per_device", "api_key_idle_days", "login_mail"];
+
 /// How many columns a realm row has.
-pub const COUNT: usize = BASE.len() + LdapSettings::COLUMNS.len() + WEB.len() + JWT.len();
+pub const COUNT: usize =
+    BASE.len() + LdapSettings::COLUMNS.len() + WEB.len() + JWT.len() + KEYS.len();
 
 /// Index of the first LDAP column in a row.
 pub const FIRST_LDAP: usize = BASE.len();
@@ -39,6 +44,9 @@ pub const FIRST_WEB: usize = FIRST_LDAP + LdapSettings::COLUMNS.len();
 /// Index of the first JWT column in a row.
 pub const FIRST_JWT: usize = FIRST_WEB + WEB.len();
 
+/// Index of the first keys column in a row.
+pub const FIRST_KEYS: usize = FIRST_JWT + JWT.len();
+
 /// Every column a realm is read from, in row order, prefixed with `r.`.
 pub fn select_list() -> String {
     BASE.iter()
@@ -46,6 +54,7 @@ pub fn select_list() -> String {
         .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
         .chain(WEB)
         .chain(JWT)
+        .chain(KEYS)
         .map(|c| format!("r.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -66,6 +75,7 @@ pub fn update() -> String {
     .chain(LdapSettings::COLUMNS.iter().map(|&(name, _)| name))
     .chain(WEB)
     .chain(JWT)
+    .chain(KEYS)
     .enumerate()
     .map(|(i, c)| format!("{c} = coalesce(${}, {c})", i + 2))
     .collect();

@@ -1,6 +1,7 @@
 //! The model read out of a result row ([`Row`]), once for both engines.
 
 use super::StoreResult;
+use super::keys::DeviceKey;
 use super::ldap::{Column, LdapSettings};
 use super::login_step::LoginStep;
 use super::model::{Realm, Role, User};
@@ -63,6 +64,9 @@ pub fn realm(row: &dyn Row) -> StoreResult<Realm> {
         jwt_algorithms: row.text(jwt + 1)?,
         jwt_require_exp: row.flag(jwt + 2)?,
         jwt_max_lifetime: row.int(jwt + 3)?,
+        api_keys_per_device: row.flag(realm_columns::FIRST_KEYS)?,
+        api_key_idle_days: row.int(realm_columns::FIRST_KEYS + 1)?,
+        login_mail: row.flag(realm_columns::FIRST_KEYS + 2)?,
     })
 }
 
@@ -96,4 +100,29 @@ pub fn login_step(row: &dyn Row) -> StoreResult<(LoginStep, User)> {
         expires_at: row.real(at(5))?,
     };
     Ok((step, user))
+}
+
+/// The columns a device's key is read from (of `api_key k`), in [`device_key`]'s order.
+macro_rules! device_key_columns {
+    () => {
+        "k.id, k.user_id, k.method, k.user_agent, k.name, k.created_at, k.last_used_at"
+    };
+}
+pub(crate) use device_key_columns;
+
+/// A device's key from [`device_key_columns!`] starting at column `first`; `None` when its
+/// id is NULL (the user's own key, in a lookup that finds either).
+pub fn device_key(row: &dyn Row, first: usize) -> StoreResult<Option<DeviceKey>> {
+    let Some(id) = row.maybe_int(first)? else {
+        return Ok(None);
+    };
+    Ok(Some(DeviceKey {
+        id,
+        user_id: row.int(first + 1)?,
+        method: row.text(first + 2)?,
+        user_agent: row.maybe_text(first + 3)?,
+        name: row.maybe_text(first + 4)?,
+        created_at: row.real(first + 5)?,
+        last_used_at: row.maybe_real(first + 6)?,
+    }))
 }

@@ -9,9 +9,10 @@ use maud::{Markup, html};
 
 use crate::auth::account::{self, PasswordRefusal};
 use crate::auth::enrolment::{self, OfferRefusal};
+use crate::auth::recovery;
 use crate::auth::second_factor::{self, Origin};
 use crate::auth::totp::Secret;
-use crate::auth::{key, session};
+use crate::auth::{devices, key, session};
 use crate::clock;
 use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
@@ -122,6 +123,10 @@ fn respond(
         paths::PASSWORD => view.change_password(&form),
         paths::TWO_FACTOR_ON => view.turn_on_second_factor(&form),
         paths::TWO_FACTOR_OFF => view.remove_second_factor(&form),
+        paths::RECOVERY_CODES => view.new_recovery_codes(&form),
+        paths::DEVICE_SIGN_OUT => view.sign_out_device(&form),
+        paths::SIGN_OUT_EVERYWHERE => view.sign_out_everywhere(),
+        paths::LOGIN_MAIL => view.set_login_mail(&form),
         path => view.with_password(&form, path),
     };
     match outcome {
@@ -152,6 +157,8 @@ enum Section {
     Key,
     Password,
     TwoFactor,
+    LoginMail,
+    Devices,
 }
 
 impl Section {
@@ -160,7 +167,11 @@ impl Section {
         match path {
             paths::API_KEY | paths::ZULIPRC | paths::REGENERATE => Some(Section::Key),
             paths::PASSWORD => Some(Section::Password),
-            paths::TWO_FACTOR_ON | paths::TWO_FACTOR_OFF => Some(Section::TwoFactor),
+            paths::TWO_FACTOR_ON | paths::TWO_FACTOR_OFF | paths::RECOVERY_CODES => {
+                Some(Section::TwoFactor)
+            }
+            paths::LOGIN_MAIL => Some(Section::LoginMail),
+            paths::DEVICE_SIGN_OUT | paths::SIGN_OUT_EVERYWHERE => Some(Section::Devices),
             _ => None,
         }
     }
@@ -170,6 +181,8 @@ impl Section {
             Section::Key => "api-key",
             Section::Password => "password",
             Section::TwoFactor => "two-factor",
+            Section::LoginMail => "login-mail",
+            Section::Devices => "devices",
         }
     }
 
@@ -211,6 +224,7 @@ enum Notice {
     Error(String),
     Done(&'static str),
     ApiKey(String),
+    RecoveryCodes(Vec<String>),
 }
 
 /// One request of a signed-in person.
@@ -243,6 +257,20 @@ impl View<'_> {
         let key = self.confirm(form.text("password"))?;
         let key = if path == paths::REGENERATE {
             key::replace(self.ctx.store, user.id, &self.audit(AuditEvent::KeyRotated))?
+        } else if devices::per_device(&self.who.realm) {
+            // wire.md §9.5: a key for a new device, shown once; the zuliprc file makes one too.
+            let name = match path {
+                paths::ZULIPRC => "zuliprc",
+                _ => form.text("device_name"),
+            };
+            let audit = self.audit(AuditEvent::KeyMinted);
+            devices::create(
+                self.ctx.store,
+                user,
+                name,
+                self.ctx.client.user_agent,
+                &audit,
+            )?
         } else {
             key
         };
@@ -295,10 +323,24 @@ impl View<'_> {
         }
         let context = self.audit(AuditEvent::TotpEnrolled);
         match enrolment::turn_on(store, realm, user, session_id, code, &context)? {
-            Ok(()) => Ok(self.enrolled_page()),
+            Ok(codes) => Ok(self.enrolled_page(&codes)),
             Err(OfferRefusal::WrongCode) => Ok(self.enrol_page(&secret, Some(totp::WRONG_CODE))),
             Err(OfferRefusal::Expired) => Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?),
         }
+    }
+
+    /// A new set of recovery codes, ending the old one, after the password (web.md §4.1).
+    fn new_recovery_codes(&self, form: &Form) -> Result<Response, Failure> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        self.confirm(form.text("password"))?;
+        if !second_factor::is_enrolled(self.ctx.store, user)? {
+            return Ok(self.page(Notice::Error(
+                "Recovery codes stand in for a second factor: turn one on first.".into(),
+            ))?);
+        }
+        let context = self.audit(AuditEvent::RecoveryCodesMade);
+        let codes = recovery::new_set(self.ctx.store, realm, user, Origin::Web, &context)?;
+        Ok(self.page(Notice::RecoveryCodes(codes))?)
     }
 
     fn remove_second_factor(&self, form: &Form) -> Result<Response, Failure> {
@@ -310,6 +352,50 @@ impl View<'_> {
             .audit(AuditEvent::TotpRemoved, realm, Some(user.id));
         second_factor::remove(self.ctx.store, realm, user, Origin::Web, &context)?;
         Ok(self.page(Notice::Done("Two-factor authentication is off."))?)
+    }
+
+    /// "Sign out this device": one of the user's keys revoked (wire.md §9.5).
+    fn sign_out_device(&self, form: &Form) -> Result<Response, Failure> {
+        let id = form.text("key_id").parse().ok();
+        let audit = AuditEntry {
+            detail: id.map(|id| format!("key {id}: {ON_THE_PAGE}")),
+            ..self.audit(AuditEvent::KeyRevoked)
+        };
+        let revoked = match id {
+            Some(id) => devices::revoke(self.ctx.store, &self.who.user, id, &audit)?,
+            None => false,
+        };
+        Ok(self.page(if revoked {
+            Notice::Done("That device is signed out: its key no longer works.")
+        } else {
+            Notice::Error("That key was already revoked.".into())
+        })?)
+    }
+
+    /// "Sign out everywhere": every key of the user revoked, their own included.
+    fn sign_out_everywhere(&self) -> Result<Response, Failure> {
+        let audit = self.audit(AuditEvent::KeyRevoked);
+        self.ctx.store.revoke_all_keys(self.who.user.id, &audit)?;
+        Ok(self.page(Notice::Done(
+            "Every device is signed out: none of your keys works any more.",
+        ))?)
+    }
+
+    /// The user's switch of the mail for every new login (web.md §8.1).
+    fn set_login_mail(&self, form: &Form) -> Result<Response, Failure> {
+        let on = form.text("login_mail") == "on";
+        let audit = AuditEntry {
+            detail: Some(format!("{} {ON_THE_PAGE}", if on { "on" } else { "off" })),
+            ..self.audit(AuditEvent::LoginMailChanged)
+        };
+        self.ctx
+            .store
+            .set_login_mail(self.who.user.id, on, &audit)?;
+        Ok(self.page(Notice::Done(if on {
+            "You will get a mail after every new login."
+        } else {
+            "You will get no mail after new logins."
+        }))?)
     }
 
     /// What a person must confirm before signing out (web.md §7).
@@ -357,14 +443,30 @@ impl View<'_> {
     fn page(&self, notice: Notice) -> Result<Response, Refusal> {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
-        let enrolled = second_factor::is_enrolled(self.ctx.store, user)?;
+        let recovery_left = match second_factor::is_enrolled(self.ctx.store, user)? {
+            true => Some(recovery::left(self.ctx.store, user)?),
+            false => None,
+        };
+        // Under per-user, with no device key left from per-device times, the page is as it
+        // was: one key, shown on request, and no Devices section.
+        let per_device = devices::per_device(realm);
+        let keys = devices::list(self.ctx.store, user, None)?;
+        let show_devices = per_device || keys.iter().any(|k| k.id != devices::OWN_KEY_ID);
+        let login_mail = if self.ctx.reset_desk.is_some() && realm.login_mail {
+            Some(!self.ctx.store.login_mail_off(user.id)?)
+        } else {
+            None
+        };
         let page = AccountPage {
             csrf: &csrf,
             user,
             realm,
             notice: Section::of(&self.request.path).map(|section| (section, &notice)),
+            per_device,
+            devices: show_devices.then_some(keys.as_slice()),
+            login_mail,
         };
-        let content = page.render(enrolled, self.request.path == paths::REGENERATE);
+        let content = page.render(recovery_left, self.request.path == paths::REGENERATE);
         Ok(self.respond(&csrf, self.layout("Your account", content)))
     }
 
@@ -377,7 +479,7 @@ impl View<'_> {
             (totp::new_key(realm, &user.delivery_email, secret))
             form method="post" action=(Section::TwoFactor.action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, csrf.token()))
-                (totp::code_input(false))
+                (totp::code_input())
                 (password_field("password_2fa_on", "password", "Password", "current-password"))
                 button type="submit" { "Turn on" }
             }
@@ -389,7 +491,7 @@ impl View<'_> {
         )
     }
 
-    fn enrolled_page(&self) -> Response {
+    fn enrolled_page(&self, codes: &[String]) -> Response {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
         let content = html! {
@@ -398,6 +500,7 @@ impl View<'_> {
                 strong { (user.delivery_email) }
                 " asks for a code from your authenticator app."
             }
+            (recovery_codes(codes))
             a.button href=(paths::SETTINGS) { "Back to your account" }
         };
         self.respond(
@@ -444,16 +547,42 @@ struct AccountPage<'a> {
     realm: &'a Realm,
     /// The answer to the form just posted, in its section.
     notice: Option<(Section, &'a Notice)>,
+    /// Whether each device gets a key of its own (wire.md §9.5).
+    per_device: bool,
+    /// The user's keys, where the page has a Devices section.
+    devices: Option<&'a [devices::Listed]>,
+    /// The login mail's switch, where the realm sends the mail (web.md §8.1).
+    login_mail: Option<bool>,
+}
+
+/// New recovery codes, shown this once.
+fn recovery_codes(codes: &[String]) -> Markup {
+    html! {
+        @if !codes.is_empty() {
+            p.status role="status" {
+                "Your recovery codes. Each works once, in place of a code from your app. "
+                "Keep them somewhere safe: they are shown only now."
+            }
+            ul class="recovery-codes" { @for code in codes { li { code { (code) } } } }
+        }
+    }
 }
 
 impl AccountPage<'_> {
-    fn render(&self, enrolled: bool, new_key: bool) -> Markup {
+    /// `recovery_left`: the recovery codes left, if the second factor is on.
+    fn render(&self, recovery_left: Option<i64>, new_key: bool) -> Markup {
         let user = self.user;
         html! {
             p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
             (self.section(Section::Key, "API key", self.key(new_key)))
             (self.section(Section::Password, "Password", self.password()))
-            (self.section(Section::TwoFactor, "Two-factor authentication", self.two_factor(enrolled)))
+            (self.section(Section::TwoFactor, "Two-factor authentication", self.two_factor(recovery_left)))
+            @if let Some(on) = self.login_mail {
+                (self.section(Section::LoginMail, "Login mail", self.login_mail(on)))
+            }
+            @if let Some(keys) = self.devices {
+                (self.section(Section::Devices, "Devices", self.devices(keys)))
+            }
             // Each further thing a person manages here is one more section, above signing out.
             a.button.danger href=(paths::LOGOUT) { "Sign out" }
         }
@@ -470,6 +599,7 @@ impl AccountPage<'_> {
                     Some(Notice::Error(message)) => (page::error_message(Some(message))),
                     Some(Notice::Done(message)) => p.status role="status" { (message) },
                     Some(Notice::ApiKey(key)) => p.status role="status" { "Your API key: " code { (key) } },
+                    Some(Notice::RecoveryCodes(codes)) => (recovery_codes(codes)),
                 }
                 (body)
             }
@@ -480,14 +610,31 @@ impl AccountPage<'_> {
         html! {
             @if new_key {
                 p { "Your new key is above. Give it to your apps, bots and zuliprc files in place of the old one." }
+            } @else if self.per_device {
+                p { "Each device gets a key of its own. Enter a name and your password to create a key for a new device; it is shown once. The zuliprc file holds a new key too." }
             } @else {
                 p { "Zulip's apps and tools sign in with your API key. Enter your password to see it, or to download a zuliprc file with it." }
             }
-            form method="post" action=(Section::Key.action(paths::API_KEY)) {
-                (hidden(csrf::FIELD, self.csrf.token()))
-                (password_field("password_key", "password", "Password", "current-password"))
-                button type="submit" { "Show API key" }
-                button.secondary type="submit" formaction=(paths::ZULIPRC) { "Download zuliprc" }
+            @if self.per_device {
+                form method="post" action=(Section::Key.action(paths::API_KEY)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    label for="device_name" { "Device name" }
+                    input type="text" id="device_name" name="device_name" maxlength="100" required;
+                    (password_field("password_key", "password", "Password", "current-password"))
+                    button type="submit" { "Create a key for a new device" }
+                }
+                form method="post" action=(Section::Key.action(paths::ZULIPRC)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (password_field("password_zuliprc", "password", "Password", "current-password"))
+                    button.secondary type="submit" { "Download zuliprc" }
+                }
+            } @else {
+                form method="post" action=(Section::Key.action(paths::API_KEY)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (password_field("password_key", "password", "Password", "current-password"))
+                    button type="submit" { "Show API key" }
+                    button.secondary type="submit" formaction=(paths::ZULIPRC) { "Download zuliprc" }
+                }
             }
             a.button.danger href=(paths::REGENERATE) { "Generate a new API key" }
         }
@@ -504,15 +651,21 @@ impl AccountPage<'_> {
         }
     }
 
-    fn two_factor(&self, enrolled: bool) -> Markup {
+    fn two_factor(&self, recovery_left: Option<i64>) -> Markup {
         let action = |path| Section::TwoFactor.action(path);
-        if enrolled {
+        if let Some(left) = recovery_left {
             return html! {
                 p { "Two-factor authentication is on. Enter your password to turn it off." }
                 form method="post" action=(action(paths::TWO_FACTOR_OFF)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
                     (password_field("password_2fa", "password", "Password", "current-password"))
                     button.danger type="submit" { "Turn off two-factor authentication" }
+                }
+                p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
+                form method="post" action=(action(paths::RECOVERY_CODES)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (password_field("password_recovery", "password", "Password", "current-password"))
+                    button type="submit" { "Make new recovery codes" }
                 }
             };
         }
@@ -529,6 +682,50 @@ impl AccountPage<'_> {
             form method="post" action=(action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, self.csrf.token()))
                 button type="submit" { "Set up two-factor authentication" }
+            }
+        }
+    }
+
+    /// The switch of the mail for every new login.
+    fn login_mail(&self, on: bool) -> Markup {
+        html! {
+            p {
+                @if on { "You get a mail after every new login to your account." }
+                @else { "You get no mail after new logins to your account." }
+            }
+            form method="post" action=(Section::LoginMail.action(paths::LOGIN_MAIL)) {
+                (hidden(csrf::FIELD, self.csrf.token()))
+                (hidden("login_mail", if on { "off" } else { "on" }))
+                button type="submit" { @if on { "Stop these mails" } @else { "Mail me after every new login" } }
+            }
+        }
+    }
+
+    /// The user's keys, each with "Sign out this device", and "Sign out everywhere".
+    fn devices(&self, keys: &[devices::Listed]) -> Markup {
+        let when = |t: i64| clock::iso8601(t as f64);
+        let action = |path| Section::Devices.action(path);
+        html! {
+            @if keys.is_empty() {
+                p { "No device holds a key of yours." }
+            } @else {
+                ul {
+                    @for key in keys {
+                        li {
+                            b { (key.name) } " (" (key.method) "), made " (when(key.created))
+                            @if let Some(used) = key.last_used { ", last used " (when(used)) }
+                            form method="post" action=(action(paths::DEVICE_SIGN_OUT)) {
+                                (hidden(csrf::FIELD, self.csrf.token()))
+                                (hidden("key_id", &key.id.to_string()))
+                                button.danger type="submit" { "Sign out this device" }
+                            }
+                        }
+                    }
+                }
+                form method="post" action=(action(paths::SIGN_OUT_EVERYWHERE)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    button.danger type="submit" { "Sign out everywhere" }
+                }
             }
         }
     }

@@ -168,7 +168,7 @@ fn step_form(view: &View<'_>, next: &NextStep, error: Option<&str>) -> Markup {
                 form method="post" action=(paths::LOGIN) {
                     (view.carried())
                     (page::hidden(STEP_FIELD, &next.token))
-                    (totp::code_input(false))
+                    (totp::code_input())
                     button type="submit" { "Turn on and sign in" }
                 }
             },
@@ -240,11 +240,11 @@ fn code_form(view: &View<'_>, step_token: &str, error: Option<&str>) -> Markup {
         "Two-factor authentication",
         html! {
             (page::error_message(error))
-            p { "Enter the six-digit code from your authenticator app." }
+            p { "Enter the six-digit code from your authenticator app, or one of your recovery codes." }
             form method="post" action=(paths::LOGIN) {
                 (view.carried())
                 (page::hidden(STEP_FIELD, step_token))
-                (totp::code_input(true))
+                (totp::code_or_recovery_input())
                 button type="submit" { "Verify" }
             }
         },

@@ -12,9 +12,16 @@ pub const API_KEY: &str = "/accounts/settings/api-key";
 pub const REGENERATE: &str = "/accounts/settings/api-key/regenerate";
 pub const ZULIPRC: &str = "/accounts/settings/zuliprc";
 pub const PASSWORD: &str = "/accounts/settings/password";
+/// Keys per device (wire.md §9.5): one device signed out, every one, and a key for a new one.
+pub const DEVICE_SIGN_OUT: &str = "/accounts/settings/devices/sign-out";
+pub const SIGN_OUT_EVERYWHERE: &str = "/accounts/settings/devices/sign-out-everywhere";
+/// The user's switch of the mail for every new login (web.md §8.1).
+pub const LOGIN_MAIL: &str = "/accounts/settings/login-mail";
 /// Turning the second factor on: an offer of a key, then its first code (web.md §4).
 pub const TWO_FACTOR_ON: &str = "/accounts/settings/two-factor/";
 pub const TWO_FACTOR_OFF: &str = "/accounts/settings/two-factor/remove";
+/// A new set of recovery codes (web.md §4.1), after the password.
+pub const RECOVERY_CODES: &str = "/accounts/settings/two-factor/recovery-codes";
 pub const LOGOUT: &str = "/accounts/logout/";
 
 /// The forgotten-password pages (web.md §6); a link is a path below [`RESET_REQUEST`].

@@ -14,13 +14,25 @@ pub const CODE_FIELD: &str = "otp_token";
 pub const WRONG_CODE: &str =
     "That code is not right. Enter the code your authenticator app shows now.";
 
-/// The field for a six-digit code, as phones fill it from an authenticator or a message;
-/// it takes the focus only where it is the page's point (`focus`), not under a key to scan.
-pub fn code_input(focus: bool) -> Markup {
+/// The field for a six-digit code, as phones fill it from an authenticator or a message.
+/// It sits under a key to scan, so it takes no focus; the sign-in's code field, where the
+/// code is the page's point, is [`code_or_recovery_input`].
+pub fn code_input() -> Markup {
     html! {
         label for="otp_token" { "Code" }
         input #otp_token type="text" name=(CODE_FIELD) inputmode="numeric" pattern="[0-9]{6}"
-            maxlength=(totp::DIGITS) autocomplete="one-time-code" required autofocus[focus];
+            maxlength=(totp::DIGITS) autocomplete="one-time-code" required;
+    }
+}
+
+/// The same field where a recovery code is accepted too (web.md §4.1): six digits, or two
+/// groups of four letters and digits.
+pub fn code_or_recovery_input() -> Markup {
+    html! {
+        label for="otp_token" { "Code, or a recovery code" }
+        input #otp_token type="text" name=(CODE_FIELD)
+            pattern="[0-9]{6}|[A-Za-z0-9]{4}-[A-Za-z0-9]{4}" maxlength="9"
+            autocomplete="one-time-code" autocapitalize="none" spellcheck="false" required autofocus;
     }
 }
 

@@ -575,6 +575,99 @@ fn an_offer_is_made_when_asked_and_a_session_holds_one() {
     );
 }
 
+/// The key inside `<code>…</code>` on a page.
+fn shown_key(r: &HttpResponse) -> String {
+    let text = r.text();
+    let start = text
+        .find("<code>")
+        .unwrap_or_else(|| panic!("no key shown: {text}"))
+        + "<code>".len();
+    text[start..start + 32].to_owned()
+}
+
+#[test]
+fn per_device_the_page_creates_named_keys_and_signs_devices_out() {
+    let (server, _) = TestServer::with_iago(&[]);
+    server.ok(&["realm", "set", "", "--api-keys", "per-device"]);
+    let session = sign_in(&server, IAGO_PASSWORD);
+    let html = page(&server, &session).text().to_owned();
+    assert!(html.contains("Create a key for a new device"), "{html}");
+    assert!(!html.contains("Show API key"), "{html}");
+
+    let r = post(
+        &server,
+        "/accounts/settings/api-key",
+        &session,
+        &[
+            ("password", IAGO_PASSWORD),
+            ("device_name", "Work laptop\u{7}"),
+        ],
+    );
+    let laptop = shown_key(&r);
+    assert_eq!(users_me(&server, &laptop), 200);
+    let html = page(&server, &session).text().to_owned();
+    // Shown once: the page lists the device, never its key.
+    assert!(!html.contains(&laptop), "{html}");
+    assert!(html.contains("<b>Work laptop</b> (account)"), "{html}");
+
+    let r = post(
+        &server,
+        "/accounts/settings/zuliprc",
+        &session,
+        &[("password", IAGO_PASSWORD)],
+    );
+    let zuliprc = r.text().to_owned();
+    let file_key = zuliprc
+        .lines()
+        .find_map(|l| l.strip_prefix("key="))
+        .unwrap()
+        .to_owned();
+    assert_ne!(file_key, laptop);
+    assert_eq!(users_me(&server, &file_key), 200);
+
+    let listing = server.stdout(&["user", "keys", IAGO]);
+    let laptop_id = listing
+        .lines()
+        .find(|l| l.contains("Work laptop"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let r = post(
+        &server,
+        "/accounts/settings/devices/sign-out",
+        &session,
+        &[("key_id", &laptop_id)],
+    );
+    assert!(
+        r.text().contains("That device is signed out"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(users_me(&server, &laptop), 401);
+    assert_eq!(users_me(&server, &file_key), 200);
+    let r = post(
+        &server,
+        "/accounts/settings/devices/sign-out",
+        &session,
+        &[("key_id", &laptop_id)],
+    );
+    assert!(r.text().contains("already revoked"), "{}", r.text());
+
+    let r = post(
+        &server,
+        "/accounts/settings/devices/sign-out-everywhere",
+        &session,
+        &[],
+    );
+    assert!(
+        r.text().contains("Every device is signed out"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(users_me(&server, &file_key), 401);
+    assert_eq!(server.row_count("api_key"), 0);
+}
+
 #[test]
 fn destructive_actions_ask_for_confirmation_first() {
     let (server, _) = TestServer::with_iago(&[]);

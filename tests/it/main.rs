@@ -14,6 +14,7 @@ mod cli;
 mod clients;
 mod config;
 mod dev;
+mod devices;
 mod fetch_api_key;
 mod hardening;
 mod hygiene;

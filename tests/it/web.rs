@@ -731,6 +731,122 @@ fn a_key_enrolled_in_a_sign_in_that_cannot_finish_is_not_kept() {
     );
 }
 
+/// The recovery codes `user totp enroll` printed after the QR code, one per line.
+fn printed_codes(out: &str) -> Vec<String> {
+    let codes: Vec<String> = out
+        .lines()
+        .filter(|l| l.len() == 9 && l.as_bytes()[4] == b'-')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(codes.len(), 10, "{out}");
+    for code in &codes {
+        assert!(
+            code.bytes()
+                .enumerate()
+                .all(|(i, b)| i == 4 || b.is_ascii_lowercase() || b.is_ascii_digit()),
+            "{code}"
+        );
+    }
+    codes
+}
+
+#[test]
+fn a_recovery_code_signs_in_once_through_the_apps_flow() {
+    let (server, id) = TestServer::with_iago(&[]);
+    let (out, _) = enroll(&server, IAGO);
+    let codes = printed_codes(&out);
+    let (browser, _) = Browser::open(&server, &format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
+    let code_page = browser.password(IAGO, IAGO_PASSWORD, Some(ZERO_PAD));
+    assert_code_page(&code_page);
+    assert!(code_page.text().contains("recovery code"));
+    // Typed in capitals, as a person may: the same code.
+    let finished = browser.code(&code_page, &codes[0].to_uppercase(), Some(ZERO_PAD));
+    assert_eq!(finished.status, 302, "{}", finished.text());
+    let api_key = server.login(IAGO, IAGO_PASSWORD).api_key();
+    assert_eq!(
+        finished.header("location").unwrap(),
+        expected_redirect(&server, &api_key, id, 0)
+    );
+    // Used is dead.
+    let second = browser.password(IAGO, IAGO_PASSWORD, Some(ZERO_PAD));
+    let replay = browser.code(&second, &codes[0], Some(ZERO_PAD));
+    assert_code_page(&replay);
+    assert!(replay.text().contains("That code is not right."));
+    let next = browser.code(&replay, &codes[1], Some(ZERO_PAD));
+    assert_eq!(next.status, 302, "{}", next.text());
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    for event in ["recovery_codes_made", "recovery_code_used", "WRONG_CODE"] {
+        assert!(audit.contains(event), "{event} not in {audit}");
+    }
+    assert!(!codes.iter().any(|c| audit.contains(c.as_str())));
+}
+
+#[test]
+fn wrong_recovery_codes_count_and_a_new_set_ends_the_old() {
+    let (server, _) = TestServer::with_iago(&["--auth-rate", "3/1800s"]);
+    let (out, _) = enroll(&server, IAGO);
+    let old = printed_codes(&out);
+    let new = server.stdout(&["user", "totp", "recovery-codes", IAGO]);
+    let new: Vec<&str> = new.lines().collect();
+    assert_eq!(new.len(), 10);
+    let (browser, _) = Browser::open(&server, LOGIN);
+    // Attempt 1: the password; 2 and 3: old codes, now wrong; 4: a live one, over the limit.
+    let mut page = browser.password(IAGO, IAGO_PASSWORD, None);
+    for code in &old[..2] {
+        page = browser.code(&page, code, None);
+        assert!(
+            page.text().contains("That code is not right."),
+            "{}",
+            page.text()
+        );
+    }
+    let refused = browser.code(&page, new[0], None);
+    assert!(
+        refused.text().contains("Too many attempts"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
+    // Only for a user with a factor.
+    server.ok(&["user", "totp", "disable", IAGO]);
+    let none = server.cli(&["user", "totp", "recovery-codes", IAGO], "");
+    assert_eq!(none.status.code(), Some(1));
+}
+
+#[test]
+fn the_account_page_shows_codes_once_counts_them_and_makes_a_new_set() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let (browser, _) = Browser::open(&server, LOGIN);
+    let finished = browser.password(IAGO, IAGO_PASSWORD, None);
+    let offer = browser.enrol_signed_in(&finished, &[]);
+    let secret = shown_secret(offer.text());
+    let code = secret.code_at(now());
+    let done = browser.enrol_signed_in(
+        &finished,
+        &[("otp_token", code.as_str()), ("password", IAGO_PASSWORD)],
+    );
+    let shown: Vec<&str> = done
+        .text()
+        .split("<li><code>")
+        .skip(1)
+        .map(|rest| &rest[..9])
+        .collect();
+    assert_eq!(shown.len(), 10, "{}", done.text());
+    let page = browser.account_page(&finished);
+    assert!(
+        page.text().contains("Recovery codes left: 10."),
+        "{}",
+        page.text()
+    );
+    assert!(!page.text().contains(shown[0]));
+    // A second factor of the same user later does not make another set (CLI --replace).
+    let out = server.stdout(&["user", "totp", "enroll", IAGO, "--replace"]);
+    assert!(
+        !out.lines().any(|l| l.len() == 9 && l.as_bytes()[4] == b'-'),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_browser_at_the_root_goes_to_the_sign_in_and_anything_else_gets_the_404() {
     let server = TestServer::start(&[]);

@@ -29,9 +29,14 @@ impl<B: Backend> Logins for B {
             }
             // The row is locked: a key it did not hold when read cannot appear meanwhile,
             // so a user without one gets the given key.
-            let (api_key, minted) = match &user.api_key {
-                Some(key) => (key.clone(), false),
-                None => {
+            let (api_key, minted) = match (&finish.device, &user.api_key) {
+                // Keys per device (wire.md §9.5): this login's own key, as its digest.
+                (Some(device), _) => {
+                    super::api_key::insert(conn, user.id, device, finish.audit)?;
+                    (finish.new_key.to_owned(), true)
+                }
+                (None, Some(key)) => (key.clone(), false),
+                (None, None) => {
                     super::user::store_key(conn, user.id, finish.new_key)?;
                     (finish.new_key.to_owned(), true)
                 }

@@ -2,13 +2,16 @@
 //! ([`sql`](super::sql)), one file per table or concern; each implements its trait of the
 //! store once, for every [`Backend`](super::sql::Backend).
 
+mod api_key;
 mod audit_log;
 mod finish_login;
+mod login_mail_off;
 mod password;
 mod password_reset;
 mod prune;
 mod rate_limit_event;
 mod realm;
+mod recovery_code;
 mod totp_device;
 mod user;
 mod web_login_step;

@@ -16,7 +16,8 @@ impl<B: Backend> Pruning for B {
                     + batch(conn, &super::audit_log::PRUNE, prune.audit_before)?
                     + super::web_login_step::prune(conn, prune.now)?
                     + super::web_session::prune(conn, prune.now, prune.sessions)?
-                    + super::password_reset::prune(conn, prune.now)?,
+                    + super::password_reset::prune(conn, prune.now)?
+                    + super::api_key::prune(conn, prune.now)?,
             )
         })
     }

@@ -48,6 +48,11 @@ fn changed_values<'a>(changes: &'a RealmChanges, ldap: &'a [Column]) -> Vec<Para
         changes.jwt_require_exp.into(),
         changes.jwt_max_lifetime.into(),
     ]);
+    values.extend::<[Param<'_>; 3]>([
+        changes.api_keys_per_device.into(),
+        changes.api_key_idle_days.into(),
+        changes.login_mail.into(),
+    ]);
     values
 }
 
