@@ -4,9 +4,10 @@
 //! stores nothing; then its first code, which turns the factor on and spends the offer. The
 //! page asks for the password in the same form (`auth::account`), as for every change there.
 
+use crate::auth::Origin;
 use crate::auth::login::Deferred;
 use crate::auth::recovery;
-use crate::auth::second_factor::{self, Origin};
+use crate::auth::second_factor;
 use crate::auth::signin::stored_step;
 use crate::auth::token;
 use crate::auth::totp::Secret;

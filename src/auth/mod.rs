@@ -31,3 +31,19 @@ use crate::store::Realm;
 pub fn accepts_passwords(realm: &Realm) -> bool {
     realm.email_backend() || realm.ldap_backend().is_some()
 }
+
+/// Who changed or used a second factor, for the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Operator,
+    Web,
+}
+
+impl Origin {
+    pub fn detail(self) -> &'static str {
+        match self {
+            Origin::Operator => "by operator",
+            Origin::Web => "web sign-in",
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! kept as digests, each accepted once in place of a TOTP code. A user's first second factor
 //! of any kind makes a set ([`after_first_factor`]); a new set ends the old one.
 
-use crate::auth::second_factor::Origin;
+use crate::auth::Origin;
 use crate::auth::token;
 use crate::store::{AuditEntry, AuditEvent, Realm, Store, StoreResult, User};
 

@@ -2,26 +2,11 @@
 //! (once: the replay guard lives in the store, so instances agree) and removing it, each
 //! audited with where it came from (web.md §4).
 
+use crate::auth::Origin;
 use crate::auth::recovery;
 use crate::auth::totp::Secret;
 use crate::clock;
 use crate::store::{AuditEntry, AuditEvent, Realm, Store, StoreResult, User};
-
-/// Who changed or used a second factor, for the audit trail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    Operator,
-    Web,
-}
-
-impl Origin {
-    pub fn detail(self) -> &'static str {
-        match self {
-            Origin::Operator => "by operator",
-            Origin::Web => "web sign-in",
-        }
-    }
-}
 
 /// The issuer an authenticator app shows above the code: the realm's name.
 pub fn issuer(realm: &Realm) -> &str {

@@ -20,13 +20,14 @@
 //!    (the app's `zulip://login` redirect, or a browser session) is the page's choice, from
 //!    the pad the sign-in carries (web.md §1).
 
+use crate::auth::Origin;
 use crate::auth::devices;
 use crate::auth::login::{
     Client, Credentials, Deferred, Login, LoginRefusal, Method, Success, Verified,
 };
 use crate::auth::notice::LoginNotice;
 use crate::auth::recovery;
-use crate::auth::second_factor::{self, Origin};
+use crate::auth::second_factor;
 use crate::auth::token;
 use crate::auth::totp::Secret;
 use crate::clock;

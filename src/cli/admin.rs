@@ -11,9 +11,10 @@ use super::{
     DbCommand, KeyMode, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
     no_controls, outln, validated,
 };
+use crate::auth::Origin;
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::recovery;
-use crate::auth::second_factor::{self, Origin};
+use crate::auth::second_factor;
 use crate::auth::totp::{self, Secret};
 use crate::auth::{self, devices, jwt, key, policy, reset};
 use crate::clock;

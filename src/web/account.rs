@@ -7,10 +7,11 @@
 
 use maud::{Markup, html};
 
+use crate::auth::Origin;
 use crate::auth::account::{self, PasswordRefusal};
 use crate::auth::enrolment::{self, OfferRefusal};
 use crate::auth::recovery;
-use crate::auth::second_factor::{self, Origin};
+use crate::auth::second_factor;
 use crate::auth::totp::Secret;
 use crate::auth::{devices, key, session};
 use crate::clock;

@@ -67,16 +67,6 @@ pub(super) fn insert(
     Ok(())
 }
 
-/// Revokes every device key of a user: inside the transaction of a new key or of the
-/// user's deletion.
-pub(super) fn delete_all(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
-    conn.execute(
-        sql!("DELETE FROM api_key WHERE user_id = $1"),
-        params![user_id],
-    )?;
-    Ok(())
-}
-
 /// Revokes every key unused for its realm's `api_key_idle_days` at `now`, each audited.
 /// `$1` stands alone on one side, so that PostgreSQL takes it for the times' type (a
 /// `numeric` there refused our `f64`).
@@ -212,7 +202,7 @@ impl<B: Backend> DeviceKeys for B {
                 sql!("UPDATE \"user\" SET api_key = NULL WHERE id = $1"),
                 params![user_id],
             )?;
-            delete_all(conn, user_id)?;
+            super::password::end_device_keys(conn, user_id)?;
             super::audit_log::insert(conn, audit)
         })
     }

@@ -42,3 +42,13 @@ pub(super) fn end_link(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
     )?;
     Ok(())
 }
+
+/// Revokes every device key of a user: inside the transaction of a new key or of the
+/// user's deletion.
+pub(super) fn end_device_keys(conn: &mut dyn Conn, user_id: i64) -> StoreResult<()> {
+    conn.execute(
+        sql!("DELETE FROM api_key WHERE user_id = $1"),
+        params![user_id],
+    )?;
+    Ok(())
+}

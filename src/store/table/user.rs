@@ -187,7 +187,7 @@ impl<B: Backend> Users for B {
     fn replace_api_key(&self, user_id: i64, new_key: &str, audit: &AuditEntry) -> StoreResult<()> {
         self.durably(|conn| {
             store_key(conn, user_id, new_key)?;
-            super::api_key::delete_all(conn, user_id)?;
+            super::password::end_device_keys(conn, user_id)?;
             super::audit_log::insert(conn, audit)
         })
     }
@@ -230,7 +230,7 @@ impl<B: Backend> Users for B {
             super::password::end_sessions_and_link(conn, user_id)?;
             super::totp_device::delete(conn, user_id)?;
             super::recovery_code::delete(conn, user_id)?;
-            super::api_key::delete_all(conn, user_id)?;
+            super::password::end_device_keys(conn, user_id)?;
             super::login_mail_off::delete(conn, user_id)?;
             super::web_login_step::delete(conn, user_id)?;
             super::rate_limit_event::clear(conn, clear_bucket)?;
