@@ -99,6 +99,14 @@ const fn page(path: &'static str, endpoint: Endpoint) -> Route {
     }
 }
 
+/// An account-page form that checks the password (or a code) on POST: on a hashing thread.
+const fn checking_form(path: &'static str) -> Route {
+    Route {
+        costly: &["POST"],
+        ..page(path, Api::web_account)
+    }
+}
+
 /// Every route; a path not here is wire.md §3.5's 404.
 const ROUTES: &[Route] = &[
     route("/", Api::root),
@@ -158,38 +166,17 @@ const ROUTES: &[Route] = &[
     page(web::paths::SETTINGS, Api::web_account),
     page(web::paths::LOGOUT, Api::web_account),
     // The account page's forms check the password.
-    Route {
-        costly: &["POST"],
-        ..page(web::paths::API_KEY, Api::web_account)
-    },
-    Route {
-        costly: &["POST"],
-        ..page(web::paths::REGENERATE, Api::web_account)
-    },
-    Route {
-        costly: &["POST"],
-        ..page(web::paths::ZULIPRC, Api::web_account)
-    },
-    Route {
-        costly: &["POST"],
-        ..page(web::paths::PASSWORD, Api::web_account)
-    },
+    checking_form(web::paths::API_KEY),
+    checking_form(web::paths::REGENERATE),
+    checking_form(web::paths::ZULIPRC),
+    checking_form(web::paths::PASSWORD),
     page(web::paths::DEVICE_SIGN_OUT, Api::web_account),
     page(web::paths::SIGN_OUT_EVERYWHERE, Api::web_account),
     page(web::paths::LOGIN_MAIL, Api::web_account),
     // Turning it on checks the password too.
-    Route {
-        costly: &["POST"],
-        ..page(web::paths::TWO_FACTOR_ON, Api::web_account)
-    },
-    Route {
-        costly: &["POST"],
-        ..page(web::paths::TWO_FACTOR_OFF, Api::web_account)
-    },
-    Route {
-        costly: &["POST"],
-        ..page(web::paths::RECOVERY_CODES, Api::web_account)
-    },
+    checking_form(web::paths::TWO_FACTOR_ON),
+    checking_form(web::paths::TWO_FACTOR_OFF),
+    checking_form(web::paths::RECOVERY_CODES),
 ];
 
 impl ApiConfig {
