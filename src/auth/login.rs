@@ -506,7 +506,11 @@ impl Login<'_> {
             user_id,
         })
     }
+}
 
+/// The logins without a password: someone else vouches for the user (the developer's
+/// `dev_fetch_api_key`, a signed token).
+impl Login<'_> {
     /// A login without a password (`dev_fetch_api_key`): the account's state is checked
     /// (E8, then E7), then it finishes as any login does.
     pub fn without_password(
@@ -529,10 +533,7 @@ impl Login<'_> {
         };
         self.finish(realm, verified, client)
     }
-}
 
-/// The logins someone else vouches for.
-impl Login<'_> {
     /// A login vouched for by a signed token (wire.md §17): no password, and no username
     /// to count until the token is read, so only the address limit admits it. `vouch`
     /// checks the token and names the email; a bad token counts against the address. Then

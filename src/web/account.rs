@@ -235,6 +235,8 @@ struct View<'a> {
     who: &'a SignedIn,
 }
 
+/// The account forms' actions: each checks what it must, changes one thing, and answers with
+/// a page.
 impl View<'_> {
     fn audit(&self, event: AuditEvent) -> AuditEntry {
         AuditEntry {
@@ -398,7 +400,10 @@ impl View<'_> {
             "You will get no mail after new logins."
         }))?)
     }
+}
 
+/// The pages the account forms answer with.
+impl View<'_> {
     /// What a person must confirm before signing out (web.md §7).
     fn confirm_sign_out(&self) -> Response {
         let csrf = Csrf::for_page(self.request);
