@@ -588,6 +588,84 @@ fn login_steps_expire_and_are_taken_once() {
     });
 }
 
+/// Issue 22: a realm's providers by name, one per name; a pending sign-in is taken once,
+/// live, and goes with its provider or its user.
+#[test]
+fn providers_are_kept_by_name_and_a_pending_sign_in_is_taken_once() {
+    on_each_engine(|_, store| {
+        let (root, id) = root_and_user(store, None);
+        let audit = AuditEntry::new(AuditEvent::RealmChanged, Some(root.id), None);
+        let keycloak = IdentityProvider {
+            id: 0,
+            realm_id: root.id,
+            name: "keycloak".into(),
+            issuer: "https://id.example.com/realms/zulip".into(),
+            client_id: "zulip".into(),
+            client_secret: "s3cret".into(),
+            display_name: "Keycloak".into(),
+            display_icon: None,
+            scopes: "openid email".into(),
+            auto_signup: false,
+        };
+        let authentik = IdentityProvider {
+            name: "authentik".into(),
+            display_icon: Some("https://id.example.com/icon.png".into()),
+            auto_signup: true,
+            ..keycloak.clone()
+        };
+        store.create_identity_provider(&keycloak, &audit).unwrap();
+        store.create_identity_provider(&authentik, &audit).unwrap();
+        assert!(matches!(
+            store.create_identity_provider(&keycloak, &audit),
+            Err(StoreError::Refused(_))
+        ));
+        let found = store.identity_providers(root.id).unwrap();
+        let names: Vec<_> = found.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["authentik", "keycloak"]);
+        assert!(
+            found[0]
+                == IdentityProvider {
+                    id: found[0].id,
+                    ..authentik
+                }
+        );
+        let changed = IdentityProvider {
+            client_secret: "new".into(),
+            auto_signup: true,
+            ..found[1].clone()
+        };
+        store.update_identity_provider(&changed, &audit).unwrap();
+        let again = store.identity_provider_by_id(changed.id).unwrap().unwrap();
+        assert!(again == changed);
+
+        let pending = OidcPending {
+            idp_id: changed.id,
+            browser_hash: "b".into(),
+            nonce: "n".into(),
+            verifier: "v".into(),
+            pad: Some("ab".into()),
+            user_id: Some(id),
+            started_at: 1.0,
+            expires_at: 100.0,
+        };
+        store.create_oidc_pending("s1", &pending).unwrap();
+        store.create_oidc_pending("s2", &pending).unwrap();
+        store.create_oidc_pending("s3", &pending).unwrap();
+        assert!(store.take_oidc_pending("s1", 99.0).unwrap() == Some(pending.clone()));
+        assert_eq!(store.take_oidc_pending("s1", 99.0).unwrap(), None);
+        assert_eq!(store.take_oidc_pending("s2", 100.0).unwrap(), None);
+        assert_eq!(
+            store.take_oidc_pending("s2", 0.0).unwrap(),
+            None,
+            "taken when late"
+        );
+        assert!(store.delete_identity_provider(changed.id, &audit).unwrap());
+        assert!(!store.delete_identity_provider(changed.id, &audit).unwrap());
+        assert_eq!(store.take_oidc_pending("s3", 0.0).unwrap(), None);
+        assert_eq!(store.identity_providers(root.id).unwrap().len(), 1);
+    });
+}
+
 /// Issue 21: a role, a name and an email change in place; a new email is unique in the
 /// realm without regard to case, and ends the reset link that went to the old one.
 #[test]
@@ -700,6 +778,32 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
             expires_at: 100.0,
         };
         store.create_login_step("digest", &step).unwrap();
+        let idp = IdentityProvider {
+            id: 0,
+            realm_id: root.id,
+            name: "sso".into(),
+            issuer: "https://id.example.com".into(),
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            display_name: "SSO".into(),
+            display_icon: None,
+            scopes: "openid".into(),
+            auto_signup: false,
+        };
+        store
+            .create_identity_provider(&idp, &AuditEntry::new(AuditEvent::RealmChanged, None, None))
+            .unwrap();
+        let reconfirm = OidcPending {
+            idp_id: store.identity_providers(root.id).unwrap()[0].id,
+            browser_hash: "b".into(),
+            nonce: "n".into(),
+            verifier: "v".into(),
+            pad: None,
+            user_id: Some(id),
+            started_at: 0.0,
+            expires_at: 100.0,
+        };
+        store.create_oidc_pending("state", &reconfirm).unwrap();
         let full = |now| Attempt {
             address: None,
             username: Some(bucket("user:iago@example.com", 1)),
@@ -723,6 +827,7 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
         assert_eq!(store.recovery_codes_left(id).unwrap(), 0);
         assert!(!store.login_mail_off(id).unwrap());
         assert!(store.login_step("digest", 1.0).unwrap().is_none());
+        assert_eq!(store.take_oidc_pending("state", 1.0).unwrap(), None);
         assert!(matches!(
             store.admit(&full(0.6)).unwrap(),
             Admission::Admitted { .. }

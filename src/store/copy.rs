@@ -166,6 +166,35 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "idp",
+        columns: &[
+            ("id", Int),
+            ("realm_id", Int),
+            ("name", Text),
+            ("issuer", Text),
+            ("client_id", Text),
+            ("client_secret", Text),
+            ("display_name", Text),
+            ("display_icon", Text),
+            ("scopes", Text),
+            ("auto_signup", Bool),
+        ],
+    },
+    Table {
+        name: "oidc_pending",
+        columns: &[
+            ("state_hash", Text),
+            ("idp_id", Int),
+            ("browser_hash", Text),
+            ("nonce", Text),
+            ("verifier", Text),
+            ("pad", Text),
+            ("user_id", Int),
+            ("started_at", Real),
+            ("expires_at", Real),
+        ],
+    },
+    Table {
         name: "password_reset",
         columns: &[
             ("token_hash", Text),

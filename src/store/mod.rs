@@ -24,6 +24,7 @@
 //! | [`LoginSteps`] | a browser between its password and its code (web.md §3) |
 //! | [`ResetLinks`] | password-reset links (web.md §6) |
 //! | [`Sessions`] | signed-in browser sessions (web.md §7) |
+//! | [`IdentityProviders`] | a realm's OpenID providers and the sign-ins sent to them (web.md §9) |
 //!
 //! The methods are at domain granularity, and **each engine owns its transactions**: a
 //! method that writes more than one row (a change and its audit row, an import, the end of
@@ -107,6 +108,7 @@ pub use model::{
     AuditEntry, AuditEvent, AuditFilter, AuditRow, NewUser, Realm, RealmChanges, Role, User,
     UserChanges,
 };
+pub use table::idp::{IdentityProvider, OidcPending};
 pub use totp::TotpDevice;
 
 /// Why the store could not do what it was asked.
@@ -386,6 +388,34 @@ pub trait LoginSteps {
     fn take_login_step(&self, token_hash: &str) -> StoreResult<bool>;
 }
 
+/// A realm's OpenID providers (web.md §9), and the sign-ins sent to them until their callback.
+pub trait IdentityProviders {
+    /// The realm's providers, by name.
+    fn identity_providers(&self, realm_id: i64) -> StoreResult<Vec<IdentityProvider>>;
+    fn identity_provider_by_id(&self, id: i64) -> StoreResult<Option<IdentityProvider>>;
+    /// Adds a provider (its `id` is ignored) and writes `audit`; a name the realm has
+    /// already is a [`StoreError::Refused`] that names it.
+    fn create_identity_provider(
+        &self,
+        idp: &IdentityProvider,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Replaces the settings of the provider `idp.id` (not its realm or name), and writes
+    /// `audit`.
+    fn update_identity_provider(
+        &self,
+        idp: &IdentityProvider,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Removes the provider and the sign-ins sent to it, and writes `audit`; false, writing
+    /// nothing, if there was none.
+    fn delete_identity_provider(&self, id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    fn create_oidc_pending(&self, state_hash: &str, pending: &OidcPending) -> StoreResult<()>;
+    /// Takes the sign-in behind a state's digest, atomically: the one request that gets it
+    /// gets it live at `now`, or `None`.
+    fn take_oidc_pending(&self, state_hash: &str, now: f64) -> StoreResult<Option<OidcPending>>;
+}
+
 /// Every concern of the store: what an engine implements.
 pub trait Engine:
     Realms
@@ -402,6 +432,7 @@ pub trait Engine:
     + LoginSteps
     + ResetLinks
     + Sessions
+    + IdentityProviders
     + Tables
     + Send
 {
@@ -422,6 +453,7 @@ impl<T> Engine for T where
         + LoginSteps
         + ResetLinks
         + Sessions
+        + IdentityProviders
         + Tables
         + Send
 {
