@@ -5,6 +5,8 @@ use std::fmt;
 
 use openidconnect::url::{Host, Url};
 
+use crate::store::IdentityProvider;
+
 /// What the sign-in page's button says when the operator names nothing else.
 pub const DEFAULT_DISPLAY_NAME: &str = "OpenID Connect";
 /// The scopes asked for when the operator names none.
@@ -110,6 +112,38 @@ impl Provider {
             }
         }
         Ok(())
+    }
+}
+
+impl Provider {
+    /// The settings of a provider as the store keeps them.
+    pub fn from_stored(idp: &IdentityProvider) -> Result<Provider, ConfigError> {
+        Ok(Provider {
+            name: idp.name.clone(),
+            issuer: idp.issuer.clone(),
+            client_id: idp.client_id.clone(),
+            client_secret: idp.client_secret.clone(),
+            scopes: parse_scopes(&idp.scopes)?,
+            display_name: idp.display_name.clone(),
+            display_icon: idp.display_icon.clone(),
+            auto_signup: idp.auto_signup,
+        })
+    }
+
+    /// The row the store keeps for this provider of realm `realm_id`.
+    pub fn to_stored(&self, id: i64, realm_id: i64) -> IdentityProvider {
+        IdentityProvider {
+            id,
+            realm_id,
+            name: self.name.clone(),
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            display_name: self.display_name.clone(),
+            display_icon: self.display_icon.clone(),
+            scopes: self.scopes.join(" "),
+            auto_signup: self.auto_signup,
+        }
     }
 }
 
