@@ -27,7 +27,7 @@ use crate::metrics;
 use crate::params::Params;
 use crate::reset_desk::ResetDesk;
 use crate::site::Site;
-use crate::store::{AuditEvent, Realm, Role, SessionLimits, Store, User};
+use crate::store::{AuditEvent, IdentityProvider, Realm, Role, SessionLimits, Store, User};
 use crate::web;
 
 /// Settings every worker shares.
@@ -521,6 +521,12 @@ impl Api {
             .user_agent
             .as_deref()
             .is_some_and(|ua| ua.split('/').next() == Some("ZulipInvalid"));
+        // A realm's OpenID providers, by name (wire.md §6.2, web.md §9.1): read from the
+        // store only, so a stalled provider delays nothing here.
+        let providers = match &realm {
+            Some(realm) => self.store.identity_providers(realm.id)?,
+            None => Vec::new(),
+        };
         let settings = ServerSettings {
             result: "success",
             msg: "",
@@ -529,6 +535,7 @@ impl Api {
                 dev: self.config.dev,
                 email: email_backend,
                 ldap,
+                openid_connect: !providers.is_empty(),
                 ..AuthenticationMethods::default()
             },
             zulip_version: ZULIP_VERSION,
@@ -551,13 +558,14 @@ impl Api {
                 .as_ref()
                 .filter(|r| r.advertises_web_login())
                 .map(|r| ExternalMethod {
-                    name: "zulip-auth",
+                    name: "zulip-auth".to_owned(),
                     display_name: r.web_login_name().to_owned(),
                     display_icon: None,
-                    login_url: web::paths::LOGIN,
-                    signup_url: web::paths::LOGIN,
+                    login_url: web::paths::LOGIN.to_owned(),
+                    signup_url: web::paths::LOGIN.to_owned(),
                 })
                 .into_iter()
+                .chain(providers.iter().map(ExternalMethod::provider))
                 .collect(),
             realm_uri: realm_url.clone(),
             realm_url,
@@ -919,11 +927,25 @@ struct ServerSettings {
 /// An entry of `external_authentication_methods`, in upstream key order (web.md §2).
 #[derive(Serialize)]
 struct ExternalMethod {
-    name: &'static str,
+    name: String,
     display_name: String,
     display_icon: Option<String>,
-    login_url: &'static str,
-    signup_url: &'static str,
+    login_url: String,
+    signup_url: String,
+}
+
+impl ExternalMethod {
+    /// A realm's OpenID provider, as Zulip lists its `GenericOpenIDConnectBackend`'s: the
+    /// sign-up URL is the sign-in URL (web.md §9.1).
+    fn provider(idp: &IdentityProvider) -> ExternalMethod {
+        ExternalMethod {
+            name: format!("oidc:{}", idp.name),
+            display_name: idp.display_name.clone(),
+            display_icon: idp.display_icon.clone(),
+            login_url: web::paths::oidc_login(&idp.name),
+            signup_url: web::paths::oidc_signup(&idp.name),
+        }
+    }
 }
 
 #[derive(Serialize, Default)]
