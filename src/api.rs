@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::auth::basic::{self, BasicAuthError};
 use crate::auth::devices;
 use crate::auth::login::{self, Client, Credentials, Login, LoginRefusal, Method};
+use crate::auth::oidc::RelyingParty;
 use crate::auth::password::Hasher;
 use crate::auth::ratelimit::RateLimits;
 use crate::auth::{jwt, key};
@@ -55,6 +56,8 @@ pub struct Api {
     pub config: Arc<ApiConfig>,
     /// Where reset requests go; `None` without `--smtp-url`.
     pub reset_desk: Option<ResetDesk>,
+    /// The relying party of every realm's OpenID providers, shared by the workers (web.md §9).
+    pub oidc: Arc<RelyingParty>,
 }
 
 type Endpoint = fn(&mut Api, &Request, &mut LogContext) -> Result<Response, ApiError>;
@@ -154,6 +157,17 @@ const ROUTES: &[Route] = &[
         never_cache: true,
         ..route("/api/v1/settings", Api::settings)
     },
+    // Sign-in through an OpenID provider (web.md §9): the start, with the provider's name
+    // below it or none, and the provider's way back.
+    Route {
+        prefix: true,
+        ..page(web::paths::OIDC_LOGIN, Api::web_oidc_start)
+    },
+    Route {
+        prefix: true,
+        ..page(web::paths::OIDC_SIGNUP, Api::web_oidc_start)
+    },
+    page(web::paths::OIDC_CALLBACK, Api::web_oidc_callback),
     page(web::paths::RESET_REQUEST, Api::web_reset),
     page(web::paths::RESET_SENT, Api::web_reset),
     page(web::paths::RESET_DONE, Api::web_reset),
@@ -280,7 +294,8 @@ fn login_error(refusal: LoginRefusal) -> ApiError {
         | LoginRefusal::WrongPassword
         | LoginRefusal::DirectoryUnavailable
         | LoginRefusal::PasswordChanged
-        | LoginRefusal::WrongCode => ApiError::authentication_failed(),
+        | LoginRefusal::WrongCode
+        | LoginRefusal::ProviderFailed => ApiError::authentication_failed(),
     }
 }
 
@@ -315,6 +330,52 @@ impl Api {
             return Err(ApiError::not_found());
         }
         Ok(web::page::see_other(web::paths::LOGIN.to_owned()))
+    }
+
+    /// The start of a sign-in through an OpenID provider: `…/oidc/NAME`, or `…/oidc` for
+    /// the realm's only one (web.md §9.1).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    fn web_oidc_start(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        let rest = [web::paths::OIDC_LOGIN, web::paths::OIDC_SIGNUP]
+            .iter()
+            .find_map(|prefix| request.path.strip_prefix(prefix))
+            .unwrap_or_default();
+        let name = match rest
+            .strip_prefix('/')
+            .map(|n| n.strip_suffix('/').unwrap_or(n))
+        {
+            None if rest.is_empty() => None,
+            Some(name) if !name.is_empty() && !name.contains('/') => Some(name),
+            _ => return Err(ApiError::not_found()),
+        };
+        let rp = Arc::clone(&self.oidc);
+        Ok(web::oidc::start(
+            &self.web_context(request, log),
+            &rp,
+            request,
+            log,
+            name,
+        ))
+    }
+
+    /// The OpenID provider's return URL (web.md §9.2).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    fn web_oidc_callback(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        let rp = Arc::clone(&self.oidc);
+        Ok(web::oidc::callback(
+            &self.web_context(request, log),
+            &rp,
+            request,
+            log,
+        ))
     }
 
     /// The forgotten-password pages (web.md §6).

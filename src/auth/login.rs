@@ -73,6 +73,8 @@ pub enum Method {
     Reconfirm,
     /// `jwt/fetch_api_key`: a token signed with the realm's key (wire.md §17).
     Jwt,
+    /// A sign-in through the realm's OpenID provider (web.md §9).
+    Oidc,
 }
 
 impl Method {
@@ -85,6 +87,7 @@ impl Method {
             Method::Dev => "dev",
             Method::Reconfirm => "reconfirm",
             Method::Jwt => "jwt",
+            Method::Oidc => "oidc",
         }
     }
 
@@ -96,6 +99,7 @@ impl Method {
             Method::Api => Some("ldap"),
             Method::Web => Some("web"),
             Method::Jwt => Some("jwt"),
+            Method::Oidc => Some("oidc"),
             Method::Dev => Some("dev"),
             Method::Reconfirm => None,
         }
@@ -108,6 +112,7 @@ impl Method {
             Method::Dev => Some("dev login"),
             Method::Reconfirm => Some("password entered again"),
             Method::Jwt => Some("JWT login"),
+            Method::Oidc => Some("OpenID Connect sign-in"),
         }
     }
 }
@@ -145,6 +150,8 @@ pub enum LoginRefusal {
     NoEmail,
     /// A vouched-for email that has an account only in another realm (wire.md §17, row 6).
     OtherRealm,
+    /// The identity provider's sign-in did not end in a verified email (web.md §9.2).
+    ProviderFailed,
 }
 
 impl LoginRefusal {
@@ -166,6 +173,7 @@ impl LoginRefusal {
             LoginRefusal::BadToken => "BAD_TOKEN",
             LoginRefusal::NoEmail => "NO_EMAIL",
             LoginRefusal::OtherRealm => "OTHER_REALM",
+            LoginRefusal::ProviderFailed => "IDP_FAILED",
         })
     }
 
@@ -187,11 +195,13 @@ impl LoginRefusal {
             LoginRefusal::BadToken => "bad_token",
             LoginRefusal::NoEmail => "no_email",
             LoginRefusal::OtherRealm => "other_realm",
+            LoginRefusal::ProviderFailed => "idp_failed",
         }
     }
 
     /// The refusals that tell nothing but "wrong credentials" (Zulip's one E11), and bad
-    /// tokens, which count against the client's address.
+    /// tokens and failed sign-ins through a provider, which count against the client's
+    /// address.
     pub fn is_wrong_credentials(self) -> bool {
         matches!(
             self,
@@ -201,6 +211,7 @@ impl LoginRefusal {
                 | LoginRefusal::PasswordChanged
                 | LoginRefusal::WrongCode
                 | LoginRefusal::BadToken
+                | LoginRefusal::ProviderFailed
         )
     }
 
@@ -546,6 +557,28 @@ impl Login<'_> {
         client: Client<'_>,
         vouch: impl FnOnce() -> Result<String, LoginRefusal>,
     ) -> StoreResult<Checked<Success>> {
+        let checked = self.vouched_first(realm, method, client, || Ok(vouch()))?;
+        let outcome = match checked.outcome {
+            Ok(verified) => self.finish(realm, verified, client)?,
+            Err(refusal) => Err(refusal),
+        };
+        Ok(Checked {
+            outcome,
+            quota: checked.quota,
+            user_id: checked.user_id,
+        })
+    }
+
+    /// The first factor of a login vouched for by someone else, not finished yet: an
+    /// identity provider's sign-in, after which a second factor may be due (web.md §9.2).
+    /// As [`Login::vouched`], with a `vouch` that may touch the store (a sign-up).
+    pub fn vouched_first(
+        &self,
+        realm: &Realm,
+        method: Method,
+        client: Client<'_>,
+        vouch: impl FnOnce() -> StoreResult<Result<String, LoginRefusal>>,
+    ) -> StoreResult<Checked<Verified>> {
         let by_address = Login {
             limits: RateLimits {
                 per_username: None,
@@ -561,13 +594,11 @@ impl Login<'_> {
         };
         let mut user_id = None;
         let decided = match vouch() {
-            Ok(email) => self.vouched_user(realm, method, &email, &mut user_id),
-            Err(refusal) => Ok(Err(refusal)),
+            Ok(Ok(email)) => self.vouched_user(realm, method, &email, &mut user_id),
+            Ok(Err(refusal)) => Ok(Err(refusal)),
+            Err(fault) => Err(fault),
         };
-        let outcome = match self.settle(realm, method, decided, user_id, reservation, client)? {
-            Ok(verified) => self.finish(realm, verified, client)?,
-            Err(refusal) => Err(refusal),
-        };
+        let outcome = self.settle(realm, method, decided, user_id, reservation, client)?;
         Ok(Checked {
             outcome,
             quota,

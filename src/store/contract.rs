@@ -731,6 +731,35 @@ fn a_user_changes_field_by_field_and_a_taken_email_is_refused() {
     });
 }
 
+/// A sign-in sent to a new provider of the realm that re-confirms the user, kept as `state`.
+fn pending_reconfirmation(store: &Store, realm_id: i64, user_id: i64) {
+    let idp = IdentityProvider {
+        id: 0,
+        realm_id,
+        name: "sso".into(),
+        issuer: "https://id.example.com".into(),
+        client_id: "c".into(),
+        client_secret: "s".into(),
+        display_name: "SSO".into(),
+        display_icon: None,
+        scopes: "openid".into(),
+        auto_signup: false,
+    };
+    let audit = AuditEntry::new(AuditEvent::RealmChanged, None, None);
+    store.create_identity_provider(&idp, &audit).unwrap();
+    let reconfirm = OidcPending {
+        idp_id: store.identity_providers(realm_id).unwrap()[0].id,
+        browser_hash: "b".into(),
+        nonce: "n".into(),
+        verifier: "v".into(),
+        pad: None,
+        user_id: Some(user_id),
+        started_at: 0.0,
+        expires_at: 100.0,
+    };
+    store.create_oidc_pending("state", &reconfirm).unwrap();
+}
+
 /// Issue 21: a deletion takes every row of the user's with it, and keeps the audit trail,
 /// whose rows name the user by an id that no later account is given.
 #[test]
@@ -778,32 +807,7 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
             expires_at: 100.0,
         };
         store.create_login_step("digest", &step).unwrap();
-        let idp = IdentityProvider {
-            id: 0,
-            realm_id: root.id,
-            name: "sso".into(),
-            issuer: "https://id.example.com".into(),
-            client_id: "c".into(),
-            client_secret: "s".into(),
-            display_name: "SSO".into(),
-            display_icon: None,
-            scopes: "openid".into(),
-            auto_signup: false,
-        };
-        store
-            .create_identity_provider(&idp, &AuditEntry::new(AuditEvent::RealmChanged, None, None))
-            .unwrap();
-        let reconfirm = OidcPending {
-            idp_id: store.identity_providers(root.id).unwrap()[0].id,
-            browser_hash: "b".into(),
-            nonce: "n".into(),
-            verifier: "v".into(),
-            pad: None,
-            user_id: Some(id),
-            started_at: 0.0,
-            expires_at: 100.0,
-        };
-        store.create_oidc_pending("state", &reconfirm).unwrap();
+        pending_reconfirmation(store, root.id, id);
         let full = |now| Attempt {
             address: None,
             username: Some(bucket("user:iago@example.com", 1)),

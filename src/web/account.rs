@@ -37,6 +37,28 @@ pub fn sign_in(ctx: &Context<'_>, user: &User, realm_url: &str) -> Result<Respon
     Ok(page::redirect(paths::SETTINGS.to_owned()).header("Set-Cookie", cookie))
 }
 
+/// The same end after a redirect from another site (an identity provider's, web.md §9.2):
+/// a browser sends no SameSite=Strict cookie along a cross-site redirect, so the session is
+/// handed over on a page that moves on to the account page by itself, a same-site step.
+pub fn sign_in_across_sites(
+    ctx: &Context<'_>,
+    user: &User,
+    realm_url: &str,
+) -> Result<Response, Refusal> {
+    let cookie = session_cookie(ctx, user, realm_url)?;
+    let markup = page::layout(
+        None,
+        "Signed in",
+        html! {
+            p { "You are signed in." }
+            a.button href=(paths::SETTINGS) { "Continue to your account" }
+        },
+    );
+    Ok(page::html(200, markup)
+        .header("Refresh", format!("0; url={}", paths::SETTINGS))
+        .header("Set-Cookie", cookie))
+}
+
 /// A new session for `user`, as the `Set-Cookie` value that hands it to the browser.
 fn session_cookie(ctx: &Context<'_>, user: &User, realm_url: &str) -> StoreResult<String> {
     let id = session::start(ctx.store, user, clock::now())?;

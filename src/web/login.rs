@@ -17,13 +17,14 @@ use maud::{Markup, html};
 use crate::auth::login::{Credentials, LoginRefusal};
 use crate::auth::signin::{Denial, NextStep, Outcome, SignIn, StepKind};
 use crate::http::{LogContext, Request, Response};
-use crate::store::{Realm, User};
+use crate::store::{IdentityProvider, Realm, User};
 use crate::web::Context;
 use crate::web::account;
 use crate::web::cookie;
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
 use crate::web::mobile_flow::{self, Pad};
+use crate::web::oidc;
 use crate::web::page::{self, Banner, NO_REALM, Refusal};
 use crate::web::paths;
 use crate::web::totp::{self, CODE_FIELD};
@@ -52,12 +53,14 @@ fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Re
     )?;
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
     let csrf = Csrf::for_page(request);
+    let providers = ctx.store.identity_providers(realm.id)?;
     let view = View {
         realm: &realm,
         realm_url: &realm_url,
         csrf: &csrf,
         pad: pad.as_ref(),
         resets: ctx.reset_desk.is_some(),
+        providers: &providers,
     };
     Ok(view.respond(password_form(&view, "", None)))
 }
@@ -71,12 +74,14 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
         form.get(mobile_flow::DESKTOP_FIELD),
     )?;
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
+    let providers = ctx.store.identity_providers(realm.id)?;
     let view = View {
         realm: &realm,
         realm_url: &realm_url,
         csrf: &csrf,
         pad: pad.as_ref(),
         resets: ctx.reset_desk.is_some(),
+        providers: &providers,
     };
     let signin = SignIn {
         login: &ctx.login,
@@ -92,19 +97,55 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     };
     log.user_id = step.user_id;
     log.failure = step.failure();
-    let markup = match step.outcome {
+    answer(ctx, &view, step.outcome, username, false)
+}
+
+/// The page of a sign-in that came back from an identity provider (web.md §9.2): its
+/// outcome, rendered as after a password. The provider's redirect came from another site,
+/// so a finish in a browser goes through a same-site step.
+pub fn after_provider(
+    ctx: &Context<'_>,
+    request: &Request,
+    realm: &Realm,
+    realm_url: &str,
+    pad: Option<&Pad>,
+    outcome: Outcome,
+) -> Result<Response, Refusal> {
+    let csrf = Csrf::for_page(request);
+    let providers = ctx.store.identity_providers(realm.id)?;
+    let view = View {
+        realm,
+        realm_url,
+        csrf: &csrf,
+        pad,
+        resets: ctx.reset_desk.is_some(),
+        providers: &providers,
+    };
+    answer(ctx, &view, outcome, "", true)
+}
+
+/// A step's outcome rendered: the finish, the next step's form, or a refusal. `across_sites`:
+/// the request came from another site, whose navigation carries no SameSite=Strict cookie.
+fn answer(
+    ctx: &Context<'_>,
+    view: &View<'_>,
+    outcome: Outcome,
+    username: &str,
+    across_sites: bool,
+) -> Result<Response, Refusal> {
+    let markup = match outcome {
         Outcome::Success(success) => {
-            return finish(ctx, &view, &success.user, &success.api_key, &realm_url);
+            return finish(ctx, view, &success.user, &success.api_key, across_sites);
         }
-        Outcome::Continue(next) => step_form(&view, &next, None),
+        Outcome::Continue(next) => step_form(view, &next, None),
         Outcome::Denied(Denial::Again { step, refusal }) => {
-            step_form(&view, &step, Some(&refusal_message(refusal)))
+            step_form(view, &step, Some(&refusal_message(refusal)))
         }
         // The form of the code step has no username: a refusal there starts afresh.
         Outcome::Denied(Denial::Refused(refusal)) => {
-            password_form(&view, username, Some(&refusal_message(refusal)))
+            password_form(view, username, Some(&refusal_message(refusal)))
         }
-        Outcome::Denied(Denial::Expired) => password_form(&view, "", Some(EXPIRED)),
+        Outcome::Denied(Denial::Expired) => password_form(view, "", Some(EXPIRED)),
     };
     Ok(view.respond(markup))
 }
@@ -130,7 +171,8 @@ fn refusal_message(refusal: LoginRefusal) -> Cow<'static, str> {
         | LoginRefusal::UserDeactivated
         | LoginRefusal::BadToken
         | LoginRefusal::NoEmail
-        | LoginRefusal::OtherRealm => WRONG_CREDENTIALS.into(),
+        | LoginRefusal::OtherRealm
+        | LoginRefusal::ProviderFailed => WRONG_CREDENTIALS.into(),
     }
 }
 
@@ -140,7 +182,7 @@ fn finish(
     view: &View<'_>,
     user: &User,
     api_key: &str,
-    realm_url: &str,
+    across_sites: bool,
 ) -> Result<Response, Refusal> {
     if let Some(pad) = view.pad {
         // Not logged: the Location carries the key, encrypted.
@@ -148,10 +190,13 @@ fn finish(
             api_key,
             &user.delivery_email,
             user.id,
-            realm_url,
+            view.realm_url,
         )));
     }
-    account::sign_in(ctx, user, realm_url)
+    if across_sites {
+        return account::sign_in_across_sites(ctx, user, view.realm_url);
+    }
+    account::sign_in(ctx, user, view.realm_url)
 }
 
 /// The form of the step that is due.
@@ -184,6 +229,8 @@ struct View<'a> {
     pad: Option<&'a Pad>,
     /// Mail is set up: the password form links to the reset page (web.md §6).
     resets: bool,
+    /// The realm's identity providers, a link to each under the form (web.md §9.1).
+    providers: &'a [IdentityProvider],
 }
 
 impl View<'_> {
@@ -231,6 +278,7 @@ fn password_form(view: &View<'_>, username: &str, error: Option<&str>) -> Markup
             @if view.resets && view.pad.is_none() {
                 a.back href=(paths::RESET_REQUEST) { "Forgot your password?" }
             }
+            (oidc::links(view.providers, view.pad))
         },
     )
 }
