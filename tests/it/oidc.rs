@@ -135,3 +135,101 @@ fn the_secret_is_never_shown_and_bad_settings_are_one_line() {
         "no realm with subdomain \"nope\"",
     );
 }
+
+#[test]
+fn the_sign_in_page_links_each_provider_keeping_the_pad() {
+    let server = TestServer::start(&[]);
+    add(
+        &server,
+        "b",
+        "http://127.0.0.1:9/",
+        &["--display-name", "B <&> Co"],
+    );
+    add(
+        &server,
+        "a",
+        "http://127.0.0.1:9/",
+        &["--display-name", "Acme"],
+    );
+    let page = server.get("/accounts/login/");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains(
+        r#"<a class="button secondary" href="/accounts/login/social/oidc/a">Sign in with Acme</a><a class="button secondary" href="/accounts/login/social/oidc/b">Sign in with B &lt;&amp;&gt; Co</a>"#
+    ), "{}", page.text());
+    let pad = "ab".repeat(32);
+    let page = server.get(&format!("/accounts/login/?mobile_flow_otp={pad}"));
+    assert!(
+        page.text().contains(&format!(
+            r#"href="/accounts/login/social/oidc/a?mobile_flow_otp={pad}">Sign in with Acme</a>"#
+        )),
+        "{}",
+        page.text()
+    );
+}
+
+/// What the start refuses before asking any provider, and a stopped provider's page.
+#[test]
+fn the_start_refuses_with_plain_pages() {
+    let server = TestServer::start(&[]);
+    let expect = |target: &str, status: u16, says: &str| {
+        let r = server.get(target);
+        assert_eq!(r.status, status, "{target}: {}", r.text());
+        assert!(r.text().contains(says), "{target}: {}", r.text());
+        assert_eq!(r.header("set-cookie"), None, "{target}");
+    };
+    let no_such = "This organization has no such identity provider.";
+    expect("/accounts/login/social/oidc/nope", 404, no_such);
+    expect("/accounts/login/social/oidc", 404, no_such);
+    add(&server, "down", "http://127.0.0.1:9/", &[]);
+    expect(
+        "/accounts/login/social/oidc/down?mobile_flow_otp=12",
+        400,
+        "Invalid OTP",
+    );
+    expect(
+        "/accounts/login/social/oidc/down?desktop_flow_otp=12",
+        400,
+        "The desktop sign-in flow is not supported.",
+    );
+    // Nothing listens on port 9: a clear page at once, from every start URL.
+    let unreachable = "The identity provider could not be reached.";
+    for target in [
+        "/accounts/login/social/oidc/down",
+        "/accounts/login/social/oidc/down/",
+        "/accounts/register/social/oidc/down",
+        "/accounts/login/social/oidc",
+    ] {
+        expect(target, 503, unreachable);
+    }
+    let posted = server.send("POST", "/accounts/login/social/oidc/down", &[], b"");
+    assert_eq!(posted.status, 405);
+    assert_eq!(server.get("/accounts/login/social/oidc/a/b").status, 404);
+    assert_eq!(server.get("/accounts/login/social/oidcx").status, 404);
+}
+
+/// A callback without a live sign-in of this browser: a page, never the provider asked.
+#[test]
+fn a_callback_without_its_sign_in_is_refused() {
+    let server = TestServer::start(&[]);
+    add(&server, "down", "http://127.0.0.1:9/", &[]);
+    for target in [
+        "/complete/oidc/",
+        "/complete/oidc/?state=x&code=y",
+        "/complete/oidc/?state=x&error=access_denied",
+    ] {
+        let r = server.send("GET", target, &[("Cookie", "oidc_signin=abc")], b"");
+        assert_eq!(r.status, 400, "{target}");
+        assert!(
+            r.text()
+                .contains("This sign-in is unknown, was used already")
+        );
+        assert_eq!(
+            r.header("set-cookie"),
+            Some("oidc_signin=; Path=/; HttpOnly; Max-Age=0; SameSite=Lax")
+        );
+    }
+    assert_eq!(server.send("POST", "/complete/oidc/", &[], b"").status, 405);
+    let log = std::fs::read_to_string(&server.stderr).unwrap();
+    assert!(log.contains("GET /complete/oidc/ 400"), "{log}");
+    assert!(!log.contains("code=y") && !log.contains("state=x"), "{log}");
+}
