@@ -202,7 +202,7 @@ CREATE TABLE login_mail_off (
 );
 
 -- migration 10
--- A realm's OpenID providers (web.md §9): the client secret as the LDAP bind password is
+-- A realm's OpenID providers (web.md §10): the client secret as the LDAP bind password is
 -- kept, never printed; scopes separated by spaces; the button's words and icon (NULL: none).
 CREATE TABLE idp (
     id INTEGER PRIMARY KEY,
@@ -217,7 +217,7 @@ CREATE TABLE idp (
     auto_signup INTEGER NOT NULL DEFAULT 0 CHECK (auto_signup IN (0, 1)),
     UNIQUE (realm_id, name)
 );
--- A sign-in sent to a provider, until its callback (web.md §9.2): found by the digest of its
+-- A sign-in sent to a provider, until its callback (web.md §10.2): found by the digest of its
 -- state, taken once, bound to the browser by the digest of a cookie; the nonce and the PKCE
 -- verifier; the app's pad (NULL: a browser sign-in); the signed-in user it re-confirms
 -- (NULL: a sign-in).

@@ -56,7 +56,7 @@ pub struct Api {
     pub config: Arc<ApiConfig>,
     /// Where reset requests go; `None` without `--smtp-url`.
     pub reset_desk: Option<ResetDesk>,
-    /// The relying party of every realm's OpenID providers, shared by the workers (web.md §9).
+    /// The relying party of every realm's OpenID providers, shared by the workers (web.md §10).
     pub oidc: Arc<RelyingParty>,
 }
 
@@ -157,7 +157,7 @@ const ROUTES: &[Route] = &[
         never_cache: true,
         ..route("/api/v1/settings", Api::settings)
     },
-    // Sign-in through an OpenID provider (web.md §9): the start, with the provider's name
+    // Sign-in through an OpenID provider (web.md §10): the start, with the provider's name
     // below it or none, and the provider's way back.
     Route {
         prefix: true,
@@ -333,7 +333,7 @@ impl Api {
     }
 
     /// The start of a sign-in through an OpenID provider: `…/oidc/NAME`, or `…/oidc` for
-    /// the realm's only one (web.md §9.1).
+    /// the realm's only one (web.md §10.1).
     #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
     fn web_oidc_start(
         &mut self,
@@ -362,7 +362,7 @@ impl Api {
         ))
     }
 
-    /// The OpenID provider's return URL (web.md §9.2).
+    /// The OpenID provider's return URL (web.md §10.2).
     #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
     fn web_oidc_callback(
         &mut self,
@@ -582,7 +582,7 @@ impl Api {
             .user_agent
             .as_deref()
             .is_some_and(|ua| ua.split('/').next() == Some("ZulipInvalid"));
-        // A realm's OpenID providers, by name (wire.md §6.2, web.md §9.1): read from the
+        // A realm's OpenID providers, by name (wire.md §6.2, web.md §10.1): read from the
         // store only, so a stalled provider delays nothing here.
         let providers = match &realm {
             Some(realm) => self.store.identity_providers(realm.id)?,
@@ -997,7 +997,7 @@ struct ExternalMethod {
 
 impl ExternalMethod {
     /// A realm's OpenID provider, as Zulip lists its `GenericOpenIDConnectBackend`'s: the
-    /// sign-up URL is the sign-in URL (web.md §9.1).
+    /// sign-up URL is the sign-in URL (web.md §10.1).
     fn provider(idp: &IdentityProvider) -> ExternalMethod {
         ExternalMethod {
             name: format!("oidc:{}", idp.name),

@@ -73,7 +73,7 @@ pub enum Method {
     Reconfirm,
     /// `jwt/fetch_api_key`: a token signed with the realm's key (wire.md §17).
     Jwt,
-    /// A sign-in through the realm's OpenID provider (web.md §9).
+    /// A sign-in through the realm's OpenID provider (web.md §10).
     Oidc,
 }
 
@@ -150,7 +150,7 @@ pub enum LoginRefusal {
     NoEmail,
     /// A vouched-for email that has an account only in another realm (wire.md §17, row 6).
     OtherRealm,
-    /// The identity provider's sign-in did not end in a verified email (web.md §9.2).
+    /// The identity provider's sign-in did not end in a verified email (web.md §10.2).
     ProviderFailed,
 }
 
@@ -570,7 +570,7 @@ impl Login<'_> {
     }
 
     /// The first factor of a login vouched for by someone else, not finished yet: an
-    /// identity provider's sign-in, after which a second factor may be due (web.md §9.2).
+    /// identity provider's sign-in, after which a second factor may be due (web.md §10.2).
     /// As [`Login::vouched`], with a `vouch` that may touch the store (a sign-up).
     pub fn vouched_first(
         &self,

@@ -1,4 +1,4 @@
-//! The sign-in through a realm's OpenID provider (web.md §9), as a first step of the
+//! The sign-in through a realm's OpenID provider (web.md §10), as a first step of the
 //! browser sign-in (`auth::signin`): [`start`] keeps a pending sign-in in the store and names
 //! the provider's authorization URL; [`callback`] takes it back once, checks the browser that
 //! started it, has the relying party ([`oidc::RelyingParty`]) exchange the code and check the
@@ -201,7 +201,7 @@ pub fn callback(
 }
 
 /// An unknown verified email becomes a member of an active realm, with no password and
-/// the `name` claim as full name, when the provider allows sign-ups (web.md §9.3).
+/// the `name` claim as full name, when the provider allows sign-ups (web.md §10.3).
 fn sign_up(
     store: &crate::store::Store,
     realm: &Realm,

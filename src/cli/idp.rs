@@ -1,4 +1,4 @@
-//! `idp add|list|set|remove`: a realm's OpenID providers (web.md §9). The rules of the
+//! `idp add|list|set|remove`: a realm's OpenID providers (web.md §10). The rules of the
 //! settings are auth's (`auth::oidc::config`); the secret never travels in argv and is never
 //! printed; every change is audited as a change of the realm.
 

@@ -672,7 +672,7 @@ pub struct RealmArg {
     pub subdomain: String,
 }
 
-/// `idp`: a realm's OpenID providers (web.md §9). The client secret comes from a file or
+/// `idp`: a realm's OpenID providers (web.md §10). The client secret comes from a file or
 /// ZULIP_AUTH_OIDC_CLIENT_SECRET, never from argv, and is never printed.
 #[derive(Debug, Subcommand)]
 pub enum IdpCommand {

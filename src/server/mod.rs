@@ -114,7 +114,7 @@ pub fn start(config: &ServeConfig) -> Result<Running, Error> {
     let reset_desk = reset_desk(config, &db)?;
     let stopping = Arc::new(AtomicBool::new(false));
     // At most all front threads but one wait for identity providers, so that a stalled
-    // provider delays no other page (web.md §9.4).
+    // provider delays no other page (web.md §10.4).
     let oidc = Arc::new(RelyingParty::new(
         config.pool_size().front.saturating_sub(1),
     ));

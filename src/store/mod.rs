@@ -24,7 +24,7 @@
 //! | [`LoginSteps`] | a browser between its password and its code (web.md §3) |
 //! | [`ResetLinks`] | password-reset links (web.md §6) |
 //! | [`Sessions`] | signed-in browser sessions (web.md §7) |
-//! | [`IdentityProviders`] | a realm's OpenID providers and the sign-ins sent to them (web.md §9) |
+//! | [`IdentityProviders`] | a realm's OpenID providers and the sign-ins sent to them (web.md §10) |
 //!
 //! The methods are at domain granularity, and **each engine owns its transactions**: a
 //! method that writes more than one row (a change and its audit row, an import, the end of
@@ -388,7 +388,7 @@ pub trait LoginSteps {
     fn take_login_step(&self, token_hash: &str) -> StoreResult<bool>;
 }
 
-/// A realm's OpenID providers (web.md §9), and the sign-ins sent to them until their callback.
+/// A realm's OpenID providers (web.md §10), and the sign-ins sent to them until their callback.
 pub trait IdentityProviders {
     /// The realm's providers, by name.
     fn identity_providers(&self, realm_id: i64) -> StoreResult<Vec<IdentityProvider>>;

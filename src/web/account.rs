@@ -37,7 +37,7 @@ pub fn sign_in(ctx: &Context<'_>, user: &User, realm_url: &str) -> Result<Respon
     Ok(page::redirect(paths::SETTINGS.to_owned()).header("Set-Cookie", cookie))
 }
 
-/// The same end after a redirect from another site (an identity provider's, web.md §9.2):
+/// The same end after a redirect from another site (an identity provider's, web.md §10.2):
 /// a browser sends no SameSite=Strict cookie along a cross-site redirect, so the session is
 /// handed over on a page that moves on to the account page by itself, a same-site step.
 pub fn sign_in_across_sites(

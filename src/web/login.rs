@@ -100,7 +100,7 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     answer(ctx, &view, step.outcome, username, false)
 }
 
-/// The page of a sign-in that came back from an identity provider (web.md §9.2): its
+/// The page of a sign-in that came back from an identity provider (web.md §10.2): its
 /// outcome, rendered as after a password. The provider's redirect came from another site,
 /// so a finish in a browser goes through a same-site step.
 pub fn after_provider(
@@ -229,7 +229,7 @@ struct View<'a> {
     pad: Option<&'a Pad>,
     /// Mail is set up: the password form links to the reset page (web.md §6).
     resets: bool,
-    /// The realm's identity providers, a link to each under the form (web.md §9.1).
+    /// The realm's identity providers, a link to each under the form (web.md §10.1).
     providers: &'a [IdentityProvider],
 }
 

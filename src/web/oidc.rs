@@ -1,4 +1,4 @@
-//! Sign-in through a realm's OpenID provider (web.md §9): the links on the sign-in page, the
+//! Sign-in through a realm's OpenID provider (web.md §10): the links on the sign-in page, the
 //! start that sends the browser to the provider, and the return URL it comes back to. The
 //! decisions are auth's (`auth::oidc_login`); what follows a provider's sign-in is rendered
 //! as after a password (`web::login`).
@@ -34,7 +34,7 @@ const NO_PROVIDER: Refusal = Refusal {
 };
 
 /// A "Sign in with …" link per provider, keeping the app's pad: plain links, since the
-/// pages' `form-action` would stop a form's redirect to the provider (web.md §9.1).
+/// pages' `form-action` would stop a form's redirect to the provider (web.md §10.1).
 pub fn links(providers: &[IdentityProvider], pad: Option<&Pad>) -> Markup {
     html! {
         @for provider in providers {

@@ -6,7 +6,7 @@ use crate::auth::reset;
 /// The sign-in (web.md §3).
 pub const LOGIN: &str = "/accounts/login/";
 
-/// Sign-in through a realm's OpenID provider (web.md §9): the start, by the provider's name
+/// Sign-in through a realm's OpenID provider (web.md §10): the start, by the provider's name
 /// (or without, for the realm's only one), and the provider's return URL, Zulip's.
 pub const OIDC_LOGIN: &str = "/accounts/login/social/oidc";
 pub const OIDC_SIGNUP: &str = "/accounts/register/social/oidc";

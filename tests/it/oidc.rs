@@ -1,4 +1,4 @@
-//! Sign-in through a realm's OpenID provider (issue 22, web.md §9): `idp` and its
+//! Sign-in through a realm's OpenID provider (issue 22, web.md §10): `idp` and its
 //! `server_settings` entries, and the start and the callback's refusals over raw HTTP. The
 //! full flow against a real provider is tests/oidc/run's and the browser's (tests/web).
 

@@ -1,4 +1,4 @@
-// The OpenID sign-in through the real server (web.md §9) against the real provider of
+// The OpenID sign-in through the real server (web.md §10) against the real provider of
 // provider.mjs, scripted with fetch (cookies kept by hand): the app's flow to zulip://login,
 // with a TOTP code after the provider, auto-signup on and off, a browser sign-in that lands on
 // the account page, a tampered state, a replayed callback, a stopped and a frozen provider.

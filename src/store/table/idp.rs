@@ -1,5 +1,5 @@
 //! The `idp` and `oidc_pending` tables (migration 10): a realm's OpenID providers as the
-//! operator set them (web.md §9), and the sign-ins sent to one until their callback. Taking a
+//! operator set them (web.md §10), and the sign-ins sent to one until their callback. Taking a
 //! pending sign-in is one statement, so of two callbacks with one `state` one gets it, on
 //! whichever instance.
 
@@ -49,7 +49,7 @@ impl fmt::Debug for IdentityProvider {
     }
 }
 
-/// A sign-in sent to a provider (web.md §9.2), found by the digest of its `state`.
+/// A sign-in sent to a provider (web.md §10.2), found by the digest of its `state`.
 #[derive(Clone, PartialEq)]
 pub struct OidcPending {
     pub idp_id: i64,
