@@ -245,3 +245,6 @@ CREATE TABLE oidc_pending (
     expires_at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX oidc_pending_expires ON oidc_pending (expires_at);
+-- The method word of a sign-in's first step (web, oidc): the finish after the code is
+-- audited, counted and keyed with it.
+ALTER TABLE web_login_step ADD COLUMN method TEXT NOT NULL DEFAULT 'web';

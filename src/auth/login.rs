@@ -78,6 +78,16 @@ pub enum Method {
 }
 
 impl Method {
+    /// The first step of a browser sign-in whose label a stored step kept (web.md §10.2):
+    /// the provider's, else the password form's.
+    pub fn of_first_step(label: &str) -> Method {
+        if label == Method::Oidc.label() {
+            Method::Oidc
+        } else {
+            Method::Web
+        }
+    }
+
     /// The `method` label of the login metrics: a password entered again on the account
     /// page or for a password change is not a sign-in, so it has a label of its own.
     pub fn label(self) -> &'static str {
@@ -258,6 +268,8 @@ pub struct Deferred {
     pub username: String,
     pub verified_hash: Option<String>,
     pub rehash: Option<String>,
+    /// The first step's method: the finish after the second factor is counted with it.
+    pub method: Method,
 }
 
 impl Verified {
@@ -268,6 +280,7 @@ impl Verified {
             username: username.to_owned(),
             verified_hash: self.verified_hash.clone(),
             rehash: self.rehash.clone(),
+            method: self.method,
         }
     }
 }
@@ -370,16 +383,10 @@ impl Login<'_> {
 
     /// A deferred login taken up again once its second factor is accepted, for
     /// [`Login::finish`], which still refuses if the password or the account changed since.
-    pub fn resume(
-        &self,
-        realm: &Realm,
-        deferred: Deferred,
-        user: User,
-        method: Method,
-    ) -> Verified {
+    pub fn resume(&self, realm: &Realm, deferred: Deferred, user: User) -> Verified {
         Verified {
             user,
-            method,
+            method: deferred.method,
             verified_hash: deferred.verified_hash,
             rehash: deferred.rehash,
             username_key: self

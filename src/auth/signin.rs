@@ -192,15 +192,15 @@ impl SignIn<'_> {
             return Ok(Step::denied(user_id, Denial::Expired));
         }
         let username = step.username.clone();
+        let method = Method::of_first_step(&step.method);
         let deferred = Deferred {
             user_id: step.user_id,
             username: step.username,
             verified_hash: step.verified_hash,
             rehash: step.rehash,
+            method,
         };
-        let verified = self
-            .login
-            .resume(realm, deferred, user.clone(), Method::Web);
+        let verified = self.login.resume(realm, deferred, user.clone());
         let context = self.client.audit(AuditEvent::TotpUsed, realm, user_id);
         let checked =
             self.login
@@ -335,6 +335,7 @@ pub(crate) fn stored_step(deferred: Deferred, finishes_login: bool) -> LoginStep
         enrol_secret: None,
         finishes_login,
         expires_at: clock::now() + STEP_LIFETIME_SECONDS,
+        method: deferred.method.label().to_owned(),
     }
 }
 

@@ -576,6 +576,7 @@ fn login_steps_expire_and_are_taken_once() {
             enrol_secret: Some("NEW".into()),
             finishes_login: true,
             expires_at: 100.0,
+            method: "oidc".into(),
         };
         store.create_login_step("digest", &step).unwrap();
         let (found, user) = store.login_step("digest", 99.0).unwrap().unwrap();
@@ -805,6 +806,7 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
             enrol_secret: None,
             finishes_login: true,
             expires_at: 100.0,
+            method: "web".into(),
         };
         store.create_login_step("digest", &step).unwrap();
         pending_reconfirmation(store, root.id, id);
@@ -979,6 +981,7 @@ fn pruning_drops_only_what_no_rule_can_see() {
             enrol_secret: None,
             finishes_login: true,
             expires_at,
+            method: "web".into(),
         };
         store.create_login_step("gone", &step(150.0)).unwrap();
         store.create_login_step("live", &step(250.0)).unwrap();

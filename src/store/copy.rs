@@ -163,6 +163,7 @@ pub const TABLES: &[Table] = &[
             ("enrol_secret", Text),
             ("finishes_login", Bool),
             ("expires_at", Real),
+            ("method", Text),
         ],
     },
     Table {

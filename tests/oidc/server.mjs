@@ -199,6 +199,8 @@ test('a user with a TOTP key gives a code after the provider', async () => {
   assert.equal(done.status, 302, await done.text());
   const { key, email } = decode(done.headers.get('location'), otp);
   assert.equal((await me(email, key)).status, 200);
+  // The finish after the code is the provider's sign-in, audited as such.
+  assert.match(cli('audit', '--user', 'hamlet@example.com'), /login_success .*OpenID Connect sign-in/);
 });
 
 test('auto-signup: on makes a member, off says there is no account', async () => {
