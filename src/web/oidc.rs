@@ -93,7 +93,11 @@ pub fn start(
             Err(StartRefusal::NoProvider) => NO_PROVIDER.page(),
             Err(StartRefusal::Provider(error)) => {
                 log.failure = Some(error.reason());
-                log::warn!("realm {:?}: identity provider: {error}", realm.subdomain);
+                log::warn!(
+                    "realm {:?}: identity provider: {error} ({})",
+                    realm.subdomain,
+                    error.reason()
+                );
                 let name = name.unwrap_or_default();
                 unavailable(&realm, &realm_url, name, pad.as_ref(), &error)
             }
@@ -146,17 +150,15 @@ pub fn callback(
                 error,
             } => {
                 log.user_id = step.user_id;
-                log.failure = error
-                    .as_ref()
-                    .map(relying::Error::reason)
-                    .or(step.failure());
+                log.failure = step.failure();
                 let pad = stored_pad(pad.as_deref())?;
                 match (error, step.outcome) {
                     (Some(error), _) => {
                         log::warn!(
-                            "realm {:?}: identity provider {}: {error}",
+                            "realm {:?}: identity provider {}: {error} ({})",
                             realm.subdomain,
-                            provider.name
+                            provider.name,
+                            error.reason()
                         );
                         if error.is_unavailable() {
                             unavailable(&realm, &realm_url, &provider.name, pad.as_ref(), &error)
