@@ -131,12 +131,13 @@ pub fn callback(
             return_url: &return_url,
         };
         let callback = oidc_login::callback(&signin, rp, &realm, &returned)?;
-        // The binding cookie has done its work, whatever came of it.
+        // The binding cookie has done its work once its sign-in is taken, whatever came of it;
+        // a callback without a sign-in (a tampered `state`) leaves it to the real one.
         let forget = cookie::delete(COOKIE, SameSite::Lax, cookie::is_secure(&realm_url));
         let response = match callback {
             Callback::Expired => {
                 log.failure = Some("oidc_state");
-                expired(&realm, &realm_url)
+                return Ok(expired(&realm, &realm_url));
             }
             Callback::Cancelled { pad, provider } => {
                 log.failure = Some("oidc_cancelled");
