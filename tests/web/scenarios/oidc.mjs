@@ -31,18 +31,12 @@ export default async function (t) {
         await page.locator('button[type=submit]').waitFor({ state: 'visible' });
         if (shots) await t.screenshot(page, `${shots}-provider-consent`);
     };
-    // The callback URL the provider sends the browser to, once it does.
-    const callbackOf = (page) => new Promise((resolve) => {
-        page.on('request', (request) => {
-            if (request.url().startsWith(`${realmUrl}/complete/oidc/`)) resolve(request.url());
-        });
-    });
 
     await t.check('the app: login_url with a pad, the provider, then zulip://login', async (page) => {
         const pad = newPad();
         await page.goto(`${realmUrl}/accounts/login/?mobile_flow_otp=${pad}`);
         await t.screenshot(page, 'sign-in-page-with-the-link');
-        const link = page.getByText('Sign in with Test IdP');
+        const link = page.getByText('Sign in with Test IdP', { exact: true });
         const href = await link.getAttribute('href');
         if (href !== `/accounts/login/social/oidc/idp?mobile_flow_otp=${pad}`) throw new Error(`link ${href}`);
         await Promise.all([page.waitForLoadState('load'), link.click()]);
@@ -99,21 +93,33 @@ export default async function (t) {
     await t.check('a tampered state, then a replayed callback: refused', async (page) => {
         await page.goto(loginUrl('idp'));
         await atProvider(page, t.env('MEMBER_EMAIL'), null);
-        const callback = callbackOf(page);
-        // The provider's redirect is held back, as an attacker would, and tampered with.
-        await page.route(`${realmUrl}/complete/oidc/**`, (route) => route.abort());
-        await page.locator('button[type=submit]').click().catch(() => {});
-        const url = new URL(await callback);
-        await page.unroute(`${realmUrl}/complete/oidc/**`);
-        const tampered = new URL(url);
-        tampered.searchParams.set('state', `${url.searchParams.get('state')}x`);
+        // The provider's way back is held back, as an attacker would hold it: the consent's
+        // POST and the provider's redirects are followed here, up to the callback URL.
+        const provider = new URL(page.url()).origin;
+        let callback;
+        await page.route((url) => url.origin === provider, async (route) => {
+            if (route.request().method() !== 'POST') return route.continue();
+            let response = await route.fetch({ maxRedirects: 0 });
+            let next = new URL(response.headers().location, route.request().url());
+            while (next.origin === provider) {
+                response = await page.context().request.get(next.href, { maxRedirects: 0 });
+                next = new URL(response.headers().location, next);
+            }
+            callback = next;
+            return route.fulfill({ status: 200, contentType: 'text/plain', body: 'held back' });
+        });
+        await submit(page);
+        await page.unrouteAll();
+        if (!callback?.href.startsWith(`${realmUrl}/complete/oidc/?`)) throw new Error(`held ${callback}`);
+        const tampered = new URL(callback);
+        tampered.searchParams.set('state', `${callback.searchParams.get('state')}x`);
         await page.goto(tampered.href);
         await expectText(page, 'Sign-in expired');
         await t.screenshot(page, 'tampered-state');
-        // The real one is spent by nothing yet: it signs in once, and a replay is refused.
-        await page.goto(url.href);
+        // The real one signs in once; its replay is refused.
+        await page.goto(callback.href);
         await page.waitForURL(`${realmUrl}/accounts/settings/`, { timeout: 10_000 });
-        await page.goto(url.href);
+        await page.goto(callback.href);
         await expectText(page, 'Sign-in expired');
         await t.screenshot(page, 'replayed-callback');
     });
