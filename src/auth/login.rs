@@ -312,6 +312,16 @@ impl Login<'_> {
         method: Method,
     ) -> StoreResult<Checked<Success>> {
         let checked = self.verify(realm, credentials, client, method)?;
+        self.finished(realm, checked, client)
+    }
+
+    /// A first factor's answer finished, if it was right.
+    fn finished(
+        &self,
+        realm: &Realm,
+        checked: Checked<Verified>,
+        client: Client<'_>,
+    ) -> StoreResult<Checked<Success>> {
         let outcome = match checked.outcome {
             Ok(verified) => self.finish(realm, verified, client)?,
             Err(refusal) => Err(refusal),
@@ -565,15 +575,7 @@ impl Login<'_> {
         vouch: impl FnOnce() -> Result<String, LoginRefusal>,
     ) -> StoreResult<Checked<Success>> {
         let checked = self.vouched_first(realm, method, client, || Ok(vouch()))?;
-        let outcome = match checked.outcome {
-            Ok(verified) => self.finish(realm, verified, client)?,
-            Err(refusal) => Err(refusal),
-        };
-        Ok(Checked {
-            outcome,
-            quota: checked.quota,
-            user_id: checked.user_id,
-        })
+        self.finished(realm, checked, client)
     }
 
     /// The first factor of a login vouched for by someone else, not finished yet: an

@@ -47,10 +47,7 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
 
 fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Response, Refusal> {
     let query = Form::from_query(request)?;
-    let pad = Pad::from_fields(
-        query.get(mobile_flow::FIELD),
-        query.get(mobile_flow::DESKTOP_FIELD),
-    )?;
+    let pad = Pad::of(&query)?;
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
     let csrf = Csrf::for_page(request);
     let providers = ctx.store.identity_providers(realm.id)?;
@@ -69,10 +66,7 @@ fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Re
 fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Response, Refusal> {
     let form = Form::from_body(request)?;
     let csrf = Csrf::check(request, &form)?;
-    let pad = Pad::from_fields(
-        form.get(mobile_flow::FIELD),
-        form.get(mobile_flow::DESKTOP_FIELD),
-    )?;
+    let pad = Pad::of(&form)?;
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
     let providers = ctx.store.identity_providers(realm.id)?;
     let view = View {

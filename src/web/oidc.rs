@@ -28,6 +28,9 @@ use crate::web::paths;
 /// the provider's redirect back is a top-level navigation from another site.
 const COOKIE: &str = "oidc_signin";
 
+const REFUSED: &str = "The identity provider's answer could not be accepted (an unverified email \
+                       address, or an answer that failed its checks). Please try again.";
+
 const NO_PROVIDER: Refusal = Refusal {
     status: 404,
     message: "This organization has no such identity provider.",
@@ -47,7 +50,7 @@ pub fn links(providers: &[IdentityProvider], pad: Option<&Pad>) -> Markup {
                 ),
                 None => paths::oidc_login(&provider.name),
             };
-            a.button.secondary href=(href) { "Sign in with " (provider.display_name) }
+            a.button href=(href) { "Sign in with " (provider.display_name) }
         }
     }
 }
@@ -65,10 +68,7 @@ pub fn start(
     }
     let answered = (|| {
         let query = Form::from_query(request)?;
-        let pad = Pad::from_fields(
-            query.get(mobile_flow::FIELD),
-            query.get(mobile_flow::DESKTOP_FIELD),
-        )?;
+        let pad = Pad::of(&query)?;
         let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
         let return_url = format!("{realm_url}{}", paths::OIDC_CALLBACK);
         let started = oidc_login::start(
@@ -142,7 +142,15 @@ pub fn callback(
             Callback::Cancelled { pad, provider } => {
                 log.failure = Some("oidc_cancelled");
                 let pad = stored_pad(pad.as_deref())?;
-                cancelled(&realm, &realm_url, &provider, pad.as_ref())
+                let message = "The identity provider did not sign you in.";
+                failed(
+                    &realm,
+                    &realm_url,
+                    &provider,
+                    pad.as_ref(),
+                    "cancelled",
+                    message,
+                )
             }
             Callback::Returned {
                 step,
@@ -164,7 +172,14 @@ pub fn callback(
                         if error.is_unavailable() {
                             unavailable(&realm, &realm_url, &provider.name, pad.as_ref(), &error)
                         } else {
-                            refused(&realm, &realm_url, &provider, pad.as_ref())
+                            failed(
+                                &realm,
+                                &realm_url,
+                                &provider,
+                                pad.as_ref(),
+                                "failed",
+                                REFUSED,
+                            )
                         }
                     }
                     (None, outcome) if no_account(&outcome) => {
@@ -250,26 +265,16 @@ fn unavailable(
     message_page(503, realm, realm_url, &title, message, pad)
 }
 
-fn refused(
+/// The provider's sign-in did not end in an identity: `what` went wrong, and why.
+fn failed(
     realm: &Realm,
     realm_url: &str,
     provider: &IdentityProvider,
     pad: Option<&Pad>,
+    what: &str,
+    message: &str,
 ) -> Response {
-    let title = format!("Sign-in with {} failed", provider.display_name);
-    let message = "The identity provider's answer could not be accepted (an unverified email \
-                   address, or an answer that failed its checks). Please try again.";
-    message_page(400, realm, realm_url, &title, message, pad)
-}
-
-fn cancelled(
-    realm: &Realm,
-    realm_url: &str,
-    provider: &IdentityProvider,
-    pad: Option<&Pad>,
-) -> Response {
-    let title = format!("Sign-in with {} cancelled", provider.display_name);
-    let message = "The identity provider did not sign you in.";
+    let title = format!("Sign-in with {} {what}", provider.display_name);
     message_page(400, realm, realm_url, &title, message, pad)
 }
 

@@ -154,7 +154,7 @@ fn the_sign_in_page_links_each_provider_keeping_the_pad() {
     let page = server.get("/accounts/login/");
     assert_eq!(page.status, 200);
     assert!(page.text().contains(
-        r#"<a class="button secondary" href="/accounts/login/social/oidc/a">Sign in with Acme</a><a class="button secondary" href="/accounts/login/social/oidc/b">Sign in with B &lt;&amp;&gt; Co</a>"#
+        r#"<a class="button" href="/accounts/login/social/oidc/a">Sign in with Acme</a><a class="button" href="/accounts/login/social/oidc/b">Sign in with B &lt;&amp;&gt; Co</a>"#
     ), "{}", page.text());
     let pad = "ab".repeat(32);
     let page = server.get(&format!("/accounts/login/?mobile_flow_otp={pad}"));

@@ -9,11 +9,14 @@
 //   PLAIN_PID      its process, frozen with SIGSTOP in the last test
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+
+import { checkKey, decodeAsTheApp, totp } from '../web/app.mjs';
+import { Browser as Agent } from './agent.mjs';
 
 const { SERVER_BIN, SERVER_PORT, ISSUER_PLAIN, PLAIN_PID } = process.env;
 const BASE = `http://127.0.0.1:${SERVER_PORT}`;
@@ -55,59 +58,8 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-// A browser of our own: cookies per host, kept by hand.
-class Browser {
-  constructor() { this.jars = new Map(); }
-
-  jar(url) {
-    const { host } = new URL(url);
-    if (!this.jars.has(host)) this.jars.set(host, new Map());
-    return this.jars.get(host);
-  }
-
-  async fetch(url, { method = 'GET', form = null, host = null } = {}) {
-    const jar = this.jar(url);
-    const headers = { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') };
-    if (host) headers.host = host;
-    if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const res = await fetch(url, { method, body: form?.toString(), headers, redirect: 'manual' });
-    for (const cookie of res.headers.getSetCookie()) {
-      const pair = cookie.split(';')[0];
-      const eq = pair.indexOf('=');
-      if (/Max-Age=0/.test(cookie)) jar.delete(pair.slice(0, eq));
-      else jar.set(pair.slice(0, eq), pair.slice(eq + 1));
-    }
-    return res;
-  }
-
-  // From the authorization URL through the provider's login and consent pages to the
-  // redirect back; returns that callback URL.
-  async provider(authorizationUrl, login) {
-    let url = authorizationUrl;
-    let form = null;
-    for (let hop = 0; hop < 20; hop += 1) {
-      if (url.startsWith(RETURN_URL)) return url;
-      const res = await this.fetch(url, { method: form ? 'POST' : 'GET', form });
-      if (res.status >= 300 && res.status < 400) {
-        url = new URL(res.headers.get('location'), url).href;
-        form = null;
-        continue;
-      }
-      const html = await res.text();
-      assert.equal(res.status, 200, `${res.status} at ${url}: ${html.slice(0, 500)}`);
-      const action = html.match(/<form[^>]*action="([^"]+)"/)?.[1];
-      const prompt = html.match(/name="prompt" value="([^"]+)"/)?.[1];
-      assert.ok(action && prompt, `no form at ${url}`);
-      form = new URLSearchParams({ prompt });
-      if (prompt === 'login') {
-        form.set('login', login);
-        form.set('password', 'any password');
-      }
-      url = new URL(action.replaceAll('&amp;', '&'), url).href;
-    }
-    throw new Error('too many hops');
-  }
-
+// The browser of these tests: the provider's pages, and the server's start before them.
+class Browser extends Agent {
   // The start at `path` on the server: its redirect to the provider, then the provider's.
   async signIn(path, login) {
     const start = await this.fetch(`${BASE}${path}`);
@@ -115,38 +67,11 @@ class Browser {
     const to = start.headers.get('location');
     assert.ok(to.startsWith(`${ISSUER_PLAIN}/auth?`), to);
     assert.match(start.headers.get('set-cookie'), /^oidc_signin=[\w-]{43}; Path=\/; HttpOnly; Max-Age=600; SameSite=Lax$/);
-    return this.provider(to, login);
+    return this.provider(to, login, RETURN_URL);
   }
 }
 
 const pad = () => randomBytes(32).toString('hex');
-
-// zulip-flutter's decoding of the redirect: the key is the hex XOR of the pad.
-function decode(location, otp) {
-  assert.ok(location.startsWith('zulip://login?'), location);
-  const q = new URL(location).searchParams;
-  const encrypted = Buffer.from(q.get('otp_encrypted_api_key'), 'hex');
-  const key = Buffer.from(otp, 'hex').subarray(0, encrypted.length).map((b, i) => b ^ encrypted[i]);
-  return { key: key.toString('latin1'), email: q.get('email'), userId: q.get('user_id'), realm: q.get('realm') };
-}
-
-async function me(email, key) {
-  const auth = Buffer.from(`${email}:${key}`).toString('base64');
-  return fetch(`${BASE}/api/v1/users/me`, { headers: { authorization: `Basic ${auth}` } });
-}
-
-// RFC 6238's code of a base32 secret, now.
-function totp(base32) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of base32.replace(/=+$/, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000)));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[19] & 0xf;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 test('the app flow ends in zulip://login with a key that users/me accepts', async () => {
   const browser = new Browser();
@@ -154,13 +79,10 @@ test('the app flow ends in zulip://login with a key that users/me accepts', asyn
   const callback = await browser.signIn(`/accounts/login/social/oidc/plain?mobile_flow_otp=${otp}`, 'iago@example.com');
   const back = await browser.fetch(callback);
   assert.equal(back.status, 302, await back.text());
-  const { key, email, realm } = decode(back.headers.get('location'), otp);
-  assert.equal(email, 'iago@example.com');
-  assert.equal(realm, BASE);
-  assert.match(key, /^[A-Za-z0-9]{32}$/);
-  const res = await me(email, key);
-  assert.equal(res.status, 200);
-  assert.equal((await res.json()).email, 'iago@example.com');
+  const decoded = await decodeAsTheApp(BASE, back.headers.get('location'), otp);
+  assert.equal(decoded.email, 'iago@example.com');
+  assert.match(decoded.apiKey, /^[A-Za-z0-9]{32}$/);
+  await checkKey(BASE, decoded);
 
   // Replayed: the pending sign-in was taken.
   const again = await browser.fetch(callback);
@@ -173,7 +95,8 @@ test('the single-provider and sign-up URLs start the same sign-in', async () => 
   const signup = new Browser();
   const otp = pad();
   const callback = await signup.signIn(`/accounts/register/social/oidc/plain?mobile_flow_otp=${otp}`, 'iago@example.com');
-  assert.equal(decode((await signup.fetch(callback)).headers.get('location'), otp).email, 'iago@example.com');
+  const back = await signup.fetch(callback);
+  assert.equal((await decodeAsTheApp(BASE, back.headers.get('location'), otp)).email, 'iago@example.com');
   // The root realm has two providers: no single one.
   const none = await new Browser().fetch(`${BASE}/accounts/login/social/oidc`);
   assert.equal(none.status, 404);
@@ -197,8 +120,7 @@ test('a user with a TOTP key gives a code after the provider', async () => {
   });
   const done = await browser.fetch(`${BASE}/accounts/login/`, { method: 'POST', form });
   assert.equal(done.status, 302, await done.text());
-  const { key, email } = decode(done.headers.get('location'), otp);
-  assert.equal((await me(email, key)).status, 200);
+  await checkKey(BASE, await decodeAsTheApp(BASE, done.headers.get('location'), otp));
   // The finish after the code is the provider's sign-in, audited as such.
   assert.match(cli('audit', '--user', 'hamlet@example.com'), /login_success .*OpenID Connect sign-in/);
 });
@@ -216,10 +138,10 @@ test('auto-signup: on makes a member, off says there is no account', async () =>
     const otp = pad();
     const back = await on.fetch(await on.signIn(`/accounts/login/social/oidc/plain?mobile_flow_otp=${otp}`, 'nobody@example.com'));
     assert.equal(back.status, 302, await back.text());
-    const { key, email } = decode(back.headers.get('location'), otp);
-    const res = await me(email, key);
-    assert.equal(res.status, 200);
-    const user = await res.json();
+    const decoded = await decodeAsTheApp(BASE, back.headers.get('location'), otp);
+    await checkKey(BASE, decoded);
+    const auth = Buffer.from(`${decoded.email}:${decoded.apiKey}`).toString('base64');
+    const user = await (await fetch(`${BASE}/api/v1/users/me`, { headers: { authorization: `Basic ${auth}` } })).json();
     assert.equal(user.full_name, 'Name of nobody@example.com');
     assert.equal(user.role, 400);
   } finally {
