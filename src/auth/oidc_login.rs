@@ -13,7 +13,7 @@
 use subtle::ConstantTimeEq;
 
 use crate::auth::login::{LoginRefusal, Method};
-use crate::auth::oidc::{self, Pending, Provider, RelyingParty};
+use crate::auth::oidc::{self, Pending, RelyingParty};
 use crate::auth::signin::{SignIn, Step};
 use crate::auth::token;
 use crate::clock;
@@ -87,12 +87,8 @@ pub fn start(
     let Some(stored) = provider(store, realm, name)? else {
         return Ok(Err(StartRefusal::NoProvider));
     };
-    let provider = match Provider::from_stored(&stored) {
-        Ok(provider) => provider,
-        Err(e) => return Ok(Err(StartRefusal::Provider(oidc::Error::Config(e)))),
-    };
     let now = clock::now();
-    let start = match rp.start(&provider, return_url, false, now) {
+    let start = match rp.start(&stored, return_url, false, now) {
         Ok(start) => start,
         Err(e) => return Ok(Err(StartRefusal::Provider(e))),
     };
@@ -164,18 +160,14 @@ pub fn callback(
     let checked = signin
         .login
         .vouched_first(realm, Method::Oidc, signin.client, || {
-            let identity = Provider::from_stored(&stored)
-                .map_err(oidc::Error::Config)
-                .and_then(|provider| {
-                    let kept = Pending {
-                        state: returned.state.to_owned(),
-                        nonce: pending.nonce.clone(),
-                        verifier: pending.verifier.clone(),
-                        started: pending.started_at,
-                        reconfirm: false,
-                    };
-                    rp.finish(&provider, returned.return_url, &kept, code, now)
-                });
+            let kept = Pending {
+                state: returned.state.to_owned(),
+                nonce: pending.nonce.clone(),
+                verifier: pending.verifier.clone(),
+                started: pending.started_at,
+                reconfirm: false,
+            };
+            let identity = rp.finish(&stored, returned.return_url, &kept, code, now);
             match identity {
                 Ok(identity) => {
                     username.clone_from(&identity.email);

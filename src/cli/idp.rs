@@ -8,7 +8,7 @@ use super::admin::{json_line, print_table};
 use super::{IdpArgs, IdpCommand, OnOff, no_controls, outln, read_secret};
 use crate::auth::oidc::config::{self, DEFAULT_DISPLAY_NAME, DEFAULT_SCOPES, Provider};
 use crate::error::{Error, invalid};
-use crate::store::{AuditEntry, AuditEvent, IdentityProvider, Realm, Store};
+use crate::store::{AuditEntry, AuditEvent, Realm, Store};
 
 const SECRET_VARIABLE: &str = "ZULIP_AUTH_OIDC_CLIENT_SECRET";
 
@@ -30,11 +30,13 @@ pub fn run(store: &Store, command: IdpCommand) -> Result<(), Error> {
                 return invalid!("idp add needs --client-secret-file or {SECRET_VARIABLE}");
             };
             let provider = Provider {
+                id: 0,
+                realm_id: realm.id,
                 name: name.clone(),
                 issuer: issuer.clone(),
                 client_id: client_id.clone(),
                 client_secret,
-                scopes: Vec::new(),
+                scopes: String::new(),
                 display_name: DEFAULT_DISPLAY_NAME.to_owned(),
                 display_icon: None,
                 auto_signup: false,
@@ -48,7 +50,7 @@ pub fn run(store: &Store, command: IdpCommand) -> Result<(), Error> {
                 None,
             )?;
             let audit = changed(&realm, &name, "added");
-            store.create_identity_provider(&provider.to_stored(0, realm.id), &audit)?;
+            store.create_identity_provider(&provider, &audit)?;
             outln!(
                 "added identity provider {name:?} to realm {:?}",
                 realm.subdomain
@@ -65,12 +67,10 @@ pub fn run(store: &Store, command: IdpCommand) -> Result<(), Error> {
         } => {
             let realm = store.require_realm(&realm.subdomain)?;
             let stored = find(store, &realm, &name)?;
-            let provider =
-                Provider::from_stored(&stored).map_err(|e| Error::Invalid(e.to_string()))?;
             let secret = read_secret(settings.client_secret_file.as_deref(), SECRET_VARIABLE)?;
-            let provider = apply(provider, settings, secret)?;
+            let provider = apply(stored, settings, secret)?;
             let audit = changed(&realm, &name, "changed");
-            store.update_identity_provider(&provider.to_stored(stored.id, realm.id), &audit)?;
+            store.update_identity_provider(&provider, &audit)?;
             outln!(
                 "changed identity provider {name:?} of realm {:?}",
                 realm.subdomain
@@ -90,7 +90,7 @@ pub fn run(store: &Store, command: IdpCommand) -> Result<(), Error> {
 }
 
 /// The realm's provider of this name, or a one-line error.
-fn find(store: &Store, realm: &Realm, name: &str) -> Result<IdentityProvider, Error> {
+fn find(store: &Store, realm: &Realm, name: &str) -> Result<Provider, Error> {
     match store
         .identity_providers(realm.id)?
         .into_iter()
@@ -151,7 +151,7 @@ fn changed(realm: &Realm, name: &str, what: &str) -> AuditEntry {
     }
 }
 
-fn list(providers: &[IdentityProvider], json: bool) -> Result<(), Error> {
+fn list(providers: &[Provider], json: bool) -> Result<(), Error> {
     /// What is shown of a provider: everything but its secret.
     #[derive(Serialize)]
     struct Row<'a> {
