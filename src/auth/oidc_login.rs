@@ -75,7 +75,9 @@ pub fn provider(
 }
 
 /// Starts a sign-in through the realm's provider `name` (its only one when `None`), coming
-/// back to `return_url`, for the app's `pad` if any.
+/// back to `return_url`, for the app's `pad` if any. `reconfirm`: the signed-in user it
+/// re-confirms (web.md §10.5), for whom the provider must ask for a login anew
+/// (`prompt=login`, `max_age=0`) and the ID token's `auth_time` must be fresh.
 pub fn start(
     store: &crate::store::Store,
     rp: &RelyingParty,
@@ -83,12 +85,13 @@ pub fn start(
     name: Option<&str>,
     return_url: &str,
     pad: Option<&str>,
+    reconfirm: Option<i64>,
 ) -> StoreResult<Result<Started, StartRefusal>> {
     let Some(stored) = provider(store, realm, name)? else {
         return Ok(Err(StartRefusal::NoProvider));
     };
     let now = clock::now();
-    let start = match rp.start(&stored, return_url, false, now) {
+    let start = match rp.start(&stored, return_url, reconfirm.is_some(), now) {
         Ok(start) => start,
         Err(e) => return Ok(Err(StartRefusal::Provider(e))),
     };
@@ -99,7 +102,7 @@ pub fn start(
         nonce: start.pending.nonce,
         verifier: start.pending.verifier,
         pad: pad.map(str::to_owned),
-        user_id: None,
+        user_id: reconfirm,
         started_at: now,
         expires_at: now + PENDING_LIFETIME_SECONDS,
     };
@@ -165,7 +168,7 @@ pub fn callback(
                 nonce: pending.nonce.clone(),
                 verifier: pending.verifier.clone(),
                 started: pending.started_at,
-                reconfirm: false,
+                reconfirm: pending.user_id.is_some(),
             };
             let identity = rp.finish(&stored, returned.return_url, &kept, code, now);
             match identity {

@@ -475,10 +475,17 @@ fn sessions_end_when_idle_or_old() {
         let (_, id) = root_and_user(store, None);
         let live = |id_hash, at| store.touch_session(id_hash, at, LIMITS).unwrap().is_some();
         store.create_session("s", id, 0.0).unwrap();
+        assert_eq!(store.session_started_at("s").unwrap(), Some(0.0));
+        assert_eq!(store.session_started_at("unknown").unwrap(), None);
         // Each use restarts the idle clock, up to the absolute lifetime.
         for step in 1..=11 {
             assert!(live("s", f64::from(step) * 90.0), "{step}");
         }
+        assert_eq!(
+            store.session_started_at("s").unwrap(),
+            Some(0.0),
+            "not moved by use"
+        );
         assert!(!live("s", 1000.0));
         store.create_session("t", id, 0.0).unwrap();
         assert!(!live("t", 100.0), "idle");

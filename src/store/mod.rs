@@ -350,6 +350,8 @@ pub trait Sessions {
         limits: SessionLimits,
     ) -> StoreResult<Option<User>>;
     fn end_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// When a session began, if it exists (a fresh sign-in re-confirms, web.md §10.5).
+    fn session_started_at(&self, id_hash: &str) -> StoreResult<Option<f64>>;
 }
 
 /// How long a session lives: at most `idle` seconds unused, and `lifetime` seconds in all.

@@ -17,11 +17,14 @@ use crate::auth::{devices, key, session};
 use crate::clock;
 use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
-use crate::store::{AuditEntry, AuditEvent, Realm, StoreError, StoreResult, User};
+use crate::store::{
+    AuditEntry, AuditEvent, IdentityProvider, Realm, StoreError, StoreResult, User,
+};
 use crate::web::Context;
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
+use crate::web::oidc;
 use crate::web::page::{self, Banner, NO_REALM, Refusal, hidden, layout};
 use crate::web::paths;
 use crate::web::totp;
@@ -168,6 +171,9 @@ fn password_message(refusal: PasswordRefusal) -> String {
     match refusal {
         PasswordRefusal::TooWeak => "The password is too weak.".into(),
         PasswordRefusal::TooManyAttempts(retry_after) => page::try_again(retry_after),
+        PasswordRefusal::SignInAgain => "Please confirm it is you first: sign in again through \
+                                         your identity provider, then repeat this within 5 minutes."
+            .into(),
         refusal => ApiError::from(refusal).msg.into_owned(),
     }
 }
@@ -270,10 +276,13 @@ impl View<'_> {
         }
     }
 
-    /// The password, checked as a login with the user's email; their key if it is right.
+    /// The password, checked as a login with the user's email, or for a user without one a
+    /// recent sign-in (web.md §10.5); their key if it holds.
     fn confirm(&self, password: &str) -> Result<String, PasswordRefusal> {
         let (user, realm) = (&self.who.user, &self.who.realm);
-        account::confirm_password(&self.ctx.login, realm, user, password, self.ctx.client)
+        let signed_in_at = session::started_at(self.ctx.store, &self.who.session_id)?;
+        let (login, client) = (&self.ctx.login, self.ctx.client);
+        account::reconfirm(login, realm, user, password, signed_in_at, client)
     }
 
     /// Showing the key, downloading `zuliprc`, regenerating the key: each after the password.
@@ -451,7 +460,7 @@ impl View<'_> {
             (page::error_message(error))
             form method="post" action=(Section::Key.action(paths::REGENERATE)) {
                 (hidden(csrf::FIELD, csrf.token()))
-                (password_field("password_regenerate", "password", "Password", "current-password"))
+                (password_field(&self.who.user, "password_regenerate", "password", "Password", "current-password"))
                 button.danger type="submit" { "Generate a new API key" }
             }
             a.back href=(paths::SETTINGS) { "Keep the current key" }
@@ -485,10 +494,16 @@ impl View<'_> {
         } else {
             None
         };
+        // A user without a password re-confirms by signing in again (web.md §10.5).
+        let providers = match user.password {
+            None => self.ctx.store.identity_providers(realm.id)?,
+            Some(_) => Vec::new(),
+        };
         let page = AccountPage {
             csrf: &csrf,
             user,
             realm,
+            providers: &providers,
             notice: Section::of(&self.request.path).map(|section| (section, &notice)),
             per_device,
             devices: show_devices.then_some(keys.as_slice()),
@@ -508,7 +523,7 @@ impl View<'_> {
             form method="post" action=(Section::TwoFactor.action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, csrf.token()))
                 (totp::code_input())
-                (password_field("password_2fa_on", "password", "Password", "current-password"))
+                (password_field(&self.who.user, "password_2fa_on", "password", "Password", "current-password"))
                 button type="submit" { "Turn on" }
             }
             a.back href=(paths::SETTINGS) { "Back to your account" }
@@ -561,10 +576,14 @@ fn zuliprc(email: &str, key: &str, site: &str) -> Response {
     .header("Content-Disposition", "attachment; filename=\"zuliprc\"")
 }
 
-fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
+/// The field of the password that re-confirms a change; none for a user without a password,
+/// whom a recent sign-in re-confirms (web.md §10.5).
+fn password_field(user: &User, id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
     html! {
-        label for=(id) { (label) }
-        input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
+        @if user.password.is_some() {
+            label for=(id) { (label) }
+            input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
+        }
     }
 }
 
@@ -581,6 +600,8 @@ struct AccountPage<'a> {
     devices: Option<&'a [devices::Listed]>,
     /// The login mail's switch, where the realm sends the mail (web.md §8.1).
     login_mail: Option<bool>,
+    /// Where a user without a password signs in again to re-confirm (web.md §10.5).
+    providers: &'a [IdentityProvider],
 }
 
 /// New recovery codes, shown this once.
@@ -602,6 +623,10 @@ impl AccountPage<'_> {
         let user = self.user;
         html! {
             p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
+            @if !self.providers.is_empty() {
+                p.hint { "You have no password here: a change on this page needs a sign-in in the last 5 minutes." }
+                (oidc::reconfirm_links(self.providers))
+            }
             (self.section(Section::Key, "API key", self.key(new_key)))
             (self.section(Section::Password, "Password", self.password()))
             (self.section(Section::TwoFactor, "Two-factor authentication", self.two_factor(recovery_left)))
@@ -648,18 +673,18 @@ impl AccountPage<'_> {
                     (hidden(csrf::FIELD, self.csrf.token()))
                     label for="device_name" { "Device name" }
                     input type="text" id="device_name" name="device_name" maxlength="100" required;
-                    (password_field("password_key", "password", "Password", "current-password"))
+                    (password_field(self.user, "password_key", "password", "Password", "current-password"))
                     button type="submit" { "Create a key for a new device" }
                 }
                 form method="post" action=(Section::Key.action(paths::ZULIPRC)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_zuliprc", "password", "Password", "current-password"))
+                    (password_field(self.user, "password_zuliprc", "password", "Password", "current-password"))
                     button.secondary type="submit" { "Download zuliprc" }
                 }
             } @else {
                 form method="post" action=(Section::Key.action(paths::API_KEY)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_key", "password", "Password", "current-password"))
+                    (password_field(self.user, "password_key", "password", "Password", "current-password"))
                     button type="submit" { "Show API key" }
                     button.secondary type="submit" formaction=(paths::ZULIPRC) { "Download zuliprc" }
                 }
@@ -672,7 +697,7 @@ impl AccountPage<'_> {
         html! {
             form method="post" action=(Section::Password.action(paths::PASSWORD)) {
                 (hidden(csrf::FIELD, self.csrf.token()))
-                (password_field("old_password", "old_password", "Current password", "current-password"))
+                (password_field(self.user, "old_password", "old_password", "Current password", "current-password"))
                 (page::new_password_fields())
                 button type="submit" { "Change password" }
             }
@@ -686,13 +711,13 @@ impl AccountPage<'_> {
                 p { "Two-factor authentication is on. Enter your password to turn it off." }
                 form method="post" action=(action(paths::TWO_FACTOR_OFF)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_2fa", "password", "Password", "current-password"))
+                    (password_field(self.user, "password_2fa", "password", "Password", "current-password"))
                     button.danger type="submit" { "Turn off two-factor authentication" }
                 }
                 p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
                 form method="post" action=(action(paths::RECOVERY_CODES)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_recovery", "password", "Password", "current-password"))
+                    (password_field(self.user, "password_recovery", "password", "Password", "current-password"))
                     button type="submit" { "Make new recovery codes" }
                 }
             };

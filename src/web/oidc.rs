@@ -13,7 +13,9 @@ use maud::{Markup, html};
 
 use crate::auth::oidc::{self as relying, RelyingParty};
 use crate::auth::oidc_login::{self, Callback, PENDING_LIFETIME_SECONDS, Returned, StartRefusal};
+use crate::auth::session;
 use crate::auth::signin::SignIn;
+use crate::clock;
 use crate::http::{LogContext, Request, Response};
 use crate::store::{IdentityProvider, Realm};
 use crate::web::Context;
@@ -27,6 +29,8 @@ use crate::web::paths;
 /// The cookie that binds a pending sign-in to the browser that started it. `SameSite=Lax`:
 /// the provider's redirect back is a top-level navigation from another site.
 const COOKIE: &str = "oidc_signin";
+/// The start's query field that asks for a re-confirmation of the signed-in user.
+const RECONFIRM: &str = "reconfirm";
 
 const REFUSED: &str = "The identity provider's answer could not be accepted (an unverified email \
                        address, or an answer that failed its checks). Please try again.";
@@ -39,18 +43,25 @@ const NO_PROVIDER: Refusal = Refusal {
 /// A "Sign in with …" link per provider, keeping the app's pad: plain links, since the
 /// pages' `form-action` would stop a form's redirect to the provider (web.md §10.1).
 pub fn links(providers: &[IdentityProvider], pad: Option<&Pad>) -> Markup {
+    let query = pad.map(|pad| format!("?{}={}", mobile_flow::FIELD, pad.as_hex()));
+    provider_links(
+        providers,
+        "Sign in with ",
+        query.as_deref().unwrap_or_default(),
+    )
+}
+
+/// A link per provider to sign in again, re-confirming the signed-in user (web.md §10.5).
+pub fn reconfirm_links(providers: &[IdentityProvider]) -> Markup {
+    provider_links(providers, "Sign in again with ", &format!("?{RECONFIRM}=1"))
+}
+
+fn provider_links(providers: &[IdentityProvider], words: &str, query: &str) -> Markup {
     html! {
         @for provider in providers {
-            @let href = match pad {
-                Some(pad) => format!(
-                    "{}?{}={}",
-                    paths::oidc_login(&provider.name),
-                    mobile_flow::FIELD,
-                    pad.as_hex()
-                ),
-                None => paths::oidc_login(&provider.name),
-            };
-            a.button href=(href) { "Sign in with " (provider.display_name) }
+            a.button href={ (paths::oidc_login(&provider.name)) (query) } {
+                (words) (provider.display_name)
+            }
         }
     }
 }
@@ -71,6 +82,13 @@ pub fn start(
         let pad = Pad::of(&query)?;
         let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
         let return_url = format!("{realm_url}{}", paths::OIDC_CALLBACK);
+        // A re-confirmation is of the user signed in on this browser (web.md §10.5).
+        let reconfirm = match (query.get(RECONFIRM), cookie::get(request, session::COOKIE)) {
+            (Some(_), Some(id)) => session::current(ctx.store, id, clock::now(), ctx.sessions)?
+                .filter(|(_, session_realm)| session_realm.id == realm.id)
+                .map(|(user, _)| user.id),
+            _ => None,
+        };
         let started = oidc_login::start(
             ctx.store,
             rp,
@@ -78,6 +96,7 @@ pub fn start(
             name,
             &return_url,
             pad.as_ref().map(Pad::as_hex),
+            reconfirm,
         )?;
         Ok(match started {
             Ok(started) => page::redirect(started.url).header(

@@ -161,6 +161,34 @@ test('a sign-in without an OTP lands signed in on the account page', async () =>
   assert.match(await account.text(), /iago@example\.com/);
 });
 
+test('a user without a password re-confirms a change with a fresh sign-in', async () => {
+  const browser = new Browser();
+  await browser.fetch(await browser.signIn('/accounts/login/social/oidc/plain', 'iago@example.com'));
+  const account = await browser.fetch(`${BASE}/accounts/settings/`);
+  const html = await account.text();
+  assert.equal(account.status, 200);
+  assert.match(html, /<a class="button" href="\/accounts\/login\/social\/oidc\/plain\?reconfirm=1">Sign in again with Test IdP<\/a>/);
+  assert.doesNotMatch(html, /name="(old_)?password"/);
+  // Signed in a moment ago: the key is shown without a password.
+  const csrf = html.match(/name="csrfmiddlewaretoken" value="([^"]+)"/)[1];
+  const shown = await browser.fetch(`${BASE}/accounts/settings/api-key`, {
+    method: 'POST',
+    form: new URLSearchParams({ csrfmiddlewaretoken: csrf }),
+  });
+  assert.equal(shown.status, 200);
+  assert.match(await shown.text(), /Your API key: <code>[A-Za-z0-9]{32}<\/code>/);
+  // The re-confirmation asks the provider for a new login.
+  const again = await browser.fetch(`${BASE}/accounts/login/social/oidc/plain?reconfirm=1`);
+  assert.equal(again.status, 302);
+  const q = new URL(again.headers.get('location')).searchParams;
+  assert.equal(q.get('prompt'), 'login');
+  assert.equal(q.get('max_age'), '0');
+  const callback = await browser.provider(again.headers.get('location'), 'iago@example.com', RETURN_URL);
+  const back = await browser.fetch(callback);
+  assert.equal(back.status, 200, await back.text());
+  assert.equal(back.headers.get('refresh'), '0; url=/accounts/settings/');
+});
+
 test('a tampered state or a callback in another browser is refused', async () => {
   const browser = new Browser();
   const callback = await browser.signIn('/accounts/login/social/oidc/plain', 'iago@example.com');
