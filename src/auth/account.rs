@@ -83,6 +83,11 @@ pub fn confirm_password(
     }
 }
 
+/// Whether the user has a password to re-confirm with: a stored hash, or the directory's.
+pub fn has_password(realm: &Realm, user: &User) -> bool {
+    user.password.is_some() || managed_by_ldap(realm, user)
+}
+
 /// How recent a sign-in re-confirms a user without a password (web.md §10.5).
 pub const RECONFIRM_SECONDS: f64 = 300.0;
 
@@ -99,7 +104,7 @@ pub fn reconfirm(
     signed_in_at: Option<f64>,
     client: Client<'_>,
 ) -> Result<String, PasswordRefusal> {
-    if user.password.is_some() {
+    if has_password(realm, user) {
         return confirm_password(login, realm, user, password, client);
     }
     if signed_in_at.is_none_or(|at| clock::now() - at > RECONFIRM_SECONDS) {

@@ -276,6 +276,11 @@ impl View<'_> {
         }
     }
 
+    /// Whether the user re-confirms with a password (web.md §10.5).
+    fn has_password(&self) -> bool {
+        account::has_password(&self.who.realm, &self.who.user)
+    }
+
     /// The password, checked as a login with the user's email, or for a user without one a
     /// recent sign-in (web.md §10.5); their key if it holds.
     fn confirm(&self, password: &str) -> Result<String, PasswordRefusal> {
@@ -460,7 +465,7 @@ impl View<'_> {
             (page::error_message(error))
             form method="post" action=(Section::Key.action(paths::REGENERATE)) {
                 (hidden(csrf::FIELD, csrf.token()))
-                (password_field(&self.who.user, "password_regenerate", "password", "Password", "current-password"))
+                (password_field(self.has_password(), "password_regenerate", "password", "Password", "current-password"))
                 button.danger type="submit" { "Generate a new API key" }
             }
             a.back href=(paths::SETTINGS) { "Keep the current key" }
@@ -495,15 +500,18 @@ impl View<'_> {
             None
         };
         // A user without a password re-confirms by signing in again (web.md §10.5).
-        let providers = match user.password {
-            None => self.ctx.store.identity_providers(realm.id)?,
-            Some(_) => Vec::new(),
+        let has_password = self.has_password();
+        let providers = if has_password {
+            Vec::new()
+        } else {
+            self.ctx.store.identity_providers(realm.id)?
         };
         let page = AccountPage {
             csrf: &csrf,
             user,
             realm,
             providers: &providers,
+            has_password,
             notice: Section::of(&self.request.path).map(|section| (section, &notice)),
             per_device,
             devices: show_devices.then_some(keys.as_slice()),
@@ -523,7 +531,7 @@ impl View<'_> {
             form method="post" action=(Section::TwoFactor.action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, csrf.token()))
                 (totp::code_input())
-                (password_field(&self.who.user, "password_2fa_on", "password", "Password", "current-password"))
+                (password_field(self.has_password(), "password_2fa_on", "password", "Password", "current-password"))
                 button type="submit" { "Turn on" }
             }
             a.back href=(paths::SETTINGS) { "Back to your account" }
@@ -578,9 +586,9 @@ fn zuliprc(email: &str, key: &str, site: &str) -> Response {
 
 /// The field of the password that re-confirms a change; none for a user without a password,
 /// whom a recent sign-in re-confirms (web.md §10.5).
-fn password_field(user: &User, id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
+fn password_field(asked: bool, id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
     html! {
-        @if user.password.is_some() {
+        @if asked {
             label for=(id) { (label) }
             input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
         }
@@ -602,6 +610,8 @@ struct AccountPage<'a> {
     login_mail: Option<bool>,
     /// Where a user without a password signs in again to re-confirm (web.md §10.5).
     providers: &'a [IdentityProvider],
+    /// Whether the forms ask for the password (else a recent sign-in re-confirms).
+    has_password: bool,
 }
 
 /// New recovery codes, shown this once.
@@ -673,18 +683,18 @@ impl AccountPage<'_> {
                     (hidden(csrf::FIELD, self.csrf.token()))
                     label for="device_name" { "Device name" }
                     input type="text" id="device_name" name="device_name" maxlength="100" required;
-                    (password_field(self.user, "password_key", "password", "Password", "current-password"))
+                    (password_field(self.has_password, "password_key", "password", "Password", "current-password"))
                     button type="submit" { "Create a key for a new device" }
                 }
                 form method="post" action=(Section::Key.action(paths::ZULIPRC)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field(self.user, "password_zuliprc", "password", "Password", "current-password"))
+                    (password_field(self.has_password, "password_zuliprc", "password", "Password", "current-password"))
                     button.secondary type="submit" { "Download zuliprc" }
                 }
             } @else {
                 form method="post" action=(Section::Key.action(paths::API_KEY)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field(self.user, "password_key", "password", "Password", "current-password"))
+                    (password_field(self.has_password, "password_key", "password", "Password", "current-password"))
                     button type="submit" { "Show API key" }
                     button.secondary type="submit" formaction=(paths::ZULIPRC) { "Download zuliprc" }
                 }
@@ -697,7 +707,7 @@ impl AccountPage<'_> {
         html! {
             form method="post" action=(Section::Password.action(paths::PASSWORD)) {
                 (hidden(csrf::FIELD, self.csrf.token()))
-                (password_field(self.user, "old_password", "old_password", "Current password", "current-password"))
+                (password_field(self.has_password, "old_password", "old_password", "Current password", "current-password"))
                 (page::new_password_fields())
                 button type="submit" { "Change password" }
             }
@@ -711,13 +721,13 @@ impl AccountPage<'_> {
                 p { "Two-factor authentication is on. Enter your password to turn it off." }
                 form method="post" action=(action(paths::TWO_FACTOR_OFF)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field(self.user, "password_2fa", "password", "Password", "current-password"))
+                    (password_field(self.has_password, "password_2fa", "password", "Password", "current-password"))
                     button.danger type="submit" { "Turn off two-factor authentication" }
                 }
                 p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
                 form method="post" action=(action(paths::RECOVERY_CODES)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field(self.user, "password_recovery", "password", "Password", "current-password"))
+                    (password_field(self.has_password, "password_recovery", "password", "Password", "current-password"))
                     button type="submit" { "Make new recovery codes" }
                 }
             };
