@@ -10,6 +10,8 @@
 //! [`PENDING_LIFETIME_SECONDS`]. Neither `state`, the code, the nonce nor the verifier is ever
 //! logged: errors name only what failed ([`oidc::Error`]).
 
+use std::net::IpAddr;
+
 use subtle::ConstantTimeEq;
 
 use crate::auth::login::{LoginRefusal, Method};
@@ -18,11 +20,33 @@ use crate::auth::signin::{SignIn, Step};
 use crate::auth::token;
 use crate::clock;
 use crate::email;
-use crate::store::{IdentityProvider, NewUser, OidcPending, Realm, Role, StoreError, StoreResult};
+use crate::store::{
+    Bucket, IdentityProvider, NewUser, OidcPending, Realm, Role, Rule, StoreError, StoreResult,
+};
 use crate::text;
 
 /// How long a sign-in may stay at its provider.
 pub const PENDING_LIFETIME_SECONDS: f64 = 600.0;
+
+/// Each start keeps a row: an address starts at most 30 sign-ins in a pending sign-in's
+/// lifetime, so that no client fills the store (web.md §10.4).
+pub const STARTS_PER_ADDRESS: Rule = Rule {
+    limit: 30,
+    window: PENDING_LIFETIME_SECONDS,
+};
+
+/// What a start asks for.
+pub struct Asked<'a> {
+    /// The provider's name; `None` for the realm's only one.
+    pub name: Option<&'a str>,
+    pub return_url: &'a str,
+    /// The app's pad, as hex.
+    pub pad: Option<&'a str>,
+    /// The signed-in user it re-confirms (web.md §10.5).
+    pub reconfirm: Option<i64>,
+    /// The client's address; `None` shares one bucket (the limit fails closed).
+    pub address: Option<IpAddr>,
+}
 
 /// A sign-in sent to the provider.
 pub struct Started {
@@ -36,6 +60,9 @@ pub struct Started {
 pub enum StartRefusal {
     /// The realm has no provider of that name (or, unnamed, not exactly one).
     NoProvider,
+    /// The client's address started [`STARTS_PER_ADDRESS`]'s sign-ins already; seconds until
+    /// it may start another.
+    TooMany(f64),
     /// The provider's settings or discovery failed.
     Provider(oidc::Error),
 }
@@ -74,24 +101,31 @@ pub fn provider(
     })
 }
 
-/// Starts a sign-in through the realm's provider `name` (its only one when `None`), coming
-/// back to `return_url`, for the app's `pad` if any. `reconfirm`: the signed-in user it
-/// re-confirms (web.md §10.5), for whom the provider must ask for a login anew
-/// (`prompt=login`, `max_age=0`) and the ID token's `auth_time` must be fresh.
+/// Starts a sign-in as `asked`: through the realm's provider, coming back to the return URL,
+/// for the app's pad if any. A re-confirmation's provider must ask for a login anew
+/// (`prompt=login`, `max_age=0`), and the ID token's `auth_time` must be fresh.
 pub fn start(
     store: &crate::store::Store,
     rp: &RelyingParty,
     realm: &Realm,
-    name: Option<&str>,
-    return_url: &str,
-    pad: Option<&str>,
-    reconfirm: Option<i64>,
+    asked: &Asked<'_>,
 ) -> StoreResult<Result<Started, StartRefusal>> {
-    let Some(stored) = provider(store, realm, name)? else {
+    let Some(stored) = provider(store, realm, asked.name)? else {
         return Ok(Err(StartRefusal::NoProvider));
     };
     let now = clock::now();
-    let start = match rp.start(&stored, return_url, reconfirm.is_some(), now) {
+    let address = asked
+        .address
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let bucket = Bucket {
+        key: format!("oidc-start:{address}"),
+        rule: STARTS_PER_ADDRESS,
+    };
+    if let Some(retry_after) = store.count_if_room(&[bucket], now)? {
+        return Ok(Err(StartRefusal::TooMany(retry_after)));
+    }
+    let reconfirm = asked.reconfirm;
+    let start = match rp.start(&stored, asked.return_url, reconfirm.is_some(), now) {
         Ok(start) => start,
         Err(e) => return Ok(Err(StartRefusal::Provider(e))),
     };
@@ -101,7 +135,7 @@ pub fn start(
         browser_hash,
         nonce: start.pending.nonce,
         verifier: start.pending.verifier,
-        pad: pad.map(str::to_owned),
+        pad: asked.pad.map(str::to_owned),
         user_id: reconfirm,
         started_at: now,
         expires_at: now + PENDING_LIFETIME_SECONDS,

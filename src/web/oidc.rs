@@ -12,7 +12,9 @@
 use maud::{Markup, html};
 
 use crate::auth::oidc::{self as relying, RelyingParty};
-use crate::auth::oidc_login::{self, Callback, PENDING_LIFETIME_SECONDS, Returned, StartRefusal};
+use crate::auth::oidc_login::{
+    self, Asked, Callback, PENDING_LIFETIME_SECONDS, Returned, StartRefusal,
+};
 use crate::auth::session;
 use crate::auth::signin::SignIn;
 use crate::clock;
@@ -89,15 +91,14 @@ pub fn start(
                 .map(|(user, _)| user.id),
             _ => None,
         };
-        let started = oidc_login::start(
-            ctx.store,
-            rp,
-            &realm,
+        let asked = Asked {
             name,
-            &return_url,
-            pad.as_ref().map(Pad::as_hex),
+            return_url: &return_url,
+            pad: pad.as_ref().map(Pad::as_hex),
             reconfirm,
-        )?;
+            address: ctx.client.address,
+        };
+        let started = oidc_login::start(ctx.store, rp, &realm, &asked)?;
         Ok(match started {
             Ok(started) => page::redirect(started.url).header(
                 "Set-Cookie",
@@ -110,6 +111,10 @@ pub fn start(
                 ),
             ),
             Err(StartRefusal::NoProvider) => NO_PROVIDER.page(),
+            Err(StartRefusal::TooMany(retry_after)) => {
+                log.failure = Some("oidc_starts");
+                page::plain(429, &page::try_again(retry_after))
+            }
             Err(StartRefusal::Provider(error)) => {
                 log.failure = Some(error.reason());
                 log::warn!(

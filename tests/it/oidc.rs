@@ -231,3 +231,19 @@ fn a_callback_without_its_sign_in_is_refused() {
     assert!(log.contains("GET /complete/oidc/ 400"), "{log}");
     assert!(!log.contains("code=y") && !log.contains("state=x"), "{log}");
 }
+
+/// Each start keeps a row: an address starts at most 30 in ten minutes, then gets a page.
+#[test]
+fn an_address_starts_thirty_sign_ins_in_ten_minutes() {
+    let server = TestServer::start(&[]);
+    add(&server, "down", "http://127.0.0.1:9/", &[]);
+    for n in 1..=30 {
+        let r = server.get("/accounts/login/social/oidc/down");
+        assert_eq!(r.status, 503, "start {n}");
+    }
+    let r = server.get("/accounts/login/social/oidc/down");
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("Too many attempts"), "{}", r.text());
+    // The sign-in page and the password login are not held back by it.
+    assert_eq!(server.get("/accounts/login/").status, 200);
+}
