@@ -2,13 +2,15 @@
 //! their password (the one login, as their own email, so the limits count and clear as for
 //! any login) and set a new one (web.md §5, §6, §7).
 
+use crate::auth::Origin;
 use crate::auth::ldap;
 use crate::auth::login::{Client, Credentials, Login, LoginRefusal, Method};
 use crate::auth::policy;
+use crate::auth::second_factor;
 use crate::clock;
 use crate::error::ApiError;
 use crate::store::limits::username_key;
-use crate::store::{AuditEntry, Realm, StoreError, User};
+use crate::store::{AuditEntry, AuditEvent, Realm, StoreError, User};
 
 /// Why a password was not accepted, in the order web.md §5 checks, or the store failed.
 #[derive(Debug)]
@@ -18,8 +20,11 @@ pub enum PasswordRefusal {
     TooManyAttempts(f64),
     WrongPassword,
     TooWeak,
-    /// A user without a password whose sign-in is not recent enough to re-confirm.
+    /// A user without a password whose sign-in is not recent enough to re-confirm, and who
+    /// gave no code of a second factor.
     SignInAgain,
+    /// A user without a password gave a wrong code of their second factor.
+    WrongCode,
     Store(StoreError),
 }
 
@@ -37,9 +42,9 @@ impl From<PasswordRefusal> for ApiError {
             PasswordRefusal::TooManyAttempts(retry_after) => {
                 ApiError::too_many_attempts(retry_after)
             }
-            PasswordRefusal::WrongPassword | PasswordRefusal::SignInAgain => {
-                ApiError::wrong_old_password()
-            }
+            PasswordRefusal::WrongPassword
+            | PasswordRefusal::SignInAgain
+            | PasswordRefusal::WrongCode => ApiError::wrong_old_password(),
             PasswordRefusal::TooWeak => ApiError::new_password_too_weak(),
             PasswordRefusal::Store(e) => ApiError::from(e),
         }
@@ -93,9 +98,10 @@ pub const RECONFIRM_SECONDS: f64 = 300.0;
 
 /// A signed-in person's re-confirmation before a change on the account page: their password,
 /// or for a user without one (made by an identity provider) a sign-in of the last
-/// [`RECONFIRM_SECONDS`], through their provider (with their second factor, if they have one).
-/// `signed_in_at` is when the session began. Returns the user's key, as
-/// [`confirm_password`] does.
+/// [`RECONFIRM_SECONDS`] through their provider, or a code of their second factor, checked
+/// as a sign-in's code is (both limits, a wrong one counted). `password` is the field that
+/// holds the one or the other; `signed_in_at` is when the session began. Returns the user's
+/// key, as [`confirm_password`] does.
 pub fn reconfirm(
     login: &Login<'_>,
     realm: &Realm,
@@ -108,6 +114,9 @@ pub fn reconfirm(
         return confirm_password(login, realm, user, password, client);
     }
     if signed_in_at.is_none_or(|at| clock::now() - at > RECONFIRM_SECONDS) {
+        if !password.is_empty() && second_factor::is_enrolled(login.store, user)? {
+            return reconfirm_by_code(login, realm, user, password, client);
+        }
         return Err(PasswordRefusal::SignInAgain);
     }
     let email = user.delivery_email.clone();
@@ -118,6 +127,39 @@ pub fn reconfirm(
             Err(PasswordRefusal::TooManyAttempts(retry_after))
         }
         _ => Err(PasswordRefusal::SignInAgain),
+    }
+}
+
+/// A user without a password re-confirms with `code`, of their second factor.
+fn reconfirm_by_code(
+    login: &Login<'_>,
+    realm: &Realm,
+    user: &User,
+    code: &str,
+    client: Client<'_>,
+) -> Result<String, PasswordRefusal> {
+    let email = user.delivery_email.clone();
+    let first = login.vouched_first(realm, Method::Reconfirm, client, || Ok(Ok(email)))?;
+    let verified = match first.outcome {
+        Ok(verified) if verified.user.id == user.id => login.defer(verified),
+        Err(LoginRefusal::RateLimited { retry_after }) => {
+            return Err(PasswordRefusal::TooManyAttempts(retry_after));
+        }
+        _ => return Err(PasswordRefusal::SignInAgain),
+    };
+    let store = login.store;
+    let context = client.audit(AuditEvent::TotpUsed, realm, Some(user.id));
+    let username = &user.delivery_email;
+    let checked = login.second_factor(realm, username, verified, client, |user| {
+        let right = second_factor::check_code(store, realm, user, code, Origin::Web, &context)?;
+        Ok(right.then_some(()))
+    })?;
+    match checked.outcome {
+        Ok((success, ())) => Ok(success.api_key),
+        Err(LoginRefusal::RateLimited { retry_after }) => {
+            Err(PasswordRefusal::TooManyAttempts(retry_after))
+        }
+        Err(_) => Err(PasswordRefusal::WrongCode),
     }
 }
 
@@ -157,6 +199,7 @@ mod tests {
     use super::*;
     use crate::auth::login::tests::{PASSWORD, setup};
     use crate::auth::ratelimit::RateLimits;
+    use crate::auth::totp::Secret;
     use crate::store::{NewUser, Role};
 
     /// Issue 20 item 3: a user without a password re-confirms with a sign-in of the last
@@ -191,6 +234,20 @@ mod tests {
         let key = again(Some(now - 10.0)).unwrap();
         assert_eq!(key.len(), 32);
         assert_eq!(again(Some(now - 10.0)).unwrap(), key, "the user's one key");
+
+        // With a second factor, a code of it stands in for the sign-in: counted when wrong.
+        let secret = Secret::generate();
+        let audit = AuditEntry::new(AuditEvent::TotpEnrolled, Some(realm.id), Some(sso.id));
+        second_factor::enrol(&store, &realm, &sso, &secret, None, Origin::Operator, &audit)
+            .unwrap();
+        let stale = Some(now - RECONFIRM_SECONDS - 1.0);
+        let right = secret.code_at(now as u64);
+        let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+        let by_code = |code| reconfirm(&login, &realm, &sso, code, stale, client);
+        assert!(matches!(by_code(""), Err(PasswordRefusal::SignInAgain)));
+        assert!(matches!(by_code(&wrong), Err(PasswordRefusal::WrongCode)));
+        assert_eq!(by_code(&right).unwrap(), key);
+        assert!(matches!(by_code(&right), Err(PasswordRefusal::WrongCode)), "used once");
 
         // A user with a password gives it, however recent the sign-in.
         let iago = store.require_user(&realm, "iago@example.com").unwrap();

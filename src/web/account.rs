@@ -140,7 +140,7 @@ fn respond(
     let Some(form) = form else {
         return match request.path.as_str() {
             paths::LOGOUT => Ok(view.confirm_sign_out()),
-            paths::REGENERATE => Ok(view.confirm_new_key(None)),
+            paths::REGENERATE => view.confirm_new_key(None),
             _ => view.page(Notice::None),
         };
     };
@@ -160,7 +160,7 @@ fn respond(
         Err(Failure::Page(refusal)) => Err(refusal),
         // A new key is asked for on its confirmation: a wrong password stays there.
         Err(Failure::Password(refusal)) if request.path == paths::REGENERATE => {
-            Ok(view.confirm_new_key(Some(&password_message(refusal))))
+            view.confirm_new_key(Some(&password_message(refusal)))
         }
         Err(Failure::Password(refusal)) => view.page(Notice::Error(password_message(refusal))),
     }
@@ -174,6 +174,7 @@ fn password_message(refusal: PasswordRefusal) -> String {
         PasswordRefusal::SignInAgain => "Please confirm it is you first: sign in again through \
                                          your identity provider, then repeat this within 5 minutes."
             .into(),
+        PasswordRefusal::WrongCode => totp::WRONG_CODE.into(),
         refusal => ApiError::from(refusal).msg.into_owned(),
     }
 }
@@ -276,9 +277,16 @@ impl View<'_> {
         }
     }
 
-    /// Whether the user re-confirms with a password (web.md §10.5).
-    fn has_password(&self) -> bool {
-        account::has_password(&self.who.realm, &self.who.user)
+    /// How the user re-confirms a change (web.md §10.5).
+    fn reconfirm_by(&self) -> StoreResult<Reconfirm> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        Ok(if account::has_password(realm, user) {
+            Reconfirm::Password
+        } else if second_factor::is_enrolled(self.ctx.store, user)? {
+            Reconfirm::SignInOrCode
+        } else {
+            Reconfirm::SignIn
+        })
     }
 
     /// The password, checked as a login with the user's email, or for a user without one a
@@ -346,7 +354,7 @@ impl View<'_> {
         let (store, session_id) = (self.ctx.store, self.who.session_id.as_str());
         let Some(code) = form.get(totp::CODE_FIELD) else {
             let secret = enrolment::offer(store, session_id, user)?;
-            return Ok(self.enrol_page(&secret, None));
+            return Ok(self.enrol_page(&secret, None)?);
         };
         let Some(secret) = enrolment::offered(store, session_id, user)? else {
             return Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?);
@@ -355,7 +363,7 @@ impl View<'_> {
         if let Err(refusal) = self.confirm(form.text("password")) {
             return match Failure::from(refusal) {
                 Failure::Password(refusal) => {
-                    Ok(self.enrol_page(&secret, Some(&password_message(refusal))))
+                    Ok(self.enrol_page(&secret, Some(&password_message(refusal)))?)
                 }
                 page => Err(page),
             };
@@ -363,7 +371,7 @@ impl View<'_> {
         let context = self.audit(AuditEvent::TotpEnrolled);
         match enrolment::turn_on(store, realm, user, session_id, code, &context)? {
             Ok(codes) => Ok(self.enrolled_page(&codes)),
-            Err(OfferRefusal::WrongCode) => Ok(self.enrol_page(&secret, Some(totp::WRONG_CODE))),
+            Err(OfferRefusal::WrongCode) => Ok(self.enrol_page(&secret, Some(totp::WRONG_CODE))?),
             Err(OfferRefusal::Expired) => Ok(self.page(Notice::Error(OFFER_EXPIRED.into()))?),
         }
     }
@@ -455,7 +463,7 @@ impl View<'_> {
     }
 
     /// What a person must confirm, with the password, before the key is replaced.
-    fn confirm_new_key(&self, error: Option<&str>) -> Response {
+    fn confirm_new_key(&self, error: Option<&str>) -> Result<Response, Refusal> {
         let csrf = Csrf::for_page(self.request);
         let content = html! {
             p {
@@ -465,12 +473,12 @@ impl View<'_> {
             (page::error_message(error))
             form method="post" action=(Section::Key.action(paths::REGENERATE)) {
                 (hidden(csrf::FIELD, csrf.token()))
-                (password_field(self.has_password(), "password_regenerate", "password", "Password", "current-password"))
+                (password_field(self.reconfirm_by()?, "password_regenerate", "password", "Password", "current-password"))
                 button.danger type="submit" { "Generate a new API key" }
             }
             a.back href=(paths::SETTINGS) { "Keep the current key" }
         };
-        self.respond(&csrf, self.layout("Generate a new API key?", content))
+        Ok(self.respond(&csrf, self.layout("Generate a new API key?", content)))
     }
 
     fn sign_out(&self) -> Result<Response, Refusal> {
@@ -500,8 +508,8 @@ impl View<'_> {
             None
         };
         // A user without a password re-confirms by signing in again (web.md §10.5).
-        let has_password = self.has_password();
-        let providers = if has_password {
+        let reconfirm_by = self.reconfirm_by()?;
+        let providers = if reconfirm_by == Reconfirm::Password {
             Vec::new()
         } else {
             self.ctx.store.identity_providers(realm.id)?
@@ -511,7 +519,7 @@ impl View<'_> {
             user,
             realm,
             providers: &providers,
-            has_password,
+            reconfirm_by,
             notice: Section::of(&self.request.path).map(|section| (section, &notice)),
             per_device,
             devices: show_devices.then_some(keys.as_slice()),
@@ -522,7 +530,7 @@ impl View<'_> {
     }
 
     /// The session's offered key, and the form of its first code and the password.
-    fn enrol_page(&self, secret: &Secret, error: Option<&str>) -> Response {
+    fn enrol_page(&self, secret: &Secret, error: Option<&str>) -> Result<Response, Refusal> {
         let csrf = Csrf::for_page(self.request);
         let (user, realm) = (&self.who.user, &self.who.realm);
         let content = html! {
@@ -531,15 +539,15 @@ impl View<'_> {
             form method="post" action=(Section::TwoFactor.action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, csrf.token()))
                 (totp::code_input())
-                (password_field(self.has_password(), "password_2fa_on", "password", "Password", "current-password"))
+                (password_field(self.reconfirm_by()?, "password_2fa_on", "password", "Password", "current-password"))
                 button type="submit" { "Turn on" }
             }
             a.back href=(paths::SETTINGS) { "Back to your account" }
         };
-        self.respond(
+        Ok(self.respond(
             &csrf,
             self.layout("Set up two-factor authentication", content),
-        )
+        ))
     }
 
     fn enrolled_page(&self, codes: &[String]) -> Response {
@@ -584,13 +592,31 @@ fn zuliprc(email: &str, key: &str, site: &str) -> Response {
     .header("Content-Disposition", "attachment; filename=\"zuliprc\"")
 }
 
-/// The field of the password that re-confirms a change; none for a user without a password,
-/// whom a recent sign-in re-confirms (web.md §10.5).
-fn password_field(asked: bool, id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
+/// How a signed-in person re-confirms a change (web.md §10.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reconfirm {
+    Password,
+    /// No password: a recent sign-in, or a code of their second factor.
+    SignInOrCode,
+    /// No password and no second factor: a recent sign-in.
+    SignIn,
+}
+
+/// The field that re-confirms a change: the password; for a user without one, an optional
+/// code of their second factor (a recent sign-in needs none), or nothing.
+fn password_field(by: Reconfirm, id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
     html! {
-        @if asked {
-            label for=(id) { (label) }
-            input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
+        @match by {
+            Reconfirm::Password => {
+                label for=(id) { (label) }
+                input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
+            }
+            Reconfirm::SignInOrCode => {
+                label for=(id) { "Code from your authenticator app, unless you signed in just now" }
+                input type="text" id=(id) name=(name) inputmode="numeric" autocomplete="one-time-code"
+                    autocapitalize="none" spellcheck="false";
+            }
+            Reconfirm::SignIn => {}
         }
     }
 }
@@ -610,8 +636,8 @@ struct AccountPage<'a> {
     login_mail: Option<bool>,
     /// Where a user without a password signs in again to re-confirm (web.md §10.5).
     providers: &'a [IdentityProvider],
-    /// Whether the forms ask for the password (else a recent sign-in re-confirms).
-    has_password: bool,
+    /// What the forms ask for to re-confirm a change.
+    reconfirm_by: Reconfirm,
 }
 
 /// New recovery codes, shown this once.
@@ -683,18 +709,18 @@ impl AccountPage<'_> {
                     (hidden(csrf::FIELD, self.csrf.token()))
                     label for="device_name" { "Device name" }
                     input type="text" id="device_name" name="device_name" maxlength="100" required;
-                    (password_field(self.has_password, "password_key", "password", "Password", "current-password"))
+                    (password_field(self.reconfirm_by, "password_key", "password", "Password", "current-password"))
                     button type="submit" { "Create a key for a new device" }
                 }
                 form method="post" action=(Section::Key.action(paths::ZULIPRC)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field(self.has_password, "password_zuliprc", "password", "Password", "current-password"))
+                    (password_field(self.reconfirm_by, "password_zuliprc", "password", "Password", "current-password"))
                     button.secondary type="submit" { "Download zuliprc" }
                 }
             } @else {
                 form method="post" action=(Section::Key.action(paths::API_KEY)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field(self.has_password, "password_key", "password", "Password", "current-password"))
+                    (password_field(self.reconfirm_by, "password_key", "password", "Password", "current-password"))
                     button type="submit" { "Show API key" }
                     button.secondary type="submit" formaction=(paths::ZULIPRC) { "Download zuliprc" }
                 }
@@ -707,7 +733,7 @@ impl AccountPage<'_> {
         html! {
             form method="post" action=(Section::Password.action(paths::PASSWORD)) {
                 (hidden(csrf::FIELD, self.csrf.token()))
-                (password_field(self.has_password, "old_password", "old_password", "Current password", "current-password"))
+                (password_field(self.reconfirm_by, "old_password", "old_password", "Current password", "current-password"))
                 (page::new_password_fields())
                 button type="submit" { "Change password" }
             }
@@ -721,13 +747,13 @@ impl AccountPage<'_> {
                 p { "Two-factor authentication is on. Enter your password to turn it off." }
                 form method="post" action=(action(paths::TWO_FACTOR_OFF)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field(self.has_password, "password_2fa", "password", "Password", "current-password"))
+                    (password_field(self.reconfirm_by, "password_2fa", "password", "Password", "current-password"))
                     button.danger type="submit" { "Turn off two-factor authentication" }
                 }
                 p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
                 form method="post" action=(action(paths::RECOVERY_CODES)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field(self.has_password, "password_recovery", "password", "Password", "current-password"))
+                    (password_field(self.reconfirm_by, "password_recovery", "password", "Password", "current-password"))
                     button type="submit" { "Make new recovery codes" }
                 }
             };
