@@ -238,8 +238,16 @@ mod tests {
         // With a second factor, a code of it stands in for the sign-in: counted when wrong.
         let secret = Secret::generate();
         let audit = AuditEntry::new(AuditEvent::TotpEnrolled, Some(realm.id), Some(sso.id));
-        second_factor::enrol(&store, &realm, &sso, &secret, None, Origin::Operator, &audit)
-            .unwrap();
+        second_factor::enrol(
+            &store,
+            &realm,
+            &sso,
+            &secret,
+            None,
+            Origin::Operator,
+            &audit,
+        )
+        .unwrap();
         let stale = Some(now - RECONFIRM_SECONDS - 1.0);
         let right = secret.code_at(now as u64);
         let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
@@ -247,7 +255,10 @@ mod tests {
         assert!(matches!(by_code(""), Err(PasswordRefusal::SignInAgain)));
         assert!(matches!(by_code(&wrong), Err(PasswordRefusal::WrongCode)));
         assert_eq!(by_code(&right).unwrap(), key);
-        assert!(matches!(by_code(&right), Err(PasswordRefusal::WrongCode)), "used once");
+        assert!(
+            matches!(by_code(&right), Err(PasswordRefusal::WrongCode)),
+            "used once"
+        );
 
         // A user with a password gives it, however recent the sign-in.
         let iago = store.require_user(&realm, "iago@example.com").unwrap();
