@@ -593,6 +593,17 @@ fn shown_key(r: &HttpResponse) -> String {
     text[start..start + 32].to_owned()
 }
 
+/// The id of iago's key named `name`, as `user keys` lists it.
+fn key_id(server: &TestServer, name: &str) -> String {
+    let listing = server.stdout(&["user", "keys", IAGO]);
+    listing
+        .lines()
+        .find(|l| l.contains(name))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no key {name} in {listing}"))
+        .to_owned()
+}
+
 #[test]
 fn per_device_the_page_creates_named_keys_and_signs_devices_out() {
     let (server, _) = TestServer::with_iago(&[]);
@@ -633,13 +644,7 @@ fn per_device_the_page_creates_named_keys_and_signs_devices_out() {
     assert_ne!(file_key, laptop);
     assert_eq!(users_me(&server, &file_key), 200);
 
-    let listing = server.stdout(&["user", "keys", IAGO]);
-    let laptop_id = listing
-        .lines()
-        .find(|l| l.contains("Work laptop"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let laptop_id = key_id(&server, "Work laptop");
     let r = post(
         &server,
         "/accounts/settings/devices/sign-out",
@@ -729,6 +734,11 @@ fn destructive_actions_ask_for_confirmation_first() {
     assert_eq!(users_me(&server, &old), 200);
 }
 
+/// `users/me`'s status with each key.
+fn statuses(server: &TestServer, keys: &[&str]) -> Vec<u16> {
+    keys.iter().map(|key| users_me(server, key)).collect()
+}
+
 #[track_caller]
 fn assert_shows(r: &HttpResponse, needles: &[&str]) {
     assert_eq!(r.status, 200, "{}", r.text());
@@ -753,13 +763,7 @@ fn two_devices(server: &TestServer) -> (String, String, String, String) {
         &[("password", IAGO_PASSWORD), ("device_name", "Work laptop")],
     ));
     let phone = server.login(IAGO, IAGO_PASSWORD).api_key();
-    let listing = server.stdout(&["user", "keys", IAGO]);
-    let laptop_id = listing
-        .lines()
-        .find(|l| l.contains("Work laptop"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let laptop_id = key_id(server, "Work laptop");
     (session, laptop, laptop_id, phone)
 }
 
@@ -802,10 +806,7 @@ fn signing_a_device_out_asks_for_confirmation_first() {
         ],
     );
     assert_eq!(field(confirmation.text(), "key_id"), laptop_id);
-    assert_eq!(
-        (users_me(&server, &laptop), users_me(&server, &phone)),
-        (200, 200)
-    );
+    assert_eq!(statuses(&server, &[&laptop, &phone]), [200, 200]);
     let done = post(
         &server,
         "/accounts/settings/devices/sign-out",
@@ -818,10 +819,7 @@ fn signing_a_device_out_asks_for_confirmation_first() {
             "<p class=\"status\" role=\"status\">That device is signed out: its key no longer works.</p>",
         ],
     );
-    assert_eq!(
-        (users_me(&server, &laptop), users_me(&server, &phone)),
-        (401, 200)
-    );
+    assert_eq!(statuses(&server, &[&laptop, &phone]), [401, 200]);
 
     // A key gone already, an unknown id or none: the account page says so and asks nothing.
     for query in [laptop_id.as_str(), "999", "junk", ""] {
@@ -863,10 +861,7 @@ fn signing_out_everywhere_asks_for_confirmation_first() {
             "<a class=\"back\" href=\"/accounts/settings/\">Keep them signed in</a>",
         ],
     );
-    assert_eq!(
-        (users_me(&server, &laptop), users_me(&server, &phone)),
-        (200, 200)
-    );
+    assert_eq!(statuses(&server, &[&laptop, &phone]), [200, 200]);
     let done = post(
         &server,
         "/accounts/settings/devices/sign-out-everywhere",
@@ -879,10 +874,7 @@ fn signing_out_everywhere_asks_for_confirmation_first() {
             "<p class=\"status\" role=\"status\">Every device is signed out: none of your keys works any more.</p>",
         ],
     );
-    assert_eq!(
-        (users_me(&server, &laptop), users_me(&server, &phone)),
-        (401, 401)
-    );
+    assert_eq!(statuses(&server, &[&laptop, &phone]), [401, 401]);
     assert_eq!(server.row_count("api_key"), 0);
     assert_eq!(page(&server, &session).status, 200);
 }
