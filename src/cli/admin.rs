@@ -112,6 +112,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 api_keys_per_device: keys.api_keys.map(|v| v == KeyMode::PerDevice),
                 api_key_idle_days: keys.api_key_idle_days,
                 login_mail: keys.login_mail.map(|v| v == OnOff::On),
+                passkeys: web.passkeys.map(|v| v == OnOff::On),
             };
             (subdomain, changes)
         }

@@ -403,6 +403,10 @@ pub struct WebLoginArgs {
     /// passwords, and users without a factor enrol at their first browser sign-in
     #[arg(long = "require-2fa", env = "ZULIP_AUTH_REQUIRE_2FA")]
     pub require_2fa: Option<OnOff>,
+    /// Offer passkeys on the sign-in and account pages, where the server has an
+    /// --external-url [default: on]
+    #[arg(long, value_name = "ON_OFF")]
+    pub passkeys: Option<OnOff>,
 }
 
 /// A realm's LDAP directory, as Zulip's `AUTH_LDAP_*` settings. An empty value unsets an
