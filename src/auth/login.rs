@@ -73,6 +73,8 @@ pub enum Method {
     Reconfirm,
     /// `jwt/fetch_api_key`: a token signed with the realm's key (wire.md §17).
     Jwt,
+    /// A passkey without a username (web.md §9): both factors at once.
+    Passkey,
 }
 
 impl Method {
@@ -85,6 +87,7 @@ impl Method {
             Method::Dev => "dev",
             Method::Reconfirm => "reconfirm",
             Method::Jwt => "jwt",
+            Method::Passkey => "passkey",
         }
     }
 
@@ -97,6 +100,7 @@ impl Method {
             Method::Web => Some("web"),
             Method::Jwt => Some("jwt"),
             Method::Dev => Some("dev"),
+            Method::Passkey => Some("passkey"),
             Method::Reconfirm => None,
         }
     }
@@ -108,6 +112,7 @@ impl Method {
             Method::Dev => Some("dev login"),
             Method::Reconfirm => Some("password entered again"),
             Method::Jwt => Some("JWT login"),
+            Method::Passkey => Some("passkey sign-in"),
         }
     }
 }
@@ -134,6 +139,8 @@ pub enum LoginRefusal {
     PasswordChanged,
     /// A second factor's code that was not accepted.
     WrongCode,
+    /// A passkey's answer that was not accepted (web.md §9).
+    WrongPasskey,
     /// Step 9.
     RealmDeactivated,
     UserDeactivated,
@@ -160,6 +167,7 @@ impl LoginRefusal {
             LoginRefusal::DirectoryUnavailable => "LDAP_UNAVAILABLE",
             LoginRefusal::PasswordChanged => "PASSWORD_CHANGED",
             LoginRefusal::WrongCode => "WRONG_CODE",
+            LoginRefusal::WrongPasskey => "WRONG_PASSKEY",
             LoginRefusal::RealmDeactivated => "REALM_DEACTIVATED",
             LoginRefusal::UserDeactivated => "USER_DEACTIVATED",
             LoginRefusal::ResetRequired => "PASSWORD_RESET_REQUIRED",
@@ -181,6 +189,7 @@ impl LoginRefusal {
             LoginRefusal::DirectoryUnavailable => "ldap_unavailable",
             LoginRefusal::PasswordChanged => "password_changed",
             LoginRefusal::WrongCode => "wrong_code",
+            LoginRefusal::WrongPasskey => "wrong_passkey",
             LoginRefusal::RealmDeactivated => "realm_deactivated",
             LoginRefusal::UserDeactivated => "user_deactivated",
             LoginRefusal::ResetRequired => "password_reset_required",
@@ -200,6 +209,7 @@ impl LoginRefusal {
                 | LoginRefusal::DirectoryUnavailable
                 | LoginRefusal::PasswordChanged
                 | LoginRefusal::WrongCode
+                | LoginRefusal::WrongPasskey
                 | LoginRefusal::BadToken
         )
     }

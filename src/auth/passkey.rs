@@ -43,6 +43,8 @@ pub enum Unavailable {
     /// `http://` on a host other than localhost: browsers offer WebAuthn only to secure
     /// origins.
     InsecureOrigin,
+    /// The realm turned passkeys off (`realm set --passkeys off`).
+    TurnedOff,
 }
 
 impl Unavailable {
@@ -57,6 +59,7 @@ impl Unavailable {
             Unavailable::InsecureOrigin => {
                 "Passkeys are not available: the server's external URL is not https://."
             }
+            Unavailable::TurnedOff => "Passkeys are turned off in this organization.",
         }
     }
 }

@@ -704,7 +704,7 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
         } => {
             let (realm, user) = find_user(store, &realm, &email)?;
             let had_factor = second_factor::is_enrolled(store, &user)?;
-            if !replace && had_factor {
+            if !replace && second_factor::has_totp(store, &user)? {
                 return invalid!(
                     "user {email:?} has a second factor already: add --replace to replace it"
                 );

@@ -7,7 +7,11 @@
 //! 1. `GET` shows the password form.
 //! 2. `POST` without a step token is the password step.
 //! 3. `POST` with a step token takes a code (or a new key's first code).
-//! 4. The finish: `302` to `zulip://login?…` with the pad, else a session and the account
+//! 4. Where the realm offers passkeys (web.md §9): `POST` with `passkey_options` answers a
+//!    ceremony's options as JSON (with a step token, for one of the user's passkeys;
+//!    without, for a sign-in without a username), and `POST` with the browser's answer is
+//!    that step.
+//! 5. The finish: `302` to `zulip://login?…` with the pad, else a session and the account
 //!    page.
 
 use std::borrow::Cow;
@@ -15,6 +19,8 @@ use std::borrow::Cow;
 use maud::{Markup, html};
 
 use crate::auth::login::{Credentials, LoginRefusal};
+use crate::auth::passkey::RelyingParty;
+use crate::auth::passkeys;
 use crate::auth::signin::{Denial, NextStep, Outcome, SignIn, StepKind};
 use crate::http::{LogContext, Request, Response};
 use crate::store::{Realm, User};
@@ -25,6 +31,7 @@ use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
 use crate::web::mobile_flow::{self, Pad};
 use crate::web::page::{self, Banner, NO_REALM, Refusal};
+use crate::web::passkey;
 use crate::web::paths;
 use crate::web::totp::{self, CODE_FIELD};
 
@@ -52,12 +59,14 @@ fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Re
     )?;
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
     let csrf = Csrf::for_page(request);
+    let rp = passkeys::relying_party(ctx.site, &realm).ok();
     let view = View {
         realm: &realm,
         realm_url: &realm_url,
         csrf: &csrf,
         pad: pad.as_ref(),
         resets: ctx.reset_desk.is_some(),
+        rp: rp.as_ref(),
     };
     Ok(view.respond(password_form(&view, "", None)))
 }
@@ -71,24 +80,39 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
         form.get(mobile_flow::DESKTOP_FIELD),
     )?;
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
+    let rp = passkeys::relying_party(ctx.site, &realm).ok();
     let view = View {
         realm: &realm,
         realm_url: &realm_url,
         csrf: &csrf,
         pad: pad.as_ref(),
         resets: ctx.reset_desk.is_some(),
+        rp: rp.as_ref(),
     };
     let signin = SignIn {
         login: &ctx.login,
         client: ctx.client,
     };
+    let (token, answer) = (form.get(STEP_FIELD), passkey::answer(&form));
+    if passkey::wants_options(&form) {
+        let options = match &rp {
+            Some(rp) => signin.passkey_options(&realm, token, rp)?,
+            None => None,
+        };
+        return Ok(passkey::options_or_none(options));
+    }
     let username = form.text("username");
-    let step = match form.get(STEP_FIELD) {
-        None => {
+    let step = match (token, answer, &rp) {
+        (_, Some(_), None) => {
+            return Ok(view.respond(password_form(&view, "", Some(passkey::NOT_ACCEPTED))));
+        }
+        (None, Some(answer), Some(rp)) => signin.password_free(&realm, rp, answer)?,
+        (Some(token), Some(answer), Some(rp)) => signin.passkey(&realm, token, rp, answer)?,
+        (None, None, _) => {
             let password = form.text("password");
             signin.password(&realm, Credentials { username, password })?
         }
-        Some(token) => signin.code(&realm, token, form.text(CODE_FIELD))?,
+        (Some(token), None, _) => signin.code(&realm, token, form.text(CODE_FIELD))?,
     };
     log.user_id = step.user_id;
     log.failure = step.failure();
@@ -121,6 +145,7 @@ fn refusal_message(refusal: LoginRefusal) -> Cow<'static, str> {
             "Your password has been disabled and needs to be reset.".into()
         }
         LoginRefusal::WrongCode => totp::WRONG_CODE.into(),
+        LoginRefusal::WrongPasskey => passkey::NOT_ACCEPTED.into(),
         LoginRefusal::InvalidEmail
         | LoginRefusal::UnknownUser
         | LoginRefusal::WrongPassword
@@ -157,7 +182,7 @@ fn finish(
 /// The form of the step that is due.
 fn step_form(view: &View<'_>, next: &NextStep, error: Option<&str>) -> Markup {
     match &next.kind {
-        StepKind::Code => code_form(view, &next.token, error),
+        StepKind::Code { passkey } => code_form(view, &next.token, *passkey, error),
         // The key to scan is the point of this page: the code's field takes no focus.
         StepKind::Enrol { secret, email } => view.layout(
             "Set up two-factor authentication",
@@ -184,12 +209,35 @@ struct View<'a> {
     pad: Option<&'a Pad>,
     /// Mail is set up: the password form links to the reset page (web.md §6).
     resets: bool,
+    /// The realm offers passkeys (web.md §9): its pages carry the script.
+    rp: Option<&'a RelyingParty>,
 }
 
 impl View<'_> {
     fn respond(&self, markup: Markup) -> Response {
+        let page = page::html(200, markup);
+        let page = match self.rp {
+            Some(_) => page::with_script(page),
+            None => page,
+        };
         self.csrf
-            .set_cookie(page::html(200, markup), cookie::is_secure(self.realm_url))
+            .set_cookie(page, cookie::is_secure(self.realm_url))
+    }
+
+    /// A form with a passkey button, where the realm offers passkeys: `token` is the step's.
+    fn passkey_form(&self, token: Option<&str>, label: &str) -> Markup {
+        html! {
+            @if self.rp.is_some() {
+                form method="post" action=(paths::LOGIN) {
+                    (self.carried())
+                    @if let Some(token) = token {
+                        (page::hidden(STEP_FIELD, token))
+                    }
+                    (passkey::button("get", label))
+                }
+                (passkey::script())
+            }
+        }
     }
 
     fn layout(&self, title: &str, content: Markup) -> Markup {
@@ -227,6 +275,7 @@ fn password_form(view: &View<'_>, username: &str, error: Option<&str>) -> Markup
                     required;
                 button type="submit" { "Sign in" }
             }
+            (view.passkey_form(None, "Sign in with a passkey"))
             // Hidden in an app's flow: the reset pages would lose its pad (web.md §3).
             @if view.resets && view.pad.is_none() {
                 a.back href=(paths::RESET_REQUEST) { "Forgot your password?" }
@@ -235,11 +284,14 @@ fn password_form(view: &View<'_>, username: &str, error: Option<&str>) -> Markup
     )
 }
 
-fn code_form(view: &View<'_>, step_token: &str, error: Option<&str>) -> Markup {
+fn code_form(view: &View<'_>, step_token: &str, passkey: bool, error: Option<&str>) -> Markup {
     view.layout(
         "Two-factor authentication",
         html! {
             (page::error_message(error))
+            @if passkey {
+                (view.passkey_form(Some(step_token), "Use a passkey"))
+            }
             p { "Enter the six-digit code from your authenticator app, or one of your recovery codes." }
             form method="post" action=(paths::LOGIN) {
                 (view.carried())
