@@ -8,15 +8,15 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    DbCommand, KeyMode, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
-    no_controls, outln, validated,
+    DbCommand, KeyMode, LdapArgs, OnOff, PasskeyCommand, RealmArg, RealmCommand, TotpCommand,
+    UserCommand, import, no_controls, outln, validated,
 };
 use crate::auth::Origin;
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::recovery;
 use crate::auth::second_factor;
 use crate::auth::totp::{self, Secret};
-use crate::auth::{self, devices, jwt, key, policy, reset};
+use crate::auth::{self, devices, jwt, key, passkeys, policy, reset};
 use crate::clock;
 use crate::dns;
 use crate::email;
@@ -412,6 +412,10 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
         } => reset_link(store, &realm, &email, external_url, lifetime.lifetime),
         UserCommand::RotateKey { email, realm } => rotate_key(store, &realm, &email),
         UserCommand::Keys { email, realm } => list_keys(store, &realm, &email),
+        UserCommand::Passkeys { email, realm } => list_passkeys(store, &realm, &email),
+        UserCommand::Passkey(PasskeyCommand::Remove { email, id, realm }) => {
+            remove_passkey(store, &realm, &email, id)
+        }
         UserCommand::RevokeKey {
             email,
             id,
@@ -490,6 +494,39 @@ fn list_keys(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> 
             ]
         }),
     )
+}
+
+/// `user passkeys` (web.md §9).
+fn list_passkeys(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
+    let (_, user) = find_user(store, realm, email)?;
+    print_table(
+        &["ID", "NAME", "ADDED", "LAST USED"],
+        passkeys::list(store, &user)?.into_iter().map(|p| {
+            vec![
+                p.id.to_string(),
+                p.record.name,
+                clock::iso8601(p.record.created),
+                p.record
+                    .last_used
+                    .map_or_else(|| "-".to_owned(), clock::iso8601),
+            ]
+        }),
+    )
+}
+
+/// `user passkey remove`.
+fn remove_passkey(store: &Store, realm: &RealmArg, email: &str, id: i64) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    let context = entry(
+        AuditEvent::PasskeyRemoved,
+        Some(&realm),
+        Some(user.id),
+        BY_OPERATOR.to_owned(),
+    );
+    if !passkeys::remove(store, &realm, &user, id, &context)? {
+        return invalid!("{email:?} has no passkey {id} (see: zulip-auth user passkeys)");
+    }
+    Ok(())
 }
 
 /// `user revoke-key`: the key `id`, or every key without one (wire.md §9.5).

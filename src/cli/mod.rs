@@ -512,6 +512,16 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
     },
+    /// List a user's passkeys (web.md §9): id, name, when added and last used
+    #[command(after_help = "Example:\n  zulip-auth user passkeys iago@example.com")]
+    Passkeys {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Manage a user's passkeys
+    #[command(subcommand)]
+    Passkey(PasskeyCommand),
     /// Import users exported from a Zulip server (JSON Lines; see the README), all or none
     #[command(after_help = "Example:\n  zulip-auth user import zulip-users.jsonl --realm lear")]
     Import {
@@ -578,6 +588,18 @@ pub enum UserCommand {
     /// Manage a user's second factor (TOTP, as authenticator apps generate)
     #[command(subcommand)]
     Totp(TotpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PasskeyCommand {
+    /// Remove one of a user's passkeys by its id (see `user passkeys`)
+    #[command(after_help = "Example:\n  zulip-auth user passkey remove iago@example.com 3")]
+    Remove {
+        email: String,
+        id: i64,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
