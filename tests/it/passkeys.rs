@@ -405,3 +405,57 @@ fn without_an_external_url_there_are_no_passkeys_and_the_page_says_why() {
             .contains("Passkeys are turned off in this organization.")
     );
 }
+
+/// Issue 24: a ceremony lives in the store, so another process on the same database (another
+/// instance; on PostgreSQL, tests/postgres/run) finishes what one began: an enrolment and a
+/// sign-in without a username.
+#[test]
+fn another_instance_finishes_a_ceremony_that_one_began() {
+    let (mut server, id) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    let (mut browser, _) = Browser::open(&server, LOGIN);
+    browser.sign_in();
+    let options = browser.options(ADD, &[("password", IAGO_PASSWORD)]);
+    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
+    let credential = browser.create(options);
+    let Browser {
+        csrf,
+        session,
+        key,
+        resident,
+        ..
+    } = browser;
+    server.restart();
+    let mut browser = Browser {
+        server: &server,
+        csrf,
+        session,
+        key,
+        resident,
+    };
+    let added = browser.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)]);
+    assert!(
+        added.text().contains("<b>Passkey</b>, added "),
+        "{}",
+        added.text()
+    );
+
+    let (app, _) = Browser::open(&server, &format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
+    let options = app.options(LOGIN, &[("mobile_flow_otp", ZERO_PAD)]);
+    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
+    let credential = browser.get_assertion(options);
+    let csrf = app.csrf.clone();
+    drop((app, browser));
+    server.restart();
+    let app = Browser::open(&server, LOGIN).0;
+    let app = Browser { csrf, ..app };
+    let finished = app.post(
+        LOGIN,
+        &[
+            ("mobile_flow_otp", ZERO_PAD),
+            ("ceremony", &ceremony),
+            ("credential", &credential),
+        ],
+    );
+    let me = users_me(&server, &key_of(&finished));
+    assert_eq!(me.json()["user_id"], id, "{}", me.text());
+}
