@@ -459,3 +459,30 @@ fn another_instance_finishes_a_ceremony_that_one_began() {
     let me = users_me(&server, &key_of(&finished));
     assert_eq!(me.json()["user_id"], id, "{}", me.text());
 }
+
+/// Issue 24: refused answers count against the address, as failed logins do, until even a
+/// right one is refused.
+#[test]
+fn refused_passkeys_count_against_the_address() {
+    let (server, _) =
+        TestServer::with_iago(&["--external-url", ORIGIN, "--address-rate", "2/600s"]);
+    let (mut browser, _) = Browser::open(&server, LOGIN);
+    browser.sign_in();
+    let options = browser.options(ADD, &[("password", IAGO_PASSWORD)]);
+    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
+    let credential = browser.create(options);
+    browser.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)]);
+    let (app, _) = Browser::open(&server, LOGIN);
+    for forged in ["{}", "not json"] {
+        let options = app.options(LOGIN, &[]);
+        let ceremony = options["ceremony"].as_str().unwrap();
+        let refused = app.post(LOGIN, &[("ceremony", ceremony), ("credential", forged)]);
+        assert!(refused.text().contains("That passkey was not accepted."));
+    }
+    let limited = password_free(&server, &mut browser);
+    assert!(
+        limited.text().contains("Too many attempts."),
+        "{}",
+        limited.text()
+    );
+}
