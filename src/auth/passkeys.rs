@@ -8,7 +8,7 @@ use crate::auth::devices;
 use crate::auth::passkey::{
     Assertion, Ceremony, Error, RelyingParty, Started, StoredPasskey, Unavailable, Used,
 };
-use crate::auth::recovery;
+use crate::auth::recovery::{self, entry};
 use crate::auth::second_factor;
 use crate::auth::token;
 use crate::clock;
@@ -228,12 +228,4 @@ fn record_use(
     }
     store.audit(&entry(context, AuditEvent::PasskeyUsed, realm, user))?;
     Ok(Ok(()))
-}
-
-fn entry(context: &AuditEntry, event: AuditEvent, realm: &Realm, user: &User) -> AuditEntry {
-    AuditEntry {
-        realm_id: Some(realm.id),
-        user_id: Some(user.id),
-        ..context.with_event(event)
-    }
 }

@@ -32,10 +32,8 @@ fn entry(
     origin: Origin,
 ) -> AuditEntry {
     AuditEntry {
-        realm_id: Some(realm.id),
-        user_id: Some(user.id),
         detail: Some(origin.detail().to_owned()),
-        ..context.with_event(event)
+        ..recovery::entry(context, event, realm, user)
     }
 }
 

@@ -387,7 +387,9 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
         }
         UserCommand::Show { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            show_user(&realm, &user, second_factor::is_enrolled(store, &user)?)
+            let totp = second_factor::has_totp(store, &user)?;
+            let passkeys = passkeys::list(store, &user)?.len();
+            show_user(&realm, &user, &second_factors(totp, passkeys))
         }
         UserCommand::Totp(command) => totp(store, command),
         UserCommand::SetPassword {
@@ -802,7 +804,25 @@ fn write_stdout(text: &str) -> Result<(), Error> {
     }
 }
 
-fn show_user(realm: &Realm, user: &User, has_totp: bool) -> Result<(), Error> {
+/// A user's second factors in words: `TOTP`, `2 passkeys`, both, or `none`.
+fn second_factors(totp: bool, passkeys: usize) -> String {
+    let passkeys = match passkeys {
+        0 => None,
+        1 => Some("1 passkey".to_owned()),
+        n => Some(format!("{n} passkeys")),
+    };
+    let factors: Vec<String> = totp
+        .then(|| "TOTP".to_owned())
+        .into_iter()
+        .chain(passkeys)
+        .collect();
+    match factors.is_empty() {
+        true => "none".to_owned(),
+        false => factors.join(", "),
+    }
+}
+
+fn show_user(realm: &Realm, user: &User, second_factors: &str) -> Result<(), Error> {
     let row = UserRow::new(user);
     let realm_name = if realm.subdomain.is_empty() {
         "(root)"
@@ -834,7 +854,7 @@ fn show_user(realm: &Realm, user: &User, has_totp: bool) -> Result<(), Error> {
             .into(),
         ),
         ("password", row.password),
-        ("2fa", if has_totp { "TOTP" } else { "none" }.into()),
+        ("2fa", second_factors.to_owned()),
         ("joined", row.date_joined.to_owned()),
     ] {
         outln!("{label:<10} {}", escape_controls(&value))?;

@@ -779,7 +779,11 @@ impl AccountPage<'_> {
                     button.danger type="submit" { "Turn off two-factor authentication" }
                 }
             } @else {
-                p { (reach) }
+                @if recovery_left.is_some() {
+                    p { "Your passkey is your second factor. You can add an authenticator app's codes too." }
+                } @else {
+                    p { (reach) }
+                }
                 form method="post" action=(action(paths::TWO_FACTOR_ON)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
                     button type="submit" { "Set up two-factor authentication" }

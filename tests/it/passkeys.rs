@@ -325,6 +325,8 @@ fn a_counter_going_backwards_and_a_removed_passkey_are_refused() {
     );
     assert_eq!(key_of(&password_free(&server, &mut browser)).len(), 32);
 
+    let shown = server.stdout(&["user", "show", IAGO]);
+    assert!(shown.contains("\n2fa        1 passkey\n"), "{shown}");
     // A clone: the stored counter is past what the authenticator signs next.
     server.execute("UPDATE passkey SET counter = 1000 WHERE name <> $1", "");
     let cloned = password_free(&server, &mut browser);
@@ -367,6 +369,17 @@ fn a_counter_going_backwards_and_a_removed_passkey_are_refused() {
         server
             .stdout(&["audit", "--user", IAGO])
             .contains("passkey_removed")
+    );
+    assert!(
+        server
+            .stdout(&["user", "show", IAGO])
+            .contains("\n2fa        none\n")
+    );
+    let gone = server.cli(&["user", "passkey", "remove", IAGO, &id], "");
+    assert_eq!(gone.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&gone.stderr),
+        format!("zulip-auth: \"{IAGO}\" has no passkey {id} (see: zulip-auth user passkeys)\n")
     );
 }
 
