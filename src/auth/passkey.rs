@@ -93,6 +93,8 @@ pub enum Error {
     AlreadyRegistered,
     /// A second factor was asked of a user without passkeys.
     NoPasskeys,
+    /// The client began more ceremonies than its address may (each is a row for 5 minutes).
+    TooManyCeremonies,
     /// Any other failed check: a bad signature, attestation or flags.
     Refused,
     /// A stored passkey this module cannot read, or options it cannot write: not the
@@ -115,6 +117,7 @@ impl Error {
             Error::NotVerified => "PASSKEY_NOT_VERIFIED",
             Error::AlreadyRegistered => "PASSKEY_ALREADY_REGISTERED",
             Error::NoPasskeys => "PASSKEY_NONE_ENROLLED",
+            Error::TooManyCeremonies => "PASSKEY_TOO_MANY_CEREMONIES",
             Error::Refused => "PASSKEY_REFUSED",
             Error::Internal => "PASSKEY_INTERNAL",
         }

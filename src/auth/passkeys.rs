@@ -3,17 +3,20 @@
 //! sign-in's passkey steps, each audited. The ceremonies themselves are `auth::passkey`'s;
 //! the sign-in's steps that use these are `auth::signin`'s.
 
+use std::net::IpAddr;
+
 use crate::auth::Origin;
 use crate::auth::devices;
 use crate::auth::passkey::{
     Assertion, Ceremony, Error, RelyingParty, Started, StoredPasskey, Unavailable, Used,
 };
+use crate::auth::ratelimit;
 use crate::auth::recovery::{self, entry};
 use crate::auth::second_factor;
 use crate::auth::token;
 use crate::clock;
 use crate::site::Site;
-use crate::store::{AuditEntry, AuditEvent, Realm, Store, StoreResult, User};
+use crate::store::{AuditEntry, AuditEvent, Bucket, Realm, Rule, Store, StoreResult, User};
 
 /// A browser's answer to a ceremony: the id it was given, and the credential as JSON.
 #[derive(Debug, Clone, Copy)]
@@ -39,15 +42,33 @@ pub fn list(store: &Store, user: &User) -> StoreResult<Vec<StoredPasskey>> {
     store.passkeys(user.id)
 }
 
-/// A begun ceremony kept in the store; its options for the browser.
-fn keep(store: &Store, started: Result<Started, Error>) -> StoreResult<Result<String, Error>> {
-    Ok(match started {
-        Ok(started) => {
-            store.begin_ceremony(&started.ceremony)?;
-            Ok(started.options)
-        }
-        Err(error) => Err(error),
-    })
+/// How many ceremonies a client address may begin: each is a row for 5 minutes, and a
+/// sign-in without a username is begun by anyone (web.md §9).
+const CEREMONIES_PER_ADDRESS: Rule = Rule {
+    limit: 60,
+    window: 300.0,
+};
+
+/// A begun ceremony kept in the store, if the client's address has room for one; its
+/// options for the browser.
+fn keep(
+    store: &Store,
+    client: Option<IpAddr>,
+    started: Result<Started, Error>,
+) -> StoreResult<Result<String, Error>> {
+    let started = match started {
+        Ok(started) => started,
+        Err(error) => return Ok(Err(error)),
+    };
+    let bucket = Bucket {
+        key: format!("passkey-{}", ratelimit::address_key(client)),
+        rule: CEREMONIES_PER_ADDRESS,
+    };
+    if store.count_if_room(&[bucket], clock::now())?.is_some() {
+        return Ok(Err(Error::TooManyCeremonies));
+    }
+    store.begin_ceremony(&started.ceremony)?;
+    Ok(Ok(started.options))
 }
 
 /// The ceremony the browser names by `id`, taken from the store: `None` for an id that is
@@ -68,6 +89,7 @@ pub fn start_enrolment(
     store: &Store,
     rp: &RelyingParty,
     user: &User,
+    client: Option<IpAddr>,
 ) -> StoreResult<Result<String, Error>> {
     let existing = records(list(store, user)?);
     let started = rp.start_registration(
@@ -77,7 +99,7 @@ pub fn start_enrolment(
         &existing,
         clock::now(),
     );
-    keep(store, started)
+    keep(store, client, started)
 }
 
 /// Finishes registering the passkey the browser answered for the ceremony,
@@ -133,16 +155,16 @@ pub fn remove(
     store.remove_passkey(user.id, id, &audit)
 }
 
-/// Begins asking `user`, past their password, for one of their passkeys; `None` when they
-/// have none.
+/// Begins asking `user`, past their password, for one of their passkeys.
 pub fn start_second_factor(
     store: &Store,
     rp: &RelyingParty,
     user: &User,
+    client: Option<IpAddr>,
 ) -> StoreResult<Result<String, Error>> {
     let credentials = records(list(store, user)?);
     let started = rp.start_second_factor(user.id, &credentials, clock::now());
-    keep(store, started)
+    keep(store, client, started)
 }
 
 /// Whether the browser's answer to the ceremony is one of `user`'s passkeys,
@@ -167,8 +189,12 @@ pub fn check_second_factor(
 }
 
 /// Begins a sign-in without a username.
-pub fn start_password_free(store: &Store, rp: &RelyingParty) -> StoreResult<Result<String, Error>> {
-    keep(store, rp.start_password_free(clock::now()))
+pub fn start_password_free(
+    store: &Store,
+    rp: &RelyingParty,
+    client: Option<IpAddr>,
+) -> StoreResult<Result<String, Error>> {
+    keep(store, client, rp.start_password_free(clock::now()))
 }
 
 /// The owner of the passkey that answered the ceremony, if it signs them in by

@@ -29,7 +29,7 @@ use crate::auth::login::{
     Client, Credentials, Deferred, Login, LoginRefusal, Method, Success, Verified,
 };
 use crate::auth::notice::LoginNotice;
-use crate::auth::passkey::RelyingParty;
+use crate::auth::passkey::{self, RelyingParty};
 use crate::auth::passkeys;
 use crate::auth::recovery;
 use crate::auth::second_factor;
@@ -205,23 +205,24 @@ impl SignIn<'_> {
     }
 
     /// The options of a passkey ceremony for the step `token` stands for (one of the user's
-    /// passkeys), or without a token for a sign-in without a username; `None` when there
-    /// is nothing to ask for (a step gone, a user without passkeys).
+    /// passkeys), or without a token for a sign-in without a username. A step that is gone
+    /// or waits for no code is [`passkey::Error::NoCeremony`].
     pub fn passkey_options(
         &self,
         realm: &Realm,
         token: Option<&str>,
         rp: &RelyingParty,
-    ) -> StoreResult<Option<String>> {
-        let store = self.login.store;
-        let started = match token {
-            None => passkeys::start_password_free(store, rp)?,
+    ) -> StoreResult<Result<String, passkey::Error>> {
+        let (store, client) = (self.login.store, self.client.address);
+        match token {
+            None => passkeys::start_password_free(store, rp, client),
             Some(token) => match self.pending(realm, token)? {
-                Some((_, user, Second::Code)) => passkeys::start_second_factor(store, rp, &user)?,
-                _ => return Ok(None),
+                Some((_, user, Second::Code)) => {
+                    passkeys::start_second_factor(store, rp, &user, client)
+                }
+                _ => Ok(Err(passkey::Error::NoCeremony)),
             },
-        };
-        Ok(started.ok())
+        }
     }
 
     /// A sign-in with a passkey and no username (web.md §9): its owner, if the

@@ -570,8 +570,8 @@ impl View<'_> {
                     page => Err(page),
                 };
             }
-            let started = passkeys::start_enrolment(store, &rp, user)?;
-            return Ok(passkey::options_or_none(started.ok()));
+            let started = passkeys::start_enrolment(store, &rp, user, self.ctx.client.address)?;
+            return Ok(passkey::options_or_why(started));
         }
         let Some(answer) = passkey::answer(form) else {
             let needs = "Adding a passkey needs JavaScript.";

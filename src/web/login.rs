@@ -80,14 +80,14 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
         form.get(mobile_flow::DESKTOP_FIELD),
     )?;
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
-    let rp = passkeys::relying_party(ctx.site, &realm).ok();
+    let offered = passkeys::relying_party(ctx.site, &realm);
     let view = View {
         realm: &realm,
         realm_url: &realm_url,
         csrf: &csrf,
         pad: pad.as_ref(),
         resets: ctx.reset_desk.is_some(),
-        rp: rp.as_ref(),
+        rp: offered.as_ref().ok(),
     };
     let signin = SignIn {
         login: &ctx.login,
@@ -95,19 +95,19 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     };
     let (token, answer) = (form.get(STEP_FIELD), passkey::answer(&form));
     if passkey::wants_options(&form) {
-        let options = match &rp {
-            Some(rp) => signin.passkey_options(&realm, token, rp)?,
-            None => None,
-        };
-        return Ok(passkey::options_or_none(options));
+        return Ok(match &offered {
+            Ok(rp) => passkey::options_or_why(signin.passkey_options(&realm, token, rp)?),
+            Err(unavailable) => passkey::options(Err(unavailable.message())),
+        });
     }
     let username = form.text("username");
-    let step = match (token, answer, &rp) {
-        (_, Some(_), None) => {
-            return Ok(view.respond(password_form(&view, "", Some(passkey::NOT_ACCEPTED))));
+    let step = match (token, answer, &offered) {
+        (_, Some(_), Err(unavailable)) => {
+            let message = Some(unavailable.message());
+            return Ok(view.respond(password_form(&view, "", message)));
         }
-        (None, Some(answer), Some(rp)) => signin.password_free(&realm, rp, answer)?,
-        (Some(token), Some(answer), Some(rp)) => signin.passkey(&realm, token, rp, answer)?,
+        (None, Some(answer), Ok(rp)) => signin.password_free(&realm, rp, answer)?,
+        (Some(token), Some(answer), Ok(rp)) => signin.passkey(&realm, token, rp, answer)?,
         (None, None, _) => {
             let password = form.text("password");
             signin.password(&realm, Credentials { username, password })?

@@ -27,8 +27,6 @@ pub const ID_FIELD: &str = "passkey_id";
 
 /// A refused passkey at the sign-in, which tells nothing of whose it is.
 pub const NOT_ACCEPTED: &str = "That passkey was not accepted. Please try again.";
-/// The options of a ceremony that cannot be begun (a step gone, nothing to ask for).
-const NO_OPTIONS: &str = "This page has nothing to ask a passkey for. Please reload it.";
 
 /// `GET /static/passkey.js`.
 pub fn serve_script(request: &Request) -> Response {
@@ -57,6 +55,13 @@ pub fn answer(form: &Form) -> Option<Answer<'_>> {
     })
 }
 
+/// A refused request for options, shaped as the API's errors.
+#[derive(serde::Serialize)]
+struct Refused<'a> {
+    result: &'static str,
+    msg: &'a str,
+}
+
 /// The answer to the script's request for options: the ceremony's options, or a refusal
 /// whose `msg` the script shows.
 pub fn options(options: Result<String, &str>) -> Response {
@@ -68,16 +73,20 @@ pub fn options(options: Result<String, &str>) -> Response {
             body: options.into_bytes(),
             log: LogContext::default(),
         },
-        Err(message) => {
-            Response::json(400, &serde_json::json!({"result": "error", "msg": message}))
-        }
+        Err(msg) => Response::json(
+            400,
+            &Refused {
+                result: "error",
+                msg,
+            },
+        ),
     };
     page::secured(response)
 }
 
-/// [`options`] of a ceremony that may not have begun.
-pub fn options_or_none(started: Option<String>) -> Response {
-    options(started.ok_or(NO_OPTIONS))
+/// [`options`] of a ceremony that may not have begun: why not, in words.
+pub fn options_or_why(started: Result<String, Error>) -> Response {
+    options(started.map_err(message))
 }
 
 /// The words for a failed ceremony on a page.
@@ -90,7 +99,12 @@ pub fn message(error: Error) -> &'static str {
         Error::NotVerified => {
             "Your authenticator did not verify you (with a PIN or biometrics). Please try again."
         }
-        Error::Internal => "The passkey could not be used. Please try again later.",
+        Error::Internal | Error::NoPasskeys => {
+            "The passkey could not be used. Please try again later."
+        }
+        Error::TooManyCeremonies => {
+            "Too many passkey requests from your address. Please try again in a few minutes."
+        }
         _ => NOT_ACCEPTED,
     }
 }

@@ -499,3 +499,21 @@ fn refused_passkeys_count_against_the_address() {
         limited.text()
     );
 }
+
+/// Issue 24: anyone may begin a sign-in without a username, and each ceremony is a row for
+/// 5 minutes, so an address begins at most 60 in 5 minutes.
+#[test]
+fn an_address_begins_a_bounded_number_of_ceremonies() {
+    let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    let (app, _) = Browser::open(&server, LOGIN);
+    for _ in 0..60 {
+        app.options(LOGIN, &[]);
+    }
+    let refused = app.post(LOGIN, &[("passkey_options", "1")]);
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.text(),
+        "{\"result\":\"error\",\"msg\":\"Too many passkey requests from your address. Please try again in a few minutes.\"}\n"
+    );
+    assert_eq!(server.row_count("passkey_ceremony"), 60);
+}
