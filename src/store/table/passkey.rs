@@ -126,11 +126,12 @@ impl<B: Backend> Passkeys for B {
 
     fn use_passkey(&self, used: &Used) -> StoreResult<bool> {
         let counter = i64::from(used.counter);
+        // `$2` is compared with the column only, so PostgreSQL types it as the column.
         self.durably(|conn| {
             let moved = conn.execute(
                 sql!(
                     "UPDATE passkey SET counter = $2, credential = $3, last_used_at = $4
-                     WHERE credential_id = $1 AND ((counter = 0 AND $2 = 0) OR counter < $2)"
+                     WHERE credential_id = $1 AND (counter < $2 OR (counter = 0 AND counter = $2))"
                 ),
                 params![&used.credential_id, counter, &used.passkey, used.at],
             )?;
