@@ -492,6 +492,16 @@ fn refused_passkeys_count_against_the_address() {
         let refused = app.post(LOGIN, &[("ceremony", ceremony), ("credential", forged)]);
         assert!(refused.text().contains("That passkey was not accepted."));
     }
+    // One line per refusal, which the fail2ban filter counts.
+    let log = server.log_containing("reason=WRONG_PASSKEY");
+    let line = log
+        .lines()
+        .find(|l| l.contains("reason=WRONG_PASSKEY"))
+        .unwrap();
+    let host = crate::cli::fail2ban_filter()
+        .captures(line)
+        .map(|c| c["host"].to_owned());
+    assert_eq!(host.as_deref(), Some("127.0.0.1"), "{line}");
     let limited = password_free(&server, &mut browser);
     assert!(
         limited.text().contains("Too many attempts."),
