@@ -24,7 +24,7 @@ use crate::web::Context;
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
-use crate::web::page::{self, Banner, NO_REALM, Refusal, hidden, layout};
+use crate::web::page::{self, Banner, NO_REALM, Refusal, hidden, layout, password_field};
 use crate::web::passkey;
 use crate::web::paths;
 use crate::web::totp;
@@ -633,13 +633,6 @@ fn zuliprc(email: &str, key: &str, site: &str) -> Response {
         log: LogContext::default(),
     })
     .header("Content-Disposition", "attachment; filename=\"zuliprc\"")
-}
-
-fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
-    html! {
-        label for=(id) { (label) }
-        input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
-    }
 }
 
 /// The account page: who is signed in, then a section for each thing a person comes for.

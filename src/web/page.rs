@@ -244,6 +244,14 @@ pub fn new_password_fields() -> Markup {
     }
 }
 
+/// A labelled password field that must be filled.
+pub fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
+    html! {
+        label for=(id) { (label) }
+        input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
+    }
+}
+
 /// A hidden field.
 pub fn hidden(name: &str, value: &str) -> Markup {
     html! { input type="hidden" name=(name) value=(value); }

@@ -11,7 +11,7 @@ use crate::clock;
 use crate::http::{JSON, LogContext, Request, Response};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
-use crate::web::page::{self, hidden};
+use crate::web::page::{self, hidden, password_field};
 use crate::web::paths;
 
 /// `static/passkey.js`, served as `text/javascript`.
@@ -156,9 +156,7 @@ pub fn account_section(
                     label for="passkey_name" { "Passkey name" }
                     input type="text" id="passkey_name" name="passkey_name" maxlength="100"
                         placeholder="My phone";
-                    label for="password_passkey" { "Password" }
-                    input type="password" id="password_passkey" name="password"
-                        autocomplete="current-password" required;
+                    (password_field("password_passkey", "password", "Password", "current-password"))
                     (button("create", "Add a passkey"))
                     noscript { p.hint { "Adding a passkey needs JavaScript." } }
                 }
@@ -179,9 +177,7 @@ pub fn confirm_removal(csrf: &Csrf, passkey: &StoredPasskey, error: Option<&str>
         form method="post" action=(paths::PASSKEY_REMOVE) {
             (hidden(csrf::FIELD, csrf.token()))
             (hidden(ID_FIELD, &passkey.id.to_string()))
-            label for="password_remove" { "Password" }
-            input type="password" id="password_remove" name="password"
-                autocomplete="current-password" required;
+            (password_field("password_remove", "password", "Password", "current-password"))
             button.danger type="submit" { "Remove this passkey" }
         }
         a.back href=(paths::SETTINGS) { "Keep it" }
