@@ -527,3 +527,29 @@ fn an_address_begins_a_bounded_number_of_ceremonies() {
     );
     assert_eq!(server.row_count("passkey_ceremony"), 60);
 }
+
+/// Issue 24: under per-device keys, a sign-in with a passkey makes the device a key of its
+/// own, with the method `passkey`.
+#[test]
+fn under_per_device_keys_a_passkey_makes_the_device_its_own_key() {
+    let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    server.ok(&["realm", "set", "", "--api-keys", "per-device"]);
+    let (mut browser, _) = Browser::open(&server, LOGIN);
+    browser.sign_in();
+    let options = browser.options(ADD, &[("password", IAGO_PASSWORD)]);
+    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
+    let credential = browser.create(options);
+    browser.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)]);
+    let first = key_of(&password_free(&server, &mut browser));
+    let second = key_of(&password_free(&server, &mut browser));
+    assert_ne!(first, second);
+    for key in [&first, &second] {
+        assert_eq!(users_me(&server, key).status, 200);
+    }
+    let keys = server.stdout(&["user", "keys", IAGO]);
+    let by_passkey = keys
+        .lines()
+        .filter(|l| l.split_whitespace().any(|word| word == "passkey"))
+        .count();
+    assert_eq!(by_passkey, 2, "{keys}");
+}
