@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use crate::auth::Origin;
 use crate::auth::devices;
 use crate::auth::passkey::{
-    Assertion, Ceremony, Error, RelyingParty, Started, StoredPasskey, Unavailable, Used,
+    Assertion, Ceremony, CredentialRecord, Error, RelyingParty, Started, StoredPasskey,
+    Unavailable, Used,
 };
 use crate::auth::ratelimit;
 use crate::auth::recovery::{self, entry};
@@ -80,7 +81,7 @@ fn take(store: &Store, id: &str) -> StoreResult<Option<Ceremony>> {
     store.take_ceremony(&token::digest(id))
 }
 
-fn records(passkeys: Vec<StoredPasskey>) -> Vec<crate::auth::passkey::CredentialRecord> {
+fn records(passkeys: Vec<StoredPasskey>) -> Vec<CredentialRecord> {
     passkeys.into_iter().map(|stored| stored.record).collect()
 }
 
@@ -122,13 +123,8 @@ pub fn finish_enrolment(
             Err(error) => return Ok(Err(error)),
         };
     let had_factor = second_factor::is_enrolled(store, user)?;
-    let audit = AuditEntry {
-        detail: Some(format!(
-            "{name:?}: {}",
-            context.detail.as_deref().unwrap_or("")
-        )),
-        ..entry(context, AuditEvent::PasskeyAdded, realm, user)
-    };
+    // No name in the trail: it outlives the account (as UserChanges::describe).
+    let audit = entry(context, AuditEvent::PasskeyAdded, realm, user);
     if !store.add_passkey(user.id, &record, &audit)? {
         return Ok(Err(Error::AlreadyRegistered));
     }
