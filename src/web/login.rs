@@ -68,7 +68,7 @@ fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Re
         resets: ctx.reset_desk.is_some(),
         rp: rp.as_ref(),
     };
-    Ok(view.respond(password_form(&view, "", None)))
+    Ok(view.respond(password_form(&view, "", None), true))
 }
 
 /// One step of the sign-in, and its outcome rendered.
@@ -104,7 +104,7 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     let step = match (token, answer, &offered) {
         (_, Some(_), Err(unavailable)) => {
             let message = Some(unavailable.message());
-            return Ok(view.respond(password_form(&view, "", message)));
+            return Ok(view.respond(password_form(&view, "", message), false));
         }
         (None, Some(answer), Ok(rp)) => signin.password_free(&realm, rp, answer)?,
         (Some(token), Some(answer), Ok(rp)) => signin.passkey(&realm, token, rp, answer)?,
@@ -116,21 +116,29 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     };
     log.user_id = step.user_id;
     log.failure = step.failure();
-    let markup = match step.outcome {
+    // The pages with a passkey button load the script (web.md §9).
+    let (markup, passkeys) = match step.outcome {
         Outcome::Success(success) => {
             return finish(ctx, &view, &success.user, &success.api_key, &realm_url);
         }
-        Outcome::Continue(next) => step_form(&view, &next, None),
-        Outcome::Denied(Denial::Again { step, refusal }) => {
-            step_form(&view, &step, Some(&refusal_message(refusal)))
-        }
+        Outcome::Continue(next) => (step_form(&view, &next, None), offers_passkey(&next)),
+        Outcome::Denied(Denial::Again { step, refusal }) => (
+            step_form(&view, &step, Some(&refusal_message(refusal))),
+            offers_passkey(&step),
+        ),
         // The form of the code step has no username: a refusal there starts afresh.
-        Outcome::Denied(Denial::Refused(refusal)) => {
-            password_form(&view, username, Some(&refusal_message(refusal)))
-        }
-        Outcome::Denied(Denial::Expired) => password_form(&view, "", Some(EXPIRED)),
+        Outcome::Denied(Denial::Refused(refusal)) => (
+            password_form(&view, username, Some(&refusal_message(refusal))),
+            true,
+        ),
+        Outcome::Denied(Denial::Expired) => (password_form(&view, "", Some(EXPIRED)), true),
     };
-    Ok(view.respond(markup))
+    Ok(view.respond(markup, passkeys))
+}
+
+/// Whether the step offers one of the user's passkeys.
+fn offers_passkey(next: &NextStep) -> bool {
+    matches!(next.kind, StepKind::Code { passkey: true })
 }
 
 /// The words for a refusal, never telling whether the account exists: a deactivated
@@ -209,16 +217,18 @@ struct View<'a> {
     pad: Option<&'a Pad>,
     /// Mail is set up: the password form links to the reset page (web.md §6).
     resets: bool,
-    /// The realm offers passkeys (web.md §9): its pages carry the script.
+    /// The realm offers passkeys (web.md §9): its pages with passkey buttons carry the script.
     rp: Option<&'a RelyingParty>,
 }
 
 impl View<'_> {
-    fn respond(&self, markup: Markup) -> Response {
+    /// The page; one that may have a passkey button (`passkeys`), where the realm offers
+    /// them, under the script's policy.
+    fn respond(&self, markup: Markup, passkeys: bool) -> Response {
         let page = page::html(200, markup);
-        let page = match self.rp {
-            Some(_) => page::with_script(page),
-            None => page,
+        let page = match (self.rp, passkeys) {
+            (Some(_), true) => page::with_script(page),
+            _ => page,
         };
         self.csrf
             .set_cookie(page, cookie::is_secure(self.realm_url))

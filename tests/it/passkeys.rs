@@ -553,3 +553,27 @@ fn under_per_device_keys_a_passkey_makes_the_device_its_own_key() {
         .count();
     assert_eq!(by_passkey, 2, "{keys}");
 }
+
+/// Issue 24: only the pages with a passkey button run the script; a code step of a user
+/// without a passkey keeps the policy without script, in a realm that offers them.
+#[test]
+fn only_pages_with_a_passkey_button_allow_the_script() {
+    let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    server.stdout(&["user", "totp", "enroll", IAGO]);
+    let (app, login) = Browser::open(&server, LOGIN);
+    assert!(
+        login
+            .header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let step = app.post(LOGIN, &[("username", IAGO), ("password", IAGO_PASSWORD)]);
+    assert!(
+        step.text().contains("name=\"otp_token\""),
+        "{}",
+        step.text()
+    );
+    assert!(!step.text().contains("data-passkey"));
+    let csp = step.header("content-security-policy").unwrap();
+    assert!(!csp.contains("script"), "{csp}");
+}
