@@ -577,3 +577,29 @@ fn only_pages_with_a_passkey_button_allow_the_script() {
     let csp = step.header("content-security-policy").unwrap();
     assert!(!csp.contains("script"), "{csp}");
 }
+
+/// Issue 24: a passkey verified by its authenticator is both factors, so it satisfies
+/// `--require-2fa` by itself, where a password alone gets the code step.
+#[test]
+fn a_passkey_alone_satisfies_require_2fa() {
+    let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    let (mut browser, _) = Browser::open(&server, LOGIN);
+    browser.sign_in();
+    let options = browser.options(ADD, &[("password", IAGO_PASSWORD)]);
+    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
+    let credential = browser.create(options);
+    browser.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)]);
+    server.ok(&["realm", "set", "", "--require-2fa", "on"]);
+    let (app, _) = Browser::open(&server, &format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
+    let step = app.post(
+        LOGIN,
+        &[
+            ("username", IAGO),
+            ("password", IAGO_PASSWORD),
+            ("mobile_flow_otp", ZERO_PAD),
+        ],
+    );
+    assert!(step.text().contains("Use a passkey"), "{}", step.text());
+    let key = key_of(&password_free(&server, &mut browser));
+    assert_eq!(users_me(&server, &key).status, 200);
+}
