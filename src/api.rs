@@ -177,6 +177,10 @@ const ROUTES: &[Route] = &[
     checking_form(web::paths::TWO_FACTOR_ON),
     checking_form(web::paths::TWO_FACTOR_OFF),
     checking_form(web::paths::RECOVERY_CODES),
+    // Passkeys (web.md §9): adding one checks the password, as does removing one.
+    checking_form(web::paths::PASSKEY_ADD),
+    checking_form(web::paths::PASSKEY_REMOVE),
+    page(web::paths::PASSKEY_SCRIPT, Api::passkey_script),
 ];
 
 impl ApiConfig {
@@ -280,7 +284,8 @@ fn login_error(refusal: LoginRefusal) -> ApiError {
         | LoginRefusal::WrongPassword
         | LoginRefusal::DirectoryUnavailable
         | LoginRefusal::PasswordChanged
-        | LoginRefusal::WrongCode => ApiError::authentication_failed(),
+        | LoginRefusal::WrongCode
+        | LoginRefusal::WrongPasskey => ApiError::authentication_failed(),
     }
 }
 
@@ -314,6 +319,17 @@ impl Api {
             return Err(ApiError::not_found());
         }
         Ok(web::page::see_other(web::paths::LOGIN.to_owned()))
+    }
+
+    /// The passkeys' script (web.md §9).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    #[allow(clippy::unused_self, reason = "the route table's handler type")]
+    fn passkey_script(
+        &mut self,
+        request: &Request,
+        _: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        Ok(web::passkey::serve_script(request))
     }
 
     /// The forgotten-password pages (web.md §6).

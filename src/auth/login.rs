@@ -72,6 +72,8 @@ pub enum Method {
     Reconfirm,
     /// `jwt/fetch_api_key`: a token signed with the realm's key (wire.md §17).
     Jwt,
+    /// A passkey without a username (web.md §9): both factors at once.
+    Passkey,
 }
 
 impl Method {
@@ -84,6 +86,7 @@ impl Method {
             Method::Dev => "dev",
             Method::Reconfirm => "reconfirm",
             Method::Jwt => "jwt",
+            Method::Passkey => "passkey",
         }
     }
 
@@ -96,6 +99,7 @@ impl Method {
             Method::Web => Some("web"),
             Method::Jwt => Some("jwt"),
             Method::Dev => Some("dev"),
+            Method::Passkey => Some("passkey"),
             Method::Reconfirm => None,
         }
     }
@@ -107,6 +111,7 @@ impl Method {
             Method::Dev => Some("dev login"),
             Method::Reconfirm => Some("password entered again"),
             Method::Jwt => Some("JWT login"),
+            Method::Passkey => Some("passkey sign-in"),
         }
     }
 }
@@ -133,6 +138,8 @@ pub enum LoginRefusal {
     PasswordChanged,
     /// A second factor's code that was not accepted.
     WrongCode,
+    /// A passkey's answer that was not accepted (web.md §9).
+    WrongPasskey,
     /// Step 9.
     RealmDeactivated,
     UserDeactivated,
@@ -159,6 +166,7 @@ impl LoginRefusal {
             LoginRefusal::DirectoryUnavailable => "LDAP_UNAVAILABLE",
             LoginRefusal::PasswordChanged => "PASSWORD_CHANGED",
             LoginRefusal::WrongCode => "WRONG_CODE",
+            LoginRefusal::WrongPasskey => "WRONG_PASSKEY",
             LoginRefusal::RealmDeactivated => "REALM_DEACTIVATED",
             LoginRefusal::UserDeactivated => "USER_DEACTIVATED",
             LoginRefusal::ResetRequired => "PASSWORD_RESET_REQUIRED",
@@ -180,6 +188,7 @@ impl LoginRefusal {
             LoginRefusal::DirectoryUnavailable => "ldap_unavailable",
             LoginRefusal::PasswordChanged => "password_changed",
             LoginRefusal::WrongCode => "wrong_code",
+            LoginRefusal::WrongPasskey => "wrong_passkey",
             LoginRefusal::RealmDeactivated => "realm_deactivated",
             LoginRefusal::UserDeactivated => "user_deactivated",
             LoginRefusal::ResetRequired => "password_reset_required",
@@ -199,6 +208,7 @@ impl LoginRefusal {
                 | LoginRefusal::DirectoryUnavailable
                 | LoginRefusal::PasswordChanged
                 | LoginRefusal::WrongCode
+                | LoginRefusal::WrongPasskey
                 | LoginRefusal::BadToken
         )
     }

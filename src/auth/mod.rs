@@ -12,6 +12,7 @@ pub mod login;
 pub mod notice;
 pub mod oidc;
 pub mod passkey;
+pub mod passkeys;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;

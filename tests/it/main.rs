@@ -25,6 +25,7 @@ mod mail;
 mod mailbox;
 mod metrics;
 mod ops;
+mod passkeys;
 mod ratelimit;
 mod redteam;
 mod reset;

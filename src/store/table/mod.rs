@@ -6,6 +6,8 @@ mod api_key;
 mod audit_log;
 mod finish_login;
 mod login_mail_off;
+mod passkey;
+mod passkey_ceremony;
 mod password;
 mod password_reset;
 mod prune;
