@@ -248,3 +248,29 @@ CREATE INDEX oidc_pending_expires ON oidc_pending (expires_at);
 -- The method word of a sign-in's first step (web, oidc): the finish after the code is
 -- audited, counted and keyed with it.
 ALTER TABLE web_login_step ADD COLUMN method TEXT NOT NULL DEFAULT 'web';
+
+-- migration 11
+-- Passkeys (web.md §9). A realm offers them unless turned off (realm set --passkeys off).
+ALTER TABLE realm ADD COLUMN passkeys BOOLEAN NOT NULL DEFAULT TRUE;
+-- A user's passkey: its credential id (base64url, unique across the server), the user handle
+-- the authenticator keeps, webauthn-rs' serialised credential (a public key, no secret), the
+-- name the user gave it, and the highest signature counter accepted so far.
+CREATE TABLE passkey (
+    id BIGSERIAL PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES "user" (id),
+    credential_id TEXT NOT NULL UNIQUE,
+    user_handle TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    last_used_at DOUBLE PRECISION,
+    counter BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX passkey_user ON passkey (user_id);
+-- A ceremony between its options and the browser's answer, under the lowercase hex SHA-256 of
+-- the id the browser holds: taken (deleted) by the answer, pruned once expired.
+CREATE TABLE passkey_ceremony (
+    id_hash TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);

@@ -26,7 +26,7 @@ use crate::error::{ApiError, UNAVAILABLE_RETRY_AFTER};
 use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::metrics;
 use crate::params::Params;
-use crate::reset_desk::ResetDesk;
+use crate::reset_desk::{self, ResetDesk};
 use crate::site::Site;
 use crate::store::{AuditEvent, IdentityProvider, Realm, Role, SessionLimits, Store, User};
 use crate::web;
@@ -191,6 +191,10 @@ const ROUTES: &[Route] = &[
     checking_form(web::paths::TWO_FACTOR_ON),
     checking_form(web::paths::TWO_FACTOR_OFF),
     checking_form(web::paths::RECOVERY_CODES),
+    // Passkeys (web.md §9): adding one checks the password, as does removing one.
+    checking_form(web::paths::PASSKEY_ADD),
+    checking_form(web::paths::PASSKEY_REMOVE),
+    page(web::paths::PASSKEY_SCRIPT, Api::passkey_script),
 ];
 
 impl ApiConfig {
@@ -295,7 +299,8 @@ fn login_error(refusal: LoginRefusal) -> ApiError {
         | LoginRefusal::DirectoryUnavailable
         | LoginRefusal::PasswordChanged
         | LoginRefusal::WrongCode
-        | LoginRefusal::ProviderFailed => ApiError::authentication_failed(),
+        | LoginRefusal::ProviderFailed
+        | LoginRefusal::WrongPasskey => ApiError::authentication_failed(),
     }
 }
 
@@ -306,7 +311,6 @@ impl Api {
             store: &self.store,
             hasher: &self.hasher,
             limits: self.config.limits,
-            notices: self.reset_desk.as_ref(),
         }
     }
 
@@ -378,6 +382,17 @@ impl Api {
         ))
     }
 
+    /// The passkeys' script (web.md §9).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    #[allow(clippy::unused_self, reason = "the route table's handler type")]
+    fn passkey_script(
+        &mut self,
+        request: &Request,
+        _: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        Ok(web::passkey::serve_script(request))
+    }
+
     /// The forgotten-password pages (web.md §6).
     #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
     fn web_reset(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
@@ -434,11 +449,15 @@ impl Api {
             .login(&realm, credentials, client(request, log), Method::Api)?;
         log.user_id = checked.user_id;
         let mut response = match checked.outcome {
-            Ok(success) => api_key_response(
-                &success.api_key,
-                &success.user,
-                params.ignored(&["username", "password"]),
-            ),
+            Ok(success) => {
+                let response = api_key_response(
+                    &success.api_key,
+                    &success.user,
+                    params.ignored(&["username", "password"]),
+                );
+                reset_desk::post(self.reset_desk.as_ref(), success.notices);
+                response
+            }
             Err(refusal) => {
                 log.failure = refusal.reason();
                 error_response(&login_error(refusal))
@@ -495,11 +514,15 @@ impl Api {
             })?;
         log.user_id = checked.user_id;
         match checked.outcome {
-            Ok(success) => Ok(jwt_key_response(
-                &success,
-                include_profile,
-                params.ignored(&["token", "include_profile"]),
-            )),
+            Ok(success) => {
+                let response = jwt_key_response(
+                    &success,
+                    include_profile,
+                    params.ignored(&["token", "include_profile"]),
+                );
+                reset_desk::post(self.reset_desk.as_ref(), success.notices);
+                Ok(response)
+            }
             Err(refusal) => {
                 log.failure = refusal.reason();
                 Ok(error_response(&login_error(refusal)))

@@ -114,7 +114,7 @@ pub fn reconfirm(
         return confirm_password(login, realm, user, password, client);
     }
     if signed_in_at.is_none_or(|at| clock::now() - at > RECONFIRM_SECONDS) {
-        if !password.is_empty() && second_factor::is_enrolled(login.store, user)? {
+        if !password.is_empty() && second_factor::has_totp(login.store, user)? {
             return reconfirm_by_code(login, realm, user, password, client);
         }
         return Err(PasswordRefusal::SignInAgain);

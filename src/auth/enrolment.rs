@@ -75,7 +75,7 @@ pub fn turn_on(
     let key = offer_key(session_id);
     // An offer stands only while the user has no factor: one turned on since (by the
     // operator, or a sign-in under --require-2fa) is never replaced.
-    if second_factor::is_enrolled(store, user)? {
+    if second_factor::has_totp(store, user)? {
         store.take_login_step(&key)?;
         return Ok(Err(OfferRefusal::Expired));
     }
@@ -86,6 +86,8 @@ pub fn turn_on(
     if !store.take_login_step(&key)? {
         return Ok(Err(OfferRefusal::Expired));
     }
+    // A passkey is a factor too: its recovery codes stay.
+    let had_factor = second_factor::is_enrolled(store, user)?;
     second_factor::enrol(
         store,
         realm,
@@ -95,7 +97,7 @@ pub fn turn_on(
         Origin::Web,
         context,
     )?;
-    let codes = recovery::after_first_factor(store, realm, user, false, Origin::Web, context)?;
+    let codes = recovery::after_first_factor(store, realm, user, had_factor, Origin::Web, context)?;
     Ok(Ok(codes.unwrap_or_default()))
 }
 

@@ -28,14 +28,13 @@ use log::warn;
 use crate::auth::devices;
 use crate::auth::key;
 use crate::auth::ldap::{self, Outcome};
-use crate::auth::notice::LoginNotice;
+use crate::auth::notice::{LoginNotice, Told};
 use crate::auth::password::{self, Hasher, Verdict};
 use crate::auth::policy;
 use crate::auth::ratelimit::{self, Gate, Quota, RateLimits};
 use crate::clock;
 use crate::email;
 use crate::metrics;
-use crate::reset_desk::ResetDesk;
 use crate::store::limits::username_key;
 use crate::store::{
     AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewDeviceKey, NewUser, Realm,
@@ -75,6 +74,8 @@ pub enum Method {
     Jwt,
     /// A sign-in through the realm's OpenID provider (web.md §10).
     Oidc,
+    /// A passkey without a username (web.md §9): both factors at once.
+    Passkey,
 }
 
 impl Method {
@@ -98,6 +99,7 @@ impl Method {
             Method::Reconfirm => "reconfirm",
             Method::Jwt => "jwt",
             Method::Oidc => "oidc",
+            Method::Passkey => "passkey",
         }
     }
 
@@ -111,6 +113,7 @@ impl Method {
             Method::Jwt => Some("jwt"),
             Method::Oidc => Some("oidc"),
             Method::Dev => Some("dev"),
+            Method::Passkey => Some("passkey"),
             Method::Reconfirm => None,
         }
     }
@@ -123,6 +126,7 @@ impl Method {
             Method::Reconfirm => Some("password entered again"),
             Method::Jwt => Some("JWT login"),
             Method::Oidc => Some("OpenID Connect sign-in"),
+            Method::Passkey => Some("passkey sign-in"),
         }
     }
 }
@@ -149,6 +153,8 @@ pub enum LoginRefusal {
     PasswordChanged,
     /// A second factor's code that was not accepted.
     WrongCode,
+    /// A passkey's answer that was not accepted (web.md §9).
+    WrongPasskey,
     /// Step 9.
     RealmDeactivated,
     UserDeactivated,
@@ -177,6 +183,7 @@ impl LoginRefusal {
             LoginRefusal::DirectoryUnavailable => "LDAP_UNAVAILABLE",
             LoginRefusal::PasswordChanged => "PASSWORD_CHANGED",
             LoginRefusal::WrongCode => "WRONG_CODE",
+            LoginRefusal::WrongPasskey => "WRONG_PASSKEY",
             LoginRefusal::RealmDeactivated => "REALM_DEACTIVATED",
             LoginRefusal::UserDeactivated => "USER_DEACTIVATED",
             LoginRefusal::ResetRequired => "PASSWORD_RESET_REQUIRED",
@@ -199,6 +206,7 @@ impl LoginRefusal {
             LoginRefusal::DirectoryUnavailable => "ldap_unavailable",
             LoginRefusal::PasswordChanged => "password_changed",
             LoginRefusal::WrongCode => "wrong_code",
+            LoginRefusal::WrongPasskey => "wrong_passkey",
             LoginRefusal::RealmDeactivated => "realm_deactivated",
             LoginRefusal::UserDeactivated => "user_deactivated",
             LoginRefusal::ResetRequired => "password_reset_required",
@@ -220,6 +228,7 @@ impl LoginRefusal {
                 | LoginRefusal::DirectoryUnavailable
                 | LoginRefusal::PasswordChanged
                 | LoginRefusal::WrongCode
+                | LoginRefusal::WrongPasskey
                 | LoginRefusal::BadToken
                 | LoginRefusal::ProviderFailed
         )
@@ -291,6 +300,9 @@ pub struct Success {
     /// As stored at the finish.
     pub user: User,
     pub api_key: String,
+    /// The mails this login is due (web.md §8.1, §4.1): the caller posts them to the reset
+    /// desk after its answer, when mail is set up.
+    pub notices: Vec<LoginNotice>,
 }
 
 /// What a login needs of the worker that runs it.
@@ -298,8 +310,6 @@ pub struct Login<'a> {
     pub store: &'a Store,
     pub hasher: &'a Hasher,
     pub limits: RateLimits,
-    /// Where a successful login is handed for its mail (web.md §8.1), when mail is set up.
-    pub notices: Option<&'a ResetDesk>,
 }
 
 impl Login<'_> {
@@ -456,13 +466,10 @@ impl Login<'_> {
                 // A dev login and a password entered again are no new login, and the realm's
                 // switch is read as the login saw it (web.md §8.1).
                 let word = verified.method.key_method(verified.verified_hash.is_some());
-                if let (Some(desk), Some(method), false, true) = (
-                    self.notices,
-                    word,
-                    verified.method == Method::Dev,
-                    realm.login_mail,
-                ) {
-                    desk.notify_login(LoginNotice {
+                let notices = word
+                    .filter(|_| verified.method != Method::Dev && realm.login_mail)
+                    .map(|method| LoginNotice {
+                        told: Told::Login,
                         realm_id: realm.id,
                         user_id: user.id,
                         email: user.delivery_email.clone(),
@@ -470,9 +477,14 @@ impl Login<'_> {
                         user_agent: user_agent.clone(),
                         client: client.address,
                         at: audit.at,
-                    });
-                }
-                return Ok(Ok(Success { user, api_key }));
+                    })
+                    .into_iter()
+                    .collect();
+                return Ok(Ok(Success {
+                    user,
+                    api_key,
+                    notices,
+                }));
             }
             LoginEnd::PasswordChanged => LoginRefusal::PasswordChanged,
             LoginEnd::UserDeactivated => LoginRefusal::UserDeactivated,
@@ -993,7 +1005,6 @@ pub(crate) mod tests {
             store: &store,
             hasher: &hasher,
             limits: limits(),
-            notices: None,
         };
         let credentials = Credentials {
             username: "iago@example.com",
@@ -1069,6 +1080,49 @@ pub(crate) mod tests {
         );
     }
 
+    /// web.md §8.1: the login's outcome carries its mail as a value, for its caller to post;
+    /// a dev login, a password entered again and a realm that mails no logins carry none.
+    #[test]
+    fn a_login_carries_its_mail_for_the_caller_to_post() {
+        let (_dir, store, hasher, mut realm) = setup();
+        let login = Login {
+            store: &store,
+            hasher: &hasher,
+            limits: RateLimits::default(),
+        };
+        let credentials = Credentials {
+            username: "iago@example.com",
+            password: PASSWORD,
+        };
+        let notices = |method, realm: &Realm| {
+            let checked = login.login(realm, credentials, client(), method).unwrap();
+            checked.outcome.unwrap().notices
+        };
+        let mailed = notices(Method::Api, &realm);
+        assert_eq!(mailed.len(), 1);
+        let notice = &mailed[0];
+        assert_eq!(
+            (
+                notice.told,
+                notice.method,
+                notice.realm_id,
+                notice.email.as_str()
+            ),
+            (Told::Login, "password", realm.id, "iago@example.com")
+        );
+        assert_eq!(
+            (notice.user_agent.as_deref(), notice.client),
+            (Some("test"), client().address)
+        );
+        assert_eq!(notices(Method::Web, &realm)[0].method, "web");
+        assert_eq!(notices(Method::Reconfirm, &realm), []);
+        let user = store.user_by_email(realm.id, "iago@example.com").unwrap();
+        let dev = login.without_password(&realm, user.unwrap(), client());
+        assert_eq!(dev.unwrap().unwrap().notices, []);
+        realm.login_mail = false;
+        assert_eq!(notices(Method::Api, &realm), []);
+    }
+
     #[test]
     fn a_deferred_login_is_refused_if_the_password_changes_before_the_code() {
         let (_dir, store, hasher, realm) = setup();
@@ -1076,7 +1130,6 @@ pub(crate) mod tests {
             store: &store,
             hasher: &hasher,
             limits: limits(),
-            notices: None,
         };
         let credentials = Credentials {
             username: "iago@example.com",

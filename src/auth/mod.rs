@@ -13,6 +13,7 @@ pub mod notice;
 pub mod oidc;
 pub mod oidc_login;
 pub mod passkey;
+pub mod passkeys;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;

@@ -407,6 +407,10 @@ pub struct WebLoginArgs {
     /// passwords, and users without a factor enrol at their first browser sign-in
     #[arg(long = "require-2fa", env = "ZULIP_AUTH_REQUIRE_2FA")]
     pub require_2fa: Option<OnOff>,
+    /// Offer passkeys on the sign-in and account pages, where the server has an
+    /// --external-url [default: on]
+    #[arg(long, value_name = "ON_OFF")]
+    pub passkeys: Option<OnOff>,
 }
 
 /// A realm's LDAP directory, as Zulip's `AUTH_LDAP_*` settings. An empty value unsets an
@@ -512,6 +516,16 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
     },
+    /// List a user's passkeys (web.md §9): id, name, when added and last used
+    #[command(after_help = "Example:\n  zulip-auth user passkeys iago@example.com")]
+    Passkeys {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Manage a user's passkeys
+    #[command(subcommand)]
+    Passkey(PasskeyCommand),
     /// Import users exported from a Zulip server (JSON Lines; see the README), all or none
     #[command(after_help = "Example:\n  zulip-auth user import zulip-users.jsonl --realm lear")]
     Import {
@@ -578,6 +592,18 @@ pub enum UserCommand {
     /// Manage a user's second factor (TOTP, as authenticator apps generate)
     #[command(subcommand)]
     Totp(TotpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PasskeyCommand {
+    /// Remove one of a user's passkeys by its id (see `user passkeys`)
+    #[command(after_help = "Example:\n  zulip-auth user passkey remove iago@example.com 3")]
+    Remove {
+        email: String,
+        id: i64,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]

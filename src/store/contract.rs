@@ -1017,6 +1017,115 @@ fn pruning_drops_only_what_no_rule_can_see() {
     });
 }
 
+/// Issue 24: a user's passkeys, one row per credential id across the server; a use moves
+/// the counter only forward (0 to 0 for authenticators without one); found by credential id
+/// only in the owner's realm; removed by their owner only, and with the user.
+#[test]
+fn passkeys_are_unique_and_their_counter_moves_only_forward() {
+    on_each_engine(|_, store| {
+        let (root, id) = root_and_user(store, None);
+        let audit = |event| AuditEntry::new(event, Some(root.id), Some(id));
+        let other = store
+            .create_realm("other", "Other", &audit(AuditEvent::RealmCreated))
+            .unwrap();
+        let record = |credential_id: &str, counter| CredentialRecord {
+            credential_id: credential_id.into(),
+            user_handle: "handle".into(),
+            passkey: "{}".into(),
+            name: "Phone".into(),
+            created: 100.0,
+            last_used: None,
+            counter,
+        };
+        let added = audit(AuditEvent::PasskeyAdded);
+        assert!(store.add_passkey(id, &record("one", 5), &added).unwrap());
+        assert!(!store.add_passkey(id, &record("one", 0), &added).unwrap());
+        assert!(store.add_passkey(id, &record("zero", 0), &added).unwrap());
+        let listed = store.passkeys(id).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].record, record("one", 5));
+        assert_eq!(listed[0].user_id, id);
+        let (found, owner) = store.passkey_owner(root.id, "one").unwrap().unwrap();
+        assert_eq!((found.id, owner.id), (listed[0].id, id));
+        assert!(store.passkey_owner(other.id, "one").unwrap().is_none());
+        assert!(store.passkey_owner(root.id, "none").unwrap().is_none());
+        assert!(other.passkeys, "on by default");
+        let off = RealmChanges {
+            passkeys: Some(false),
+            ..RealmChanges::default()
+        };
+        store
+            .update_realm(other.id, &off, &audit(AuditEvent::RealmChanged))
+            .unwrap();
+        assert!(!store.realm_by_id(other.id).unwrap().unwrap().passkeys);
+        let used = |credential_id: &str, counter| Used {
+            credential_id: credential_id.into(),
+            counter,
+            passkey: format!("{{\"c\":{counter}}}"),
+            at: 200.0,
+            user_verified: true,
+        };
+        assert!(!store.use_passkey(&used("one", 5)).unwrap(), "not forward");
+        assert!(!store.use_passkey(&used("one", 4)).unwrap(), "backwards");
+        assert!(store.use_passkey(&used("one", 6)).unwrap());
+        assert!(store.use_passkey(&used("zero", 0)).unwrap());
+        assert!(store.use_passkey(&used("zero", 0)).unwrap(), "no counter");
+        assert!(!store.use_passkey(&used("none", 9)).unwrap());
+        let one = &store.passkeys(id).unwrap()[0].record;
+        assert_eq!((one.counter, one.last_used), (6, Some(200.0)));
+        assert_eq!(one.passkey, "{\"c\":6}");
+        let removed = audit(AuditEvent::PasskeyRemoved);
+        assert!(
+            !store
+                .remove_passkey(id + 1, listed[0].id, &removed)
+                .unwrap()
+        );
+        assert!(store.remove_passkey(id, listed[0].id, &removed).unwrap());
+        assert!(!store.remove_passkey(id, listed[0].id, &removed).unwrap());
+        store
+            .delete_user(id, "bucket", &audit(AuditEvent::UserDeleted))
+            .unwrap();
+        assert!(store.passkey_owner(root.id, "zero").unwrap().is_none());
+        let events: Vec<String> = store
+            .audit_rows(&AuditFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|row| row.event)
+            .filter(|event| event.starts_with("passkey"))
+            .collect();
+        assert_eq!(
+            events,
+            ["passkey_added", "passkey_added", "passkey_removed"]
+        );
+    });
+}
+
+/// Issue 24: a ceremony is taken once, by any connection (another instance), and pruned
+/// once expired.
+#[test]
+fn a_passkey_ceremony_is_taken_once_and_pruned_when_expired() {
+    on_each_engine(|fresh, store| {
+        let ceremony = |id: &str, expires_at| Ceremony {
+            id_digest: id.into(),
+            state: "{\"s\":1}".into(),
+            expires_at,
+        };
+        store.begin_ceremony(&ceremony("live", 300.0)).unwrap();
+        store.begin_ceremony(&ceremony("gone", 150.0)).unwrap();
+        let taken = race(fresh, 4, |_, store| store.take_ceremony("live").unwrap());
+        let taken: Vec<Ceremony> = taken.into_iter().flatten().collect();
+        assert_eq!(taken, [ceremony("live", 300.0)]);
+        let prune = Prune {
+            now: 200.0,
+            events_before: 0.0,
+            audit_before: 0.0,
+            sessions: LIMITS,
+        };
+        assert_eq!(store.prune(&prune).unwrap(), 1);
+        assert!(store.take_ceremony("gone").unwrap().is_none());
+    });
+}
+
 /// The two schema files define the same tables with the same columns, and `db copy` knows
 /// each of them.
 #[test]

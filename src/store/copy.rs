@@ -85,6 +85,7 @@ pub const TABLES: &[Table] = &[
             ("api_keys_per_device", Bool),
             ("api_key_idle_days", Int),
             ("login_mail", Bool),
+            ("passkeys", Bool),
         ],
     },
     Table {
@@ -140,6 +141,24 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "login_mail_off",
         columns: &[("user_id", Int)],
+    },
+    Table {
+        name: "passkey",
+        columns: &[
+            ("id", Int),
+            ("user_id", Int),
+            ("credential_id", Text),
+            ("user_handle", Text),
+            ("credential", Text),
+            ("name", Text),
+            ("created_at", Real),
+            ("last_used_at", Real),
+            ("counter", Int),
+        ],
+    },
+    Table {
+        name: "passkey_ceremony",
+        columns: &[("id_hash", Text), ("state", Text), ("expires_at", Real)],
     },
     Table {
         name: "totp_device",

@@ -14,6 +14,8 @@
 //! | [`Users`] | users, their passwords, states and keys |
 //! | [`DeviceKeys`] | keys per device (wire.md §9.5) |
 //! | [`RecoveryCodes`] | the second factor's recovery codes (web.md §4.1) |
+//! | [`Passkeys`] | users' passkeys (web.md §9) |
+//! | [`PasskeyCeremonies`] | a passkey ceremony between its two requests (web.md §9) |
 //! | [`LoginMail`] | the user's switch of the mail for every new login (web.md §8.1) |
 //! | [`Limits`] | rate-limit buckets |
 //! | [`Logins`] | the transaction that ends a successful login |
@@ -84,6 +86,7 @@ pub mod limits;
 pub mod login;
 pub mod login_step;
 pub mod model;
+pub mod passkey;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod realm_columns;
@@ -108,6 +111,7 @@ pub use model::{
     AuditEntry, AuditEvent, AuditFilter, AuditRow, NewUser, Realm, RealmChanges, Role, User,
     UserChanges,
 };
+pub use passkey::{Ceremony, CredentialRecord, StoredPasskey, Used};
 pub use table::idp::{IdentityProvider, OidcPending};
 pub use totp::TotpDevice;
 
@@ -239,6 +243,40 @@ pub trait RecoveryCodes {
     /// used it.
     fn take_recovery_code(&self, user_id: i64, hash: &str) -> StoreResult<bool>;
     fn recovery_codes_left(&self, user_id: i64) -> StoreResult<i64>;
+}
+
+/// Users' passkeys (web.md §9).
+pub trait Passkeys {
+    /// The user's passkeys, oldest first.
+    fn passkeys(&self, user_id: i64) -> StoreResult<Vec<StoredPasskey>>;
+    /// The passkey with this credential id of a user of the realm `realm_id`, with its owner.
+    fn passkey_owner(
+        &self,
+        realm_id: i64,
+        credential_id: &str,
+    ) -> StoreResult<Option<(StoredPasskey, User)>>;
+    /// Adds a passkey to the user and writes `audit`; false, writing nothing, when its
+    /// credential id is registered already.
+    fn add_passkey(
+        &self,
+        user_id: i64,
+        record: &CredentialRecord,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
+    /// Removes the user's passkey `id` and writes `audit`; false, writing nothing, when the
+    /// user has no such passkey.
+    fn remove_passkey(&self, user_id: i64, id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Records a use, atomically and only while the counter moves forward (see [`Used`]);
+    /// false, writing nothing, when it does not (a cloned authenticator) or the passkey is
+    /// gone.
+    fn use_passkey(&self, used: &Used) -> StoreResult<bool>;
+}
+
+/// Passkey ceremonies between their two requests: any instance finishes what another began.
+pub trait PasskeyCeremonies {
+    fn begin_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()>;
+    /// Reads and deletes the ceremony in one statement: of two requests, one gets it.
+    fn take_ceremony(&self, id_digest: &str) -> StoreResult<Option<Ceremony>>;
 }
 
 /// Whether a user turned the mail for every new login off (web.md §8.1).
@@ -424,6 +462,8 @@ pub trait Engine:
     + Users
     + DeviceKeys
     + RecoveryCodes
+    + Passkeys
+    + PasskeyCeremonies
     + LoginMail
     + Limits
     + Logins
@@ -445,6 +485,8 @@ impl<T> Engine for T where
         + Users
         + DeviceKeys
         + RecoveryCodes
+        + Passkeys
+        + PasskeyCeremonies
         + LoginMail
         + Limits
         + Logins

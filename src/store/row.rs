@@ -67,6 +67,7 @@ pub fn realm(row: &dyn Row) -> StoreResult<Realm> {
         api_keys_per_device: row.flag(realm_columns::FIRST_KEYS)?,
         api_key_idle_days: row.int(realm_columns::FIRST_KEYS + 1)?,
         login_mail: row.flag(realm_columns::FIRST_KEYS + 2)?,
+        passkeys: row.flag(realm_columns::FIRST_PASSKEYS)?,
     })
 }
 

@@ -39,6 +39,11 @@ pub const TWO_FACTOR_OFF: &str = "/accounts/settings/two-factor/remove";
 /// A new set of recovery codes (web.md §4.1), after the password.
 pub const RECOVERY_CODES: &str = "/accounts/settings/two-factor/recovery-codes";
 pub const LOGOUT: &str = "/accounts/logout/";
+/// Passkeys (web.md §9): adding one after the password, removing one (its confirmation on
+/// GET), and the one script of the pages that offer them.
+pub const PASSKEY_ADD: &str = "/accounts/settings/passkeys/add";
+pub const PASSKEY_REMOVE: &str = "/accounts/settings/passkeys/remove";
+pub const PASSKEY_SCRIPT: &str = "/static/passkey.js";
 
 /// The forgotten-password pages (web.md §6); a link is a path below [`RESET_REQUEST`].
 pub const RESET_REQUEST: &str = reset::PATH_PREFIX;

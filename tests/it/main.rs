@@ -26,6 +26,7 @@ mod mailbox;
 mod metrics;
 mod oidc;
 mod ops;
+mod passkeys;
 mod ratelimit;
 mod redteam;
 mod reset;

@@ -7,6 +7,8 @@ mod audit_log;
 mod finish_login;
 pub(super) mod idp;
 mod login_mail_off;
+mod passkey;
+mod passkey_ceremony;
 mod password;
 mod password_reset;
 mod prune;

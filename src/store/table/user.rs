@@ -230,6 +230,7 @@ impl<B: Backend> Users for B {
             super::password::end_sessions_and_link(conn, user_id)?;
             super::totp_device::delete(conn, user_id)?;
             super::recovery_code::delete(conn, user_id)?;
+            super::passkey::delete(conn, user_id)?;
             super::password::end_device_keys(conn, user_id)?;
             super::login_mail_off::delete(conn, user_id)?;
             super::web_login_step::delete(conn, user_id)?;
