@@ -211,7 +211,6 @@ mod tests {
             store: &store,
             hasher: &hasher,
             limits: RateLimits::default(),
-            notices: None,
         };
         let made = NewUser {
             email: "sso@example.com".into(),

@@ -116,7 +116,7 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     };
     log.user_id = step.user_id;
     log.failure = step.failure();
-    answer(ctx, &view, step.outcome, username, false)
+    render_outcome(ctx, &view, step.outcome, username, false)
 }
 
 /// The page of a sign-in that came back from an identity provider (web.md §10.2): its
@@ -142,12 +142,12 @@ pub fn after_provider(
         rp: rp.as_ref(),
         providers: &providers,
     };
-    answer(ctx, &view, outcome, "", true)
+    render_outcome(ctx, &view, outcome, "", true)
 }
 
 /// A step's outcome rendered: the finish, the next step's form, or a refusal. `across_sites`:
 /// the request came from another site, whose navigation carries no SameSite=Strict cookie.
-fn answer(
+fn render_outcome(
     ctx: &Context<'_>,
     view: &View<'_>,
     outcome: Outcome,
