@@ -202,7 +202,40 @@ CREATE TABLE login_mail_off (
 );
 
 -- migration 10
--- Reserved for the OpenID sign-in (issue 22), which lands from another branch.
+-- A realm's OpenID providers (web.md §10): the client secret as the LDAP bind password is
+-- kept, never printed; scopes separated by spaces; the button's words and icon (NULL: none).
+CREATE TABLE idp (
+    id INTEGER PRIMARY KEY,
+    realm_id INTEGER NOT NULL REFERENCES realm (id),
+    name TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    client_secret TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    display_icon TEXT,
+    scopes TEXT NOT NULL,
+    auto_signup INTEGER NOT NULL DEFAULT 0 CHECK (auto_signup IN (0, 1)),
+    UNIQUE (realm_id, name)
+);
+-- A sign-in sent to a provider, until its callback (web.md §10.2): found by the digest of its
+-- state, taken once, bound to the browser by the digest of a cookie; the nonce and the PKCE
+-- verifier; the app's pad (NULL: a browser sign-in); the signed-in user it re-confirms
+-- (NULL: a sign-in).
+CREATE TABLE oidc_pending (
+    state_hash TEXT PRIMARY KEY,
+    idp_id INTEGER NOT NULL REFERENCES idp (id),
+    browser_hash TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    verifier TEXT NOT NULL,
+    pad TEXT,
+    user_id INTEGER REFERENCES user (id),
+    started_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX oidc_pending_expires ON oidc_pending (expires_at);
+-- The method word of a sign-in's first step (web, oidc): the finish after the code is
+-- audited, counted and keyed with it.
+ALTER TABLE web_login_step ADD COLUMN method TEXT NOT NULL DEFAULT 'web';
 
 -- migration 11
 -- Passkeys (web.md §9). A realm offers them unless turned off (realm set --passkeys off).

@@ -5,7 +5,7 @@
 //! page asks for the password in the same form (`auth::account`), as for every change there.
 
 use crate::auth::Origin;
-use crate::auth::login::Deferred;
+use crate::auth::login::{Deferred, Method};
 use crate::auth::recovery;
 use crate::auth::second_factor;
 use crate::auth::signin::stored_step;
@@ -39,6 +39,7 @@ pub fn offer(store: &Store, session_id: &str, user: &User) -> StoreResult<Secret
         username: user.delivery_email.clone(),
         verified_hash: None,
         rehash: None,
+        method: Method::Web,
     };
     let step = LoginStep {
         enrol_secret: Some(secret.to_base32()),

@@ -11,6 +11,7 @@ pub mod ldap;
 pub mod login;
 pub mod notice;
 pub mod oidc;
+pub mod oidc_login;
 pub mod passkey;
 pub mod passkeys;
 pub mod password;

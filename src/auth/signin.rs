@@ -5,9 +5,9 @@
 //! store for a sign-in.
 //!
 //! 1. **The first factor**, [`SignIn::password`], through the one login of `auth::login`
-//!    (limits, equal timing, LDAP, audit). Another first step (an identity provider's) ends
-//!    the same way, in [`SignIn::first_factor_passed`]; one that counts as both factors (a
-//!    passkey with user verification) goes straight to the finish.
+//!    (limits, equal timing, LDAP, audit). Another first step (an identity provider's,
+//!    `auth::oidc_login`) ends the same way, in [`SignIn::first_factor_passed`]; one that
+//!    counts as both factors (a passkey with user verification) goes straight to the finish.
 //! 2. **The second factor**, when the user has one or the realm requires one. Between two
 //!    requests a sign-in is a row in the store, found by the digest of the token the browser
 //!    carries, so any instance takes up any step; it lives [`STEP_LIFETIME_SECONDS`].
@@ -94,6 +94,11 @@ impl Step {
         }
     }
 
+    /// A first step refused: the sign-in starts again.
+    pub fn refused(user_id: Option<i64>, refusal: LoginRefusal) -> Step {
+        Step::denied(user_id, Denial::Refused(refusal))
+    }
+
     fn denied(user_id: Option<i64>, denial: Denial) -> Step {
         Step {
             outcome: Outcome::Denied(denial),
@@ -143,8 +148,8 @@ impl SignIn<'_> {
         }
     }
 
-    /// The first factor was right (the password; an identity provider's sign-in, when one
-    /// lands, ends here too): finish, or store the step of a second factor (the user's, or a
+    /// The first factor was right (the password, or an identity provider's sign-in:
+    /// `auth::oidc_login`): finish, or store the step of a second factor (the user's, or a
     /// new key's under a realm that requires one). `username` is as typed: its bucket counts
     /// the codes.
     pub fn first_factor_passed(
@@ -268,15 +273,15 @@ impl SignIn<'_> {
             return Ok(Step::denied(user_id, Denial::Expired));
         }
         let username = step.username.clone();
+        let method = Method::of_first_step(&step.method);
         let deferred = Deferred {
             user_id: step.user_id,
             username: step.username,
             verified_hash: step.verified_hash,
             rehash: step.rehash,
+            method,
         };
-        let verified = self
-            .login
-            .resume(realm, deferred, user.clone(), Method::Web);
+        let verified = self.login.resume(realm, deferred, user.clone());
         let context = self.client.audit(AuditEvent::TotpUsed, realm, user_id);
         let checked =
             self.login
@@ -420,6 +425,7 @@ pub(crate) fn stored_step(deferred: Deferred, finishes_login: bool) -> LoginStep
         enrol_secret: None,
         finishes_login,
         expires_at: clock::now() + STEP_LIFETIME_SECONDS,
+        method: deferred.method.label().to_owned(),
     }
 }
 

@@ -1008,6 +1008,6 @@ pub(super) fn print_table(
 }
 
 /// A row as one line of JSON; our rows are plain data, so this fails only if serde does.
-fn json_line<T: serde::Serialize>(row: &T) -> Result<String, Error> {
+pub(super) fn json_line<T: serde::Serialize>(row: &T) -> Result<String, Error> {
     serde_json::to_string(row).map_err(|e| Error::Invalid(format!("cannot write JSON: {e}")))
 }

@@ -26,6 +26,7 @@
 //! | [`LoginSteps`] | a browser between its password and its code (web.md §3) |
 //! | [`ResetLinks`] | password-reset links (web.md §6) |
 //! | [`Sessions`] | signed-in browser sessions (web.md §7) |
+//! | [`IdentityProviders`] | a realm's OpenID providers and the sign-ins sent to them (web.md §10) |
 //!
 //! The methods are at domain granularity, and **each engine owns its transactions**: a
 //! method that writes more than one row (a change and its audit row, an import, the end of
@@ -111,6 +112,7 @@ pub use model::{
     UserChanges,
 };
 pub use passkey::{Ceremony, CredentialRecord, StoredPasskey, Used};
+pub use table::idp::{IdentityProvider, OidcPending};
 pub use totp::TotpDevice;
 
 /// Why the store could not do what it was asked.
@@ -386,6 +388,8 @@ pub trait Sessions {
         limits: SessionLimits,
     ) -> StoreResult<Option<User>>;
     fn end_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// When a session began, if it exists (a fresh sign-in re-confirms, web.md §10.5).
+    fn session_started_at(&self, id_hash: &str) -> StoreResult<Option<f64>>;
 }
 
 /// How long a session lives: at most `idle` seconds unused, and `lifetime` seconds in all.
@@ -424,6 +428,34 @@ pub trait LoginSteps {
     fn take_login_step(&self, token_hash: &str) -> StoreResult<bool>;
 }
 
+/// A realm's OpenID providers (web.md §10), and the sign-ins sent to them until their callback.
+pub trait IdentityProviders {
+    /// The realm's providers, by name.
+    fn identity_providers(&self, realm_id: i64) -> StoreResult<Vec<IdentityProvider>>;
+    fn identity_provider_by_id(&self, id: i64) -> StoreResult<Option<IdentityProvider>>;
+    /// Adds a provider (its `id` is ignored) and writes `audit`; a name the realm has
+    /// already is a [`StoreError::Refused`] that names it.
+    fn create_identity_provider(
+        &self,
+        idp: &IdentityProvider,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Replaces the settings of the provider `idp.id` (not its realm or name), and writes
+    /// `audit`.
+    fn update_identity_provider(
+        &self,
+        idp: &IdentityProvider,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Removes the provider and the sign-ins sent to it, and writes `audit`; false, writing
+    /// nothing, if there was none.
+    fn delete_identity_provider(&self, id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    fn create_oidc_pending(&self, state_hash: &str, pending: &OidcPending) -> StoreResult<()>;
+    /// Takes the sign-in behind a state's digest, atomically: the one request that gets it
+    /// gets it live at `now`, or `None`.
+    fn take_oidc_pending(&self, state_hash: &str, now: f64) -> StoreResult<Option<OidcPending>>;
+}
+
 /// Every concern of the store: what an engine implements.
 pub trait Engine:
     Realms
@@ -442,6 +474,7 @@ pub trait Engine:
     + LoginSteps
     + ResetLinks
     + Sessions
+    + IdentityProviders
     + Tables
     + Send
 {
@@ -464,6 +497,7 @@ impl<T> Engine for T where
         + LoginSteps
         + ResetLinks
         + Sessions
+        + IdentityProviders
         + Tables
         + Send
 {

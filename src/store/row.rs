@@ -99,6 +99,7 @@ pub fn login_step(row: &dyn Row) -> StoreResult<(LoginStep, User)> {
         enrol_secret: row.maybe_text(at(3))?,
         finishes_login: row.flag(at(4))?,
         expires_at: row.real(at(5))?,
+        method: row.text(at(6))?,
     };
     Ok((step, user))
 }

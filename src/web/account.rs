@@ -19,11 +19,14 @@ use crate::auth::{devices, key, session};
 use crate::clock;
 use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
-use crate::store::{AuditEntry, AuditEvent, Realm, StoreError, StoreResult, User};
+use crate::store::{
+    AuditEntry, AuditEvent, IdentityProvider, Realm, Store, StoreError, StoreResult, User,
+};
 use crate::web::Context;
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
+use crate::web::oidc;
 use crate::web::page::{self, Banner, NO_REALM, Refusal, hidden, layout, password_field};
 use crate::web::passkey;
 use crate::web::paths;
@@ -40,6 +43,28 @@ const OFFER_EXPIRED: &str =
 pub fn sign_in(ctx: &Context<'_>, user: &User, realm_url: &str) -> Result<Response, Refusal> {
     let cookie = session_cookie(ctx, user, realm_url)?;
     Ok(page::redirect(paths::SETTINGS.to_owned()).header("Set-Cookie", cookie))
+}
+
+/// The same end after a redirect from another site (an identity provider's, web.md §10.2):
+/// a browser sends no SameSite=Strict cookie along a cross-site redirect, so the session is
+/// handed over on a page that moves on to the account page by itself, a same-site step.
+pub fn sign_in_across_sites(
+    ctx: &Context<'_>,
+    user: &User,
+    realm_url: &str,
+) -> Result<Response, Refusal> {
+    let cookie = session_cookie(ctx, user, realm_url)?;
+    let markup = page::layout(
+        None,
+        "Signed in",
+        html! {
+            p { "You are signed in." }
+            a.button href=(paths::SETTINGS) { "Continue to your account" }
+        },
+    );
+    Ok(page::html(200, markup)
+        .header("Refresh", format!("0; url={}", paths::SETTINGS))
+        .header("Set-Cookie", cookie))
 }
 
 /// A new session for `user`, as the `Set-Cookie` value that hands it to the browser.
@@ -60,6 +85,44 @@ struct SignedIn {
     realm: Realm,
     realm_url: String,
     session_id: String,
+    /// What the forms ask for to re-confirm a change (web.md §10.5).
+    reconfirm_by: Reconfirm,
+}
+
+/// How a signed-in person re-confirms a change (web.md §10.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reconfirm {
+    Password,
+    /// No password: a recent sign-in, or a code of their TOTP key.
+    SignInOrCode,
+    /// No password and no TOTP key: a recent sign-in.
+    SignIn,
+}
+
+impl Reconfirm {
+    fn of(store: &Store, realm: &Realm, user: &User) -> StoreResult<Reconfirm> {
+        Ok(if account::has_password(realm, user) {
+            Reconfirm::Password
+        } else if second_factor::has_totp(store, user)? {
+            Reconfirm::SignInOrCode
+        } else {
+            Reconfirm::SignIn
+        })
+    }
+
+    /// The field that re-confirms a change: the password; for a user without one, an
+    /// optional code (a recent sign-in needs none), or nothing.
+    fn field(self, id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
+        match self {
+            Reconfirm::Password => password_field(id, name, label, autocomplete),
+            Reconfirm::SignInOrCode => html! {
+                label for=(id) { "Code from your authenticator app, unless you signed in just now" }
+                input type="text" id=(id) name=(name) inputmode="numeric" autocomplete="one-time-code"
+                    autocapitalize="none" spellcheck="false";
+            },
+            Reconfirm::SignIn => html! {},
+        }
+    }
 }
 
 /// Answers the account page and its forms.
@@ -108,11 +171,13 @@ fn respond(
         return Ok(page::redirect(paths::LOGIN.to_owned()));
     };
     log.user_id = Some(user.id);
+    let reconfirm_by = Reconfirm::of(ctx.store, &realm, &user)?;
     let who = SignedIn {
         user,
         realm,
         realm_url,
         session_id,
+        reconfirm_by,
     };
     let view = View {
         ctx,
@@ -161,6 +226,10 @@ fn password_message(refusal: PasswordRefusal) -> String {
     match refusal {
         PasswordRefusal::TooWeak => "The password is too weak.".into(),
         PasswordRefusal::TooManyAttempts(retry_after) => page::try_again(retry_after),
+        PasswordRefusal::SignInAgain => "Please confirm it is you first: sign in again through \
+                                         your identity provider, then repeat this within 5 minutes."
+            .into(),
+        PasswordRefusal::WrongCode => totp::WRONG_CODE.into(),
         refusal => ApiError::from(refusal).msg.into_owned(),
     }
 }
@@ -266,10 +335,13 @@ impl View<'_> {
         }
     }
 
-    /// The password, checked as a login with the user's email; their key if it is right.
+    /// The password, checked as a login with the user's email, or for a user without one a
+    /// recent sign-in or a code (web.md §10.5); their key if it holds.
     fn confirm(&self, password: &str) -> Result<String, PasswordRefusal> {
         let (user, realm) = (&self.who.user, &self.who.realm);
-        account::confirm_password(&self.ctx.login, realm, user, password, self.ctx.client)
+        let signed_in_at = session::started_at(self.ctx.store, &self.who.session_id)?;
+        let (login, client) = (&self.ctx.login, self.ctx.client);
+        account::reconfirm(login, realm, user, password, signed_in_at, client)
     }
 
     /// Showing the key, downloading `zuliprc`, regenerating the key: each after the password.
@@ -466,7 +538,7 @@ impl View<'_> {
             question,
             error,
             path: Section::Key.action(paths::REGENERATE),
-            fields: password_field(
+            fields: self.who.reconfirm_by.field(
                 "password_regenerate",
                 "password",
                 "Password",
@@ -551,10 +623,18 @@ impl View<'_> {
         } else {
             None
         };
+        // A user without a password re-confirms by signing in again (web.md §10.5).
+        let providers = if self.who.reconfirm_by == Reconfirm::Password {
+            Vec::new()
+        } else {
+            self.ctx.store.identity_providers(realm.id)?
+        };
         let page = AccountPage {
             csrf: &csrf,
             user,
             realm,
+            providers: &providers,
+            reconfirm_by: self.who.reconfirm_by,
             notice: Section::of(&self.request.path).map(|section| (section, &notice)),
             per_device,
             devices: show_devices.then_some(keys.as_slice()),
@@ -580,7 +660,7 @@ impl View<'_> {
             form method="post" action=(Section::TwoFactor.action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, csrf.token()))
                 (totp::code_input())
-                (password_field("password_2fa_on", "password", "Password", "current-password"))
+                (self.who.reconfirm_by.field("password_2fa_on", "password", "Password", "current-password"))
                 button type="submit" { "Turn on" }
             }
             a.back href=(paths::SETTINGS) { "Back to your account" }
@@ -715,7 +795,7 @@ impl View<'_> {
             path: paths::PASSKEY_REMOVE.to_owned(),
             fields: html! {
                 (hidden(passkey::ID_FIELD, &found.id.to_string()))
-                (password_field("password_remove", "password", "Password", "current-password"))
+                (self.who.reconfirm_by.field("password_remove", "password", "Password", "current-password"))
             },
             button: "Remove this passkey",
             back: "Keep it",
@@ -754,6 +834,10 @@ struct AccountPage<'a> {
     totp: bool,
     /// Whether passkeys can be added here, and the user's (web.md §9).
     passkeys: (Result<(), Unavailable>, &'a [StoredPasskey]),
+    /// Where a user without a password signs in again to re-confirm (web.md §10.5).
+    providers: &'a [IdentityProvider],
+    /// What the forms ask for to re-confirm a change.
+    reconfirm_by: Reconfirm,
 }
 
 /// New recovery codes, shown this once.
@@ -775,6 +859,10 @@ impl AccountPage<'_> {
         let user = self.user;
         html! {
             p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
+            @if !self.providers.is_empty() {
+                p.hint { "You have no password here: a change on this page needs a sign-in in the last 5 minutes." }
+                (oidc::reconfirm_links(self.providers))
+            }
             (self.section(Section::Key, "API key", self.key(new_key)))
             (self.section(Section::Password, "Password", self.password()))
             (self.section(Section::TwoFactor, "Two-factor authentication", self.two_factor(recovery_left)))
@@ -823,18 +911,18 @@ impl AccountPage<'_> {
                     (hidden(csrf::FIELD, self.csrf.token()))
                     label for="device_name" { "Device name" }
                     input type="text" id="device_name" name="device_name" maxlength="100" required;
-                    (password_field("password_key", "password", "Password", "current-password"))
+                    (self.reconfirm_by.field("password_key", "password", "Password", "current-password"))
                     button type="submit" { "Create a key for a new device" }
                 }
                 form method="post" action=(Section::Key.action(paths::ZULIPRC)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_zuliprc", "password", "Password", "current-password"))
+                    (self.reconfirm_by.field("password_zuliprc", "password", "Password", "current-password"))
                     button.secondary type="submit" { "Download zuliprc" }
                 }
             } @else {
                 form method="post" action=(Section::Key.action(paths::API_KEY)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_key", "password", "Password", "current-password"))
+                    (self.reconfirm_by.field("password_key", "password", "Password", "current-password"))
                     button type="submit" { "Show API key" }
                     button.secondary type="submit" formaction=(paths::ZULIPRC) { "Download zuliprc" }
                 }
@@ -847,7 +935,7 @@ impl AccountPage<'_> {
         html! {
             form method="post" action=(Section::Password.action(paths::PASSWORD)) {
                 (hidden(csrf::FIELD, self.csrf.token()))
-                (password_field("old_password", "old_password", "Current password", "current-password"))
+                (self.reconfirm_by.field("old_password", "old_password", "Current password", "current-password"))
                 (page::new_password_fields())
                 button type="submit" { "Change password" }
             }
@@ -870,7 +958,7 @@ impl AccountPage<'_> {
                 p { "Two-factor authentication is on. Enter your password to turn it off." }
                 form method="post" action=(action(paths::TWO_FACTOR_OFF)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_2fa", "password", "Password", "current-password"))
+                    (self.reconfirm_by.field("password_2fa", "password", "Password", "current-password"))
                     button.danger type="submit" { "Turn off two-factor authentication" }
                 }
             } @else {
@@ -888,7 +976,7 @@ impl AccountPage<'_> {
                 p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
                 form method="post" action=(action(paths::RECOVERY_CODES)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_recovery", "password", "Password", "current-password"))
+                    (self.reconfirm_by.field("password_recovery", "password", "Password", "current-password"))
                     button type="submit" { "Make new recovery codes" }
                 }
             }

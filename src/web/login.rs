@@ -24,13 +24,14 @@ use crate::auth::passkeys;
 use crate::auth::signin::{Denial, NextStep, Outcome, SignIn, StepKind};
 use crate::http::{LogContext, Request, Response};
 use crate::reset_desk;
-use crate::store::{Realm, User};
+use crate::store::{IdentityProvider, Realm, User};
 use crate::web::Context;
 use crate::web::account;
 use crate::web::cookie;
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
 use crate::web::mobile_flow::{self, Pad};
+use crate::web::oidc;
 use crate::web::page::{self, Banner, NO_REALM, Refusal};
 use crate::web::passkey;
 use crate::web::paths;
@@ -54,13 +55,11 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
 
 fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Response, Refusal> {
     let query = Form::from_query(request)?;
-    let pad = Pad::from_fields(
-        query.get(mobile_flow::FIELD),
-        query.get(mobile_flow::DESKTOP_FIELD),
-    )?;
+    let pad = Pad::of(&query)?;
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
     let csrf = Csrf::for_page(request);
     let rp = passkeys::relying_party(ctx.site, &realm).ok();
+    let providers = ctx.store.identity_providers(realm.id)?;
     let view = View {
         realm: &realm,
         realm_url: &realm_url,
@@ -68,6 +67,7 @@ fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Re
         pad: pad.as_ref(),
         resets: ctx.reset_desk.is_some(),
         rp: rp.as_ref(),
+        providers: &providers,
     };
     Ok(view.respond(password_form(&view, "", None), true))
 }
@@ -76,12 +76,10 @@ fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Re
 fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Response, Refusal> {
     let form = Form::from_body(request)?;
     let csrf = Csrf::check(request, &form)?;
-    let pad = Pad::from_fields(
-        form.get(mobile_flow::FIELD),
-        form.get(mobile_flow::DESKTOP_FIELD),
-    )?;
+    let pad = Pad::of(&form)?;
     let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
     let offered = passkeys::relying_party(ctx.site, &realm);
+    let providers = ctx.store.identity_providers(realm.id)?;
     let view = View {
         realm: &realm,
         realm_url: &realm_url,
@@ -89,6 +87,7 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
         pad: pad.as_ref(),
         resets: ctx.reset_desk.is_some(),
         rp: offered.as_ref().ok(),
+        providers: &providers,
     };
     let signin = SignIn {
         login: &ctx.login,
@@ -117,24 +116,62 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     };
     log.user_id = step.user_id;
     log.failure = step.failure();
+    render_outcome(ctx, &view, step.outcome, username, false)
+}
+
+/// The page of a sign-in that came back from an identity provider (web.md §10.2): its
+/// outcome, rendered as after a password. The provider's redirect came from another site,
+/// so a finish in a browser goes through a same-site step.
+pub fn after_provider(
+    ctx: &Context<'_>,
+    request: &Request,
+    realm: &Realm,
+    realm_url: &str,
+    pad: Option<&Pad>,
+    outcome: Outcome,
+) -> Result<Response, Refusal> {
+    let csrf = Csrf::for_page(request);
+    let rp = passkeys::relying_party(ctx.site, realm).ok();
+    let providers = ctx.store.identity_providers(realm.id)?;
+    let view = View {
+        realm,
+        realm_url,
+        csrf: &csrf,
+        pad,
+        resets: ctx.reset_desk.is_some(),
+        rp: rp.as_ref(),
+        providers: &providers,
+    };
+    render_outcome(ctx, &view, outcome, "", true)
+}
+
+/// A step's outcome rendered: the finish, the next step's form, or a refusal. `across_sites`:
+/// the request came from another site, whose navigation carries no SameSite=Strict cookie.
+fn render_outcome(
+    ctx: &Context<'_>,
+    view: &View<'_>,
+    outcome: Outcome,
+    username: &str,
+    across_sites: bool,
+) -> Result<Response, Refusal> {
     // The pages with a passkey button load the script (web.md §9).
-    let (markup, passkeys) = match step.outcome {
+    let (markup, passkeys) = match outcome {
         Outcome::Success(success) => {
-            let finished = finish(ctx, &view, &success.user, &success.api_key, &realm_url);
+            let finished = finish(ctx, view, &success.user, &success.api_key, across_sites);
             reset_desk::post(ctx.reset_desk, success.notices);
             return finished;
         }
-        Outcome::Continue(next) => (step_form(&view, &next, None), offers_passkey(&next)),
+        Outcome::Continue(next) => (step_form(view, &next, None), offers_passkey(&next)),
         Outcome::Denied(Denial::Again { step, refusal }) => (
-            step_form(&view, &step, Some(&refusal_message(refusal))),
+            step_form(view, &step, Some(&refusal_message(refusal))),
             offers_passkey(&step),
         ),
         // The form of the code step has no username: a refusal there starts afresh.
         Outcome::Denied(Denial::Refused(refusal)) => (
-            password_form(&view, username, Some(&refusal_message(refusal))),
+            password_form(view, username, Some(&refusal_message(refusal))),
             true,
         ),
-        Outcome::Denied(Denial::Expired) => (password_form(&view, "", Some(EXPIRED)), true),
+        Outcome::Denied(Denial::Expired) => (password_form(view, "", Some(EXPIRED)), true),
     };
     Ok(view.respond(markup, passkeys))
 }
@@ -166,7 +203,8 @@ fn refusal_message(refusal: LoginRefusal) -> Cow<'static, str> {
         | LoginRefusal::UserDeactivated
         | LoginRefusal::BadToken
         | LoginRefusal::NoEmail
-        | LoginRefusal::OtherRealm => WRONG_CREDENTIALS.into(),
+        | LoginRefusal::OtherRealm
+        | LoginRefusal::ProviderFailed => WRONG_CREDENTIALS.into(),
     }
 }
 
@@ -176,7 +214,7 @@ fn finish(
     view: &View<'_>,
     user: &User,
     api_key: &str,
-    realm_url: &str,
+    across_sites: bool,
 ) -> Result<Response, Refusal> {
     if let Some(pad) = view.pad {
         // Not logged: the Location carries the key, encrypted.
@@ -184,10 +222,13 @@ fn finish(
             api_key,
             &user.delivery_email,
             user.id,
-            realm_url,
+            view.realm_url,
         )));
     }
-    account::sign_in(ctx, user, realm_url)
+    if across_sites {
+        return account::sign_in_across_sites(ctx, user, view.realm_url);
+    }
+    account::sign_in(ctx, user, view.realm_url)
 }
 
 /// The form of the step that is due.
@@ -222,6 +263,8 @@ struct View<'a> {
     resets: bool,
     /// The realm offers passkeys (web.md §9): its pages with passkey buttons carry the script.
     rp: Option<&'a RelyingParty>,
+    /// The realm's identity providers, a link to each under the form (web.md §10.1).
+    providers: &'a [IdentityProvider],
 }
 
 impl View<'_> {
@@ -289,6 +332,7 @@ fn password_form(view: &View<'_>, username: &str, error: Option<&str>) -> Markup
                 button type="submit" { "Sign in" }
             }
             (view.passkey_form(None, "Sign in with a passkey"))
+            (oidc::links(view.providers, view.pad))
             // Hidden in an app's flow: the reset pages would lose its pad (web.md §3).
             @if view.resets && view.pad.is_none() {
                 a.back href=(paths::RESET_REQUEST) { "Forgot your password?" }

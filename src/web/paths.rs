@@ -6,6 +6,22 @@ use crate::auth::reset;
 /// The sign-in (web.md §3).
 pub const LOGIN: &str = "/accounts/login/";
 
+/// Sign-in through a realm's OpenID provider (web.md §10): the start, by the provider's name
+/// (or without, for the realm's only one), and the provider's return URL, Zulip's.
+pub const OIDC_LOGIN: &str = "/accounts/login/social/oidc";
+pub const OIDC_SIGNUP: &str = "/accounts/register/social/oidc";
+pub const OIDC_CALLBACK: &str = "/complete/oidc/";
+
+/// The start of a sign-in through the provider `name`.
+pub fn oidc_login(name: &str) -> String {
+    format!("{OIDC_LOGIN}/{name}")
+}
+
+/// `signup_url` of the provider `name`, which starts a sign-in as its `login_url` does.
+pub fn oidc_signup(name: &str) -> String {
+    format!("{OIDC_SIGNUP}/{name}")
+}
+
 /// The account page (web.md §7) and the paths its forms post to.
 pub const SETTINGS: &str = "/accounts/settings/";
 pub const API_KEY: &str = "/accounts/settings/api-key";

@@ -24,6 +24,7 @@ mod ldap;
 mod mail;
 mod mailbox;
 mod metrics;
+mod oidc;
 mod ops;
 mod passkeys;
 mod ratelimit;

@@ -5,6 +5,7 @@
 mod api_key;
 mod audit_log;
 mod finish_login;
+pub(super) mod idp;
 mod login_mail_off;
 mod passkey;
 mod passkey_ceremony;

@@ -234,6 +234,7 @@ impl<B: Backend> Users for B {
             super::password::end_device_keys(conn, user_id)?;
             super::login_mail_off::delete(conn, user_id)?;
             super::web_login_step::delete(conn, user_id)?;
+            super::idp::delete_user(conn, user_id)?;
             super::rate_limit_event::clear(conn, clear_bucket)?;
             conn.execute(sql!("DELETE FROM \"user\" WHERE id = $1"), params![user_id])?;
             super::audit_log::insert(conn, audit)
