@@ -65,8 +65,9 @@ type Endpoint = fn(&mut Api, &Request, &mut LogContext) -> Result<Response, ApiE
 /// One path of the API.
 struct Route {
     path: &'static str,
-    /// Also every path below `path` (a reset link's token).
-    prefix: bool,
+    /// Whether the route also serves every path below `path`, and whether what is below is a
+    /// secret that must not be logged.
+    below: Below,
     /// Mounted only with `--dev` (wire.md §7).
     dev_only: bool,
     /// The methods whose answer may cost an argon2 computation: they go to the hashing
@@ -81,10 +82,21 @@ struct Route {
     endpoint: Endpoint,
 }
 
+/// What a route serves below its path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Below {
+    /// Its path alone.
+    Nothing,
+    /// Paths below it whose rest is logged: a key's id, a provider's name.
+    Named,
+    /// Paths below it whose rest opens an account (a reset link's token): never logged.
+    Secret,
+}
+
 const fn route(path: &'static str, endpoint: Endpoint) -> Route {
     Route {
         path,
-        prefix: false,
+        below: Below::Nothing,
         dev_only: false,
         costly: &[],
         never_cache: false,
@@ -140,7 +152,7 @@ const ROUTES: &[Route] = &[
         ..route(keys::LIST, Api::api_keys)
     },
     Route {
-        prefix: true,
+        below: Below::Named,
         never_cache: true,
         ..route(keys::ONE, Api::revoke_api_key)
     },
@@ -160,11 +172,11 @@ const ROUTES: &[Route] = &[
     // Sign-in through an OpenID provider (web.md §10): the start, with the provider's name
     // below it or none, and the provider's way back.
     Route {
-        prefix: true,
+        below: Below::Named,
         ..page(web::paths::OIDC_LOGIN, Api::web_oidc_start)
     },
     Route {
-        prefix: true,
+        below: Below::Named,
         ..page(web::paths::OIDC_SIGNUP, Api::web_oidc_start)
     },
     page(web::paths::OIDC_CALLBACK, Api::web_oidc_callback),
@@ -173,7 +185,7 @@ const ROUTES: &[Route] = &[
     page(web::paths::RESET_DONE, Api::web_reset),
     // The links, after the exact paths above: setting a password hashes it.
     Route {
-        prefix: true,
+        below: Below::Secret,
         costly: &["POST"],
         ..page(web::paths::RESET_REQUEST, Api::web_reset)
     },
@@ -200,7 +212,7 @@ const ROUTES: &[Route] = &[
 impl ApiConfig {
     fn route(&self, path: &str) -> Option<&'static Route> {
         ROUTES.iter().find(|r| {
-            let matches = r.path == path || (r.prefix && path.starts_with(r.path));
+            let matches = r.path == path || (r.below != Below::Nothing && path.starts_with(r.path));
             matches && (self.dev || !r.dev_only)
         })
     }
@@ -248,10 +260,10 @@ impl Handler for Api {
         }
     }
 
-    /// Below a prefix route is a reset link's token, which opens the account: never logged.
+    /// Below a reset link's path is its token, which opens the account: never logged.
     fn logged_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
         match self.config.route(path) {
-            Some(route) if route.prefix && path != route.path => {
+            Some(route) if route.below == Below::Secret && path != route.path => {
                 format!("{}<token>/", route.path).into()
             }
             _ => path.into(),

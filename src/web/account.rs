@@ -902,9 +902,24 @@ impl AccountPage<'_> {
             @if new_key {
                 p { "Your new key is above. Give it to your apps, bots and zuliprc files in place of the old one." }
             } @else if self.per_device {
-                p { "Each device gets a key of its own. Enter a name and your password to create a key for a new device; it is shown once. The zuliprc file holds a new key too." }
+                p {
+                    "Each device gets a key of its own. "
+                    @if self.reconfirm_by == Reconfirm::Password {
+                        "Enter a name and your password to create a key for a new device; "
+                    } @else {
+                        "Enter a name to create a key for a new device; "
+                    }
+                    "it is shown once. The zuliprc file holds a new key too."
+                }
             } @else {
-                p { "Zulip's apps and tools sign in with your API key. Enter your password to see it, or to download a zuliprc file with it." }
+                p {
+                    "Zulip's apps and tools sign in with your API key. "
+                    @if self.reconfirm_by == Reconfirm::Password {
+                        "Enter your password to see it, or to download a zuliprc file with it."
+                    } @else {
+                        "Show it here, or download a zuliprc file with it."
+                    }
+                }
             }
             @if self.per_device {
                 form method="post" action=(Section::Key.action(paths::API_KEY)) {

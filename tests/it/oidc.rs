@@ -205,6 +205,12 @@ fn the_start_refuses_with_plain_pages() {
     assert_eq!(posted.status, 405);
     assert_eq!(server.get("/accounts/login/social/oidc/a/b").status, 404);
     assert_eq!(server.get("/accounts/login/social/oidcx").status, 404);
+    // The access log names the provider: only a reset link's path hides what is below it.
+    let log = server.log_containing("GET /accounts/register/social/oidc/down ");
+    assert!(
+        log.contains("GET /accounts/register/social/oidc/down 503"),
+        "{log}"
+    );
 }
 
 /// A callback without a live sign-in of this browser: a page, never the provider asked.

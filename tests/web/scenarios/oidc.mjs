@@ -87,6 +87,8 @@ export default async function (t) {
         if (!text.includes('Signed in as') || !text.includes(t.env('MEMBER_EMAIL'))) {
             throw new Error(`not signed in: ${text}`);
         }
+        // A member without a password is never asked for one.
+        if (text.includes('password to')) throw new Error(`asks for a password: ${text}`);
         await t.screenshot(page, 'account-page-after-the-provider');
     });
 
