@@ -125,6 +125,14 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
             return finished;
         }
         Outcome::Continue(next) => (step_form(&view, &next, None), offers_passkey(&next)),
+        // A refused passkey counts as a wrong code, but reads as what it was (web.md §9).
+        Outcome::Denied(Denial::Again {
+            step,
+            refusal: LoginRefusal::WrongCode,
+        }) if answer.is_some() => (
+            step_form(&view, &step, Some(passkey::NOT_ACCEPTED)),
+            offers_passkey(&step),
+        ),
         Outcome::Denied(Denial::Again { step, refusal }) => (
             step_form(&view, &step, Some(&refusal_message(refusal))),
             offers_passkey(&step),

@@ -603,3 +603,42 @@ fn a_passkey_alone_satisfies_require_2fa() {
     let key = key_of(&password_free(&server, &mut browser));
     assert_eq!(users_me(&server, &key).status, 200);
 }
+
+/// A passkey refused in the code step reads as a refused passkey (web.md §9), not as a
+/// wrong code from an authenticator app, which a user whose one factor is a passkey has
+/// not; it still counts as a wrong code, and the step stays.
+#[test]
+fn a_passkey_refused_in_the_code_step_says_so() {
+    let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    let (mut browser, _) = Browser::open(&server, LOGIN);
+    browser.sign_in();
+    let options = browser.options(ADD, &[("password", IAGO_PASSWORD)]);
+    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
+    let credential = browser.create(options);
+    browser.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)]);
+    let (app, _) = Browser::open(&server, LOGIN);
+    let step = app.post(LOGIN, &[("username", IAGO), ("password", IAGO_PASSWORD)]);
+    let token = field(step.text(), "step_token");
+    let options = app.options(LOGIN, &[("step_token", &token)]);
+    let ceremony = options["ceremony"].as_str().unwrap();
+    let refused = app.post(
+        LOGIN,
+        &[
+            ("step_token", &token),
+            ("ceremony", ceremony),
+            ("credential", "{}"),
+        ],
+    );
+    assert_eq!(refused.status, 200);
+    let page = refused.text();
+    assert!(page.contains("That passkey was not accepted."), "{page}");
+    assert!(!page.contains("authenticator app shows now"), "{page}");
+    assert!(page.contains("Use a passkey"), "{page}");
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("login_failure") && l.contains("WRONG_CODE")),
+        "{audit}"
+    );
+}
