@@ -116,7 +116,8 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     };
     log.user_id = step.user_id;
     log.failure = step.failure();
-    render_outcome(ctx, &view, step.outcome, username, false)
+    let by_passkey = answer.is_some();
+    render_outcome(ctx, &view, step.outcome, username, by_passkey, false)
 }
 
 /// The page of a sign-in that came back from an identity provider (web.md §10.2): its
@@ -142,16 +143,18 @@ pub fn after_provider(
         rp: rp.as_ref(),
         providers: &providers,
     };
-    render_outcome(ctx, &view, outcome, "", true)
+    render_outcome(ctx, &view, outcome, "", false, true)
 }
 
-/// A step's outcome rendered: the finish, the next step's form, or a refusal. `across_sites`:
+/// A step's outcome rendered: the finish, the next step's form, or a refusal. `by_passkey`: the
+/// step was answered with a passkey. `across_sites`:
 /// the request came from another site, whose navigation carries no SameSite=Strict cookie.
 fn render_outcome(
     ctx: &Context<'_>,
     view: &View<'_>,
     outcome: Outcome,
     username: &str,
+    by_passkey: bool,
     across_sites: bool,
 ) -> Result<Response, Refusal> {
     // The pages with a passkey button load the script (web.md §9).
@@ -162,6 +165,14 @@ fn render_outcome(
             return finished;
         }
         Outcome::Continue(next) => (step_form(view, &next, None), offers_passkey(&next)),
+        // A refused passkey counts as a wrong code, but reads as what it was (web.md §9).
+        Outcome::Denied(Denial::Again {
+            step,
+            refusal: LoginRefusal::WrongCode,
+        }) if by_passkey => (
+            step_form(view, &step, Some(passkey::NOT_ACCEPTED)),
+            offers_passkey(&step),
+        ),
         Outcome::Denied(Denial::Again { step, refusal }) => (
             step_form(view, &step, Some(&refusal_message(refusal))),
             offers_passkey(&step),

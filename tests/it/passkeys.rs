@@ -87,6 +87,14 @@ impl<'a> Browser<'a> {
         answer.json()
     }
 
+    /// Adds a passkey on the account page, as its script does after the password.
+    fn add_passkey(&mut self) -> HttpResponse {
+        let options = self.options(ADD, &[("password", IAGO_PASSWORD)]);
+        let ceremony = options["ceremony"].as_str().unwrap().to_owned();
+        let credential = self.create(options);
+        self.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)])
+    }
+
     /// `navigator.credentials.create`: the credential as the script submits it. The
     /// software key keeps nothing resident, so the test remembers what a resident key would.
     fn create(&mut self, mut options: Value) -> String {
@@ -314,10 +322,7 @@ fn a_counter_going_backwards_and_a_removed_passkey_are_refused() {
     let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
     let (mut browser, _) = Browser::open(&server, LOGIN);
     browser.sign_in();
-    let options = browser.options(ADD, &[("password", IAGO_PASSWORD)]);
-    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
-    let credential = browser.create(options);
-    let added = browser.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)]);
+    let added = browser.add_passkey();
     assert!(
         added.text().contains("<b>Passkey</b>, added "),
         "{}",
@@ -481,10 +486,7 @@ fn refused_passkeys_count_against_the_address() {
         TestServer::with_iago(&["--external-url", ORIGIN, "--address-rate", "2/600s"]);
     let (mut browser, _) = Browser::open(&server, LOGIN);
     browser.sign_in();
-    let options = browser.options(ADD, &[("password", IAGO_PASSWORD)]);
-    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
-    let credential = browser.create(options);
-    browser.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)]);
+    browser.add_passkey();
     let (app, _) = Browser::open(&server, LOGIN);
     for forged in ["{}", "not json"] {
         let options = app.options(LOGIN, &[]);
@@ -536,10 +538,7 @@ fn under_per_device_keys_a_passkey_makes_the_device_its_own_key() {
     server.ok(&["realm", "set", "", "--api-keys", "per-device"]);
     let (mut browser, _) = Browser::open(&server, LOGIN);
     browser.sign_in();
-    let options = browser.options(ADD, &[("password", IAGO_PASSWORD)]);
-    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
-    let credential = browser.create(options);
-    browser.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)]);
+    browser.add_passkey();
     let first = key_of(&password_free(&server, &mut browser));
     let second = key_of(&password_free(&server, &mut browser));
     assert_ne!(first, second);
@@ -585,10 +584,7 @@ fn a_passkey_alone_satisfies_require_2fa() {
     let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
     let (mut browser, _) = Browser::open(&server, LOGIN);
     browser.sign_in();
-    let options = browser.options(ADD, &[("password", IAGO_PASSWORD)]);
-    let ceremony = options["ceremony"].as_str().unwrap().to_owned();
-    let credential = browser.create(options);
-    browser.post(ADD, &[("ceremony", &ceremony), ("credential", &credential)]);
+    browser.add_passkey();
     server.ok(&["realm", "set", "", "--require-2fa", "on"]);
     let (app, _) = Browser::open(&server, &format!("{LOGIN}?mobile_flow_otp={ZERO_PAD}"));
     let step = app.post(
@@ -602,4 +598,40 @@ fn a_passkey_alone_satisfies_require_2fa() {
     assert!(step.text().contains("Use a passkey"), "{}", step.text());
     let key = key_of(&password_free(&server, &mut browser));
     assert_eq!(users_me(&server, &key).status, 200);
+}
+
+/// A passkey refused in the code step reads as a refused passkey (web.md §9), not as a
+/// wrong code from an authenticator app, which a user whose one factor is a passkey has
+/// not; it still counts as a wrong code, and the step stays.
+#[test]
+fn a_passkey_refused_in_the_code_step_says_so() {
+    let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    let (mut browser, _) = Browser::open(&server, LOGIN);
+    browser.sign_in();
+    browser.add_passkey();
+    let (app, _) = Browser::open(&server, LOGIN);
+    let step = app.post(LOGIN, &[("username", IAGO), ("password", IAGO_PASSWORD)]);
+    let token = field(step.text(), "step_token");
+    let options = app.options(LOGIN, &[("step_token", &token)]);
+    let ceremony = options["ceremony"].as_str().unwrap();
+    let refused = app.post(
+        LOGIN,
+        &[
+            ("step_token", &token),
+            ("ceremony", ceremony),
+            ("credential", "{}"),
+        ],
+    );
+    assert_eq!(refused.status, 200);
+    let page = refused.text();
+    assert!(page.contains("That passkey was not accepted."), "{page}");
+    assert!(!page.contains("authenticator app shows now"), "{page}");
+    assert!(page.contains("Use a passkey"), "{page}");
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("login_failure") && l.contains("WRONG_CODE")),
+        "{audit}"
+    );
 }
