@@ -219,15 +219,17 @@ impl Handler for Api {
     }
 
     /// A browser gets a plain page, with the error's headers (its `Retry-After`).
-    fn refusal(&self, path: &str, err: &ApiError) -> Response {
-        match self.config.route(path) {
+    fn refusal(&self, request: &Request, err: &ApiError) -> Response {
+        let mut response = match self.config.route(&request.path) {
             Some(route) if route.page => {
                 let mut page = web::page::plain(err.status, &err.msg);
                 page.headers.extend(Response::error(err).headers);
                 page
             }
             _ => Response::error(err),
-        }
+        };
+        response.log.client = request.client_addr(&self.config.trusted_proxies);
+        response
     }
 
     /// Below a prefix route is a reset link's token, which opens the account: never logged.
