@@ -11,7 +11,7 @@ mod pool;
 
 pub use pool::{
     PoolSize, StopReason, exit_when_tiny_http_panics, queue_capacity, raise_descriptor_limit,
-    spawn_workers,
+    spawn_workers, stop_taking,
 };
 
 use std::io::Read;

@@ -1,18 +1,20 @@
 //! The threads that serve one tiny_http server.
 //!
-//! - The **intake** thread takes every request from tiny_http and lets one request of each
-//!   connection go ahead at a time ([`Watchdog::arrived`]): the next waits until the answer
-//!   before it is written, so a connection that pipelines without reading holds one thread at
-//!   most, and one that pipelines too far is cut off. A request whose body is in
-//!   memory (none, or one tiny_http read with the head) goes to the front queue at once; one
-//!   whose body is still on the wire goes to a **body thread** of its own, which reads it
-//!   under the connection deadlines ([`crate::deadline`]), queues it, and writes the answer
-//!   it is sent. A blocked body thread is cheap, and there are at most as many as open
-//!   connections, which the gate bounds; so a request without a body never waits behind one
-//!   that dribbles its body, and no front thread ever waits on a client.
-//! - **Front** threads, each with its own handler state (a SQLite connection), answer the
-//!   cheap requests; requests that may cost an argon2 computation go through a bounded queue
-//!   to the **hashing** threads, or get the overload 429 at once when it is full, so
+//! - **Front** threads, each with its own handler state (a SQLite connection), take the
+//!   requests from tiny_http and answer the cheap ones. One request of each connection goes
+//!   ahead at a time ([`Watchdog::arrived`]): the next waits until the answer before it is
+//!   written, so a connection that pipelines without reading holds one thread at most, and
+//!   one that pipelines too far is cut off. A request whose body is in memory (none, or one
+//!   tiny_http read with the head) is answered by the front thread that took it; one whose
+//!   body is still on the wire goes to a **body thread** of its own, which reads it under the
+//!   connection deadlines ([`crate::deadline`]), queues it, and writes the answer it is sent.
+//!   A blocked body thread is cheap, and there are at most as many as open connections, which
+//!   the gate bounds; so a request without a body never waits behind one that dribbles its
+//!   body, and no front thread ever waits on a client.
+//! - The **queued** front thread answers what waited: bodies the body threads read, and the
+//!   requests a connection pipelined, each once the answer before it is written.
+//! - Requests that may cost an argon2 computation go through a bounded queue to the
+//!   **hashing** threads, or get the overload 429 at once when it is full, so
 //!   `server_settings` stays fast while logins saturate the cores; peak memory stays
 //!   `hashing threads × m`.
 //!
@@ -85,7 +87,7 @@ const READ_WITH_THE_HEAD: usize = 1024;
 const HANDLER_ATTEMPTS_FOR: Duration = Duration::from_secs(60);
 const HANDLER_ATTEMPT_PAUSE: Duration = Duration::from_millis(500);
 
-/// A request ready for a front thread.
+/// A request ready for the queued front thread.
 #[expect(
     clippy::large_enum_variant,
     reason = "moved once per request; a box would cost an allocation per request"
@@ -131,15 +133,23 @@ struct Dispatch {
 }
 
 impl Dispatch {
-    /// A request just taken from tiny_http: on at once, unless one of its connection is
-    /// being answered.
-    fn arrived(&self, raw: tiny_http::Request) {
-        if let Some((raw, started)) = self.watchdog.arrived(raw, Instant::now()) {
-            self.send(raw, started);
+    /// A request a front thread just took from tiny_http: returned for that thread to answer,
+    /// unless one of its connection is being answered (it then waits its turn) or its body is
+    /// still on the wire (a body thread reads it).
+    fn take(&self, raw: tiny_http::Request) -> Option<(Taken, Instant)> {
+        let (raw, started) = self.watchdog.arrived(raw, Instant::now())?;
+        self.go(raw, started)
+    }
+
+    /// A request whose turn came after it waited: to the queued front thread.
+    fn send(&self, raw: tiny_http::Request, started: Instant) {
+        if let Some(whole) = self.go(raw, started) {
+            let _ = self.arrive.send(Arrival::Whole(whole.0, whole.1));
         }
     }
 
-    fn send(&self, raw: tiny_http::Request, started: Instant) {
+    /// The request, if its body is in memory; else it goes to a body thread of its own.
+    fn go(&self, raw: tiny_http::Request, started: Instant) -> Option<(Taken, Instant)> {
         let raw = Taken {
             next: Next {
                 peer: raw.remote_addr().copied(),
@@ -148,8 +158,7 @@ impl Dispatch {
             raw,
         };
         if body_in_memory(&raw) {
-            let _ = self.arrive.send(Arrival::Whole(raw, started));
-            return;
+            return Some((raw, started));
         }
         let dispatch = self.clone();
         let spawned = thread::Builder::new()
@@ -158,6 +167,7 @@ impl Dispatch {
         if let Err(e) = spawned {
             error!("cannot start a thread to read a request body ({e}): its connection is dropped");
         }
+        None
     }
 }
 
@@ -309,9 +319,22 @@ where
             }
         }));
     }
+    let (fatal_to, queue_to, handler_to) =
+        (fatal.clone(), queue.clone(), Arc::clone(&start_handler));
+    let alarm_of_queued = alarm("queued");
+    threads.push(spawn("queued".into(), move || {
+        let _alarm = alarm_of_queued;
+        let Some(mut handler) = handler_to(&fatal_to) else {
+            return;
+        };
+        while let Some(arrival) = take(&arrivals) {
+            guarded(|| front(&mut handler, arrival, &queue_to));
+        }
+    }));
     for i in 0..size.front {
-        let (arrivals, fatal) = (Arc::clone(&arrivals), fatal.clone());
+        let (server, stopping, fatal) = (Arc::clone(server), Arc::clone(stopping), fatal.clone());
         let (queue, start_handler) = (queue.clone(), Arc::clone(&start_handler));
+        let dispatch = dispatch.clone();
         let name = format!("front-{i}");
         let alarm = alarm(&name);
         threads.push(spawn(name, move || {
@@ -319,29 +342,34 @@ where
             let Some(mut handler) = start_handler(&fatal) else {
                 return;
             };
-            while let Some(arrival) = take(&arrivals) {
-                guarded(|| front(&mut handler, arrival, &queue));
+            loop {
+                match server.recv() {
+                    Ok(raw) => {
+                        if let Some((raw, started)) = dispatch.take(raw) {
+                            let arrival = Arrival::Whole(raw, started);
+                            guarded(|| front(&mut handler, arrival, &queue));
+                        }
+                    }
+                    Err(_) if stopping.load(Ordering::SeqCst) => return,
+                    Err(e) => {
+                        let _ = fatal.send(StopReason::Fatal(format!(
+                            "accepting connections failed: {e}"
+                        )));
+                        return;
+                    }
+                }
             }
         }));
     }
-    let (server, stopping, fatal) = (Arc::clone(server), Arc::clone(stopping), fatal.clone());
-    let alarm = alarm("intake");
-    threads.push(spawn("intake".into(), move || {
-        let _alarm = alarm;
-        loop {
-            match server.recv() {
-                Ok(raw) => dispatch.arrived(raw),
-                Err(_) if stopping.load(Ordering::SeqCst) => return,
-                Err(e) => {
-                    let _ = fatal.send(StopReason::Fatal(format!(
-                        "accepting connections failed: {e}"
-                    )));
-                    return;
-                }
-            }
-        }
-    }));
     threads
+}
+
+/// Stops the front threads taking requests from tiny_http: each unblock ends one `recv`, after
+/// the requests already received; the queued and hashing threads finish what they hold.
+pub fn stop_taking(server: &Server, size: PoolSize) {
+    for _ in 0..size.front {
+        server.unblock();
+    }
 }
 
 /// Whether tiny_http holds the whole body already (or there is none): no chunked encoding, no
