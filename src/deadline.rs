@@ -207,28 +207,12 @@ impl Watchdog {
                 None
             }
             Connection::Busy(waiting) => {
-                let waiting = std::mem::take(waiting);
-                match drain(peer) {
-                    Some(dropper) => {
-                        for (earlier, _) in waiting {
-                            let _ = dropper.send(earlier);
-                        }
-                        let _ = dropper.send(request);
-                        entry.insert(Connection::Cut(dropper));
-                        drop(connections);
-                        warn!(
-                            "client {peer} sent more than {MAX_PIPELINED} requests ahead of its answers: connection cut off"
-                        );
-                        // At the watchdog's next look, which finds the socket.
-                        self.shared
-                            .shut_down_at(peer, Instant::now(), Shutdown::Both);
-                    }
-                    // No thread for it: its requests keep waiting, in order.
-                    None => {
-                        let mut waiting = waiting;
-                        waiting.push_back((request, started));
-                        entry.insert(Connection::Busy(waiting));
-                    }
+                waiting.push_back((request, started));
+                let connection = entry.into_mut();
+                if self.shared.cut_off(peer, connection) {
+                    warn!(
+                        "client {peer} sent more than {MAX_PIPELINED} requests ahead of its answers: connection cut off"
+                    );
                 }
                 None
             }
@@ -236,6 +220,17 @@ impl Watchdog {
                 let _ = dropper.send(request);
                 None
             }
+        }
+    }
+
+    /// An answer to `peer` could not be written (its socket buffers stayed full for
+    /// [`PAUSE`]): the connection is cut off, so that its next answers fail at once.
+    pub fn write_failed(&self, peer: Option<SocketAddr>) {
+        let Some(peer) = peer else {
+            return;
+        };
+        if let Some(connection) = lock(&self.shared.connections).get_mut(&peer) {
+            self.shared.cut_off(peer, connection);
         }
     }
 
@@ -262,6 +257,24 @@ impl Watchdog {
 }
 
 impl Shared {
+    /// Cuts a busy connection off: what waits goes to a thread of its own that drops it in
+    /// order, and the socket is shut down at the watchdog's next look. Whether it was cut.
+    fn cut_off(&self, peer: SocketAddr, connection: &mut Connection) -> bool {
+        let Connection::Busy(waiting) = connection else {
+            return false;
+        };
+        // No thread for it: its requests keep waiting, in order.
+        let Some(dropper) = drain(peer) else {
+            return false;
+        };
+        for (request, _) in std::mem::take(waiting) {
+            let _ = dropper.send(request);
+        }
+        *connection = Connection::Cut(dropper);
+        self.shut_down_at(peer, Instant::now(), Shutdown::Both);
+        true
+    }
+
     /// Has the connection from `peer` shut down (`how`) at the first look after `deadline`,
     /// unless the watch whose id this returns ends first.
     fn shut_down_at(&self, peer: SocketAddr, deadline: Instant, how: Shutdown) -> u64 {

@@ -587,12 +587,13 @@ fn serve(handler: &mut impl Handler, job: Job) {
 }
 
 /// Writes the answer; `path` is the request's as the log shows it. Then the connection's
-/// next request goes on.
+/// next request goes on, unless the answer could not be written: then it is cut off.
 fn respond(taken: Taken, response: Response, path: &str) {
     let Taken { raw, next } = taken;
     let method = raw.method().clone();
     if let Err(e) = raw.respond(to_tiny_http(response)) {
         info!("{method} {path}: could not send the response: {e}");
+        next.dispatch.watchdog.write_failed(next.peer);
     }
     drop(next);
 }
