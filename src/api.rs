@@ -69,6 +69,9 @@ struct Route {
     /// The methods whose answer may cost an argon2 computation: they go to the hashing
     /// threads, so that cheap requests never queue behind them.
     costly: &'static [&'static str],
+    /// Parameters without which a costly request is refused before any hashing (a 400):
+    /// one that lacks any is cheap, answered on a front thread.
+    needs: &'static [&'static str],
     /// Django's `never_cache`, which upstream puts on its REST routes (wire.md §3.3).
     never_cache: bool,
     /// Too frequent to log one line each (health checks).
@@ -84,6 +87,7 @@ const fn route(path: &'static str, endpoint: Endpoint) -> Route {
         prefix: false,
         dev_only: false,
         costly: &[],
+        needs: &[],
         never_cache: false,
         quiet: false,
         page: false,
@@ -112,6 +116,8 @@ const ROUTES: &[Route] = &[
     route("/", Api::root),
     Route {
         costly: &["POST"],
+        // wire.md §5.2 steps 1 to 3.
+        needs: &["username", "password"],
         ..route("/api/v1/fetch_api_key", Api::fetch_api_key)
     },
     route("/api/v1/jwt/fetch_api_key", Api::jwt_fetch_api_key),
@@ -213,9 +219,12 @@ impl Handler for Api {
     }
 
     fn is_costly(&self, request: &Request) -> bool {
-        self.config
-            .route(&request.path)
-            .is_some_and(|r| r.costly.contains(&request.method.as_str()))
+        self.config.route(&request.path).is_some_and(|r| {
+            r.costly.contains(&request.method.as_str())
+                && (r.needs.is_empty()
+                    || parse_params(request)
+                        .is_ok_and(|params| r.needs.iter().all(|n| params.get(n).is_some())))
+        })
     }
 
     /// A browser gets a plain page, with the error's headers (its `Retry-After`).
