@@ -249,12 +249,12 @@ fn take<T>(queue: &Shared<T>) -> Option<T> {
         .ok()
 }
 
-/// Starts the pool, each front and hashing thread with its own handler from `make_handler`,
-/// serving `server`. When the intake's `recv()` fails while `stopping` is unset, tiny_http's
-/// accept loop has ended for good: that is reported on `fatal`, so the process exits and is
-/// restarted. So is the end of any pool thread while `stopping` is unset. After
-/// `server.unblock()`, the intake stops; the front threads answer what was queued, then
-/// stop, and the hashing threads finish their queue and stop too.
+/// Starts the pool, each front, queued and hashing thread with its own handler from
+/// `make_handler`, serving `server`. When a front thread's `recv()` fails while `stopping` is
+/// unset, tiny_http's accept loop has ended for good: that is reported on `fatal`, so the
+/// process exits and is restarted. So is the end of any pool thread while `stopping` is
+/// unset. After [`stop_taking`], the front threads answer what they took, then stop; the
+/// queued and hashing threads finish what they hold and stop too.
 pub fn spawn_workers<H, F>(
     server: &Arc<Server>,
     size: PoolSize,
