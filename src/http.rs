@@ -253,12 +253,10 @@ fn read_head(raw: &tiny_http::Request) -> Request {
 
 fn to_tiny_http(response: Response) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
     let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
-    let content_type = response
-        .content_type
-        .map(|t| ("Content-Type", t.to_owned()));
-    let server = ("Server", "zulip-auth".to_owned());
-    let headers = content_type.into_iter().chain(response.headers);
-    for (name, value) in headers.chain([server]) {
+    let content_type = response.content_type.map(|t| ("Content-Type", t));
+    let headers = response.headers.iter().map(|(n, v)| (*n, v.as_str()));
+    let server = ("Server", "zulip-auth");
+    for (name, value) in content_type.into_iter().chain(headers).chain([server]) {
         if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             out.add_header(header);
         }

@@ -563,7 +563,11 @@ fn serve(handler: &mut impl Handler, job: Job) {
             let _ = body_thread.send((response, path.clone()));
         }
     }
-    if !log.quiet && log::log_enabled!(log::Level::Warn) {
+    // The client's address is formatted only for a line that is written.
+    let written = |level| log::log_enabled!(target: LOG_TARGET, level);
+    if !log.quiet
+        && (written(log::Level::Info) || log.failure.is_some() && written(log::Level::Warn))
+    {
         let client = log
             .client
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
