@@ -25,7 +25,7 @@ use crate::error::{ApiError, UNAVAILABLE_RETRY_AFTER};
 use crate::http::{HTML, Handler, LogContext, Request, Response};
 use crate::metrics;
 use crate::params::Params;
-use crate::reset_desk::ResetDesk;
+use crate::reset_desk::{self, ResetDesk};
 use crate::site::Site;
 use crate::store::{AuditEvent, Realm, Role, SessionLimits, Store, User};
 use crate::web;
@@ -302,7 +302,6 @@ impl Api {
             store: &self.store,
             hasher: &self.hasher,
             limits: self.config.limits,
-            notices: self.reset_desk.as_ref(),
         }
     }
 
@@ -384,11 +383,15 @@ impl Api {
             .login(&realm, credentials, client(request, log), Method::Api)?;
         log.user_id = checked.user_id;
         let mut response = match checked.outcome {
-            Ok(success) => api_key_response(
-                &success.api_key,
-                &success.user,
-                params.ignored(&["username", "password"]),
-            ),
+            Ok(success) => {
+                let response = api_key_response(
+                    &success.api_key,
+                    &success.user,
+                    params.ignored(&["username", "password"]),
+                );
+                reset_desk::post(self.reset_desk.as_ref(), success.notices);
+                response
+            }
             Err(refusal) => {
                 log.failure = refusal.reason();
                 error_response(&login_error(refusal))
@@ -445,11 +448,15 @@ impl Api {
             })?;
         log.user_id = checked.user_id;
         match checked.outcome {
-            Ok(success) => Ok(jwt_key_response(
-                &success,
-                include_profile,
-                params.ignored(&["token", "include_profile"]),
-            )),
+            Ok(success) => {
+                let response = jwt_key_response(
+                    &success,
+                    include_profile,
+                    params.ignored(&["token", "include_profile"]),
+                );
+                reset_desk::post(self.reset_desk.as_ref(), success.notices);
+                Ok(response)
+            }
             Err(refusal) => {
                 log.failure = refusal.reason();
                 Ok(error_response(&login_error(refusal)))

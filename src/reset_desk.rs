@@ -4,7 +4,8 @@
 //! its timing tells nothing about accounts (web.md §6). A failure is logged, never shown.
 //!
 //! The same thread sends the mail for every new login (web.md §8.1), after the answer, so a
-//! login never waits on the relay nor fails with it.
+//! login never waits on the relay nor fails with it. A login's outcome carries its notices
+//! as plain values, and the page or endpoint that answers it posts them here ([`post`]).
 
 use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -16,7 +17,7 @@ use log::{error, info, warn};
 use maud::{DOCTYPE, html};
 
 use crate::auth::devices;
-use crate::auth::notice::{self, Folding, LoginNotice};
+use crate::auth::notice::{self, Folding, LoginNotice, Told};
 use crate::auth::reset;
 use crate::clock;
 use crate::error::Error;
@@ -43,8 +44,7 @@ pub struct ResetRequest {
 #[derive(Debug, Clone, PartialEq)]
 enum Job {
     Reset(ResetRequest),
-    Login(LoginNotice),
-    Recovery(LoginNotice),
+    Notice(LoginNotice),
 }
 
 /// Where pages hand reset requests, and logins their notices.
@@ -69,22 +69,25 @@ impl ResetDesk {
         self.hand(Job::Reset(request), "reset request");
     }
 
-    /// A successful login, to be mailed to its user if it is due one.
-    pub fn notify_login(&self, login: LoginNotice) {
-        self.hand(Job::Login(login), "login mail");
-    }
-
-    /// A sign-in finished with a recovery code: its owner is told, whatever the login mail's
-    /// switches.
-    pub fn notify_recovery(&self, login: LoginNotice) {
-        self.hand(Job::Recovery(login), "recovery code mail");
-    }
-
     fn hand(&self, job: Job, what: &str) {
         match self.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => warn!("{what} dropped: {QUEUE} already queued"),
             Err(TrySendError::Disconnected(_)) => warn!("{what} dropped: the desk stopped"),
+        }
+    }
+}
+
+/// Posts a login's notices, after its answer, when mail is set up (`desk`); without mail
+/// they are dropped.
+pub fn post(desk: Option<&ResetDesk>, notices: Vec<LoginNotice>) {
+    if let Some(desk) = desk {
+        for notice in notices {
+            let what = match notice.told {
+                Told::Login => "login mail",
+                Told::RecoveryCode => "recovery code mail",
+            };
+            desk.hand(Job::Notice(notice), what);
         }
     }
 }
@@ -98,7 +101,7 @@ fn serve(store: &Store, postman: &Postman, lifetime: Duration, jobs: &Receiver<J
     for job in jobs {
         let at = match &job {
             Job::Reset(request) => request.at,
-            Job::Login(login) | Job::Recovery(login) => login.at,
+            Job::Notice(login) => login.at,
         };
         let wait = at + START_AFTER - clock::now();
         if wait > 0.0 {
@@ -107,8 +110,10 @@ fn serve(store: &Store, postman: &Postman, lifetime: Duration, jobs: &Receiver<J
         // A bug in one job must not stop the desk for every later one.
         let done = catch_unwind(AssertUnwindSafe(|| match &job {
             Job::Reset(request) => handle(store, postman, lifetime, request),
-            Job::Login(login) => mail_login(store, postman, &mut folding, login),
-            Job::Recovery(login) => mail_recovery(store, postman, login),
+            Job::Notice(login) => match login.told {
+                Told::Login => mail_login(store, postman, &mut folding, login),
+                Told::RecoveryCode => mail_recovery(store, postman, login),
+            },
         }));
         match done {
             Ok(Ok(())) => {}

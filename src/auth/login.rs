@@ -28,14 +28,13 @@ use log::warn;
 use crate::auth::devices;
 use crate::auth::key;
 use crate::auth::ldap::{self, Outcome};
-use crate::auth::notice::LoginNotice;
+use crate::auth::notice::{LoginNotice, Told};
 use crate::auth::password::{self, Hasher, Verdict};
 use crate::auth::policy;
 use crate::auth::ratelimit::{self, Gate, Quota, RateLimits};
 use crate::clock;
 use crate::email;
 use crate::metrics;
-use crate::reset_desk::ResetDesk;
 use crate::store::limits::username_key;
 use crate::store::{
     AuditEntry, AuditEvent, FinishLogin, LdapSettings, LoginEnd, NewDeviceKey, NewUser, Realm,
@@ -267,6 +266,9 @@ pub struct Success {
     /// As stored at the finish.
     pub user: User,
     pub api_key: String,
+    /// The mails this login is due (web.md §8.1, §4.1): the caller posts them to the reset
+    /// desk after its answer, when mail is set up.
+    pub notices: Vec<LoginNotice>,
 }
 
 /// What a login needs of the worker that runs it.
@@ -274,8 +276,6 @@ pub struct Login<'a> {
     pub store: &'a Store,
     pub hasher: &'a Hasher,
     pub limits: RateLimits,
-    /// Where a successful login is handed for its mail (web.md §8.1), when mail is set up.
-    pub notices: Option<&'a ResetDesk>,
 }
 
 impl Login<'_> {
@@ -428,13 +428,10 @@ impl Login<'_> {
                 // A dev login and a password entered again are no new login, and the realm's
                 // switch is read as the login saw it (web.md §8.1).
                 let word = verified.method.key_method(verified.verified_hash.is_some());
-                if let (Some(desk), Some(method), false, true) = (
-                    self.notices,
-                    word,
-                    verified.method == Method::Dev,
-                    realm.login_mail,
-                ) {
-                    desk.notify_login(LoginNotice {
+                let notices = word
+                    .filter(|_| verified.method != Method::Dev && realm.login_mail)
+                    .map(|method| LoginNotice {
+                        told: Told::Login,
                         realm_id: realm.id,
                         user_id: user.id,
                         email: user.delivery_email.clone(),
@@ -442,9 +439,14 @@ impl Login<'_> {
                         user_agent: user_agent.clone(),
                         client: client.address,
                         at: audit.at,
-                    });
-                }
-                return Ok(Ok(Success { user, api_key }));
+                    })
+                    .into_iter()
+                    .collect();
+                return Ok(Ok(Success {
+                    user,
+                    api_key,
+                    notices,
+                }));
             }
             LoginEnd::PasswordChanged => LoginRefusal::PasswordChanged,
             LoginEnd::UserDeactivated => LoginRefusal::UserDeactivated,
@@ -953,7 +955,6 @@ pub(crate) mod tests {
             store: &store,
             hasher: &hasher,
             limits: limits(),
-            notices: None,
         };
         let credentials = Credentials {
             username: "iago@example.com",
@@ -1029,6 +1030,49 @@ pub(crate) mod tests {
         );
     }
 
+    /// web.md §8.1: the login's outcome carries its mail as a value, for its caller to post;
+    /// a dev login, a password entered again and a realm that mails no logins carry none.
+    #[test]
+    fn a_login_carries_its_mail_for_the_caller_to_post() {
+        let (_dir, store, hasher, mut realm) = setup();
+        let login = Login {
+            store: &store,
+            hasher: &hasher,
+            limits: RateLimits::default(),
+        };
+        let credentials = Credentials {
+            username: "iago@example.com",
+            password: PASSWORD,
+        };
+        let notices = |method, realm: &Realm| {
+            let checked = login.login(realm, credentials, client(), method).unwrap();
+            checked.outcome.unwrap().notices
+        };
+        let mailed = notices(Method::Api, &realm);
+        assert_eq!(mailed.len(), 1);
+        let notice = &mailed[0];
+        assert_eq!(
+            (
+                notice.told,
+                notice.method,
+                notice.realm_id,
+                notice.email.as_str()
+            ),
+            (Told::Login, "password", realm.id, "iago@example.com")
+        );
+        assert_eq!(
+            (notice.user_agent.as_deref(), notice.client),
+            (Some("test"), client().address)
+        );
+        assert_eq!(notices(Method::Web, &realm)[0].method, "web");
+        assert_eq!(notices(Method::Reconfirm, &realm), []);
+        let user = store.user_by_email(realm.id, "iago@example.com").unwrap();
+        let dev = login.without_password(&realm, user.unwrap(), client());
+        assert_eq!(dev.unwrap().unwrap().notices, []);
+        realm.login_mail = false;
+        assert_eq!(notices(Method::Api, &realm), []);
+    }
+
     #[test]
     fn a_deferred_login_is_refused_if_the_password_changes_before_the_code() {
         let (_dir, store, hasher, realm) = setup();
@@ -1036,7 +1080,6 @@ pub(crate) mod tests {
             store: &store,
             hasher: &hasher,
             limits: limits(),
-            notices: None,
         };
         let credentials = Credentials {
             username: "iago@example.com",

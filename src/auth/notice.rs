@@ -1,5 +1,6 @@
-//! The mail for every new login (web.md §8.1): which logins are due one. The reset desk's
-//! thread sends it after the answer; this module decides.
+//! The mail for every new login (web.md §8.1): which logins are due one. A login's outcome
+//! carries its notices as plain values; the page or endpoint that answered posts them to the
+//! reset desk, whose thread sends them after the answer. This module decides.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,9 +17,19 @@ pub const FOLD: f64 = 600.0;
 /// Beyond this many remembered devices, the ones past [`FOLD`] are forgotten.
 const REMEMBERED: usize = 4096;
 
+/// Which mail a notice asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Told {
+    /// A new login (web.md §8.1), if the switches and the folding let it through.
+    Login,
+    /// A recovery code stood in for the second factor (web.md §4.1): always told.
+    RecoveryCode,
+}
+
 /// A successful login, as the mail tells it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginNotice {
+    pub told: Told,
     pub realm_id: i64,
     pub user_id: i64,
     pub email: String,
@@ -70,6 +81,7 @@ mod tests {
 
     fn notice(user_agent: &str, at: f64) -> LoginNotice {
         LoginNotice {
+            told: Told::Login,
             realm_id: 1,
             user_id: 5,
             email: "iago@example.com".into(),

@@ -25,7 +25,7 @@ use crate::auth::devices;
 use crate::auth::login::{
     Client, Credentials, Deferred, Login, LoginRefusal, Method, Success, Verified,
 };
-use crate::auth::notice::LoginNotice;
+use crate::auth::notice::{LoginNotice, Told};
 use crate::auth::recovery;
 use crate::auth::second_factor;
 use crate::auth::token;
@@ -203,19 +203,16 @@ impl SignIn<'_> {
                     second.check(store, realm, user, code, &context)
                 })?;
         let denial = match checked.outcome {
-            Ok((success, accepted)) => {
+            Ok((mut success, accepted)) => {
                 // Spent: the same token cannot finish a second time. A request that raced
                 // this one with another valid code and took the step first has had the key.
                 if !store.take_login_step(&digest)? {
                     return Ok(Step::denied(user_id, Denial::Expired));
                 }
-                // A key offered during a sign-in becomes the user's only once it finished: a
-                // finish refused because the password changed must leave no factor behind.
                 // A recovery code stood in for the factor: its owner hears of it (web.md §4.1).
-                if let (Second::Code, Some(desk)) = (&second, self.login.notices)
-                    && recovery::normalized(code).is_some()
-                {
-                    desk.notify_recovery(LoginNotice {
+                if matches!(second, Second::Code) && recovery::normalized(code).is_some() {
+                    success.notices.push(LoginNotice {
+                        told: Told::RecoveryCode,
                         realm_id: realm.id,
                         user_id: success.user.id,
                         email: success.user.delivery_email.clone(),
@@ -225,6 +222,8 @@ impl SignIn<'_> {
                         at: clock::now(),
                     });
                 }
+                // A key offered during a sign-in becomes the user's only once it finished: a
+                // finish refused because the password changed must leave no factor behind.
                 if let (Second::Enrol(secret), Accepted::FirstCode(first)) = (&second, accepted) {
                     let user = &success.user;
                     second_factor::enrol(
@@ -357,7 +356,6 @@ mod tests {
             store,
             hasher,
             limits: RateLimits::default(),
-            notices: None,
         }
     }
 
@@ -423,11 +421,28 @@ mod tests {
         };
         assert_eq!(step.token, token);
         let done = signin.code(&realm, &token, &right).unwrap();
-        assert!(matches!(done.outcome, Outcome::Success(_)));
+        let Outcome::Success(success) = done.outcome else {
+            panic!("not finished");
+        };
+        // The login's own mail only: no recovery code was used.
+        let told: Vec<_> = success.notices.iter().map(|n| (n.told, n.method)).collect();
+        assert_eq!(told, [(Told::Login, "web")]);
         let spent = signin.code(&realm, &token, &right).unwrap();
         assert!(matches!(spent.outcome, Outcome::Denied(Denial::Expired)));
         // No step of another realm, and none from a malformed token.
         let other = signin.code(&realm, "x", &right).unwrap();
         assert!(matches!(other.outcome, Outcome::Denied(Denial::Expired)));
+        // A recovery code in its place: the login's mail, and the code's own (web.md §4.1).
+        let codes = recovery::new_set(&store, &realm, &user, Origin::Operator, &audit).unwrap();
+        let first = signin.password(&realm, credentials(PASSWORD)).unwrap();
+        let Outcome::Continue(NextStep { token, .. }) = first.outcome else {
+            panic!("no code step");
+        };
+        let done = signin.code(&realm, &token, &codes[0]).unwrap();
+        let Outcome::Success(success) = done.outcome else {
+            panic!("the recovery code was refused");
+        };
+        let told: Vec<_> = success.notices.iter().map(|n| n.told).collect();
+        assert_eq!(told, [Told::Login, Told::RecoveryCode]);
     }
 }

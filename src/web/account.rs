@@ -27,6 +27,7 @@ use crate::web::paths;
 use crate::web::totp;
 
 const ON_THE_PAGE: &str = "by the user, on the account page";
+const ALREADY_REVOKED: &str = "That key was already revoked.";
 const OFFER_EXPIRED: &str =
     "That key is no longer on offer. Set up two-factor authentication again for a new one.";
 
@@ -65,7 +66,7 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
     let post = request.method == "POST";
     let refused = match request.path.as_str() {
         paths::SETTINGS => (!get).then(|| page::method_not_allowed(false)),
-        paths::LOGOUT | paths::REGENERATE => {
+        paths::LOGOUT | paths::REGENERATE | paths::DEVICE_SIGN_OUT | paths::SIGN_OUT_EVERYWHERE => {
             (!get && !post).then(|| page::method_not_allowed(true))
         }
         _ => (!post)
@@ -116,6 +117,8 @@ fn respond(
         return match request.path.as_str() {
             paths::LOGOUT => Ok(view.confirm_sign_out()),
             paths::REGENERATE => Ok(view.confirm_new_key(None)),
+            paths::DEVICE_SIGN_OUT => view.confirm_device_sign_out(&Form::from_query(request)?),
+            paths::SIGN_OUT_EVERYWHERE => Ok(view.confirm_sign_out_everywhere()),
             _ => view.page(Notice::None),
         };
     };
@@ -371,7 +374,7 @@ impl View<'_> {
         Ok(self.page(if revoked {
             Notice::Done("That device is signed out: its key no longer works.")
         } else {
-            Notice::Error("That key was already revoked.".into())
+            Notice::Error(ALREADY_REVOKED.into())
         })?)
     }
 
@@ -404,37 +407,103 @@ impl View<'_> {
 
 /// The pages the account forms answer with.
 impl View<'_> {
-    /// What a person must confirm before signing out (web.md §7).
-    fn confirm_sign_out(&self) -> Response {
+    /// A destructive action's confirmation (web.md §7): what it does, then a form whose red
+    /// button POSTs it, and a way back that changes nothing.
+    fn confirmation(&self, title: &str, action: &Confirm<'_>) -> Response {
         let csrf = Csrf::for_page(self.request);
         let content = html! {
-            p { "Sign out of " (self.who.realm.name) " on this browser? Your apps stay signed in." }
-            form method="post" action=(paths::LOGOUT) {
+            (action.question)
+            (page::error_message(action.error))
+            form method="post" action=(action.path) {
                 (hidden(csrf::FIELD, csrf.token()))
-                button.danger type="submit" { "Sign out" }
+                (action.fields)
+                button.danger type="submit" { (action.button) }
             }
-            a.back href=(paths::SETTINGS) { "Stay signed in" }
+            a.back href=(paths::SETTINGS) { (action.back) }
         };
-        self.respond(&csrf, self.layout("Sign out?", content))
+        self.respond(&csrf, self.layout(title, content))
+    }
+
+    /// What a person must confirm before signing out (web.md §7).
+    fn confirm_sign_out(&self) -> Response {
+        let question = html! {
+            p { "Sign out of " (self.who.realm.name) " on this browser? Your apps stay signed in." }
+        };
+        let confirm = Confirm {
+            question,
+            path: paths::LOGOUT.to_owned(),
+            button: "Sign out",
+            back: "Stay signed in",
+            ..Confirm::default()
+        };
+        self.confirmation("Sign out?", &confirm)
     }
 
     /// What a person must confirm, with the password, before the key is replaced.
     fn confirm_new_key(&self, error: Option<&str>) -> Response {
-        let csrf = Csrf::for_page(self.request);
-        let content = html! {
+        let question = html! {
             p {
                 "The key you have now stops working at once: every app, bot and zuliprc file "
                 "that uses it must be signed in again or given the new key."
             }
-            (page::error_message(error))
-            form method="post" action=(Section::Key.action(paths::REGENERATE)) {
-                (hidden(csrf::FIELD, csrf.token()))
-                (password_field("password_regenerate", "password", "Password", "current-password"))
-                button.danger type="submit" { "Generate a new API key" }
-            }
-            a.back href=(paths::SETTINGS) { "Keep the current key" }
         };
-        self.respond(&csrf, self.layout("Generate a new API key?", content))
+        let confirm = Confirm {
+            question,
+            error,
+            path: Section::Key.action(paths::REGENERATE),
+            fields: password_field(
+                "password_regenerate",
+                "password",
+                "Password",
+                "current-password",
+            ),
+            button: "Generate a new API key",
+            back: "Keep the current key",
+        };
+        self.confirmation("Generate a new API key?", &confirm)
+    }
+
+    /// What a person must confirm before one device's key is revoked (`?key_id=`); a key
+    /// that is gone already is told on the account page, as its POST would be.
+    fn confirm_device_sign_out(&self, query: &Form) -> Result<Response, Refusal> {
+        let keys = devices::list(self.ctx.store, &self.who.user, None)?;
+        let id = query.text("key_id").parse::<i64>().ok();
+        let Some(key) = keys.iter().find(|key| Some(key.id) == id) else {
+            return self.page(Notice::Error(ALREADY_REVOKED.into()));
+        };
+        let question = html! {
+            p {
+                "Sign out " b { (key.name) } " (" (key.method) "), made " (clock::iso8601(key.created as f64))
+                "? Its key stops working at once, and the app there must sign in again."
+            }
+        };
+        let confirm = Confirm {
+            question,
+            path: Section::Devices.action(paths::DEVICE_SIGN_OUT),
+            fields: hidden("key_id", &key.id.to_string()),
+            button: "Sign out this device",
+            back: "Keep it signed in",
+            ..Confirm::default()
+        };
+        Ok(self.confirmation("Sign out this device?", &confirm))
+    }
+
+    /// What a person must confirm before every key of theirs is revoked.
+    fn confirm_sign_out_everywhere(&self) -> Response {
+        let question = html! {
+            p {
+                "Every key of yours stops working at once: every app, bot and zuliprc file must "
+                "sign in again. This browser stays signed in."
+            }
+        };
+        let confirm = Confirm {
+            question,
+            path: Section::Devices.action(paths::SIGN_OUT_EVERYWHERE),
+            button: "Sign out everywhere",
+            back: "Keep them signed in",
+            ..Confirm::default()
+        };
+        self.confirmation("Sign out everywhere?", &confirm)
     }
 
     fn sign_out(&self) -> Result<Response, Refusal> {
@@ -526,6 +595,22 @@ impl View<'_> {
     }
 }
 
+/// A destructive action, as its confirmation asks for it.
+#[derive(Default)]
+struct Confirm<'a> {
+    /// What the action does, as a question.
+    question: Markup,
+    /// Why the last try was refused (a wrong password).
+    error: Option<&'a str>,
+    /// Where the form posts.
+    path: String,
+    /// The form's fields beside the CSRF token.
+    fields: Markup,
+    button: &'a str,
+    /// The link back to the account page.
+    back: &'a str,
+}
+
 /// Zulip's `zuliprc` (web.md §7), as an attachment that no cache keeps.
 fn zuliprc(email: &str, key: &str, site: &str) -> Response {
     let body = format!("[api]\nemail={email}\nkey={key}\nsite={site}\n");
@@ -587,7 +672,7 @@ impl AccountPage<'_> {
                 (self.section(Section::LoginMail, "Login mail", self.login_mail(on)))
             }
             @if let Some(keys) = self.devices {
-                (self.section(Section::Devices, "Devices", self.devices(keys)))
+                (self.section(Section::Devices, "Devices", device_list(keys)))
             }
             // Each further thing a person manages here is one more section, above signing out.
             a.button.danger href=(paths::LOGOUT) { "Sign out" }
@@ -706,33 +791,28 @@ impl AccountPage<'_> {
             }
         }
     }
+}
 
-    /// The user's keys, each with "Sign out this device", and "Sign out everywhere".
-    fn devices(&self, keys: &[devices::Listed]) -> Markup {
-        let when = |t: i64| clock::iso8601(t as f64);
-        let action = |path| Section::Devices.action(path);
-        html! {
-            @if keys.is_empty() {
-                p { "No device holds a key of yours." }
-            } @else {
-                ul {
-                    @for key in keys {
-                        li {
-                            b { (key.name) } " (" (key.method) "), made " (when(key.created))
-                            @if let Some(used) = key.last_used { ", last used " (when(used)) }
-                            form method="post" action=(action(paths::DEVICE_SIGN_OUT)) {
-                                (hidden(csrf::FIELD, self.csrf.token()))
-                                (hidden("key_id", &key.id.to_string()))
-                                button.danger type="submit" { "Sign out this device" }
-                            }
+/// The user's keys, each with "Sign out this device", and "Sign out everywhere".
+fn device_list(keys: &[devices::Listed]) -> Markup {
+    let when = |t: i64| clock::iso8601(t as f64);
+    html! {
+        @if keys.is_empty() {
+            p { "No device holds a key of yours." }
+        } @else {
+            ul {
+                @for key in keys {
+                    li {
+                        b { (key.name) } " (" (key.method) "), made " (when(key.created))
+                        @if let Some(used) = key.last_used { ", last used " (when(used)) }
+                        " "
+                        a.button.danger href=(format!("{}?key_id={}", paths::DEVICE_SIGN_OUT, key.id)) {
+                            "Sign out this device"
                         }
                     }
                 }
-                form method="post" action=(action(paths::SIGN_OUT_EVERYWHERE)) {
-                    (hidden(csrf::FIELD, self.csrf.token()))
-                    button.danger type="submit" { "Sign out everywhere" }
-                }
             }
+            a.button.danger href=(paths::SIGN_OUT_EVERYWHERE) { "Sign out everywhere" }
         }
     }
 }

@@ -17,6 +17,7 @@ use maud::{Markup, html};
 use crate::auth::login::{Credentials, LoginRefusal};
 use crate::auth::signin::{Denial, NextStep, Outcome, SignIn, StepKind};
 use crate::http::{LogContext, Request, Response};
+use crate::reset_desk;
 use crate::store::{Realm, User};
 use crate::web::Context;
 use crate::web::account;
@@ -94,7 +95,9 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     log.failure = step.failure();
     let markup = match step.outcome {
         Outcome::Success(success) => {
-            return finish(ctx, &view, &success.user, &success.api_key, &realm_url);
+            let finished = finish(ctx, &view, &success.user, &success.api_key, &realm_url);
+            reset_desk::post(ctx.reset_desk, success.notices);
+            return finished;
         }
         Outcome::Continue(next) => step_form(&view, &next, None),
         Outcome::Denied(Denial::Again { step, refusal }) => {

@@ -8,7 +8,7 @@ use base64ct::{Base64, Encoding};
 
 use crate::reset::{CSRF, NEW_PASSWORD, reset_link, set_new_password, submit};
 use crate::support::{E11, HttpResponse, IAGO, IAGO_PASSWORD, TestServer};
-use crate::web::{now, shown_secret};
+use crate::web::{field, now, shown_secret};
 
 const SETTINGS: &str = "/accounts/settings/";
 const TWO_FACTOR_ON: &str = "/accounts/settings/two-factor/";
@@ -401,14 +401,22 @@ fn every_form_needs_the_csrf_pair_and_its_method() {
         "/accounts/settings/password",
         "/accounts/settings/two-factor/",
         "/accounts/settings/two-factor/remove",
+        "/accounts/settings/devices/sign-out",
+        "/accounts/settings/devices/sign-out-everywhere",
         "/accounts/logout/",
     ] {
         let r = server.post_form_with(path, &[("password", IAGO_PASSWORD)], &[("Cookie", &cookie)]);
         assert_eq!(r.status, 403, "{path}");
         let r = server.send("GET", path, &[("Cookie", &cookie)], b"");
         // A destructive action shows its confirmation on GET, and refuses other methods.
+        let confirmed = [
+            "/accounts/settings/api-key/regenerate",
+            "/accounts/settings/devices/sign-out",
+            "/accounts/settings/devices/sign-out-everywhere",
+            "/accounts/logout/",
+        ];
         let (status, allow) = match path {
-            "/accounts/settings/api-key/regenerate" | "/accounts/logout/" => {
+            path if confirmed.contains(&path) => {
                 assert_eq!(r.status, 200, "{path}");
                 let r = server.send("PUT", path, &[("Cookie", &cookie)], b"");
                 (r.status, r.header("allow").map(str::to_owned))
@@ -416,7 +424,7 @@ fn every_form_needs_the_csrf_pair_and_its_method() {
             _ => (r.status, r.header("allow").map(str::to_owned)),
         };
         let expected = match path {
-            "/accounts/settings/api-key/regenerate" | "/accounts/logout/" => "GET, HEAD, POST",
+            path if confirmed.contains(&path) => "GET, HEAD, POST",
             _ => "POST",
         };
         assert_eq!((status, allow.as_deref()), (405, Some(expected)), "{path}");
@@ -585,6 +593,17 @@ fn shown_key(r: &HttpResponse) -> String {
     text[start..start + 32].to_owned()
 }
 
+/// The id of iago's key named `name`, as `user keys` lists it.
+fn key_id(server: &TestServer, name: &str) -> String {
+    let listing = server.stdout(&["user", "keys", IAGO]);
+    listing
+        .lines()
+        .find(|l| l.contains(name))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no key {name} in {listing}"))
+        .to_owned()
+}
+
 #[test]
 fn per_device_the_page_creates_named_keys_and_signs_devices_out() {
     let (server, _) = TestServer::with_iago(&[]);
@@ -625,13 +644,7 @@ fn per_device_the_page_creates_named_keys_and_signs_devices_out() {
     assert_ne!(file_key, laptop);
     assert_eq!(users_me(&server, &file_key), 200);
 
-    let listing = server.stdout(&["user", "keys", IAGO]);
-    let laptop_id = listing
-        .lines()
-        .find(|l| l.contains("Work laptop"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let laptop_id = key_id(&server, "Work laptop");
     let r = post(
         &server,
         "/accounts/settings/devices/sign-out",
@@ -719,4 +732,149 @@ fn destructive_actions_ask_for_confirmation_first() {
     assert!(r.text().contains("<title>Generate a new API key?</title>"));
     assert!(r.text().contains("Wrong password!"), "{}", r.text());
     assert_eq!(users_me(&server, &old), 200);
+}
+
+/// `users/me`'s status with each key.
+fn statuses(server: &TestServer, keys: &[&str]) -> Vec<u16> {
+    keys.iter().map(|key| users_me(server, key)).collect()
+}
+
+#[track_caller]
+fn assert_shows(r: &HttpResponse, needles: &[&str]) {
+    assert_eq!(r.status, 200, "{}", r.text());
+    for needle in needles {
+        assert!(
+            r.text().contains(needle),
+            "{needle} missing from {}",
+            r.text()
+        );
+    }
+}
+
+/// A per-device realm with iago signed in on the page, a key made there for "Work laptop"
+/// and one by `fetch_api_key`: the session, the laptop's key and id, the other key.
+fn two_devices(server: &TestServer) -> (String, String, String, String) {
+    server.ok(&["realm", "set", "", "--api-keys", "per-device"]);
+    let session = sign_in(server, IAGO_PASSWORD);
+    let laptop = shown_key(&post(
+        server,
+        "/accounts/settings/api-key",
+        &session,
+        &[("password", IAGO_PASSWORD), ("device_name", "Work laptop")],
+    ));
+    let phone = server.login(IAGO, IAGO_PASSWORD).api_key();
+    let laptop_id = key_id(server, "Work laptop");
+    (session, laptop, laptop_id, phone)
+}
+
+#[test]
+fn signing_a_device_out_asks_for_confirmation_first() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let (session, laptop, laptop_id, phone) = two_devices(&server);
+    let cookie = format!("csrftoken={CSRF}; sessionid={session}");
+    let get = |path: &str| server.send("GET", path, &[("Cookie", &cookie)], b"");
+    let one = format!("/accounts/settings/devices/sign-out?key_id={laptop_id}");
+
+    // The page links to the confirmations and posts no sign-out itself.
+    let html = page(&server, &session).text().to_owned();
+    assert!(
+        html.contains(&format!(
+            "<a class=\"button danger\" href=\"{one}\">Sign out this device</a>"
+        )),
+        "{html}"
+    );
+    assert!(html.contains(
+        "<a class=\"button danger\" href=\"/accounts/settings/devices/sign-out-everywhere\">\
+         Sign out everywhere</a>"
+    ));
+    assert!(
+        !html.contains("action=\"/accounts/settings/devices/"),
+        "{html}"
+    );
+
+    // Opening the confirmation changes nothing; its form signs out that device only.
+    let confirmation = get(&one);
+    assert_shows(
+        &confirmation,
+        &[
+            "<title>Sign out this device?</title>",
+            "<p>Sign out <b>Work laptop</b> (account), made ",
+            "? Its key stops working at once, and the app there must sign in again.</p>",
+            "<form method=\"post\" action=\"/accounts/settings/devices/sign-out#devices\">",
+            "<button class=\"danger\" type=\"submit\">Sign out this device</button>",
+            "<a class=\"back\" href=\"/accounts/settings/\">Keep it signed in</a>",
+        ],
+    );
+    assert_eq!(field(confirmation.text(), "key_id"), laptop_id);
+    assert_eq!(statuses(&server, &[&laptop, &phone]), [200, 200]);
+    let done = post(
+        &server,
+        "/accounts/settings/devices/sign-out",
+        &session,
+        &[("key_id", &field(confirmation.text(), "key_id"))],
+    );
+    assert_shows(
+        &done,
+        &[
+            "<p class=\"status\" role=\"status\">That device is signed out: its key no longer works.</p>",
+        ],
+    );
+    assert_eq!(statuses(&server, &[&laptop, &phone]), [401, 200]);
+
+    // A key gone already, an unknown id or none: the account page says so and asks nothing.
+    for query in [laptop_id.as_str(), "999", "junk", ""] {
+        let r = get(&format!(
+            "/accounts/settings/devices/sign-out?key_id={query}"
+        ));
+        assert_shows(
+            &r,
+            &[
+                "<title>Your account</title>",
+                "<p class=\"error\" role=\"alert\">That key was already revoked.</p>",
+            ],
+        );
+        assert!(!r.text().contains("Keep it signed in"), "{query}");
+    }
+}
+
+#[test]
+fn signing_out_everywhere_asks_for_confirmation_first() {
+    let (server, _) = TestServer::with_iago(&[]);
+    let (session, laptop, _, phone) = two_devices(&server);
+    let cookie = format!("csrftoken={CSRF}; sessionid={session}");
+    // Opening the confirmation changes nothing; its form ends every key, and this browser
+    // stays signed in.
+    let confirmation = server.send(
+        "GET",
+        "/accounts/settings/devices/sign-out-everywhere",
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_shows(
+        &confirmation,
+        &[
+            "<title>Sign out everywhere?</title>",
+            "<p>Every key of yours stops working at once: every app, bot and zuliprc file must \
+             sign in again. This browser stays signed in.</p>",
+            "<form method=\"post\" action=\"/accounts/settings/devices/sign-out-everywhere#devices\">",
+            "<button class=\"danger\" type=\"submit\">Sign out everywhere</button>",
+            "<a class=\"back\" href=\"/accounts/settings/\">Keep them signed in</a>",
+        ],
+    );
+    assert_eq!(statuses(&server, &[&laptop, &phone]), [200, 200]);
+    let done = post(
+        &server,
+        "/accounts/settings/devices/sign-out-everywhere",
+        &session,
+        &[],
+    );
+    assert_shows(
+        &done,
+        &[
+            "<p class=\"status\" role=\"status\">Every device is signed out: none of your keys works any more.</p>",
+        ],
+    );
+    assert_eq!(statuses(&server, &[&laptop, &phone]), [401, 401]);
+    assert_eq!(server.row_count("api_key"), 0);
+    assert_eq!(page(&server, &session).status, 200);
 }
