@@ -908,3 +908,25 @@ fn a_head_dribbled_past_its_deadline_is_cut_off() {
     assert!(took < Duration::from_secs(14), "cut off after {took:?}");
     server.log_containing("sent no whole request head within 10 s: connection closed");
 }
+
+/// Requests pipelined within the bound are all answered, in order, each once the answer
+/// before it is written: one request of a connection at a time loses none.
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let limits_off = ["--auth-rate", "off", "--address-rate", "off"];
+    let server = TestServer::start(&[&["--workers", "1"][..], &limits_off].concat());
+    let mut stream = BufReader::new(tcp(server.addr));
+    let login = login_request("nobody@example.com", "guess");
+    let mut pipeline = Vec::new();
+    for i in 0..30 {
+        pipeline.extend_from_slice(if i % 3 == 1 { &login } else { SETTINGS });
+    }
+    stream.get_mut().write_all(&pipeline).unwrap();
+    let statuses: Vec<u16> = (0..30)
+        .map(|_| read_response(&mut stream).unwrap().0)
+        .collect();
+    let expected: Vec<u16> = (0..30)
+        .map(|i| if i % 3 == 1 { 401 } else { 200 })
+        .collect();
+    assert_eq!(statuses, expected);
+}
