@@ -756,12 +756,8 @@ impl Api {
     }
 }
 
-fn parse_params(request: &Request) -> Result<Params, ApiError> {
-    Params::parse(
-        request.content_type.as_deref(),
-        &request.body,
-        &request.query,
-    )
+fn parse_params(request: &Request) -> Result<&Params, ApiError> {
+    request.params()
 }
 
 /// An error's response, with the `Retry-After` of a 503 (wire.md §3.6). A store fault is

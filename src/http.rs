@@ -16,12 +16,14 @@ pub use pool::{
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 use tiny_http::Header;
 
 use crate::auth::login::Method;
 use crate::error::ApiError;
+use crate::params::Params;
 use crate::site;
 
 /// Bodies above this get 413 (wire.md §3.4).
@@ -51,9 +53,20 @@ pub struct Request {
     pub forwarded_for: Option<String>,
     pub real_ip: Option<String>,
     pub body: Vec<u8>,
+    /// The parameters, parsed at the first [`Request::params`]: a login's are looked at to
+    /// tell whether it is costly, then read by its handler.
+    pub params: OnceLock<Result<Params, ApiError>>,
 }
 
 impl Request {
+    /// The query string's and the body's parameters, parsed once.
+    pub fn params(&self) -> Result<&Params, ApiError> {
+        self.params
+            .get_or_init(|| Params::parse(self.content_type.as_deref(), &self.body, &self.query))
+            .as_ref()
+            .map_err(ApiError::clone)
+    }
+
     /// The client's address (wire.md §8.1): the peer, unless the request came through a trusted
     /// front (the Unix socket, or a TCP peer that is a trusted proxy); then
     /// the right-most `X-Forwarded-For` entry that is not itself trusted, else `X-Real-IP`
@@ -248,6 +261,7 @@ fn read_head(raw: &tiny_http::Request) -> Request {
         forwarded_for: header("X-Forwarded-For"),
         real_ip: header("X-Real-IP"),
         body: Vec::new(),
+        params: OnceLock::new(),
     }
 }
 
