@@ -212,3 +212,65 @@ ALTER TABLE realm ADD COLUMN login_mail BOOLEAN NOT NULL DEFAULT TRUE;
 CREATE TABLE login_mail_off (
     user_id BIGINT PRIMARY KEY REFERENCES "user" (id)
 );
+
+-- migration 10
+-- A realm's OpenID providers (web.md §10): the client secret as the LDAP bind password is
+-- kept, never printed; scopes separated by spaces; the button's words and icon (NULL: none).
+CREATE TABLE idp (
+    id BIGSERIAL PRIMARY KEY,
+    realm_id BIGINT NOT NULL REFERENCES realm (id),
+    name TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    client_secret TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    display_icon TEXT,
+    scopes TEXT NOT NULL,
+    auto_signup BOOLEAN NOT NULL DEFAULT FALSE,
+    UNIQUE (realm_id, name)
+);
+-- A sign-in sent to a provider, until its callback (web.md §10.2): found by the digest of its
+-- state, taken once, bound to the browser by the digest of a cookie; the nonce and the PKCE
+-- verifier; the app's pad (NULL: a browser sign-in); the signed-in user it re-confirms
+-- (NULL: a sign-in).
+CREATE TABLE oidc_pending (
+    state_hash TEXT PRIMARY KEY,
+    idp_id BIGINT NOT NULL REFERENCES idp (id),
+    browser_hash TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    verifier TEXT NOT NULL,
+    pad TEXT,
+    user_id BIGINT REFERENCES "user" (id),
+    started_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX oidc_pending_expires ON oidc_pending (expires_at);
+-- The method word of a sign-in's first step (web, oidc): the finish after the code is
+-- audited, counted and keyed with it.
+ALTER TABLE web_login_step ADD COLUMN method TEXT NOT NULL DEFAULT 'web';
+
+-- migration 11
+-- Passkeys (web.md §9). A realm offers them unless turned off (realm set --passkeys off).
+ALTER TABLE realm ADD COLUMN passkeys BOOLEAN NOT NULL DEFAULT TRUE;
+-- A user's passkey: its credential id (base64url, unique across the server), the user handle
+-- the authenticator keeps, webauthn-rs' serialised credential (a public key, no secret), the
+-- name the user gave it, and the highest signature counter accepted so far.
+CREATE TABLE passkey (
+    id BIGSERIAL PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES "user" (id),
+    credential_id TEXT NOT NULL UNIQUE,
+    user_handle TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    last_used_at DOUBLE PRECISION,
+    counter BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX passkey_user ON passkey (user_id);
+-- A ceremony between its options and the browser's answer, under the lowercase hex SHA-256 of
+-- the id the browser holds: taken (deleted) by the answer, pruned once expired.
+CREATE TABLE passkey_ceremony (
+    id_hash TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);

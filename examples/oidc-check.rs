@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let provider = Provider {
+        id: 0,
+        realm_id: 0,
         name: "test".into(),
         issuer: issuer.clone(),
         client_id: env("CLIENT_ID", "zulip"),

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::auth::basic::{self, BasicAuthError};
 use crate::auth::devices;
 use crate::auth::login::{self, Client, Credentials, Login, LoginRefusal, Method};
+use crate::auth::oidc::RelyingParty;
 use crate::auth::password::Hasher;
 use crate::auth::ratelimit::RateLimits;
 use crate::auth::{jwt, key};
@@ -27,7 +28,7 @@ use crate::metrics;
 use crate::params::Params;
 use crate::reset_desk::{self, ResetDesk};
 use crate::site::Site;
-use crate::store::{AuditEvent, Realm, Role, SessionLimits, Store, User};
+use crate::store::{AuditEvent, IdentityProvider, Realm, Role, SessionLimits, Store, User};
 use crate::web;
 
 /// Settings every worker shares.
@@ -55,6 +56,8 @@ pub struct Api {
     pub config: Arc<ApiConfig>,
     /// Where reset requests go; `None` without `--smtp-url`.
     pub reset_desk: Option<ResetDesk>,
+    /// The relying party of every realm's OpenID providers, shared by the workers (web.md §10).
+    pub oidc: Arc<RelyingParty>,
 }
 
 type Endpoint = fn(&mut Api, &Request, &mut LogContext) -> Result<Response, ApiError>;
@@ -160,6 +163,17 @@ const ROUTES: &[Route] = &[
         never_cache: true,
         ..route("/api/v1/settings", Api::settings)
     },
+    // Sign-in through an OpenID provider (web.md §10): the start, with the provider's name
+    // below it or none, and the provider's way back.
+    Route {
+        prefix: true,
+        ..page(web::paths::OIDC_LOGIN, Api::web_oidc_start)
+    },
+    Route {
+        prefix: true,
+        ..page(web::paths::OIDC_SIGNUP, Api::web_oidc_start)
+    },
+    page(web::paths::OIDC_CALLBACK, Api::web_oidc_callback),
     page(web::paths::RESET_REQUEST, Api::web_reset),
     page(web::paths::RESET_SENT, Api::web_reset),
     page(web::paths::RESET_DONE, Api::web_reset),
@@ -183,6 +197,10 @@ const ROUTES: &[Route] = &[
     checking_form(web::paths::TWO_FACTOR_ON),
     checking_form(web::paths::TWO_FACTOR_OFF),
     checking_form(web::paths::RECOVERY_CODES),
+    // Passkeys (web.md §9): adding one checks the password, as does removing one.
+    checking_form(web::paths::PASSKEY_ADD),
+    checking_form(web::paths::PASSKEY_REMOVE),
+    page(web::paths::PASSKEY_SCRIPT, Api::passkey_script),
 ];
 
 impl ApiConfig {
@@ -291,7 +309,9 @@ fn login_error(refusal: LoginRefusal) -> ApiError {
         | LoginRefusal::WrongPassword
         | LoginRefusal::DirectoryUnavailable
         | LoginRefusal::PasswordChanged
-        | LoginRefusal::WrongCode => ApiError::authentication_failed(),
+        | LoginRefusal::WrongCode
+        | LoginRefusal::ProviderFailed
+        | LoginRefusal::WrongPasskey => ApiError::authentication_failed(),
     }
 }
 
@@ -325,6 +345,63 @@ impl Api {
             return Err(ApiError::not_found());
         }
         Ok(web::page::see_other(web::paths::LOGIN.to_owned()))
+    }
+
+    /// The start of a sign-in through an OpenID provider: `…/oidc/NAME`, or `…/oidc` for
+    /// the realm's only one (web.md §10.1).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    fn web_oidc_start(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        let rest = [web::paths::OIDC_LOGIN, web::paths::OIDC_SIGNUP]
+            .iter()
+            .find_map(|prefix| request.path.strip_prefix(prefix))
+            .unwrap_or_default();
+        let name = match rest
+            .strip_prefix('/')
+            .map(|n| n.strip_suffix('/').unwrap_or(n))
+        {
+            None if rest.is_empty() => None,
+            Some(name) if !name.is_empty() && !name.contains('/') => Some(name),
+            _ => return Err(ApiError::not_found()),
+        };
+        let rp = Arc::clone(&self.oidc);
+        Ok(web::oidc::start(
+            &self.web_context(request, log),
+            &rp,
+            request,
+            log,
+            name,
+        ))
+    }
+
+    /// The OpenID provider's return URL (web.md §10.2).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    fn web_oidc_callback(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        let rp = Arc::clone(&self.oidc);
+        Ok(web::oidc::callback(
+            &self.web_context(request, log),
+            &rp,
+            request,
+            log,
+        ))
+    }
+
+    /// The passkeys' script (web.md §9).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    #[allow(clippy::unused_self, reason = "the route table's handler type")]
+    fn passkey_script(
+        &mut self,
+        request: &Request,
+        _: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        Ok(web::passkey::serve_script(request))
     }
 
     /// The forgotten-password pages (web.md §6).
@@ -539,6 +616,12 @@ impl Api {
             .user_agent
             .as_deref()
             .is_some_and(|ua| ua.split('/').next() == Some("ZulipInvalid"));
+        // A realm's OpenID providers, by name (wire.md §6.2, web.md §10.1): read from the
+        // store only, so a stalled provider delays nothing here.
+        let providers = match &realm {
+            Some(realm) => self.store.identity_providers(realm.id)?,
+            None => Vec::new(),
+        };
         let settings = ServerSettings {
             result: "success",
             msg: "",
@@ -547,6 +630,7 @@ impl Api {
                 dev: self.config.dev,
                 email: email_backend,
                 ldap,
+                openid_connect: !providers.is_empty(),
                 ..AuthenticationMethods::default()
             },
             zulip_version: ZULIP_VERSION,
@@ -569,13 +653,14 @@ impl Api {
                 .as_ref()
                 .filter(|r| r.advertises_web_login())
                 .map(|r| ExternalMethod {
-                    name: "zulip-auth",
+                    name: "zulip-auth".to_owned(),
                     display_name: r.web_login_name().to_owned(),
                     display_icon: None,
-                    login_url: web::paths::LOGIN,
-                    signup_url: web::paths::LOGIN,
+                    login_url: web::paths::LOGIN.to_owned(),
+                    signup_url: web::paths::LOGIN.to_owned(),
                 })
                 .into_iter()
+                .chain(providers.iter().map(ExternalMethod::provider))
                 .collect(),
             realm_uri: realm_url.clone(),
             realm_url,
@@ -933,11 +1018,25 @@ struct ServerSettings {
 /// An entry of `external_authentication_methods`, in upstream key order (web.md §2).
 #[derive(Serialize)]
 struct ExternalMethod {
-    name: &'static str,
+    name: String,
     display_name: String,
     display_icon: Option<String>,
-    login_url: &'static str,
-    signup_url: &'static str,
+    login_url: String,
+    signup_url: String,
+}
+
+impl ExternalMethod {
+    /// A realm's OpenID provider, as Zulip lists its `GenericOpenIDConnectBackend`'s: the
+    /// sign-up URL is the sign-in URL (web.md §10.1).
+    fn provider(idp: &IdentityProvider) -> ExternalMethod {
+        ExternalMethod {
+            name: format!("oidc:{}", idp.name),
+            display_name: idp.display_name.clone(),
+            display_icon: idp.display_icon.clone(),
+            login_url: web::paths::oidc_login(&idp.name),
+            signup_url: web::paths::oidc_signup(&idp.name),
+        }
+    }
 }
 
 #[derive(Serialize, Default)]

@@ -88,8 +88,9 @@
             credentials: 'same-origin',
             headers: { Accept: 'application/json' },
         });
-        if (!answer.ok) throw new Error('options');
-        const options = await answer.json();
+        // A refusal (a wrong password, say) comes with words to show in its `msg`.
+        const options = await answer.json().catch(() => ({}));
+        if (!answer.ok) throw Object.assign(new Error('options'), { shown: options.msg });
         const credential = button.dataset.passkey === 'create'
             ? await navigator.credentials.create({ publicKey: creationOptions(options.publicKey) })
             : await navigator.credentials.get({ publicKey: requestOptions(options.publicKey) });
@@ -104,9 +105,9 @@
             button.disabled = true;
             run(button).catch((error) => {
                 button.disabled = false;
-                complain(button, error.name === 'NotAllowedError'
+                complain(button, error.shown || (error.name === 'NotAllowedError'
                     ? 'The passkey request was cancelled or timed out.'
-                    : 'The passkey could not be used. Please try again.');
+                    : 'The passkey could not be used. Please try again.'));
             });
         });
     }

@@ -48,6 +48,7 @@ fn fixture(dev: bool) -> Fixture {
         hasher,
         config: Arc::new(config),
         reset_desk: None,
+        oidc: Arc::new(crate::auth::oidc::RelyingParty::new(1)),
     };
     Fixture { api, _dir: dir }
 }

@@ -5,7 +5,7 @@
 //! page asks for the password in the same form (`auth::account`), as for every change there.
 
 use crate::auth::Origin;
-use crate::auth::login::Deferred;
+use crate::auth::login::{Deferred, Method};
 use crate::auth::recovery;
 use crate::auth::second_factor;
 use crate::auth::signin::stored_step;
@@ -39,6 +39,7 @@ pub fn offer(store: &Store, session_id: &str, user: &User) -> StoreResult<Secret
         username: user.delivery_email.clone(),
         verified_hash: None,
         rehash: None,
+        method: Method::Web,
     };
     let step = LoginStep {
         enrol_secret: Some(secret.to_base32()),
@@ -74,7 +75,7 @@ pub fn turn_on(
     let key = offer_key(session_id);
     // An offer stands only while the user has no factor: one turned on since (by the
     // operator, or a sign-in under --require-2fa) is never replaced.
-    if second_factor::is_enrolled(store, user)? {
+    if second_factor::has_totp(store, user)? {
         store.take_login_step(&key)?;
         return Ok(Err(OfferRefusal::Expired));
     }
@@ -85,6 +86,8 @@ pub fn turn_on(
     if !store.take_login_step(&key)? {
         return Ok(Err(OfferRefusal::Expired));
     }
+    // A passkey is a factor too: its recovery codes stay.
+    let had_factor = second_factor::is_enrolled(store, user)?;
     second_factor::enrol(
         store,
         realm,
@@ -94,7 +97,7 @@ pub fn turn_on(
         Origin::Web,
         context,
     )?;
-    let codes = recovery::after_first_factor(store, realm, user, false, Origin::Web, context)?;
+    let codes = recovery::after_first_factor(store, realm, user, had_factor, Origin::Web, context)?;
     Ok(Ok(codes.unwrap_or_default()))
 }
 

@@ -72,9 +72,23 @@ pub enum Method {
     Reconfirm,
     /// `jwt/fetch_api_key`: a token signed with the realm's key (wire.md §17).
     Jwt,
+    /// A sign-in through the realm's OpenID provider (web.md §10).
+    Oidc,
+    /// A passkey without a username (web.md §9): both factors at once.
+    Passkey,
 }
 
 impl Method {
+    /// The first step of a browser sign-in whose label a stored step kept (web.md §10.2):
+    /// the provider's, else the password form's.
+    pub fn of_first_step(label: &str) -> Method {
+        if label == Method::Oidc.label() {
+            Method::Oidc
+        } else {
+            Method::Web
+        }
+    }
+
     /// The `method` label of the login metrics: a password entered again on the account
     /// page or for a password change is not a sign-in, so it has a label of its own.
     pub fn label(self) -> &'static str {
@@ -84,6 +98,8 @@ impl Method {
             Method::Dev => "dev",
             Method::Reconfirm => "reconfirm",
             Method::Jwt => "jwt",
+            Method::Oidc => "oidc",
+            Method::Passkey => "passkey",
         }
     }
 
@@ -95,7 +111,9 @@ impl Method {
             Method::Api => Some("ldap"),
             Method::Web => Some("web"),
             Method::Jwt => Some("jwt"),
+            Method::Oidc => Some("oidc"),
             Method::Dev => Some("dev"),
+            Method::Passkey => Some("passkey"),
             Method::Reconfirm => None,
         }
     }
@@ -107,6 +125,8 @@ impl Method {
             Method::Dev => Some("dev login"),
             Method::Reconfirm => Some("password entered again"),
             Method::Jwt => Some("JWT login"),
+            Method::Oidc => Some("OpenID Connect sign-in"),
+            Method::Passkey => Some("passkey sign-in"),
         }
     }
 }
@@ -133,6 +153,8 @@ pub enum LoginRefusal {
     PasswordChanged,
     /// A second factor's code that was not accepted.
     WrongCode,
+    /// A passkey's answer that was not accepted (web.md §9).
+    WrongPasskey,
     /// Step 9.
     RealmDeactivated,
     UserDeactivated,
@@ -144,6 +166,8 @@ pub enum LoginRefusal {
     NoEmail,
     /// A vouched-for email that has an account only in another realm (wire.md §17, row 6).
     OtherRealm,
+    /// The identity provider's sign-in did not end in a verified email (web.md §10.2).
+    ProviderFailed,
 }
 
 impl LoginRefusal {
@@ -159,12 +183,14 @@ impl LoginRefusal {
             LoginRefusal::DirectoryUnavailable => "LDAP_UNAVAILABLE",
             LoginRefusal::PasswordChanged => "PASSWORD_CHANGED",
             LoginRefusal::WrongCode => "WRONG_CODE",
+            LoginRefusal::WrongPasskey => "WRONG_PASSKEY",
             LoginRefusal::RealmDeactivated => "REALM_DEACTIVATED",
             LoginRefusal::UserDeactivated => "USER_DEACTIVATED",
             LoginRefusal::ResetRequired => "PASSWORD_RESET_REQUIRED",
             LoginRefusal::BadToken => "BAD_TOKEN",
             LoginRefusal::NoEmail => "NO_EMAIL",
             LoginRefusal::OtherRealm => "OTHER_REALM",
+            LoginRefusal::ProviderFailed => "IDP_FAILED",
         })
     }
 
@@ -180,17 +206,20 @@ impl LoginRefusal {
             LoginRefusal::DirectoryUnavailable => "ldap_unavailable",
             LoginRefusal::PasswordChanged => "password_changed",
             LoginRefusal::WrongCode => "wrong_code",
+            LoginRefusal::WrongPasskey => "wrong_passkey",
             LoginRefusal::RealmDeactivated => "realm_deactivated",
             LoginRefusal::UserDeactivated => "user_deactivated",
             LoginRefusal::ResetRequired => "password_reset_required",
             LoginRefusal::BadToken => "bad_token",
             LoginRefusal::NoEmail => "no_email",
             LoginRefusal::OtherRealm => "other_realm",
+            LoginRefusal::ProviderFailed => "idp_failed",
         }
     }
 
     /// The refusals that tell nothing but "wrong credentials" (Zulip's one E11), and bad
-    /// tokens, which count against the client's address.
+    /// tokens and failed sign-ins through a provider, which count against the client's
+    /// address.
     pub fn is_wrong_credentials(self) -> bool {
         matches!(
             self,
@@ -199,7 +228,9 @@ impl LoginRefusal {
                 | LoginRefusal::DirectoryUnavailable
                 | LoginRefusal::PasswordChanged
                 | LoginRefusal::WrongCode
+                | LoginRefusal::WrongPasskey
                 | LoginRefusal::BadToken
+                | LoginRefusal::ProviderFailed
         )
     }
 
@@ -246,6 +277,8 @@ pub struct Deferred {
     pub username: String,
     pub verified_hash: Option<String>,
     pub rehash: Option<String>,
+    /// The first step's method: the finish after the second factor is counted with it.
+    pub method: Method,
 }
 
 impl Verified {
@@ -256,6 +289,7 @@ impl Verified {
             username: username.to_owned(),
             verified_hash: self.verified_hash.clone(),
             rehash: self.rehash.clone(),
+            method: self.method,
         }
     }
 }
@@ -288,6 +322,16 @@ impl Login<'_> {
         method: Method,
     ) -> StoreResult<Checked<Success>> {
         let checked = self.verify(realm, credentials, client, method)?;
+        self.finished(realm, checked, client)
+    }
+
+    /// A first factor's answer finished, if it was right.
+    fn finished(
+        &self,
+        realm: &Realm,
+        checked: Checked<Verified>,
+        client: Client<'_>,
+    ) -> StoreResult<Checked<Success>> {
         let outcome = match checked.outcome {
             Ok(verified) => self.finish(realm, verified, client)?,
             Err(refusal) => Err(refusal),
@@ -359,16 +403,10 @@ impl Login<'_> {
 
     /// A deferred login taken up again once its second factor is accepted, for
     /// [`Login::finish`], which still refuses if the password or the account changed since.
-    pub fn resume(
-        &self,
-        realm: &Realm,
-        deferred: Deferred,
-        user: User,
-        method: Method,
-    ) -> Verified {
+    pub fn resume(&self, realm: &Realm, deferred: Deferred, user: User) -> Verified {
         Verified {
             user,
-            method,
+            method: deferred.method,
             verified_hash: deferred.verified_hash,
             rehash: deferred.rehash,
             username_key: self
@@ -548,6 +586,20 @@ impl Login<'_> {
         client: Client<'_>,
         vouch: impl FnOnce() -> Result<String, LoginRefusal>,
     ) -> StoreResult<Checked<Success>> {
+        let checked = self.vouched_first(realm, method, client, || Ok(vouch()))?;
+        self.finished(realm, checked, client)
+    }
+
+    /// The first factor of a login vouched for by someone else, not finished yet: an
+    /// identity provider's sign-in, after which a second factor may be due (web.md §10.2).
+    /// As [`Login::vouched`], with a `vouch` that may touch the store (a sign-up).
+    pub fn vouched_first(
+        &self,
+        realm: &Realm,
+        method: Method,
+        client: Client<'_>,
+        vouch: impl FnOnce() -> StoreResult<Result<String, LoginRefusal>>,
+    ) -> StoreResult<Checked<Verified>> {
         let by_address = Login {
             limits: RateLimits {
                 per_username: None,
@@ -563,13 +615,11 @@ impl Login<'_> {
         };
         let mut user_id = None;
         let decided = match vouch() {
-            Ok(email) => self.vouched_user(realm, method, &email, &mut user_id),
-            Err(refusal) => Ok(Err(refusal)),
+            Ok(Ok(email)) => self.vouched_user(realm, method, &email, &mut user_id),
+            Ok(Err(refusal)) => Ok(Err(refusal)),
+            Err(fault) => Err(fault),
         };
-        let outcome = match self.settle(realm, method, decided, user_id, reservation, client)? {
-            Ok(verified) => self.finish(realm, verified, client)?,
-            Err(refusal) => Err(refusal),
-        };
+        let outcome = self.settle(realm, method, decided, user_id, reservation, client)?;
         Ok(Checked {
             outcome,
             quota,

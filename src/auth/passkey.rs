@@ -27,6 +27,7 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 
 use crate::auth::token;
 use crate::site::Site;
+pub use crate::store::passkey::{Ceremony, CredentialRecord, StoredPasskey, Used};
 
 /// How long a ceremony may take from its options to its answer; also the timeout the
 /// browser is given.
@@ -42,6 +43,8 @@ pub enum Unavailable {
     /// `http://` on a host other than localhost: browsers offer WebAuthn only to secure
     /// origins.
     InsecureOrigin,
+    /// The realm turned passkeys off (`realm set --passkeys off`).
+    TurnedOff,
 }
 
 impl Unavailable {
@@ -56,6 +59,7 @@ impl Unavailable {
             Unavailable::InsecureOrigin => {
                 "Passkeys are not available: the server's external URL is not https://."
             }
+            Unavailable::TurnedOff => "Passkeys are turned off in this organization.",
         }
     }
 }
@@ -89,6 +93,8 @@ pub enum Error {
     AlreadyRegistered,
     /// A second factor was asked of a user without passkeys.
     NoPasskeys,
+    /// The client began more ceremonies than its address may (each is a row for 5 minutes).
+    TooManyCeremonies,
     /// Any other failed check: a bad signature, attestation or flags.
     Refused,
     /// A stored passkey this module cannot read, or options it cannot write: not the
@@ -111,6 +117,7 @@ impl Error {
             Error::NotVerified => "PASSKEY_NOT_VERIFIED",
             Error::AlreadyRegistered => "PASSKEY_ALREADY_REGISTERED",
             Error::NoPasskeys => "PASSKEY_NONE_ENROLLED",
+            Error::TooManyCeremonies => "PASSKEY_TOO_MANY_CEREMONIES",
             Error::Refused => "PASSKEY_REFUSED",
             Error::Internal => "PASSKEY_INTERNAL",
         }
@@ -144,58 +151,12 @@ impl From<WebauthnError> for Error {
     }
 }
 
-/// What the store keeps between a ceremony's two requests, under the digest of the id the
-/// browser holds: taken (read and deleted at once) when the answer comes, so a ceremony is
-/// finished at most once; pruned after `expires_at`. Any instance can finish a ceremony
-/// another began.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ceremony {
-    /// SHA-256 of the id handed to the browser ([`token::digest`]).
-    pub id_digest: String,
-    /// Serialised by this module; opaque to the store.
-    pub state: String,
-    pub expires_at: f64,
-}
-
 /// A begun ceremony: `options` go to the browser (JSON, with the id under `ceremony`),
 /// `ceremony` to the store.
 #[derive(Debug, Clone)]
 pub struct Started {
     pub options: String,
     pub ceremony: Ceremony,
-}
-
-/// A registered passkey as the store keeps it. `passkey` is webauthn-rs' own serialised
-/// form (public key, flags, its copy of the counter); `counter` is the highest signature
-/// counter accepted so far, which the store compares and sets atomically with
-/// [`Used`]'s (see there).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CredentialRecord {
-    /// The credential id, base64url without padding: unique across the server.
-    pub credential_id: String,
-    /// The user handle the authenticator keeps (a UUID): the same for all of a user's
-    /// passkeys ([`user_handle`]).
-    pub user_handle: String,
-    pub passkey: String,
-    /// Chosen by the user.
-    pub name: String,
-    pub created: f64,
-    pub last_used: Option<f64>,
-    pub counter: u32,
-}
-
-/// A passkey that signed in: what the store writes back (`last_used`, `counter`, the
-/// updated `passkey`). The store writes it only while the stored counter is still
-/// [`counter_moves_forward`] to `counter`, so two instances finishing at once cannot set
-/// it backwards; a write that matches nothing is the same clone, seen late.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Used {
-    pub credential_id: String,
-    pub counter: u32,
-    pub passkey: String,
-    pub at: f64,
-    /// Whether the authenticator verified the user (PIN, biometrics).
-    pub user_verified: bool,
 }
 
 impl Used {

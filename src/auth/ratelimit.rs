@@ -101,7 +101,7 @@ pub struct RateLimits {
 /// The address bucket's key: the address, or for IPv6 its /64, which one client usually
 /// holds whole. Requests whose address is unknown (on the Unix socket, without a forwarding
 /// header that parses) share one bucket: the limit fails closed (wire.md §8.1).
-fn address_key(address: Option<IpAddr>) -> String {
+pub(crate) fn address_key(address: Option<IpAddr>) -> String {
     match address.map(|a| a.to_canonical()) {
         None => "addr:unknown".to_owned(),
         Some(IpAddr::V4(v4)) => format!("addr:{v4}"),

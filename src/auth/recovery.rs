@@ -48,7 +48,14 @@ fn digest(user: &User, code: &str) -> String {
     token::digest(&format!("recovery code of user {}: {code}", user.id))
 }
 
-fn entry(context: &AuditEntry, event: AuditEvent, realm: &Realm, user: &User) -> AuditEntry {
+/// An audit row of `event` about `user` of `realm`, with `context`'s time and client: the
+/// one shape of every audit row about a user's factors (here, `second_factor`, `passkeys`).
+pub(crate) fn entry(
+    context: &AuditEntry,
+    event: AuditEvent,
+    realm: &Realm,
+    user: &User,
+) -> AuditEntry {
     AuditEntry {
         realm_id: Some(realm.id),
         user_id: Some(user.id),

@@ -13,7 +13,13 @@ pub fn issuer(realm: &Realm) -> &str {
     &realm.name
 }
 
+/// Whether the user has a second factor of any kind: a TOTP key or a passkey (web.md §9).
 pub fn is_enrolled(store: &Store, user: &User) -> StoreResult<bool> {
+    Ok(has_totp(store, user)? || !store.passkeys(user.id)?.is_empty())
+}
+
+/// Whether the user has a TOTP key.
+pub fn has_totp(store: &Store, user: &User) -> StoreResult<bool> {
     Ok(store.totp_device(user.id)?.is_some())
 }
 
@@ -26,10 +32,8 @@ fn entry(
     origin: Origin,
 ) -> AuditEntry {
     AuditEntry {
-        realm_id: Some(realm.id),
-        user_id: Some(user.id),
         detail: Some(origin.detail().to_owned()),
-        ..context.with_event(event)
+        ..recovery::entry(context, event, realm, user)
     }
 }
 

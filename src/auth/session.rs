@@ -51,6 +51,14 @@ pub fn current(
     Ok((user.is_active && !realm.deactivated).then_some((user, realm)))
 }
 
+/// When the session of a cookie began: its sign-in's time.
+pub fn started_at(store: &Store, id: &str) -> StoreResult<Option<f64>> {
+    if !token::is_well_formed(id) {
+        return Ok(None);
+    }
+    store.session_started_at(&token::digest(id))
+}
+
 /// Signing out.
 pub fn end(store: &Store, id: &str) -> StoreResult<()> {
     store.end_session(&token::digest(id))

@@ -5,17 +5,20 @@
 //! store for a sign-in.
 //!
 //! 1. **The first factor**, [`SignIn::password`], through the one login of `auth::login`
-//!    (limits, equal timing, LDAP, audit). Another first step (an identity provider's) ends
-//!    the same way, in [`SignIn::first_factor_passed`]; one that counts as both factors (a
-//!    passkey with user verification) goes straight to the finish.
+//!    (limits, equal timing, LDAP, audit). Another first step (an identity provider's,
+//!    `auth::oidc_login`) ends the same way, in [`SignIn::first_factor_passed`]; one that
+//!    counts as both factors (a passkey with user verification) goes straight to the finish.
 //! 2. **The second factor**, when the user has one or the realm requires one. Between two
 //!    requests a sign-in is a row in the store, found by the digest of the token the browser
 //!    carries, so any instance takes up any step; it lives [`STEP_LIFETIME_SECONDS`].
 //!    [`SignIn::code`] takes a code for it: of the user's key ([`StepKind::Code`]), or the
 //!    first code of a key offered now ([`StepKind::Enrol`]), which becomes theirs only when
-//!    the sign-in finishes. Codes count against the username's limit like passwords. Another
-//!    second factor (a passkey, a recovery code) is another [`StepKind`] and another arm of
-//!    [`Second::check`].
+//!    the sign-in finishes. Codes count against the username's limit like passwords. The
+//!    same step takes a recovery code, or one of the user's passkeys ([`SignIn::passkey`]):
+//!    another [`Answer`], another arm of [`Second::check`].
+//!
+//! A passkey without a username ([`SignIn::password_free`]) is both factors at once (web.md
+//! §9): a login vouched for by the passkey, limited by the address, as a signed token's.
 //! 3. **The finish**, the login's one transaction: the user and their key. Where it leads
 //!    (the app's `zulip://login` redirect, or a browser session) is the page's choice, from
 //!    the pad the sign-in carries (web.md §1).
@@ -26,6 +29,8 @@ use crate::auth::login::{
     Client, Credentials, Deferred, Login, LoginRefusal, Method, Success, Verified,
 };
 use crate::auth::notice::{LoginNotice, Told};
+use crate::auth::passkey::{self, RelyingParty};
+use crate::auth::passkeys;
 use crate::auth::recovery;
 use crate::auth::second_factor;
 use crate::auth::token;
@@ -51,8 +56,9 @@ pub struct NextStep {
 
 /// What the next step asks for.
 pub enum StepKind {
-    /// A code of the user's key.
-    Code,
+    /// A code of the user's key, or a recovery code; or one of their passkeys, if they have
+    /// any.
+    Code { passkey: bool },
     /// The first code of a new key for the account `email` (the authenticator's label).
     Enrol { secret: Secret, email: String },
 }
@@ -88,6 +94,11 @@ impl Step {
         }
     }
 
+    /// A first step refused: the sign-in starts again.
+    pub fn refused(user_id: Option<i64>, refusal: LoginRefusal) -> Step {
+        Step::denied(user_id, Denial::Refused(refusal))
+    }
+
     fn denied(user_id: Option<i64>, denial: Denial) -> Step {
         Step {
             outcome: Outcome::Denied(denial),
@@ -102,9 +113,18 @@ enum Second {
     Enrol(Secret),
 }
 
+/// What a browser answers the step of a second factor with.
+#[derive(Clone, Copy)]
+enum Answer<'a> {
+    /// Six digits, a recovery code, or an offered key's first code.
+    Code(&'a str),
+    /// One of the user's passkeys (web.md §9).
+    Passkey(&'a RelyingParty, passkeys::Answer<'a>),
+}
+
 /// What a second factor's check accepted.
 enum Accepted {
-    /// A code of the user's key, used up.
+    /// A code of the user's key, a recovery code or a passkey, used up.
     Code,
     /// The first code of the offered key, at this TOTP step.
     FirstCode(u64),
@@ -128,8 +148,8 @@ impl SignIn<'_> {
         }
     }
 
-    /// The first factor was right (the password; an identity provider's sign-in, when one
-    /// lands, ends here too): finish, or store the step of a second factor (the user's, or a
+    /// The first factor was right (the password, or an identity provider's sign-in:
+    /// `auth::oidc_login`): finish, or store the step of a second factor (the user's, or a
     /// new key's under a realm that requires one). `username` is as typed: its bucket counts
     /// the codes.
     pub fn first_factor_passed(
@@ -164,7 +184,7 @@ impl SignIn<'_> {
             ..stored_step(verified.deferred(username), true)
         };
         store.create_login_step(&digest, &step)?;
-        let kind = second.kind(&verified.user);
+        let kind = second.kind(store, &verified.user)?;
         Ok(Step {
             outcome: Outcome::Continue(NextStep { token, kind }),
             user_id,
@@ -174,6 +194,72 @@ impl SignIn<'_> {
     /// The second step: `code` for the step `token` stands for. Only an accepted code
     /// finishes the sign-in, and spends the step.
     pub fn code(&self, realm: &Realm, token: &str, code: &str) -> StoreResult<Step> {
+        self.second(realm, token, Answer::Code(code))
+    }
+
+    /// The second step answered with one of the user's passkeys, as [`SignIn::code`]; a
+    /// refused answer counts as a wrong code.
+    pub fn passkey(
+        &self,
+        realm: &Realm,
+        token: &str,
+        rp: &RelyingParty,
+        answer: passkeys::Answer<'_>,
+    ) -> StoreResult<Step> {
+        self.second(realm, token, Answer::Passkey(rp, answer))
+    }
+
+    /// The options of a passkey ceremony for the step `token` stands for (one of the user's
+    /// passkeys), or without a token for a sign-in without a username. A step that is gone
+    /// or waits for no code is [`passkey::Error::NoCeremony`].
+    pub fn passkey_options(
+        &self,
+        realm: &Realm,
+        token: Option<&str>,
+        rp: &RelyingParty,
+    ) -> StoreResult<Result<String, passkey::Error>> {
+        let (store, client) = (self.login.store, self.client.address);
+        match token {
+            None => passkeys::start_password_free(store, rp, client),
+            Some(token) => match self.pending(realm, token)? {
+                Some((_, user, Second::Code)) => {
+                    passkeys::start_second_factor(store, rp, &user, client)
+                }
+                _ => Ok(Err(passkey::Error::NoCeremony)),
+            },
+        }
+    }
+
+    /// A sign-in with a passkey and no username (web.md §9): its owner, if the
+    /// authenticator verified them (both factors), finishes as a vouched login; a refused
+    /// answer counts against the address.
+    pub fn password_free(
+        &self,
+        realm: &Realm,
+        rp: &RelyingParty,
+        answer: passkeys::Answer<'_>,
+    ) -> StoreResult<Step> {
+        let store = self.login.store;
+        let context = self.client.audit(AuditEvent::PasskeyUsed, realm, None);
+        let owner = passkeys::check_password_free(store, rp, realm, answer, &context)?;
+        let email = owner
+            .map(|user| user.delivery_email)
+            .map_err(|_| LoginRefusal::WrongPasskey);
+        let checked = self
+            .login
+            .vouched(realm, Method::Passkey, self.client, || email)?;
+        let outcome = match checked.outcome {
+            Ok(success) => Outcome::Success(success),
+            Err(refusal) => Outcome::Denied(Denial::Refused(refusal)),
+        };
+        Ok(Step {
+            outcome,
+            user_id: checked.user_id,
+        })
+    }
+
+    /// The second step, however answered.
+    fn second(&self, realm: &Realm, token: &str, answer: Answer<'_>) -> StoreResult<Step> {
         let store = self.login.store;
         let digest = token::digest(token);
         let Some((step, user, second)) = self.pending(realm, token)? else {
@@ -187,20 +273,20 @@ impl SignIn<'_> {
             return Ok(Step::denied(user_id, Denial::Expired));
         }
         let username = step.username.clone();
+        let method = Method::of_first_step(&step.method);
         let deferred = Deferred {
             user_id: step.user_id,
             username: step.username,
             verified_hash: step.verified_hash,
             rehash: step.rehash,
+            method,
         };
-        let verified = self
-            .login
-            .resume(realm, deferred, user.clone(), Method::Web);
+        let verified = self.login.resume(realm, deferred, user.clone());
         let context = self.client.audit(AuditEvent::TotpUsed, realm, user_id);
         let checked =
             self.login
                 .second_factor(realm, &username, verified, self.client, |user| {
-                    second.check(store, realm, user, code, &context)
+                    second.check(store, realm, user, answer, &context)
                 })?;
         let denial = match checked.outcome {
             Ok((mut success, accepted)) => {
@@ -210,7 +296,9 @@ impl SignIn<'_> {
                     return Ok(Step::denied(user_id, Denial::Expired));
                 }
                 // A recovery code stood in for the factor: its owner hears of it (web.md §4.1).
-                if matches!(second, Second::Code) && recovery::normalized(code).is_some() {
+                if let (Second::Code, Answer::Code(code)) = (&second, answer)
+                    && recovery::normalized(code).is_some()
+                {
                     success.notices.push(LoginNotice {
                         told: Told::RecoveryCode,
                         realm_id: realm.id,
@@ -242,7 +330,7 @@ impl SignIn<'_> {
                 });
             }
             Err(refusal @ (LoginRefusal::WrongCode | LoginRefusal::RateLimited { .. })) => {
-                let kind = second.kind(&user);
+                let kind = second.kind(store, &user)?;
                 let step = NextStep {
                     token: token.to_owned(),
                     kind,
@@ -287,34 +375,42 @@ impl SignIn<'_> {
 
 impl Second {
     /// What the page shows for this factor.
-    fn kind(&self, user: &User) -> StepKind {
-        match self {
-            Second::Code => StepKind::Code,
+    fn kind(&self, store: &crate::store::Store, user: &User) -> StoreResult<StepKind> {
+        Ok(match self {
+            Second::Code => StepKind::Code {
+                passkey: !passkeys::list(store, user)?.is_empty(),
+            },
             Second::Enrol(secret) => StepKind::Enrol {
                 secret: secret.clone(),
                 email: user.delivery_email.clone(),
             },
-        }
+        })
     }
 
-    /// Whether `code` is right: a code of the user's key (used up and audited once
-    /// accepted), or the first code of the offered key.
+    /// Whether `answer` is right: a code of the user's key, a recovery code or one of their
+    /// passkeys (used up and audited once accepted), or the first code of the offered key.
     fn check(
         &self,
         store: &crate::store::Store,
         realm: &Realm,
         user: &User,
-        code: &str,
+        answer: Answer<'_>,
         context: &AuditEntry,
     ) -> StoreResult<Option<Accepted>> {
-        Ok(match self {
-            Second::Code => {
+        Ok(match (self, answer) {
+            (Second::Code, Answer::Code(code)) => {
                 second_factor::check_code(store, realm, user, code, Origin::Web, context)?
                     .then_some(Accepted::Code)
             }
-            Second::Enrol(secret) => {
+            (Second::Code, Answer::Passkey(rp, answer)) => {
+                passkeys::check_second_factor(store, rp, realm, user, answer, context)?
+                    .ok()
+                    .map(|()| Accepted::Code)
+            }
+            (Second::Enrol(secret), Answer::Code(code)) => {
                 second_factor::check_first_code(secret, code).map(Accepted::FirstCode)
             }
+            (Second::Enrol(_), Answer::Passkey(..)) => None,
         })
     }
 }
@@ -329,6 +425,7 @@ pub(crate) fn stored_step(deferred: Deferred, finishes_login: bool) -> LoginStep
         enrol_secret: None,
         finishes_login,
         expires_at: clock::now() + STEP_LIFETIME_SECONDS,
+        method: deferred.method.label().to_owned(),
     }
 }
 
@@ -407,7 +504,7 @@ mod tests {
         let first = signin.password(&realm, credentials(PASSWORD)).unwrap();
         let Outcome::Continue(NextStep {
             token,
-            kind: StepKind::Code,
+            kind: StepKind::Code { passkey: false },
         }) = first.outcome
         else {
             panic!("no code step");

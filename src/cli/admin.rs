@@ -8,15 +8,15 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    DbCommand, KeyMode, LdapArgs, OnOff, RealmArg, RealmCommand, TotpCommand, UserCommand, import,
-    no_controls, outln, validated,
+    DbCommand, KeyMode, LdapArgs, OnOff, PasskeyCommand, RealmArg, RealmCommand, TotpCommand,
+    UserCommand, import, no_controls, outln, validated,
 };
 use crate::auth::Origin;
 use crate::auth::password::{self, Argon2Config, Hasher};
 use crate::auth::recovery;
 use crate::auth::second_factor;
 use crate::auth::totp::{self, Secret};
-use crate::auth::{self, devices, jwt, key, policy, reset};
+use crate::auth::{self, devices, jwt, key, passkeys, policy, reset};
 use crate::clock;
 use crate::dns;
 use crate::email;
@@ -112,6 +112,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
                 api_keys_per_device: keys.api_keys.map(|v| v == KeyMode::PerDevice),
                 api_key_idle_days: keys.api_key_idle_days,
                 login_mail: keys.login_mail.map(|v| v == OnOff::On),
+                passkeys: web.passkeys.map(|v| v == OnOff::On),
             };
             (subdomain, changes)
         }
@@ -386,7 +387,9 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
         }
         UserCommand::Show { email, realm } => {
             let (realm, user) = find_user(store, &realm, &email)?;
-            show_user(&realm, &user, second_factor::is_enrolled(store, &user)?)
+            let totp = second_factor::has_totp(store, &user)?;
+            let passkeys = passkeys::list(store, &user)?.len();
+            show_user(&realm, &user, &second_factors(totp, passkeys))
         }
         UserCommand::Totp(command) => totp(store, command),
         UserCommand::SetPassword {
@@ -411,6 +414,10 @@ pub fn user(store: &Store, argon2: Argon2Config, command: UserCommand) -> Result
         } => reset_link(store, &realm, &email, external_url, lifetime.lifetime),
         UserCommand::RotateKey { email, realm } => rotate_key(store, &realm, &email),
         UserCommand::Keys { email, realm } => list_keys(store, &realm, &email),
+        UserCommand::Passkeys { email, realm } => list_passkeys(store, &realm, &email),
+        UserCommand::Passkey(PasskeyCommand::Remove { email, id, realm }) => {
+            remove_passkey(store, &realm, &email, id)
+        }
         UserCommand::RevokeKey {
             email,
             id,
@@ -489,6 +496,39 @@ fn list_keys(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> 
             ]
         }),
     )
+}
+
+/// `user passkeys` (web.md §9).
+fn list_passkeys(store: &Store, realm: &RealmArg, email: &str) -> Result<(), Error> {
+    let (_, user) = find_user(store, realm, email)?;
+    print_table(
+        &["ID", "NAME", "ADDED", "LAST USED"],
+        passkeys::list(store, &user)?.into_iter().map(|p| {
+            vec![
+                p.id.to_string(),
+                p.record.name,
+                clock::iso8601(p.record.created),
+                p.record
+                    .last_used
+                    .map_or_else(|| "-".to_owned(), clock::iso8601),
+            ]
+        }),
+    )
+}
+
+/// `user passkey remove`.
+fn remove_passkey(store: &Store, realm: &RealmArg, email: &str, id: i64) -> Result<(), Error> {
+    let (realm, user) = find_user(store, realm, email)?;
+    let context = entry(
+        AuditEvent::PasskeyRemoved,
+        Some(&realm),
+        Some(user.id),
+        BY_OPERATOR.to_owned(),
+    );
+    if !passkeys::remove(store, &realm, &user, id, &context)? {
+        return invalid!("{email:?} has no passkey {id} (see: zulip-auth user passkeys)");
+    }
+    Ok(())
 }
 
 /// `user revoke-key`: the key `id`, or every key without one (wire.md §9.5).
@@ -703,7 +743,7 @@ fn totp(store: &Store, command: TotpCommand) -> Result<(), Error> {
         } => {
             let (realm, user) = find_user(store, &realm, &email)?;
             let had_factor = second_factor::is_enrolled(store, &user)?;
-            if !replace && had_factor {
+            if !replace && second_factor::has_totp(store, &user)? {
                 return invalid!(
                     "user {email:?} has a second factor already: add --replace to replace it"
                 );
@@ -764,7 +804,25 @@ fn write_stdout(text: &str) -> Result<(), Error> {
     }
 }
 
-fn show_user(realm: &Realm, user: &User, has_totp: bool) -> Result<(), Error> {
+/// A user's second factors in words: `TOTP`, `2 passkeys`, both, or `none`.
+fn second_factors(totp: bool, passkeys: usize) -> String {
+    let passkeys = match passkeys {
+        0 => None,
+        1 => Some("1 passkey".to_owned()),
+        n => Some(format!("{n} passkeys")),
+    };
+    let factors: Vec<String> = totp
+        .then(|| "TOTP".to_owned())
+        .into_iter()
+        .chain(passkeys)
+        .collect();
+    match factors.is_empty() {
+        true => "none".to_owned(),
+        false => factors.join(", "),
+    }
+}
+
+fn show_user(realm: &Realm, user: &User, second_factors: &str) -> Result<(), Error> {
     let row = UserRow::new(user);
     let realm_name = if realm.subdomain.is_empty() {
         "(root)"
@@ -796,7 +854,7 @@ fn show_user(realm: &Realm, user: &User, has_totp: bool) -> Result<(), Error> {
             .into(),
         ),
         ("password", row.password),
-        ("2fa", if has_totp { "TOTP" } else { "none" }.into()),
+        ("2fa", second_factors.to_owned()),
         ("joined", row.date_joined.to_owned()),
     ] {
         outln!("{label:<10} {}", escape_controls(&value))?;
@@ -950,6 +1008,6 @@ pub(super) fn print_table(
 }
 
 /// A row as one line of JSON; our rows are plain data, so this fails only if serde does.
-fn json_line<T: serde::Serialize>(row: &T) -> Result<String, Error> {
+pub(super) fn json_line<T: serde::Serialize>(row: &T) -> Result<String, Error> {
     serde_json::to_string(row).map_err(|e| Error::Invalid(format!("cannot write JSON: {e}")))
 }

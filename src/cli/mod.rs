@@ -10,6 +10,7 @@ mod admin;
 mod allowlist;
 mod bench;
 pub mod config;
+mod idp;
 mod import;
 
 use std::net::IpAddr;
@@ -110,6 +111,9 @@ pub enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage a realm's OpenID Connect identity providers ("Sign in with …")
+    #[command(subcommand)]
+    Idp(IdpCommand),
     /// Time argon2 verification at --argon2-m/-t/-p, or suggest parameters for a time budget
     #[command(
         after_help = "Examples:\n  zulip-auth bench-hash\n  zulip-auth --argon2-m 102400 --argon2-t 2 --argon2-p 8 bench-hash\n  zulip-auth bench-hash --target-ms 50"
@@ -403,6 +407,10 @@ pub struct WebLoginArgs {
     /// passwords, and users without a factor enrol at their first browser sign-in
     #[arg(long = "require-2fa", env = "ZULIP_AUTH_REQUIRE_2FA")]
     pub require_2fa: Option<OnOff>,
+    /// Offer passkeys on the sign-in and account pages, where the server has an
+    /// --external-url [default: on]
+    #[arg(long, value_name = "ON_OFF")]
+    pub passkeys: Option<OnOff>,
 }
 
 /// A realm's LDAP directory, as Zulip's `AUTH_LDAP_*` settings. An empty value unsets an
@@ -508,6 +516,16 @@ pub enum UserCommand {
         #[command(flatten)]
         realm: RealmArg,
     },
+    /// List a user's passkeys (web.md §9): id, name, when added and last used
+    #[command(after_help = "Example:\n  zulip-auth user passkeys iago@example.com")]
+    Passkeys {
+        email: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+    /// Manage a user's passkeys
+    #[command(subcommand)]
+    Passkey(PasskeyCommand),
     /// Import users exported from a Zulip server (JSON Lines; see the README), all or none
     #[command(after_help = "Example:\n  zulip-auth user import zulip-users.jsonl --realm lear")]
     Import {
@@ -574,6 +592,18 @@ pub enum UserCommand {
     /// Manage a user's second factor (TOTP, as authenticator apps generate)
     #[command(subcommand)]
     Totp(TotpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PasskeyCommand {
+    /// Remove one of a user's passkeys by its id (see `user passkeys`)
+    #[command(after_help = "Example:\n  zulip-auth user passkey remove iago@example.com 3")]
+    Remove {
+        email: String,
+        id: i64,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -668,6 +698,79 @@ pub struct RealmArg {
     pub subdomain: String,
 }
 
+/// `idp`: a realm's OpenID providers (web.md §10). The client secret comes from a file or
+/// ZULIP_AUTH_OIDC_CLIENT_SECRET, never from argv, and is never printed.
+#[derive(Debug, Subcommand)]
+pub enum IdpCommand {
+    /// Add an identity provider; register https://HOST/complete/oidc/ as its return URL
+    #[command(
+        after_help = "Example:\n  zulip-auth idp add keycloak --issuer https://id.example.com/realms/zulip \\\n    --client-id zulip --client-secret-file /etc/zulip-auth/keycloak.secret --display-name Keycloak"
+    )]
+    Add {
+        /// A short word: 1 to 63 lowercase letters, digits and inner hyphens
+        name: String,
+        #[command(flatten)]
+        realm: RealmArg,
+        #[command(flatten)]
+        settings: IdpArgs,
+    },
+    /// List a realm's identity providers (never their secrets)
+    #[command(after_help = "Example:\n  zulip-auth idp list --realm lear --json")]
+    List {
+        #[command(flatten)]
+        realm: RealmArg,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an identity provider's settings
+    #[command(
+        after_help = "Examples:\n  zulip-auth idp set keycloak --auto-signup on\n  ZULIP_AUTH_OIDC_CLIENT_SECRET=… zulip-auth idp set keycloak --realm lear"
+    )]
+    Set {
+        name: String,
+        #[command(flatten)]
+        realm: RealmArg,
+        #[command(flatten)]
+        settings: IdpArgs,
+    },
+    /// Remove an identity provider; sign-ins under way through it fail
+    #[command(after_help = "Example:\n  zulip-auth idp remove keycloak")]
+    Remove {
+        name: String,
+        #[command(flatten)]
+        realm: RealmArg,
+    },
+}
+
+/// The settings of `idp add` and `idp set`.
+#[derive(Debug, Args)]
+pub struct IdpArgs {
+    /// The issuer URL (https, or http on loopback); discovery reads
+    /// ISSUER/.well-known/openid-configuration
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// The client id registered with the provider
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// File holding the client secret (or set ZULIP_AUTH_OIDC_CLIENT_SECRET)
+    #[arg(long, value_name = "PATH")]
+    pub client_secret_file: Option<PathBuf>,
+    /// The words of the sign-in button, "Sign in with NAME" [default: OpenID Connect]
+    #[arg(long, value_name = "NAME")]
+    pub display_name: Option<String>,
+    /// An absolute URL of the button's icon, or none
+    #[arg(long, value_name = "URL|none")]
+    pub display_icon: Option<String>,
+    /// Scopes asked for, separated by spaces; openid is always among them
+    /// [default: openid email profile]
+    #[arg(long, value_name = "SCOPES")]
+    pub scopes: Option<String>,
+    /// Whether an unknown verified email becomes a new member [default: off]
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub auto_signup: Option<OnOff>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnOff {
     On,
@@ -756,6 +859,7 @@ impl Command {
         matches!(
             self,
             Command::Realm(RealmCommand::List { .. })
+                | Command::Idp(IdpCommand::List { .. })
                 | Command::User(UserCommand::List { .. } | UserCommand::Show { .. })
                 | Command::Db(_)
                 | Command::Audit { .. }
@@ -767,7 +871,7 @@ impl Command {
     /// The admin commands that write: on a SQLite file that does not exist yet, they create
     /// it (`serve` does too, without a word: a service's first start).
     fn creates_database(&self) -> bool {
-        matches!(self, Command::Realm(_) | Command::User(_)) && !self.only_reads()
+        matches!(self, Command::Realm(_) | Command::User(_) | Command::Idp(_)) && !self.only_reads()
     }
 }
 
@@ -863,6 +967,7 @@ fn execute(command: Command, db: Database, argon2: Argon2Config) -> Result<(), E
         Command::Config(_) => invalid!("zulip-auth config runs on its own"),
         Command::Realm(command) => admin::realm(&open()?, command),
         Command::User(command) => admin::user(&open()?, argon2, command),
+        Command::Idp(command) => idp::run(&open()?, command),
         Command::Db(command) => admin::db(open, command),
         Command::BenchHash {
             samples,

@@ -22,6 +22,7 @@ use signal_hook::iterator::Signals;
 use tiny_http::Server;
 
 use crate::api::{Api, ApiConfig};
+use crate::auth::oidc::RelyingParty;
 use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::ratelimit::Rule;
 use crate::auth::reset;
@@ -112,6 +113,11 @@ pub fn start(config: &ServeConfig) -> Result<Running, Error> {
     let api_config = Arc::new(config.api.clone());
     let reset_desk = reset_desk(config, &db)?;
     let stopping = Arc::new(AtomicBool::new(false));
+    // At most all front threads but one wait for identity providers, so that a stalled
+    // provider delays no other page (web.md §10.4).
+    let oidc = Arc::new(RelyingParty::new(
+        config.pool_size().front.saturating_sub(1),
+    ));
     let workers = http::spawn_workers(
         &server,
         config.pool_size(),
@@ -121,6 +127,7 @@ pub fn start(config: &ServeConfig) -> Result<Running, Error> {
                 hasher: Arc::clone(&hasher),
                 config: Arc::clone(&api_config),
                 reset_desk: reset_desk.clone(),
+                oidc: Arc::clone(&oidc),
             })
         },
         watchdog,

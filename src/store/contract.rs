@@ -475,10 +475,17 @@ fn sessions_end_when_idle_or_old() {
         let (_, id) = root_and_user(store, None);
         let live = |id_hash, at| store.touch_session(id_hash, at, LIMITS).unwrap().is_some();
         store.create_session("s", id, 0.0).unwrap();
+        assert_eq!(store.session_started_at("s").unwrap(), Some(0.0));
+        assert_eq!(store.session_started_at("unknown").unwrap(), None);
         // Each use restarts the idle clock, up to the absolute lifetime.
         for step in 1..=11 {
             assert!(live("s", f64::from(step) * 90.0), "{step}");
         }
+        assert_eq!(
+            store.session_started_at("s").unwrap(),
+            Some(0.0),
+            "not moved by use"
+        );
         assert!(!live("s", 1000.0));
         store.create_session("t", id, 0.0).unwrap();
         assert!(!live("t", 100.0), "idle");
@@ -576,6 +583,7 @@ fn login_steps_expire_and_are_taken_once() {
             enrol_secret: Some("NEW".into()),
             finishes_login: true,
             expires_at: 100.0,
+            method: "oidc".into(),
         };
         store.create_login_step("digest", &step).unwrap();
         let (found, user) = store.login_step("digest", 99.0).unwrap().unwrap();
@@ -585,6 +593,84 @@ fn login_steps_expire_and_are_taken_once() {
         assert!(store.login_step("other", 0.0).unwrap().is_none());
         assert!(store.take_login_step("digest").unwrap());
         assert!(!store.take_login_step("digest").unwrap());
+    });
+}
+
+/// Issue 22: a realm's providers by name, one per name; a pending sign-in is taken once,
+/// live, and goes with its provider or its user.
+#[test]
+fn providers_are_kept_by_name_and_a_pending_sign_in_is_taken_once() {
+    on_each_engine(|_, store| {
+        let (root, id) = root_and_user(store, None);
+        let audit = AuditEntry::new(AuditEvent::RealmChanged, Some(root.id), None);
+        let keycloak = IdentityProvider {
+            id: 0,
+            realm_id: root.id,
+            name: "keycloak".into(),
+            issuer: "https://id.example.com/realms/zulip".into(),
+            client_id: "zulip".into(),
+            client_secret: "s3cret".into(),
+            display_name: "Keycloak".into(),
+            display_icon: None,
+            scopes: "openid email".into(),
+            auto_signup: false,
+        };
+        let authentik = IdentityProvider {
+            name: "authentik".into(),
+            display_icon: Some("https://id.example.com/icon.png".into()),
+            auto_signup: true,
+            ..keycloak.clone()
+        };
+        store.create_identity_provider(&keycloak, &audit).unwrap();
+        store.create_identity_provider(&authentik, &audit).unwrap();
+        assert!(matches!(
+            store.create_identity_provider(&keycloak, &audit),
+            Err(StoreError::Refused(_))
+        ));
+        let found = store.identity_providers(root.id).unwrap();
+        let names: Vec<_> = found.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["authentik", "keycloak"]);
+        assert!(
+            found[0]
+                == IdentityProvider {
+                    id: found[0].id,
+                    ..authentik
+                }
+        );
+        let changed = IdentityProvider {
+            client_secret: "new".into(),
+            auto_signup: true,
+            ..found[1].clone()
+        };
+        store.update_identity_provider(&changed, &audit).unwrap();
+        let again = store.identity_provider_by_id(changed.id).unwrap().unwrap();
+        assert!(again == changed);
+
+        let pending = OidcPending {
+            idp_id: changed.id,
+            browser_hash: "b".into(),
+            nonce: "n".into(),
+            verifier: "v".into(),
+            pad: Some("ab".into()),
+            user_id: Some(id),
+            started_at: 1.0,
+            expires_at: 100.0,
+        };
+        store.create_oidc_pending("s1", &pending).unwrap();
+        store.create_oidc_pending("s2", &pending).unwrap();
+        store.create_oidc_pending("s3", &pending).unwrap();
+        assert!(store.take_oidc_pending("s1", 99.0).unwrap() == Some(pending.clone()));
+        assert_eq!(store.take_oidc_pending("s1", 99.0).unwrap(), None);
+        assert_eq!(store.take_oidc_pending("s2", 100.0).unwrap(), None);
+        assert_eq!(
+            store.take_oidc_pending("s2", 0.0).unwrap(),
+            None,
+            "taken when late"
+        );
+        assert!(store.delete_identity_provider(changed.id, &audit).unwrap());
+        assert!(!store.delete_identity_provider(changed.id, &audit).unwrap());
+        assert_eq!(store.take_oidc_pending("s3", 0.0).unwrap(), None);
+        assert_eq!(store.identity_providers(root.id).unwrap().len(), 1);
     });
 }
 
@@ -653,6 +739,35 @@ fn a_user_changes_field_by_field_and_a_taken_email_is_refused() {
     });
 }
 
+/// A sign-in sent to a new provider of the realm that re-confirms the user, kept as `state`.
+fn pending_reconfirmation(store: &Store, realm_id: i64, user_id: i64) {
+    let idp = IdentityProvider {
+        id: 0,
+        realm_id,
+        name: "sso".into(),
+        issuer: "https://id.example.com".into(),
+        client_id: "c".into(),
+        client_secret: "s".into(),
+        display_name: "SSO".into(),
+        display_icon: None,
+        scopes: "openid".into(),
+        auto_signup: false,
+    };
+    let audit = AuditEntry::new(AuditEvent::RealmChanged, None, None);
+    store.create_identity_provider(&idp, &audit).unwrap();
+    let reconfirm = OidcPending {
+        idp_id: store.identity_providers(realm_id).unwrap()[0].id,
+        browser_hash: "b".into(),
+        nonce: "n".into(),
+        verifier: "v".into(),
+        pad: None,
+        user_id: Some(user_id),
+        started_at: 0.0,
+        expires_at: 100.0,
+    };
+    store.create_oidc_pending("state", &reconfirm).unwrap();
+}
+
 /// Issue 21: a deletion takes every row of the user's with it, and keeps the audit trail,
 /// whose rows name the user by an id that no later account is given.
 #[test]
@@ -698,8 +813,10 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
             enrol_secret: None,
             finishes_login: true,
             expires_at: 100.0,
+            method: "web".into(),
         };
         store.create_login_step("digest", &step).unwrap();
+        pending_reconfirmation(store, root.id, id);
         let full = |now| Attempt {
             address: None,
             username: Some(bucket("user:iago@example.com", 1)),
@@ -723,6 +840,7 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
         assert_eq!(store.recovery_codes_left(id).unwrap(), 0);
         assert!(!store.login_mail_off(id).unwrap());
         assert!(store.login_step("digest", 1.0).unwrap().is_none());
+        assert_eq!(store.take_oidc_pending("state", 1.0).unwrap(), None);
         assert!(matches!(
             store.admit(&full(0.6)).unwrap(),
             Admission::Admitted { .. }
@@ -870,6 +988,7 @@ fn pruning_drops_only_what_no_rule_can_see() {
             enrol_secret: None,
             finishes_login: true,
             expires_at,
+            method: "web".into(),
         };
         store.create_login_step("gone", &step(150.0)).unwrap();
         store.create_login_step("live", &step(250.0)).unwrap();
@@ -895,6 +1014,115 @@ fn pruning_drops_only_what_no_rule_can_see() {
         let audit = store.audit_rows(&AuditFilter::default()).unwrap();
         let kept: Vec<&str> = audit.iter().map(|r| r.event.as_str()).collect();
         assert_eq!(kept, ["realm_changed", "user_created"], "200, and now");
+    });
+}
+
+/// Issue 24: a user's passkeys, one row per credential id across the server; a use moves
+/// the counter only forward (0 to 0 for authenticators without one); found by credential id
+/// only in the owner's realm; removed by their owner only, and with the user.
+#[test]
+fn passkeys_are_unique_and_their_counter_moves_only_forward() {
+    on_each_engine(|_, store| {
+        let (root, id) = root_and_user(store, None);
+        let audit = |event| AuditEntry::new(event, Some(root.id), Some(id));
+        let other = store
+            .create_realm("other", "Other", &audit(AuditEvent::RealmCreated))
+            .unwrap();
+        let record = |credential_id: &str, counter| CredentialRecord {
+            credential_id: credential_id.into(),
+            user_handle: "handle".into(),
+            passkey: "{}".into(),
+            name: "Phone".into(),
+            created: 100.0,
+            last_used: None,
+            counter,
+        };
+        let added = audit(AuditEvent::PasskeyAdded);
+        assert!(store.add_passkey(id, &record("one", 5), &added).unwrap());
+        assert!(!store.add_passkey(id, &record("one", 0), &added).unwrap());
+        assert!(store.add_passkey(id, &record("zero", 0), &added).unwrap());
+        let listed = store.passkeys(id).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].record, record("one", 5));
+        assert_eq!(listed[0].user_id, id);
+        let (found, owner) = store.passkey_owner(root.id, "one").unwrap().unwrap();
+        assert_eq!((found.id, owner.id), (listed[0].id, id));
+        assert!(store.passkey_owner(other.id, "one").unwrap().is_none());
+        assert!(store.passkey_owner(root.id, "none").unwrap().is_none());
+        assert!(other.passkeys, "on by default");
+        let off = RealmChanges {
+            passkeys: Some(false),
+            ..RealmChanges::default()
+        };
+        store
+            .update_realm(other.id, &off, &audit(AuditEvent::RealmChanged))
+            .unwrap();
+        assert!(!store.realm_by_id(other.id).unwrap().unwrap().passkeys);
+        let used = |credential_id: &str, counter| Used {
+            credential_id: credential_id.into(),
+            counter,
+            passkey: format!("{{\"c\":{counter}}}"),
+            at: 200.0,
+            user_verified: true,
+        };
+        assert!(!store.use_passkey(&used("one", 5)).unwrap(), "not forward");
+        assert!(!store.use_passkey(&used("one", 4)).unwrap(), "backwards");
+        assert!(store.use_passkey(&used("one", 6)).unwrap());
+        assert!(store.use_passkey(&used("zero", 0)).unwrap());
+        assert!(store.use_passkey(&used("zero", 0)).unwrap(), "no counter");
+        assert!(!store.use_passkey(&used("none", 9)).unwrap());
+        let one = &store.passkeys(id).unwrap()[0].record;
+        assert_eq!((one.counter, one.last_used), (6, Some(200.0)));
+        assert_eq!(one.passkey, "{\"c\":6}");
+        let removed = audit(AuditEvent::PasskeyRemoved);
+        assert!(
+            !store
+                .remove_passkey(id + 1, listed[0].id, &removed)
+                .unwrap()
+        );
+        assert!(store.remove_passkey(id, listed[0].id, &removed).unwrap());
+        assert!(!store.remove_passkey(id, listed[0].id, &removed).unwrap());
+        store
+            .delete_user(id, "bucket", &audit(AuditEvent::UserDeleted))
+            .unwrap();
+        assert!(store.passkey_owner(root.id, "zero").unwrap().is_none());
+        let events: Vec<String> = store
+            .audit_rows(&AuditFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|row| row.event)
+            .filter(|event| event.starts_with("passkey"))
+            .collect();
+        assert_eq!(
+            events,
+            ["passkey_added", "passkey_added", "passkey_removed"]
+        );
+    });
+}
+
+/// Issue 24: a ceremony is taken once, by any connection (another instance), and pruned
+/// once expired.
+#[test]
+fn a_passkey_ceremony_is_taken_once_and_pruned_when_expired() {
+    on_each_engine(|fresh, store| {
+        let ceremony = |id: &str, expires_at| Ceremony {
+            id_digest: id.into(),
+            state: "{\"s\":1}".into(),
+            expires_at,
+        };
+        store.begin_ceremony(&ceremony("live", 300.0)).unwrap();
+        store.begin_ceremony(&ceremony("gone", 150.0)).unwrap();
+        let taken = race(fresh, 4, |_, store| store.take_ceremony("live").unwrap());
+        let taken: Vec<Ceremony> = taken.into_iter().flatten().collect();
+        assert_eq!(taken, [ceremony("live", 300.0)]);
+        let prune = Prune {
+            now: 200.0,
+            events_before: 0.0,
+            audit_before: 0.0,
+            sessions: LIMITS,
+        };
+        assert_eq!(store.prune(&prune).unwrap(), 1);
+        assert!(store.take_ceremony("gone").unwrap().is_none());
     });
 }
 

@@ -16,4 +16,6 @@ pub struct LoginStep {
     /// Whether an accepted code finishes a sign-in (else a signed-in user enrols).
     pub finishes_login: bool,
     pub expires_at: f64,
+    /// The method word of the sign-in's first step (`web`, `oidc`).
+    pub method: String,
 }

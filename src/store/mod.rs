@@ -14,6 +14,8 @@
 //! | [`Users`] | users, their passwords, states and keys |
 //! | [`DeviceKeys`] | keys per device (wire.md §9.5) |
 //! | [`RecoveryCodes`] | the second factor's recovery codes (web.md §4.1) |
+//! | [`Passkeys`] | users' passkeys (web.md §9) |
+//! | [`PasskeyCeremonies`] | a passkey ceremony between its two requests (web.md §9) |
 //! | [`LoginMail`] | the user's switch of the mail for every new login (web.md §8.1) |
 //! | [`Limits`] | rate-limit buckets |
 //! | [`Logins`] | the transaction that ends a successful login |
@@ -24,6 +26,7 @@
 //! | [`LoginSteps`] | a browser between its password and its code (web.md §3) |
 //! | [`ResetLinks`] | password-reset links (web.md §6) |
 //! | [`Sessions`] | signed-in browser sessions (web.md §7) |
+//! | [`IdentityProviders`] | a realm's OpenID providers and the sign-ins sent to them (web.md §10) |
 //!
 //! The methods are at domain granularity, and **each engine owns its transactions**: a
 //! method that writes more than one row (a change and its audit row, an import, the end of
@@ -83,6 +86,7 @@ pub mod limits;
 pub mod login;
 pub mod login_step;
 pub mod model;
+pub mod passkey;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod realm_columns;
@@ -107,6 +111,8 @@ pub use model::{
     AuditEntry, AuditEvent, AuditFilter, AuditRow, NewUser, Realm, RealmChanges, Role, User,
     UserChanges,
 };
+pub use passkey::{Ceremony, CredentialRecord, StoredPasskey, Used};
+pub use table::idp::{IdentityProvider, OidcPending};
 pub use totp::TotpDevice;
 
 /// Why the store could not do what it was asked.
@@ -239,6 +245,40 @@ pub trait RecoveryCodes {
     fn recovery_codes_left(&self, user_id: i64) -> StoreResult<i64>;
 }
 
+/// Users' passkeys (web.md §9).
+pub trait Passkeys {
+    /// The user's passkeys, oldest first.
+    fn passkeys(&self, user_id: i64) -> StoreResult<Vec<StoredPasskey>>;
+    /// The passkey with this credential id of a user of the realm `realm_id`, with its owner.
+    fn passkey_owner(
+        &self,
+        realm_id: i64,
+        credential_id: &str,
+    ) -> StoreResult<Option<(StoredPasskey, User)>>;
+    /// Adds a passkey to the user and writes `audit`; false, writing nothing, when its
+    /// credential id is registered already.
+    fn add_passkey(
+        &self,
+        user_id: i64,
+        record: &CredentialRecord,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
+    /// Removes the user's passkey `id` and writes `audit`; false, writing nothing, when the
+    /// user has no such passkey.
+    fn remove_passkey(&self, user_id: i64, id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Records a use, atomically and only while the counter moves forward (see [`Used`]);
+    /// false, writing nothing, when it does not (a cloned authenticator) or the passkey is
+    /// gone.
+    fn use_passkey(&self, used: &Used) -> StoreResult<bool>;
+}
+
+/// Passkey ceremonies between their two requests: any instance finishes what another began.
+pub trait PasskeyCeremonies {
+    fn begin_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()>;
+    /// Reads and deletes the ceremony in one statement: of two requests, one gets it.
+    fn take_ceremony(&self, id_digest: &str) -> StoreResult<Option<Ceremony>>;
+}
+
 /// Whether a user turned the mail for every new login off (web.md §8.1).
 pub trait LoginMail {
     fn login_mail_off(&self, user_id: i64) -> StoreResult<bool>;
@@ -348,6 +388,8 @@ pub trait Sessions {
         limits: SessionLimits,
     ) -> StoreResult<Option<User>>;
     fn end_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// When a session began, if it exists (a fresh sign-in re-confirms, web.md §10.5).
+    fn session_started_at(&self, id_hash: &str) -> StoreResult<Option<f64>>;
 }
 
 /// How long a session lives: at most `idle` seconds unused, and `lifetime` seconds in all.
@@ -386,12 +428,42 @@ pub trait LoginSteps {
     fn take_login_step(&self, token_hash: &str) -> StoreResult<bool>;
 }
 
+/// A realm's OpenID providers (web.md §10), and the sign-ins sent to them until their callback.
+pub trait IdentityProviders {
+    /// The realm's providers, by name.
+    fn identity_providers(&self, realm_id: i64) -> StoreResult<Vec<IdentityProvider>>;
+    fn identity_provider_by_id(&self, id: i64) -> StoreResult<Option<IdentityProvider>>;
+    /// Adds a provider (its `id` is ignored) and writes `audit`; a name the realm has
+    /// already is a [`StoreError::Refused`] that names it.
+    fn create_identity_provider(
+        &self,
+        idp: &IdentityProvider,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Replaces the settings of the provider `idp.id` (not its realm or name), and writes
+    /// `audit`.
+    fn update_identity_provider(
+        &self,
+        idp: &IdentityProvider,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Removes the provider and the sign-ins sent to it, and writes `audit`; false, writing
+    /// nothing, if there was none.
+    fn delete_identity_provider(&self, id: i64, audit: &AuditEntry) -> StoreResult<bool>;
+    fn create_oidc_pending(&self, state_hash: &str, pending: &OidcPending) -> StoreResult<()>;
+    /// Takes the sign-in behind a state's digest, atomically: the one request that gets it
+    /// gets it live at `now`, or `None`.
+    fn take_oidc_pending(&self, state_hash: &str, now: f64) -> StoreResult<Option<OidcPending>>;
+}
+
 /// Every concern of the store: what an engine implements.
 pub trait Engine:
     Realms
     + Users
     + DeviceKeys
     + RecoveryCodes
+    + Passkeys
+    + PasskeyCeremonies
     + LoginMail
     + Limits
     + Logins
@@ -402,6 +474,7 @@ pub trait Engine:
     + LoginSteps
     + ResetLinks
     + Sessions
+    + IdentityProviders
     + Tables
     + Send
 {
@@ -412,6 +485,8 @@ impl<T> Engine for T where
         + Users
         + DeviceKeys
         + RecoveryCodes
+        + Passkeys
+        + PasskeyCeremonies
         + LoginMail
         + Limits
         + Logins
@@ -422,6 +497,7 @@ impl<T> Engine for T where
         + LoginSteps
         + ResetLinks
         + Sessions
+        + IdentityProviders
         + Tables
         + Send
 {

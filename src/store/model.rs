@@ -39,6 +39,8 @@ pub struct Realm {
     pub api_key_idle_days: i64,
     /// A mail to the user after every new login (web.md §8.1).
     pub login_mail: bool,
+    /// Passkeys offered (web.md §9), where the server has an external URL.
+    pub passkeys: bool,
 }
 
 impl Realm {
@@ -179,6 +181,7 @@ pub struct RealmChanges {
     pub api_keys_per_device: Option<bool>,
     pub api_key_idle_days: Option<i64>,
     pub login_mail: Option<bool>,
+    pub passkeys: Option<bool>,
 }
 
 impl RealmChanges {
@@ -224,6 +227,7 @@ impl RealmChanges {
             self.api_key_idle_days
                 .map(|v| format!("api key idle days {v}")),
             self.login_mail.map(|v| format!("login mail {}", on_off(v))),
+            self.passkeys.map(|v| format!("passkeys {}", on_off(v))),
         ]
         .into_iter()
         .flatten()
@@ -294,6 +298,12 @@ pub enum AuditEvent {
     RecoveryCodeUsed,
     /// A user turned the mail for every new login on or off (web.md §8.1).
     LoginMailChanged,
+    /// A passkey registered, signed in, or removed (web.md §9).
+    PasskeyAdded,
+    PasskeyUsed,
+    PasskeyRemoved,
+    /// A passkey whose signature counter did not move forward: a cloned authenticator.
+    PasskeyCloned,
 }
 
 impl AuditEvent {
@@ -319,6 +329,10 @@ impl AuditEvent {
             AuditEvent::RecoveryCodesMade => "recovery_codes_made",
             AuditEvent::RecoveryCodeUsed => "recovery_code_used",
             AuditEvent::LoginMailChanged => "login_mail_changed",
+            AuditEvent::PasskeyAdded => "passkey_added",
+            AuditEvent::PasskeyUsed => "passkey_used",
+            AuditEvent::PasskeyRemoved => "passkey_removed",
+            AuditEvent::PasskeyCloned => "passkey_cloned",
         }
     }
 }

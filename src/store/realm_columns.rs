@@ -31,9 +31,12 @@ pub const JWT: [&str; 4] = [
 /// device's key may stay unused (wire.md §9.5), and the mail for every new login (web.md §8.1).
 pub const KEYS: [&str; 3] = ["api_keys_per_device", "api_key_idle_days", "login_mail"];
 
+/// Passkeys on or off (migration 11, web.md §9), after the keys' settings.
+pub const PASSKEYS: [&str; 1] = ["passkeys"];
+
 /// How many columns a realm row has.
 pub const COUNT: usize =
-    BASE.len() + LdapSettings::COLUMNS.len() + WEB.len() + JWT.len() + KEYS.len();
+    BASE.len() + LdapSettings::COLUMNS.len() + WEB.len() + JWT.len() + KEYS.len() + PASSKEYS.len();
 
 /// Index of the first LDAP column in a row.
 pub const FIRST_LDAP: usize = BASE.len();
@@ -47,6 +50,9 @@ pub const FIRST_JWT: usize = FIRST_WEB + WEB.len();
 /// Index of the first keys column in a row.
 pub const FIRST_KEYS: usize = FIRST_JWT + JWT.len();
 
+/// Index of the passkeys column in a row.
+pub const FIRST_PASSKEYS: usize = FIRST_KEYS + KEYS.len();
+
 /// Every column a realm is read from, in row order, prefixed with `r.`.
 pub fn select_list() -> String {
     BASE.iter()
@@ -55,6 +61,7 @@ pub fn select_list() -> String {
         .chain(WEB)
         .chain(JWT)
         .chain(KEYS)
+        .chain(PASSKEYS)
         .map(|c| format!("r.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -76,6 +83,7 @@ pub fn update() -> String {
     .chain(WEB)
     .chain(JWT)
     .chain(KEYS)
+    .chain(PASSKEYS)
     .enumerate()
     .map(|(i, c)| format!("{c} = coalesce(${}, {c})", i + 2))
     .collect();

@@ -67,6 +67,7 @@ pub fn realm(row: &dyn Row) -> StoreResult<Realm> {
         api_keys_per_device: row.flag(realm_columns::FIRST_KEYS)?,
         api_key_idle_days: row.int(realm_columns::FIRST_KEYS + 1)?,
         login_mail: row.flag(realm_columns::FIRST_KEYS + 2)?,
+        passkeys: row.flag(realm_columns::FIRST_PASSKEYS)?,
     })
 }
 
@@ -98,6 +99,7 @@ pub fn login_step(row: &dyn Row) -> StoreResult<(LoginStep, User)> {
         enrol_secret: row.maybe_text(at(3))?,
         finishes_login: row.flag(at(4))?,
         expires_at: row.real(at(5))?,
+        method: row.text(at(6))?,
     };
     Ok((step, user))
 }

@@ -10,6 +10,8 @@ use maud::{Markup, html};
 use crate::auth::Origin;
 use crate::auth::account::{self, PasswordRefusal};
 use crate::auth::enrolment::{self, OfferRefusal};
+use crate::auth::passkey::{StoredPasskey, Unavailable};
+use crate::auth::passkeys;
 use crate::auth::recovery;
 use crate::auth::second_factor;
 use crate::auth::totp::Secret;
@@ -17,17 +19,22 @@ use crate::auth::{devices, key, session};
 use crate::clock;
 use crate::error::ApiError;
 use crate::http::{LogContext, Request, Response};
-use crate::store::{AuditEntry, AuditEvent, Realm, StoreError, StoreResult, User};
+use crate::store::{
+    AuditEntry, AuditEvent, IdentityProvider, Realm, Store, StoreError, StoreResult, User,
+};
 use crate::web::Context;
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
-use crate::web::page::{self, Banner, NO_REALM, Refusal, hidden, layout};
+use crate::web::oidc;
+use crate::web::page::{self, Banner, NO_REALM, Refusal, hidden, layout, password_field};
+use crate::web::passkey;
 use crate::web::paths;
 use crate::web::totp;
 
 const ON_THE_PAGE: &str = "by the user, on the account page";
 const ALREADY_REVOKED: &str = "That key was already revoked.";
+const PASSKEY_GONE: &str = "That passkey was already removed.";
 const OFFER_EXPIRED: &str =
     "That key is no longer on offer. Set up two-factor authentication again for a new one.";
 
@@ -36,6 +43,28 @@ const OFFER_EXPIRED: &str =
 pub fn sign_in(ctx: &Context<'_>, user: &User, realm_url: &str) -> Result<Response, Refusal> {
     let cookie = session_cookie(ctx, user, realm_url)?;
     Ok(page::redirect(paths::SETTINGS.to_owned()).header("Set-Cookie", cookie))
+}
+
+/// The same end after a redirect from another site (an identity provider's, web.md §10.2):
+/// a browser sends no SameSite=Strict cookie along a cross-site redirect, so the session is
+/// handed over on a page that moves on to the account page by itself, a same-site step.
+pub fn sign_in_across_sites(
+    ctx: &Context<'_>,
+    user: &User,
+    realm_url: &str,
+) -> Result<Response, Refusal> {
+    let cookie = session_cookie(ctx, user, realm_url)?;
+    let markup = page::layout(
+        None,
+        "Signed in",
+        html! {
+            p { "You are signed in." }
+            a.button href=(paths::SETTINGS) { "Continue to your account" }
+        },
+    );
+    Ok(page::html(200, markup)
+        .header("Refresh", format!("0; url={}", paths::SETTINGS))
+        .header("Set-Cookie", cookie))
 }
 
 /// A new session for `user`, as the `Set-Cookie` value that hands it to the browser.
@@ -56,6 +85,44 @@ struct SignedIn {
     realm: Realm,
     realm_url: String,
     session_id: String,
+    /// What the forms ask for to re-confirm a change (web.md §10.5).
+    reconfirm_by: Reconfirm,
+}
+
+/// How a signed-in person re-confirms a change (web.md §10.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reconfirm {
+    Password,
+    /// No password: a recent sign-in, or a code of their TOTP key.
+    SignInOrCode,
+    /// No password and no TOTP key: a recent sign-in.
+    SignIn,
+}
+
+impl Reconfirm {
+    fn of(store: &Store, realm: &Realm, user: &User) -> StoreResult<Reconfirm> {
+        Ok(if account::has_password(realm, user) {
+            Reconfirm::Password
+        } else if second_factor::has_totp(store, user)? {
+            Reconfirm::SignInOrCode
+        } else {
+            Reconfirm::SignIn
+        })
+    }
+
+    /// The field that re-confirms a change: the password; for a user without one, an
+    /// optional code (a recent sign-in needs none), or nothing.
+    fn field(self, id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
+        match self {
+            Reconfirm::Password => password_field(id, name, label, autocomplete),
+            Reconfirm::SignInOrCode => html! {
+                label for=(id) { "Code from your authenticator app, unless you signed in just now" }
+                input type="text" id=(id) name=(name) inputmode="numeric" autocomplete="one-time-code"
+                    autocapitalize="none" spellcheck="false";
+            },
+            Reconfirm::SignIn => html! {},
+        }
+    }
 }
 
 /// Answers the account page and its forms.
@@ -66,9 +133,11 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
     let post = request.method == "POST";
     let refused = match request.path.as_str() {
         paths::SETTINGS => (!get).then(|| page::method_not_allowed(false)),
-        paths::LOGOUT | paths::REGENERATE | paths::DEVICE_SIGN_OUT | paths::SIGN_OUT_EVERYWHERE => {
-            (!get && !post).then(|| page::method_not_allowed(true))
-        }
+        paths::LOGOUT
+        | paths::REGENERATE
+        | paths::DEVICE_SIGN_OUT
+        | paths::SIGN_OUT_EVERYWHERE
+        | paths::PASSKEY_REMOVE => (!get && !post).then(|| page::method_not_allowed(true)),
         _ => (!post)
             .then(|| page::plain(405, "This page answers POST only.").header("Allow", "POST")),
     };
@@ -102,11 +171,13 @@ fn respond(
         return Ok(page::redirect(paths::LOGIN.to_owned()));
     };
     log.user_id = Some(user.id);
+    let reconfirm_by = Reconfirm::of(ctx.store, &realm, &user)?;
     let who = SignedIn {
         user,
         realm,
         realm_url,
         session_id,
+        reconfirm_by,
     };
     let view = View {
         ctx,
@@ -119,6 +190,7 @@ fn respond(
             paths::REGENERATE => Ok(view.confirm_new_key(None)),
             paths::DEVICE_SIGN_OUT => view.confirm_device_sign_out(&Form::from_query(request)?),
             paths::SIGN_OUT_EVERYWHERE => Ok(view.confirm_sign_out_everywhere()),
+            paths::PASSKEY_REMOVE => view.confirm_passkey_removal(None),
             _ => view.page(Notice::None),
         };
     };
@@ -131,6 +203,8 @@ fn respond(
         paths::DEVICE_SIGN_OUT => view.sign_out_device(&form),
         paths::SIGN_OUT_EVERYWHERE => view.sign_out_everywhere(),
         paths::LOGIN_MAIL => view.set_login_mail(&form),
+        paths::PASSKEY_ADD => view.add_passkey(&form),
+        paths::PASSKEY_REMOVE => view.remove_passkey(&form),
         path => view.with_password(&form, path),
     };
     match outcome {
@@ -139,6 +213,9 @@ fn respond(
         // A new key is asked for on its confirmation: a wrong password stays there.
         Err(Failure::Password(refusal)) if request.path == paths::REGENERATE => {
             Ok(view.confirm_new_key(Some(&password_message(refusal))))
+        }
+        Err(Failure::Password(refusal)) if request.path == paths::PASSKEY_REMOVE => {
+            view.confirm_passkey_removal(Some(&password_message(refusal)))
         }
         Err(Failure::Password(refusal)) => view.page(Notice::Error(password_message(refusal))),
     }
@@ -149,6 +226,10 @@ fn password_message(refusal: PasswordRefusal) -> String {
     match refusal {
         PasswordRefusal::TooWeak => "The password is too weak.".into(),
         PasswordRefusal::TooManyAttempts(retry_after) => page::try_again(retry_after),
+        PasswordRefusal::SignInAgain => "Please confirm it is you first: sign in again through \
+                                         your identity provider, then repeat this within 5 minutes."
+            .into(),
+        PasswordRefusal::WrongCode => totp::WRONG_CODE.into(),
         refusal => ApiError::from(refusal).msg.into_owned(),
     }
 }
@@ -161,6 +242,7 @@ enum Section {
     Key,
     Password,
     TwoFactor,
+    Passkeys,
     LoginMail,
     Devices,
 }
@@ -174,6 +256,7 @@ impl Section {
             paths::TWO_FACTOR_ON | paths::TWO_FACTOR_OFF | paths::RECOVERY_CODES => {
                 Some(Section::TwoFactor)
             }
+            paths::PASSKEY_ADD | paths::PASSKEY_REMOVE => Some(Section::Passkeys),
             paths::LOGIN_MAIL => Some(Section::LoginMail),
             paths::DEVICE_SIGN_OUT | paths::SIGN_OUT_EVERYWHERE => Some(Section::Devices),
             _ => None,
@@ -185,6 +268,7 @@ impl Section {
             Section::Key => "api-key",
             Section::Password => "password",
             Section::TwoFactor => "two-factor",
+            Section::Passkeys => "passkeys",
             Section::LoginMail => "login-mail",
             Section::Devices => "devices",
         }
@@ -251,10 +335,13 @@ impl View<'_> {
         }
     }
 
-    /// The password, checked as a login with the user's email; their key if it is right.
+    /// The password, checked as a login with the user's email, or for a user without one a
+    /// recent sign-in or a code (web.md §10.5); their key if it holds.
     fn confirm(&self, password: &str) -> Result<String, PasswordRefusal> {
         let (user, realm) = (&self.who.user, &self.who.realm);
-        account::confirm_password(&self.ctx.login, realm, user, password, self.ctx.client)
+        let signed_in_at = session::started_at(self.ctx.store, &self.who.session_id)?;
+        let (login, client) = (&self.ctx.login, self.ctx.client);
+        account::reconfirm(login, realm, user, password, signed_in_at, client)
     }
 
     /// Showing the key, downloading `zuliprc`, regenerating the key: each after the password.
@@ -451,7 +538,7 @@ impl View<'_> {
             question,
             error,
             path: Section::Key.action(paths::REGENERATE),
-            fields: password_field(
+            fields: self.who.reconfirm_by.field(
                 "password_regenerate",
                 "password",
                 "Password",
@@ -522,6 +609,10 @@ impl View<'_> {
             true => Some(recovery::left(self.ctx.store, user)?),
             false => None,
         };
+        let totp = second_factor::has_totp(self.ctx.store, user)?;
+        // web.md §9: the section says why when there are none to add.
+        let offered = passkeys::relying_party(self.ctx.site, realm).map(|_| ());
+        let passkeys = passkeys::list(self.ctx.store, user)?;
         // Under per-user, with no device key left from per-device times, the page is as it
         // was: one key, shown on request, and no Devices section.
         let per_device = devices::per_device(realm);
@@ -532,17 +623,31 @@ impl View<'_> {
         } else {
             None
         };
+        // A user without a password re-confirms by signing in again (web.md §10.5).
+        let providers = if self.who.reconfirm_by == Reconfirm::Password {
+            Vec::new()
+        } else {
+            self.ctx.store.identity_providers(realm.id)?
+        };
         let page = AccountPage {
             csrf: &csrf,
             user,
             realm,
+            providers: &providers,
+            reconfirm_by: self.who.reconfirm_by,
             notice: Section::of(&self.request.path).map(|section| (section, &notice)),
             per_device,
             devices: show_devices.then_some(keys.as_slice()),
             login_mail,
+            totp,
+            passkeys: (offered, &passkeys),
         };
         let content = page.render(recovery_left, self.request.path == paths::REGENERATE);
-        Ok(self.respond(&csrf, self.layout("Your account", content)))
+        let response = self.respond(&csrf, self.layout("Your account", content));
+        Ok(match offered {
+            Ok(()) => page::with_script(response),
+            Err(_) => response,
+        })
     }
 
     /// The session's offered key, and the form of its first code and the password.
@@ -555,7 +660,7 @@ impl View<'_> {
             form method="post" action=(Section::TwoFactor.action(paths::TWO_FACTOR_ON)) {
                 (hidden(csrf::FIELD, csrf.token()))
                 (totp::code_input())
-                (password_field("password_2fa_on", "password", "Password", "current-password"))
+                (self.who.reconfirm_by.field("password_2fa_on", "password", "Password", "current-password"))
                 button type="submit" { "Turn on" }
             }
             a.back href=(paths::SETTINGS) { "Back to your account" }
@@ -611,6 +716,94 @@ struct Confirm<'a> {
     back: &'a str,
 }
 
+/// The account page's passkeys (web.md §9): adding one after the password (the ceremony is
+/// then bound to this user, so its answer needs no password again), and removing one after
+/// a confirmation with the password.
+impl View<'_> {
+    fn add_passkey(&self, form: &Form) -> Result<Response, Failure> {
+        let (user, realm, store) = (&self.who.user, &self.who.realm, self.ctx.store);
+        let rp = match passkeys::relying_party(self.ctx.site, realm) {
+            Ok(rp) => rp,
+            Err(unavailable) => {
+                return Ok(self.page(Notice::Error(unavailable.message().into()))?);
+            }
+        };
+        if passkey::wants_options(form) {
+            if let Err(refusal) = self.confirm(form.text("password")) {
+                return match Failure::from(refusal) {
+                    Failure::Password(refusal) => {
+                        Ok(passkey::options(Err(&password_message(refusal))))
+                    }
+                    page => Err(page),
+                };
+            }
+            let started = passkeys::start_enrolment(store, &rp, user, self.ctx.client.address)?;
+            return Ok(passkey::options_or_why(started));
+        }
+        let Some(answer) = passkey::answer(form) else {
+            let needs = "Adding a passkey needs JavaScript.";
+            return Ok(self.page(Notice::Error(needs.into()))?);
+        };
+        let context = self.audit(AuditEvent::PasskeyAdded);
+        let name = form.text("passkey_name");
+        let added = passkeys::finish_enrolment(store, &rp, realm, user, answer, name, &context)?;
+        Ok(self.page(match added {
+            Ok(Some(codes)) => Notice::RecoveryCodes(codes),
+            Ok(None) => Notice::Done("Your passkey is added: it signs you in from now on."),
+            Err(error) => Notice::Error(passkey::message(error).into()),
+        })?)
+    }
+
+    fn remove_passkey(&self, form: &Form) -> Result<Response, Failure> {
+        let (user, realm) = (&self.who.user, &self.who.realm);
+        self.confirm(form.text("password"))?;
+        let removed = match form.text(passkey::ID_FIELD).parse() {
+            Ok(id) => {
+                let context = self.audit(AuditEvent::PasskeyRemoved);
+                passkeys::remove(self.ctx.store, realm, user, id, &context)?
+            }
+            Err(_) => false,
+        };
+        Ok(self.page(if removed {
+            Notice::Done("The passkey is removed: it no longer signs you in.")
+        } else {
+            Notice::Error(PASSKEY_GONE.into())
+        })?)
+    }
+
+    /// What a person must confirm, with the password, before a passkey is removed: the one
+    /// named by the query (GET) or the form (a wrong password).
+    fn confirm_passkey_removal(&self, error: Option<&str>) -> Result<Response, Refusal> {
+        let fields = match self.request.method.as_str() {
+            "POST" => Form::from_body(self.request)?,
+            _ => Form::from_query(self.request)?,
+        };
+        let id = fields.text(passkey::ID_FIELD).parse::<i64>().ok();
+        let listed = passkeys::list(self.ctx.store, &self.who.user)?;
+        let Some(found) = listed.iter().find(|stored| Some(stored.id) == id) else {
+            return self.page(Notice::Error(PASSKEY_GONE.into()));
+        };
+        let question = html! {
+            p {
+                "The passkey " b { (found.record.name) } " will no longer sign you in. "
+                "Remove it from your authenticator too."
+            }
+        };
+        let confirm = Confirm {
+            question,
+            error,
+            path: paths::PASSKEY_REMOVE.to_owned(),
+            fields: html! {
+                (hidden(passkey::ID_FIELD, &found.id.to_string()))
+                (self.who.reconfirm_by.field("password_remove", "password", "Password", "current-password"))
+            },
+            button: "Remove this passkey",
+            back: "Keep it",
+        };
+        Ok(self.confirmation("Remove this passkey?", &confirm))
+    }
+}
+
 /// Zulip's `zuliprc` (web.md §7), as an attachment that no cache keeps.
 fn zuliprc(email: &str, key: &str, site: &str) -> Response {
     let body = format!("[api]\nemail={email}\nkey={key}\nsite={site}\n");
@@ -622,13 +815,6 @@ fn zuliprc(email: &str, key: &str, site: &str) -> Response {
         log: LogContext::default(),
     })
     .header("Content-Disposition", "attachment; filename=\"zuliprc\"")
-}
-
-fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
-    html! {
-        label for=(id) { (label) }
-        input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
-    }
 }
 
 /// The account page: who is signed in, then a section for each thing a person comes for.
@@ -644,6 +830,14 @@ struct AccountPage<'a> {
     devices: Option<&'a [devices::Listed]>,
     /// The login mail's switch, where the realm sends the mail (web.md §8.1).
     login_mail: Option<bool>,
+    /// Whether the user has a TOTP key (the second factor may be a passkey).
+    totp: bool,
+    /// Whether passkeys can be added here, and the user's (web.md §9).
+    passkeys: (Result<(), Unavailable>, &'a [StoredPasskey]),
+    /// Where a user without a password signs in again to re-confirm (web.md §10.5).
+    providers: &'a [IdentityProvider],
+    /// What the forms ask for to re-confirm a change.
+    reconfirm_by: Reconfirm,
 }
 
 /// New recovery codes, shown this once.
@@ -665,9 +859,15 @@ impl AccountPage<'_> {
         let user = self.user;
         html! {
             p { "Signed in as " b { (user.full_name) } " (" (user.delivery_email) ")." }
+            @if !self.providers.is_empty() {
+                p.hint { "You have no password here: a change on this page needs a sign-in in the last 5 minutes." }
+                (oidc::reconfirm_links(self.providers))
+            }
             (self.section(Section::Key, "API key", self.key(new_key)))
             (self.section(Section::Password, "Password", self.password()))
             (self.section(Section::TwoFactor, "Two-factor authentication", self.two_factor(recovery_left)))
+            (self.section(Section::Passkeys, "Passkeys", passkey::account_section(
+                self.csrf, self.passkeys.0, self.passkeys.1, |path| Section::Passkeys.action(path))))
             @if let Some(on) = self.login_mail {
                 (self.section(Section::LoginMail, "Login mail", self.login_mail(on)))
             }
@@ -711,18 +911,18 @@ impl AccountPage<'_> {
                     (hidden(csrf::FIELD, self.csrf.token()))
                     label for="device_name" { "Device name" }
                     input type="text" id="device_name" name="device_name" maxlength="100" required;
-                    (password_field("password_key", "password", "Password", "current-password"))
+                    (self.reconfirm_by.field("password_key", "password", "Password", "current-password"))
                     button type="submit" { "Create a key for a new device" }
                 }
                 form method="post" action=(Section::Key.action(paths::ZULIPRC)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_zuliprc", "password", "Password", "current-password"))
+                    (self.reconfirm_by.field("password_zuliprc", "password", "Password", "current-password"))
                     button.secondary type="submit" { "Download zuliprc" }
                 }
             } @else {
                 form method="post" action=(Section::Key.action(paths::API_KEY)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_key", "password", "Password", "current-password"))
+                    (self.reconfirm_by.field("password_key", "password", "Password", "current-password"))
                     button type="submit" { "Show API key" }
                     button.secondary type="submit" formaction=(paths::ZULIPRC) { "Download zuliprc" }
                 }
@@ -735,31 +935,16 @@ impl AccountPage<'_> {
         html! {
             form method="post" action=(Section::Password.action(paths::PASSWORD)) {
                 (hidden(csrf::FIELD, self.csrf.token()))
-                (password_field("old_password", "old_password", "Current password", "current-password"))
+                (self.reconfirm_by.field("old_password", "old_password", "Current password", "current-password"))
                 (page::new_password_fields())
                 button type="submit" { "Change password" }
             }
         }
     }
 
+    /// The TOTP key on or off, and the recovery codes of any second factor.
     fn two_factor(&self, recovery_left: Option<i64>) -> Markup {
         let action = |path| Section::TwoFactor.action(path);
-        if let Some(left) = recovery_left {
-            return html! {
-                p { "Two-factor authentication is on. Enter your password to turn it off." }
-                form method="post" action=(action(paths::TWO_FACTOR_OFF)) {
-                    (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_2fa", "password", "Password", "current-password"))
-                    button.danger type="submit" { "Turn off two-factor authentication" }
-                }
-                p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
-                form method="post" action=(action(paths::RECOVERY_CODES)) {
-                    (hidden(csrf::FIELD, self.csrf.token()))
-                    (password_field("password_recovery", "password", "Password", "current-password"))
-                    button type="submit" { "Make new recovery codes" }
-                }
-            };
-        }
         // Only a realm that requires it sends the apps' logins through these pages too.
         let reach = if self.realm.require_2fa {
             "Add a second factor, so that a password alone cannot sign in as you."
@@ -769,10 +954,31 @@ impl AccountPage<'_> {
              organization requires a second factor."
         };
         html! {
-            p { (reach) }
-            form method="post" action=(action(paths::TWO_FACTOR_ON)) {
-                (hidden(csrf::FIELD, self.csrf.token()))
-                button type="submit" { "Set up two-factor authentication" }
+            @if self.totp {
+                p { "Two-factor authentication is on. Enter your password to turn it off." }
+                form method="post" action=(action(paths::TWO_FACTOR_OFF)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (self.reconfirm_by.field("password_2fa", "password", "Password", "current-password"))
+                    button.danger type="submit" { "Turn off two-factor authentication" }
+                }
+            } @else {
+                @if recovery_left.is_some() {
+                    p { "Your passkey is your second factor. You can add an authenticator app's codes too." }
+                } @else {
+                    p { (reach) }
+                }
+                form method="post" action=(action(paths::TWO_FACTOR_ON)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    button type="submit" { "Set up two-factor authentication" }
+                }
+            }
+            @if let Some(left) = recovery_left {
+                p { "Recovery codes left: " (left) ". Each signs you in once if you lose your authenticator. A new set ends the old one." }
+                form method="post" action=(action(paths::RECOVERY_CODES)) {
+                    (hidden(csrf::FIELD, self.csrf.token()))
+                    (self.reconfirm_by.field("password_recovery", "password", "Password", "current-password"))
+                    button type="submit" { "Make new recovery codes" }
+                }
             }
         }
     }

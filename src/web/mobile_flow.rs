@@ -4,6 +4,7 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::web::form::Form;
 use crate::web::page::Refusal;
 
 pub const FIELD: &str = "mobile_flow_otp";
@@ -57,6 +58,11 @@ impl Pad {
                 message: "Invalid OTP",
             }),
         }
+    }
+
+    /// The pad of a query string's or a form's fields, as [`Pad::from_fields`] reads them.
+    pub fn of(form: &Form) -> Result<Option<Pad>, Refusal> {
+        Pad::from_fields(form.get(FIELD), form.get(DESKTOP_FIELD))
     }
 
     pub fn as_hex(&self) -> &str {

@@ -14,6 +14,7 @@ pub mod csrf;
 pub mod form;
 pub mod login;
 pub mod mobile_flow;
+pub mod oidc;
 pub mod page;
 pub mod passkey;
 pub mod paths;

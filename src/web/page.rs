@@ -51,6 +51,25 @@ static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The policy of a page with passkey buttons (web.md §9): the above, and the one script the
+/// binary serves from its own path, which may fetch a ceremony's options from this origin.
+static SCRIPT_POLICY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}; script-src 'self'; connect-src 'self'",
+        CONTENT_SECURITY_POLICY.as_str()
+    )
+});
+
+/// `response` (a page) allowed to run our own scripts under [`SCRIPT_POLICY`].
+pub fn with_script(mut response: Response) -> Response {
+    for (name, value) in &mut response.headers {
+        if *name == "Content-Security-Policy" {
+            value.clone_from(&SCRIPT_POLICY);
+        }
+    }
+    response
+}
+
 /// Whose page it is, above every realm's page (web.md §3): the realm's name, and its icon
 /// when the pages' policy lets it load, that is when this origin serves it (`img-src 'self'`).
 #[derive(Debug, Clone, Copy)]
@@ -222,6 +241,14 @@ pub fn new_password_fields() -> Markup {
         label for="new_password2" { "Confirm new password" }
         input type="password" id="new_password2" name="new_password2" autocomplete="new-password"
             required;
+    }
+}
+
+/// A labelled password field that must be filled.
+pub fn password_field(id: &str, name: &str, label: &str, autocomplete: &str) -> Markup {
+    html! {
+        label for=(id) { (label) }
+        input type="password" id=(id) name=(name) autocomplete=(autocomplete) required;
     }
 }
 

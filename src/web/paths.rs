@@ -6,6 +6,22 @@ use crate::auth::reset;
 /// The sign-in (web.md §3).
 pub const LOGIN: &str = "/accounts/login/";
 
+/// Sign-in through a realm's OpenID provider (web.md §10): the start, by the provider's name
+/// (or without, for the realm's only one), and the provider's return URL, Zulip's.
+pub const OIDC_LOGIN: &str = "/accounts/login/social/oidc";
+pub const OIDC_SIGNUP: &str = "/accounts/register/social/oidc";
+pub const OIDC_CALLBACK: &str = "/complete/oidc/";
+
+/// The start of a sign-in through the provider `name`.
+pub fn oidc_login(name: &str) -> String {
+    format!("{OIDC_LOGIN}/{name}")
+}
+
+/// `signup_url` of the provider `name`, which starts a sign-in as its `login_url` does.
+pub fn oidc_signup(name: &str) -> String {
+    format!("{OIDC_SIGNUP}/{name}")
+}
+
 /// The account page (web.md §7) and the paths its forms post to.
 pub const SETTINGS: &str = "/accounts/settings/";
 pub const API_KEY: &str = "/accounts/settings/api-key";
@@ -23,6 +39,11 @@ pub const TWO_FACTOR_OFF: &str = "/accounts/settings/two-factor/remove";
 /// A new set of recovery codes (web.md §4.1), after the password.
 pub const RECOVERY_CODES: &str = "/accounts/settings/two-factor/recovery-codes";
 pub const LOGOUT: &str = "/accounts/logout/";
+/// Passkeys (web.md §9): adding one after the password, removing one (its confirmation on
+/// GET), and the one script of the pages that offer them.
+pub const PASSKEY_ADD: &str = "/accounts/settings/passkeys/add";
+pub const PASSKEY_REMOVE: &str = "/accounts/settings/passkeys/remove";
+pub const PASSKEY_SCRIPT: &str = "/static/passkey.js";
 
 /// The forgotten-password pages (web.md §6); a link is a path below [`RESET_REQUEST`].
 pub const RESET_REQUEST: &str = reset::PATH_PREFIX;

@@ -561,7 +561,7 @@ fn failure_lines(server: &TestServer, reasons: &[&str]) -> Vec<String> {
 }
 
 /// deploy/fail2ban's failregex, `<HOST>` captured as `host`.
-pub(crate) fn fail2ban_filter() -> regex::Regex {
+pub fn fail2ban_filter() -> regex::Regex {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/fail2ban/filter.conf");
     let text = std::fs::read_to_string(path).unwrap();
     let pattern = text

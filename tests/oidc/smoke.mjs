@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 
+import { Browser } from './agent.mjs';
+
 const { CHECK_BIN, ISSUER, ISSUER_PLAIN, PROVIDER_PID, RETURN_URL } = process.env;
 
 // One run of oidc-check: its JSON answer, its exit status and how long it took.
@@ -22,48 +24,11 @@ function check(...args) {
   return { answer: JSON.parse(run.stdout), status: run.status, took };
 }
 
-// The browser's part: from the authorization URL through the provider's login and consent
-// pages (any login, any password) to the redirect back; returns that callback URL.
-async function signIn(authorizationUrl, login) {
-  const jar = new Map();
-  let url = authorizationUrl;
-  let body = null;
-  for (let hop = 0; hop < 20; hop += 1) {
-    if (url.startsWith(RETURN_URL)) return url;
-    const headers = { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') };
-    if (body) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const res = await fetch(url, { method: body ? 'POST' : 'GET', body, headers, redirect: 'manual' });
-    for (const cookie of res.headers.getSetCookie()) {
-      const pair = cookie.split(';')[0];
-      const eq = pair.indexOf('=');
-      jar.set(pair.slice(0, eq), pair.slice(eq + 1));
-    }
-    if (res.status >= 300 && res.status < 400) {
-      url = new URL(res.headers.get('location'), url).href;
-      body = null;
-      continue;
-    }
-    const html = await res.text();
-    assert.equal(res.status, 200, `${res.status} at ${url}: ${html.slice(0, 500)}`);
-    const action = html.match(/<form[^>]*action="([^"]+)"/)?.[1];
-    const prompt = html.match(/name="prompt" value="([^"]+)"/)?.[1];
-    assert.ok(action && prompt, `no form at ${url}`);
-    const form = new URLSearchParams({ prompt });
-    if (prompt === 'login') {
-      form.set('login', login);
-      form.set('password', 'any password');
-    }
-    url = new URL(action.replaceAll('&amp;', '&'), url).href;
-    body = form.toString();
-  }
-  throw new Error('too many hops');
-}
-
 // start, the login pages, and the callback URL, with the pending sign-in to finish it.
 async function started(issuer, login, ...options) {
   const start = check('start', issuer, RETURN_URL, ...options);
   assert.equal(start.status, 0, JSON.stringify(start.answer));
-  const callback = await signIn(start.answer.url, login);
+  const callback = await new Browser().provider(start.answer.url, login, RETURN_URL);
   return { ...start.answer, callback };
 }
 

@@ -35,6 +35,11 @@ export async function addVirtualAuthenticator(page) {
         async credentials() {
             return (await session.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
         },
+        // Gives it a credential another authenticator held (as credentials() listed it,
+        // private key included): the same passkey in a fresh browser context.
+        async add(credential) {
+            await session.send('WebAuthn.addCredential', { authenticatorId, credential });
+        },
         async remove() {
             await session.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
         },

@@ -160,10 +160,9 @@ impl RelyingParty {
             )
             .add_scopes(
                 provider
-                    .scopes
-                    .iter()
+                    .scope_list()
                     .filter(|s| *s != "openid")
-                    .map(|s| Scope::new(s.clone())),
+                    .map(|s| Scope::new(s.to_owned())),
             )
             .set_pkce_challenge(challenge);
         if reconfirm {
@@ -544,6 +543,8 @@ mod tests {
 
         fn provider(&self) -> Provider {
             Provider {
+                id: 0,
+                realm_id: 0,
                 name: "fake".into(),
                 issuer: self.issuer.clone(),
                 client_id: CLIENT.into(),

@@ -1,49 +1,19 @@
-//! One identity provider of a realm, as `idp add` and `idp set` configure it, and the rules its
-//! settings follow. The store keeps these fields; nothing here reads or writes it.
+//! The rules of a realm's identity provider's settings, as `idp add` and `idp set` configure
+//! them: the record is the store's ([`Provider`], the `idp` table's row); nothing here reads
+//! or writes it.
 
 use std::fmt;
 
 use openidconnect::url::{Host, Url};
 
+/// An OpenID provider of a realm. `scopes` are separated by spaces, `openid` always among
+/// them; `Debug` leaves the client secret out.
+pub use crate::store::IdentityProvider as Provider;
+
 /// What the sign-in page's button says when the operator names nothing else.
 pub const DEFAULT_DISPLAY_NAME: &str = "OpenID Connect";
 /// The scopes asked for when the operator names none.
 pub const DEFAULT_SCOPES: &str = "openid email profile";
-
-/// An OpenID provider of a realm.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Provider {
-    /// A short DNS-label-like word: `oidc:NAME` in `server_settings`, and the last part of
-    /// the login URL.
-    pub name: String,
-    /// The issuer identifier; discovery reads `ISSUER/.well-known/openid-configuration`.
-    pub issuer: String,
-    pub client_id: String,
-    /// Never printed: `Debug` leaves it out.
-    pub client_secret: String,
-    /// The scopes of the authorization request; `openid` is always among them.
-    pub scopes: Vec<String>,
-    pub display_name: String,
-    /// An absolute URL of the button's icon.
-    pub display_icon: Option<String>,
-    /// Whether an unknown verified email becomes a new member.
-    pub auto_signup: bool,
-}
-
-impl fmt::Debug for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Provider")
-            .field("name", &self.name)
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"(hidden)")
-            .field("scopes", &self.scopes)
-            .field("display_name", &self.display_name)
-            .field("display_icon", &self.display_icon)
-            .field("auto_signup", &self.auto_signup)
-            .finish()
-    }
-}
 
 /// A setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +70,7 @@ impl Provider {
         if self.client_id.is_empty() || self.client_secret.is_empty() {
             return Err(ConfigError::EmptyClient);
         }
-        if self.scopes.is_empty() || !self.scopes.iter().all(|s| is_scope(s)) {
+        if !self.scopes.split(' ').all(is_scope) || !self.scope_list().any(|s| s == "openid") {
             return Err(ConfigError::Scopes);
         }
         if let Some(icon) = &self.display_icon {
@@ -110,6 +80,13 @@ impl Provider {
             }
         }
         Ok(())
+    }
+}
+
+impl Provider {
+    /// The scopes, one by one.
+    pub fn scope_list(&self) -> impl Iterator<Item = &str> {
+        self.scopes.split(' ')
     }
 }
 
@@ -125,8 +102,8 @@ pub fn check_name(name: &str) -> Result<(), ConfigError> {
 }
 
 /// `--scopes`: words separated by spaces (RFC 6749 §3.3), with `openid` first whether named
-/// or not.
-pub fn parse_scopes(text: &str) -> Result<Vec<String>, ConfigError> {
+/// or not, as the store keeps them: separated by one space.
+pub fn parse_scopes(text: &str) -> Result<String, ConfigError> {
     let mut scopes = vec!["openid".to_owned()];
     for scope in text.split(' ').filter(|s| !s.is_empty()) {
         if !is_scope(scope) {
@@ -136,7 +113,7 @@ pub fn parse_scopes(text: &str) -> Result<Vec<String>, ConfigError> {
             scopes.push(scope.to_owned());
         }
     }
-    Ok(scopes)
+    Ok(scopes.join(" "))
 }
 
 /// RFC 6749's scope-token: printable ASCII without space, `"` and `\`.
@@ -190,6 +167,8 @@ mod tests {
 
     pub(crate) fn provider() -> Provider {
         Provider {
+            id: 0,
+            realm_id: 0,
             name: "keycloak".into(),
             issuer: "https://id.example.com/realms/zulip".into(),
             client_id: "zulip".into(),
@@ -257,9 +236,9 @@ mod tests {
         let scopes = |t| parse_scopes(t);
         assert_eq!(
             scopes("email  profile openid email"),
-            Ok(vec!["openid".into(), "email".into(), "profile".into()])
+            Ok("openid email profile".into())
         );
-        assert_eq!(scopes(""), Ok(vec!["openid".into()]));
+        assert_eq!(scopes(""), Ok("openid".into()));
         assert_eq!(scopes("a\"b"), Err(ConfigError::Scopes));
         assert_eq!(scopes("a\tb"), Err(ConfigError::Scopes));
     }

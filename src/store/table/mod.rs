@@ -5,7 +5,10 @@
 mod api_key;
 mod audit_log;
 mod finish_login;
+pub(super) mod idp;
 mod login_mail_off;
+mod passkey;
+mod passkey_ceremony;
 mod password;
 mod password_reset;
 mod prune;

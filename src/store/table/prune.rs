@@ -17,7 +17,9 @@ impl<B: Backend> Pruning for B {
                     + super::web_login_step::prune(conn, prune.now)?
                     + super::web_session::prune(conn, prune.now, prune.sessions)?
                     + super::password_reset::prune(conn, prune.now)?
-                    + super::api_key::prune(conn, prune.now)?,
+                    + super::api_key::prune(conn, prune.now)?
+                    + super::idp::prune(conn, prune.now)?
+                    + super::passkey_ceremony::prune(conn, prune.now)?,
             )
         })
     }

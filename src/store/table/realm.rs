@@ -53,6 +53,7 @@ fn changed_values<'a>(changes: &'a RealmChanges, ldap: &'a [Column]) -> Vec<Para
         changes.api_key_idle_days.into(),
         changes.login_mail.into(),
     ]);
+    values.push(changes.passkeys.into());
     values
 }
 

@@ -230,9 +230,11 @@ impl<B: Backend> Users for B {
             super::password::end_sessions_and_link(conn, user_id)?;
             super::totp_device::delete(conn, user_id)?;
             super::recovery_code::delete(conn, user_id)?;
+            super::passkey::delete(conn, user_id)?;
             super::password::end_device_keys(conn, user_id)?;
             super::login_mail_off::delete(conn, user_id)?;
             super::web_login_step::delete(conn, user_id)?;
+            super::idp::delete_user(conn, user_id)?;
             super::rate_limit_event::clear(conn, clear_bucket)?;
             conn.execute(sql!("DELETE FROM \"user\" WHERE id = $1"), params![user_id])?;
             super::audit_log::insert(conn, audit)

@@ -28,8 +28,8 @@ impl<B: Backend> LoginSteps for B {
             conn.execute(
                 sql!(
                     "INSERT INTO web_login_step (token_hash, user_id, username, verified_hash,
-                       rehash, enrol_secret, finishes_login, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                       rehash, enrol_secret, finishes_login, expires_at, method)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 ),
                 params![
                     token_hash,
@@ -40,6 +40,7 @@ impl<B: Backend> LoginSteps for B {
                     &step.enrol_secret,
                     step.finishes_login,
                     step.expires_at,
+                    &step.method,
                 ],
             )?;
             Ok(())
@@ -49,7 +50,7 @@ impl<B: Backend> LoginSteps for B {
     fn login_step(&self, token_hash: &str, now: f64) -> StoreResult<Option<(LoginStep, User)>> {
         let live = sql!(select_user!(
             ", s.username, s.verified_hash, s.rehash, s.enrol_secret, s.finishes_login, ",
-            "s.expires_at FROM web_login_step s JOIN \"user\" u ON u.id = s.user_id ",
+            "s.expires_at, s.method FROM web_login_step s JOIN \"user\" u ON u.id = s.user_id ",
             "WHERE s.token_hash = $1 AND s.expires_at > $2"
         ));
         self.read(|conn| Ok(conn.opt(live, params![token_hash, now], row::login_step)?))

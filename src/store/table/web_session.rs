@@ -49,6 +49,16 @@ impl<B: Backend> Sessions for B {
         })
     }
 
+    fn session_started_at(&self, id_hash: &str) -> StoreResult<Option<f64>> {
+        self.read(|conn| {
+            Ok(conn.opt(
+                sql!("SELECT created_at FROM web_session WHERE id_hash = $1"),
+                params![id_hash],
+                |r| r.real(0),
+            )?)
+        })
+    }
+
     fn end_session(&self, id_hash: &str) -> StoreResult<()> {
         self.read(|conn| {
             conn.execute(
