@@ -1,8 +1,9 @@
 //! The yardstick of bench/run: a bare tiny_http server with the same worker pool shape as
-//! zulip-auth, answering every request with a fixed small JSON body. Whatever zulip-auth's
-//! cheap paths cost beyond this is our overhead.
+//! zulip-auth, answering every request with a fixed JSON body, 31 bytes or as long as asked
+//! (the size of the answer it stands beside). Whatever zulip-auth's cheap paths cost beyond
+//! this is our overhead.
 //!
-//! Usage: cargo run --release --example hello -- [LISTEN] [WORKERS]
+//! Usage: cargo run --release --example hello -- [LISTEN] [WORKERS] [BODY_BYTES]
 
 #![allow(
     clippy::unwrap_used,
@@ -22,6 +23,14 @@ fn main() {
     let workers: usize = args
         .next()
         .map_or(2, |n| n.parse().expect("WORKERS is a number"));
+    let size: usize = args
+        .next()
+        .map_or(0, |n| n.parse().expect("BODY_BYTES is a number"));
+    let body = format!(
+        "{{\"result\":\"success\",\"msg\":\"{}\"}}\n",
+        "x".repeat(size.saturating_sub(31))
+    );
+    let body: &'static [u8] = body.leak().as_bytes();
     let server = Arc::new(Server::http(&listen).expect("can listen"));
     let addr = server.server_addr().to_ip().expect("an IP listener");
     let mut stdout = std::io::stdout();
@@ -34,7 +43,6 @@ fn main() {
             let (server, content_type) = (Arc::clone(&server), content_type.clone());
             thread::spawn(move || {
                 while let Ok(request) = server.recv() {
-                    let body = &b"{\"result\":\"success\",\"msg\":\"\"}\n"[..];
                     let _ = request
                         .respond(Response::from_data(body).with_header(content_type.clone()));
                 }

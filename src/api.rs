@@ -73,6 +73,9 @@ struct Route {
     /// The methods whose answer may cost an argon2 computation: they go to the hashing
     /// threads, so that cheap requests never queue behind them.
     costly: &'static [&'static str],
+    /// Parameters without which a costly request is refused before any hashing (a 400):
+    /// one that lacks any is cheap, answered on a front thread.
+    needs: &'static [&'static str],
     /// Django's `never_cache`, which upstream puts on its REST routes (wire.md §3.3).
     never_cache: bool,
     /// Too frequent to log one line each (health checks).
@@ -99,6 +102,7 @@ const fn route(path: &'static str, endpoint: Endpoint) -> Route {
         below: Below::Nothing,
         dev_only: false,
         costly: &[],
+        needs: &[],
         never_cache: false,
         quiet: false,
         page: false,
@@ -127,6 +131,8 @@ const ROUTES: &[Route] = &[
     route("/", Api::root),
     Route {
         costly: &["POST"],
+        // wire.md §5.2 steps 1 to 3.
+        needs: &["username", "password"],
         ..route("/api/v1/fetch_api_key", Api::fetch_api_key)
     },
     route("/api/v1/jwt/fetch_api_key", Api::jwt_fetch_api_key),
@@ -243,21 +249,26 @@ impl Handler for Api {
     }
 
     fn is_costly(&self, request: &Request) -> bool {
-        self.config
-            .route(&request.path)
-            .is_some_and(|r| r.costly.contains(&request.method.as_str()))
+        self.config.route(&request.path).is_some_and(|r| {
+            r.costly.contains(&request.method.as_str())
+                && (r.needs.is_empty()
+                    || parse_params(request)
+                        .is_ok_and(|params| r.needs.iter().all(|n| params.get(n).is_some())))
+        })
     }
 
     /// A browser gets a plain page, with the error's headers (its `Retry-After`).
-    fn refusal(&self, path: &str, err: &ApiError) -> Response {
-        match self.config.route(path) {
+    fn refusal(&self, request: &Request, err: &ApiError) -> Response {
+        let mut response = match self.config.route(&request.path) {
             Some(route) if route.page => {
                 let mut page = web::page::plain(err.status, &err.msg);
                 page.headers.extend(Response::error(err).headers);
                 page
             }
             _ => Response::error(err),
-        }
+        };
+        response.log.client = request.client_addr(&self.config.trusted_proxies);
+        response
     }
 
     /// Below a reset link's path is its token, which opens the account: never logged.
@@ -842,12 +853,8 @@ impl Api {
     }
 }
 
-fn parse_params(request: &Request) -> Result<Params, ApiError> {
-    Params::parse(
-        request.content_type.as_deref(),
-        &request.body,
-        &request.query,
-    )
+fn parse_params(request: &Request) -> Result<&Params, ApiError> {
+    request.params()
 }
 
 /// An error's response, with the `Retry-After` of a 503 (wire.md §3.6). A store fault is

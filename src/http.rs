@@ -11,17 +11,19 @@ mod pool;
 
 pub use pool::{
     PoolSize, StopReason, exit_when_tiny_http_panics, queue_capacity, raise_descriptor_limit,
-    spawn_workers,
+    spawn_workers, stop_taking,
 };
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 use tiny_http::Header;
 
 use crate::auth::login::Method;
 use crate::error::ApiError;
+use crate::params::Params;
 use crate::site;
 
 /// Bodies above this get 413 (wire.md §3.4).
@@ -51,9 +53,20 @@ pub struct Request {
     pub forwarded_for: Option<String>,
     pub real_ip: Option<String>,
     pub body: Vec<u8>,
+    /// The parameters, parsed at the first [`Request::params`]: a login's are looked at to
+    /// tell whether it is costly, then read by its handler.
+    pub params: OnceLock<Result<Params, ApiError>>,
 }
 
 impl Request {
+    /// The query string's and the body's parameters, parsed once.
+    pub fn params(&self) -> Result<&Params, ApiError> {
+        self.params
+            .get_or_init(|| Params::parse(self.content_type.as_deref(), &self.body, &self.query))
+            .as_ref()
+            .map_err(ApiError::clone)
+    }
+
     /// The client's address (wire.md §8.1): the peer, unless the request came through a trusted
     /// front (the Unix socket, or a TCP peer that is a trusted proxy); then
     /// the right-most `X-Forwarded-For` entry that is not itself trusted, else `X-Real-IP`
@@ -173,19 +186,27 @@ pub trait Handler {
         std::borrow::Cow::Borrowed(path)
     }
     /// The answer to a request refused before or around its handler (a malformed Host, a body
-    /// too large, a full queue, a panic): the error's JSON unless the handler knows better.
-    fn refusal(&self, _path: &str, err: &ApiError) -> Response {
+    /// too large or too late, a full queue, a panic): the error's JSON unless the handler
+    /// knows better. `request` has its head at least; the handler names its client in the log.
+    fn refusal(&self, request: &Request, err: &ApiError) -> Response {
+        let _ = request;
         Response::error(err)
     }
 }
 
 /// Copies what handlers need out of tiny_http's request, reading at most
-/// [`MAX_BODY_BYTES`] of body. A larger declared body is refused without being read.
-fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
-    let headers = raw.headers();
+/// [`MAX_BODY_BYTES`] of body. A larger declared body is refused without being read. The
+/// request comes back whatever happens, with its head at least, and the refusal if any.
+fn read_request(raw: &mut tiny_http::Request) -> (Request, Option<ApiError>) {
+    let mut request = read_head(raw);
+    let refused = read_host_and_body(raw, &mut request).err();
+    (request, refused)
+}
+
+fn read_host_and_body(raw: &mut tiny_http::Request, request: &mut Request) -> Result<(), ApiError> {
     // wire.md §4.1 step 0, before anything else; two Hosts are as ambiguous as a bad one.
-    let mut hosts = headers.iter().filter(|h| h.field.equiv("Host"));
-    let host = match (hosts.next(), hosts.next()) {
+    let mut hosts = raw.headers().iter().filter(|h| h.field.equiv("Host"));
+    request.host = match (hosts.next(), hosts.next()) {
         (None, _) => String::new(),
         (Some(host), None) => {
             site::normalize_host(host.value.as_str()).ok_or_else(ApiError::invalid_host)?
@@ -195,34 +216,6 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
     if raw.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(ApiError::body_too_large());
     }
-    let header = |name: &'static str| {
-        headers
-            .iter()
-            .rev()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().to_owned())
-    };
-    let (path, query) = match raw.url().split_once('?') {
-        Some((path, query)) => (path.to_owned(), query.to_owned()),
-        None => (raw.url().to_owned(), String::new()),
-    };
-    let mut request = Request {
-        method: raw.method().as_str().to_owned(),
-        path,
-        query,
-        host,
-        content_type: header("Content-Type"),
-        authorization: header("Authorization"),
-        user_agent: header("User-Agent"),
-        accept: header("Accept"),
-        cookie: header("Cookie"),
-        peer: raw.remote_addr().map(SocketAddr::ip),
-        // tiny_http names no peer only for a connection to a Unix socket.
-        over_unix_socket: raw.remote_addr().is_none(),
-        forwarded_for: header("X-Forwarded-For"),
-        real_ip: header("X-Real-IP"),
-        body: Vec::new(),
-    };
     let limit = u64::try_from(MAX_BODY_BYTES + 1).unwrap_or(u64::MAX);
     raw.as_reader()
         .take(limit)
@@ -235,17 +228,49 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
     if raw.body_length().is_some_and(|n| request.body.len() < n) {
         return Err(ApiError::unreadable_body());
     }
-    Ok(request)
+    Ok(())
+}
+
+/// The request's head, without its `Host` (which [`read_host_and_body`] checks first) or body.
+fn read_head(raw: &tiny_http::Request) -> Request {
+    let headers = raw.headers();
+    let header = |name: &'static str| {
+        headers
+            .iter()
+            .rev()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_owned())
+    };
+    let (path, query) = match raw.url().split_once('?') {
+        Some((path, query)) => (path.to_owned(), query.to_owned()),
+        None => (raw.url().to_owned(), String::new()),
+    };
+    Request {
+        method: raw.method().as_str().to_owned(),
+        path,
+        query,
+        host: String::new(),
+        content_type: header("Content-Type"),
+        authorization: header("Authorization"),
+        user_agent: header("User-Agent"),
+        accept: header("Accept"),
+        cookie: header("Cookie"),
+        peer: raw.remote_addr().map(SocketAddr::ip),
+        // tiny_http names no peer only for a connection to a Unix socket.
+        over_unix_socket: raw.remote_addr().is_none(),
+        forwarded_for: header("X-Forwarded-For"),
+        real_ip: header("X-Real-IP"),
+        body: Vec::new(),
+        params: OnceLock::new(),
+    }
 }
 
 fn to_tiny_http(response: Response) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
     let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
-    let content_type = response
-        .content_type
-        .map(|t| ("Content-Type", t.to_owned()));
-    let server = ("Server", "zulip-auth".to_owned());
-    let headers = content_type.into_iter().chain(response.headers);
-    for (name, value) in headers.chain([server]) {
+    let content_type = response.content_type.map(|t| ("Content-Type", t));
+    let headers = response.headers.iter().map(|(n, v)| (*n, v.as_str()));
+    let server = ("Server", "zulip-auth");
+    for (name, value) in content_type.into_iter().chain(headers).chain([server]) {
         if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             out.add_header(header);
         }

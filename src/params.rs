@@ -12,7 +12,7 @@ use crate::error::ApiError;
 pub const MAX_PARAMETERS: usize = 100;
 
 /// The fields of one request, body and query string kept apart: the body wins.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Params {
     body: Vec<(String, String)>,
     query: Vec<(String, String)>,

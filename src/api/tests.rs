@@ -368,7 +368,11 @@ fn server_settings_and_health() {
 fn only_password_logins_are_costly() {
     let f = fixture(true);
     let costly = |request: Request| f.api.is_costly(&request);
-    assert!(costly(post("/api/v1/fetch_api_key", &[])));
+    let credentials = [("username", "a@example.com"), ("password", "x")];
+    assert!(costly(post("/api/v1/fetch_api_key", &credentials)));
+    // Refused before any hashing (a 400): answered on a front thread.
+    assert!(!costly(post("/api/v1/fetch_api_key", &credentials[..1])));
+    assert!(!costly(post("/api/v1/fetch_api_key", &credentials[1..])));
     assert!(!costly(get("/api/v1/fetch_api_key")));
     assert!(!costly(post("/api/v1/dev_fetch_api_key", &[])));
     assert!(!costly(get("/api/v1/server_settings")));

@@ -31,10 +31,7 @@ pub fn fresh() -> (String, String) {
 
 /// What the store keeps for `secret`: lowercase hex of its SHA-256.
 pub fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    base16ct::lower::encode_string(&Sha256::digest(secret.as_bytes()))
 }
 
 /// Whether `text` could be a secret made by [`fresh`]: checked before any lookup.

@@ -1,15 +1,20 @@
 //! The threads that serve one tiny_http server.
 //!
-//! - The **intake** thread takes every request from tiny_http. A request whose body is in
-//!   memory (none, or one tiny_http read with the head) goes to the front queue at once; one
-//!   whose body is still on the wire goes to a **body thread** of its own, which reads it
-//!   under the connection deadlines ([`crate::deadline`]), queues it, and writes the answer
-//!   it is sent. A blocked body thread is cheap, and there are at most as many as open
-//!   connections, which the gate bounds; so a request without a body never waits behind one
-//!   that dribbles its body, and no front thread ever waits on a client.
-//! - **Front** threads, each with its own handler state (a SQLite connection), answer the
-//!   cheap requests; requests that may cost an argon2 computation go through a bounded queue
-//!   to the **hashing** threads, or get the overload 429 at once when it is full, so
+//! - **Front** threads, each with its own handler state (a SQLite connection), take the
+//!   requests from tiny_http and answer the cheap ones. One request of each connection goes
+//!   ahead at a time ([`Watchdog::arrived`]): the next waits until the answer before it is
+//!   written, so a connection that pipelines without reading holds one thread at most, and
+//!   one that pipelines too far is cut off. A request whose body is in memory (none, or one
+//!   tiny_http read with the head) is answered by the front thread that took it; one whose
+//!   body is still on the wire goes to a **body thread** of its own, which reads it under the
+//!   connection deadlines ([`crate::deadline`]), queues it, and writes the answer it is sent.
+//!   A blocked body thread is cheap, and there are at most as many as open connections, which
+//!   the gate bounds; so a request without a body never waits behind one that dribbles its
+//!   body, and no front thread ever waits on a client.
+//! - The **queued** front thread answers what waited: bodies the body threads read, and the
+//!   requests a connection pipelined, each once the answer before it is written.
+//! - Requests that may cost an argon2 computation go through a bounded queue to the
+//!   **hashing** threads, or get the overload 429 at once when it is full, so
 //!   `server_settings` stays fast while logins saturate the cores; peak memory stays
 //!   `hashing threads × m`.
 //!
@@ -18,6 +23,8 @@
 //! make its handler (its database connection) tries again for a while before that counts as
 //! losing it.
 
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
@@ -64,6 +71,9 @@ pub fn queue_capacity(hashing: usize) -> usize {
 
 /// The log target of the request lines, which operators filter on: the adapter's module.
 const LOG_TARGET: &str = "zulip_auth::http";
+/// The failure line's reason for a body that missed its deadline: deploy/fail2ban's filter
+/// counts it, as it counts guesses.
+const LATE_BODY: &str = "LATE_BODY";
 
 /// tiny_http reads a body of at most this many bytes with its head (unless the client asked
 /// for `100 Continue`); a longer one stays on the wire until it is read.
@@ -77,42 +87,134 @@ const READ_WITH_THE_HEAD: usize = 1024;
 const HANDLER_ATTEMPTS_FOR: Duration = Duration::from_secs(60);
 const HANDLER_ATTEMPT_PAUSE: Duration = Duration::from_millis(500);
 
-/// A request ready for a front thread.
+/// A request ready for the queued front thread.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once per request; a box would cost an allocation per request"
+)]
 enum Arrival {
     /// Its body, if any, is in memory: reading it cannot wait.
-    Whole(tiny_http::Request, Instant),
+    Whole(Taken, Instant),
     /// Read by a body thread.
     Read(Box<Job>),
 }
 
 /// A request read (or refused while reading), and where its answer goes.
 struct Job {
-    head: Head,
-    request: Result<Request, ApiError>,
+    /// What was read: the head at least.
+    request: Request,
+    /// Why it is answered without its handler.
+    refused: Option<ApiError>,
+    /// The failure line's reason, when the refusal is the client's doing (a late body).
+    failure: Option<&'static str>,
     reply: Reply,
     started: Instant,
 }
 
-/// What the log and the refusals need of a request that may not have been read.
-struct Head {
-    method: String,
-    /// Without the query string.
-    path: String,
+impl Job {
+    fn read(raw: &mut tiny_http::Request, reply: Reply, started: Instant) -> Job {
+        let (request, refused) = read_request(raw);
+        Job {
+            request,
+            refused,
+            failure: None,
+            reply,
+            started,
+        }
+    }
 }
 
-impl Head {
-    fn of(raw: &tiny_http::Request) -> Head {
-        Head {
-            method: raw.method().to_string(),
-            path: raw.url().split('?').next().unwrap_or("").to_owned(),
+/// Where the requests taken from tiny_http go: to the front threads, through a body thread
+/// when the body is still on the wire; cheap to clone.
+#[derive(Clone)]
+struct Dispatch {
+    arrive: Sender<Arrival>,
+    watchdog: Watchdog,
+}
+
+impl Dispatch {
+    /// A request a front thread just took from tiny_http: returned for that thread to answer,
+    /// unless one of its connection is being answered (it then waits its turn) or its body is
+    /// still on the wire (a body thread reads it).
+    fn take(&self, raw: tiny_http::Request) -> Option<(Taken, Instant)> {
+        let (raw, started) = self.watchdog.arrived(raw, Instant::now())?;
+        self.go(raw, started)
+    }
+
+    /// A request whose turn came after it waited: to the queued front thread.
+    fn send(&self, raw: tiny_http::Request, started: Instant) {
+        if let Some(whole) = self.go(raw, started) {
+            let _ = self.arrive.send(Arrival::Whole(whole.0, whole.1));
+        }
+    }
+
+    /// The request, if its body is in memory; else it goes to a body thread of its own.
+    fn go(&self, raw: tiny_http::Request, started: Instant) -> Option<(Taken, Instant)> {
+        let raw = Taken {
+            next: Next {
+                peer: raw.remote_addr().copied(),
+                dispatch: self.clone(),
+            },
+            raw,
+        };
+        if body_in_memory(&raw) {
+            return Some((raw, started));
+        }
+        let dispatch = self.clone();
+        let spawned = thread::Builder::new()
+            .name("body".into())
+            .spawn(move || guarded(|| read_body(raw, started, &dispatch)));
+        if let Err(e) = spawned {
+            error!("cannot start a thread to read a request body ({e}): its connection is dropped");
+        }
+        None
+    }
+}
+
+/// A request taken from tiny_http. Once it is answered, or dropped unanswered, the next
+/// request of its connection goes on.
+struct Taken {
+    // Dropped first (its answer written, or tiny_http's 500), then `next`.
+    raw: tiny_http::Request,
+    next: Next,
+}
+
+impl Deref for Taken {
+    type Target = tiny_http::Request;
+
+    fn deref(&self) -> &tiny_http::Request {
+        &self.raw
+    }
+}
+
+impl DerefMut for Taken {
+    fn deref_mut(&mut self) -> &mut tiny_http::Request {
+        &mut self.raw
+    }
+}
+
+/// Sends on the next request of a connection when dropped.
+struct Next {
+    peer: Option<SocketAddr>,
+    dispatch: Dispatch,
+}
+
+impl Drop for Next {
+    fn drop(&mut self) {
+        if let Some((raw, started)) = self.dispatch.watchdog.answered(self.peer) {
+            self.dispatch.send(raw, started);
         }
     }
 }
 
 /// Who writes the answer.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once per request; a box would cost an allocation per request"
+)]
 enum Reply {
     /// The request itself, whose body is in memory.
-    Here(tiny_http::Request),
+    Here(Taken),
     /// The body thread that holds the request: the answer, and the path as the log shows it.
     There(SyncSender<(Response, String)>),
 }
@@ -147,12 +249,12 @@ fn take<T>(queue: &Shared<T>) -> Option<T> {
         .ok()
 }
 
-/// Starts the pool, each front and hashing thread with its own handler from `make_handler`,
-/// serving `server`. When the intake's `recv()` fails while `stopping` is unset, tiny_http's
-/// accept loop has ended for good: that is reported on `fatal`, so the process exits and is
-/// restarted. So is the end of any pool thread while `stopping` is unset. After
-/// `server.unblock()`, the intake stops; the front threads answer what was queued, then
-/// stop, and the hashing threads finish their queue and stop too.
+/// Starts the pool, each front, queued and hashing thread with its own handler from
+/// `make_handler`, serving `server`. When a front thread's `recv()` fails while `stopping` is
+/// unset, tiny_http's accept loop has ended for good: that is reported on `fatal`, so the
+/// process exits and is restarted. So is the end of any pool thread while `stopping` is
+/// unset. After [`stop_taking`], the front threads answer what they took, then stop; the
+/// queued and hashing threads finish what they hold and stop too.
 pub fn spawn_workers<H, F>(
     server: &Arc<Server>,
     size: PoolSize,
@@ -189,6 +291,7 @@ where
     let (queue, queued) = mpsc::sync_channel::<Job>(capacity);
     let queued = Arc::new(Mutex::new(queued));
     let (arrive, arrivals) = mpsc::channel::<Arrival>();
+    let dispatch = Dispatch { arrive, watchdog };
     let arrivals = Arc::new(Mutex::new(arrivals));
     let alarm = |thread: &str| LossAlarm {
         thread: thread.to_owned(),
@@ -216,9 +319,22 @@ where
             }
         }));
     }
+    let (fatal_to, queue_to, handler_to) =
+        (fatal.clone(), queue.clone(), Arc::clone(&start_handler));
+    let alarm_of_queued = alarm("queued");
+    threads.push(spawn("queued".into(), move || {
+        let _alarm = alarm_of_queued;
+        let Some(mut handler) = handler_to(&fatal_to) else {
+            return;
+        };
+        while let Some(arrival) = take(&arrivals) {
+            guarded(|| front(&mut handler, arrival, &queue_to));
+        }
+    }));
     for i in 0..size.front {
-        let (arrivals, fatal) = (Arc::clone(&arrivals), fatal.clone());
+        let (server, stopping, fatal) = (Arc::clone(server), Arc::clone(stopping), fatal.clone());
         let (queue, start_handler) = (queue.clone(), Arc::clone(&start_handler));
+        let dispatch = dispatch.clone();
         let name = format!("front-{i}");
         let alarm = alarm(&name);
         threads.push(spawn(name, move || {
@@ -226,45 +342,33 @@ where
             let Some(mut handler) = start_handler(&fatal) else {
                 return;
             };
-            while let Some(arrival) = take(&arrivals) {
-                guarded(|| front(&mut handler, arrival, &queue));
+            loop {
+                match server.recv() {
+                    Ok(raw) => {
+                        if let Some((raw, started)) = dispatch.take(raw) {
+                            let arrival = Arrival::Whole(raw, started);
+                            guarded(|| front(&mut handler, arrival, &queue));
+                        }
+                    }
+                    Err(_) if stopping.load(Ordering::SeqCst) => return,
+                    Err(e) => {
+                        let _ = fatal.send(StopReason::Fatal(format!(
+                            "accepting connections failed: {e}"
+                        )));
+                        return;
+                    }
+                }
             }
         }));
     }
-    let (server, stopping, fatal) = (Arc::clone(server), Arc::clone(stopping), fatal.clone());
-    let alarm = alarm("intake");
-    threads.push(spawn("intake".into(), move || {
-        let _alarm = alarm;
-        loop {
-            match server.recv() {
-                Ok(raw) => intake(raw, &arrive, &watchdog),
-                Err(_) if stopping.load(Ordering::SeqCst) => return,
-                Err(e) => {
-                    let _ = fatal.send(StopReason::Fatal(format!(
-                        "accepting connections failed: {e}"
-                    )));
-                    return;
-                }
-            }
-        }
-    }));
     threads
 }
 
-/// Sends a request on to the front threads, through a body thread of its own if its body is
-/// still on the wire.
-fn intake(raw: tiny_http::Request, arrive: &Sender<Arrival>, watchdog: &Watchdog) {
-    let started = Instant::now();
-    if body_in_memory(&raw) {
-        let _ = arrive.send(Arrival::Whole(raw, started));
-        return;
-    }
-    let (arrive, watchdog) = (arrive.clone(), watchdog.clone());
-    let spawned = thread::Builder::new()
-        .name("body".into())
-        .spawn(move || guarded(|| read_body(raw, started, &arrive, &watchdog)));
-    if let Err(e) = spawned {
-        error!("cannot start a thread to read a request body ({e}): its connection is dropped");
+/// Stops the front threads taking requests from tiny_http: each unblock ends one `recv`, after
+/// the requests already received; the queued and hashing threads finish what they hold.
+pub fn stop_taking(server: &Server, size: PoolSize) {
+    for _ in 0..size.front {
+        server.unblock();
     }
 }
 
@@ -287,31 +391,20 @@ fn body_in_memory(raw: &tiny_http::Request) -> bool {
 /// A body thread: reads the body, within [`deadline::BODY`] of the head, queues the request,
 /// writes the answer it is sent, and drops the request, which drains what was left unread;
 /// the watchdog ends all of that at the deadline.
-fn read_body(
-    mut raw: tiny_http::Request,
-    started: Instant,
-    arrive: &Sender<Arrival>,
-    watchdog: &Watchdog,
-) {
-    let watch = watchdog.watch(raw.remote_addr().copied(), started + deadline::BODY);
-    let head = Head::of(&raw);
-    // Past the deadline the watchdog ends the body early, and a chunked one cut within a
-    // chunk reads as complete: so a late body is refused, whatever it looks like.
-    let request = read_request(&mut raw).and_then(|request| {
-        if started.elapsed() < deadline::BODY {
-            Ok(request)
-        } else {
-            Err(ApiError::unreadable_body())
-        }
-    });
+fn read_body(mut raw: Taken, started: Instant, dispatch: &Dispatch) {
+    let watch = dispatch
+        .watchdog
+        .watch(raw.remote_addr().copied(), started + deadline::BODY);
     let (reply, answer) = mpsc::sync_channel(1);
-    let job = Job {
-        head,
-        request,
-        reply: Reply::There(reply),
-        started,
-    };
-    if arrive.send(Arrival::Read(Box::new(job))).is_ok()
+    let mut job = Job::read(&mut raw, Reply::There(reply), started);
+    // Past the deadline the watchdog ends the body early, and a chunked one cut within a
+    // chunk reads as complete: so a late body is refused, whatever it looks like, and the
+    // client named in the failure line (fail2ban's filter bans it).
+    if started.elapsed() >= deadline::BODY {
+        job.refused = Some(ApiError::unreadable_body());
+        job.failure = Some(LATE_BODY);
+    }
+    if dispatch.arrive.send(Arrival::Read(Box::new(job))).is_ok()
         && let Ok((response, path)) = answer.recv()
     {
         respond(raw, response, &path);
@@ -406,15 +499,19 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 /// or answers the overload 429 when the queue is full.
 fn front(handler: &mut impl Handler, arrival: Arrival, queue: &SyncSender<Job>) {
     let job = match arrival {
-        Arrival::Whole(mut raw, started) => Job {
-            head: Head::of(&raw),
-            request: read_request(&mut raw),
-            reply: Reply::Here(raw),
-            started,
-        },
+        Arrival::Whole(mut raw, started) => {
+            let (request, refused) = read_request(&mut raw);
+            Job {
+                request,
+                refused,
+                failure: None,
+                reply: Reply::Here(raw),
+                started,
+            }
+        }
         Arrival::Read(job) => *job,
     };
-    if !job.request.as_ref().is_ok_and(|r| handler.is_costly(r)) {
+    if job.refused.is_some() || !handler.is_costly(&job.request) {
         return serve(handler, job);
     }
     match queue.try_send(job) {
@@ -422,7 +519,7 @@ fn front(handler: &mut impl Handler, arrival: Arrival, queue: &SyncSender<Job>) 
         Err(TrySendError::Full(job)) => serve(
             handler,
             Job {
-                request: Err(ApiError::overloaded()),
+                refused: Some(ApiError::overloaded()),
                 ..job
             },
         ),
@@ -434,24 +531,24 @@ fn front(handler: &mut impl Handler, arrival: Arrival, queue: &SyncSender<Job>) 
 /// Answers one request (or the error reading it), inside `catch_unwind`, then logs it.
 fn serve(handler: &mut impl Handler, job: Job) {
     let Job {
-        head: Head {
-            method,
-            path: raw_path,
-        },
         request,
+        refused,
+        failure,
         reply,
         started,
     } = job;
-    let path = handler.logged_path(&raw_path).into_owned();
-    let response = match request {
-        Ok(request) => {
-            catch_unwind(AssertUnwindSafe(|| handler.handle(&request))).unwrap_or_else(|_| {
-                error!("handler panicked on {method} {path}");
-                handler.refusal(&raw_path, &ApiError::internal())
-            })
-        }
-        Err(err) => handler.refusal(&raw_path, &err),
+    let method = &request.method;
+    let path = handler.logged_path(&request.path).into_owned();
+    let mut response = match refused {
+        None => catch_unwind(AssertUnwindSafe(|| handler.handle(&request))).unwrap_or_else(|_| {
+            error!("handler panicked on {method} {path}");
+            handler.refusal(&request, &ApiError::internal())
+        }),
+        Some(err) => handler.refusal(&request, &err),
     };
+    if failure.is_some() {
+        response.log.failure = failure;
+    }
     let (status, log) = (response.status, response.log.clone());
     // Counted before the client can read the answer and ask for the metrics.
     metrics::answered(
@@ -466,7 +563,11 @@ fn serve(handler: &mut impl Handler, job: Job) {
             let _ = body_thread.send((response, path.clone()));
         }
     }
-    if !log.quiet && log::log_enabled!(log::Level::Warn) {
+    // The client's address is formatted only for a line that is written.
+    let written = |level| log::log_enabled!(target: LOG_TARGET, level);
+    if !log.quiet
+        && (written(log::Level::Info) || log.failure.is_some() && written(log::Level::Warn))
+    {
         let client = log
             .client
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
@@ -489,12 +590,16 @@ fn serve(handler: &mut impl Handler, job: Job) {
     }
 }
 
-/// Writes the answer; `path` is the request's as the log shows it.
-fn respond(raw: tiny_http::Request, response: Response, path: &str) {
+/// Writes the answer; `path` is the request's as the log shows it. Then the connection's
+/// next request goes on, unless the answer could not be written: then it is cut off.
+fn respond(taken: Taken, response: Response, path: &str) {
+    let Taken { raw, next } = taken;
     let method = raw.method().clone();
     if let Err(e) = raw.respond(to_tiny_http(response)) {
         info!("{method} {path}: could not send the response: {e}");
+        next.dispatch.watchdog.write_failed(next.peer);
     }
+    drop(next);
 }
 
 #[cfg(test)]

@@ -163,10 +163,9 @@ impl Running {
         );
         let _ = sd_notify::notify(&[NotifyState::Stopping]);
         self.stopping.store(true, Ordering::SeqCst);
-        // Queued after every request already received: the intake hands those on, then
-        // stops; the front threads answer what they were handed and stop, and the hashing
-        // threads finish their queue.
-        self.server.unblock();
+        // Queued after every request already received: the front threads answer those, then
+        // stop; the queued and hashing threads finish what they hold.
+        http::stop_taking(&self.server, config.pool_size());
         let (finished, all_finished) = mpsc::channel();
         let workers = self.workers;
         let joined = thread::Builder::new()

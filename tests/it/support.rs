@@ -149,6 +149,11 @@ impl TestServer {
         TestServer::start_with_env(args, &[])
     }
 
+    /// The server's process id, for what only /proc shows (its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts a server with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().unwrap();

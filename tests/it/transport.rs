@@ -631,6 +631,7 @@ fn a_thousand_dribbled_bodies_leave_the_server_responsive() {
 
 /// Issue 20 item 1: a body must arrive whole within 10 s of its head, however steadily it
 /// dribbles; then the client gets the 400 of an unreadable body and the connection closes.
+/// The failure line names the client, and deploy/fail2ban's filter counts it.
 #[test]
 fn a_body_past_its_deadline_is_cut_off() {
     let server = TestServer::start(&[]);
@@ -648,6 +649,15 @@ fn a_body_past_its_deadline_is_cut_off() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.ends_with("\"msg\":\"Invalid request body\",\"code\":\"BAD_REQUEST\"}\n"));
     assert!(took >= Duration::from_secs(9), "cut off after {took:?}");
+    let line =
+        "authentication failure reason=LATE_BODY client=127.0.0.1 path=/api/v1/fetch_api_key";
+    let log = server.log_containing(line);
+    assert!(log.contains("POST /api/v1/fetch_api_key 400"), "{log}");
+    let caught = crate::cli::fail2ban_filter().captures(line);
+    assert_eq!(
+        &caught.expect("the filter catches a late body")["host"],
+        "127.0.0.1"
+    );
 }
 
 /// Issue 20 items 1 and 9: a kept-alive connection is closed once idle for 10 s, and only
@@ -810,4 +820,113 @@ fn the_unix_socket_has_the_mode_and_group_asked_for() {
     );
     let mut bad_mode = Started::new(&["--listen", &listen, "--socket-mode", "999"], |_| {});
     assert_eq!(bad_mode.wait(LIVENESS).and_then(|s| s.code()), Some(2));
+}
+
+/// The server's resident memory, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Issue 20, the red-team pass on its fixes: one connection that pipelines thousands of
+/// requests and never reads the answers. Before, every front thread blocked on writing its
+/// answers (10 s each), other connections went unanswered for 40 s, and the queued requests
+/// grew the process by about 1.6 KB each. Now one request of a connection goes ahead at a
+/// time, and a connection more than 32 requests ahead is cut off.
+#[test]
+fn one_pipelining_connection_holds_no_more_than_its_share() {
+    let server = TestServer::start(&["--workers", "2"]);
+    assert!(timed(server.addr, SETTINGS, 200) < LIVENESS);
+    let before = resident_kib(server.pid());
+    let flood = {
+        let stream = tcp(server.addr);
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        thread::spawn(move || {
+            let mut stream = stream;
+            let burst = SETTINGS.repeat(1000);
+            let mut sent = 0;
+            // 100,000 requests (4.8 MB), or until the server stops taking them.
+            while sent < 100 && stream.write_all(&burst).is_ok() {
+                sent += 1;
+            }
+            thread::sleep(Duration::from_secs(2));
+            sent * 1000
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    let probes: Vec<Duration> = (0..5)
+        .map(|_| {
+            let took = timed(server.addr, SETTINGS, 200);
+            thread::sleep(Duration::from_millis(200));
+            took
+        })
+        .collect();
+    let sent = flood.join().unwrap();
+    let after = resident_kib(server.pid());
+    println!(
+        "{sent} requests pipelined: server_settings on another connection in {probes:?}; resident {before} KiB before, {after} KiB after"
+    );
+    // Liveness, not speed: before the fix the probes waited 10 s and more.
+    assert!(
+        probes.iter().all(|p| *p < Duration::from_secs(5)),
+        "{probes:?}"
+    );
+    assert!(after < before + 64 * 1024, "{before} KiB, then {after} KiB");
+    server.log_containing("requests ahead of its answers: connection cut off");
+}
+
+/// Issue 20 item 1, the head's deadline: a head dribbled a byte at a time (never pausing 10 s)
+/// is cut off within 10 s of the connection's opening (and the watchdog's second), and other
+/// requests are served meanwhile.
+#[test]
+fn a_head_dribbled_past_its_deadline_is_cut_off() {
+    let server = TestServer::start(&[]);
+    let mut stream = tcp(server.addr);
+    let opened = Instant::now();
+    let reader = stream.try_clone().unwrap();
+    let answer = thread::spawn(move || read_all(reader));
+    let head = b"GET /api/v1/server_settings HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let mut sent = 0;
+    while !answer.is_finished() && opened.elapsed() < LIVENESS {
+        if stream.write_all(&head[sent % head.len()..][..1]).is_err() {
+            break;
+        }
+        sent += 1;
+        assert!(timed(server.addr, SETTINGS, 200) < Duration::from_secs(5));
+        thread::sleep(Duration::from_millis(1500));
+    }
+    let took = opened.elapsed();
+    let answer = answer.join().unwrap();
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(took >= Duration::from_secs(9), "cut off after {took:?}");
+    assert!(took < Duration::from_secs(14), "cut off after {took:?}");
+    server.log_containing("sent no whole request head within 10 s: connection closed");
+}
+
+/// Requests pipelined within the bound are all answered, in order, each once the answer
+/// before it is written: one request of a connection at a time loses none.
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let limits_off = ["--auth-rate", "off", "--address-rate", "off"];
+    let server = TestServer::start(&[&["--workers", "1"][..], &limits_off].concat());
+    let mut stream = BufReader::new(tcp(server.addr));
+    let login = login_request("nobody@example.com", "guess");
+    let mut pipeline = Vec::new();
+    for i in 0..30 {
+        pipeline.extend_from_slice(if i % 3 == 1 { &login } else { SETTINGS });
+    }
+    stream.get_mut().write_all(&pipeline).unwrap();
+    let statuses: Vec<u16> = (0..30)
+        .map(|_| read_response(&mut stream).unwrap().0)
+        .collect();
+    let expected: Vec<u16> = (0..30)
+        .map(|i| if i % 3 == 1 { 401 } else { 200 })
+        .collect();
+    assert_eq!(statuses, expected);
 }
