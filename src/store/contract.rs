@@ -879,12 +879,16 @@ fn pruning_drops_only_what_no_rule_can_see() {
         let prune = Prune {
             now: 200.0,
             events_before: 150.0,
-            audit_before: 150.0,
             sessions: LIMITS,
         };
-        // Of each: an event, an audit row, a step, a session, a link.
-        assert_eq!(store.prune(&prune).unwrap(), 5);
+        // Of each: an event, a step, a session, a link.
+        assert_eq!(store.prune(&prune).unwrap(), 4);
         assert_eq!(store.prune(&prune).unwrap(), 0);
+        let retention = AuditRetention {
+            before: 150.0,
+            keep_newest: &[],
+        };
+        assert_eq!(prune_audit(store, &retention), 1);
         assert!(store.login_step("live", 200.0).unwrap().is_some());
         assert!(
             store
@@ -895,6 +899,83 @@ fn pruning_drops_only_what_no_rule_can_see() {
         let audit = store.audit_rows(&AuditFilter::default()).unwrap();
         let kept: Vec<&str> = audit.iter().map(|r| r.event.as_str()).collect();
         assert_eq!(kept, ["realm_changed", "user_created"], "200, and now");
+    });
+}
+
+/// Every batch of an audit pruning, walked forward from the start; how many rows went.
+fn prune_audit(store: &Store, retention: &AuditRetention) -> u64 {
+    let (mut after, mut deleted) = (f64::MIN, 0);
+    loop {
+        let batch = store.prune_audit(retention, after).unwrap();
+        deleted += batch.deleted;
+        match batch.next {
+            Some(next) => after = next,
+            None => return deleted,
+        }
+    }
+}
+
+/// Issue 25: past the retention, each user's newest row of each kept event stays, however
+/// old; older rows of those events, other events, and rows of no user go.
+#[test]
+fn audit_pruning_keeps_each_users_newest_row_of_the_kept_events() {
+    on_each_engine(|_, store| {
+        let (root, iago_id) = root_and_user(store, None);
+        let othello = store
+            .create_users(
+                root.id,
+                &[NewUser {
+                    email: "othello@example.com".into(),
+                    ..iago(None)
+                }],
+                "t",
+            )
+            .unwrap()[0];
+        let row = |event, user, at| {
+            store
+                .audit(&AuditEntry {
+                    at,
+                    ..AuditEntry::new(event, Some(root.id), user)
+                })
+                .unwrap();
+        };
+        use AuditEvent::{LoginSuccess, PasswordChanged, UserDeactivated};
+        row(PasswordChanged, Some(iago_id), 10.0);
+        row(PasswordChanged, Some(iago_id), 20.0); // iago's newest password change
+        row(UserDeactivated, Some(iago_id), 20.0); // iago's newest deactivation
+        row(LoginSuccess, Some(iago_id), 30.0);
+        row(PasswordChanged, Some(othello), 30.0); // the same second twice: the later id is newest
+        row(PasswordChanged, Some(othello), 30.0);
+        row(PasswordChanged, None, 40.0); // nobody's
+        row(LoginSuccess, Some(othello), 200.0); // within the retention
+        let retention = AuditRetention {
+            before: 150.0,
+            keep_newest: &[PasswordChanged, UserDeactivated],
+        };
+        let old = |store: &Store| {
+            let rows = store.audit_rows(&AuditFilter::default()).unwrap();
+            rows.iter()
+                .filter(|r| r.at < 150.0 || r.at == 200.0)
+                .map(|r| (r.at, r.event.clone(), r.email.clone().unwrap_or_default()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(prune_audit(store, &retention), 4);
+        let iago_email = "Iago@Example.com".to_owned();
+        let othello_email = "othello@example.com".to_owned();
+        assert_eq!(
+            old(store),
+            [
+                (20.0, "password_changed".into(), iago_email.clone()),
+                (20.0, "user_deactivated".into(), iago_email.clone()),
+                (30.0, "password_changed".into(), othello_email.clone()),
+                (200.0, "login_success".into(), othello_email.clone()),
+            ]
+        );
+        // A newer change makes the kept one an ordinary old row.
+        row(PasswordChanged, Some(iago_id), 100.0);
+        assert_eq!(prune_audit(store, &retention), 1);
+        assert_eq!(prune_audit(store, &retention), 0);
+        assert_eq!(old(store)[0], (20.0, "user_deactivated".into(), iago_email));
     });
 }
 

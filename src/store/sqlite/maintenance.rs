@@ -57,7 +57,57 @@ impl Maintenance for Sqlite {
         )?;
         Ok(())
     }
+
+    fn size_on_disk(&self) -> StoreResult<u64> {
+        let pages: i64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let size: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
+        Ok(u64::try_from(pages.saturating_mul(size)).unwrap_or(0))
+    }
+
+    /// Without `full`: `PRAGMA incremental_vacuum` a few pages at a time, each step its own
+    /// short write transaction with a pause after it, until no page is free. That needs
+    /// `auto_vacuum = INCREMENTAL`, which every database made since schema 12 has; an older
+    /// one gets it from one `full` vacuum (VACUUM rewrites the file and holds the write lock
+    /// until it ends).
+    fn vacuum(&self, full: bool) -> StoreResult<()> {
+        if full {
+            self.conn
+                .execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+            return Ok(());
+        }
+        let mode: i64 = self
+            .conn
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+        if mode != INCREMENTAL {
+            return Err(StoreError::Refused(
+                "this database was made without incremental vacuuming: run `zulip-auth db vacuum --full` once, with the server stopped".into(),
+            ));
+        }
+        loop {
+            let free: i64 = self
+                .conn
+                .pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            if free == 0 {
+                return Ok(());
+            }
+            self.conn
+                .execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_STEP})"))?;
+            std::thread::sleep(VACUUM_PAUSE);
+        }
+    }
 }
+
+/// `PRAGMA auto_vacuum`'s value for INCREMENTAL.
+const INCREMENTAL: i64 = 2;
+/// Pages one step of an incremental vacuum gives back (1 MiB of 4 KiB pages): a step holds
+/// the write lock for a few milliseconds.
+const VACUUM_STEP: u32 = 256;
+/// As the pruner's pause between batches: a login waiting for the write lock takes it.
+const VACUUM_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Free space for unprivileged writers on the file system holding `path`.
 fn free_bytes(path: &Path) -> Option<u64> {

@@ -82,6 +82,9 @@ impl Sqlite {
     fn connect(path: &Path) -> StoreResult<Sqlite> {
         let conn = Connection::open(path).map_err(|e| cannot_open(path, &e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Before the first table of a new database, so that `db vacuum` can give space back
+        // in small steps while the server runs; no change to an existing one.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| cannot_open(path, &e.to_string()))?;
         conn.pragma_update(None, "foreign_keys", true)?;

@@ -1,10 +1,10 @@
 //! Pruning, once for every table that grows: what no rule can see any more goes.
 
 use crate::store::sql::{Backend, Conn, Sql, params};
-use crate::store::{Prune, Pruning, StoreResult};
+use crate::store::{AuditPruned, AuditRetention, Prune, Pruning, StoreResult};
 
 /// The most rows of a table that grows with every request (rate-limit events, audit rows)
-/// one call deletes, in one statement: a million at once held the write lock for seconds,
+/// one call deletes or reads, in one statement: a million at once held the write lock for seconds,
 /// past the busy timeout of the logins waiting for it.
 const BATCH: i64 = 10_000;
 
@@ -13,12 +13,38 @@ impl<B: Backend> Pruning for B {
         self.read(|conn| {
             Ok(
                 batch(conn, &super::rate_limit_event::PRUNE, prune.events_before)?
-                    + batch(conn, &super::audit_log::PRUNE, prune.audit_before)?
                     + super::web_login_step::prune(conn, prune.now)?
                     + super::web_session::prune(conn, prune.now, prune.sessions)?
                     + super::password_reset::prune(conn, prune.now)?
                     + super::api_key::prune(conn, prune.now)?,
             )
+        })
+    }
+
+    fn prune_audit(&self, retention: &AuditRetention, after: f64) -> StoreResult<AuditPruned> {
+        let kept: String = retention
+            .keep_newest
+            .iter()
+            .map(|event| format!("{},", event.as_str()))
+            .collect();
+        let kept = format!(",{kept}");
+        self.read(|conn| {
+            let window = conn.one(
+                &super::audit_log::PRUNE_WINDOW,
+                params![after, retention.before, BATCH],
+                |r| r.maybe_real(0),
+            )?;
+            let Some(end) = window else {
+                return Ok(AuditPruned {
+                    deleted: 0,
+                    next: None,
+                });
+            };
+            let deleted = conn.execute(&super::audit_log::PRUNE, params![after, end, &kept])?;
+            Ok(AuditPruned {
+                deleted,
+                next: Some(end),
+            })
         })
     }
 }
