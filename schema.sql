@@ -200,3 +200,25 @@ ALTER TABLE realm ADD COLUMN login_mail INTEGER NOT NULL DEFAULT 1 CHECK (login_
 CREATE TABLE login_mail_off (
     user_id INTEGER PRIMARY KEY REFERENCES user (id)
 );
+
+-- migration 10
+-- Reserved for the OpenID sign-in (issue 22), which lands from another branch.
+
+-- migration 11
+-- Reserved for passkeys (issue 24), which land from another branch.
+
+-- migration 12
+-- The realm rows' version (issue 25): one row, bumped by these triggers in the transaction of
+-- any change to realm, whoever makes it. Each instance remembers realm rows while it is
+-- unchanged (src/store/realm_cache.rs), and reads it at each use.
+CREATE TABLE realm_version (
+    single INTEGER PRIMARY KEY CHECK (single = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO realm_version (single, version) VALUES (1, 0);
+CREATE TRIGGER realm_inserted AFTER INSERT ON realm
+BEGIN UPDATE realm_version SET version = version + 1; END;
+CREATE TRIGGER realm_updated AFTER UPDATE ON realm
+BEGIN UPDATE realm_version SET version = version + 1; END;
+CREATE TRIGGER realm_deleted AFTER DELETE ON realm
+BEGIN UPDATE realm_version SET version = version + 1; END;

@@ -11,6 +11,8 @@ use super::*;
 /// A fresh database of one test's own, on one engine.
 struct Fresh {
     db: Database,
+    /// How `db` was named: another process's (another instance's) way to it.
+    arg: std::path::PathBuf,
     _dir: tempfile::TempDir,
     #[cfg(feature = "postgres")]
     postgres: Option<(::postgres::Config, String)>,
@@ -21,6 +23,7 @@ impl Fresh {
         let dir = tempfile::tempdir().unwrap();
         Fresh {
             db: Database::Sqlite(dir.path().join("db")),
+            arg: dir.path().join("db"),
             _dir: dir,
             #[cfg(feature = "postgres")]
             postgres: None,
@@ -45,12 +48,33 @@ impl Fresh {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
         let base = url.rsplit_once('/').unwrap().0;
-        let db = Database::from_arg(format!("{base}/{name}").into()).unwrap();
+        let arg = std::path::PathBuf::from(format!("{base}/{name}"));
+        let db = Database::from_arg(arg.clone()).unwrap();
         Fresh {
             db,
+            arg,
             _dir: tempfile::tempdir().unwrap(),
             postgres: Some((config, name)),
         }
+    }
+
+    /// Runs `sql` on the database outside the store, as an operator would.
+    fn plain_sql(&self, sql: &str) {
+        #[cfg(feature = "postgres")]
+        if let Some((config, name)) = &self.postgres {
+            let mut config = config.clone();
+            config.dbname(name);
+            config
+                .connect(::postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap();
+            return;
+        }
+        rusqlite::Connection::open(&self.arg)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
     }
 
     /// A store on it, migrated.
@@ -758,6 +782,41 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
     });
 }
 
+/// Issue 25: each instance remembers realm rows (PostgreSQL: one cache per instance), and a
+/// change made through another instance applies at its very next read: by subdomain, by id,
+/// a new realm, and a change made in plain SQL (the version's triggers, not our code).
+#[test]
+fn a_realm_change_by_another_instance_applies_at_the_next_read() {
+    on_each_engine(|fresh, store| {
+        let other = Store::open(Database::from_arg(fresh.arg.clone()).unwrap()).unwrap();
+        let root = store.require_realm("").unwrap();
+        let name = |store: &Store| {
+            let by_subdomain = store.realm_by_subdomain("").unwrap().unwrap().name;
+            let by_id = store.realm_by_id(root.id).unwrap().unwrap().name;
+            assert_eq!(by_subdomain, by_id);
+            by_subdomain
+        };
+        let before = name(store);
+        assert_eq!(name(store), before, "from the cache");
+        assert!(store.realm_by_subdomain("lear").unwrap().is_none());
+        let changes = RealmChanges {
+            name: Some("Renamed".into()),
+            ..RealmChanges::default()
+        };
+        let audit = AuditEntry::new(AuditEvent::RealmChanged, Some(root.id), None);
+        other.update_realm(root.id, &changes, &audit).unwrap();
+        assert_eq!(name(store), "Renamed");
+        let audit = AuditEntry::new(AuditEvent::RealmCreated, None, None);
+        other.create_realm("lear", "Lear", &audit).unwrap();
+        assert_eq!(
+            store.realm_by_subdomain("lear").unwrap().unwrap().name,
+            "Lear"
+        );
+        fresh.plain_sql("UPDATE realm SET name = 'By hand' WHERE subdomain = ''");
+        assert_eq!(name(store), "By hand");
+    });
+}
+
 #[test]
 fn realms_are_created_once_and_changed_field_by_field() {
     on_each_engine(|_, store| {
@@ -1030,6 +1089,7 @@ fn schema_columns(schema: &str) -> Vec<(String, Vec<String>)> {
             _ => {}
         }
     }
-    tables.retain(|(table, _)| table != "schema_version");
+    // Not data: the schema's version, and the realm rows' (bumped by triggers).
+    tables.retain(|(table, _)| table != "schema_version" && table != "realm_version");
     tables
 }

@@ -50,7 +50,8 @@
 //!
 //! Admin changes made by the CLI while the server runs take effect on the very next request
 //! (wire.md §2): an engine caches across requests only what it can tell is unchanged at each
-//! use (the SQLite engine's `cache`; the PostgreSQL engine, with other writers, caches nothing).
+//! use: realm rows on both engines while the realm version holds ([`realm_cache`]), and the
+//! SQLite engine's rate-limit buckets while the database is unchanged (its `cache`).
 //!
 //! # One store, two dialects
 //!
@@ -85,6 +86,7 @@ pub mod login_step;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod realm_cache;
 mod realm_columns;
 pub mod row;
 mod schema;

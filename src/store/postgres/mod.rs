@@ -21,6 +21,9 @@ pub mod target;
 
 use self::pool::{Conn, Db, Manager, Pool};
 pub use self::target::Target;
+use std::sync::{Arc, Mutex};
+
+use super::realm_cache::RealmCache;
 use super::sql::{self, Backend};
 use super::{StoreError, StoreResult, instance_name};
 
@@ -41,6 +44,7 @@ fn describe(err: &postgres::Error) -> String {
 
 pub struct Postgres {
     pool: Pool,
+    realms: Arc<Mutex<RealmCache>>,
 }
 
 impl Postgres {
@@ -61,6 +65,7 @@ impl Postgres {
     pub fn open_for_requests(target: &Target) -> Postgres {
         Postgres {
             pool: target.pool(),
+            realms: target.realms(),
         }
     }
 
@@ -94,5 +99,9 @@ impl Backend for Postgres {
 
     fn durably<T>(&self, f: impl FnOnce(&mut dyn sql::Conn) -> StoreResult<T>) -> StoreResult<T> {
         self.synced(|db| f(db))
+    }
+
+    fn realm_cache(&self) -> &Mutex<RealmCache> {
+        &self.realms
     }
 }

@@ -18,10 +18,10 @@
 //! which Cargo refuses. Our statements are few and fixed, so the seam is this small module.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use super::limits::Bucket;
-use super::model::Realm;
+use super::realm_cache::RealmCache;
 use super::{StoreError, StoreResult};
 
 /// One parameter of a statement; `None` is NULL.
@@ -384,14 +384,9 @@ pub trait Backend {
     /// As [`Backend::write`], synced to disk before it returns: for what a client or an
     /// operator relies on (keys, passwords, user and realm changes).
     fn durably<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T>;
-    /// A realm as `read` reads it, or as remembered while the database is unchanged.
-    fn cached_realm(
-        &self,
-        _key: RealmKey<'_>,
-        read: &mut dyn FnMut() -> StoreResult<Option<Realm>>,
-    ) -> StoreResult<Option<Realm>> {
-        read()
-    }
+    /// The realm rows this handle remembers between requests
+    /// ([`realm_cache`](super::realm_cache)).
+    fn realm_cache(&self) -> &Mutex<RealmCache>;
     /// A bucket's newest events as `read` reads them, or as remembered while the database
     /// is unchanged (newest first, within the window at `now`).
     fn cached_events(
