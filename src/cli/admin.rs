@@ -813,7 +813,8 @@ pub fn db(open: impl FnOnce() -> StoreResult<Store>, command: DbCommand) -> Resu
         }
         DbCommand::Prune { audit_retention } => {
             let store = open()?;
-            let deleted = crate::auth::retention::prune_audit(&store, audit_retention.duration())?;
+            let mut walk = crate::auth::retention::AuditWalk::default();
+            let deleted = walk.round(&store, audit_retention.duration())?;
             outln!(
                 "pruned {deleted} audit rows older than {} days",
                 audit_retention.days

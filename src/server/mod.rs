@@ -301,6 +301,7 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
     thread::Builder::new()
         .name("pruner".into())
         .spawn(move || {
+            let mut audit = retention::AuditWalk::default();
             loop {
                 // Batch after batch until none is left, with a pause between them for the
                 // logins waiting for the write lock. A failed batch ends the round; the next
@@ -322,7 +323,7 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
                         }
                     }
                 }
-                match retention::prune_audit(&store, audit_retention) {
+                match audit.round(&store, audit_retention) {
                     Ok(0) => {}
                     Ok(n) => info!("pruned {n} audit rows past the retention"),
                     Err(e) => warn!("pruning old audit rows failed: {e}"),

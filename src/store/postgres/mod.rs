@@ -19,7 +19,7 @@ mod pool;
 mod tables;
 pub mod target;
 
-use self::pool::{Conn, Db, Manager, Pool};
+use self::pool::{Manager, Pool};
 pub use self::target::Target;
 use std::sync::{Arc, Mutex};
 
@@ -74,18 +74,6 @@ impl Postgres {
             .get()
             .map_err(|e| StoreError::Unavailable(format!("no PostgreSQL connection: {e}")))
     }
-
-    /// Runs `f` in a transaction whose commit is flushed to the WAL before it returns.
-    fn synced<T>(
-        &self,
-        f: impl FnOnce(&mut Db<'_, postgres::Transaction<'_>>) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        let mut conn = self.conn()?;
-        Conn::transaction(&mut conn, |db| {
-            db.execute("SET LOCAL synchronous_commit = on", &[])?;
-            f(db)
-        })
-    }
 }
 
 impl Backend for Postgres {
@@ -97,8 +85,9 @@ impl Backend for Postgres {
         self.conn()?.transaction(|db| f(db))
     }
 
+    /// In a transaction whose commit is flushed to the WAL before it returns.
     fn durably<T>(&self, f: impl FnOnce(&mut dyn sql::Conn) -> StoreResult<T>) -> StoreResult<T> {
-        self.synced(|db| f(db))
+        self.conn()?.synced_transaction(|db| f(db))
     }
 
     fn realm_cache(&self) -> &Mutex<RealmCache> {

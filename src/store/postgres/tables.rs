@@ -44,7 +44,7 @@ impl Tables for Postgres {
     }
 
     fn replace_tables(&self, tables: &[(&Table, Rows)]) -> StoreResult<()> {
-        self.synced(|db| {
+        self.conn()?.synced_transaction(|db| {
             let client = db.client();
             for (table, _) in tables.iter().rev() {
                 client.execute(&format!("DELETE FROM {}", quoted(table.name)), &[])?;

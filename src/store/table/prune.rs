@@ -3,10 +3,15 @@
 use crate::store::sql::{Backend, Conn, Sql, params};
 use crate::store::{AuditPruned, AuditRetention, Prune, Pruning, StoreResult};
 
-/// The most rows of a table that grows with every request (rate-limit events, audit rows)
-/// one call deletes or reads, in one statement: a million at once held the write lock for seconds,
-/// past the busy timeout of the logins waiting for it.
+/// The most rate-limit events one call deletes, in one statement: a million at once held
+/// the write lock for seconds, past the busy timeout of the logins waiting for it.
 const BATCH: i64 = 10_000;
+
+/// The most audit rows one call reads (and deletes, but those kept), in one statement:
+/// each row deleted costs three index entries, and each kept one a look at its user's
+/// newer rows, so that a batch holds SQLite's write lock for milliseconds (issue 25: no
+/// login delayed by more than 50 ms).
+const AUDIT_BATCH: i64 = 2_000;
 
 impl<B: Backend> Pruning for B {
     fn prune(&self, prune: &Prune) -> StoreResult<u64> {
@@ -31,7 +36,7 @@ impl<B: Backend> Pruning for B {
         self.read(|conn| {
             let window = conn.one(
                 &super::audit_log::PRUNE_WINDOW,
-                params![after, retention.before, BATCH],
+                params![after, retention.before, AUDIT_BATCH],
                 |r| r.maybe_real(0),
             )?;
             let Some(end) = window else {
