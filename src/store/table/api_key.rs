@@ -1,7 +1,8 @@
 //! The `api_key` table (migration 9): device keys (wire.md §9.5), found by their digests.
 //! A key check is one statement over the user's own key and the devices' digests.
 
-use crate::store::row::{self, USER_COLUMNS, device_key_columns, select_user};
+use crate::store::realm_columns;
+use crate::store::row::{self, DEVICE_KEY_COLUMNS, USER_COLUMNS, device_key_columns, select_user};
 use crate::store::sql::{Backend, Conn, SqlError, Unique, params, sql};
 use crate::store::{
     AuditEntry, AuditEvent, DeviceKey, DeviceKeys, KeyHolder, NewDeviceKey, StoreError, StoreResult,
@@ -112,37 +113,34 @@ impl<B: Backend> DeviceKeys for B {
         })
     }
 
+    /// One statement, with the user's realm: a key check is one round trip on PostgreSQL.
     fn key_holder(&self, api_key: &str, key_hash: &str) -> StoreResult<Option<KeyHolder>> {
-        let holder = sql!(
-            sqlite: concat!(
-                select_user!(
-                    ", NULL, NULL, NULL, NULL, NULL, NULL, NULL ",
-                    "FROM \"user\" u WHERE u.api_key = $1 UNION ALL "
+        let holder = sql!(built: || {
+            let realm = realm_columns::select_list();
+            format!(
+                concat!(
+                    select_user!(
+                        ", CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), ",
+                        "CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS DOUBLE PRECISION), ",
+                        "CAST(NULL AS DOUBLE PRECISION), {realm} ",
+                        "FROM \"user\" u JOIN realm r ON r.id = u.realm_id WHERE u.api_key = $1 ",
+                        "UNION ALL "
+                    ),
+                    select_user!(
+                        ", ", device_key_columns!(), ", {realm} ",
+                        "FROM api_key k JOIN \"user\" u ON u.id = k.user_id ",
+                        "JOIN realm r ON r.id = u.realm_id WHERE k.key_hash = $2 LIMIT 1"
+                    )
                 ),
-                select_user!(
-                    ", ", device_key_columns!(),
-                    " FROM api_key k JOIN \"user\" u ON u.id = k.user_id ",
-                    "WHERE k.key_hash = $2 LIMIT 1"
-                )
-            ),
-            postgres: concat!(
-                select_user!(
-                    ", NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text, ",
-                    "NULL::double precision, NULL::double precision ",
-                    "FROM \"user\" u WHERE u.api_key = $1 UNION ALL "
-                ),
-                select_user!(
-                    ", ", device_key_columns!(),
-                    " FROM api_key k JOIN \"user\" u ON u.id = k.user_id ",
-                    "WHERE k.key_hash = $2 LIMIT 1"
-                )
-            ),
-        );
+                realm = realm
+            )
+        });
         self.read(|conn| {
             Ok(conn.opt(holder, params![api_key, key_hash], |r| {
                 Ok(KeyHolder {
                     user: row::user(r)?,
                     device: row::device_key(r, USER_COLUMNS)?,
+                    realm: row::realm_at(r, USER_COLUMNS + DEVICE_KEY_COLUMNS)?,
                 })
             })?)
         })
