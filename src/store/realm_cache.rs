@@ -24,6 +24,14 @@ const MAX_ENTRIES: usize = 1024;
 
 static VERSION: Sql = Sql::new("SELECT version FROM realm_version");
 
+/// The realm version as a column of another statement, for [`cached_at`].
+macro_rules! version_column {
+    () => {
+        "(SELECT version FROM realm_version)"
+    };
+}
+pub(crate) use version_column;
+
 #[derive(Default)]
 pub struct RealmCache {
     /// The realm version the rows were read under.
@@ -69,15 +77,26 @@ impl RealmCache {
     }
 }
 
-/// The realm for `key`: remembered if the version is unchanged, else `read` (outside the
-/// cache's lock, which is never held across a round trip).
+/// The realm for `key`: remembered if the version is unchanged, else `read`.
 pub fn cached<B: Backend>(
     backend: &B,
     key: RealmKey<'_>,
     read: impl FnOnce() -> StoreResult<Option<Realm>>,
 ) -> StoreResult<Option<Realm>> {
-    let cache = backend.realm_cache();
     let version = backend.read(|conn: &mut dyn Conn| Ok(conn.one(&VERSION, &[], |r| r.int(0))?))?;
+    cached_at(backend, version, key, read)
+}
+
+/// [`cached`], with the version read already by the request's statement that found what the
+/// realm is wanted for ([`version_column!`]): a key check is then one statement in all. `read`
+/// runs outside the cache's lock, which is never held across a round trip.
+pub fn cached_at<B: Backend>(
+    backend: &B,
+    version: i64,
+    key: RealmKey<'_>,
+    read: impl FnOnce() -> StoreResult<Option<Realm>>,
+) -> StoreResult<Option<Realm>> {
+    let cache = backend.realm_cache();
     if let Some(realm) = lock(cache).get(version, key) {
         return Ok(realm);
     }
