@@ -66,7 +66,14 @@ impl Maintenance for Postgres {
         } else {
             "VACUUM (ANALYZE)"
         };
-        self.conn()?.client().batch_execute(statement)?;
+        // VACUUM runs outside a transaction, so the request path's statement timeout is
+        // lifted for the session and set back after, whatever the outcome.
+        let mut conn = self.conn()?;
+        let client = conn.client();
+        client.batch_execute("SET statement_timeout = 0")?;
+        let vacuumed = client.batch_execute(statement);
+        client.batch_execute("RESET statement_timeout")?;
+        vacuumed?;
         Ok(())
     }
 }

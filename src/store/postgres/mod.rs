@@ -42,6 +42,12 @@ fn describe(err: &postgres::Error) -> String {
     text
 }
 
+/// For a transaction of an operator's command over whole tables (`db copy`, `db backup`):
+/// the request path's bounds (a statement within 3 s, no transaction idle for 10 s) would
+/// end it at some size (a million users' audit trail took longer), so it has none.
+const NO_TIMEOUTS: &str =
+    "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0";
+
 pub struct Postgres {
     pool: Pool,
     realms: Arc<Mutex<RealmCache>>,
