@@ -274,3 +274,21 @@ CREATE TABLE passkey_ceremony (
     state TEXT NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL
 );
+
+-- migration 12
+-- The realm rows' version (issue 25): one row, bumped by this trigger in the transaction of
+-- any change to realm, whoever makes it. Each instance remembers realm rows while it is
+-- unchanged (src/store/realm_cache.rs), and reads it at each use.
+CREATE TABLE realm_version (
+    single BOOLEAN PRIMARY KEY DEFAULT true CHECK (single),
+    version BIGINT NOT NULL
+);
+INSERT INTO realm_version (version) VALUES (0);
+CREATE FUNCTION realm_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE realm_version SET version = version + 1;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER realm_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON realm
+    FOR EACH STATEMENT EXECUTE FUNCTION realm_version_bump();

@@ -262,3 +262,19 @@ CREATE TABLE passkey_ceremony (
     state TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
+
+-- migration 12
+-- The realm rows' version (issue 25): one row, bumped by these triggers in the transaction of
+-- any change to realm, whoever makes it. Each instance remembers realm rows while it is
+-- unchanged (src/store/realm_cache.rs), and reads it at each use.
+CREATE TABLE realm_version (
+    single INTEGER PRIMARY KEY CHECK (single = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO realm_version (single, version) VALUES (1, 0);
+CREATE TRIGGER realm_inserted AFTER INSERT ON realm
+BEGIN UPDATE realm_version SET version = version + 1; END;
+CREATE TRIGGER realm_updated AFTER UPDATE ON realm
+BEGIN UPDATE realm_version SET version = version + 1; END;
+CREATE TRIGGER realm_deleted AFTER DELETE ON realm
+BEGIN UPDATE realm_version SET version = version + 1; END;

@@ -28,7 +28,9 @@ use crate::metrics;
 use crate::params::Params;
 use crate::reset_desk::{self, ResetDesk};
 use crate::site::Site;
-use crate::store::{AuditEvent, IdentityProvider, Realm, Role, SessionLimits, Store, User};
+use crate::store::{
+    AuditEvent, IdentityProvider, KeyHolder, Realm, Role, SessionLimits, Store, User,
+};
 use crate::web;
 
 /// Settings every worker shares.
@@ -832,12 +834,12 @@ impl Api {
             BasicAuthError::NotBasic => ApiError::basic_auth_required(),
             BasicAuthError::MalformedKey => ApiError::malformed_api_key(),
         })?;
-        let (user, device) = devices::holder(&self.store, &credentials.api_key)?
-            .filter(|(u, _)| u.delivery_email.to_lowercase() == credentials.email.to_lowercase())
-            .ok_or(ApiError::invalid_api_key())?;
-        let realm = self
-            .store
-            .realm_by_id(user.realm_id)?
+        let KeyHolder {
+            user,
+            device,
+            realm,
+        } = devices::holder(&self.store, &credentials.api_key)?
+            .filter(|h| h.user.delivery_email.to_lowercase() == credentials.email.to_lowercase())
             .ok_or(ApiError::invalid_api_key())?;
         log.user_id = Some(user.id);
         log.realm = Some(realm.subdomain.clone());

@@ -4,7 +4,7 @@
 use crate::auth::key;
 use crate::auth::token;
 use crate::clock;
-use crate::store::{AuditEntry, DeviceKey, NewDeviceKey, Realm, Store, StoreResult, User};
+use crate::store::{AuditEntry, KeyHolder, NewDeviceKey, Realm, Store, StoreResult, User};
 
 /// A user keeps at most this many device keys: a login beyond it revokes the least
 /// recently used.
@@ -33,9 +33,10 @@ pub fn stored_user_agent(user_agent: Option<&str>) -> Option<String> {
     Some(clean.trim().to_owned()).filter(|ua| !ua.is_empty())
 }
 
-/// The user presenting `api_key` (their own key or a device's) and the device key's row;
-/// a device key's first use is recorded, and later ones when the recorded one is old.
-pub fn holder(store: &Store, api_key: &str) -> StoreResult<Option<(User, Option<DeviceKey>)>> {
+/// The user presenting `api_key` (their own key or a device's), their realm and the device
+/// key's row; a device key's first use is recorded, and later ones when the recorded one is
+/// old.
+pub fn holder(store: &Store, api_key: &str) -> StoreResult<Option<KeyHolder>> {
     let Some(found) = store.key_holder(api_key, &digest(api_key))? else {
         return Ok(None);
     };
@@ -48,7 +49,7 @@ pub fn holder(store: &Store, api_key: &str) -> StoreResult<Option<(User, Option<
             store.touch_device_key(device.id, now)?;
         }
     }
-    Ok(Some((found.user, found.device)))
+    Ok(Some(found))
 }
 
 /// One entry of `GET /api/v1/users/me/api_keys`.

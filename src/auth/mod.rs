@@ -19,6 +19,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod recovery;
 pub mod reset;
+pub mod retention;
 pub mod second_factor;
 pub mod session;
 pub mod signin;

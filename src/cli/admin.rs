@@ -869,6 +869,27 @@ pub fn db(open: impl FnOnce() -> StoreResult<Store>, command: DbCommand) -> Resu
         DbCommand::Copy { from, to, force } => {
             copy(&Database::from_arg(from)?, &Database::from_arg(to)?, force)
         }
+        DbCommand::Prune { audit_retention } => {
+            let store = open()?;
+            let mut walk = crate::auth::retention::AuditWalk::default();
+            let deleted = walk.round(&store, audit_retention.duration())?;
+            outln!(
+                "pruned {deleted} audit rows older than {} days",
+                audit_retention.days
+            )
+        }
+        DbCommand::Vacuum { full } => {
+            let store = open()?;
+            let before = store.size_on_disk()?;
+            store.vacuum(full)?;
+            let after = store.size_on_disk()?;
+            outln!(
+                "vacuumed{}: {:.1} MiB before, {:.1} MiB after",
+                if full { " (full)" } else { "" },
+                mib(before),
+                mib(after)
+            )
+        }
         DbCommand::Check => {
             let store = open()?;
             let problems = store.integrity_problems()?;
@@ -883,6 +904,11 @@ pub fn db(open: impl FnOnce() -> StoreResult<Store>, command: DbCommand) -> Resu
             outln!("schema version: {version}")
         }
     }
+}
+
+#[expect(clippy::cast_precision_loss, reason = "a size shown to one decimal")]
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
 }
 
 fn backup(store: &Store, dest: &Path) -> Result<(), Error> {

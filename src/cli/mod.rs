@@ -234,15 +234,8 @@ pub struct ServeArgs {
     )]
     pub trusted_proxy: Vec<IpAddr>,
 
-    /// Days of audit trail to keep
-    #[arg(
-        long,
-        env = "ZULIP_AUTH_AUDIT_RETENTION_DAYS",
-        default_value_t = 90,
-        value_name = "DAYS",
-        value_parser = clap::value_parser!(u32).range(0..=36_500)
-    )]
-    pub audit_retention_days: u32,
+    #[command(flatten)]
+    pub audit_retention: AuditRetentionArg,
 
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArg,
@@ -651,6 +644,23 @@ pub enum DbCommand {
     /// Check the database's integrity and print its schema version
     #[command(after_help = "Example:\n  zulip-auth db check")]
     Check,
+    /// Delete the audit rows past the retention now, in small batches, as the server's
+    /// pruner does once a minute; safe while the server runs
+    #[command(after_help = "Example:\n  zulip-auth db prune --audit-retention-days 400")]
+    Prune {
+        #[command(flatten)]
+        audit_retention: AuditRetentionArg,
+    },
+    /// Give the space of deleted rows back to the file system. Without --full, safe while the
+    /// server runs (SQLite: an incremental vacuum in small steps; PostgreSQL: VACUUM)
+    #[command(after_help = "Example:\n  zulip-auth db vacuum")]
+    Vacuum {
+        /// Rewrite the whole database (SQLite: VACUUM, which also turns on incremental
+        /// vacuuming for a database made before it; PostgreSQL: VACUUM FULL). Holds the write
+        /// lock (PostgreSQL: every table's lock) until it ends: stop the server first
+        #[arg(long)]
+        full: bool,
+    },
     /// Copy every table from one database to another (SQLite and PostgreSQL, either way),
     /// ids kept; refuses a target with users or realms unless --force
     #[command(
@@ -689,6 +699,27 @@ fn parse_link_lifetime(text: &str) -> Result<Duration, String> {
         return Err(format!("invalid link lifetime {text:?}: from 1s to 24h"));
     }
     Ok(lifetime)
+}
+
+/// How long audit rows are kept (each user's newest password change and deactivation are
+/// kept whatever their age: `auth::retention`).
+#[derive(Debug, Args)]
+pub struct AuditRetentionArg {
+    /// Days of audit trail to keep
+    #[arg(
+        long = "audit-retention-days",
+        env = "ZULIP_AUTH_AUDIT_RETENTION_DAYS",
+        default_value_t = 400,
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u32).range(0..=36_500)
+    )]
+    pub days: u32,
+}
+
+impl AuditRetentionArg {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(u64::from(self.days) * 86_400)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -1020,7 +1051,7 @@ fn serve_config(args: ServeArgs, db: Database, argon2: Argon2Config) -> Result<S
         demo: args.demo,
         dev_allow_remote: args.dev_allow_remote,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
-        audit_retention: Duration::from_secs(u64::from(args.audit_retention_days) * 86_400),
+        audit_retention: args.audit_retention.duration(),
         metrics_listen: args.metrics.metrics_listen,
     })
 }

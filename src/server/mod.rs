@@ -25,7 +25,7 @@ use crate::api::{Api, ApiConfig};
 use crate::auth::oidc::RelyingParty;
 use crate::auth::password::{Argon2Config, Hasher};
 use crate::auth::ratelimit::Rule;
-use crate::auth::reset;
+use crate::auth::{reset, retention};
 use crate::clock;
 use crate::deadline::{self, Watchdog};
 use crate::error::{Error, invalid};
@@ -292,9 +292,10 @@ fn forward_signals(events: mpsc::Sender<StopReason>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Deletes rate-limit events no window can see any more, audit rows past their retention,
-/// sign-in steps past their time, and sessions and reset links that can no longer be used,
-/// once a minute and off the request path, so the tables stay small.
+/// Deletes rate-limit events no window can see any more, audit rows past their retention
+/// (but those [`retention`] keeps), sign-in steps past their time, and sessions and reset
+/// links that can no longer be used, once a minute and off the request path, so the tables
+/// stay small.
 fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
     let longest_window = config
         .api
@@ -306,6 +307,7 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
     thread::Builder::new()
         .name("pruner".into())
         .spawn(move || {
+            let mut audit = retention::AuditWalk::default();
             loop {
                 // Batch after batch until none is left, with a pause between them for the
                 // logins waiting for the write lock. A failed batch ends the round; the next
@@ -315,18 +317,22 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
                     match store.prune(&Prune {
                         now,
                         events_before: now - longest_window,
-                        audit_before: now - audit_retention.as_secs_f64(),
                         sessions,
                     }) {
                         Ok(0) => break,
-                        Ok(_) => thread::sleep(PRUNE_BATCH_PAUSE),
+                        Ok(_) => thread::sleep(retention::BATCH_PAUSE),
                         Err(e) => {
                             warn!(
-                                "pruning old rate-limit, audit, sign-in step and session rows failed: {e}"
+                                "pruning old rate-limit, sign-in step and session rows failed: {e}"
                             );
                             break;
                         }
                     }
+                }
+                match audit.round(&store, audit_retention) {
+                    Ok(0) => {}
+                    Ok(n) => info!("pruned {n} audit rows past the retention"),
+                    Err(e) => warn!("pruning old audit rows failed: {e}"),
                 }
                 thread::sleep(PRUNE_INTERVAL);
             }
@@ -336,6 +342,3 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
 }
 
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
-/// Longer than SQLite's longest sleep between two tries for a lock (100 ms), so a login
-/// waiting for the write lock takes it between two batches.
-const PRUNE_BATCH_PAUSE: Duration = Duration::from_millis(150);

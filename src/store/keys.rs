@@ -1,7 +1,7 @@
 //! Keys per device (wire.md §9.5): the rows the store keeps of them. A device's key is
 //! stored only as its digest; the user's own key stays in the user's row.
 
-use super::model::User;
+use super::model::{Realm, User};
 
 /// A device's key as stored: never the key itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,4 +37,6 @@ pub struct KeyHolder {
     pub user: User,
     /// The device key's row, or `None` for the user's own key.
     pub device: Option<DeviceKey>,
+    /// The user's realm, read with them.
+    pub realm: Realm,
 }

@@ -53,7 +53,8 @@
 //!
 //! Admin changes made by the CLI while the server runs take effect on the very next request
 //! (wire.md §2): an engine caches across requests only what it can tell is unchanged at each
-//! use (the SQLite engine's `cache`; the PostgreSQL engine, with other writers, caches nothing).
+//! use: realm rows on both engines while the realm version holds ([`realm_cache`]), and the
+//! SQLite engine's rate-limit buckets while the database is unchanged (its `cache`).
 //!
 //! # One store, two dialects
 //!
@@ -89,6 +90,7 @@ pub mod model;
 pub mod passkey;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod realm_cache;
 mod realm_columns;
 pub mod row;
 mod schema;
@@ -318,6 +320,12 @@ pub trait Maintenance {
     fn integrity_problems(&self) -> StoreResult<Vec<String>>;
     /// A consistent copy at `dest` (a new, empty file), safe while the server writes.
     fn backup_to(&self, dest: &Path) -> StoreResult<()>;
+    /// The database's size on disk, in bytes.
+    fn size_on_disk(&self) -> StoreResult<u64>;
+    /// Gives the space of deleted rows back. Without `full`, in steps that keep the write
+    /// lock briefly, safe while the server runs; with `full`, a rewrite of the whole
+    /// database that holds its locks until it ends (README, `db vacuum`).
+    fn vacuum(&self, full: bool) -> StoreResult<()>;
 }
 
 /// What [`Pruning::prune`] drops: rows no rule can see any more.
@@ -326,19 +334,39 @@ pub struct Prune {
     pub now: f64,
     /// Rate-limit events before this (the longest window ago).
     pub events_before: f64,
-    /// Audit rows before this (the retention ago).
-    pub audit_before: f64,
     /// Sessions idle or old under these at `now`; sign-in steps and reset links expired
     /// by `now`.
     pub sessions: SessionLimits,
 }
 
+/// Which audit rows [`Pruning::prune_audit`] drops: those written before `before`, except
+/// each user's newest row of each event in `keep_newest`, whatever its age. The choice of
+/// events is the caller's (a retention policy), not the store's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuditRetention {
+    pub before: f64,
+    pub keep_newest: &'static [AuditEvent],
+}
+
+/// One batch of [`Pruning::prune_audit`]: the rows it dropped, and where the next batch
+/// starts (`None`: no row before the retention is left past `after`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuditPruned {
+    pub deleted: u64,
+    pub next: Option<f64>,
+}
+
 pub trait Pruning {
-    /// Drops rate-limit events, audit rows, sign-in steps, sessions and reset links as
-    /// `prune` says; how many rows in all. Each statement is its own transaction, and the
-    /// tables that grow with every request lose a bounded batch per call: call again until
-    /// it returns 0.
+    /// Drops rate-limit events, sign-in steps, sessions and reset links as `prune` says;
+    /// how many rows in all. Each statement is its own transaction, and the table that
+    /// grows with every request loses a bounded batch per call: call again until it
+    /// returns 0.
     fn prune(&self, prune: &Prune) -> StoreResult<u64>;
+    /// One bounded batch of the audit rows `retention` drops, among the oldest rows
+    /// written after `after` (the start: `f64::MIN`), in its own transaction: call again
+    /// with `next` until it is `None`. Walking forward, a batch never reads again the old
+    /// rows that are kept.
+    fn prune_audit(&self, retention: &AuditRetention, after: f64) -> StoreResult<AuditPruned>;
 }
 
 /// Whole tables, for `db copy` ([`copy`]).

@@ -28,7 +28,12 @@ pub(crate) use select_user;
 /// A realm, from the columns of [`realm_columns::select_list`]. An empty optional text is
 /// no value.
 pub fn realm(row: &dyn Row) -> StoreResult<Realm> {
-    let first = realm_columns::FIRST_LDAP;
+    realm_at(row, 0)
+}
+
+/// [`realm`], from the columns starting at column `at` (after a user's, in a join).
+pub fn realm_at(row: &dyn Row, at: usize) -> StoreResult<Realm> {
+    let first = at + realm_columns::FIRST_LDAP;
     let ldap = LdapSettings::COLUMNS
         .iter()
         .enumerate()
@@ -42,32 +47,33 @@ pub fn realm(row: &dyn Row) -> StoreResult<Realm> {
         .collect::<StoreResult<Vec<_>>>()?;
     let optional = |i| -> StoreResult<Option<String>> {
         Ok(row
-            .maybe_text(i)?
+            .maybe_text(at + i)?
             .filter(|value: &String| !value.is_empty()))
     };
     let web = realm_columns::FIRST_WEB;
     let jwt = realm_columns::FIRST_JWT;
+    let keys = at + realm_columns::FIRST_KEYS;
     Ok(Realm {
-        id: row.int(0)?,
-        subdomain: row.text(1)?,
-        name: row.text(2)?,
-        description: row.text(3)?,
+        id: row.int(at)?,
+        subdomain: row.text(at + 1)?,
+        name: row.text(at + 2)?,
+        description: row.text(at + 3)?,
         icon_url: optional(4)?,
-        deactivated: row.flag(5)?,
-        password_auth_enabled: row.flag(6)?,
-        email_auth_enabled: row.flag(7)?,
+        deactivated: row.flag(at + 5)?,
+        password_auth_enabled: row.flag(at + 6)?,
+        email_auth_enabled: row.flag(at + 7)?,
         ldap: LdapSettings::from_columns(ldap),
-        web_login_enabled: row.flag(web)?,
+        web_login_enabled: row.flag(at + web)?,
         web_login_display_name: optional(web + 1)?,
-        require_2fa: row.flag(web + 2)?,
+        require_2fa: row.flag(at + web + 2)?,
         jwt_key: optional(jwt)?,
-        jwt_algorithms: row.text(jwt + 1)?,
-        jwt_require_exp: row.flag(jwt + 2)?,
-        jwt_max_lifetime: row.int(jwt + 3)?,
-        api_keys_per_device: row.flag(realm_columns::FIRST_KEYS)?,
-        api_key_idle_days: row.int(realm_columns::FIRST_KEYS + 1)?,
-        login_mail: row.flag(realm_columns::FIRST_KEYS + 2)?,
-        passkeys: row.flag(realm_columns::FIRST_PASSKEYS)?,
+        jwt_algorithms: row.text(at + jwt + 1)?,
+        jwt_require_exp: row.flag(at + jwt + 2)?,
+        jwt_max_lifetime: row.int(at + jwt + 3)?,
+        api_keys_per_device: row.flag(keys)?,
+        api_key_idle_days: row.int(keys + 1)?,
+        login_mail: row.flag(keys + 2)?,
+        passkeys: row.flag(at + realm_columns::FIRST_PASSKEYS)?,
     })
 }
 
@@ -111,6 +117,9 @@ macro_rules! device_key_columns {
     };
 }
 pub(crate) use device_key_columns;
+
+/// How many columns [`device_key_columns!`] lists.
+pub const DEVICE_KEY_COLUMNS: usize = 7;
 
 /// A device's key from [`device_key_columns!`] starting at column `first`; `None` when its
 /// id is NULL (the user's own key, in a lookup that finds either).

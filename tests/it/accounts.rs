@@ -397,7 +397,7 @@ fn backup_while_serving_and_check() {
     let check = run_cli(&dest, &["db", "check"], "");
     assert_eq!(
         String::from_utf8(check.stdout).unwrap(),
-        "integrity: ok\nschema version: 11\n"
+        "integrity: ok\nschema version: 12\n"
     );
     let listed = run_cli(&dest, &["user", "show", IAGO], "");
     assert!(
@@ -629,4 +629,42 @@ fn audit_rows_past_their_retention_are_pruned() {
         assert!(std::time::Instant::now() < deadline, "not pruned");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Issue 25: `db prune` drops what the retention drops, and keeps the user's newest password
+/// change and deactivation however old; `db vacuum` then gives the space back while the
+/// server runs.
+#[test]
+fn db_prune_keeps_the_newest_password_change_and_deactivation() {
+    let (server, _) = TestServer::with_iago(&[]);
+    for password in ["Another-Horse-10", "Third-Horse-11"] {
+        let out = server.cli(
+            &["user", "set-password", IAGO, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    server.stdout(&["user", "deactivate", IAGO]);
+    let events = |server: &TestServer| {
+        let audit = server.stdout(&["audit", "--json"]);
+        audit
+            .lines()
+            .map(|line| {
+                let row: serde_json::Value = serde_json::from_str(line).unwrap();
+                row["event"].as_str().unwrap().to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = events(&server);
+    assert!(before.contains(&"user_created".to_owned()), "{before:?}");
+    // Every row is older than a retention of 0 days by now.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let pruned = server.stdout(&["db", "prune", "--audit-retention-days", "0"]);
+    assert_eq!(
+        pruned,
+        format!("pruned {} audit rows older than 0 days\n", before.len() - 2)
+    );
+    assert_eq!(events(&server), ["password_changed", "user_deactivated"]);
+    let vacuumed = server.stdout(&["db", "vacuum"]);
+    assert!(vacuumed.starts_with("vacuumed: "), "{vacuumed}");
 }

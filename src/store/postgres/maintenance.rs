@@ -46,4 +46,34 @@ impl Maintenance for Postgres {
         copy::copy(self, &Sqlite::open(dest)?, true)?;
         Ok(())
     }
+
+    fn size_on_disk(&self) -> StoreResult<u64> {
+        let size: i64 = self
+            .conn()?
+            .db()
+            .query_one("SELECT pg_database_size(current_database())", &[])?
+            .try_get(0)?;
+        Ok(u64::try_from(size).unwrap_or(0))
+    }
+
+    /// Without `full`: VACUUM, which takes no lock that blocks reads or writes; the space
+    /// of deleted rows is reused by new ones, and empty pages at a table's end go back to
+    /// the file system. With `full`: VACUUM FULL, which rewrites each table under its
+    /// exclusive lock and gives all of it back.
+    fn vacuum(&self, full: bool) -> StoreResult<()> {
+        let statement = if full {
+            "VACUUM (FULL, ANALYZE)"
+        } else {
+            "VACUUM (ANALYZE)"
+        };
+        // VACUUM runs outside a transaction, so the request path's statement timeout is
+        // lifted for the session and set back after, whatever the outcome.
+        let mut conn = self.conn()?;
+        let client = conn.client();
+        client.batch_execute("SET statement_timeout = 0")?;
+        let vacuumed = client.batch_execute(statement);
+        client.batch_execute("RESET statement_timeout")?;
+        vacuumed?;
+        Ok(())
+    }
 }

@@ -19,8 +19,11 @@ mod pool;
 mod tables;
 pub mod target;
 
-use self::pool::{Conn, Db, Manager, Pool};
+use self::pool::{Manager, Pool};
 pub use self::target::Target;
+use std::sync::{Arc, Mutex};
+
+use super::realm_cache::RealmCache;
 use super::sql::{self, Backend};
 use super::{StoreError, StoreResult, instance_name};
 
@@ -39,8 +42,15 @@ fn describe(err: &postgres::Error) -> String {
     text
 }
 
+/// For a transaction of an operator's command over whole tables (`db copy`, `db backup`):
+/// the request path's bounds (a statement within 3 s, no transaction idle for 10 s) would
+/// end it at some size (a million users' audit trail took longer), so it has none.
+const NO_TIMEOUTS: &str =
+    "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0";
+
 pub struct Postgres {
     pool: Pool,
+    realms: Arc<Mutex<RealmCache>>,
 }
 
 impl Postgres {
@@ -61,6 +71,7 @@ impl Postgres {
     pub fn open_for_requests(target: &Target) -> Postgres {
         Postgres {
             pool: target.pool(),
+            realms: target.realms(),
         }
     }
 
@@ -68,18 +79,6 @@ impl Postgres {
         self.pool
             .get()
             .map_err(|e| StoreError::Unavailable(format!("no PostgreSQL connection: {e}")))
-    }
-
-    /// Runs `f` in a transaction whose commit is flushed to the WAL before it returns.
-    fn synced<T>(
-        &self,
-        f: impl FnOnce(&mut Db<'_, postgres::Transaction<'_>>) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        let mut conn = self.conn()?;
-        Conn::transaction(&mut conn, |db| {
-            db.execute("SET LOCAL synchronous_commit = on", &[])?;
-            f(db)
-        })
     }
 }
 
@@ -92,7 +91,12 @@ impl Backend for Postgres {
         self.conn()?.transaction(|db| f(db))
     }
 
+    /// In a transaction whose commit is flushed to the WAL before it returns.
     fn durably<T>(&self, f: impl FnOnce(&mut dyn sql::Conn) -> StoreResult<T>) -> StoreResult<T> {
-        self.synced(|db| f(db))
+        self.conn()?.synced_transaction(|db| f(db))
+    }
+
+    fn realm_cache(&self) -> &Mutex<RealmCache> {
+        &self.realms
     }
 }

@@ -117,8 +117,47 @@ impl Conn {
         Ok(value)
     }
 
+    /// As [`Conn::transaction`], with a commit flushed to the WAL before it returns: the
+    /// transaction's start and its `synchronous_commit = on` go in one round trip (a login's
+    /// finishing transaction is one of these).
+    pub fn synced_transaction<T, E: From<postgres::Error>>(
+        &mut self,
+        f: impl FnOnce(&mut Db<'_, Client>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.client
+            .batch_execute("START TRANSACTION; SET LOCAL synchronous_commit = on")?;
+        let mut open = Open {
+            client: &mut self.client,
+            finished: false,
+        };
+        let value = f(&mut Db {
+            client: &mut *open.client,
+            statements: &mut self.statements,
+        })?;
+        open.finished = true;
+        open.client.batch_execute("COMMIT")?;
+        Ok(value)
+    }
+
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
+    }
+}
+
+/// A transaction begun with a plain `START TRANSACTION`: rolled back when left unfinished
+/// (an error, or a panic unwinding), so the connection goes back to the pool outside any
+/// transaction, as `postgres::Transaction` does on drop.
+struct Open<'a> {
+    client: &'a mut Client,
+    finished: bool,
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // A connection that cannot roll back is broken, and the pool drops it.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
     }
 }
 

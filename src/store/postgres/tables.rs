@@ -35,6 +35,7 @@ impl Tables for Postgres {
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
+        tx.batch_execute(super::NO_TIMEOUTS)?;
         let all = tables
             .iter()
             .map(|table| read(&mut tx, table))
@@ -44,8 +45,9 @@ impl Tables for Postgres {
     }
 
     fn replace_tables(&self, tables: &[(&Table, Rows)]) -> StoreResult<()> {
-        self.synced(|db| {
+        self.conn()?.synced_transaction(|db| {
             let client = db.client();
+            client.batch_execute(super::NO_TIMEOUTS)?;
             for (table, _) in tables.iter().rev() {
                 client.execute(&format!("DELETE FROM {}", quoted(table.name)), &[])?;
             }

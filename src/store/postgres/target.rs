@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
@@ -16,6 +16,7 @@ use postgres::config::{Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::pool::{CONNECT_TIMEOUT, MAX_CONNECTIONS, Pool};
+use crate::store::realm_cache::RealmCache;
 use crate::store::{StoreError, StoreResult, instance_name};
 
 /// Returns a [`StoreError::Refused`] with a formatted message.
@@ -37,6 +38,9 @@ pub struct Target {
     shown: String,
     /// The process's pool, made at first use and shared by every clone.
     pool: Arc<OnceLock<Pool>>,
+    /// The instance's realm rows ([`realm_cache`](crate::store::realm_cache)), shared by
+    /// every clone like the pool.
+    realms: Arc<Mutex<RealmCache>>,
 }
 
 impl fmt::Debug for Target {
@@ -154,6 +158,7 @@ impl FromStr for Target {
             tls,
             shown,
             pool: Arc::default(),
+            realms: Arc::default(),
         })
     }
 }
@@ -187,6 +192,11 @@ impl Target {
 
     pub fn tls(&self) -> MakeRustlsConnect {
         self.tls.clone()
+    }
+
+    /// The instance's realm cache.
+    pub fn realms(&self) -> Arc<Mutex<RealmCache>> {
+        Arc::clone(&self.realms)
     }
 
     /// The process's pool of connections to this database; PostgreSQL shows them under the

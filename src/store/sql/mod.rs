@@ -18,10 +18,10 @@
 //! which Cargo refuses. Our statements are few and fixed, so the seam is this small module.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use super::limits::Bucket;
-use super::model::Realm;
+use super::realm_cache::RealmCache;
 use super::{StoreError, StoreResult};
 
 /// One parameter of a statement; `None` is NULL.
@@ -159,6 +159,15 @@ enum Text {
     },
     /// One text with `$N` parameters, built once at first use (from column lists).
     Built(fn() -> String),
+    /// As `Built`, with a text per dialect.
+    BuiltDialects(fn(Dialect) -> String),
+}
+
+/// Which engine a per-dialect text is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
 }
 
 /// A statement, written once; made by [`sql!`] as a static, so that its translation is
@@ -182,6 +191,10 @@ impl Sql {
         Sql::of(Text::Built(build))
     }
 
+    pub const fn built_dialects(build: fn(Dialect) -> String) -> Sql {
+        Sql::of(Text::BuiltDialects(build))
+    }
+
     const fn of(text: Text) -> Sql {
         Sql {
             text,
@@ -195,6 +208,7 @@ impl Sql {
         match &self.text {
             Text::Shared(text) | Text::Dialects { postgres: text, .. } => text,
             Text::Built(build) => self.built.get_or_init(build),
+            Text::BuiltDialects(build) => self.built.get_or_init(|| build(Dialect::Postgres)),
         }
     }
 
@@ -202,6 +216,7 @@ impl Sql {
     pub fn sqlite(&'static self) -> &'static str {
         self.sqlite.get_or_init(|| match &self.text {
             Text::Dialects { sqlite, .. } => to_sqlite(sqlite),
+            Text::BuiltDialects(build) => to_sqlite(&build(Dialect::Sqlite)),
             _ => to_sqlite(self.postgres()),
         })
     }
@@ -211,7 +226,7 @@ impl fmt::Debug for Sql {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.text {
             Text::Shared(text) | Text::Dialects { postgres: text, .. } => f.write_str(text),
-            Text::Built(_) => f.write_str("(built statement)"),
+            Text::Built(_) | Text::BuiltDialects(_) => f.write_str("(built statement)"),
         }
     }
 }
@@ -230,11 +245,15 @@ fn to_sqlite(text: &str) -> String {
     out
 }
 
-/// A static [`Sql`]: `sql!("... $1 ...")`, `sql!(sqlite: "...", postgres: "...")`, or
-/// `sql!(built: function)`.
+/// A static [`Sql`]: `sql!("... $1 ...")`, `sql!(sqlite: "...", postgres: "...")`,
+/// `sql!(built: function)`, or `sql!(built dialects: function of the Dialect)`.
 macro_rules! sql {
     (sqlite: $sqlite:expr, postgres: $postgres:expr $(,)?) => {{
         static SQL: $crate::store::sql::Sql = $crate::store::sql::Sql::dialects($sqlite, $postgres);
+        &SQL
+    }};
+    (built dialects: $build:expr) => {{
+        static SQL: $crate::store::sql::Sql = $crate::store::sql::Sql::built_dialects($build);
         &SQL
     }};
     (built: $build:expr) => {{
@@ -384,14 +403,9 @@ pub trait Backend {
     /// As [`Backend::write`], synced to disk before it returns: for what a client or an
     /// operator relies on (keys, passwords, user and realm changes).
     fn durably<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T>;
-    /// A realm as `read` reads it, or as remembered while the database is unchanged.
-    fn cached_realm(
-        &self,
-        _key: RealmKey<'_>,
-        read: &mut dyn FnMut() -> StoreResult<Option<Realm>>,
-    ) -> StoreResult<Option<Realm>> {
-        read()
-    }
+    /// The realm rows this handle remembers between requests
+    /// ([`realm_cache`](super::realm_cache)).
+    fn realm_cache(&self) -> &Mutex<RealmCache>;
     /// A bucket's newest events as `read` reads them, or as remembered while the database
     /// is unchanged (newest first, within the window at `now`).
     fn cached_events(
@@ -423,5 +437,11 @@ mod tests {
             std::ptr::eq(shared.sqlite(), shared.sqlite()),
             "translated once"
         );
+        let built = sql!(built dialects: |dialect| match dialect {
+            Dialect::Sqlite => "SELECT $1".to_owned(),
+            Dialect::Postgres => "SELECT $1 FOR UPDATE".to_owned(),
+        });
+        assert_eq!(built.sqlite(), "SELECT ?1");
+        assert_eq!(built.postgres(), "SELECT $1 FOR UPDATE");
     }
 }

@@ -1,6 +1,6 @@
-//! What a connection remembers between requests: realm rows and rate-limit buckets as it
-//! last read them, so that the cheap requests (`server_settings`, a refused login) cost one
-//! pragma instead of queries.
+//! What a connection remembers between requests besides realm rows (kept on both engines by
+//! [`realm_cache`](crate::store::realm_cache)): rate-limit buckets as it last read them, so
+//! that a refused login costs one pragma instead of queries.
 //!
 //! The entries hold while the database is unchanged, which SQLite tells cheaply:
 //! `PRAGMA data_version` changes when any other connection commits (another worker, the
@@ -12,8 +12,7 @@ use std::collections::HashMap;
 
 use rusqlite::Connection;
 
-use crate::store::sql::RealmKey;
-use crate::store::{Bucket, Realm, Rule, StoreResult};
+use crate::store::{Bucket, Rule, StoreResult};
 
 /// More entries than this are dropped all at once: a bound on memory, whatever requests ask.
 const MAX_ENTRIES: usize = 1024;
@@ -22,8 +21,6 @@ const MAX_ENTRIES: usize = 1024;
 pub(super) struct Cache {
     /// `(data_version, total_changes)` when the entries were read.
     seen: Option<(i64, u64)>,
-    by_subdomain: HashMap<String, Option<Realm>>,
-    by_id: HashMap<i64, Option<Realm>>,
     buckets: HashMap<String, Events>,
 }
 
@@ -51,36 +48,12 @@ impl Cache {
     }
 
     fn make_room(&mut self) {
-        let entries = self.by_subdomain.len() + self.by_id.len() + self.buckets.len();
-        if entries >= MAX_ENTRIES {
+        if self.buckets.len() >= MAX_ENTRIES {
             *self = Cache {
                 seen: self.seen,
                 ..Cache::default()
             };
         }
-    }
-
-    pub(super) fn realm(
-        &mut self,
-        key: RealmKey<'_>,
-        read: &mut dyn FnMut() -> StoreResult<Option<Realm>>,
-    ) -> StoreResult<Option<Realm>> {
-        let cached = match key {
-            RealmKey::Subdomain(subdomain) => self.by_subdomain.get(subdomain),
-            RealmKey::Id(id) => self.by_id.get(&id),
-        };
-        if let Some(realm) = cached {
-            return Ok(realm.clone());
-        }
-        let realm = read()?;
-        self.make_room();
-        match key {
-            RealmKey::Subdomain(subdomain) => self
-                .by_subdomain
-                .insert(subdomain.to_owned(), realm.clone()),
-            RealmKey::Id(id) => self.by_id.insert(id, realm.clone()),
-        };
-        Ok(realm)
     }
 
     /// The bucket's newest events within its window at `now`, newest first. An entry read

@@ -57,7 +57,70 @@ impl Maintenance for Sqlite {
         )?;
         Ok(())
     }
+
+    fn size_on_disk(&self) -> StoreResult<u64> {
+        let pages: i64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let size: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
+        Ok(u64::try_from(pages.saturating_mul(size)).unwrap_or(0))
+    }
+
+    /// Without `full`: `PRAGMA incremental_vacuum` a few pages at a time, each step its own
+    /// short write transaction with a pause after it, until no page is free. That needs
+    /// `auto_vacuum = INCREMENTAL`, which every database made since schema 12 has; an older
+    /// one gets it from one `full` vacuum (VACUUM rewrites the file and holds the write lock
+    /// until it ends).
+    fn vacuum(&self, full: bool) -> StoreResult<()> {
+        if full {
+            self.conn
+                .execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+            return Ok(());
+        }
+        let mode: i64 = self
+            .conn
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+        if mode != INCREMENTAL {
+            return Err(StoreError::Refused(
+                "this database was made without incremental vacuuming: run `zulip-auth db vacuum --full` once, with the server stopped".into(),
+            ));
+        }
+        while self.free_pages()? > 0 {
+            self.vacuum_step()?;
+            std::thread::sleep(VACUUM_PAUSE);
+        }
+        Ok(())
+    }
 }
+
+impl Sqlite {
+    fn free_pages(&self) -> StoreResult<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))?)
+    }
+
+    /// Gives back up to [`VACUUM_STEP`] free pages, in one write transaction. The pragma
+    /// frees one page per step of its statement, so it is stepped to its end.
+    fn vacuum_step(&self) -> StoreResult<()> {
+        let mut step = self
+            .conn
+            .prepare(&format!("PRAGMA incremental_vacuum({VACUUM_STEP})"))?;
+        let mut rows = step.query([])?;
+        while rows.next()?.is_some() {}
+        Ok(())
+    }
+}
+
+/// `PRAGMA auto_vacuum`'s value for INCREMENTAL.
+const INCREMENTAL: i64 = 2;
+/// Pages one step of an incremental vacuum gives back (1 MiB of 4 KiB pages): a step holds
+/// the write lock for a few milliseconds.
+const VACUUM_STEP: u32 = 256;
+/// As the pruner's pause between batches: a login waiting for the write lock takes it.
+const VACUUM_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Free space for unprivileged writers on the file system holding `path`.
 fn free_bytes(path: &Path) -> Option<u64> {
@@ -72,4 +135,56 @@ fn free_bytes(path: &Path) -> Option<u64> {
         stats.assume_init()
     };
     Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 25: a new database vacuums in steps of many pages, and the file shrinks by the
+    /// deleted rows.
+    #[test]
+    fn an_incremental_vacuum_gives_deleted_rows_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(&dir.path().join("db")).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+                 INSERT INTO audit_log (at, event, detail) SELECT i, 'login_success', hex(randomblob(100)) FROM n;
+                 PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .unwrap();
+        let full = store.size_on_disk().unwrap();
+        store.conn.execute_batch("DELETE FROM audit_log").unwrap();
+        assert_eq!(
+            store.size_on_disk().unwrap(),
+            full,
+            "deleting frees no space"
+        );
+        // One step gives a step's worth of pages back (it gave one page, stepped once).
+        let free = store.free_pages().unwrap();
+        assert!(free > i64::from(VACUUM_STEP));
+        store.vacuum_step().unwrap();
+        assert_eq!(store.free_pages().unwrap(), free - i64::from(VACUUM_STEP));
+        store.vacuum(false).unwrap();
+        let vacuumed = store.size_on_disk().unwrap();
+        assert!(vacuumed < full / 4, "{vacuumed} of {full}");
+    }
+
+    /// A database made without incremental vacuuming is told how to get it.
+    #[test]
+    fn an_old_database_needs_one_full_vacuum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (a)")
+            .unwrap();
+        let store = Sqlite::open(&path).unwrap();
+        let refused = store.vacuum(false).unwrap_err().to_string();
+        assert!(refused.contains("db vacuum --full"), "{refused}");
+        store.vacuum(true).unwrap();
+        store.vacuum(false).unwrap();
+    }
 }

@@ -2,7 +2,8 @@
 //! The tables' code is shared ([`table`](super::table)); this engine runs it on its
 //! connection ([`conn`]) as a [`Backend`]: reads on their own, writes in immediate
 //! (write-locking) transactions, synced ones for what a client relies on. Realm rows and
-//! rate-limit buckets are cached per connection until the database changes ([`cache`]).
+//! rate-limit buckets are cached per connection, realm rows while the realm version holds
+//! ([`realm_cache`](super::realm_cache)), buckets until the database changes ([`cache`]).
 
 mod cache;
 mod conn;
@@ -21,8 +22,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
-use super::sql::{Backend, Conn, RealmKey};
-use super::{Bucket, Realm, StoreError, StoreResult};
+use super::realm_cache::RealmCache;
+use super::sql::{Backend, Conn};
+use super::{Bucket, StoreError, StoreResult};
 use cache::Cache;
 use conn::SqliteConn;
 
@@ -38,6 +40,7 @@ pub struct Sqlite {
     /// The file as opened, so that health can tell it was deleted or replaced since.
     file: FileIdentity,
     cache: RefCell<Cache>,
+    realms: Mutex<RealmCache>,
 }
 
 /// Where a database file is, and which file it was when it was opened.
@@ -82,6 +85,9 @@ impl Sqlite {
     fn connect(path: &Path) -> StoreResult<Sqlite> {
         let conn = Connection::open(path).map_err(|e| cannot_open(path, &e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Before the first table of a new database, so that `db vacuum` can give space back
+        // in small steps while the server runs; no change to an existing one.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| cannot_open(path, &e.to_string()))?;
         conn.pragma_update(None, "foreign_keys", true)?;
@@ -101,6 +107,7 @@ impl Sqlite {
             conn,
             file,
             cache: RefCell::default(),
+            realms: Mutex::default(),
         };
         migrations::migrate(&mut store.conn)?;
         Ok(store)
@@ -185,12 +192,8 @@ impl Backend for Sqlite {
         self.synced(|conn| f(&mut SqliteConn(conn)))
     }
 
-    fn cached_realm(
-        &self,
-        key: RealmKey<'_>,
-        read: &mut dyn FnMut() -> StoreResult<Option<Realm>>,
-    ) -> StoreResult<Option<Realm>> {
-        self.cache()?.realm(key, read)
+    fn realm_cache(&self) -> &Mutex<RealmCache> {
+        &self.realms
     }
 
     fn cached_events(

@@ -58,14 +58,15 @@ mod tests {
     use super::*;
     use crate::store::copy::TABLES;
 
-    /// A table or column that `db copy` does not know would be left behind by it.
+    /// A table or column that `db copy` does not know would be left behind by it. The realm
+    /// version is not data: the target's triggers keep its own.
     #[test]
     fn copy_lists_every_table() {
         let dir = tempfile::tempdir().unwrap();
         let store = Sqlite::open(&dir.path().join("db")).unwrap();
         let mut stmt = store
             .conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'realm_version' ORDER BY name")
             .unwrap();
         let names: Vec<String> = stmt
             .query_map([], |r| r.get(0))

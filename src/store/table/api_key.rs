@@ -1,8 +1,9 @@
 //! The `api_key` table (migration 9): device keys (wire.md §9.5), found by their digests.
 //! A key check is one statement over the user's own key and the devices' digests.
 
-use crate::store::row::{self, USER_COLUMNS, device_key_columns, select_user};
-use crate::store::sql::{Backend, Conn, SqlError, Unique, params, sql};
+use crate::store::realm_cache::{self, version_column};
+use crate::store::row::{self, DEVICE_KEY_COLUMNS, USER_COLUMNS, device_key_columns, select_user};
+use crate::store::sql::{Backend, Conn, RealmKey, SqlError, Unique, params, sql};
 use crate::store::{
     AuditEntry, AuditEvent, DeviceKey, DeviceKeys, KeyHolder, NewDeviceKey, StoreError, StoreResult,
 };
@@ -112,40 +113,49 @@ impl<B: Backend> DeviceKeys for B {
         })
     }
 
+    /// One statement, with the realm version for the user's realm from the cache: a key
+    /// check is one round trip on PostgreSQL.
     fn key_holder(&self, api_key: &str, key_hash: &str) -> StoreResult<Option<KeyHolder>> {
-        let holder = sql!(
-            sqlite: concat!(
-                select_user!(
-                    ", NULL, NULL, NULL, NULL, NULL, NULL, NULL ",
-                    "FROM \"user\" u WHERE u.api_key = $1 UNION ALL "
-                ),
-                select_user!(
-                    ", ", device_key_columns!(),
-                    " FROM api_key k JOIN \"user\" u ON u.id = k.user_id ",
-                    "WHERE k.key_hash = $2 LIMIT 1"
-                )
+        let holder = sql!(concat!(
+            select_user!(
+                ", CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), ",
+                "CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS DOUBLE PRECISION), ",
+                "CAST(NULL AS DOUBLE PRECISION), ",
+                version_column!(),
+                " FROM \"user\" u WHERE u.api_key = $1 UNION ALL "
             ),
-            postgres: concat!(
-                select_user!(
-                    ", NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text, ",
-                    "NULL::double precision, NULL::double precision ",
-                    "FROM \"user\" u WHERE u.api_key = $1 UNION ALL "
-                ),
-                select_user!(
-                    ", ", device_key_columns!(),
-                    " FROM api_key k JOIN \"user\" u ON u.id = k.user_id ",
-                    "WHERE k.key_hash = $2 LIMIT 1"
-                )
-            ),
-        );
-        self.read(|conn| {
+            select_user!(
+                ", ",
+                device_key_columns!(),
+                ", ",
+                version_column!(),
+                " FROM api_key k JOIN \"user\" u ON u.id = k.user_id ",
+                "WHERE k.key_hash = $2 LIMIT 1"
+            )
+        ));
+        let found = self.read(|conn| {
             Ok(conn.opt(holder, params![api_key, key_hash], |r| {
-                Ok(KeyHolder {
-                    user: row::user(r)?,
-                    device: row::device_key(r, USER_COLUMNS)?,
-                })
+                Ok((
+                    row::user(r)?,
+                    row::device_key(r, USER_COLUMNS)?,
+                    r.int(USER_COLUMNS + DEVICE_KEY_COLUMNS)?,
+                ))
             })?)
-        })
+        })?;
+        let Some((user, device, version)) = found else {
+            return Ok(None);
+        };
+        let realm = realm_cache::cached_at(self, version, RealmKey::Id(user.realm_id), || {
+            self.read(|conn| super::realm::by_id(conn, user.realm_id))
+        })?;
+        // A user's realm cannot go (a realm with users is never deleted).
+        let realm =
+            realm.ok_or_else(|| StoreError::Unavailable("a user's realm is gone".into()))?;
+        Ok(Some(KeyHolder {
+            user,
+            device,
+            realm,
+        }))
     }
 
     fn touch_device_key(&self, id: i64, now: f64) -> StoreResult<()> {

@@ -58,7 +58,24 @@ impl<B: Backend> Audit for B {
     }
 }
 
-/// Drops rows written before `before`: past their retention.
-/// A batch of pruning ([`super::prune`]): at most `$2` of the rows before `$1`.
-pub(super) static PRUNE: Sql =
-    Sql::new("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)");
+/// The end of a batch of pruning ([`super::prune`]): the time of the `$3`th oldest row
+/// written after `$1` and before `$2` (the retention), NULL when there is none.
+pub(super) static PRUNE_WINDOW: Sql = Sql::new(
+    "SELECT max(at) FROM (SELECT at FROM audit_log WHERE at > $1 AND at < $2 ORDER BY at LIMIT $3) AS w",
+);
+
+/// A batch of pruning: the rows written after `$1` and up to `$2` (a window's end), except
+/// each user's newest row of the events listed in `$3` (`,event,event,`). The newest by
+/// time, then by id; a row whose user is gone is nobody's newest.
+pub(super) static PRUNE: Sql = Sql::dialects(
+    "DELETE FROM audit_log WHERE at > $1 AND at <= $2 AND NOT (
+         user_id IS NOT NULL AND instr($3, ',' || event || ',') > 0
+         AND NOT EXISTS (SELECT 1 FROM audit_log b
+                         WHERE b.user_id = audit_log.user_id AND b.event = audit_log.event
+                           AND (b.at > audit_log.at OR (b.at = audit_log.at AND b.id > audit_log.id))))",
+    "DELETE FROM audit_log WHERE at > $1 AND at <= $2 AND NOT (
+         user_id IS NOT NULL AND strpos($3, ',' || event || ',') > 0
+         AND NOT EXISTS (SELECT 1 FROM audit_log b
+                         WHERE b.user_id = audit_log.user_id AND b.event = audit_log.event
+                           AND (b.at > audit_log.at OR (b.at = audit_log.at AND b.id > audit_log.id))))",
+);

@@ -2,23 +2,37 @@
 //! transaction's lock (SQLite's write lock, PostgreSQL's `FOR UPDATE`), so first logins on
 //! several workers or instances at once mint one key: the others wait, then read it.
 
-use crate::store::row::{self, select_user};
-use crate::store::sql::{Backend, params, sql};
+use crate::store::realm_columns;
+use crate::store::row::{self, USER_COLUMNS, select_user};
+use crate::store::sql::{Backend, Dialect, params, sql};
 use crate::store::{AuditEvent, FinishLogin, LoginEnd, Logins, StoreResult};
 
 impl<B: Backend> Logins for B {
     fn finish_login(&self, finish: &FinishLogin<'_>) -> StoreResult<LoginEnd> {
-        let locked = sql!(
-            sqlite: select_user!("FROM \"user\" u WHERE u.id = $1"),
-            postgres: select_user!("FROM \"user\" u WHERE u.id = $1 FOR UPDATE"),
-        );
+        // The user's row with their realm's, in one round trip; PostgreSQL locks the user's
+        // (SQLite's write transaction holds the database already).
+        let locked = sql!(built dialects: |dialect| {
+            format!(
+                concat!(
+                    select_user!(", {realm} FROM \"user\" u JOIN realm r ON r.id = u.realm_id "),
+                    "WHERE u.id = $1{lock}"
+                ),
+                realm = realm_columns::select_list(),
+                lock = match dialect {
+                    Dialect::Sqlite => "",
+                    Dialect::Postgres => " FOR UPDATE OF u",
+                }
+            )
+        });
         // The only synced commit of a successful login: a client holds its key from now on.
         self.durably(|conn| {
-            let Some(user) = conn.opt(locked, params![finish.user_id], row::user)? else {
+            let found = conn.opt(locked, params![finish.user_id], |r| {
+                Ok((row::user(r)?, row::realm_at(r, USER_COLUMNS)?))
+            })?;
+            let Some((user, realm)) = found else {
                 return Ok(LoginEnd::UserGone);
             };
-            let realm = super::realm::by_id(conn, user.realm_id)?;
-            if let Some(end) = finish.changed_since_verified(&user, realm.as_ref()) {
+            if let Some(end) = finish.changed_since_verified(&user, Some(&realm)) {
                 return Ok(end);
             }
             if let (Some(rehash), Some(verified)) = (finish.rehash, finish.verified_hash) {

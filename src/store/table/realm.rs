@@ -3,7 +3,7 @@
 use crate::store::ldap::Column;
 use crate::store::sql::{Backend, Conn, Param, RealmKey, params, sql};
 use crate::store::{AuditEntry, Realm, RealmChanges, Realms, StoreError, StoreResult};
-use crate::store::{realm_columns, row};
+use crate::store::{realm_cache, realm_columns, row};
 
 fn select(condition: &str) -> String {
     format!(
@@ -59,13 +59,13 @@ fn changed_values<'a>(changes: &'a RealmChanges, ldap: &'a [Column]) -> Vec<Para
 
 impl<B: Backend> Realms for B {
     fn realm_by_subdomain(&self, subdomain: &str) -> StoreResult<Option<Realm>> {
-        self.cached_realm(RealmKey::Subdomain(subdomain), &mut || {
+        realm_cache::cached(self, RealmKey::Subdomain(subdomain), || {
             self.read(|conn| by_subdomain(conn, subdomain))
         })
     }
 
     fn realm_by_id(&self, id: i64) -> StoreResult<Option<Realm>> {
-        self.cached_realm(RealmKey::Id(id), &mut || self.read(|conn| by_id(conn, id)))
+        realm_cache::cached(self, RealmKey::Id(id), || self.read(|conn| by_id(conn, id)))
     }
 
     fn realms(&self) -> StoreResult<Vec<(Realm, i64)>> {
