@@ -6,7 +6,6 @@
 use std::net::IpAddr;
 
 use crate::auth::Origin;
-use crate::auth::devices;
 use crate::auth::passkey::{
     Assertion, Ceremony, CredentialRecord, Error, RelyingParty, Started, StoredPasskey,
     Unavailable, Used,
@@ -18,6 +17,7 @@ use crate::auth::token;
 use crate::clock;
 use crate::site::Site;
 use crate::store::{AuditEntry, AuditEvent, Bucket, Realm, Rule, Store, StoreResult, User};
+use crate::text;
 
 /// A browser's answer to a ceremony: the id it was given, and the credential as JSON.
 #[derive(Debug, Clone, Copy)]
@@ -116,7 +116,7 @@ pub fn finish_enrolment(
     context: &AuditEntry,
 ) -> StoreResult<Result<Option<Vec<String>>, Error>> {
     let taken = take(store, answer.ceremony)?;
-    let name = devices::stored_user_agent(Some(name)).unwrap_or_else(|| DEFAULT_NAME.into());
+    let name = text::stored_name(name, text::MAX_NAME).unwrap_or_else(|| DEFAULT_NAME.into());
     let record =
         match rp.finish_registration(taken, user.id, answer.credential, &name, clock::now()) {
             Ok(record) => record,
