@@ -38,6 +38,17 @@ pub fn relying_party(site: &Site, realm: &Realm) -> Result<RelyingParty, Unavail
     RelyingParty::for_realm(site, realm.id, &realm.subdomain, &realm.name)
 }
 
+/// How many active users of the realm a change from `before` to `after` leaves without a
+/// second factor the sign-in asks for: those whose only factor is a passkey, when the change
+/// turns passkeys off (web.md §9). The operator is warned.
+pub fn users_stranded(store: &Store, before: &Realm, after: &Realm) -> StoreResult<i64> {
+    if before.passkeys && !after.passkeys {
+        store.users_with_only_passkeys(after.id)
+    } else {
+        Ok(0)
+    }
+}
+
 /// The user's passkeys, oldest first.
 pub fn list(store: &Store, user: &User) -> StoreResult<Vec<StoredPasskey>> {
     store.passkeys(user.id)
