@@ -243,7 +243,8 @@ impl SignIn<'_> {
 
     /// A sign-in with a passkey and no username (web.md §9): its owner, if the
     /// authenticator verified them (both factors), finishes as a vouched login; a refused
-    /// answer counts against the address.
+    /// answer counts against the address. The passkey's use is recorded only for a login
+    /// accepted (the owner active, the address admitted), atomically with its counter.
     pub fn password_free(
         &self,
         realm: &Realm,
@@ -252,13 +253,19 @@ impl SignIn<'_> {
     ) -> StoreResult<Step> {
         let store = self.login.store;
         let context = self.client.audit(AuditEvent::PasskeyUsed, realm, None);
-        let owner = passkeys::check_password_free(store, rp, realm, answer, &context)?;
-        let email = owner
-            .map(|user| user.delivery_email)
-            .map_err(|_| LoginRefusal::WrongPasskey);
-        let checked = self
-            .login
-            .vouched(realm, Method::Passkey, self.client, || email)?;
+        let (email, used) = match passkeys::check_password_free(store, rp, realm, answer, &context)?
+        {
+            Ok((owner, used)) => (Ok(owner.delivery_email), Some(used)),
+            Err(_) => (Err(LoginRefusal::WrongPasskey), None),
+        };
+        let accept = |user: &User| match &used {
+            Some(used) => Ok(passkeys::accept_use(store, realm, user, used, &context)?
+                .map_err(|_| LoginRefusal::WrongPasskey)),
+            None => Ok(Err(LoginRefusal::WrongPasskey)),
+        };
+        let checked =
+            self.login
+                .vouched_then(realm, Method::Passkey, self.client, || email, accept)?;
         let outcome = match checked.outcome {
             Ok(success) => Outcome::Success(success),
             Err(refusal) => Outcome::Denied(Denial::Refused(refusal)),

@@ -713,3 +713,33 @@ fn without_an_external_url_a_passkey_asks_for_no_step() {
         step.text()
     );
 }
+
+/// Red team R3: a password-free sign-in refused after the passkey checked out (its owner
+/// deactivated) records no use: no `passkey_used` row, the last use as it was. Reactivated,
+/// the owner signs in with it.
+#[test]
+fn a_refused_password_free_sign_in_leaves_the_passkey_unused() {
+    let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    let (mut browser, _) = Browser::open(&server, LOGIN);
+    browser.sign_in();
+    browser.add_passkey();
+    server.ok(&["user", "deactivate", IAGO]);
+    let refused = password_free(&server, &mut browser);
+    assert_eq!(refused.status, 200, "{}", refused.text());
+    assert!(refused.text().contains("class=\"error\""));
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    assert!(!audit.contains("passkey_used"), "{audit}");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("login_failure") && l.contains("USER_DEACTIVATED")),
+        "{audit}"
+    );
+    let listed = server.stdout(&["user", "passkeys", IAGO]);
+    assert!(listed.lines().nth(1).unwrap().ends_with(" -"), "{listed}");
+
+    server.ok(&["user", "reactivate", IAGO]);
+    assert_eq!(key_of(&password_free(&server, &mut browser)).len(), 32);
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    assert_eq!(audit.matches("passkey_used").count(), 1, "{audit}");
+}
