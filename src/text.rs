@@ -1,6 +1,8 @@
 //! Text that reaches an operator's terminal or log. Control characters: names come from the
 //! CLI, imports and LDAP; a newline or an escape sequence in one must not forge a table row or
 //! drive the terminal, so input refuses them and output escapes whatever is already stored.
+//! Names users and providers give (passkeys, device keys, full names) lose every invisible
+//! character too, so one cannot pass for another in a list (web.md §9).
 //! Secrets: a URL an error names is shown without the parts that may hold a password.
 
 use std::borrow::Cow;
@@ -28,9 +30,47 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     )
 }
 
-/// `text` without its control characters, for names taken from a directory as they are.
-pub fn strip_controls(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).collect()
+/// Whether `c` shows nothing of its own yet can change what a name looks like: a control
+/// character, a format character (general category Cf: U+202E RIGHT-TO-LEFT OVERRIDE turns
+/// the rest around, U+200B ZERO WIDTH SPACE hides in a word), a line or paragraph separator,
+/// a private-use or unassigned code point, or one of the letters Unicode draws as blank
+/// (the Hangul fillers) or the combining grapheme joiner.
+fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        G::Control
+            | G::Format
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::PrivateUse
+            | G::Unassigned
+    ) || matches!(
+        c,
+        '\u{34f}' | '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}'
+    )
+}
+
+/// `text` without its invisible characters ([`is_invisible`]), for names taken from a
+/// directory or a provider as they are.
+pub fn strip_invisibles(text: &str) -> String {
+    text.chars().filter(|&c| !is_invisible(c)).collect()
+}
+
+/// The longest name a user gives a passkey or a device key, in characters: the forms'
+/// `maxlength`, held on the server too.
+pub const MAX_NAME: usize = 100;
+
+/// A name or a label as the user typed it, fit to store and list: without invisible
+/// characters, at most `max` characters (not bytes), trimmed; `None` if nothing is left.
+/// The one cleaning of passkey names, device key names and stored User-Agents.
+pub fn stored_name(text: &str, max: usize) -> Option<String> {
+    let clean: String = text
+        .chars()
+        .filter(|&c| !is_invisible(c))
+        .take(max)
+        .collect();
+    Some(clean.trim().to_owned()).filter(|name| !name.is_empty())
 }
 
 /// `url` as a message may show it: without its user part (`user:password@`), its query and
@@ -68,7 +108,44 @@ mod tests {
             escape_controls("x\n\r\t\u{1b}[31my\u{85}é"),
             "x\\n\\r\\t\\u{1b}[31my\\u{85}é"
         );
-        assert_eq!(strip_controls("Ot\u{1b}[2Jhello\n"), "Ot[2Jhello");
+        assert_eq!(strip_invisibles("Ot\u{1b}[2Jhello\n"), "Ot[2Jhello");
+    }
+
+    #[test]
+    fn invisible_characters_are_dropped_from_names() {
+        // The red team's name: it reads "Work security-key" in a list.
+        assert_eq!(
+            strip_invisibles("Work \u{202e}yek-ytiruces\u{202c}\u{200b}"),
+            "Work yek-ytiruces"
+        );
+        for invisible in [
+            '\u{200b}', '\u{200e}', '\u{2066}', '\u{feff}', '\u{ad}', '\u{2028}', '\u{e000}',
+            '\u{3164}', '\u{34f}', '\u{7f}',
+        ] {
+            assert_eq!(
+                strip_invisibles(&format!("a{invisible}b")),
+                "ab",
+                "{invisible:?}"
+            );
+        }
+        // Letters, marks and symbols of every script stay.
+        assert_eq!(strip_invisibles("Jérôme 李 Ωμέγα 🔑"), "Jérôme 李 Ωμέγα 🔑");
+    }
+
+    #[test]
+    fn stored_names_are_clean_trimmed_and_capped_in_characters() {
+        assert_eq!(stored_name(" a\u{7}b\r\n ", 100).as_deref(), Some("ab"));
+        assert_eq!(stored_name("\u{200b}\u{202e} \n", 100), None);
+        assert_eq!(stored_name(&"é".repeat(150), 100), Some("é".repeat(100)));
+        assert_eq!(
+            stored_name(&"x".repeat(999), 256).map(|n| n.len()),
+            Some(256)
+        );
+        // Invisibles do not count toward the cap.
+        assert_eq!(
+            stored_name(&format!("{}ab", "\u{200b}".repeat(100)), 2).as_deref(),
+            Some("ab")
+        );
     }
 
     #[test]

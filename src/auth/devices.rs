@@ -5,6 +5,7 @@ use crate::auth::key;
 use crate::auth::token;
 use crate::clock;
 use crate::store::{AuditEntry, KeyHolder, NewDeviceKey, Realm, Store, StoreResult, User};
+use crate::text;
 
 /// A user keeps at most this many device keys: a login beyond it revokes the least
 /// recently used.
@@ -22,15 +23,10 @@ pub fn digest(api_key: &str) -> String {
     token::digest(api_key)
 }
 
-/// A User-Agent (or a key's name) as stored: control characters dropped, trimmed, cut to a
-/// bound; `None` when nothing is left.
+/// A User-Agent as stored: invisible characters dropped, trimmed, cut to a bound; `None`
+/// when nothing is left.
 pub fn stored_user_agent(user_agent: Option<&str>) -> Option<String> {
-    let clean: String = user_agent?
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_USER_AGENT)
-        .collect();
-    Some(clean.trim().to_owned()).filter(|ua| !ua.is_empty())
+    text::stored_name(user_agent?, MAX_USER_AGENT)
 }
 
 /// The user presenting `api_key` (their own key or a device's), their realm and the device
@@ -114,7 +110,7 @@ pub fn create(
     audit: &AuditEntry,
 ) -> StoreResult<String> {
     let user_agent = stored_user_agent(user_agent);
-    let name = stored_user_agent(Some(name));
+    let name = text::stored_name(name, text::MAX_NAME);
     key::with_fresh_key(|new_key| {
         let key = NewDeviceKey {
             key_hash: &digest(new_key),

@@ -181,7 +181,7 @@ fn try_authenticate(
     Ok(Outcome::Authenticated {
         email,
         // The name reaches terminals and clients as it is; a directory's control characters must not.
-        full_name: first(&settings.full_name_attr).map(|name| crate::text::strip_controls(&name)),
+        full_name: first(&settings.full_name_attr).map(|name| crate::text::strip_invisibles(&name)),
     })
 }
 

@@ -586,8 +586,46 @@ impl Login<'_> {
         client: Client<'_>,
         vouch: impl FnOnce() -> Result<String, LoginRefusal>,
     ) -> StoreResult<Checked<Success>> {
+        self.vouched_then(realm, method, client, vouch, |_| Ok(Ok(())))
+    }
+
+    /// As [`Login::vouched`], with a last check `accept` once the account is found active
+    /// in this realm and the address admitted, just before the finish: where what vouched
+    /// is used up (a passkey's counter, web.md §9), a refused login leaves no use behind.
+    /// A refusal of `accept` is settled as a wrong voucher's.
+    pub fn vouched_then(
+        &self,
+        realm: &Realm,
+        method: Method,
+        client: Client<'_>,
+        vouch: impl FnOnce() -> Result<String, LoginRefusal>,
+        accept: impl FnOnce(&User) -> StoreResult<Result<(), LoginRefusal>>,
+    ) -> StoreResult<Checked<Success>> {
         let checked = self.vouched_first(realm, method, client, || Ok(vouch()))?;
-        self.finished(realm, checked, client)
+        let outcome = match checked.outcome {
+            Ok(verified) => {
+                let accepted = accept(&verified.user).inspect_err(|_| {
+                    if let Some(held) = verified.reservation {
+                        ratelimit::give_back(&**self.store, held);
+                    }
+                })?;
+                match accepted {
+                    Ok(()) => self.finish(realm, verified, client)?,
+                    Err(refusal) => {
+                        let user_id = checked.user_id;
+                        let held = verified.reservation;
+                        self.refused(realm, method, refusal, user_id, held, client)?;
+                        Err(refusal)
+                    }
+                }
+            }
+            Err(refusal) => Err(refusal),
+        };
+        Ok(Checked {
+            outcome,
+            quota: checked.quota,
+            user_id: checked.user_id,
+        })
     }
 
     /// The first factor of a login vouched for by someone else, not finished yet: an

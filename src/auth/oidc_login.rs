@@ -249,7 +249,7 @@ fn sign_up(
         full_name: identity
             .name
             .as_deref()
-            .map(|name| text::strip_controls(name).trim().to_owned())
+            .map(|name| text::strip_invisibles(name).trim().to_owned())
             .unwrap_or_default(),
         role: Role::Member,
         password: None,

@@ -6,7 +6,6 @@
 use std::net::IpAddr;
 
 use crate::auth::Origin;
-use crate::auth::devices;
 use crate::auth::passkey::{
     Assertion, Ceremony, CredentialRecord, Error, RelyingParty, Started, StoredPasskey,
     Unavailable, Used,
@@ -18,6 +17,7 @@ use crate::auth::token;
 use crate::clock;
 use crate::site::Site;
 use crate::store::{AuditEntry, AuditEvent, Bucket, Realm, Rule, Store, StoreResult, User};
+use crate::text;
 
 /// A browser's answer to a ceremony: the id it was given, and the credential as JSON.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +36,17 @@ pub fn relying_party(site: &Site, realm: &Realm) -> Result<RelyingParty, Unavail
         return Err(Unavailable::TurnedOff);
     }
     RelyingParty::for_realm(site, realm.id, &realm.subdomain, &realm.name)
+}
+
+/// How many active users of the realm a change from `before` to `after` leaves without a
+/// second factor the sign-in asks for: those whose only factor is a passkey, when the change
+/// turns passkeys off (web.md §9). The operator is warned.
+pub fn users_stranded(store: &Store, before: &Realm, after: &Realm) -> StoreResult<i64> {
+    if before.passkeys && !after.passkeys {
+        store.users_with_only_passkeys(after.id)
+    } else {
+        Ok(0)
+    }
 }
 
 /// The user's passkeys, oldest first.
@@ -116,7 +127,7 @@ pub fn finish_enrolment(
     context: &AuditEntry,
 ) -> StoreResult<Result<Option<Vec<String>>, Error>> {
     let taken = take(store, answer.ceremony)?;
-    let name = devices::stored_user_agent(Some(name)).unwrap_or_else(|| DEFAULT_NAME.into());
+    let name = text::stored_name(name, text::MAX_NAME).unwrap_or_else(|| DEFAULT_NAME.into());
     let record =
         match rp.finish_registration(taken, user.id, answer.credential, &name, clock::now()) {
             Ok(record) => record,
@@ -164,8 +175,7 @@ pub fn start_second_factor(
 }
 
 /// Whether the browser's answer to the ceremony is one of `user`'s passkeys,
-/// now: used (the counter moved forward, atomically) and audited as `passkey_used`; a
-/// counter that did not move is audited as `passkey_cloned`.
+/// now: used ([`accept_use`]); a counter that did not move is audited as `passkey_cloned`.
 pub fn check_second_factor(
     store: &Store,
     rp: &RelyingParty,
@@ -181,7 +191,10 @@ pub fn check_second_factor(
     };
     let credentials = records(list(store, user)?);
     let used = rp.finish_second_factor(taken, user.id, &assertion, &credentials, clock::now());
-    record_use(store, realm, user, used, context)
+    match unless_cloned(store, realm, user, used, context)? {
+        Ok(used) => accept_use(store, realm, user, &used, context),
+        Err(error) => Ok(Err(error)),
+    }
 }
 
 /// Begins a sign-in without a username.
@@ -194,15 +207,16 @@ pub fn start_password_free(
 }
 
 /// The owner of the passkey that answered the ceremony, if it signs them in by
-/// itself: verified by the authenticator (UV), so both factors (web.md §9). Used and
-/// audited as [`check_second_factor`] does.
+/// itself: verified by the authenticator (UV), so both factors (web.md §9), with the use
+/// that [`accept_use`] records once the login is accepted (the owner active, the address
+/// admitted): nothing is recorded here but a clone, audited.
 pub fn check_password_free(
     store: &Store,
     rp: &RelyingParty,
     realm: &Realm,
     answer: Answer<'_>,
     context: &AuditEntry,
-) -> StoreResult<Result<User, Error>> {
+) -> StoreResult<Result<(User, Used), Error>> {
     let taken = take(store, answer.ceremony)?;
     let assertion = match Assertion::parse(answer.credential) {
         Ok(assertion) => assertion,
@@ -218,34 +232,43 @@ pub fn check_password_free(
             true => Ok(used),
             false => Err(Error::NotVerified),
         });
-    Ok(record_use(store, realm, &owner, used, context)?.map(|()| owner))
+    Ok(unless_cloned(store, realm, &owner, used, context)?.map(|used| (owner, used)))
 }
 
-/// A verified assertion written back, or a clone audited.
-fn record_use(
+/// A verified assertion, or a clone audited.
+fn unless_cloned(
     store: &Store,
     realm: &Realm,
     user: &User,
     used: Result<Used, Error>,
     context: &AuditEntry,
+) -> StoreResult<Result<Used, Error>> {
+    if let Err(Error::ClonedAuthenticator) = used {
+        audit_clone(store, realm, user, context)?;
+    }
+    Ok(used)
+}
+
+fn audit_clone(store: &Store, realm: &Realm, user: &User, context: &AuditEntry) -> StoreResult<()> {
+    store.audit(&AuditEntry {
+        reason: Some(Error::ClonedAuthenticator.reason().to_owned()),
+        ..entry(context, AuditEvent::PasskeyCloned, realm, user)
+    })
+}
+
+/// A verified assertion of `user`'s accepted: written back (last use, counter) only while
+/// its counter still moves forward, in one statement, and audited as `passkey_used`. Of two
+/// requests with the same counter (a cloned authenticator racing), one is accepted; the
+/// other is the clone, audited as `passkey_cloned`.
+pub fn accept_use(
+    store: &Store,
+    realm: &Realm,
+    user: &User,
+    used: &Used,
+    context: &AuditEntry,
 ) -> StoreResult<Result<(), Error>> {
-    let cloned = |store: &Store| {
-        store.audit(&AuditEntry {
-            reason: Some(Error::ClonedAuthenticator.reason().to_owned()),
-            ..entry(context, AuditEvent::PasskeyCloned, realm, user)
-        })
-    };
-    let used = match used {
-        Ok(used) => used,
-        Err(Error::ClonedAuthenticator) => {
-            cloned(store)?;
-            return Ok(Err(Error::ClonedAuthenticator));
-        }
-        Err(error) => return Ok(Err(error)),
-    };
-    // Another instance may have accepted a later counter in between: the same clone.
-    if !store.use_passkey(&used)? {
-        cloned(store)?;
+    if !store.use_passkey(used)? {
+        audit_clone(store, realm, user, context)?;
         return Ok(Err(Error::ClonedAuthenticator));
     }
     store.audit(&entry(context, AuditEvent::PasskeyUsed, realm, user))?;

@@ -15,7 +15,29 @@ pub fn issuer(realm: &Realm) -> &str {
 
 /// Whether the user has a second factor of any kind: a TOTP key or a passkey (web.md §9).
 pub fn is_enrolled(store: &Store, user: &User) -> StoreResult<bool> {
-    Ok(has_totp(store, user)? || !store.passkeys(user.id)?.is_empty())
+    Ok(for_sign_in(store, user, true)?.any())
+}
+
+/// The second factors a sign-in can ask a user for.
+pub struct Factors {
+    pub totp: bool,
+    pub passkey: bool,
+}
+
+impl Factors {
+    pub fn any(&self) -> bool {
+        self.totp || self.passkey
+    }
+}
+
+/// The user's second factors that a sign-in can ask for, where the realm offers passkeys or
+/// not (`passkeys_offered`): a factor the realm does not offer does not count, so a user
+/// whose only factor is a passkey is not sent to a step they cannot pass (web.md §9).
+pub fn for_sign_in(store: &Store, user: &User, passkeys_offered: bool) -> StoreResult<Factors> {
+    Ok(Factors {
+        totp: has_totp(store, user)?,
+        passkey: passkeys_offered && !store.passkeys(user.id)?.is_empty(),
+    })
 }
 
 /// Whether the user has a TOTP key.

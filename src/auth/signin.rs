@@ -32,10 +32,11 @@ use crate::auth::notice::{LoginNotice, Told};
 use crate::auth::passkey::{self, RelyingParty};
 use crate::auth::passkeys;
 use crate::auth::recovery;
-use crate::auth::second_factor;
+use crate::auth::second_factor::{self, Factors};
 use crate::auth::token;
 use crate::auth::totp::Secret;
 use crate::clock;
+use crate::site::Site;
 use crate::store::{AuditEntry, AuditEvent, LoginStep, Realm, StoreResult, User};
 
 /// How long a browser may take between its password and its code.
@@ -130,13 +131,22 @@ enum Accepted {
     FirstCode(u64),
 }
 
-/// A sign-in for one request: the login with its limits, and the client.
+/// A sign-in for one request: the login with its limits, the client, and the site (whether
+/// a realm offers passkeys).
 pub struct SignIn<'a> {
     pub login: &'a Login<'a>,
     pub client: Client<'a>,
+    pub site: &'a Site,
 }
 
 impl SignIn<'_> {
+    /// The second factors of `user` this sign-in can ask for: their passkeys only where the
+    /// realm offers passkeys now (web.md §9).
+    fn factors(&self, realm: &Realm, user: &User) -> StoreResult<Factors> {
+        let offered = passkeys::relying_party(self.site, realm).is_ok();
+        second_factor::for_sign_in(self.login.store, user, offered)
+    }
+
     /// The first step: a username and a password.
     pub fn password(&self, realm: &Realm, credentials: Credentials<'_>) -> StoreResult<Step> {
         let checked = self
@@ -160,7 +170,8 @@ impl SignIn<'_> {
     ) -> StoreResult<Step> {
         let store = self.login.store;
         let user_id = Some(verified.user.id);
-        let enrolled = second_factor::is_enrolled(store, &verified.user)?;
+        let factors = self.factors(realm, &verified.user)?;
+        let enrolled = factors.any();
         if !enrolled && !realm.require_2fa {
             let outcome = match self.login.finish(realm, verified, self.client)? {
                 Ok(success) => Outcome::Success(success),
@@ -184,7 +195,7 @@ impl SignIn<'_> {
             ..stored_step(verified.deferred(username), true)
         };
         store.create_login_step(&digest, &step)?;
-        let kind = second.kind(store, &verified.user)?;
+        let kind = second.kind(&verified.user, &factors);
         Ok(Step {
             outcome: Outcome::Continue(NextStep { token, kind }),
             user_id,
@@ -232,7 +243,8 @@ impl SignIn<'_> {
 
     /// A sign-in with a passkey and no username (web.md §9): its owner, if the
     /// authenticator verified them (both factors), finishes as a vouched login; a refused
-    /// answer counts against the address.
+    /// answer counts against the address. The passkey's use is recorded only for a login
+    /// accepted (the owner active, the address admitted), atomically with its counter.
     pub fn password_free(
         &self,
         realm: &Realm,
@@ -241,13 +253,19 @@ impl SignIn<'_> {
     ) -> StoreResult<Step> {
         let store = self.login.store;
         let context = self.client.audit(AuditEvent::PasskeyUsed, realm, None);
-        let owner = passkeys::check_password_free(store, rp, realm, answer, &context)?;
-        let email = owner
-            .map(|user| user.delivery_email)
-            .map_err(|_| LoginRefusal::WrongPasskey);
-        let checked = self
-            .login
-            .vouched(realm, Method::Passkey, self.client, || email)?;
+        let (email, used) = match passkeys::check_password_free(store, rp, realm, answer, &context)?
+        {
+            Ok((owner, used)) => (Ok(owner.delivery_email), Some(used)),
+            Err(_) => (Err(LoginRefusal::WrongPasskey), None),
+        };
+        let accept = |user: &User| match &used {
+            Some(used) => Ok(passkeys::accept_use(store, realm, user, used, &context)?
+                .map_err(|_| LoginRefusal::WrongPasskey)),
+            None => Ok(Err(LoginRefusal::WrongPasskey)),
+        };
+        let checked =
+            self.login
+                .vouched_then(realm, Method::Passkey, self.client, || email, accept)?;
         let outcome = match checked.outcome {
             Ok(success) => Outcome::Success(success),
             Err(refusal) => Outcome::Denied(Denial::Refused(refusal)),
@@ -268,7 +286,8 @@ impl SignIn<'_> {
         let user_id = Some(user.id);
         // An offer of a new key stands only while the user has none: a factor turned on since
         // (by another offer, or the operator) is never replaced by an older offer's key.
-        if matches!(second, Second::Enrol(_)) && second_factor::is_enrolled(store, &user)? {
+        let factors = self.factors(realm, &user)?;
+        if matches!(second, Second::Enrol(_)) && factors.any() {
             store.take_login_step(&digest)?;
             return Ok(Step::denied(user_id, Denial::Expired));
         }
@@ -330,7 +349,7 @@ impl SignIn<'_> {
                 });
             }
             Err(refusal @ (LoginRefusal::WrongCode | LoginRefusal::RateLimited { .. })) => {
-                let kind = second.kind(store, &user)?;
+                let kind = second.kind(&user, &factors);
                 let step = NextStep {
                     token: token.to_owned(),
                     kind,
@@ -374,17 +393,17 @@ impl SignIn<'_> {
 }
 
 impl Second {
-    /// What the page shows for this factor.
-    fn kind(&self, store: &crate::store::Store, user: &User) -> StoreResult<StepKind> {
-        Ok(match self {
+    /// What the page shows for this factor, of the user's `factors`.
+    fn kind(&self, user: &User, factors: &Factors) -> StepKind {
+        match self {
             Second::Code => StepKind::Code {
-                passkey: !passkeys::list(store, user)?.is_empty(),
+                passkey: factors.passkey,
             },
             Second::Enrol(secret) => StepKind::Enrol {
                 secret: secret.clone(),
                 email: user.delivery_email.clone(),
             },
-        })
+        }
     }
 
     /// Whether `answer` is right: a code of the user's key, a recovery code or one of their
@@ -464,6 +483,7 @@ mod tests {
         let signin = SignIn {
             login: &login,
             client: Client::default(),
+            site: &Site::default(),
         };
         let wrong = signin.password(&realm, credentials("nope")).unwrap();
         assert_eq!(wrong.failure(), Some("WRONG_PASSWORD"));
@@ -500,6 +520,7 @@ mod tests {
         let signin = SignIn {
             login: &login,
             client: Client::default(),
+            site: &Site::default(),
         };
         let first = signin.password(&realm, credentials(PASSWORD)).unwrap();
         let Outcome::Continue(NextStep {

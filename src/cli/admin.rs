@@ -136,6 +136,7 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
     );
     store.update_realm(realm.id, &changes, &audit)?;
     let after = store.require_realm(&subdomain)?;
+    warn_of_passkeys_off(store, &realm, &after)?;
     if auth::accepts_passwords(&realm) && !auth::accepts_passwords(&after) {
         // Applied all the same: a realm without password login is a valid state (Zulip's
         // PASSWORD_AUTH_DISABLED answer), but rarely the intended one.
@@ -144,6 +145,25 @@ pub fn realm(store: &Store, command: RealmCommand) -> Result<(), Error> {
              backend is in force; undo with: zulip-auth realm set {0}{1}",
             shell_word(&subdomain),
             undo(&realm, &changes)
+        );
+    }
+    Ok(())
+}
+
+/// One line when passkeys were turned off for users whose only second factor is a passkey:
+/// their passkeys stay (the account page and `user show` list them), but the sign-in no
+/// longer asks for them (web.md §9).
+fn warn_of_passkeys_off(store: &Store, before: &Realm, after: &Realm) -> Result<(), Error> {
+    let stranded = passkeys::users_stranded(store, before, after)?;
+    if stranded > 0 {
+        let now = match after.require_2fa {
+            true => "set up a TOTP key at their next sign-in",
+            false => "sign in with their password alone",
+        };
+        eprintln!(
+            "zulip-auth: warning: {stranded} user(s) of realm {0} have no second factor but a \
+             passkey: they now {now}; undo with: zulip-auth realm set {0} --passkeys on",
+            shell_word(&after.subdomain),
         );
     }
     Ok(())

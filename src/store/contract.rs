@@ -1112,6 +1112,13 @@ fn passkeys_are_unique_and_their_counter_moves_only_forward() {
         assert_eq!((found.id, owner.id), (listed[0].id, id));
         assert!(store.passkey_owner(other.id, "one").unwrap().is_none());
         assert!(store.passkey_owner(root.id, "none").unwrap().is_none());
+        assert_eq!(store.users_with_only_passkeys(root.id).unwrap(), 1);
+        assert_eq!(store.users_with_only_passkeys(other.id).unwrap(), 0);
+        let totp = audit(AuditEvent::TotpEnrolled);
+        store.set_totp_device(id, "SECRET", None, &totp).unwrap();
+        assert_eq!(store.users_with_only_passkeys(root.id).unwrap(), 0);
+        store.delete_totp_device(id, &totp).unwrap();
+        assert_eq!(store.users_with_only_passkeys(root.id).unwrap(), 1);
         assert!(other.passkeys, "on by default");
         let off = RealmChanges {
             passkeys: Some(false),

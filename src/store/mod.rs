@@ -272,6 +272,8 @@ pub trait Passkeys {
     /// false, writing nothing, when it does not (a cloned authenticator) or the passkey is
     /// gone.
     fn use_passkey(&self, used: &Used) -> StoreResult<bool>;
+    /// How many active users of the realm have a passkey and no TOTP key.
+    fn users_with_only_passkeys(&self, realm_id: i64) -> StoreResult<i64>;
 }
 
 /// Passkey ceremonies between their two requests: any instance finishes what another began.

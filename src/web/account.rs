@@ -22,6 +22,7 @@ use crate::http::{LogContext, Request, Response};
 use crate::store::{
     AuditEntry, AuditEvent, IdentityProvider, Realm, Store, StoreError, StoreResult, User,
 };
+use crate::text;
 use crate::web::Context;
 use crate::web::cookie::{self, SameSite};
 use crate::web::csrf::{self, Csrf};
@@ -925,7 +926,7 @@ impl AccountPage<'_> {
                 form method="post" action=(Section::Key.action(paths::API_KEY)) {
                     (hidden(csrf::FIELD, self.csrf.token()))
                     label for="device_name" { "Device name" }
-                    input type="text" id="device_name" name="device_name" maxlength="100" required;
+                    input type="text" id="device_name" name="device_name" maxlength=(text::MAX_NAME) required;
                     (self.reconfirm_by.field("password_key", "password", "Password", "current-password"))
                     button type="submit" { "Create a key for a new device" }
                 }

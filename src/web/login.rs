@@ -92,6 +92,7 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     let signin = SignIn {
         login: &ctx.login,
         client: ctx.client,
+        site: ctx.site,
     };
     let (token, answer) = (form.get(STEP_FIELD), passkey::answer(&form));
     if passkey::wants_options(&form) {

@@ -147,6 +147,7 @@ pub fn callback(
         let signin = SignIn {
             login: &ctx.login,
             client: ctx.client,
+            site: ctx.site,
         };
         let returned = Returned {
             state: query.text("state"),

@@ -9,6 +9,7 @@ use crate::auth::passkey::{Error, StoredPasskey, Unavailable};
 use crate::auth::passkeys::Answer;
 use crate::clock;
 use crate::http::{JSON, LogContext, Request, Response};
+use crate::text;
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
 use crate::web::page::{self, hidden, password_field};
@@ -154,7 +155,7 @@ pub fn account_section(
                 form method="post" action=(action(paths::PASSKEY_ADD)) {
                     (hidden(csrf::FIELD, csrf.token()))
                     label for="passkey_name" { "Passkey name" }
-                    input type="text" id="passkey_name" name="passkey_name" maxlength="100"
+                    input type="text" id="passkey_name" name="passkey_name" maxlength=(text::MAX_NAME)
                         placeholder="My phone";
                     (password_field("password_passkey", "password", "Password", "current-password"))
                     (button("create", "Add a passkey"))

@@ -635,3 +635,111 @@ fn a_passkey_refused_in_the_code_step_says_so() {
         "{audit}"
     );
 }
+
+/// Red team R2: a realm that stops offering passkeys does not lock out a user whose only
+/// second factor is a passkey (web.md §9). The operator is told how many such users there
+/// are; the passkey stays listed; the password alone signs in where 2FA is optional, and
+/// under `--require-2fa` the step is a TOTP enrolment, not a code step with no way through.
+#[test]
+fn passkeys_turned_off_leave_nobody_at_a_step_they_cannot_pass() {
+    let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    let (mut browser, _) = Browser::open(&server, LOGIN);
+    browser.sign_in();
+    browser.add_passkey();
+    let off = server.cli(&["realm", "set", "", "--passkeys", "off"], "");
+    assert_eq!(off.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&off.stderr),
+        "zulip-auth: warning: 1 user(s) of realm '' have no second factor but a passkey: they \
+         now sign in with their password alone; undo with: zulip-auth realm set '' --passkeys on\n"
+    );
+    // Again: nothing turned off, nothing to say.
+    let again = server.cli(&["realm", "set", "", "--passkeys", "off"], "");
+    assert_eq!(String::from_utf8_lossy(&again.stderr), "");
+
+    // The password alone; the passkey is still listed on the account page and by the CLI.
+    let (mut other, _) = Browser::open(&server, LOGIN);
+    other.sign_in();
+    let account = other.get(SETTINGS);
+    assert!(
+        account.text().contains("<b>Passkey</b>, added "),
+        "{}",
+        account.text()
+    );
+    assert!(
+        account
+            .text()
+            .contains("Passkeys are turned off in this organization.")
+    );
+    let shown = server.stdout(&["user", "show", IAGO]);
+    assert!(shown.contains("\n2fa        1 passkey\n"), "{shown}");
+
+    // Under --require-2fa: a new TOTP key, whose first code finishes the sign-in.
+    server.ok(&["realm", "set", "", "--require-2fa", "on"]);
+    let (app, _) = Browser::open(&server, LOGIN);
+    let step = app.post(LOGIN, &[("username", IAGO), ("password", IAGO_PASSWORD)]);
+    let page = step.text();
+    assert!(page.contains("Set up two-factor authentication"), "{page}");
+    assert!(!page.contains("Use a passkey"), "{page}");
+    let secret = crate::web::shown_secret(page);
+    let token = field(page, "step_token");
+    let code = secret.code_at(crate::web::now());
+    let done = app.post(LOGIN, &[("step_token", &token), ("otp_token", &code)]);
+    assert_eq!(done.status, 302, "{}", done.text());
+    let shown = server.stdout(&["user", "show", IAGO]);
+    assert!(shown.contains("\n2fa        TOTP, 1 passkey\n"), "{shown}");
+}
+
+/// Red team R2, the other way passkeys go: a server without `--external-url` offers none,
+/// so a passkey (kept from a run with one) does not count in the sign-in either.
+#[test]
+fn without_an_external_url_a_passkey_asks_for_no_step() {
+    let (server, _) = TestServer::with_iago(&[]);
+    server.execute(
+        "INSERT INTO passkey (user_id, credential_id, user_handle, credential, name, \
+         created_at, counter) \
+         SELECT id, $1, 'handle', '{}', 'Kept', 0, 0 FROM \"user\" \
+         WHERE delivery_email = 'iago@example.com'",
+        "kept-credential",
+    );
+    let (app, _) = Browser::open(&server, LOGIN);
+    let done = app.post(LOGIN, &[("username", IAGO), ("password", IAGO_PASSWORD)]);
+    assert_eq!(done.status, 302, "{}", done.text());
+    server.ok(&["realm", "set", "", "--require-2fa", "on"]);
+    let step = app.post(LOGIN, &[("username", IAGO), ("password", IAGO_PASSWORD)]);
+    assert!(
+        step.text().contains("Set up two-factor authentication"),
+        "{}",
+        step.text()
+    );
+}
+
+/// Red team R3: a password-free sign-in refused after the passkey checked out (its owner
+/// deactivated) records no use: no `passkey_used` row, the last use as it was. Reactivated,
+/// the owner signs in with it.
+#[test]
+fn a_refused_password_free_sign_in_leaves_the_passkey_unused() {
+    let (server, _) = TestServer::with_iago(&["--external-url", ORIGIN]);
+    let (mut browser, _) = Browser::open(&server, LOGIN);
+    browser.sign_in();
+    browser.add_passkey();
+    server.ok(&["user", "deactivate", IAGO]);
+    let refused = password_free(&server, &mut browser);
+    assert_eq!(refused.status, 200, "{}", refused.text());
+    assert!(refused.text().contains("class=\"error\""));
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    assert!(!audit.contains("passkey_used"), "{audit}");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("login_failure") && l.contains("USER_DEACTIVATED")),
+        "{audit}"
+    );
+    let listed = server.stdout(&["user", "passkeys", IAGO]);
+    assert!(listed.lines().nth(1).unwrap().ends_with(" -"), "{listed}");
+
+    server.ok(&["user", "reactivate", IAGO]);
+    assert_eq!(key_of(&password_free(&server, &mut browser)).len(), 32);
+    let audit = server.stdout(&["audit", "--user", IAGO]);
+    assert_eq!(audit.matches("passkey_used").count(), 1, "{audit}");
+}

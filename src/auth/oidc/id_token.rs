@@ -23,7 +23,7 @@ use openidconnect::{
 };
 
 use super::Error;
-use crate::text::strip_controls;
+use crate::text::strip_invisibles;
 
 /// How far the provider's clock may be behind ours when it states `auth_time`.
 const CLOCK_SKEW_SECONDS: f64 = 60.0;
@@ -64,7 +64,7 @@ impl Claimed {
             email_verified,
             name: name
                 .and_then(|name| name.get(None))
-                .map(|name| strip_controls(name).trim().to_owned())
+                .map(|name| strip_invisibles(name).trim().to_owned())
                 .filter(|name| !name.is_empty()),
         }
     }

@@ -139,7 +139,7 @@ impl std::error::Error for Error {}
 
 /// Text from a provider, fit for a log line: printable, at most 100 characters.
 fn printable(text: &str) -> String {
-    crate::text::strip_controls(text)
+    crate::text::strip_invisibles(text)
         .chars()
         .take(100)
         .collect()

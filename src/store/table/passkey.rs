@@ -58,6 +58,16 @@ impl<B: Backend> Passkeys for B {
         self.read(|conn| Ok(conn.all(all, params![user_id], |r| stored(r, 0))?))
     }
 
+    fn users_with_only_passkeys(&self, realm_id: i64) -> StoreResult<i64> {
+        let count = sql!(
+            "SELECT count(*) FROM \"user\" u
+             WHERE u.realm_id = $1 AND u.is_active
+               AND EXISTS (SELECT 1 FROM passkey p WHERE p.user_id = u.id)
+               AND NOT EXISTS (SELECT 1 FROM totp_device t WHERE t.user_id = u.id)"
+        );
+        self.read(|conn| Ok(conn.one(count, params![realm_id], |r| r.int(0))?))
+    }
+
     fn passkey_owner(
         &self,
         realm_id: i64,
