@@ -339,120 +339,6 @@ impl Api {
         }
     }
 
-    /// `/accounts/login/`: the browser sign-in, a page of its own (web.md §3).
-    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
-    fn web_login(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
-        Ok(web::login::serve(
-            &self.web_context(request, log),
-            request,
-            log,
-        ))
-    }
-
-    /// `/`: a browser is sent to the sign-in; anything else gets the 404 of every path we
-    /// do not route (wire.md §3.5).
-    #[allow(clippy::unused_self, reason = "the route table's handler type")]
-    fn root(&mut self, request: &Request, _: &mut LogContext) -> Result<Response, ApiError> {
-        let browser = matches!(request.method.as_str(), "GET" | "HEAD")
-            && (request.accept.as_deref()).is_some_and(|accept| accept.contains("text/html"));
-        if !browser {
-            return Err(ApiError::not_found());
-        }
-        Ok(web::page::see_other(web::paths::LOGIN.to_owned()))
-    }
-
-    /// The start of a sign-in through an OpenID provider: `…/oidc/NAME`, or `…/oidc` for
-    /// the realm's only one (web.md §10.1).
-    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
-    fn web_oidc_start(
-        &mut self,
-        request: &Request,
-        log: &mut LogContext,
-    ) -> Result<Response, ApiError> {
-        let rest = [web::paths::OIDC_LOGIN, web::paths::OIDC_SIGNUP]
-            .iter()
-            .find_map(|prefix| request.path.strip_prefix(prefix))
-            .unwrap_or_default();
-        let name = match rest
-            .strip_prefix('/')
-            .map(|n| n.strip_suffix('/').unwrap_or(n))
-        {
-            None if rest.is_empty() => None,
-            Some(name) if !name.is_empty() && !name.contains('/') => Some(name),
-            _ => return Err(ApiError::not_found()),
-        };
-        let rp = Arc::clone(&self.oidc);
-        Ok(web::oidc::start(
-            &self.web_context(request, log),
-            &rp,
-            request,
-            log,
-            name,
-        ))
-    }
-
-    /// The OpenID provider's return URL (web.md §10.2).
-    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
-    fn web_oidc_callback(
-        &mut self,
-        request: &Request,
-        log: &mut LogContext,
-    ) -> Result<Response, ApiError> {
-        let rp = Arc::clone(&self.oidc);
-        Ok(web::oidc::callback(
-            &self.web_context(request, log),
-            &rp,
-            request,
-            log,
-        ))
-    }
-
-    /// The passkeys' script (web.md §9).
-    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
-    #[allow(clippy::unused_self, reason = "the route table's handler type")]
-    fn passkey_script(
-        &mut self,
-        request: &Request,
-        _: &mut LogContext,
-    ) -> Result<Response, ApiError> {
-        Ok(web::passkey::serve_script(request))
-    }
-
-    /// The forgotten-password pages (web.md §6).
-    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
-    fn web_reset(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
-        Ok(web::reset::serve(
-            &self.web_context(request, log),
-            request,
-            log,
-        ))
-    }
-
-    /// The account page and its forms (web.md §7).
-    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
-    fn web_account(
-        &mut self,
-        request: &Request,
-        log: &mut LogContext,
-    ) -> Result<Response, ApiError> {
-        Ok(web::account::serve(
-            &self.web_context(request, log),
-            request,
-            log,
-        ))
-    }
-
-    fn web_context<'a>(&'a self, request: &'a Request, log: &LogContext) -> web::Context<'a> {
-        web::Context {
-            store: &self.store,
-            login: self.login(),
-            site: &self.config.site,
-            client: client(request, log),
-            reset_desk: self.reset_desk.as_ref(),
-            sessions: self.config.sessions,
-        }
-    }
-
     /// `POST /api/v1/fetch_api_key`, in the check order of wire.md §5.2.
     fn fetch_api_key(
         &mut self,
@@ -599,6 +485,123 @@ impl Api {
             .ok_or_else(ApiError::nonexistent_subdomain)?;
         log.realm = Some(realm.subdomain.clone());
         Ok(realm)
+    }
+}
+
+/// The pages: each hands its request to its module under `web`.
+impl Api {
+    /// `/accounts/login/`: the browser sign-in, a page of its own (web.md §3).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    fn web_login(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
+        Ok(web::login::serve(
+            &self.web_context(request, log),
+            request,
+            log,
+        ))
+    }
+
+    /// `/`: a browser is sent to the sign-in; anything else gets the 404 of every path we
+    /// do not route (wire.md §3.5).
+    #[allow(clippy::unused_self, reason = "the route table's handler type")]
+    fn root(&mut self, request: &Request, _: &mut LogContext) -> Result<Response, ApiError> {
+        let browser = matches!(request.method.as_str(), "GET" | "HEAD")
+            && (request.accept.as_deref()).is_some_and(|accept| accept.contains("text/html"));
+        if !browser {
+            return Err(ApiError::not_found());
+        }
+        Ok(web::page::see_other(web::paths::LOGIN.to_owned()))
+    }
+
+    /// The start of a sign-in through an OpenID provider: `…/oidc/NAME`, or `…/oidc` for
+    /// the realm's only one (web.md §10.1).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    fn web_oidc_start(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        let rest = [web::paths::OIDC_LOGIN, web::paths::OIDC_SIGNUP]
+            .iter()
+            .find_map(|prefix| request.path.strip_prefix(prefix))
+            .unwrap_or_default();
+        let name = match rest
+            .strip_prefix('/')
+            .map(|n| n.strip_suffix('/').unwrap_or(n))
+        {
+            None if rest.is_empty() => None,
+            Some(name) if !name.is_empty() && !name.contains('/') => Some(name),
+            _ => return Err(ApiError::not_found()),
+        };
+        let rp = Arc::clone(&self.oidc);
+        Ok(web::oidc::start(
+            &self.web_context(request, log),
+            &rp,
+            request,
+            log,
+            name,
+        ))
+    }
+
+    /// The OpenID provider's return URL (web.md §10.2).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    fn web_oidc_callback(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        let rp = Arc::clone(&self.oidc);
+        Ok(web::oidc::callback(
+            &self.web_context(request, log),
+            &rp,
+            request,
+            log,
+        ))
+    }
+
+    /// The passkeys' script (web.md §9).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    #[allow(clippy::unused_self, reason = "the route table's handler type")]
+    fn passkey_script(
+        &mut self,
+        request: &Request,
+        _: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        Ok(web::passkey::serve_script(request))
+    }
+
+    /// The forgotten-password pages (web.md §6).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    fn web_reset(&mut self, request: &Request, log: &mut LogContext) -> Result<Response, ApiError> {
+        Ok(web::reset::serve(
+            &self.web_context(request, log),
+            request,
+            log,
+        ))
+    }
+
+    /// The account page and its forms (web.md §7).
+    #[allow(clippy::unnecessary_wraps, reason = "the route table's handler type")]
+    fn web_account(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Response, ApiError> {
+        Ok(web::account::serve(
+            &self.web_context(request, log),
+            request,
+            log,
+        ))
+    }
+
+    fn web_context<'a>(&'a self, request: &'a Request, log: &LogContext) -> web::Context<'a> {
+        web::Context {
+            store: &self.store,
+            login: self.login(),
+            site: &self.config.site,
+            client: client(request, log),
+            reset_desk: self.reset_desk.as_ref(),
+            sessions: self.config.sessions,
+        }
     }
 }
 

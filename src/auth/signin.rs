@@ -208,74 +208,6 @@ impl SignIn<'_> {
         self.second(realm, token, Answer::Code(code))
     }
 
-    /// The second step answered with one of the user's passkeys, as [`SignIn::code`]; a
-    /// refused answer counts as a wrong code.
-    pub fn passkey(
-        &self,
-        realm: &Realm,
-        token: &str,
-        rp: &RelyingParty,
-        answer: passkeys::Answer<'_>,
-    ) -> StoreResult<Step> {
-        self.second(realm, token, Answer::Passkey(rp, answer))
-    }
-
-    /// The options of a passkey ceremony for the step `token` stands for (one of the user's
-    /// passkeys), or without a token for a sign-in without a username. A step that is gone
-    /// or waits for no code is [`passkey::Error::NoCeremony`].
-    pub fn passkey_options(
-        &self,
-        realm: &Realm,
-        token: Option<&str>,
-        rp: &RelyingParty,
-    ) -> StoreResult<Result<String, passkey::Error>> {
-        let (store, client) = (self.login.store, self.client.address);
-        match token {
-            None => passkeys::start_password_free(store, rp, client),
-            Some(token) => match self.pending(realm, token)? {
-                Some((_, user, Second::Code)) => {
-                    passkeys::start_second_factor(store, rp, &user, client)
-                }
-                _ => Ok(Err(passkey::Error::NoCeremony)),
-            },
-        }
-    }
-
-    /// A sign-in with a passkey and no username (web.md §9): its owner, if the
-    /// authenticator verified them (both factors), finishes as a vouched login; a refused
-    /// answer counts against the address. The passkey's use is recorded only for a login
-    /// accepted (the owner active, the address admitted), atomically with its counter.
-    pub fn password_free(
-        &self,
-        realm: &Realm,
-        rp: &RelyingParty,
-        answer: passkeys::Answer<'_>,
-    ) -> StoreResult<Step> {
-        let store = self.login.store;
-        let context = self.client.audit(AuditEvent::PasskeyUsed, realm, None);
-        let (email, used) = match passkeys::check_password_free(store, rp, realm, answer, &context)?
-        {
-            Ok((owner, used)) => (Ok(owner.delivery_email), Some(used)),
-            Err(_) => (Err(LoginRefusal::WrongPasskey), None),
-        };
-        let accept = |user: &User| match &used {
-            Some(used) => Ok(passkeys::accept_use(store, realm, user, used, &context)?
-                .map_err(|_| LoginRefusal::WrongPasskey)),
-            None => Ok(Err(LoginRefusal::WrongPasskey)),
-        };
-        let checked =
-            self.login
-                .vouched_then(realm, Method::Passkey, self.client, || email, accept)?;
-        let outcome = match checked.outcome {
-            Ok(success) => Outcome::Success(success),
-            Err(refusal) => Outcome::Denied(Denial::Refused(refusal)),
-        };
-        Ok(Step {
-            outcome,
-            user_id: checked.user_id,
-        })
-    }
-
     /// The second step, however answered.
     fn second(&self, realm: &Realm, token: &str, answer: Answer<'_>) -> StoreResult<Step> {
         let store = self.login.store;
@@ -389,6 +321,77 @@ impl SignIn<'_> {
             Some(None) => return Ok(None),
         };
         Ok(Some((step, user, second)))
+    }
+}
+
+/// The steps a passkey answers (web.md §9).
+impl SignIn<'_> {
+    /// The second step answered with one of the user's passkeys, as [`SignIn::code`]; a
+    /// refused answer counts as a wrong code.
+    pub fn passkey(
+        &self,
+        realm: &Realm,
+        token: &str,
+        rp: &RelyingParty,
+        answer: passkeys::Answer<'_>,
+    ) -> StoreResult<Step> {
+        self.second(realm, token, Answer::Passkey(rp, answer))
+    }
+
+    /// The options of a passkey ceremony for the step `token` stands for (one of the user's
+    /// passkeys), or without a token for a sign-in without a username. A step that is gone
+    /// or waits for no code is [`passkey::Error::NoCeremony`].
+    pub fn passkey_options(
+        &self,
+        realm: &Realm,
+        token: Option<&str>,
+        rp: &RelyingParty,
+    ) -> StoreResult<Result<String, passkey::Error>> {
+        let (store, client) = (self.login.store, self.client.address);
+        match token {
+            None => passkeys::start_password_free(store, rp, client),
+            Some(token) => match self.pending(realm, token)? {
+                Some((_, user, Second::Code)) => {
+                    passkeys::start_second_factor(store, rp, &user, client)
+                }
+                _ => Ok(Err(passkey::Error::NoCeremony)),
+            },
+        }
+    }
+
+    /// A sign-in with a passkey and no username (web.md §9): its owner, if the
+    /// authenticator verified them (both factors), finishes as a vouched login; a refused
+    /// answer counts against the address. The passkey's use is recorded only for a login
+    /// accepted (the owner active, the address admitted), atomically with its counter.
+    pub fn password_free(
+        &self,
+        realm: &Realm,
+        rp: &RelyingParty,
+        answer: passkeys::Answer<'_>,
+    ) -> StoreResult<Step> {
+        let store = self.login.store;
+        let context = self.client.audit(AuditEvent::PasskeyUsed, realm, None);
+        let (email, used) = match passkeys::check_password_free(store, rp, realm, answer, &context)?
+        {
+            Ok((owner, used)) => (Ok(owner.delivery_email), Some(used)),
+            Err(_) => (Err(LoginRefusal::WrongPasskey), None),
+        };
+        let accept = |user: &User| match &used {
+            Some(used) => Ok(passkeys::accept_use(store, realm, user, used, &context)?
+                .map_err(|_| LoginRefusal::WrongPasskey)),
+            None => Ok(Err(LoginRefusal::WrongPasskey)),
+        };
+        let checked =
+            self.login
+                .vouched_then(realm, Method::Passkey, self.client, || email, accept)?;
+        let outcome = match checked.outcome {
+            Ok(success) => Outcome::Success(success),
+            Err(refusal) => Outcome::Denied(Denial::Refused(refusal)),
+        };
+        Ok(Step {
+            outcome,
+            user_id: checked.user_id,
+        })
     }
 }
 
