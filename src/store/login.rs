@@ -33,12 +33,12 @@ pub struct FinishLogin<'a> {
 impl FinishLogin<'_> {
     /// Why the login must end with nothing written, judged on the user's row and realm as
     /// the engine read them again inside its transaction; `None` when it may finish.
-    pub fn changed_since_verified(&self, user: &User, realm: Option<&Realm>) -> Option<LoginEnd> {
+    pub fn changed_since_verified(&self, user: &User, realm: &Realm) -> Option<LoginEnd> {
         if let Some(verified) = self.verified_hash
             && user.password.as_deref() != Some(verified)
         {
             Some(LoginEnd::PasswordChanged)
-        } else if realm.is_none_or(|realm| realm.deactivated) {
+        } else if realm.deactivated {
             Some(LoginEnd::RealmDeactivated)
         } else if !user.is_active {
             Some(LoginEnd::UserDeactivated)

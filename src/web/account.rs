@@ -868,7 +868,8 @@ impl AccountPage<'_> {
             (self.section(Section::Password, "Password", self.password()))
             (self.section(Section::TwoFactor, "Two-factor authentication", self.two_factor(recovery_left)))
             (self.section(Section::Passkeys, "Passkeys", passkey::account_section(
-                self.csrf, self.passkeys.0, self.passkeys.1, |path| Section::Passkeys.action(path))))
+                self.csrf, self.passkeys.0, self.passkeys.1, |path| Section::Passkeys.action(path),
+                self.reconfirm_by.field("password_passkey", "password", "Password", "current-password"))))
             @if let Some(on) = self.login_mail {
                 (self.section(Section::LoginMail, "Login mail", self.login_mail(on)))
             }

@@ -12,7 +12,7 @@ use crate::http::{JSON, LogContext, Request, Response};
 use crate::text;
 use crate::web::csrf::{self, Csrf};
 use crate::web::form::Form;
-use crate::web::page::{self, hidden, password_field};
+use crate::web::page::{self, hidden};
 use crate::web::paths;
 
 /// `static/passkey.js`, served as `text/javascript`.
@@ -123,12 +123,15 @@ pub fn script() -> Markup {
 
 /// The account page's section (web.md §7, §9): the user's passkeys with when each was
 /// added and last used and a link to remove it, and the form that adds one; or why there
-/// are none. `action` gives a form's action in the section.
+/// are none. `action` gives a form's action in the section; `reconfirm` is the field that
+/// re-confirms the change, as in the page's other forms (web.md §10.5: none for a user without
+/// a password who signed in just now).
 pub fn account_section(
     csrf: &Csrf,
     offered: Result<(), Unavailable>,
     passkeys: &[StoredPasskey],
     action: impl Fn(&str) -> String,
+    reconfirm: Markup,
 ) -> Markup {
     let when = |t: f64| clock::iso8601(t);
     html! {
@@ -157,7 +160,7 @@ pub fn account_section(
                     label for="passkey_name" { "Passkey name" }
                     input type="text" id="passkey_name" name="passkey_name" maxlength=(text::MAX_NAME)
                         placeholder="My phone";
-                    (password_field("password_passkey", "password", "Password", "current-password"))
+                    (reconfirm)
                     (button("create", "Add a passkey"))
                     noscript { p.hint { "Adding a passkey needs JavaScript." } }
                 }
@@ -170,6 +173,23 @@ pub fn account_section(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The adding form asks for what the page's other forms ask for: the password, or for a
+    /// user without one nothing more (review: it asked every user for a password).
+    #[test]
+    fn the_adding_form_asks_for_the_given_reconfirmation() {
+        let csrf = Csrf::for_page(&crate::http::Request::default());
+        let section = |reconfirm| {
+            account_section(&csrf, Ok(()), &[], |path| path.to_owned(), reconfirm).into_string()
+        };
+        let without = section(html! {});
+        assert!(without.contains("Add a passkey"), "{without}");
+        assert!(!without.contains("type=\"password\""), "{without}");
+        let with = section(crate::web::page::password_field(
+            "p", "password", "Password", "x",
+        ));
+        assert!(with.contains("type=\"password\""), "{with}");
+    }
 
     #[test]
     fn the_script_needs_nothing_a_strict_policy_refuses() {

@@ -32,7 +32,7 @@ impl<B: Backend> Logins for B {
             let Some((user, realm)) = found else {
                 return Ok(LoginEnd::UserGone);
             };
-            if let Some(end) = finish.changed_since_verified(&user, Some(&realm)) {
+            if let Some(end) = finish.changed_since_verified(&user, &realm) {
                 return Ok(end);
             }
             if let (Some(rehash), Some(verified)) = (finish.rehash, finish.verified_hash) {
