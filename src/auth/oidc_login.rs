@@ -23,7 +23,6 @@ use crate::email;
 use crate::store::{
     Bucket, IdentityProvider, NewUser, OidcPending, Realm, Role, Rule, StoreError, StoreResult,
 };
-use crate::text;
 
 /// How long a sign-in may stay at its provider.
 pub const PENDING_LIFETIME_SECONDS: f64 = 600.0;
@@ -246,11 +245,7 @@ fn sign_up(
     }
     let user = NewUser {
         email: identity.email.clone(),
-        full_name: identity
-            .name
-            .as_deref()
-            .map(|name| text::strip_invisibles(name).trim().to_owned())
-            .unwrap_or_default(),
+        full_name: identity.name.clone().unwrap_or_default(),
         role: Role::Member,
         password: None,
         is_active: true,

@@ -9,7 +9,7 @@
 //! - After a re-confirmation (`prompt=login`, `max_age=0`), `auth_time` is not older than the
 //!   start of this sign-in.
 //! - Then, from the ID token or the userinfo endpoint: `email` is present, `email_verified` is
-//!   not false; `name`, when present, loses its control characters.
+//!   not false; `name`, when present, is cleaned as every stored name (`text::stored_name`).
 
 use std::fmt;
 
@@ -23,7 +23,7 @@ use openidconnect::{
 };
 
 use super::Error;
-use crate::text::strip_invisibles;
+use crate::text;
 
 /// How far the provider's clock may be behind ours when it states `auth_time`.
 const CLOCK_SKEW_SECONDS: f64 = 60.0;
@@ -35,7 +35,7 @@ pub struct Identity {
     pub subject: String,
     /// `email`, as the provider wrote it.
     pub email: String,
-    /// `name` without control characters, when present and not blank.
+    /// `name` cleaned as every stored name is, when present and not blank.
     pub name: Option<String>,
 }
 
@@ -64,8 +64,7 @@ impl Claimed {
             email_verified,
             name: name
                 .and_then(|name| name.get(None))
-                .map(|name| strip_invisibles(name).trim().to_owned())
-                .filter(|name| !name.is_empty()),
+                .and_then(|name| text::stored_name(name, text::MAX_NAME)),
         }
     }
 
@@ -429,6 +428,14 @@ pub(crate) mod tests {
         })
         .expect("accepted");
         assert_eq!(identity.name, None);
+        // A name is cleaned as every stored name is: no invisible characters, at most
+        // text::MAX_NAME characters.
+        let long = format!("\u{202e}Ada\u{200b} {}", "L".repeat(200));
+        let claims = good_claims().set_name(Some(LocalizedClaim::from(EndUserName::new(long))));
+        let identity = check(&sign(claims, &k), &keys).expect("accepted");
+        let name = identity.name.expect("a name");
+        assert!(name.starts_with("Ada L"), "{name}");
+        assert_eq!(name.chars().count(), crate::text::MAX_NAME);
     }
 
     #[test]
