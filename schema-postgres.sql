@@ -292,3 +292,10 @@ END
 $$;
 CREATE TRIGGER realm_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON realm
     FOR EACH STATEMENT EXECUTE FUNCTION realm_version_bump();
+
+-- migration 13
+-- The realm version covers each realm's OpenID providers too (issue 25): this trigger bumps it
+-- in the transaction of any change to idp, whoever makes it, as migration 12's does for realm.
+-- Each instance remembers a realm's providers with its row (src/store/realm_cache.rs).
+CREATE TRIGGER idp_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON idp
+    FOR EACH STATEMENT EXECUTE FUNCTION realm_version_bump();

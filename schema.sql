@@ -278,3 +278,14 @@ CREATE TRIGGER realm_updated AFTER UPDATE ON realm
 BEGIN UPDATE realm_version SET version = version + 1; END;
 CREATE TRIGGER realm_deleted AFTER DELETE ON realm
 BEGIN UPDATE realm_version SET version = version + 1; END;
+
+-- migration 13
+-- The realm version covers each realm's OpenID providers too (issue 25): these triggers bump it
+-- in the transaction of any change to idp, whoever makes it, as migration 12's do for realm.
+-- Each instance remembers a realm's providers with its row (src/store/realm_cache.rs).
+CREATE TRIGGER idp_inserted AFTER INSERT ON idp
+BEGIN UPDATE realm_version SET version = version + 1; END;
+CREATE TRIGGER idp_updated AFTER UPDATE ON idp
+BEGIN UPDATE realm_version SET version = version + 1; END;
+CREATE TRIGGER idp_deleted AFTER DELETE ON idp
+BEGIN UPDATE realm_version SET version = version + 1; END;

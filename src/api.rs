@@ -620,10 +620,16 @@ impl Api {
             });
         }
         let subdomain = self.config.site.subdomain_of(&request.host);
-        let realm = self.store.realm_by_subdomain(&subdomain)?;
-        if realm.is_none() && !subdomain.is_empty() {
+        // The realm with its OpenID providers by name (wire.md §6.2, web.md §10.1), at one read
+        // of the realm version: from the store only, so a stalled provider delays nothing here.
+        let found = self.store.realm_with_providers(&subdomain)?;
+        if found.is_none() && !subdomain.is_empty() {
             return Err(ApiError::invalid_subdomain());
         }
+        let (realm, providers) = match found {
+            Some((realm, providers)) => (Some(realm), providers),
+            None => (None, Vec::new()),
+        };
         let realm_url = self.config.site.realm_url(&subdomain, &request.host);
         // With the second factor required, the apps see only the browser sign-in (web.md §2).
         let password_offered = realm.as_ref().is_none_or(|r| !r.require_2fa);
@@ -633,12 +639,6 @@ impl Api {
             .user_agent
             .as_deref()
             .is_some_and(|ua| ua.split('/').next() == Some("ZulipInvalid"));
-        // A realm's OpenID providers, by name (wire.md §6.2, web.md §10.1): read from the
-        // store only, so a stalled provider delays nothing here.
-        let providers = match &realm {
-            Some(realm) => self.store.identity_providers(realm.id)?,
-            None => Vec::new(),
-        };
         let settings = ServerSettings {
             result: "success",
             msg: "",

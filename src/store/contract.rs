@@ -935,6 +935,66 @@ fn a_realm_change_by_another_instance_applies_at_the_next_read() {
     });
 }
 
+/// Issue 25: a realm's OpenID providers are remembered with its row, under the same version
+/// (migration 13's triggers on `idp`): a provider added, changed or removed through another
+/// instance, or in plain SQL, shows at the very next read, with the realm or alone.
+#[test]
+fn a_provider_change_by_another_instance_applies_at_the_next_read() {
+    on_each_engine(|fresh, store| {
+        let other = Store::open(Database::from_arg(fresh.arg.clone()).unwrap()).unwrap();
+        let root = store.require_realm("").unwrap();
+        let shown = |store: &Store| {
+            let (realm, providers) = store.realm_with_providers("").unwrap().unwrap();
+            assert_eq!(realm.id, root.id);
+            assert!(providers == store.identity_providers(root.id).unwrap());
+            let shown: Vec<_> = providers
+                .iter()
+                .map(|p| format!("{}={}", p.name, p.display_name))
+                .collect();
+            shown.join(" ")
+        };
+        assert_eq!(shown(store), "");
+        assert_eq!(shown(store), "", "from the cache");
+        assert!(store.realm_with_providers("lear").unwrap().is_none());
+        let audit = AuditEntry::new(AuditEvent::RealmChanged, Some(root.id), None);
+        let sso = IdentityProvider {
+            id: 0,
+            realm_id: root.id,
+            name: "sso".into(),
+            issuer: "https://id.example.com".into(),
+            client_id: "zulip".into(),
+            client_secret: "s3cret".into(),
+            display_name: "SSO".into(),
+            display_icon: None,
+            scopes: "openid".into(),
+            auto_signup: false,
+        };
+        other.create_identity_provider(&sso, &audit).unwrap();
+        assert_eq!(shown(store), "sso=SSO");
+        let id = other.identity_providers(root.id).unwrap()[0].id;
+        let renamed = IdentityProvider {
+            id,
+            display_name: "Single".into(),
+            ..sso
+        };
+        other.update_identity_provider(&renamed, &audit).unwrap();
+        assert_eq!(shown(store), "sso=Single");
+        fresh.plain_sql(&format!(
+            "INSERT INTO idp (realm_id, name, issuer, client_id, client_secret, display_name, \
+               scopes) \
+             VALUES ({}, 'ad', 'https://ad.example.com', 'z', 's', 'AD', 'openid')",
+            root.id
+        ));
+        assert_eq!(shown(store), "ad=AD sso=Single");
+        fresh.plain_sql("UPDATE idp SET display_name = 'By hand' WHERE name = 'ad'");
+        assert_eq!(shown(store), "ad=By hand sso=Single");
+        assert!(other.delete_identity_provider(id, &audit).unwrap());
+        assert_eq!(shown(store), "ad=By hand");
+        fresh.plain_sql("DELETE FROM idp");
+        assert_eq!(shown(store), "");
+    });
+}
+
 #[test]
 fn realms_are_created_once_and_changed_field_by_field() {
     on_each_engine(|_, store| {

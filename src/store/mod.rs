@@ -53,8 +53,9 @@
 //!
 //! Admin changes made by the CLI while the server runs take effect on the very next request
 //! (wire.md §2): an engine caches across requests only what it can tell is unchanged at each
-//! use: realm rows on both engines while the realm version holds ([`realm_cache`]), and the
-//! SQLite engine's rate-limit buckets while the database is unchanged (its `cache`).
+//! use: realm rows and their OpenID providers on both engines while the realm version holds
+//! ([`realm_cache`]), and the SQLite engine's rate-limit buckets while the database is
+//! unchanged (its `cache`).
 //!
 //! # One store, two dialects
 //!
@@ -146,6 +147,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 pub trait Realms {
     fn realm_by_subdomain(&self, subdomain: &str) -> StoreResult<Option<Realm>>;
+    /// The realm of `subdomain` and its OpenID providers by name, at one read of the realm
+    /// version ([`realm_cache`]): the requests that show both (`server_settings`, the
+    /// sign-in page).
+    fn realm_with_providers(
+        &self,
+        subdomain: &str,
+    ) -> StoreResult<Option<(Realm, Vec<IdentityProvider>)>>;
     fn realm_by_id(&self, id: i64) -> StoreResult<Option<Realm>>;
     /// Every realm by id, with its number of users.
     fn realms(&self) -> StoreResult<Vec<(Realm, i64)>>;

@@ -56,10 +56,9 @@ pub fn serve(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Resp
 fn show(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<Response, Refusal> {
     let query = Form::from_query(request)?;
     let pad = Pad::of(&query)?;
-    let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
+    let (realm, realm_url, providers) = ctx.realm_with_providers(request, log)?.ok_or(NO_REALM)?;
     let csrf = Csrf::for_page(request);
     let rp = passkeys::relying_party(ctx.site, &realm).ok();
-    let providers = ctx.store.identity_providers(realm.id)?;
     let view = View {
         realm: &realm,
         realm_url: &realm_url,
@@ -77,9 +76,8 @@ fn submit(ctx: &Context<'_>, request: &Request, log: &mut LogContext) -> Result<
     let form = Form::from_body(request)?;
     let csrf = Csrf::check(request, &form)?;
     let pad = Pad::of(&form)?;
-    let (realm, realm_url) = ctx.realm(request, log)?.ok_or(NO_REALM)?;
+    let (realm, realm_url, providers) = ctx.realm_with_providers(request, log)?.ok_or(NO_REALM)?;
     let offered = passkeys::relying_party(ctx.site, &realm);
-    let providers = ctx.store.identity_providers(realm.id)?;
     let view = View {
         realm: &realm,
         realm_url: &realm_url,

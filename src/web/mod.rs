@@ -25,7 +25,7 @@ use crate::auth::login::{Client, Login};
 use crate::http::{LogContext, Request};
 use crate::reset_desk::ResetDesk;
 use crate::site::Site;
-use crate::store::{Realm, SessionLimits, Store, StoreResult};
+use crate::store::{IdentityProvider, Realm, SessionLimits, Store, StoreResult};
 
 /// What a page may use of the worker that serves it.
 pub struct Context<'a> {
@@ -47,11 +47,34 @@ impl Context<'_> {
         log: &mut LogContext,
     ) -> StoreResult<Option<(Realm, String)>> {
         let subdomain = self.site.subdomain_of(&request.host);
-        let Some(realm) = self.store.realm_by_subdomain(&subdomain)? else {
-            return Ok(None);
-        };
+        let found = self.store.realm_by_subdomain(&subdomain)?;
+        Ok(found.map(|realm| self.located(request, &subdomain, realm, log)))
+    }
+
+    /// [`Context::realm`] with the realm's OpenID providers by name, at one read of the realm
+    /// version (the sign-in page's, web.md §10.1).
+    pub fn realm_with_providers(
+        &self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> StoreResult<Option<(Realm, String, Vec<IdentityProvider>)>> {
+        let subdomain = self.site.subdomain_of(&request.host);
+        let found = self.store.realm_with_providers(&subdomain)?;
+        Ok(found.map(|(realm, providers)| {
+            let (realm, url) = self.located(request, &subdomain, realm, log);
+            (realm, url, providers)
+        }))
+    }
+
+    /// The request's `realm` of `subdomain`, named in its log line, and its URL.
+    fn located(
+        &self,
+        request: &Request,
+        subdomain: &str,
+        realm: Realm,
+        log: &mut LogContext,
+    ) -> (Realm, String) {
         log.realm = Some(realm.subdomain.clone());
-        let url = self.site.realm_url(&subdomain, &request.host);
-        Ok(Some((realm, url)))
+        (realm, self.site.realm_url(subdomain, &request.host))
     }
 }

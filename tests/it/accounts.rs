@@ -397,7 +397,7 @@ fn backup_while_serving_and_check() {
     let check = run_cli(&dest, &["db", "check"], "");
     assert_eq!(
         String::from_utf8(check.stdout).unwrap(),
-        "integrity: ok\nschema version: 12\n"
+        "integrity: ok\nschema version: 13\n"
     );
     let listed = run_cli(&dest, &["user", "show", IAGO], "");
     assert!(

@@ -1,10 +1,12 @@
 //! The `idp` and `oidc_pending` tables (migration 10): a realm's OpenID providers as the
-//! operator set them (web.md §10), and the sign-ins sent to one until their callback. Taking a
+//! operator set them (web.md §10), remembered with the realm's row while the realm version
+//! holds ([`realm_cache`]), and the sign-ins sent to one until their callback. Taking a
 //! pending sign-in is one statement, so of two callbacks with one `state` one gets it, on
 //! whichever instance.
 
 use std::fmt;
 
+use crate::store::realm_cache;
 use crate::store::sql::{Backend, Conn, SqlError, Unique, params, sql};
 use crate::store::{AuditEntry, IdentityProviders, StoreError, StoreResult};
 
@@ -130,12 +132,24 @@ fn taken(name: &str) -> StoreError {
     ))
 }
 
-impl<B: Backend> IdentityProviders for B {
-    fn identity_providers(&self, realm_id: i64) -> StoreResult<Vec<IdentityProvider>> {
+/// The providers of realm `realm_id` by name, as remembered under the realm version
+/// `version` (migration 13's triggers bump it).
+pub(super) fn cached_of_realm<B: Backend>(
+    backend: &B,
+    version: i64,
+    realm_id: i64,
+) -> StoreResult<Vec<IdentityProvider>> {
+    realm_cache::providers_at(backend, version, realm_id, || {
         let by_realm = sql!(built: || format!(
             "SELECT {COLUMNS} FROM idp WHERE realm_id = $1 ORDER BY name"
         ));
-        self.read(|conn| Ok(conn.all(by_realm, params![realm_id], provider)?))
+        backend.read(|conn| Ok(conn.all(by_realm, params![realm_id], provider)?))
+    })
+}
+
+impl<B: Backend> IdentityProviders for B {
+    fn identity_providers(&self, realm_id: i64) -> StoreResult<Vec<IdentityProvider>> {
+        cached_of_realm(self, realm_cache::version(self)?, realm_id)
     }
 
     fn identity_provider_by_id(&self, id: i64) -> StoreResult<Option<IdentityProvider>> {

@@ -2,7 +2,9 @@
 
 use crate::store::ldap::Column;
 use crate::store::sql::{Backend, Conn, Param, RealmKey, params, sql};
-use crate::store::{AuditEntry, Realm, RealmChanges, Realms, StoreError, StoreResult};
+use crate::store::{
+    AuditEntry, IdentityProvider, Realm, RealmChanges, Realms, StoreError, StoreResult,
+};
 use crate::store::{realm_cache, realm_columns, row};
 
 fn select(condition: &str) -> String {
@@ -57,15 +59,39 @@ fn changed_values<'a>(changes: &'a RealmChanges, ldap: &'a [Column]) -> Vec<Para
     values
 }
 
+/// The realm of `subdomain` as remembered under the realm version `version`.
+fn cached_by_subdomain<B: Backend>(
+    backend: &B,
+    version: i64,
+    subdomain: &str,
+) -> StoreResult<Option<Realm>> {
+    realm_cache::cached_at(backend, version, RealmKey::Subdomain(subdomain), || {
+        backend.read(|conn| by_subdomain(conn, subdomain))
+    })
+}
+
 impl<B: Backend> Realms for B {
     fn realm_by_subdomain(&self, subdomain: &str) -> StoreResult<Option<Realm>> {
-        realm_cache::cached(self, RealmKey::Subdomain(subdomain), || {
-            self.read(|conn| by_subdomain(conn, subdomain))
-        })
+        cached_by_subdomain(self, realm_cache::version(self)?, subdomain)
+    }
+
+    fn realm_with_providers(
+        &self,
+        subdomain: &str,
+    ) -> StoreResult<Option<(Realm, Vec<IdentityProvider>)>> {
+        let version = realm_cache::version(self)?;
+        let Some(realm) = cached_by_subdomain(self, version, subdomain)? else {
+            return Ok(None);
+        };
+        let providers = super::idp::cached_of_realm(self, version, realm.id)?;
+        Ok(Some((realm, providers)))
     }
 
     fn realm_by_id(&self, id: i64) -> StoreResult<Option<Realm>> {
-        realm_cache::cached(self, RealmKey::Id(id), || self.read(|conn| by_id(conn, id)))
+        let version = realm_cache::version(self)?;
+        realm_cache::cached_at(self, version, RealmKey::Id(id), || {
+            self.read(|conn| by_id(conn, id))
+        })
     }
 
     fn realms(&self) -> StoreResult<Vec<(Realm, i64)>> {
