@@ -65,6 +65,55 @@ fn providers_are_listed_in_server_settings_by_name_after_the_password_page() {
     );
 }
 
+/// Issue 25: a realm's providers are remembered with its row while the realm version holds,
+/// which migration 13's triggers bump: a provider added, changed or removed by `idp` in
+/// another process shows in the very next `server_settings` and sign-in page. One worker, so
+/// each request finds what the one before left in its cache.
+#[test]
+fn a_provider_change_by_another_process_shows_at_the_very_next_request() {
+    let server = TestServer::start(&["--workers", "1"]);
+    let external = |server: &TestServer| {
+        let settings = server.get("/api/v1/server_settings").json();
+        let methods = settings["external_authentication_methods"]
+            .as_array()
+            .unwrap();
+        let shown: Vec<String> = methods
+            .iter()
+            .map(|m| format!("{}={}", m["name"], m["display_name"]))
+            .collect();
+        (
+            settings["authentication_methods"]["openid connect"].clone(),
+            shown.join(" "),
+        )
+    };
+    let sign_in = |server: &TestServer| server.get("/accounts/login/").text().to_owned();
+    assert_eq!(external(&server), (false.into(), String::new()));
+    assert!(!sign_in(&server).contains("Sign in with"));
+
+    add(&server, "sso", "http://127.0.0.1:9/", &[]);
+    let url = format!("http://{}", server.addr);
+    let icon = format!("{url}/static/images/logo/zulip-icon-128x128.png");
+    let expected = format!(
+        r#"{{"result":"success","msg":"","authentication_methods":{{"password":true,"dev":false,"email":true,"ldap":false,"remoteuser":false,"github":false,"azuread":false,"gitlab":false,"apple":false,"google":false,"saml":false,"openid connect":true}},"zulip_version":"10.0","zulip_merge_base":"10.0","zulip_feature_level":371,"push_notifications_enabled":false,"is_incompatible":false,"email_auth_enabled":true,"require_email_format_usernames":true,"realm_url":"{url}","realm_name":"Zulip","realm_icon":"{icon}","realm_description":"","realm_web_public_access_enabled":false,"external_authentication_methods":[{{"name":"oidc:sso","display_name":"OpenID Connect","display_icon":null,"login_url":"/accounts/login/social/oidc/sso","signup_url":"/accounts/register/social/oidc/sso"}}],"realm_uri":"{url}"}}"#
+    );
+    server
+        .get("/api/v1/server_settings")
+        .assert_json(200, &expected);
+
+    server.ok(&["idp", "set", "sso", "--display-name", "Company SSO"]);
+    assert_eq!(
+        external(&server),
+        (true.into(), r#""oidc:sso"="Company SSO""#.to_owned())
+    );
+    assert!(sign_in(&server).contains(
+        r#"<a class="button" href="/accounts/login/social/oidc/sso">Sign in with Company SSO</a>"#
+    ));
+
+    server.ok(&["idp", "remove", "sso"]);
+    assert_eq!(external(&server), (false.into(), String::new()));
+    assert!(!sign_in(&server).contains("Sign in with"));
+}
+
 #[test]
 fn the_secret_is_never_shown_and_bad_settings_are_one_line() {
     let server = TestServer::start(&[]);
