@@ -81,6 +81,11 @@ impl Fresh {
     fn open(&self) -> Store {
         Store::open(&self.db).unwrap()
     }
+
+    /// A store on it as another instance opens it: with caches of its own.
+    fn another_instance(&self) -> Store {
+        Store::open(Database::from_arg(self.arg.clone()).unwrap()).unwrap()
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -906,7 +911,7 @@ fn a_deleted_user_leaves_nothing_but_audit_rows_and_their_id_is_not_reused() {
 #[test]
 fn a_realm_change_by_another_instance_applies_at_the_next_read() {
     on_each_engine(|fresh, store| {
-        let other = Store::open(Database::from_arg(fresh.arg.clone()).unwrap()).unwrap();
+        let other = fresh.another_instance();
         let root = store.require_realm("").unwrap();
         let name = |store: &Store| {
             let by_subdomain = store.realm_by_subdomain("").unwrap().unwrap().name;
@@ -941,7 +946,7 @@ fn a_realm_change_by_another_instance_applies_at_the_next_read() {
 #[test]
 fn a_provider_change_by_another_instance_applies_at_the_next_read() {
     on_each_engine(|fresh, store| {
-        let other = Store::open(Database::from_arg(fresh.arg.clone()).unwrap()).unwrap();
+        let other = fresh.another_instance();
         let root = store.require_realm("").unwrap();
         let shown = |store: &Store| {
             let (realm, providers) = store.realm_with_providers("").unwrap().unwrap();
