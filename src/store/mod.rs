@@ -293,6 +293,10 @@ pub trait LoginMail {
 pub trait Limits {
     /// Decides an attempt atomically; see [`limits::Admission`].
     fn admit(&self, attempt: &Attempt) -> StoreResult<Admission>;
+    /// The refusal [`Limits::admit`] gives a full bucket, read without a lock or a write (on
+    /// SQLite from the connection's cache), which is how `admit` itself refuses; `None` when
+    /// each bucket had room at this read, which only `admit` decides for good.
+    fn full_bucket(&self, attempt: &Attempt) -> StoreResult<Option<Admission>>;
     /// Counts an event in every bucket if each has room under its rule, atomically, and
     /// answers `None`; if any is full, records nothing and answers the seconds until every
     /// full one has room again.

@@ -220,3 +220,72 @@ fn a_thousand_guesses_verify_five() {
     // The owner still cannot get in until the window passes, as upstream.
     assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
 }
+
+/// Issue 25 item 4: a username over its limit is answered on a front thread, never behind
+/// the hashing threads. Here the only one is held by a login whose directory accepts and
+/// never answers (for up to the 5 s LDAP budget); the 429 comes while it is still held,
+/// which the directory's end of that connection shows: still open, where a login that had
+/// ended (as it must before its thread takes the next request) would have closed it.
+#[test]
+fn a_limited_username_is_answered_while_every_hashing_thread_is_busy() {
+    use std::io::{ErrorKind, Read};
+    use std::net::TcpListener;
+
+    let server = TestServer::start(&["--workers", "1", "--address-rate", "off"]);
+    let directory_at = |port: u16| {
+        let url = format!("ldap://127.0.0.1:{port}");
+        server.ok(&[
+            "realm",
+            "set",
+            "",
+            "--ldap-url",
+            &url,
+            "--ldap-bind-dn",
+            "cn=zulip,dc=example,dc=com",
+            "--ldap-user-search",
+            "ou=people,dc=example,dc=com",
+        ]);
+    };
+    // A stopped directory fails each attempt at once: five fill hamlet's bucket.
+    let stopped = TcpListener::bind("127.0.0.1:0").unwrap();
+    directory_at(stopped.local_addr().unwrap().port());
+    drop(stopped);
+    for _ in 0..5 {
+        server.login("hamlet", "Wrong-1").assert_json(401, E11);
+    }
+    let frozen = TcpListener::bind("127.0.0.1:0").unwrap();
+    directory_at(frozen.local_addr().unwrap().port());
+    let addr = server.addr;
+    let held_login = std::thread::spawn(move || {
+        let body = "username=ophelia&password=Wrong-1";
+        let request = format!(
+            "POST /api/v1/fetch_api_key HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    });
+    // The hashing thread is inside ophelia's login: it reached the directory.
+    let (mut held, _) = frozen.accept().unwrap();
+    let limited = server.login("hamlet", "Wrong-1");
+    // The per-username 429 (X-RateLimit-Remaining: 0), not the full queue's.
+    assert_username_limited(&limited);
+    held.set_nonblocking(true).unwrap();
+    let mut bind_request = [0u8; 256];
+    let open = loop {
+        match held.read(&mut bind_request) {
+            Ok(0) => break false,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(open, "the held login ended before the 429 was answered");
+    drop(held);
+    let reply = held_login.join().unwrap();
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    assert!(reply.ends_with(&format!("{E11}\n")), "{reply}");
+}
