@@ -373,7 +373,7 @@ impl Api {
         if request.method != "POST" {
             return Ok(method_not_allowed(&["POST"]));
         }
-        let (params, credentials, realm) = self.password_login(request, log)?;
+        let (params, credentials, realm) = self.login_request(request, log)?;
         let checked = self
             .login()
             .login(&realm, credentials, client(request, log), Method::Api)?;
@@ -389,7 +389,7 @@ impl Api {
         request: &Request,
         log: &mut LogContext,
     ) -> Result<Option<Response>, ApiError> {
-        let (params, credentials, realm) = self.password_login(request, log)?;
+        let (params, credentials, realm) = self.login_request(request, log)?;
         let refused = (self.login()).screen(
             &realm,
             credentials.username,
@@ -399,8 +399,8 @@ impl Api {
         Ok(refused.map(|checked| self.key_response(checked, params, log)))
     }
 
-    /// Steps 1 to 4 of wire.md §5.2: the parameters, the credentials and the realm.
-    fn password_login<'r>(
+    /// Steps 2 and 3 of wire.md §5.2: the credentials of a password login, and its realm.
+    fn login_request<'r>(
         &self,
         request: &'r Request,
         log: &mut LogContext,
