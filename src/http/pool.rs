@@ -681,6 +681,15 @@ mod tests {
         workers: usize,
         stopping: bool,
     ) -> (Arc<Server>, SocketAddr, mpsc::Receiver<StopReason>) {
+        start_with(workers, stopping, || Ok(Panicky))
+    }
+
+    /// A pool of `workers` threads of each kind, with handlers from `make`.
+    fn start_with<H: Handler>(
+        workers: usize,
+        stopping: bool,
+        make: impl Fn() -> Result<H, String> + Send + Sync + 'static,
+    ) -> (Arc<Server>, SocketAddr, mpsc::Receiver<StopReason>) {
         let listener = tiny_http::Listener::from(TcpListener::bind("127.0.0.1:0").unwrap());
         let watchdog = Watchdog::start(&listener).unwrap();
         let server = Arc::new(Server::from_listener(listener, None).unwrap());
@@ -691,7 +700,7 @@ mod tests {
             front: workers,
             hashing: workers,
         };
-        spawn_workers(&server, size, || Ok(Panicky), watchdog, &stopping, &tx);
+        spawn_workers(&server, size, make, watchdog, &stopping, &tx);
         (server, addr, rx)
     }
 
@@ -713,11 +722,6 @@ mod tests {
     /// every hashing thread is busy: it never enters their queue.
     #[test]
     fn a_front_answer_never_waits_for_the_hashing_threads() {
-        let listener = tiny_http::Listener::from(TcpListener::bind("127.0.0.1:0").unwrap());
-        let watchdog = Watchdog::start(&listener).unwrap();
-        let server = Arc::new(Server::from_listener(listener, None).unwrap());
-        let addr = server.server_addr().to_ip().unwrap();
-        let (tx, _fatal) = mpsc::channel();
         let (holding, held) = mpsc::channel();
         let (release, released) = mpsc::channel();
         let released = Arc::new(Mutex::new(released));
@@ -727,12 +731,7 @@ mod tests {
                 release: Arc::clone(&released),
             })
         };
-        let size = PoolSize {
-            front: 1,
-            hashing: 1,
-        };
-        let stopping = Arc::new(AtomicBool::new(false));
-        spawn_workers(&server, size, make, watchdog, &stopping, &tx);
+        let (_server, addr, _fatal) = start_with(1, false, make);
         let slow = thread::spawn(move || get(addr, "/costly/slow"));
         held.recv().unwrap();
         // The only hashing thread holds `/costly/slow` until it is released below.
@@ -748,15 +747,6 @@ mod tests {
     #[test]
     fn a_handler_that_cannot_start_at_first_is_tried_again() {
         use std::sync::atomic::AtomicUsize;
-        let listener = tiny_http::Listener::from(TcpListener::bind("127.0.0.1:0").unwrap());
-        let watchdog = Watchdog::start(&listener).unwrap();
-        let server = Arc::new(Server::from_listener(listener, None).unwrap());
-        let addr = server.server_addr().to_ip().unwrap();
-        let (tx, fatal) = mpsc::channel();
-        let size = PoolSize {
-            front: 1,
-            hashing: 1,
-        };
         let failures = AtomicUsize::new(0);
         let make = move || {
             if failures.fetch_add(1, Ordering::SeqCst) < 3 {
@@ -765,8 +755,7 @@ mod tests {
                 Ok(Panicky)
             }
         };
-        let stopping = Arc::new(AtomicBool::new(false));
-        spawn_workers(&server, size, make, watchdog, &stopping, &tx);
+        let (_server, addr, fatal) = start_with(1, false, make);
         // Before any request, which nobody would answer if both threads had ended.
         assert!(matches!(
             fatal.recv_timeout(Duration::from_secs(2)),

@@ -231,47 +231,25 @@ fn a_limited_username_is_answered_while_every_hashing_thread_is_busy() {
     use std::io::{ErrorKind, Read};
     use std::net::TcpListener;
 
+    use crate::ldap::use_directory_at;
+
     let server = TestServer::start(&["--workers", "1", "--address-rate", "off"]);
-    let directory_at = |port: u16| {
-        let url = format!("ldap://127.0.0.1:{port}");
-        server.ok(&[
-            "realm",
-            "set",
-            "",
-            "--ldap-url",
-            &url,
-            "--ldap-bind-dn",
-            "cn=zulip,dc=example,dc=com",
-            "--ldap-user-search",
-            "ou=people,dc=example,dc=com",
-        ]);
-    };
     // A stopped directory fails each attempt at once: five fill hamlet's bucket.
     let stopped = TcpListener::bind("127.0.0.1:0").unwrap();
-    directory_at(stopped.local_addr().unwrap().port());
+    use_directory_at(&server, stopped.local_addr().unwrap().port());
     drop(stopped);
     for _ in 0..5 {
         server.login("hamlet", "Wrong-1").assert_json(401, E11);
     }
     let frozen = TcpListener::bind("127.0.0.1:0").unwrap();
-    directory_at(frozen.local_addr().unwrap().port());
+    use_directory_at(&server, frozen.local_addr().unwrap().port());
     let addr = server.addr;
-    let held_login = std::thread::spawn(move || {
-        let body = "username=ophelia&password=Wrong-1";
-        let request = format!(
-            "POST /api/v1/fetch_api_key HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
-        reply
-    });
+    let held_login =
+        std::thread::spawn(move || login_on_the_side(addr, "username=ophelia&password=Wrong-1"));
     // The hashing thread is inside ophelia's login: it reached the directory.
     let (mut held, _) = frozen.accept().unwrap();
     let limited = server.login("hamlet", "Wrong-1");
-    // The per-username 429 (X-RateLimit-Remaining: 0), not the full queue's.
+    // The per-username 429 (X-RateLimit-Remaining: 0).
     assert_username_limited(&limited);
     held.set_nonblocking(true).unwrap();
     let mut bind_request = [0u8; 256];
