@@ -53,8 +53,8 @@ pub struct Request {
     pub forwarded_for: Option<String>,
     pub real_ip: Option<String>,
     pub body: Vec<u8>,
-    /// The parameters, parsed at the first [`Request::params`]: a login's are read on a
-    /// front thread, then again by its handler on a hashing thread.
+    /// The parameters, parsed at the first [`Request::params`]: a login's front thread
+    /// parses them, and its hashing thread reads them as parsed.
     pub params: OnceLock<Result<Params, ApiError>>,
 }
 
