@@ -390,7 +390,7 @@ impl Api {
         log: &mut LogContext,
     ) -> Result<Option<Response>, ApiError> {
         let (params, credentials, realm) = self.login_request(request, log)?;
-        let refused = (self.login()).screen(
+        let refused = self.login().screen(
             &realm,
             credentials.username,
             client(request, log),

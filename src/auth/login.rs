@@ -16,12 +16,13 @@
 //! [`Login::login`] runs both. Before them, a thread that must never hash (a front thread of
 //! the pool) may take [`Login::screen`]: steps 4 and 5 at a look, which answer the refusals
 //! given before any hash (a full bucket: the per-username 429) and pass every other attempt
-//! on to a hashing thread's [`Login::verify`], having recorded nothing. A caller with a second factor to check calls
-//! [`Login::verify`], then [`Login::defer`] (the password was right: its address
-//! reservation is released, the username bucket is left as it is), keeps the [`Verified`]
-//! until a code comes, and hands it to [`Login::second_factor`], which counts the code
-//! against both limits as a password attempt is counted and finishes the login only when
-//! the caller's check accepts it.
+//! on to a hashing thread's [`Login::verify`], having recorded nothing.
+//!
+//! A caller with a second factor to check calls [`Login::verify`], then [`Login::defer`]
+//! (the password was right: its address reservation is released, the username bucket is
+//! left as it is), keeps the [`Verified`] until a code comes, and hands it to
+//! [`Login::second_factor`], which counts the code against both limits as a password attempt
+//! is counted and finishes the login only when the caller's check accepts it.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -405,7 +406,10 @@ impl Login<'_> {
         }
         let counted = counted_name(realm, username);
         Ok(
-            match (self.limits).refusal(&**self.store, &counted, client.address, clock::now())? {
+            match self
+                .limits
+                .refusal(&**self.store, &counted, client.address, clock::now())?
+            {
                 Some(gate) => self
                     .gated(realm, method, &counted, gate, None, client)?
                     .err(),
@@ -756,7 +760,9 @@ impl Login<'_> {
         user_id: Option<i64>,
     ) -> StoreResult<Result<Admitted, Checked<T>>> {
         let counted = counted_name(realm, username);
-        let gate = (self.limits).admit(&**self.store, &counted, client.address, clock::now())?;
+        let gate = self
+            .limits
+            .admit(&**self.store, &counted, client.address, clock::now())?;
         self.gated(realm, method, &counted, gate, user_id, client)
     }
 
