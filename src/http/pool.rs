@@ -522,16 +522,16 @@ fn front(handler: &mut impl Handler, arrival: Arrival, queue: &SyncSender<Job>) 
     }
     match queue.try_send(job) {
         Ok(()) => metrics::queued(),
-        Err(TrySendError::Full(job)) => {
+        // Full, or every hashing thread gone (the process is ending): a front thread never
+        // hashes instead.
+        Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
             let overloaded = handler.refusal(&job.request, &ApiError::overloaded());
             deliver(handler, job, overloaded);
         }
-        // Only if every hashing thread is gone does a front thread hash.
-        Err(TrySendError::Disconnected(job)) => serve(handler, job),
     }
 }
 
-/// Answers one request with the whole of its handler, on a hashing thread.
+/// Answers one request with the whole of its handler: on a hashing thread only.
 fn serve(handler: &mut impl Handler, job: Job) {
     let response = unwound(handler, &job.request, |handler| {
         handler.handle(&job.request)
@@ -681,12 +681,16 @@ mod tests {
         workers: usize,
         stopping: bool,
     ) -> (Arc<Server>, SocketAddr, mpsc::Receiver<StopReason>) {
-        start_with(workers, stopping, || Ok(Panicky))
+        let size = PoolSize {
+            front: workers,
+            hashing: workers,
+        };
+        start_with(size, stopping, || Ok(Panicky))
     }
 
-    /// A pool of `workers` threads of each kind, with handlers from `make`.
+    /// A pool of `size`, with handlers from `make`.
     fn start_with<H: Handler>(
-        workers: usize,
+        size: PoolSize,
         stopping: bool,
         make: impl Fn() -> Result<H, String> + Send + Sync + 'static,
     ) -> (Arc<Server>, SocketAddr, mpsc::Receiver<StopReason>) {
@@ -696,10 +700,6 @@ mod tests {
         let addr = server.server_addr().to_ip().unwrap();
         let (tx, rx) = mpsc::channel();
         let stopping = Arc::new(AtomicBool::new(stopping));
-        let size = PoolSize {
-            front: workers,
-            hashing: workers,
-        };
         spawn_workers(&server, size, make, watchdog, &stopping, &tx);
         (server, addr, rx)
     }
@@ -718,6 +718,25 @@ mod tests {
         }
     }
 
+    const ONE_EACH: PoolSize = PoolSize {
+        front: 1,
+        hashing: 1,
+    };
+
+    /// With no hashing thread to pass it to, a costly request is refused, never hashed on
+    /// the front thread.
+    #[test]
+    fn without_hashing_threads_a_costly_request_is_refused() {
+        let size = PoolSize {
+            front: 1,
+            hashing: 0,
+        };
+        let (_server, addr, _fatal) = start_with(size, false, || Ok(Panicky));
+        let response = get(addr, "/costly/x");
+        assert!(response.starts_with("HTTP/1.1 429"), "{response}");
+        assert!(get(addr, "/cheap").ends_with("[\"/cheap\"]\n"));
+    }
+
     /// The front step's answer to a request it would otherwise pass on is written while
     /// every hashing thread is busy: it never enters their queue.
     #[test]
@@ -731,7 +750,7 @@ mod tests {
                 release: Arc::clone(&released),
             })
         };
-        let (_server, addr, _fatal) = start_with(1, false, make);
+        let (_server, addr, _fatal) = start_with(ONE_EACH, false, make);
         let slow = thread::spawn(move || get(addr, "/costly/slow"));
         held.recv().unwrap();
         // The only hashing thread holds `/costly/slow` until it is released below.
@@ -755,7 +774,7 @@ mod tests {
                 Ok(Panicky)
             }
         };
-        let (_server, addr, fatal) = start_with(1, false, make);
+        let (_server, addr, fatal) = start_with(ONE_EACH, false, make);
         // Before any request, which nobody would answer if both threads had ended.
         assert!(matches!(
             fatal.recv_timeout(Duration::from_secs(2)),
