@@ -390,7 +390,7 @@ fn only_password_logins_go_to_the_hashing_threads() {
 /// A login's front step answers the per-username 429 as the whole handler does, and never
 /// hashes: not for a full bucket, not for one with room (passed on, nothing recorded).
 #[test]
-fn a_login_s_front_step_never_hashes() {
+fn the_front_step_of_a_login_never_hashes() {
     let mut f = fixture(false);
     f.add_user("a@example.com", Role::Member);
     let hashed = || crate::auth::password::COMPUTED.get();
