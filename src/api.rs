@@ -373,7 +373,8 @@ impl Api {
         if request.method != "POST" {
             return Ok(method_not_allowed(&["POST"]));
         }
-        let (params, credentials, realm) = self.login_request(request, log)?;
+        let (params, credentials) = login_parameters(request)?;
+        let realm = self.login_realm(request, log)?;
         let checked = self
             .login()
             .login(&realm, credentials, client(request, log), Method::Api)?;
@@ -383,13 +384,19 @@ impl Api {
     /// `POST /api/v1/fetch_api_key` on a front thread: wire.md §5.2 up to step 5 at a look
     /// ([`Login::screen`]), so that a login refused before its hash (the per-username 429)
     /// is answered without waiting for a hashing thread; `None` for every other, which
-    /// [`Api::fetch_api_key`] takes from the start.
+    /// [`Api::fetch_api_key`] takes from the start. On a database across the network, only
+    /// the parameters: an outage would hold the front thread on its reads for seconds
+    /// (`/health` must answer within 5 s meanwhile).
     fn fetch_api_key_early(
         &mut self,
         request: &Request,
         log: &mut LogContext,
     ) -> Result<Option<Response>, ApiError> {
-        let (params, credentials, realm) = self.login_request(request, log)?;
+        let (params, credentials) = login_parameters(request)?;
+        if !self.store.is_local() {
+            return Ok(None);
+        }
+        let realm = self.login_realm(request, log)?;
         let refused = self.login().screen(
             &realm,
             credentials.username,
@@ -399,20 +406,11 @@ impl Api {
         Ok(refused.map(|checked| self.key_response(checked, params, log)))
     }
 
-    /// Steps 2 and 3 of wire.md §5.2: the credentials of a password login, and its realm.
-    fn login_request<'r>(
-        &self,
-        request: &'r Request,
-        log: &mut LogContext,
-    ) -> Result<(&'r Params, Credentials<'r>, Realm), ApiError> {
-        let params = parse_params(request)?;
-        let credentials = Credentials {
-            username: params.required("username")?,
-            password: params.required("password")?,
-        };
+    /// Step 3 of wire.md §5.2 for a password login: its realm.
+    fn login_realm(&self, request: &Request, log: &mut LogContext) -> Result<Realm, ApiError> {
         let realm = self.request_realm(request, log)?;
         log.login = Some(Method::Api);
-        Ok((params, credentials, realm))
+        Ok(realm)
     }
 
     /// The answer of a password login: its key, or its refusal; the username bucket's
@@ -925,6 +923,16 @@ impl Api {
 
 fn parse_params(request: &Request) -> Result<&Params, ApiError> {
     request.params()
+}
+
+/// Step 2 of wire.md §5.2: a password login's parameters, and its credentials among them.
+fn login_parameters(request: &Request) -> Result<(&Params, Credentials<'_>), ApiError> {
+    let params = parse_params(request)?;
+    let credentials = Credentials {
+        username: params.required("username")?,
+        password: params.required("password")?,
+    };
+    Ok((params, credentials))
 }
 
 /// An error's response, with the `Retry-After` of a 503 (wire.md §3.6). A store fault is

@@ -328,6 +328,9 @@ pub trait Maintenance {
     fn backup_to(&self, dest: &Path) -> StoreResult<()>;
     /// The database's size on disk, in bytes.
     fn size_on_disk(&self) -> StoreResult<u64>;
+    /// Whether the database is a file of this machine (SQLite), which no network or server
+    /// outage can hold a reader on: a front thread reads for a login only then.
+    fn is_local(&self) -> bool;
     /// Gives the space of deleted rows back. Without `full`, in steps that keep the write
     /// lock briefly, safe while the server runs; with `full`, a rewrite of the whole
     /// database that holds its locks until it ends (README, `db vacuum`).
