@@ -230,24 +230,40 @@ fn a_thousand_guesses_verify_five() {
 fn a_limited_username_is_answered_while_every_hashing_thread_is_busy() {
     use std::io::{ErrorKind, Read};
     use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use crate::ldap::use_directory_at;
 
     let server = TestServer::start(&["--workers", "1", "--address-rate", "off"]);
-    // A stopped directory fails each attempt at once: five fill hamlet's bucket.
-    let stopped = TcpListener::bind("127.0.0.1:0").unwrap();
-    use_directory_at(&server, stopped.local_addr().unwrap().port());
-    drop(stopped);
+    let directory = TcpListener::bind("127.0.0.1:0").unwrap();
+    use_directory_at(&server, directory.local_addr().unwrap().port());
+    // First the directory hangs up at once, so each attempt fails fast: five fill hamlet's
+    // bucket.
+    directory.set_nonblocking(true).unwrap();
+    let hanging_up = Arc::new(AtomicBool::new(true));
+    let hang_up = {
+        let (directory, hanging_up) = (directory.try_clone().unwrap(), Arc::clone(&hanging_up));
+        std::thread::spawn(move || {
+            while hanging_up.load(Ordering::SeqCst) {
+                if directory.accept().is_err() {
+                    sleep(Duration::from_millis(10));
+                }
+            }
+        })
+    };
     for _ in 0..5 {
         server.login("hamlet", "Wrong-1").assert_json(401, E11);
     }
-    let frozen = TcpListener::bind("127.0.0.1:0").unwrap();
-    use_directory_at(&server, frozen.local_addr().unwrap().port());
+    hanging_up.store(false, Ordering::SeqCst);
+    hang_up.join().unwrap();
+    // Then it accepts and never answers.
+    directory.set_nonblocking(false).unwrap();
     let addr = server.addr;
     let held_login =
         std::thread::spawn(move || login_on_the_side(addr, "username=ophelia&password=Wrong-1"));
     // The hashing thread is inside ophelia's login: it reached the directory.
-    let (mut held, _) = frozen.accept().unwrap();
+    let (mut held, _) = directory.accept().unwrap();
     let limited = server.login("hamlet", "Wrong-1");
     // The per-username 429 (X-RateLimit-Remaining: 0).
     assert_username_limited(&limited);
