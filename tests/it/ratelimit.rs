@@ -235,6 +235,11 @@ fn a_limited_username_is_answered_while_every_hashing_thread_is_busy() {
 
     use crate::ldap::use_directory_at;
 
+    // On PostgreSQL a login's front step reads nothing (wire.md §8, overload): its 429 waits
+    // for a hashing thread.
+    if on_postgres() {
+        return;
+    }
     let server = TestServer::start(&["--workers", "1", "--address-rate", "off"]);
     let directory = TcpListener::bind("127.0.0.1:0").unwrap();
     use_directory_at(&server, directory.local_addr().unwrap().port());
