@@ -63,6 +63,9 @@ pub struct Api {
 }
 
 type Endpoint = fn(&mut Api, &Request, &mut LogContext) -> Result<Response, ApiError>;
+/// What a front thread may answer of a costly request without hashing; `Ok(None)` passes
+/// it on to the hashing threads, whose endpoint takes it from the start.
+type Early = fn(&mut Api, &Request, &mut LogContext) -> Result<Option<Response>, ApiError>;
 
 /// One path of the API.
 struct Route {
@@ -73,11 +76,11 @@ struct Route {
     /// Mounted only with `--dev` (wire.md §7).
     dev_only: bool,
     /// The methods whose answer may cost an argon2 computation: they go to the hashing
-    /// threads, so that cheap requests never queue behind them.
+    /// threads, so that cheap requests never queue behind them, unless `early` answers them.
     costly: &'static [&'static str],
-    /// Parameters without which a costly request is refused before any hashing (a 400):
-    /// one that lacks any is cheap, answered on a front thread.
-    needs: &'static [&'static str],
+    /// For a costly method, the steps before any hashing, taken on a front thread: what
+    /// they refuse is answered there.
+    early: Option<Early>,
     /// Django's `never_cache`, which upstream puts on its REST routes (wire.md §3.3).
     never_cache: bool,
     /// Too frequent to log one line each (health checks).
@@ -104,7 +107,7 @@ const fn route(path: &'static str, endpoint: Endpoint) -> Route {
         below: Below::Nothing,
         dev_only: false,
         costly: &[],
-        needs: &[],
+        early: None,
         never_cache: false,
         quiet: false,
         page: false,
@@ -133,8 +136,7 @@ const ROUTES: &[Route] = &[
     route("/", Api::root),
     Route {
         costly: &["POST"],
-        // wire.md §5.2 steps 1 to 3.
-        needs: &["username", "password"],
+        early: Some(Api::fetch_api_key_early),
         ..route("/api/v1/fetch_api_key", Api::fetch_api_key)
     },
     route("/api/v1/jwt/fetch_api_key", Api::jwt_fetch_api_key),
@@ -228,35 +230,18 @@ impl ApiConfig {
 
 impl Handler for Api {
     fn handle(&mut self, request: &Request) -> Response {
-        let mut log = LogContext {
-            client: request.client_addr(&self.config.trusted_proxies),
-            ..LogContext::default()
-        };
-        let mut response = match self.config.route(&request.path) {
-            None => error_response(&ApiError::not_found()),
-            Some(route) => {
-                log.quiet = route.quiet;
-                log.route = Some(route.path);
-                let response = (route.endpoint)(self, request, &mut log)
-                    .unwrap_or_else(|err| error_response(&err));
-                if route.never_cache {
-                    never_cache(response)
-                } else {
-                    response
-                }
-            }
-        };
-        response.log = log;
-        response
+        let route = self.config.route(&request.path);
+        self.answer(request, route)
     }
 
-    fn is_costly(&self, request: &Request) -> bool {
-        self.config.route(&request.path).is_some_and(|r| {
-            r.costly.contains(&request.method.as_str())
-                && (r.needs.is_empty()
-                    || parse_params(request)
-                        .is_ok_and(|params| r.needs.iter().all(|n| params.get(n).is_some())))
-        })
+    fn front(&mut self, request: &Request) -> Option<Response> {
+        let route = self.config.route(&request.path);
+        let Some(costly) = route.filter(|r| r.costly.contains(&request.method.as_str())) else {
+            return Some(self.answer(request, route));
+        };
+        let mut log = self.log_context(request, costly);
+        let answered = (costly.early?)(self, request, &mut log).transpose()?;
+        Some(finished(costly, answered, log))
     }
 
     /// A browser gets a plain page, with the error's headers (its `Retry-After`).
@@ -282,6 +267,46 @@ impl Handler for Api {
             _ => path.into(),
         }
     }
+}
+
+/// Every answer of a route: what is left for the log, and the route's headers.
+impl Api {
+    /// The whole answer of `route` (`None`: the 404 of a path not routed).
+    fn answer(&mut self, request: &Request, route: Option<&'static Route>) -> Response {
+        match route {
+            None => {
+                let mut response = error_response(&ApiError::not_found());
+                response.log.client = request.client_addr(&self.config.trusted_proxies);
+                response
+            }
+            Some(route) => {
+                let mut log = self.log_context(request, route);
+                let answered = (route.endpoint)(self, request, &mut log);
+                finished(route, answered, log)
+            }
+        }
+    }
+
+    fn log_context(&self, request: &Request, route: &'static Route) -> LogContext {
+        LogContext {
+            client: request.client_addr(&self.config.trusted_proxies),
+            quiet: route.quiet,
+            route: Some(route.path),
+            ..LogContext::default()
+        }
+    }
+}
+
+/// A route's answer (its error's, if it failed) with its headers and what its log holds.
+fn finished(route: &Route, answered: Result<Response, ApiError>, log: LogContext) -> Response {
+    let response = answered.unwrap_or_else(|err| error_response(&err));
+    let mut response = if route.never_cache {
+        never_cache(response)
+    } else {
+        response
+    };
+    response.log = log;
+    response
 }
 
 /// A key and whom it belongs to: the body of `fetch_api_key` and `dev_fetch_api_key`.
@@ -348,16 +373,54 @@ impl Api {
         if request.method != "POST" {
             return Ok(method_not_allowed(&["POST"]));
         }
-        let params = parse_params(request)?;
-        let credentials = Credentials {
-            username: params.required("username")?,
-            password: params.required("password")?,
-        };
-        let realm = self.request_realm(request, log)?;
-        log.login = Some(Method::Api);
+        let (params, credentials) = login_parameters(request)?;
+        let realm = self.login_realm(request, log)?;
         let checked = self
             .login()
             .login(&realm, credentials, client(request, log), Method::Api)?;
+        Ok(self.key_response(checked, params, log))
+    }
+
+    /// `POST /api/v1/fetch_api_key` on a front thread: wire.md §5.2 up to step 5 at a look
+    /// ([`Login::screen`]), so that a login refused before its hash (the per-username 429)
+    /// is answered without waiting for a hashing thread; `None` for every other, which
+    /// [`Api::fetch_api_key`] takes from the start. On a database across the network, only
+    /// the parameters: an outage would hold the front thread on its reads for seconds
+    /// (`/health` must answer within 5 s meanwhile).
+    fn fetch_api_key_early(
+        &mut self,
+        request: &Request,
+        log: &mut LogContext,
+    ) -> Result<Option<Response>, ApiError> {
+        let (params, credentials) = login_parameters(request)?;
+        if !self.store.is_local() {
+            return Ok(None);
+        }
+        let realm = self.login_realm(request, log)?;
+        let refused = self.login().screen(
+            &realm,
+            credentials.username,
+            client(request, log),
+            Method::Api,
+        )?;
+        Ok(refused.map(|checked| self.key_response(checked, params, log)))
+    }
+
+    /// Step 3 of wire.md §5.2 for a password login: its realm.
+    fn login_realm(&self, request: &Request, log: &mut LogContext) -> Result<Realm, ApiError> {
+        let realm = self.request_realm(request, log)?;
+        log.login = Some(Method::Api);
+        Ok(realm)
+    }
+
+    /// The answer of a password login: its key, or its refusal; the username bucket's
+    /// headers either way.
+    fn key_response(
+        &self,
+        checked: login::Checked<login::Success>,
+        params: &Params,
+        log: &mut LogContext,
+    ) -> Response {
         log.user_id = checked.user_id;
         let mut response = match checked.outcome {
             Ok(success) => {
@@ -377,7 +440,7 @@ impl Api {
         response
             .headers
             .extend(checked.quota.iter().flat_map(|q| q.headers()));
-        Ok(response)
+        response
     }
 
     /// `POST /api/v1/jwt/fetch_api_key`, Zulip's JWT login, in the check order of wire.md
@@ -860,6 +923,16 @@ impl Api {
 
 fn parse_params(request: &Request) -> Result<&Params, ApiError> {
     request.params()
+}
+
+/// Step 2 of wire.md §5.2: a password login's parameters, and its credentials among them.
+fn login_parameters(request: &Request) -> Result<(&Params, Credentials<'_>), ApiError> {
+    let params = parse_params(request)?;
+    let credentials = Credentials {
+        username: params.required("username")?,
+        password: params.required("password")?,
+    };
+    Ok((params, credentials))
 }
 
 /// An error's response, with the `Retry-After` of a 503 (wire.md §3.6). A store fault is

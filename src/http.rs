@@ -53,8 +53,8 @@ pub struct Request {
     pub forwarded_for: Option<String>,
     pub real_ip: Option<String>,
     pub body: Vec<u8>,
-    /// The parameters, parsed at the first [`Request::params`]: a login's are looked at to
-    /// tell whether it is costly, then read by its handler.
+    /// The parameters, parsed at the first [`Request::params`]: a login's front thread
+    /// parses them, and its hashing thread reads them as parsed.
     pub params: OnceLock<Result<Params, ApiError>>,
 }
 
@@ -177,10 +177,15 @@ impl Response {
 
 /// Whatever a worker needs besides the request: built once per thread.
 pub trait Handler {
+    /// The whole answer: on a hashing thread, for a request [`Handler::front`] passed on,
+    /// it may cost an argon2 computation.
     fn handle(&mut self, request: &Request) -> Response;
-    /// Whether answering may cost an argon2 computation; such requests go to the hashing
-    /// threads, so that cheap ones never queue behind them.
-    fn is_costly(&self, request: &Request) -> bool;
+    /// The answer of a front thread, or `None` when answering may cost an argon2
+    /// computation: the request then goes to the hashing threads' [`Handler::handle`], so
+    /// that cheap ones never queue behind it. Never hashes, whatever it answers: peak
+    /// memory stays `hashing threads × m`. A request passed on is taken from the start
+    /// again, so what this did before declining must be a look, never a decision.
+    fn front(&mut self, request: &Request) -> Option<Response>;
     /// The path as the log shows it: a handler blanks what is a secret (a reset link's token).
     fn logged_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
         std::borrow::Cow::Borrowed(path)

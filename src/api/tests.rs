@@ -365,17 +365,74 @@ fn server_settings_and_health() {
 }
 
 #[test]
-fn only_password_logins_are_costly() {
-    let f = fixture(true);
-    let costly = |request: Request| f.api.is_costly(&request);
+fn only_password_logins_go_to_the_hashing_threads() {
+    let mut f = fixture(true);
+    f.add_user("a@example.com", Role::Member);
+    let mut passed_on = |request: Request| f.api.front(&request).is_none();
     let credentials = [("username", "a@example.com"), ("password", "x")];
-    assert!(costly(post("/api/v1/fetch_api_key", &credentials)));
-    // Refused before any hashing (a 400): answered on a front thread.
-    assert!(!costly(post("/api/v1/fetch_api_key", &credentials[..1])));
-    assert!(!costly(post("/api/v1/fetch_api_key", &credentials[1..])));
-    assert!(!costly(get("/api/v1/fetch_api_key")));
-    assert!(!costly(post("/api/v1/dev_fetch_api_key", &[])));
-    assert!(!costly(get("/api/v1/server_settings")));
-    assert!(!costly(post("/api/v1/users/me/api_key/regenerate", &[])));
-    assert!(!costly(get("/health")));
+    assert!(passed_on(post("/api/v1/fetch_api_key", &credentials)));
+    assert!(passed_on(post(web::paths::LOGIN, &credentials)));
+    // Refused before any hashing (a 400, an unknown realm): answered on a front thread.
+    assert!(!passed_on(post("/api/v1/fetch_api_key", &credentials[..1])));
+    assert!(!passed_on(post("/api/v1/fetch_api_key", &credentials[1..])));
+    let not_an_email = [("username", "a"), ("password", "x")];
+    assert!(!passed_on(post("/api/v1/fetch_api_key", &not_an_email)));
+    let mut elsewhere = post("/api/v1/fetch_api_key", &credentials);
+    elsewhere.host = format!("nowhere.{HOST}");
+    assert!(!passed_on(elsewhere));
+    assert!(!passed_on(get("/api/v1/fetch_api_key")));
+    assert!(!passed_on(post("/api/v1/dev_fetch_api_key", &[])));
+    assert!(!passed_on(get("/api/v1/server_settings")));
+    assert!(!passed_on(post("/api/v1/users/me/api_key/regenerate", &[])));
+    assert!(!passed_on(get("/health")));
+}
+
+/// A login's front step answers the per-username 429 as the whole handler does, and never
+/// hashes: not for a full bucket, not for one with room (passed on, nothing recorded).
+#[test]
+fn the_front_step_of_a_login_never_hashes() {
+    let mut f = fixture(false);
+    f.add_user("a@example.com", Role::Member);
+    let hashed = || crate::auth::password::COMPUTED.get();
+    // A different address each time: the address limit (3 failures) stays out of the way.
+    let attempt = |n: u8| Request {
+        peer: Some(IpAddr::from([192, 0, 2, n])),
+        ..post(
+            "/api/v1/fetch_api_key",
+            &[("username", "a@example.com"), ("password", "wrong")],
+        )
+    };
+    let before = hashed();
+    assert!(f.api.front(&attempt(1)).is_none());
+    assert_eq!(hashed(), before);
+    // The limit's 5 failures, each verified by the whole handler: a hash each. The look
+    // above recorded nothing, or the fifth would be refused.
+    for n in 1..=5 {
+        assert_eq!(f.api.handle(&attempt(n)).status, 401);
+    }
+    assert_eq!(hashed(), before + 5);
+    let early = f
+        .api
+        .front(&attempt(6))
+        .expect("answered on the front thread");
+    assert_eq!(hashed(), before + 5);
+    let whole = f.api.handle(&attempt(7));
+    assert_eq!(hashed(), before + 5);
+    // The same answer, but for the seconds left, which the clock moved meanwhile.
+    let names = |r: &Response| r.headers.iter().map(|(n, _)| *n).collect::<Vec<_>>();
+    let without_seconds = |r: &Response| {
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        text.split_once("\"retry-after\":").unwrap().0.to_owned()
+    };
+    assert_eq!(
+        (early.status, names(&early), without_seconds(&early)),
+        (whole.status, names(&whole), without_seconds(&whole))
+    );
+    assert_eq!(early.status, 429);
+    assert_eq!(header(&early, "X-RateLimit-Remaining"), Some("0"));
+    assert_eq!(
+        (early.log.failure, early.log.login, early.log.route),
+        (whole.log.failure, whole.log.login, whole.log.route)
+    );
+    assert_eq!(early.log.failure, Some("RATE_LIMIT_HIT"));
 }

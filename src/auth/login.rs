@@ -13,12 +13,16 @@
 //!    password, the account or the realm changed since the verification, it refuses instead
 //!    and writes nothing but the refusal's audit row.
 //!
-//! [`Login::login`] runs both. A caller with a second factor to check calls
-//! [`Login::verify`], then [`Login::defer`] (the password was right: its address
-//! reservation is released, the username bucket is left as it is), keeps the [`Verified`]
-//! until a code comes, and hands it to [`Login::second_factor`], which counts the code
-//! against both limits as a password attempt is counted and finishes the login only when
-//! the caller's check accepts it.
+//! [`Login::login`] runs both. Before them, a thread that must never hash (a front thread of
+//! the pool) may take [`Login::screen`]: steps 4 and 5 at a look, which answer the refusals
+//! given before any hash (a full bucket: the per-username 429) and pass every other attempt
+//! on to a hashing thread's [`Login::verify`], having recorded nothing.
+//!
+//! A caller with a second factor to check calls [`Login::verify`], then [`Login::defer`]
+//! (the password was right: its address reservation is released, the username bucket is
+//! left as it is), keeps the [`Verified`] until a code comes, and hands it to
+//! [`Login::second_factor`], which counts the code against both limits as a password attempt
+//! is counted and finishes the login only when the caller's check accepts it.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -352,15 +356,8 @@ impl Login<'_> {
         method: Method,
     ) -> StoreResult<Checked<Verified>> {
         let Credentials { username, password } = credentials;
-        // With LDAP on, the username may be an LDAP username rather than an email.
-        if realm.ldap_backend().is_none() && !email::is_valid(username) {
-            let refusal = LoginRefusal::InvalidEmail;
-            self.refused(realm, method, refusal, None, None, client)?;
-            return Ok(Checked {
-                outcome: Err(refusal),
-                quota: None,
-                user_id: None,
-            });
+        if let Some(refused) = self.not_an_email(realm, method, username, client)? {
+            return Ok(refused);
         }
         let Admitted {
             quota,
@@ -390,6 +387,56 @@ impl Login<'_> {
             quota,
             user_id,
         })
+    }
+
+    /// Steps 4 and 5 at a look, for a thread that must never hash (a front thread): the
+    /// refusal [`Login::verify`] would give before its hash (a username that is no email, a
+    /// full bucket), given and settled as `verify` gives it; `None` when the attempt goes on
+    /// to `verify`, which admits it for good. Nothing is recorded in either bucket and
+    /// nothing is hashed, so a login that goes on pays a read here and no write.
+    pub fn screen<T>(
+        &self,
+        realm: &Realm,
+        username: &str,
+        client: Client<'_>,
+        method: Method,
+    ) -> StoreResult<Option<Checked<T>>> {
+        if let Some(refused) = self.not_an_email(realm, method, username, client)? {
+            return Ok(Some(refused));
+        }
+        let counted = counted_name(realm, username);
+        Ok(
+            match self
+                .limits
+                .refusal(&**self.store, &counted, client.address, clock::now())?
+            {
+                Some(gate) => self
+                    .gated(realm, method, &counted, gate, None, client)?
+                    .err(),
+                None => None,
+            },
+        )
+    }
+
+    /// Step 4: with LDAP off, the username must be an email (with LDAP on, it may be an LDAP
+    /// username). The refusal, settled, if it is not.
+    fn not_an_email<T>(
+        &self,
+        realm: &Realm,
+        method: Method,
+        username: &str,
+        client: Client<'_>,
+    ) -> StoreResult<Option<Checked<T>>> {
+        if realm.ldap_backend().is_some() || email::is_valid(username) {
+            return Ok(None);
+        }
+        let refusal = LoginRefusal::InvalidEmail;
+        self.refused(realm, method, refusal, None, None, client)?;
+        Ok(Some(Checked {
+            outcome: Err(refusal),
+            quota: None,
+            user_id: None,
+        }))
     }
 
     /// The password was right and a second factor is still to come: the address
@@ -713,27 +760,39 @@ impl Login<'_> {
         user_id: Option<i64>,
     ) -> StoreResult<Result<Admitted, Checked<T>>> {
         let counted = counted_name(realm, username);
-        Ok(
-            match self
-                .limits
-                .admit(&**self.store, &counted, client.address, clock::now())?
-            {
-                Gate::Refused { retry_after, quota } => {
-                    let refusal = LoginRefusal::RateLimited { retry_after };
-                    self.refused(realm, method, refusal, user_id, None, client)?;
-                    Err(Checked {
-                        outcome: Err(refusal),
-                        quota,
-                        user_id,
-                    })
-                }
-                Gate::Admitted { quota, reservation } => Ok(Admitted {
+        let gate = self
+            .limits
+            .admit(&**self.store, &counted, client.address, clock::now())?;
+        self.gated(realm, method, &counted, gate, user_id, client)
+    }
+
+    /// What the limits' answer means for an attempt under its counted name: admitted, or the
+    /// rate-limited answer, settled.
+    fn gated<T>(
+        &self,
+        realm: &Realm,
+        method: Method,
+        counted: &str,
+        gate: Gate,
+        user_id: Option<i64>,
+        client: Client<'_>,
+    ) -> StoreResult<Result<Admitted, Checked<T>>> {
+        Ok(match gate {
+            Gate::Refused { retry_after, quota } => {
+                let refusal = LoginRefusal::RateLimited { retry_after };
+                self.refused(realm, method, refusal, user_id, None, client)?;
+                Err(Checked {
+                    outcome: Err(refusal),
                     quota,
-                    reservation,
-                    username_key: self.limits.per_username.map(|_| username_key(&counted)),
-                }),
-            },
-        )
+                    user_id,
+                })
+            }
+            Gate::Admitted { quota, reservation } => Ok(Admitted {
+                quota,
+                reservation,
+                username_key: self.limits.per_username.map(|_| username_key(counted)),
+            }),
+        })
     }
 
     /// Settles an attempt the limits admitted: a verified login carries the address

@@ -263,6 +263,8 @@ impl Hasher {
         thread_local! {
             static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
         }
+        #[cfg(test)]
+        COMPUTED.set(COMPUTED.get() + 1);
         let params = Params::new(m_kib, t, p, Some(out.len()))?;
         let argon2 = Argon2::new(algorithm, version, params.clone());
         let needed = params.block_count();
@@ -278,6 +280,12 @@ impl Hasher {
             argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..needed])
         })
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Argon2 computations this thread ran: for tests of steps that must never hash.
+    pub static COMPUTED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether a stored hash can ever match a password (imports count those that cannot).

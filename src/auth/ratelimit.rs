@@ -152,7 +152,27 @@ impl RateLimits {
         now: f64,
     ) -> StoreResult<Gate> {
         settle_owed(store, self.per_address.map(|rule| rule.window), now);
-        let attempt = Attempt {
+        let admission = store.admit(&self.attempt(username, client, now))?;
+        Ok(self.gate(admission, now))
+    }
+
+    /// Step 5 at a look, without a write: the refusal [`RateLimits::admit`] would give now,
+    /// as it gives it (from a read of the full bucket); `None` when both buckets have room,
+    /// which only `admit` decides for good.
+    pub fn refusal(
+        &self,
+        store: &dyn Limits,
+        username: &str,
+        client: Option<IpAddr>,
+        now: f64,
+    ) -> StoreResult<Option<Gate>> {
+        settle_owed(store, self.per_address.map(|rule| rule.window), now);
+        let full = store.full_bucket(&self.attempt(username, client, now))?;
+        Ok(full.map(|admission| self.gate(admission, now)))
+    }
+
+    fn attempt(&self, username: &str, client: Option<IpAddr>, now: f64) -> Attempt {
+        Attempt {
             address: self.per_address.map(|rule| Bucket {
                 key: address_key(client),
                 rule,
@@ -162,8 +182,12 @@ impl RateLimits {
                 rule,
             }),
             now,
-        };
-        Ok(match store.admit(&attempt)? {
+        }
+    }
+
+    /// What the store's decision tells the attempt.
+    fn gate(&self, admission: Admission, now: f64) -> Gate {
+        match admission {
             Admission::AddressFull { retry_after } => Gate::Refused {
                 retry_after,
                 quota: None,
@@ -187,7 +211,7 @@ impl RateLimits {
                 }),
                 reservation,
             },
-        })
+        }
     }
 
     /// The longest window in force: events older than this are dead everywhere.

@@ -13,10 +13,11 @@
 //!   body, and no front thread ever waits on a client.
 //! - The **queued** front thread answers what waited: bodies the body threads read, and the
 //!   requests a connection pipelined, each once the answer before it is written.
-//! - Requests that may cost an argon2 computation go through a bounded queue to the
-//!   **hashing** threads, or get the overload 429 at once when it is full, so
-//!   `server_settings` stays fast while logins saturate the cores; peak memory stays
-//!   `hashing threads × m`.
+//! - Requests that may cost an argon2 computation, which the handler's front step passes on
+//!   ([`Handler::front`]), go through a bounded queue to the **hashing** threads, or get the
+//!   overload 429 at once when it is full, so `server_settings` stays fast while logins
+//!   saturate the cores; peak memory stays `hashing threads × m`. What the front step can
+//!   answer without hashing (a login refused before its hash) never waits for them.
 //!
 //! The whole life of each request runs inside `catch_unwind`, and a lost thread, of the pool
 //! or of tiny_http, ends the process so that systemd restarts it. A pool thread that cannot
@@ -495,8 +496,9 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     }
 }
 
-/// Answers a request if it is cheap (or unreadable), else queues it for a hashing thread,
-/// or answers the overload 429 when the queue is full.
+/// Answers a request on the front thread (its refusal if it is unreadable), unless the
+/// handler passes it on: then it is queued for a hashing thread, or answered the overload
+/// 429 when the queue is full.
 fn front(handler: &mut impl Handler, arrival: Arrival, queue: &SyncSender<Job>) {
     let job = match arrival {
         Arrival::Whole(mut raw, started) => {
@@ -511,41 +513,56 @@ fn front(handler: &mut impl Handler, arrival: Arrival, queue: &SyncSender<Job>) 
         }
         Arrival::Read(job) => *job,
     };
-    if job.refused.is_some() || !handler.is_costly(&job.request) {
-        return serve(handler, job);
+    let answered = match &job.refused {
+        Some(err) => Some(handler.refusal(&job.request, err)),
+        None => unwound(handler, &job.request, |handler| handler.front(&job.request)),
+    };
+    if let Some(response) = answered {
+        return deliver(handler, job, response);
     }
     match queue.try_send(job) {
         Ok(()) => metrics::queued(),
-        Err(TrySendError::Full(job)) => serve(
-            handler,
-            Job {
-                refused: Some(ApiError::overloaded()),
-                ..job
-            },
-        ),
-        // Only if every hashing thread is gone does a front thread hash.
-        Err(TrySendError::Disconnected(job)) => serve(handler, job),
+        // Full, or every hashing thread gone (the process is ending): a front thread never
+        // hashes instead.
+        Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+            let overloaded = handler.refusal(&job.request, &ApiError::overloaded());
+            deliver(handler, job, overloaded);
+        }
     }
 }
 
-/// Answers one request (or the error reading it), inside `catch_unwind`, then logs it.
+/// Answers one request with the whole of its handler: on a hashing thread only.
 fn serve(handler: &mut impl Handler, job: Job) {
+    let response = unwound(handler, &job.request, |handler| {
+        handler.handle(&job.request)
+    });
+    deliver(handler, job, response);
+}
+
+/// A step of the handler inside `catch_unwind`: a panic is answered the 500 refusal.
+fn unwound<H: Handler, T: From<Response>>(
+    handler: &mut H,
+    request: &Request,
+    step: impl FnOnce(&mut H) -> T,
+) -> T {
+    catch_unwind(AssertUnwindSafe(|| step(handler))).unwrap_or_else(|_| {
+        let path = handler.logged_path(&request.path);
+        error!("handler panicked on {} {path}", request.method);
+        handler.refusal(request, &ApiError::internal()).into()
+    })
+}
+
+/// Sends the answer to one request, then logs it.
+fn deliver(handler: &impl Handler, job: Job, mut response: Response) {
     let Job {
         request,
-        refused,
         failure,
         reply,
         started,
+        ..
     } = job;
     let method = &request.method;
     let path = handler.logged_path(&request.path).into_owned();
-    let mut response = match refused {
-        None => catch_unwind(AssertUnwindSafe(|| handler.handle(&request))).unwrap_or_else(|_| {
-            error!("handler panicked on {method} {path}");
-            handler.refusal(&request, &ApiError::internal())
-        }),
-        Some(err) => handler.refusal(&request, &err),
-    };
     if failure.is_some() {
         response.log.failure = failure;
     }
@@ -616,13 +633,40 @@ mod tests {
             Response::json(200, &[request.path.as_str()])
         }
 
-        fn is_costly(&self, request: &Request) -> bool {
-            request.path.starts_with("/costly")
+        /// Paths under `/costly` go to the hashing threads.
+        fn front(&mut self, request: &Request) -> Option<Response> {
+            (!request.path.starts_with("/costly")).then(|| self.handle(request))
+        }
+    }
+
+    /// The front answers `/costly/early` itself (as a login refused before its hash) and
+    /// passes everything else on; `/costly/slow` holds its hashing thread until released.
+    struct Holding {
+        holding: mpsc::Sender<()>,
+        release: Arc<Mutex<mpsc::Receiver<()>>>,
+    }
+
+    impl Handler for Holding {
+        fn handle(&mut self, request: &Request) -> Response {
+            if request.path == "/costly/slow" {
+                self.holding.send(()).unwrap();
+                self.release.lock().unwrap().recv().unwrap();
+            }
+            Response::json(200, &[request.path.as_str()])
+        }
+
+        fn front(&mut self, request: &Request) -> Option<Response> {
+            (request.path == "/costly/early")
+                .then(|| Response::json(200, &["front", request.path.as_str()]))
         }
     }
 
     fn get(addr: SocketAddr, path: &str) -> String {
         let mut stream = TcpStream::connect(addr).unwrap();
+        // A bound on a wedge, not a speed: the answers here take milliseconds.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
         write!(
             stream,
             "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -637,17 +681,26 @@ mod tests {
         workers: usize,
         stopping: bool,
     ) -> (Arc<Server>, SocketAddr, mpsc::Receiver<StopReason>) {
+        let size = PoolSize {
+            front: workers,
+            hashing: workers,
+        };
+        start_with(size, stopping, || Ok(Panicky))
+    }
+
+    /// A pool of `size`, with handlers from `make`.
+    fn start_with<H: Handler>(
+        size: PoolSize,
+        stopping: bool,
+        make: impl Fn() -> Result<H, String> + Send + Sync + 'static,
+    ) -> (Arc<Server>, SocketAddr, mpsc::Receiver<StopReason>) {
         let listener = tiny_http::Listener::from(TcpListener::bind("127.0.0.1:0").unwrap());
         let watchdog = Watchdog::start(&listener).unwrap();
         let server = Arc::new(Server::from_listener(listener, None).unwrap());
         let addr = server.server_addr().to_ip().unwrap();
         let (tx, rx) = mpsc::channel();
         let stopping = Arc::new(AtomicBool::new(stopping));
-        let size = PoolSize {
-            front: workers,
-            hashing: workers,
-        };
-        spawn_workers(&server, size, || Ok(Panicky), watchdog, &stopping, &tx);
+        spawn_workers(&server, size, make, watchdog, &stopping, &tx);
         (server, addr, rx)
     }
 
@@ -665,18 +718,54 @@ mod tests {
         }
     }
 
+    const ONE_EACH: PoolSize = PoolSize {
+        front: 1,
+        hashing: 1,
+    };
+
+    /// With no hashing thread to pass it to, a costly request is refused, never hashed on
+    /// the front thread.
+    #[test]
+    fn without_hashing_threads_a_costly_request_is_refused() {
+        let size = PoolSize {
+            front: 1,
+            hashing: 0,
+        };
+        let (_server, addr, _fatal) = start_with(size, false, || Ok(Panicky));
+        let response = get(addr, "/costly/x");
+        assert!(response.starts_with("HTTP/1.1 429"), "{response}");
+        assert!(get(addr, "/cheap").ends_with("[\"/cheap\"]\n"));
+    }
+
+    /// The front step's answer to a request it would otherwise pass on is written while
+    /// every hashing thread is busy: it never enters their queue.
+    #[test]
+    fn a_front_answer_never_waits_for_the_hashing_threads() {
+        let (holding, held) = mpsc::channel();
+        let (release, released) = mpsc::channel();
+        let released = Arc::new(Mutex::new(released));
+        let make = move || {
+            Ok(Holding {
+                holding: holding.clone(),
+                release: Arc::clone(&released),
+            })
+        };
+        let (_server, addr, _fatal) = start_with(ONE_EACH, false, make);
+        let slow = thread::spawn(move || get(addr, "/costly/slow"));
+        held.recv().unwrap();
+        // The only hashing thread holds `/costly/slow` until it is released below.
+        let early = get(addr, "/costly/early");
+        assert!(
+            early.ends_with("[\"front\",\"/costly/early\"]\n"),
+            "{early}"
+        );
+        release.send(()).unwrap();
+        assert!(slow.join().unwrap().ends_with("[\"/costly/slow\"]\n"));
+    }
+
     #[test]
     fn a_handler_that_cannot_start_at_first_is_tried_again() {
         use std::sync::atomic::AtomicUsize;
-        let listener = tiny_http::Listener::from(TcpListener::bind("127.0.0.1:0").unwrap());
-        let watchdog = Watchdog::start(&listener).unwrap();
-        let server = Arc::new(Server::from_listener(listener, None).unwrap());
-        let addr = server.server_addr().to_ip().unwrap();
-        let (tx, fatal) = mpsc::channel();
-        let size = PoolSize {
-            front: 1,
-            hashing: 1,
-        };
         let failures = AtomicUsize::new(0);
         let make = move || {
             if failures.fetch_add(1, Ordering::SeqCst) < 3 {
@@ -685,8 +774,7 @@ mod tests {
                 Ok(Panicky)
             }
         };
-        let stopping = Arc::new(AtomicBool::new(false));
-        spawn_workers(&server, size, make, watchdog, &stopping, &tx);
+        let (_server, addr, fatal) = start_with(ONE_EACH, false, make);
         // Before any request, which nobody would answer if both threads had ended.
         assert!(matches!(
             fatal.recv_timeout(Duration::from_secs(2)),

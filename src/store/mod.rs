@@ -301,6 +301,10 @@ pub trait LoginMail {
 pub trait Limits {
     /// Decides an attempt atomically; see [`limits::Admission`].
     fn admit(&self, attempt: &Attempt) -> StoreResult<Admission>;
+    /// The refusal [`Limits::admit`] gives a full bucket, read without a lock or a write (on
+    /// SQLite from the connection's cache), which is how `admit` itself refuses; `None` when
+    /// each bucket had room at this read, which only `admit` decides for good.
+    fn full_bucket(&self, attempt: &Attempt) -> StoreResult<Option<Admission>>;
     /// Counts an event in every bucket if each has room under its rule, atomically, and
     /// answers `None`; if any is full, records nothing and answers the seconds until every
     /// full one has room again.
@@ -332,6 +336,9 @@ pub trait Maintenance {
     fn backup_to(&self, dest: &Path) -> StoreResult<()>;
     /// The database's size on disk, in bytes.
     fn size_on_disk(&self) -> StoreResult<u64>;
+    /// Whether the database is a file of this machine (SQLite), which no network or server
+    /// outage can hold a reader on: a front thread reads for a login only then.
+    fn is_local(&self) -> bool;
     /// Gives the space of deleted rows back. Without `full`, in steps that keep the write
     /// lock briefly, safe while the server runs; with `full`, a rewrite of the whole
     /// database that holds its locks until it ends (README, `db vacuum`).

@@ -12,6 +12,12 @@ const LIVENESS: Duration = Duration::from_secs(8);
 
 fn with_directory_at(port: u16) -> TestServer {
     let server = TestServer::start(&[]);
+    use_directory_at(&server, port);
+    server
+}
+
+/// The root realm's logins go to a directory on this loopback port.
+pub fn use_directory_at(server: &TestServer, port: u16) {
     let url = format!("ldap://127.0.0.1:{port}");
     server.ok(&[
         "realm",
@@ -26,7 +32,6 @@ fn with_directory_at(port: u16) -> TestServer {
         "--ldap-append-domain",
         "example.com",
     ]);
-    server
 }
 
 fn login_fails_in_time(server: &TestServer, log_needle: &str) {

@@ -47,16 +47,7 @@ fn sigterm_lets_a_slow_login_finish() {
     let client = {
         let addr = server.addr;
         thread::spawn(move || {
-            let body = "username=iago%40example.com&password=Correct-Horse-9";
-            let request = format!(
-                "POST /api/v1/fetch_api_key HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let mut stream = std::net::TcpStream::connect(addr).unwrap();
-            std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
-            let mut response = String::new();
-            std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
-            response
+            login_on_the_side(addr, "username=iago%40example.com&password=Correct-Horse-9")
         })
     };
     thread::sleep(Duration::from_millis(100));

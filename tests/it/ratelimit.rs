@@ -220,3 +220,71 @@ fn a_thousand_guesses_verify_five() {
     // The owner still cannot get in until the window passes, as upstream.
     assert_eq!(server.login(IAGO, IAGO_PASSWORD).status, 429);
 }
+
+/// Issue 25 item 4: a username over its limit is answered on a front thread, never behind
+/// the hashing threads. Here the only one is held by a login whose directory accepts and
+/// never answers (for up to the 5 s LDAP budget); the 429 comes while it is still held,
+/// which the directory's end of that connection shows: still open, where a login that had
+/// ended (as it must before its thread takes the next request) would have closed it.
+#[test]
+fn a_limited_username_is_answered_while_every_hashing_thread_is_busy() {
+    use std::io::{ErrorKind, Read};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::ldap::use_directory_at;
+
+    // On PostgreSQL a login's front step reads nothing (wire.md §8, overload): its 429 waits
+    // for a hashing thread.
+    if on_postgres() {
+        return;
+    }
+    let server = TestServer::start(&["--workers", "1", "--address-rate", "off"]);
+    let directory = TcpListener::bind("127.0.0.1:0").unwrap();
+    use_directory_at(&server, directory.local_addr().unwrap().port());
+    // First the directory hangs up at once, so each attempt fails fast: five fill hamlet's
+    // bucket.
+    directory.set_nonblocking(true).unwrap();
+    let hanging_up = Arc::new(AtomicBool::new(true));
+    let hang_up = {
+        let (directory, hanging_up) = (directory.try_clone().unwrap(), Arc::clone(&hanging_up));
+        std::thread::spawn(move || {
+            while hanging_up.load(Ordering::SeqCst) {
+                if directory.accept().is_err() {
+                    sleep(Duration::from_millis(10));
+                }
+            }
+        })
+    };
+    for _ in 0..5 {
+        server.login("hamlet", "Wrong-1").assert_json(401, E11);
+    }
+    hanging_up.store(false, Ordering::SeqCst);
+    hang_up.join().unwrap();
+    // Then it accepts and never answers.
+    directory.set_nonblocking(false).unwrap();
+    let addr = server.addr;
+    let held_login =
+        std::thread::spawn(move || login_on_the_side(addr, "username=ophelia&password=Wrong-1"));
+    // The hashing thread is inside ophelia's login: it reached the directory.
+    let (mut held, _) = directory.accept().unwrap();
+    let limited = server.login("hamlet", "Wrong-1");
+    // The per-username 429 (X-RateLimit-Remaining: 0).
+    assert_username_limited(&limited);
+    held.set_nonblocking(true).unwrap();
+    let mut bind_request = [0u8; 256];
+    let open = loop {
+        match held.read(&mut bind_request) {
+            Ok(0) => break false,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break true,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(open, "the held login ended before the 429 was answered");
+    drop(held);
+    let reply = held_login.join().unwrap();
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    assert!(reply.ends_with(&format!("{E11}\n")), "{reply}");
+}

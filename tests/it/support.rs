@@ -130,6 +130,20 @@ pub fn bin() -> Command {
     cmd
 }
 
+/// A login of form-encoded `body` on a connection of its own, its whole answer as text: for
+/// a thread that waits on it while the test does something else.
+pub fn login_on_the_side(addr: SocketAddr, body: &str) -> String {
+    let request = format!(
+        "POST /api/v1/fetch_api_key HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 /// Small argon2 parameters: tests exercise behaviour, not hashing cost.
 fn command(db: &PathBuf) -> Command {
     let mut cmd = bin();

@@ -47,6 +47,10 @@ impl Maintenance for Postgres {
         Ok(())
     }
 
+    fn is_local(&self) -> bool {
+        false
+    }
+
     fn size_on_disk(&self) -> StoreResult<u64> {
         let size: i64 = self
             .conn()?

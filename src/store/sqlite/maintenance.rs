@@ -58,6 +58,10 @@ impl Maintenance for Sqlite {
         Ok(())
     }
 
+    fn is_local(&self) -> bool {
+        true
+    }
+
     fn size_on_disk(&self) -> StoreResult<u64> {
         let pages: i64 = self
             .conn

@@ -117,18 +117,10 @@ impl<B: Backend> Limits for B {
                 reservation: None,
             });
         }
-        // A full bucket is refused on a read, without a lock (and on SQLite from the
-        // connection's cache): an attacker hammering a locked username or a blocked
-        // address costs at most a query.
-        let now = attempt.now;
-        let refused = refusal(attempt, |bucket| {
-            self.cached_events(bucket, now, &mut || {
-                self.read(|conn| recent(conn, bucket, now))
-            })
-        })?;
-        if let Some(refused) = refused {
+        if let Some(refused) = self.full_bucket(attempt)? {
             return Ok(refused);
         }
+        let now = attempt.now;
         self.write(|conn| {
             conn.lock_buckets(&buckets)?;
             // Again under the lock: another attempt may have filled one meanwhile.
@@ -136,6 +128,18 @@ impl<B: Backend> Limits for B {
                 return Ok(refused);
             }
             admitted(conn, attempt)
+        })
+    }
+
+    /// A full bucket is refused on a read, without a lock (and on SQLite from the
+    /// connection's cache): an attacker hammering a locked username or a blocked address
+    /// costs at most a query.
+    fn full_bucket(&self, attempt: &Attempt) -> StoreResult<Option<Admission>> {
+        let now = attempt.now;
+        refusal(attempt, |bucket| {
+            self.cached_events(bucket, now, &mut || {
+                self.read(|conn| recent(conn, bucket, now))
+            })
         })
     }
 
