@@ -17,7 +17,8 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
@@ -31,6 +32,11 @@ use conn::SqliteConn;
 /// How long a statement waits for another connection's write lock before the database
 /// counts as unavailable (wire.md §3.6 answers within 5 s).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// How often a statement waiting for the write lock tries again. SQLite's own busy timeout
+/// sleeps in growing steps up to 100 ms, so a login that met a pruning batch holding the
+/// lock for 5 ms could sleep 100 ms more (issue 25: no login delayed past 50 ms).
+const BUSY_POLL: Duration = Duration::from_millis(1);
 
 /// Room for every statement of the tables, so none is prepared twice.
 const STATEMENT_CACHE: usize = 64;
@@ -83,8 +89,14 @@ impl Sqlite {
     }
 
     fn connect(path: &Path) -> StoreResult<Sqlite> {
-        let conn = Connection::open(path).map_err(|e| cannot_open(path, &e.to_string()))?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mut conn = Connection::open(path).map_err(|e| cannot_open(path, &e.to_string()))?;
+        let mut waiting_since = Instant::now();
+        conn.busy_handler(Some(move |tries: i32| {
+            if tries == 0 {
+                waiting_since = Instant::now();
+            }
+            keep_waiting(waiting_since.elapsed()).map(thread::sleep).is_some()
+        }))?;
         // Before the first table of a new database, so that `db vacuum` can give space back
         // in small steps while the server runs; no change to an existing one.
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
@@ -151,6 +163,12 @@ impl Sqlite {
     }
 }
 
+/// The busy handler's choice after `waited` for another connection's lock: how long to
+/// sleep before the next try, or `None` (give up) once [`BUSY_TIMEOUT`] has passed.
+fn keep_waiting(waited: Duration) -> Option<Duration> {
+    (waited < BUSY_TIMEOUT).then_some(BUSY_POLL)
+}
+
 /// Creates the database file, empty and readable by its owner only, unless it exists.
 ///
 /// Closing any descriptor of a file drops every POSIX lock the process holds on it, the
@@ -190,6 +208,13 @@ impl Backend for Sqlite {
 
     fn durably<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
         self.synced(|conn| f(&mut SqliteConn(conn)))
+    }
+
+    fn settle(&self) -> StoreResult<()> {
+        // PASSIVE: copies what no reader still needs, takes no lock a login waits for.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn realm_cache(&self) -> &Mutex<RealmCache> {
@@ -247,6 +272,41 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         drop(Sqlite::open(&path).unwrap());
         assert!(Sqlite::open_existing(&path).is_ok());
+    }
+
+    /// Issue 25: a statement waiting for the write lock tries again every millisecond until
+    /// the busy timeout, where SQLite's own handler slept up to 100 ms between two tries.
+    #[test]
+    fn a_waiting_statement_polls_until_the_busy_timeout() {
+        for waited in [0, 1, 50, 1000, 3999] {
+            assert_eq!(
+                keep_waiting(Duration::from_millis(waited)),
+                Some(Duration::from_millis(1))
+            );
+        }
+        assert_eq!(keep_waiting(BUSY_TIMEOUT), None);
+        assert_eq!(keep_waiting(Duration::from_secs(60)), None);
+    }
+
+    /// A write that meets another connection's write lock waits for it, and goes on once
+    /// it is released.
+    #[test]
+    fn a_write_waits_for_another_connections_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Sqlite::open_for_requests(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        thread::scope(|s| {
+            let release = s.spawn(move || {
+                thread::sleep(Duration::from_millis(30));
+                other.execute_batch("COMMIT").unwrap();
+            });
+            store
+                .immediate(|c| Ok(c.execute_batch("CREATE TABLE t (a)")?))
+                .unwrap();
+            release.join().unwrap();
+        });
     }
 
     #[test]
