@@ -309,6 +309,41 @@ mod tests {
         });
     }
 
+    /// Issue 25: a pruning's batch leaves nothing in the WAL for the next commit (a
+    /// login's) to copy into the database and sync: the pruner checkpoints it itself.
+    #[test]
+    fn a_pruning_batch_leaves_the_wal_checkpointed() {
+        use crate::store::{AuditRetention, Pruning};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Sqlite::open_for_requests(&path).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+                 INSERT INTO audit_log (at, event, detail) SELECT i, 'login_success', hex(randomblob(50)) FROM n;
+                 PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .unwrap();
+        // The WAL index: the frames written (the header's mxFrame), and how many of them
+        // are in the database file (the checkpoint's nBackfill).
+        let frames = || {
+            let shm = std::fs::read(dir.path().join("db-shm")).unwrap();
+            let word = |at: usize| u32::from_ne_bytes(shm[at..at + 4].try_into().unwrap());
+            (word(16), word(96))
+        };
+        assert_eq!(frames(), (0, 0));
+        let retention = AuditRetention {
+            before: 1e9,
+            keep_newest: &[],
+        };
+        let batch = store.prune_audit(&retention, f64::MIN).unwrap();
+        assert!(batch.deleted > 0 && batch.next.is_some());
+        let (written, copied) = frames();
+        assert!(written > 0, "the batch wrote to the WAL");
+        assert_eq!(copied, written, "and the pruner copied it all back");
+    }
+
     #[test]
     fn request_stores_sync_only_durable_transactions() {
         let dir = tempfile::tempdir().unwrap();
