@@ -645,14 +645,22 @@ fn the_pruner_runs_at_the_hashing_threads_priority() {
             if std::fs::read_to_string(task.join("comm")).unwrap().trim() == name {
                 let stat = std::fs::read_to_string(task.join("stat")).unwrap();
                 let after_name = stat.rsplit_once(')').unwrap().1;
-                return after_name.split_whitespace().nth(16).unwrap().parse().unwrap();
+                return after_name
+                    .split_whitespace()
+                    .nth(16)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
             }
         }
         panic!("no {name} thread");
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while nice("pruner") < 10 {
-        assert!(std::time::Instant::now() < deadline, "the pruner kept its priority");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pruner kept its priority"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(nice("pruner"), nice("hashing-0"));

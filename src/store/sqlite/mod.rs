@@ -95,7 +95,9 @@ impl Sqlite {
             if tries == 0 {
                 waiting_since = Instant::now();
             }
-            keep_waiting(waiting_since.elapsed()).map(thread::sleep).is_some()
+            keep_waiting(waiting_since.elapsed())
+                .map(thread::sleep)
+                .is_some()
         }))?;
         // Before the first table of a new database, so that `db vacuum` can give space back
         // in small steps while the server runs; no change to an existing one.
@@ -309,6 +311,20 @@ mod tests {
         });
     }
 
+    /// Writes `rows` audit rows at times 1, 2, 3... (with `detail` random bytes each, in
+    /// hex), then empties the WAL into the database file.
+    pub(super) fn old_audit_rows(store: &Sqlite, rows: u32, detail: u32) {
+        store
+            .conn
+            .execute_batch(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+                 INSERT INTO audit_log (at, event, detail)
+                     SELECT i, 'login_success', hex(randomblob({detail})) FROM n;
+                 PRAGMA wal_checkpoint(TRUNCATE);"
+            ))
+            .unwrap();
+    }
+
     /// Issue 25: a pruning's batch leaves nothing in the WAL for the next commit (a
     /// login's) to copy into the database and sync: the pruner checkpoints it itself.
     #[test]
@@ -317,14 +333,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let store = Sqlite::open_for_requests(&path).unwrap();
-        store
-            .conn
-            .execute_batch(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
-                 INSERT INTO audit_log (at, event, detail) SELECT i, 'login_success', hex(randomblob(50)) FROM n;
-                 PRAGMA wal_checkpoint(TRUNCATE);",
-            )
-            .unwrap();
+        old_audit_rows(&store, 2000, 50);
         // The WAL index: the frames written (the header's mxFrame), and how many of them
         // are in the database file (the checkpoint's nBackfill).
         let frames = || {
