@@ -638,28 +638,23 @@ fn audit_rows_past_their_retention_are_pruned() {
 fn the_pruner_runs_at_the_hashing_threads_priority() {
     let server = TestServer::start(&[]);
     // A thread's name is in /proc/PID/task/TID/comm, its nice value in the 19th field of
-    // its stat (the 17th after the name in parentheses).
-    let nice = |name: &str| -> i64 {
-        for task in std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap() {
-            let task = task.unwrap().path();
-            if std::fs::read_to_string(task.join("comm")).unwrap().trim() == name {
-                let stat = std::fs::read_to_string(task.join("stat")).unwrap();
-                let after_name = stat.rsplit_once(')').unwrap().1;
-                return after_name
-                    .split_whitespace()
-                    .nth(16)
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-            }
-        }
-        panic!("no {name} thread");
+    // its stat (the 17th after the name in parentheses); None while it has not started.
+    let nice = |name: &str| -> Option<i64> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
+        tasks.map(|task| task.unwrap().path()).find_map(|task| {
+            let comm = std::fs::read_to_string(task.join("comm")).ok()?;
+            let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+            let after_name = stat.rsplit_once(')')?.1;
+            (comm.trim() == name).then(|| after_name.split_whitespace().nth(16)?.parse().ok())?
+        })
     };
+    // Both start after the server says it listens, and lower their priority first thing.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while nice("pruner") < 10 {
+    while nice("pruner").is_none_or(|n| n < 10) || nice("hashing-0").is_none_or(|n| n < 10) {
         assert!(
             std::time::Instant::now() < deadline,
-            "the pruner kept its priority"
+            "the pruner kept its priority: {:?}",
+            nice("pruner")
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
