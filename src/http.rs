@@ -9,6 +9,8 @@
 
 mod pool;
 
+pub(crate) use pool::lower_priority;
+
 pub use pool::{
     PoolSize, StopReason, exit_when_tiny_http_panics, queue_capacity, raise_descriptor_limit,
     spawn_workers, stop_taking,

@@ -12,9 +12,11 @@ use crate::store::{AuditEvent, AuditRetention, Store, StoreResult};
 /// The events whose newest row per user is kept past the retention.
 pub const KEEP_NEWEST: &[AuditEvent] = &[AuditEvent::PasswordChanged, AuditEvent::UserDeactivated];
 
-/// Longer than SQLite's longest sleep between two tries for a lock (100 ms), so a login
-/// waiting for the write lock takes it between two batches.
-pub const BATCH_PAUSE: Duration = Duration::from_millis(150);
+/// Many times longer than a waiting statement's sleep between two tries for the write lock
+/// (1 ms, the SQLite engine's busy handler), so a login waiting for the lock takes it
+/// between two batches; short, so a first pruning of millions of rows in small batches
+/// still ends within minutes.
+pub const BATCH_PAUSE: Duration = Duration::from_millis(20);
 
 /// How often a walk starts again from the oldest row: a kept row that stopped being its
 /// user's newest (a newer password change since) goes at most this long after it could.

@@ -891,6 +891,8 @@ pub fn db(open: impl FnOnce() -> StoreResult<Store>, command: DbCommand) -> Resu
         }
         DbCommand::Prune { audit_retention } => {
             let store = open()?;
+            // Beside a running server: no more urgent than its logins' hashing.
+            crate::http::lower_priority();
             let mut walk = crate::auth::retention::AuditWalk::default();
             let deleted = walk.round(&store, audit_retention.duration())?;
             outln!(

@@ -465,12 +465,15 @@ pub fn raise_descriptor_limit() -> u64 {
 }
 
 /// Nice value of the hashing threads: when cores are scarce, the scheduler serves cheap
-/// requests first and logins take the rest, instead of sharing the cores evenly.
+/// requests first and logins take the rest, instead of sharing the cores evenly. The
+/// audit pruning runs at the same one: never ahead of a login's hashing, nor behind it
+/// while it holds the write lock a login may wait for.
 const HASHING_NICENESS: libc::c_int = 10;
 
-/// Lowers this thread's scheduling priority (Linux applies nice values per thread). Where it
-/// is not allowed (a seccomp filter, say) the thread keeps the default priority.
-fn lower_priority() {
+/// Lowers this thread's scheduling priority (Linux applies nice values per thread) to the
+/// hashing threads'. Where it is not allowed (a seccomp filter, say) the thread keeps the
+/// default priority.
+pub(crate) fn lower_priority() {
     // SAFETY: gettid and setpriority take no pointers; they only read their integer arguments.
     let changed = unsafe {
         let tid = libc::gettid();
@@ -478,7 +481,8 @@ fn lower_priority() {
     };
     if changed != 0 {
         log::debug!(
-            "hashing thread keeps its priority: {}",
+            "{} thread keeps its priority: {}",
+            thread::current().name().unwrap_or("a"),
             std::io::Error::last_os_error()
         );
     }

@@ -307,6 +307,7 @@ fn spawn_pruner(store: Store, config: &ServeConfig) -> Result<(), Error> {
     thread::Builder::new()
         .name("pruner".into())
         .spawn(move || {
+            crate::http::lower_priority();
             let mut audit = retention::AuditWalk::default();
             loop {
                 // Batch after batch until none is left, with a pause between them for the

@@ -631,6 +631,36 @@ fn audit_rows_past_their_retention_are_pruned() {
     }
 }
 
+/// Issue 25: the pruner runs at the hashing threads' priority, under that of the threads
+/// answering the cheap requests: a pruning takes no core from a login's hashing. (Tests run
+/// under `nice 10` or more cannot tell the difference.)
+#[test]
+fn the_pruner_runs_at_the_hashing_threads_priority() {
+    let server = TestServer::start(&[]);
+    // A thread's name is in /proc/PID/task/TID/comm, its nice value in the 19th field of
+    // its stat (the 17th after the name in parentheses); None while it has not started.
+    let nice = |name: &str| -> Option<i64> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
+        tasks.map(|task| task.unwrap().path()).find_map(|task| {
+            let comm = std::fs::read_to_string(task.join("comm")).ok()?;
+            let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+            let after_name = stat.rsplit_once(')')?.1;
+            (comm.trim() == name).then(|| after_name.split_whitespace().nth(16)?.parse().ok())?
+        })
+    };
+    // Both start after the server says it listens, and lower their priority first thing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while nice("pruner").is_none_or(|n| n < 10) || nice("hashing-0").is_none_or(|n| n < 10) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pruner kept its priority: {:?}",
+            nice("pruner")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(nice("pruner"), nice("hashing-0"));
+}
+
 /// Issue 25: `db prune` drops what the retention drops, and keeps the user's newest password
 /// change and deactivation however old; `db vacuum` then gives the space back while the
 /// server runs.

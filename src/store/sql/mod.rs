@@ -403,6 +403,14 @@ pub trait Backend {
     /// As [`Backend::write`], synced to disk before it returns: for what a client or an
     /// operator relies on (keys, passwords, user and realm changes).
     fn durably<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T>;
+    /// After a bulk write (a pruning's batch), outside any transaction: hands what it wrote
+    /// to the database file now, without waiting for anyone, so that the commit of a request
+    /// that comes next does not do it (SQLite's WAL checkpoint: the commit that finds the
+    /// journal past 1,000 pages copies them back and syncs, and a batch writes most of
+    /// them). Nothing where the engine does it apart (PostgreSQL).
+    fn settle(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// The realm rows this handle remembers between requests
     /// ([`realm_cache`](super::realm_cache)).
     fn realm_cache(&self) -> &Mutex<RealmCache>;

@@ -151,14 +151,7 @@ mod tests {
     fn an_incremental_vacuum_gives_deleted_rows_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Sqlite::open(&dir.path().join("db")).unwrap();
-        store
-            .conn
-            .execute_batch(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
-                 INSERT INTO audit_log (at, event, detail) SELECT i, 'login_success', hex(randomblob(100)) FROM n;
-                 PRAGMA wal_checkpoint(TRUNCATE);",
-            )
-            .unwrap();
+        super::super::tests::old_audit_rows(&store, 20_000, 100);
         let full = store.size_on_disk().unwrap();
         store.conn.execute_batch("DELETE FROM audit_log").unwrap();
         assert_eq!(

@@ -17,7 +17,8 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
@@ -31,6 +32,11 @@ use conn::SqliteConn;
 /// How long a statement waits for another connection's write lock before the database
 /// counts as unavailable (wire.md §3.6 answers within 5 s).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// How often a statement waiting for the write lock tries again. SQLite's own busy timeout
+/// sleeps in growing steps up to 100 ms, so a login that met a pruning batch holding the
+/// lock for 5 ms could sleep 100 ms more (issue 25: no login delayed past 50 ms).
+const BUSY_POLL: Duration = Duration::from_millis(1);
 
 /// Room for every statement of the tables, so none is prepared twice.
 const STATEMENT_CACHE: usize = 64;
@@ -83,8 +89,16 @@ impl Sqlite {
     }
 
     fn connect(path: &Path) -> StoreResult<Sqlite> {
-        let conn = Connection::open(path).map_err(|e| cannot_open(path, &e.to_string()))?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mut conn = Connection::open(path).map_err(|e| cannot_open(path, &e.to_string()))?;
+        let mut waiting_since = Instant::now();
+        conn.busy_handler(Some(move |tries: i32| {
+            if tries == 0 {
+                waiting_since = Instant::now();
+            }
+            keep_waiting(waiting_since.elapsed())
+                .map(thread::sleep)
+                .is_some()
+        }))?;
         // Before the first table of a new database, so that `db vacuum` can give space back
         // in small steps while the server runs; no change to an existing one.
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
@@ -151,6 +165,12 @@ impl Sqlite {
     }
 }
 
+/// The busy handler's choice after `waited` for another connection's lock: how long to
+/// sleep before the next try, or `None` (give up) once [`BUSY_TIMEOUT`] has passed.
+fn keep_waiting(waited: Duration) -> Option<Duration> {
+    (waited < BUSY_TIMEOUT).then_some(BUSY_POLL)
+}
+
 /// Creates the database file, empty and readable by its owner only, unless it exists.
 ///
 /// Closing any descriptor of a file drops every POSIX lock the process holds on it, the
@@ -190,6 +210,13 @@ impl Backend for Sqlite {
 
     fn durably<T>(&self, f: impl FnOnce(&mut dyn Conn) -> StoreResult<T>) -> StoreResult<T> {
         self.synced(|conn| f(&mut SqliteConn(conn)))
+    }
+
+    fn settle(&self) -> StoreResult<()> {
+        // PASSIVE: copies what no reader still needs, takes no lock a login waits for.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn realm_cache(&self) -> &Mutex<RealmCache> {
@@ -247,6 +274,83 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         drop(Sqlite::open(&path).unwrap());
         assert!(Sqlite::open_existing(&path).is_ok());
+    }
+
+    /// Issue 25: a statement waiting for the write lock tries again every millisecond until
+    /// the busy timeout, where SQLite's own handler slept up to 100 ms between two tries.
+    #[test]
+    fn a_waiting_statement_polls_until_the_busy_timeout() {
+        for waited in [0, 1, 50, 1000, 3999] {
+            assert_eq!(
+                keep_waiting(Duration::from_millis(waited)),
+                Some(Duration::from_millis(1))
+            );
+        }
+        assert_eq!(keep_waiting(BUSY_TIMEOUT), None);
+        assert_eq!(keep_waiting(Duration::from_secs(60)), None);
+    }
+
+    /// A write that meets another connection's write lock waits for it, and goes on once
+    /// it is released.
+    #[test]
+    fn a_write_waits_for_another_connections_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Sqlite::open_for_requests(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        thread::scope(|s| {
+            let release = s.spawn(move || {
+                thread::sleep(Duration::from_millis(30));
+                other.execute_batch("COMMIT").unwrap();
+            });
+            store
+                .immediate(|c| Ok(c.execute_batch("CREATE TABLE t (a)")?))
+                .unwrap();
+            release.join().unwrap();
+        });
+    }
+
+    /// Writes `rows` audit rows at times 1, 2, 3... (with `detail` random bytes each, in
+    /// hex), then empties the WAL into the database file.
+    pub(super) fn old_audit_rows(store: &Sqlite, rows: u32, detail: u32) {
+        store
+            .conn
+            .execute_batch(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+                 INSERT INTO audit_log (at, event, detail)
+                     SELECT i, 'login_success', hex(randomblob({detail})) FROM n;
+                 PRAGMA wal_checkpoint(TRUNCATE);"
+            ))
+            .unwrap();
+    }
+
+    /// Issue 25: a pruning's batch leaves nothing in the WAL for the next commit (a
+    /// login's) to copy into the database and sync: the pruner checkpoints it itself.
+    #[test]
+    fn a_pruning_batch_leaves_the_wal_checkpointed() {
+        use crate::store::{AuditRetention, Pruning};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Sqlite::open_for_requests(&path).unwrap();
+        old_audit_rows(&store, 2000, 50);
+        // The WAL index: the frames written (the header's mxFrame), and how many of them
+        // are in the database file (the checkpoint's nBackfill).
+        let frames = || {
+            let shm = std::fs::read(dir.path().join("db-shm")).unwrap();
+            let word = |at: usize| u32::from_ne_bytes(shm[at..at + 4].try_into().unwrap());
+            (word(16), word(96))
+        };
+        assert_eq!(frames(), (0, 0));
+        let retention = AuditRetention {
+            before: 1e9,
+            keep_newest: &[],
+        };
+        let batch = store.prune_audit(&retention, f64::MIN).unwrap();
+        assert!(batch.deleted > 0 && batch.next.is_some());
+        let (written, copied) = frames();
+        assert!(written > 0, "the batch wrote to the WAL");
+        assert_eq!(copied, written, "and the pruner copied it all back");
     }
 
     #[test]
