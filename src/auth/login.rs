@@ -438,7 +438,11 @@ impl Login<'_> {
             user_id: None,
         }))
     }
+}
 
+/// A verified login's way to its end: deferred while a second factor is awaited, resumed,
+/// and finished.
+impl Login<'_> {
     /// The password was right and a second factor is still to come: the address
     /// reservation is given back (a right password is no failure), nothing else is done.
     pub fn defer(&self, mut verified: Verified) -> Verified {
