@@ -27,9 +27,6 @@ pub fn init(format: LogFormat) {
     let journal = stderr_is_journal();
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    // The lines carry no colours, so there is nothing for env_logger to strip: without
-    // this it scans every byte of every line written to a pipe or a file for escapes.
-    builder.write_style(env_logger::WriteStyle::Always);
     builder.format(move |buf, record| {
         // Logged values come from clients (a path with a bare LF, say): escaped, so that one
         // record is one line and no terminal sequence reaches the operator.
