@@ -4,6 +4,8 @@
 //! into U+FFFD, because lossy decoding lets different byte strings collide into one password.
 //! A malformed multipart body counts as having no fields (wire.md §3.4).
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode;
 
 use crate::error::ApiError;
@@ -110,11 +112,15 @@ type RawPair = (Vec<u8>, Vec<u8>);
 /// `parse_qsl` does. `+` is a space and `%XX` a byte; malformed escapes stay literal.
 pub fn split_urlencoded(input: &[u8]) -> Vec<RawPair> {
     let decode = |s: &[u8]| -> Vec<u8> {
-        let spaced: Vec<u8> = s
-            .iter()
-            .map(|&b| if b == b'+' { b' ' } else { b })
-            .collect();
-        percent_decode(&spaced).collect()
+        // Spaces before escapes, so that `%2B` stays a plus; decoding only shortens.
+        let spaced: Cow<'_, [u8]> = if s.contains(&b'+') {
+            Cow::Owned(s.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect())
+        } else {
+            Cow::Borrowed(s)
+        };
+        let mut decoded = Vec::with_capacity(s.len());
+        decoded.extend(percent_decode(&spaced));
+        decoded
     };
     input
         .split(|&b| b == b'&')
