@@ -230,11 +230,13 @@ impl ApiConfig {
 
 impl Handler for Api {
     fn handle(&mut self, request: &Request) -> Response {
+        self.store.begin_request();
         let route = self.config.route(&request.path);
         self.answer(request, route)
     }
 
     fn front(&mut self, request: &Request) -> Option<Response> {
+        self.store.begin_request();
         let route = self.config.route(&request.path);
         let Some(costly) = route.filter(|r| r.costly.contains(&request.method.as_str())) else {
             return Some(self.answer(request, route));

@@ -85,7 +85,9 @@ impl RealmCache {
 
 /// The realm version: one indexed read, at each use of the cache.
 pub fn version<B: Backend>(backend: &B) -> StoreResult<i64> {
-    backend.read(|conn: &mut dyn Conn| Ok(conn.one(&VERSION, &[], |r| r.int(0))?))
+    backend.cached_realm_version(&mut || {
+        backend.read(|conn: &mut dyn Conn| Ok(conn.one(&VERSION, &[], |r| r.int(0))?))
+    })
 }
 
 /// The realm for `key`, remembered under `version` (read by [`version`], or by the request's

@@ -51,6 +51,8 @@ impl Maintenance for Postgres {
         false
     }
 
+    fn begin_request(&self) {}
+
     fn size_on_disk(&self) -> StoreResult<u64> {
         let size: i64 = self
             .conn()?

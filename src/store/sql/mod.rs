@@ -414,6 +414,14 @@ pub trait Backend {
     /// The realm rows this handle remembers between requests
     /// ([`realm_cache`](super::realm_cache)).
     fn realm_cache(&self) -> &Mutex<RealmCache>;
+    /// The realm version as `read` reads it, or as remembered while the database is
+    /// unchanged.
+    fn cached_realm_version(
+        &self,
+        read: &mut dyn FnMut() -> StoreResult<i64>,
+    ) -> StoreResult<i64> {
+        read()
+    }
     /// A bucket's newest events as `read` reads them, or as remembered while the database
     /// is unchanged (newest first, within the window at `now`).
     fn cached_events(

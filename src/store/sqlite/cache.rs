@@ -1,11 +1,15 @@
 //! What a connection remembers between requests besides realm rows (kept on both engines by
-//! [`realm_cache`](crate::store::realm_cache)): rate-limit buckets as it last read them, so
-//! that a refused login costs one pragma instead of queries.
+//! [`realm_cache`](crate::store::realm_cache)): rate-limit buckets as it last read them, and
+//! the realm version, so that a refused login costs one pragma instead of queries.
 //!
 //! The entries hold while the database is unchanged, which SQLite tells cheaply:
 //! `PRAGMA data_version` changes when any other connection commits (another worker, the
 //! pruner, an admin command in another process), and `total_changes` when this one writes.
 //! Either drops every entry, so a change applies to the very next request (wire.md §2).
+//! Within one request ([`Cache::begin_request`]) the pragma is read once, at the first use:
+//! a change committed before the request began is seen, and one committed while it runs
+//! may be seen or not, as if it had come a moment later. Each pragma is a statement, and
+//! each statement takes and releases SQLite's read lock: two system calls.
 //! Nothing is cached inside a transaction: those read the database itself.
 
 use std::collections::HashMap;
@@ -21,7 +25,22 @@ const MAX_ENTRIES: usize = 1024;
 pub(super) struct Cache {
     /// `(data_version, total_changes)` when the entries were read.
     seen: Option<(i64, u64)>,
+    look: Look,
+    /// The realm version as read while the database was as `seen`.
+    realm_version: Option<i64>,
     buckets: HashMap<String, Events>,
+}
+
+/// When `PRAGMA data_version` is read.
+#[derive(Default, Clone, Copy, PartialEq)]
+enum Look {
+    /// At every use: outside requests (commands, the pruner, tests of the store).
+    #[default]
+    EveryUse,
+    /// At the next use, then not again in this request.
+    InRequest,
+    /// Read for this request already.
+    Looked,
 }
 
 /// A bucket's newest events, as `limits::recent` read them at `read_at` under `rule`.
@@ -32,28 +51,55 @@ struct Events {
 }
 
 impl Cache {
+    /// A request begins: the next use reads the pragma again, and the rest of the request
+    /// trusts what it read.
+    pub(super) fn begin_request(&mut self) {
+        self.look = Look::InRequest;
+    }
+
     /// Drops every entry if the database changed since they were read.
     pub(super) fn check(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let changes = conn.total_changes();
+        if self.look == Look::Looked && self.seen.is_some_and(|(_, seen)| seen == changes) {
+            return Ok(());
+        }
         let version = conn
             .prepare_cached("PRAGMA data_version")?
             .query_row([], |r| r.get(0))?;
-        let now = Some((version, conn.total_changes()));
+        if self.look == Look::InRequest {
+            self.look = Look::Looked;
+        }
+        let now = Some((version, changes));
         if self.seen != now {
-            *self = Cache {
-                seen: now,
-                ..Cache::default()
-            };
+            self.forget();
+            self.seen = now;
         }
         Ok(())
     }
 
+    fn forget(&mut self) {
+        self.realm_version = None;
+        self.buckets.clear();
+    }
+
     fn make_room(&mut self) {
         if self.buckets.len() >= MAX_ENTRIES {
-            *self = Cache {
-                seen: self.seen,
-                ..Cache::default()
-            };
+            self.buckets = HashMap::new();
         }
+    }
+
+    /// The realm version as `read` reads it, or as remembered while the database is
+    /// unchanged.
+    pub(super) fn realm_version(
+        &mut self,
+        read: &mut dyn FnMut() -> StoreResult<i64>,
+    ) -> StoreResult<i64> {
+        if let Some(version) = self.realm_version {
+            return Ok(version);
+        }
+        let version = read()?;
+        self.realm_version = Some(version);
+        Ok(version)
     }
 
     /// The bucket's newest events within its window at `now`, newest first. An entry read
@@ -95,8 +141,8 @@ impl Cache {
 mod tests {
     use crate::store::sqlite::Sqlite;
     use crate::store::{
-        Admission, Attempt, AuditEntry, AuditEvent, Bucket, Limits, NewUser, RealmChanges, Realms,
-        Role, Rule, Users,
+        Admission, Attempt, AuditEntry, AuditEvent, Bucket, Limits, Maintenance, NewUser,
+        RealmChanges, Realms, Role, Rule, Users,
     };
 
     fn rename(store: &Sqlite, realm_id: i64, name: &str) {
@@ -106,6 +152,28 @@ mod tests {
         };
         let audit = AuditEntry::new(AuditEvent::RealmChanged, Some(realm_id), None);
         store.update_realm(realm_id, &changes, &audit).unwrap();
+    }
+
+    /// In a request the database is looked at once, at the first use: a change committed
+    /// before the request began is seen, one committed while it runs at the next request,
+    /// and the connection's own writes at once.
+    #[test]
+    fn a_request_looks_at_the_database_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (worker, admin) = (Sqlite::open(&path).unwrap(), Sqlite::open(&path).unwrap());
+        let name = |store: &Sqlite| store.realm_by_subdomain("").unwrap().unwrap().name;
+        let root = worker.realm_by_subdomain("").unwrap().unwrap();
+        rename(&admin, root.id, "Before");
+        worker.begin_request();
+        assert_eq!(name(&worker), "Before");
+        rename(&admin, root.id, "During");
+        assert_eq!(name(&worker), "Before");
+        worker.begin_request();
+        assert_eq!(name(&worker), "During");
+        rename(&worker, root.id, "Own");
+        assert_eq!(name(&worker), "Own");
+        assert_eq!(worker.realm_by_id(root.id).unwrap().unwrap().name, "Own");
     }
 
     #[test]

@@ -62,6 +62,10 @@ impl Maintenance for Sqlite {
         true
     }
 
+    fn begin_request(&self) {
+        self.cache.borrow_mut().begin_request();
+    }
+
     fn size_on_disk(&self) -> StoreResult<u64> {
         let pages: i64 = self
             .conn
