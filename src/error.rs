@@ -281,10 +281,14 @@ impl ApiError {
             code: self.code,
             retry_after: self.retry_after,
         };
+        // Room for the longest message without growing.
+        let mut bytes = Vec::with_capacity(256);
         // Strings and a float (serde_json writes a non-finite one as null): cannot fail.
-        let mut body = serde_json::to_vec(&body).unwrap_or_default();
-        body.push(b'\n');
-        body
+        if serde_json::to_writer(&mut bytes, &body).is_err() {
+            bytes.clear();
+        }
+        bytes.push(b'\n');
+        bytes
     }
 }
 

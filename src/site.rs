@@ -109,7 +109,7 @@ pub fn normalize_host(host: &str) -> Option<String> {
             let valid = (1..=5).contains(&port.len())
                 && port.bytes().all(|b| b.is_ascii_digit())
                 && port.parse::<u16>().is_ok_and(|p| p != 0);
-            valid.then(|| format!("{name}:{port}"))
+            valid.then(|| [name, ":", port].concat())
         }
     }
 }
