@@ -114,7 +114,11 @@ pub fn split_urlencoded(input: &[u8]) -> Vec<RawPair> {
     let decode = |s: &[u8]| -> Vec<u8> {
         // Spaces before escapes, so that `%2B` stays a plus; decoding only shortens.
         let spaced: Cow<'_, [u8]> = if s.contains(&b'+') {
-            Cow::Owned(s.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect())
+            Cow::Owned(
+                s.iter()
+                    .map(|&b| if b == b'+' { b' ' } else { b })
+                    .collect(),
+            )
         } else {
             Cow::Borrowed(s)
         };

@@ -416,10 +416,7 @@ pub trait Backend {
     fn realm_cache(&self) -> &Mutex<RealmCache>;
     /// The realm version as `read` reads it, or as remembered while the database is
     /// unchanged.
-    fn cached_realm_version(
-        &self,
-        read: &mut dyn FnMut() -> StoreResult<i64>,
-    ) -> StoreResult<i64> {
+    fn cached_realm_version(&self, read: &mut dyn FnMut() -> StoreResult<i64>) -> StoreResult<i64> {
         read()
     }
     /// A bucket's newest events as `read` reads them, or as remembered while the database

@@ -154,15 +154,24 @@ mod tests {
         store.update_realm(realm_id, &changes, &audit).unwrap();
     }
 
+    /// A request thread's connection and an admin's, to one new database.
+    fn two_connections() -> (tempfile::TempDir, Sqlite, Sqlite) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (worker, admin) = (Sqlite::open(&path).unwrap(), Sqlite::open(&path).unwrap());
+        (dir, worker, admin)
+    }
+
+    fn name(store: &Sqlite) -> String {
+        store.realm_by_subdomain("").unwrap().unwrap().name
+    }
+
     /// In a request the database is looked at once, at the first use: a change committed
     /// before the request began is seen, one committed while it runs at the next request,
     /// and the connection's own writes at once.
     #[test]
     fn a_request_looks_at_the_database_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let (worker, admin) = (Sqlite::open(&path).unwrap(), Sqlite::open(&path).unwrap());
-        let name = |store: &Sqlite| store.realm_by_subdomain("").unwrap().unwrap().name;
+        let (_dir, worker, admin) = two_connections();
         let root = worker.realm_by_subdomain("").unwrap().unwrap();
         rename(&admin, root.id, "Before");
         worker.begin_request();
@@ -178,10 +187,7 @@ mod tests {
 
     #[test]
     fn a_change_by_any_connection_is_seen_at_the_next_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let (worker, admin) = (Sqlite::open(&path).unwrap(), Sqlite::open(&path).unwrap());
-        let name = |store: &Sqlite| store.realm_by_subdomain("").unwrap().unwrap().name;
+        let (_dir, worker, admin) = two_connections();
         let root = worker.realm_by_subdomain("").unwrap().unwrap();
         rename(&admin, root.id, "Renamed");
         assert_eq!(name(&worker), "Renamed");

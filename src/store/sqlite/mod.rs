@@ -223,10 +223,7 @@ impl Backend for Sqlite {
         &self.realms
     }
 
-    fn cached_realm_version(
-        &self,
-        read: &mut dyn FnMut() -> StoreResult<i64>,
-    ) -> StoreResult<i64> {
+    fn cached_realm_version(&self, read: &mut dyn FnMut() -> StoreResult<i64>) -> StoreResult<i64> {
         self.cache()?.realm_version(read)
     }
 
