@@ -158,7 +158,9 @@ impl RateLimits {
 
     /// Step 5 at a look, without a write: the refusal [`RateLimits::admit`] would give now,
     /// as it gives it (from a read of the full bucket); `None` when both buckets have room,
-    /// which only `admit` decides for good.
+    /// which only `admit` decides for good, and while places are owed: giving them back is
+    /// a write, which waits for the write lock (`admit` does it), and may empty a bucket
+    /// that reads full.
     pub fn refusal(
         &self,
         store: &dyn Limits,
@@ -166,7 +168,13 @@ impl RateLimits {
         client: Option<IpAddr>,
         now: f64,
     ) -> StoreResult<Option<Gate>> {
-        settle_owed(store, self.per_address.map(|rule| rule.window), now);
+        if !OWED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+        {
+            return Ok(None);
+        }
         let full = store.full_bucket(&self.attempt(username, client, now))?;
         Ok(full.map(|admission| self.gate(admission, now)))
     }
@@ -308,6 +316,61 @@ mod tests {
                 quota: None,
                 reservation: None
             }
+        );
+    }
+
+    /// A store whose write lock is held (by an operator's `sqlite3`, say): every write fails,
+    /// as after its busy timeout; reads answer that the address bucket is full.
+    struct Locked {
+        releases: std::cell::Cell<u32>,
+    }
+
+    impl Limits for Locked {
+        fn admit(&self, _: &Attempt) -> StoreResult<Admission> {
+            Err(crate::store::StoreError::Unavailable("locked".into()))
+        }
+        fn full_bucket(&self, _: &Attempt) -> StoreResult<Option<Admission>> {
+            Ok(Some(Admission::AddressFull { retry_after: 1.0 }))
+        }
+        fn count_if_room(&self, _: &[Bucket], _: f64) -> StoreResult<Option<f64>> {
+            Err(crate::store::StoreError::Unavailable("locked".into()))
+        }
+        fn release(&self, _: Reservation) -> StoreResult<()> {
+            self.releases.set(self.releases.get() + 1);
+            Err(crate::store::StoreError::Unavailable("locked".into()))
+        }
+        fn clear_bucket(&self, _: &str, _: &crate::store::AuditEntry) -> StoreResult<()> {
+            Err(crate::store::StoreError::Unavailable("locked".into()))
+        }
+    }
+
+    /// The look of a front thread writes nothing, not even the places owed since the store
+    /// last refused a write: each would wait out the busy timeout on the front thread while
+    /// the lock is held. With places owed it passes the attempt on, since giving them back
+    /// may empty the bucket it reads full; `admit`, on a hashing thread, gives them back.
+    #[test]
+    fn a_look_gives_back_no_owed_place() {
+        let store = Locked {
+            releases: std::cell::Cell::new(0),
+        };
+        let limits = RateLimits {
+            per_username: None,
+            per_address: Some(Rule {
+                limit: 1,
+                window: 1800.0,
+            }),
+        };
+        give_back(&store, Reservation(7));
+        let looked = limits.refusal(&store, "iago", None, clock::now()).unwrap();
+        assert_eq!(store.releases.get(), 1, "tried once, by give_back alone");
+        // Other tests may settle the owed place meanwhile: then the full bucket refuses.
+        assert!(
+            looked.is_none()
+                || OWED
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_empty(),
+            "{looked:?}"
         );
     }
 

@@ -1334,6 +1334,20 @@ fn audit_pruning_keeps_each_users_newest_row_of_the_kept_events() {
         assert_eq!(prune_audit(store, &retention), 1);
         assert_eq!(prune_audit(store, &retention), 0);
         assert_eq!(old(store)[0], (20.0, "user_deactivated".into(), iago_email));
+        // A deleted user is nobody: their newest rows go like the others (README).
+        let deleted = AuditEntry::new(AuditEvent::UserDeleted, Some(root.id), Some(othello));
+        store
+            .delete_user(othello, "user:othello@example.com", &deleted)
+            .unwrap();
+        assert_eq!(prune_audit(store, &retention), 1);
+        assert_eq!(
+            old(store),
+            [
+                (20.0, "user_deactivated".into(), "Iago@Example.com".into()),
+                (100.0, "password_changed".into(), "Iago@Example.com".into()),
+                (200.0, "login_success".into(), String::new()),
+            ]
+        );
     });
 }
 

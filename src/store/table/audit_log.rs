@@ -70,11 +70,13 @@ pub(super) static PRUNE_WINDOW: Sql = Sql::new(
 pub(super) static PRUNE: Sql = Sql::dialects(
     "DELETE FROM audit_log WHERE at > $1 AND at <= $2 AND NOT (
          user_id IS NOT NULL AND instr($3, ',' || event || ',') > 0
+         AND EXISTS (SELECT 1 FROM \"user\" u WHERE u.id = audit_log.user_id)
          AND NOT EXISTS (SELECT 1 FROM audit_log b
                          WHERE b.user_id = audit_log.user_id AND b.event = audit_log.event
                            AND (b.at > audit_log.at OR (b.at = audit_log.at AND b.id > audit_log.id))))",
     "DELETE FROM audit_log WHERE at > $1 AND at <= $2 AND NOT (
          user_id IS NOT NULL AND strpos($3, ',' || event || ',') > 0
+         AND EXISTS (SELECT 1 FROM \"user\" u WHERE u.id = audit_log.user_id)
          AND NOT EXISTS (SELECT 1 FROM audit_log b
                          WHERE b.user_id = audit_log.user_id AND b.event = audit_log.event
                            AND (b.at > audit_log.at OR (b.at = audit_log.at AND b.id > audit_log.id))))",
