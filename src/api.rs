@@ -1068,7 +1068,7 @@ fn never_cache(response: Response) -> Response {
             "Cache-Control",
             "max-age=0, no-cache, no-store, must-revalidate, private",
         )
-        .header("Expires", clock::http_date(SystemTime::now()))
+        .header("Expires", httpdate::fmt_http_date(SystemTime::now()))
 }
 
 /// Django's 405: JSON in a `text/html` response without a trailing newline (wire.md §3.2).

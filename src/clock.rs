@@ -1,6 +1,6 @@
 //! Wall-clock time as the server needs it: epoch seconds for rate limits and the audit
-//! trail, the two text forms it writes (HTTP dates, ISO 8601), and the one form of
-//! duration it reads (`90s`, `30m`, `12h`, `7d`), without a date crate.
+//! trail, the ISO 8601 form it writes and reads, and the one form of duration it reads
+//! (`90s`, `30m`, `12h`, `7d`), without a date crate. (HTTP dates come from `httpdate`.)
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +19,6 @@ struct Civil {
     hour: u64,
     minute: u64,
     second: u64,
-    /// 0 is Thursday, as 1970-01-01 was.
-    weekday_from_thursday: u64,
 }
 
 fn civil(epoch_seconds: u64) -> Civil {
@@ -40,31 +38,7 @@ fn civil(epoch_seconds: u64) -> Civil {
         hour: rem / 3600,
         minute: rem % 3600 / 60,
         second: rem % 60,
-        weekday_from_thursday: days % 7,
     }
-}
-
-fn whole_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT`, for `Expires`.
-pub fn http_date(time: SystemTime) -> String {
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let c = civil(whole_seconds(time));
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[c.weekday_from_thursday as usize],
-        c.day,
-        MONTHS[(c.month - 1) as usize],
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    )
 }
 
 /// `2026-11-28T13:40:00Z` for epoch seconds.
@@ -146,15 +120,6 @@ mod tests {
         for bad in ["", "d", "7", "7w", "-1s", "+1s", "1.5h", " 1s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn http_dates() {
-        let at = |secs| http_date(UNIX_EPOCH + Duration::from_secs(secs));
-        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(at(1_795_878_000), "Sat, 28 Nov 2026 15:00:00 GMT");
     }
 
     #[test]

@@ -190,7 +190,16 @@ fn users_me_with_basic_auth() {
         r.header("cache-control"),
         Some("max-age=0, no-cache, no-store, must-revalidate, private")
     );
-    assert!(r.header("expires").unwrap().ends_with(" GMT"));
+    // Now, as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), as Django writes it.
+    let expires = r.header("expires").unwrap();
+    let at = httpdate::parse_http_date(expires).unwrap();
+    let off = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_else(|e| e.duration());
+    assert!(
+        off.as_secs() < 60 && httpdate::fmt_http_date(at) == expires,
+        "{expires}"
+    );
     let head = server.send(
         "HEAD",
         "/api/v1/users/me",
