@@ -8,7 +8,9 @@
 //! command in another process, `db copy`, an operator's SQL). Each use reads the version
 //! first, one indexed read, and a different version drops every row, so a change applies to
 //! the very next request on every instance (wire.md §2). `LISTEN`/`NOTIFY` could not promise
-//! that: it is asynchronous.
+//! that: it is asynchronous. SQLite remembers the version itself while nothing at all was
+//! committed, which its per-request look at `PRAGMA data_version` tells
+//! ([`Backend::cached_realm_version`]).
 //!
 //! SQLite keeps one cache per connection (one per thread), PostgreSQL one per instance,
 //! shared by its threads ([`Target`](super::postgres::Target)). Nothing is cached inside a
