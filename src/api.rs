@@ -230,20 +230,22 @@ impl ApiConfig {
 
 impl Handler for Api {
     fn handle(&mut self, request: &Request) -> Response {
-        self.store.begin_request();
-        let route = self.config.route(&request.path);
-        self.answer(request, route)
+        self.in_request(|api| {
+            let route = api.config.route(&request.path);
+            api.answer(request, route)
+        })
     }
 
     fn front(&mut self, request: &Request) -> Option<Response> {
-        self.store.begin_request();
-        let route = self.config.route(&request.path);
-        let Some(costly) = route.filter(|r| r.costly.contains(&request.method.as_str())) else {
-            return Some(self.answer(request, route));
-        };
-        let mut log = self.log_context(request, costly);
-        let answered = (costly.early?)(self, request, &mut log).transpose()?;
-        Some(finished(costly, answered, log))
+        self.in_request(|api| {
+            let route = api.config.route(&request.path);
+            let Some(costly) = route.filter(|r| r.costly.contains(&request.method.as_str())) else {
+                return Some(api.answer(request, route));
+            };
+            let mut log = api.log_context(request, costly);
+            let answered = (costly.early?)(api, request, &mut log).transpose()?;
+            Some(finished(costly, answered, log))
+        })
     }
 
     /// A browser gets a plain page, with the error's headers (its `Retry-After`).
@@ -273,6 +275,15 @@ impl Handler for Api {
 
 /// Every answer of a route: what is left for the log, and the route's headers.
 impl Api {
+    /// A step of one request (the front's or the whole answer), with the store's caches
+    /// checked once in it and at every use after it (wire.md §2).
+    fn in_request<T>(&mut self, step: impl FnOnce(&mut Api) -> T) -> T {
+        self.store.begin_request();
+        let result = step(self);
+        self.store.end_request();
+        result
+    }
+
     /// The whole answer of `route` (`None`: the 404 of a path not routed).
     fn answer(&mut self, request: &Request, route: Option<&'static Route>) -> Response {
         match route {

@@ -340,9 +340,12 @@ pub trait Maintenance {
     /// outage can hold a reader on: a front thread reads for a login only then.
     fn is_local(&self) -> bool;
     /// A request begins on this handle: what it remembers between requests is checked
-    /// against the database once in the request, at its first use (SQLite; PostgreSQL
-    /// checks at every use, one statement that the request needs anyway).
+    /// against the database at its first use in the request, and again only after the
+    /// handle's own writes (SQLite; PostgreSQL checks at every use, one statement that the
+    /// request needs anyway).
     fn begin_request(&self);
+    /// The request ended: from now on every use checks, as outside requests.
+    fn end_request(&self);
     /// Gives the space of deleted rows back. Without `full`, in steps that keep the write
     /// lock briefly, safe while the server runs; with `full`, a rewrite of the whole
     /// database that holds its locks until it ends (README, `db vacuum`).

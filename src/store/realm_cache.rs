@@ -5,12 +5,12 @@
 //! The rows hold while the realm version is unchanged: one row of `realm_version` (migration
 //! 12), which triggers bump in the transaction of any change to `realm` (migration 12) or
 //! `idp` (migration 13), whoever makes it (another worker, another instance, an admin
-//! command in another process, `db copy`, an operator's SQL). Each use reads the version
-//! first, one indexed read, and a different version drops every row, so a change applies to
-//! the very next request on every instance (wire.md §2). `LISTEN`/`NOTIFY` could not promise
-//! that: it is asynchronous. SQLite remembers the version itself while nothing at all was
-//! committed, which its per-request look at `PRAGMA data_version` tells
-//! ([`Backend::cached_realm_version`]).
+//! command in another process, `db copy`, an operator's SQL). Each use learns the version
+//! first, and a different version drops every row, so a change applies to the very next
+//! request on every instance (wire.md §2). On PostgreSQL that is one indexed read per use;
+//! SQLite remembers the version itself until anything at all is committed, which its look
+//! at `PRAGMA data_version` tells, once per request ([`Backend::cached_realm_version`]).
+//! `LISTEN`/`NOTIFY` could not promise the next request: it is asynchronous.
 //!
 //! SQLite keeps one cache per connection (one per thread), PostgreSQL one per instance,
 //! shared by its threads ([`Target`](super::postgres::Target)). Nothing is cached inside a
@@ -85,7 +85,8 @@ impl RealmCache {
     }
 }
 
-/// The realm version: one indexed read, at each use of the cache.
+/// The realm version, at each use of the cache: one indexed read, or on SQLite the one it
+/// remembers while nothing was committed.
 pub fn version<B: Backend>(backend: &B) -> StoreResult<i64> {
     backend.cached_realm_version(&mut || {
         backend.read(|conn: &mut dyn Conn| Ok(conn.one(&VERSION, &[], |r| r.int(0))?))

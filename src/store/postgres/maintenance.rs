@@ -53,6 +53,8 @@ impl Maintenance for Postgres {
 
     fn begin_request(&self) {}
 
+    fn end_request(&self) {}
+
     fn size_on_disk(&self) -> StoreResult<u64> {
         let size: i64 = self
             .conn()?

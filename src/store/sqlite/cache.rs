@@ -57,6 +57,11 @@ impl Cache {
         self.look = Look::InRequest;
     }
 
+    /// The request ended: every use reads the pragma again.
+    pub(super) fn end_request(&mut self) {
+        self.look = Look::EveryUse;
+    }
+
     /// Drops every entry if the database changed since they were read.
     pub(super) fn check(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         let changes = conn.total_changes();
@@ -168,7 +173,7 @@ mod tests {
 
     /// In a request the database is looked at once, at the first use: a change committed
     /// before the request began is seen, one committed while it runs at the next request,
-    /// and the connection's own writes at once.
+    /// and the connection's own writes at once. After the request, at every use.
     #[test]
     fn a_request_looks_at_the_database_once() {
         let (_dir, worker, admin) = two_connections();
@@ -183,6 +188,10 @@ mod tests {
         rename(&worker, root.id, "Own");
         assert_eq!(name(&worker), "Own");
         assert_eq!(worker.realm_by_id(root.id).unwrap().unwrap().name, "Own");
+        // After the request, every use looks again.
+        worker.end_request();
+        rename(&admin, root.id, "After");
+        assert_eq!(name(&worker), "After");
     }
 
     #[test]

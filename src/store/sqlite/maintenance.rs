@@ -66,6 +66,10 @@ impl Maintenance for Sqlite {
         self.cache.borrow_mut().begin_request();
     }
 
+    fn end_request(&self) {
+        self.cache.borrow_mut().end_request();
+    }
+
     fn size_on_disk(&self) -> StoreResult<u64> {
         let pages: i64 = self
             .conn

@@ -3,7 +3,8 @@
 //! connection ([`conn`]) as a [`Backend`]: reads on their own, writes in immediate
 //! (write-locking) transactions, synced ones for what a client relies on. Realm rows and
 //! rate-limit buckets are cached per connection, realm rows while the realm version holds
-//! ([`realm_cache`](super::realm_cache)), buckets until the database changes ([`cache`]).
+//! ([`realm_cache`](super::realm_cache)), buckets and the realm version itself until the
+//! database changes ([`cache`], looked at once per request).
 
 mod cache;
 mod conn;
@@ -149,19 +150,25 @@ impl Sqlite {
     /// Runs `f` in an immediate (write-locking) transaction, so a read-then-write such as
     /// the rate limiter's is atomic across workers and processes.
     fn immediate<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        if !self.conn.is_autocommit() {
-            // A panic unwound through an earlier transaction: drop what it left.
-            self.conn.execute_batch("ROLLBACK")?;
-        }
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = f(&self.conn).and_then(|value| {
-            self.conn.execute_batch("COMMIT")?;
-            Ok(value)
-        });
-        if result.is_err() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        let mut open = Uncommitted(Some(&self.conn));
+        let value = f(&self.conn)?;
+        self.conn.execute_batch("COMMIT")?;
+        open.0 = None;
+        Ok(value)
+    }
+}
+
+/// A transaction rolled back when this is dropped before its commit: after an error, and
+/// while a panic unwinds through it, so that no request leaves the write lock held (every
+/// other writer would wait out its busy timeout) or reads what was never committed.
+struct Uncommitted<'a>(Option<&'a Connection>);
+
+impl Drop for Uncommitted<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0 {
+            let _ = conn.execute_batch("ROLLBACK");
         }
-        result
     }
 }
 
@@ -243,6 +250,38 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use crate::store::{Maintenance, Realms};
+
+    /// A bug that panics in a write gives the write lock back at once: another connection
+    /// writes without waiting, and nothing of the transaction stays.
+    #[test]
+    fn a_panic_in_a_transaction_rolls_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let (store, other) = (Sqlite::open(&path).unwrap(), Sqlite::open(&path).unwrap());
+        static CREATE: crate::store::sql::Sql =
+            crate::store::sql::Sql::new("CREATE TABLE left (x)");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.write(|conn| -> StoreResult<()> {
+                conn.execute(&CREATE, &[])?;
+                panic!("a bug")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert!(store.conn.is_autocommit());
+        other
+            .conn
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+            .unwrap();
+        let left: i64 = other
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'left'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
+    }
 
     #[test]
     fn new_database_has_the_root_realm_and_reopens_cleanly() {
