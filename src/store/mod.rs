@@ -341,8 +341,7 @@ pub trait Maintenance {
     fn is_local(&self) -> bool;
     /// A request begins on this handle: what it remembers between requests is checked
     /// against the database at its first use in the request, and again only after the
-    /// handle's own writes (SQLite; PostgreSQL checks at every use, one statement that the
-    /// request needs anyway).
+    /// handle's own writes (SQLite's `PRAGMA data_version`, PostgreSQL's realm version).
     fn begin_request(&self);
     /// The request ended: from now on every use checks, as outside requests.
     fn end_request(&self);

@@ -7,9 +7,10 @@
 //! `idp` (migration 13), whoever makes it (another worker, another instance, an admin
 //! command in another process, `db copy`, an operator's SQL). Each use learns the version
 //! first, and a different version drops every row, so a change applies to the very next
-//! request on every instance (wire.md §2). On PostgreSQL that is one indexed read per use;
-//! SQLite remembers the version itself until anything at all is committed, which its look
-//! at `PRAGMA data_version` tells, once per request ([`Backend::cached_realm_version`]).
+//! request on every instance (wire.md §2). On PostgreSQL that is one indexed read per
+//! request; SQLite remembers the version itself until anything at all is committed, which
+//! its look at `PRAGMA data_version` tells, once per request
+//! ([`Backend::cached_realm_version`]).
 //! `LISTEN`/`NOTIFY` could not promise the next request: it is asynchronous.
 //!
 //! SQLite keeps one cache per connection (one per thread), PostgreSQL one per instance,
@@ -85,8 +86,8 @@ impl RealmCache {
     }
 }
 
-/// The realm version, at each use of the cache: one indexed read, or on SQLite the one it
-/// remembers while nothing was committed.
+/// The realm version, at each use of the cache: one indexed read (on PostgreSQL, once per
+/// request), or on SQLite the one it remembers while nothing was committed.
 pub fn version<B: Backend>(backend: &B) -> StoreResult<i64> {
     backend.cached_realm_version(&mut || {
         backend.read(|conn: &mut dyn Conn| Ok(conn.one(&VERSION, &[], |r| r.int(0))?))

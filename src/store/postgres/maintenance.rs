@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{Postgres, migrate};
+use super::{Look, Postgres, migrate};
 use crate::store::sqlite::Sqlite;
 use crate::store::{Maintenance, StoreError, StoreResult, copy};
 
@@ -51,9 +51,13 @@ impl Maintenance for Postgres {
         false
     }
 
-    fn begin_request(&self) {}
+    fn begin_request(&self) {
+        self.look.set(Look::InRequest(None));
+    }
 
-    fn end_request(&self) {}
+    fn end_request(&self) {
+        self.look.set(Look::EveryUse);
+    }
 
     fn size_on_disk(&self) -> StoreResult<u64> {
         let size: i64 = self

@@ -21,6 +21,7 @@ pub mod target;
 
 use self::pool::{Manager, Pool};
 pub use self::target::Target;
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 
 use super::realm_cache::RealmCache;
@@ -51,6 +52,17 @@ const NO_TIMEOUTS: &str =
 pub struct Postgres {
     pool: Pool,
     realms: Arc<Mutex<RealmCache>>,
+    look: Cell<Look>,
+}
+
+/// When the realm version is read (wire.md §2).
+#[derive(Clone, Copy)]
+enum Look {
+    /// At every use: outside requests (commands, the pruner).
+    EveryUse,
+    /// Once per request, at its first use, and again after each of this handle's writes:
+    /// what was read for this request, if anything yet.
+    InRequest(Option<i64>),
 }
 
 impl Postgres {
@@ -72,6 +84,7 @@ impl Postgres {
         Postgres {
             pool: target.pool(),
             realms: target.realms(),
+            look: Cell::new(Look::EveryUse),
         }
     }
 
@@ -88,15 +101,41 @@ impl Backend for Postgres {
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut dyn sql::Conn) -> StoreResult<T>) -> StoreResult<T> {
+        self.forget_version();
         self.conn()?.transaction(|db| f(db))
     }
 
     /// In a transaction whose commit is flushed to the WAL before it returns.
     fn durably<T>(&self, f: impl FnOnce(&mut dyn sql::Conn) -> StoreResult<T>) -> StoreResult<T> {
+        self.forget_version();
         self.conn()?.synced_transaction(|db| f(db))
     }
 
     fn realm_cache(&self) -> &Mutex<RealmCache> {
         &self.realms
+    }
+
+    /// One indexed read per request (issue 25): a page that reads its realm and then its
+    /// providers reads the version once.
+    fn cached_realm_version(&self, read: &mut dyn FnMut() -> StoreResult<i64>) -> StoreResult<i64> {
+        match self.look.get() {
+            Look::InRequest(Some(version)) => Ok(version),
+            Look::InRequest(None) => {
+                let version = read()?;
+                self.look.set(Look::InRequest(Some(version)));
+                Ok(version)
+            }
+            Look::EveryUse => read(),
+        }
+    }
+}
+
+impl Postgres {
+    /// A write of this handle may change the realm version: the request's next use reads
+    /// it again.
+    fn forget_version(&self) {
+        if let Look::InRequest(_) = self.look.get() {
+            self.look.set(Look::InRequest(None));
+        }
     }
 }
